@@ -1,0 +1,184 @@
+/*
+ * signals.c — every handler the program installs runs in a trampoline.
+ *
+ * sigaction, signal, bsd_signal, sysv_signal and sigset are interposed.
+ * The kernel is given the trampoline; the program's handler and flags are
+ * kept here and reported back as the old action, so the interposition is
+ * invisible.  The trampoline marks the thread as "in a handler" for the
+ * allocator (sigctx_enter/leave: the in_interrupt() of the design) and
+ * keeps errno as the interrupted code left it.
+ *
+ * The handler a signal will run is one 64-bit word per signal, so a signal
+ * that arrives while another thread replaces the handler sees either the
+ * old or the new one, whole.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define EXPORT __attribute__((visibility("default")))
+#define NSIGS 65
+
+extern int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+sighandler_t bsd_signal(int sig, sighandler_t h);
+sighandler_t sysv_signal(int sig, sighandler_t h);
+sighandler_t __sysv_signal(int sig, sighandler_t h);
+sighandler_t sigset(int sig, sighandler_t h);
+
+/* packed[sig]: the program's handler (or SIG_DFL 0 / SIG_IGN 1) in the low
+ * bits, plus the flags the trampoline needs. */
+#define PK_SIGINFO   (1ull << 63)
+#define PK_RESETHAND (1ull << 62)
+#define PK_ONSTACK   (1ull << 61)
+#define PK_HANDLER   ((1ull << 57) - 1)
+static uint64_t packed[NSIGS];
+static struct sigaction user_act[NSIGS];   /* as the program gave it; act_lock */
+static struct mp_lock act_lock;
+
+static void trampoline(int sig, siginfo_t *si, void *uc)
+{
+	uint64_t e = __atomic_load_n(&packed[sig], __ATOMIC_ACQUIRE);
+	uintptr_t h = (uintptr_t)(e & PK_HANDLER);
+	int saved_errno = errno;
+
+	sigctx_enter((uintptr_t)__builtin_frame_address(0), e & PK_ONSTACK);
+	if (e & PK_RESETHAND)   /* the kernel has reset its copy already */
+		__atomic_compare_exchange_n(&packed[sig], &e, 0, false, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED);
+	if (h > 1) {
+		if (e & PK_SIGINFO)
+			((void (*)(int, siginfo_t *, void *))h)(sig, si, uc);
+		else
+			((void (*)(int))h)(sig);
+	} else if (h == 0) {
+		/* SIG_DFL was installed while this signal was in flight: the
+		 * kernel has SIG_DFL now; deliver it again to get the default. */
+		raise(sig);
+	}
+	sigctx_leave();
+	errno = saved_errno;
+}
+
+static bool is_trampoline(const struct sigaction *k)
+{
+	return (k->sa_flags & SA_SIGINFO) && k->sa_sigaction == trampoline;
+}
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	if (sig <= 0 || sig >= NSIGS || sig == SIGKILL || sig == SIGSTOP)
+		return __sigaction(sig, act, old);
+
+	struct sigaction want, k, kold, prev_user;
+	sigset_t saved;
+	int rc;
+
+	if (act)
+		want = *act;          /* act and old may be the same object */
+	sigctx_block_all(&saved);
+	mp_lock(&act_lock);
+	uint64_t prev_packed = packed[sig];
+	prev_user = user_act[sig];
+	if (act) {
+		uintptr_t h = (want.sa_flags & SA_SIGINFO) ? (uintptr_t)want.sa_sigaction
+							   : (uintptr_t)want.sa_handler;
+		uint64_t e = h;
+		k = want;
+		if (h > 1) {
+			k.sa_sigaction = trampoline;
+			k.sa_flags |= SA_SIGINFO;
+			if (want.sa_flags & SA_SIGINFO)
+				e |= PK_SIGINFO;
+			if (want.sa_flags & SA_RESETHAND)
+				e |= PK_RESETHAND;
+			if (want.sa_flags & SA_ONSTACK)
+				e |= PK_ONSTACK;
+		}
+		user_act[sig] = want;
+		__atomic_store_n(&packed[sig], e, __ATOMIC_RELEASE);
+	}
+	rc = __sigaction(sig, act ? &k : NULL, &kold);
+	if (rc != 0 && act) {
+		__atomic_store_n(&packed[sig], prev_packed, __ATOMIC_RELEASE);
+		user_act[sig] = prev_user;
+	}
+	if (rc == 0 && old) {
+		if (is_trampoline(&kold)) {
+			*old = prev_user;
+			uintptr_t h = (uintptr_t)(prev_packed & PK_HANDLER);
+			if (prev_user.sa_flags & SA_SIGINFO)
+				old->sa_sigaction = (void (*)(int, siginfo_t *, void *))h;
+			else
+				old->sa_handler = (void (*)(int))h;
+		} else {
+			*old = kold;
+		}
+	}
+	mp_unlock(&act_lock);
+	sigctx_restore(&saved);
+	return rc;
+}
+
+static sighandler_t install(int sig, sighandler_t h, int flags, bool mask_self)
+{
+	struct sigaction sa, old;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = h;
+	sa.sa_flags = flags;
+	sigemptyset(&sa.sa_mask);
+	if (mask_self && sig > 0 && sig < NSIGS)
+		sigaddset(&sa.sa_mask, sig);
+	if (sigaction(sig, &sa, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+/* BSD semantics, as glibc's signal(): restart, the signal masked while its
+ * handler runs. */
+EXPORT sighandler_t signal(int sig, sighandler_t h)
+{
+	return install(sig, h, SA_RESTART, true);
+}
+
+EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
+{
+	return install(sig, h, SA_RESTART, true);
+}
+
+/* System V semantics: one-shot, not masked. */
+EXPORT sighandler_t sysv_signal(int sig, sighandler_t h)
+{
+	return install(sig, h, SA_RESETHAND | SA_NODEFER, false);
+}
+
+EXPORT sighandler_t __sysv_signal(int sig, sighandler_t h)
+{
+	return sysv_signal(sig, h);
+}
+
+/* sigset: SIG_HOLD blocks the signal; anything else installs it and
+ * unblocks.  Returns SIG_HOLD if the signal was blocked before. */
+EXPORT sighandler_t sigset(int sig, sighandler_t h)
+{
+	sigset_t one, prev;
+
+	if (sig <= 0 || sig >= NSIGS) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	if (h == SIG_HOLD) {
+		struct sigaction cur;
+		if (sigaction(sig, NULL, &cur) < 0 || sigprocmask(SIG_BLOCK, &one, &prev) < 0)
+			return SIG_ERR;
+		return sigismember(&prev, sig) ? SIG_HOLD : cur.sa_handler;
+	}
+	sighandler_t old = install(sig, h, 0, false);
+	if (old == SIG_ERR || sigprocmask(SIG_UNBLOCK, &one, &prev) < 0)
+		return SIG_ERR;
+	return sigismember(&prev, sig) ? SIG_HOLD : old;
+}

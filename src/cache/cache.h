@@ -1,0 +1,77 @@
+/*
+ * cache.h — the page caches that front the zone, behind one interface.
+ *
+ * A cache holds free blocks of orders 0..opt.cache_order.  Process-context
+ * callers use cache_alloc/cache_free; signal-handler callers under the
+ * "trylock" policy use the _irq variants, which never wait: they return
+ * NULL/false and the caller goes to the zone.  Every design reports the same
+ * counters (struct cache_counters), so tables compare like with like.
+ */
+#ifndef MAGPAGE_CACHE_H
+#define MAGPAGE_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct page_desc;
+
+/* Per cache, per order.  Written under the cache's lock. */
+struct cache_counters {
+	uint64_t allocs;        /* blocks handed out */
+	uint64_t hits;          /* ... without a refill */
+	uint64_t frees;         /* blocks taken back */
+	uint64_t refills;       /* batches moved zone -> cache */
+	uint64_t refill_pages;  /* pages in them */
+	uint64_t drains;        /* batches moved cache -> zone */
+	uint64_t drain_pages;   /* pages in them */
+	uint64_t irq_hits;      /* handler-context trylock that succeeded */
+	uint64_t irq_misses;    /* handler-context trylock that failed */
+	uint32_t refill_min, refill_max;   /* pages per refill, extremes */
+	uint32_t drain_min, drain_max;     /* pages per drain, extremes */
+};
+
+/* What the statistics report shows of one cache. */
+struct cache_view {
+	uint32_t id;
+	uint32_t nr_pages;                 /* pages held now */
+	uint32_t nr_blocks[4];             /* blocks held now, per order */
+	uint64_t lock_acquired, lock_contended, lock_wait_ns;
+	uint64_t trylock_failed;           /* round-robin trylocks that failed */
+	struct cache_counters c[4];
+};
+
+extern bool cache_enabled;    /* false with cache:none */
+
+void cache_init(void);
+const char *cache_name(void);
+unsigned cache_count(void);
+void cache_view(unsigned i, struct cache_view *v);
+
+/* cache/magazine.c */
+void mag_init(void);
+struct page_desc *mag_alloc(unsigned order);
+struct page_desc *mag_alloc_irq(unsigned order);
+void mag_free(struct page_desc *pd, unsigned order);
+bool mag_free_irq(struct page_desc *pd, unsigned order);
+void mag_free_bulk(struct page_desc **pds, size_t n);
+size_t mag_drain_all(void);
+unsigned mag_count(void);
+unsigned mag_preferred_of_cpu(int cpu);
+void mag_view(unsigned i, struct cache_view *v);
+void mag_fork_prepare(void);
+void mag_fork_parent(void);
+void mag_fork_child(void);
+
+/* The dispatch.  One design today; the comparators slot in here. */
+static inline struct page_desc *cache_alloc(unsigned order) { return mag_alloc(order); }
+static inline struct page_desc *cache_alloc_irq(unsigned order) { return mag_alloc_irq(order); }
+static inline void cache_free(struct page_desc *pd, unsigned order) { mag_free(pd, order); }
+static inline bool cache_free_irq(struct page_desc *pd, unsigned order) { return mag_free_irq(pd, order); }
+static inline void cache_free_bulk(struct page_desc **pds, size_t n) { mag_free_bulk(pds, n); }
+static inline size_t cache_drain_all(void) { return cache_enabled ? mag_drain_all() : 0; }
+void cache_fork_prepare(void);
+void cache_fork_parent(void);
+void cache_fork_child(void);
+
+#endif

@@ -1,0 +1,253 @@
+/*
+ * internal.h — the map of libmagpage.
+ *
+ * Every function that one file calls in another is declared here, under the
+ * file that defines it, in layer order from the bottom (platform) to the top
+ * (malloc).  Each layer knows only the ones below it:
+ *
+ *   preload/    exported symbols, lazy init, fork and sigaction interposition
+ *   malloc/     C allocation semantics, size routing, fallback allocator
+ *   pagealloc/  alloc_pages/free_pages: cache or zone, by order and context
+ *   cache/      the page caches (magazine, none) behind one interface
+ *   zone/       region, page descriptors, buddy free areas
+ *   platform/   cpu id, locks, signal context, options, formatter, OS hooks
+ *
+ * Naming: module prefix plus verb (zone_take_batch, mag_alloc); a leading
+ * "__" means the caller already holds the lock that guards the data.
+ */
+#ifndef MAGPAGE_INTERNAL_H
+#define MAGPAGE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <malloc.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define NOINLINE    __attribute__((__noinline__))
+#define coldpath    __attribute__((__cold__, __noinline__))
+#define CACHELINE   64
+#define cacheline_aligned __attribute__((aligned(CACHELINE)))
+
+#define PAGE_SHIFT      12
+#define PAGE_SIZE       ((size_t)1 << PAGE_SHIFT)
+#define MAX_ORDER       11                         /* orders 0..10 */
+#define MAX_BLOCK_PAGES ((size_t)1 << (MAX_ORDER - 1))   /* 1024 pages */
+#define MAX_BLOCK_BYTES (MAX_BLOCK_PAGES << PAGE_SHIFT)  /* 4 MiB */
+#define CACHE_ORDERS    4                          /* caches hold orders 0..3 */
+#define MAX_CACHES      64                         /* magazines, or CPUs */
+
+static inline unsigned ilog2_floor(size_t n) { return 63u - (unsigned)__builtin_clzl(n); }
+static inline unsigned ilog2_ceil(size_t n) { return n <= 1 ? 0 : ilog2_floor(n - 1) + 1; }
+static inline bool is_pow2(size_t n) { return n && !(n & (n - 1)); }
+
+/* ------------------------------------------------------------------------
+ * platform/lock.h — spinlock with contention counters (inline, see file)
+ * ---------------------------------------------------------------------- */
+#include "platform/lock.h"
+
+/* ------------------------------------------------------------------------
+ * platform/fmt.c — diagnostics without malloc
+ * ---------------------------------------------------------------------- */
+struct fmt_buf {
+	int fd;          /* where fmt_flush writes */
+	size_t len;      /* bytes used in buf */
+	size_t cap;      /* size of buf; flushed to fd when full */
+	char *buf;       /* the caller's storage: stack, or mmap for reports */
+};
+void fmt_init(struct fmt_buf *b, int fd, char *buf, size_t cap);
+/* A formatter with stack storage of the given size. */
+#define FMT_ON_STACK(b, fd, size) \
+	char b##_store[size]; struct fmt_buf b; fmt_init(&b, fd, b##_store, size)
+void fmt_printf(struct fmt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fmt_flush(struct fmt_buf *b);
+/* One line to fd 2, prefixed "libmagpage: " and ending in a newline. */
+void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* mp_log, then abort(). */
+void mp_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* snprintf-like into a caller buffer; returns the length written. */
+size_t fmt_snprintf(char *dst, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------------
+ * platform/os.c — the OS behind a narrow hook table (tests stub it)
+ * ---------------------------------------------------------------------- */
+struct os_hooks {
+	void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+	int (*munmap)(void *addr, size_t len);
+	int (*madvise)(void *addr, size_t len, int advice);
+	int (*set_sigmask)(int how, const sigset_t *set, sigset_t *old);
+	uint64_t (*phys_bytes)(void);
+	int (*ncpus)(void);
+};
+extern struct os_hooks os;
+uint64_t os_now_ns(void);
+
+/* ------------------------------------------------------------------------
+ * platform/cpu.c — which CPU is this thread on
+ * ---------------------------------------------------------------------- */
+void cpu_init(void);
+int cpu_current_slow(void);
+extern bool cpu_rseq_ok;              /* glibc registered an rseq area */
+#include "platform/cpu.h"
+
+/* ------------------------------------------------------------------------
+ * platform/sigctx.c — "interrupt context": signal-handler depth per thread
+ * ---------------------------------------------------------------------- */
+#define SIGCTX_FRAMES 4
+struct mp_tls {
+	uint32_t depth;                     /* signal handlers active on this thread */
+	uint8_t in_cache;                   /* inside a page-cache critical section */
+	uint8_t in_init;                    /* this thread is running mp_init */
+	uint16_t reserved;
+	uintptr_t frame_sp[SIGCTX_FRAMES];  /* trampoline sp per handler level; bit 0: on altstack */
+	uintptr_t alt_lo, alt_hi;           /* this thread's sigaltstack, once seen in use */
+};
+extern __thread struct mp_tls mp_tls;
+bool sigctx_in_irq_slow(void);
+/* True when the caller must behave as interrupt context: inside a handler,
+ * or re-entered while this thread holds a page-cache lock. */
+static inline bool sigctx_in_irq(void)
+{
+	if (likely((mp_tls.depth | mp_tls.in_cache) == 0))
+		return false;
+	return sigctx_in_irq_slow();
+}
+void sigctx_enter(uintptr_t sp, bool may_be_on_altstack);
+void sigctx_leave(void);
+/* The zone lock's irqsave: block every signal, remember the old mask. */
+void sigctx_block_all(sigset_t *saved);
+void sigctx_restore(const sigset_t *saved);
+
+struct sig_stats {
+	uint64_t handler_entries;   /* handler invocations through the trampoline */
+	uint64_t stale_frames;      /* depth recovered after siglongjmp out of a handler */
+	uint64_t reentry_caught;    /* calls made while in_cache: second line of defence */
+};
+extern struct sig_stats sig_stats;
+
+/* ------------------------------------------------------------------------
+ * platform/options.c — MAGPAGE_CONF, one table drives everything
+ * ---------------------------------------------------------------------- */
+enum cache_kind { CACHE_MAGAZINE, CACHE_NONE };
+enum mag_map { MAP_CPU, MAP_PAIR };
+enum sig_policy { SIG_BYPASS, SIG_TRYLOCK };
+enum stats_mode { STATS_OFF, STATS_TEXT, STATS_JSON };
+enum on_invalid { INVALID_ABORT, INVALID_REPORT };
+enum on_exhausted { EXHAUSTED_FALLBACK, EXHAUSTED_NULL };
+
+struct mp_options {
+	uint32_t preset;          /* index into the preset names */
+	uint32_t cache;           /* enum cache_kind */
+	uint64_t region_size;     /* bytes; 0 = physical memory, capped at 64 GiB */
+	uint64_t threshold;       /* requests of at least this many bytes use the zone */
+	uint32_t magazines;       /* 0 = auto: next power of two >= CPUs, 2..64 */
+	uint32_t mag_map;         /* enum mag_map */
+	uint32_t mag_limit;       /* pages a magazine holds before it drains */
+	uint32_t refill_max;      /* pages per refill */
+	uint32_t refill_min;      /* pages before a refill may stop on contention */
+	uint32_t drain_max;       /* pages per drain */
+	uint32_t drain_min;       /* pages before a drain may stop on contention */
+	uint32_t cache_order;     /* highest order the caches hold (0..3) */
+	uint32_t signal;          /* enum sig_policy */
+	uint32_t stats;           /* enum stats_mode */
+	uint32_t strict;          /* abort on a bad MAGPAGE_CONF */
+	uint32_t verbose;         /* print the effective configuration at start */
+	uint32_t on_invalid;      /* enum on_invalid */
+	uint32_t on_exhausted;    /* enum on_exhausted */
+	char stats_file[256];     /* "" = stderr; %p becomes the pid */
+};
+extern struct mp_options opt;
+void options_defaults(struct mp_options *o);
+/* Parses conf into o; reports each bad key or value on errfd in one line.
+ * Returns the number of errors. */
+int options_parse(struct mp_options *o, const char *conf, int errfd);
+void options_print(const struct mp_options *o, int fd);
+const char *options_enum_name(const char *key, uint32_t value);
+/* Writes the options table as a Markdown table (for the README). */
+void options_print_doc(int fd);
+struct fmt_buf;
+void options_print_json(struct fmt_buf *b, const struct mp_options *o);
+
+/* ------------------------------------------------------------------------
+ * zone/zone.c — the region, page descriptors, buddy free areas
+ * ---------------------------------------------------------------------- */
+#include "zone/zone.h"
+
+/* ------------------------------------------------------------------------
+ * cache/magazine.c, cache/cache.c — page caches behind one interface
+ * ---------------------------------------------------------------------- */
+#include "cache/cache.h"
+
+/* ------------------------------------------------------------------------
+ * pagealloc/pagealloc.c — alloc_pages / free_pages
+ * ---------------------------------------------------------------------- */
+void pa_init(void);
+/* Allocates npages (1..1024) aligned to 2^align_order pages; returns the
+ * head descriptor with PG_ALLOC set and npages recorded, or NULL. */
+struct page_desc *pa_alloc(size_t npages, unsigned align_order);
+/* Frees a live allocation whose PG_ALLOC flag the caller has just cleared. */
+void pa_free(struct page_desc *pd);
+/* Gives back pages [keep, pd->npages) of a live allocation. */
+void pa_shrink(struct page_desc *pd, size_t keep);
+void pa_free_bulk(struct page_desc **pds, size_t n);
+size_t pa_drain_all(void);
+
+/* ------------------------------------------------------------------------
+ * malloc/malloc.c — C allocation semantics
+ * ---------------------------------------------------------------------- */
+void *mp_malloc(size_t size);
+void mp_free(void *p);
+void mp_free_sized(void *p, size_t size);
+void *mp_calloc(size_t n, size_t m);
+void *mp_realloc(void *p, size_t size);
+void *mp_reallocarray(void *p, size_t n, size_t m);
+int mp_posix_memalign(void **out, size_t align, size_t size);
+void *mp_aligned_alloc(size_t align, size_t size);
+void *mp_memalign(size_t align, size_t size);
+void *mp_valloc(size_t size);
+void *mp_pvalloc(size_t size);
+size_t mp_usable_size(void *p);
+void mp_free_bulk(void **ptrs, size_t n);
+int mp_trim(size_t pad);
+struct mallinfo2 mp_mallinfo2(void);
+void mp_malloc_stats(void);
+int mp_malloc_info(int options, FILE *fp);
+void mp_init_slow(void);
+extern volatile int mp_initialized;
+static inline void mp_ensure_init(void)
+{
+	if (unlikely(!mp_initialized))
+		mp_init_slow();
+}
+void mp_fork_prepare(void);
+void mp_fork_parent(void);
+void mp_fork_child(void);
+
+/* Counters kept by the malloc layer (sharded by CPU, summed on read). */
+#define MALLOC_COUNTERS(X) \
+	X(malloc_calls)   X(calloc_calls)   X(realloc_calls)  X(memalign_calls) \
+	X(free_calls)     X(zone_allocs)    X(zone_frees)     X(bytes_requested) \
+	X(bytes_held)     X(fb_small)       X(fb_large)       X(fb_foreign) \
+	X(fb_exhausted)   X(fb_align)       X(invalid_frees)  X(sig_malloc) \
+	X(sig_free)       X(sig_small_zone) X(sig_deferred)   X(sig_deferred_drained) \
+	X(calloc_memset_skipped) X(realloc_in_place)
+struct malloc_stats {
+#define X(n) uint64_t n;
+	MALLOC_COUNTERS(X)
+#undef X
+	int64_t live_requested;   /* bytes requested by live zone allocations */
+	int64_t live_held;        /* bytes held by live zone allocations */
+};
+void malloc_stats_read(struct malloc_stats *out);
+
+/* ------------------------------------------------------------------------
+ * stats/stats.c — the report (text or JSON), written without malloc
+ * ---------------------------------------------------------------------- */
+void stats_print(int fd, bool json);
+void stats_report_at_exit(void);
+
+#endif /* MAGPAGE_INTERNAL_H */

@@ -1,0 +1,88 @@
+/* fallback.c — calling glibc's allocator, and frees deferred from handlers. */
+#include <dlfcn.h>
+
+#include "internal.h"
+#include "malloc/fallback.h"
+
+static void *resolve(void **slot, const char *name)
+{
+	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if (!f) {
+		f = dlsym(RTLD_NEXT, name);
+		if (!f)
+			f = dlsym(RTLD_DEFAULT, name);
+		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
+	}
+	return f;
+}
+
+typedef size_t (*usable_fn)(void *);
+typedef struct mallinfo2 (*mallinfo2_fn)(void);
+typedef int (*trim_fn)(size_t);
+typedef void (*stats_fn)(void);
+typedef int (*info_fn)(int, FILE *);
+
+#define FB_SYM(type, name) \
+	static void *slot_##name; \
+	static type sym_##name(void) { return (type)resolve(&slot_##name, #name); }
+
+FB_SYM(usable_fn, malloc_usable_size)
+FB_SYM(mallinfo2_fn, mallinfo2)
+FB_SYM(trim_fn, malloc_trim)
+FB_SYM(stats_fn, malloc_stats)
+FB_SYM(info_fn, malloc_info)
+
+size_t fb_usable_size(void *p)
+{
+	size_t (*f)(void *) = sym_malloc_usable_size();
+	return f && p ? f(p) : 0;
+}
+
+struct mallinfo2 fb_mallinfo2(void)
+{
+	struct mallinfo2 (*f)(void) = sym_mallinfo2();
+	struct mallinfo2 mi = { 0 };
+	return f ? f() : mi;
+}
+
+int fb_trim(size_t pad)
+{
+	int (*f)(size_t) = sym_malloc_trim();
+	return f ? f(pad) : 0;
+}
+
+void fb_malloc_stats(void)
+{
+	void (*f)(void) = sym_malloc_stats();
+	if (f)
+		f();
+}
+
+int fb_malloc_info(int options, FILE *fp)
+{
+	int (*f)(int, FILE *) = sym_malloc_info();
+	return f ? f(options, fp) : 0;
+}
+
+void *fb_deferred_head;
+
+void fb_defer_free(void *p)
+{
+	void *old = __atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED);
+	do
+		*(void **)p = old;
+	while (!__atomic_compare_exchange_n(&fb_deferred_head, &old, p, true,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/* Push-only producers and a consumer that takes the whole list at once:
+ * no ABA, nothing to lock. */
+void fb_drain_deferred(void)
+{
+	void *p = __atomic_exchange_n(&fb_deferred_head, NULL, __ATOMIC_ACQUIRE);
+	while (p) {
+		void *next = *(void **)p;
+		__libc_free(p);
+		p = next;
+	}
+}

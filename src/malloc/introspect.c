@@ -1,0 +1,159 @@
+/*
+ * introspect.c — mallinfo2, malloc_stats, malloc_info, malloc_trim and the
+ * public magpage_* calls, answered from libmagpage's own counters plus the
+ * fallback allocator's.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "malloc/fallback.h"
+#include "magpage.h"
+
+/* Pages of the zone in each state.  touched = handed out at least once. */
+struct page_census {
+	uint64_t touched, listed_free, cached, held;
+};
+
+static void census(struct page_census *pc, struct zone_info *zi)
+{
+	zone_info(zi);
+	pc->touched = zi->pages - zi->untouched_pages;
+	pc->listed_free = zi->free_pages - zi->untouched_pages;
+	pc->cached = 0;
+	for (unsigned i = 0; i < cache_count(); i++) {
+		struct cache_view v;
+		cache_view(i, &v);
+		pc->cached += v.nr_pages;
+	}
+	uint64_t not_held = pc->listed_free + pc->cached;
+	pc->held = pc->touched > not_held ? pc->touched - not_held : 0;
+}
+
+struct mallinfo2 mp_mallinfo2(void)
+{
+	struct mallinfo2 mi = fb_mallinfo2();
+	struct page_census pc;
+	struct zone_info zi;
+
+	mp_ensure_init();
+	census(&pc, &zi);
+	mi.arena += pc.touched << PAGE_SHIFT;
+	mi.uordblks += pc.held << PAGE_SHIFT;
+	mi.fordblks += (pc.listed_free + pc.cached) << PAGE_SHIFT;
+	for (unsigned o = 0; o < MAX_ORDER; o++)
+		mi.ordblks += zi.nr_free[o];
+	return mi;
+}
+
+int mp_trim(size_t pad)
+{
+	mp_ensure_init();
+	size_t drained = pa_drain_all();
+	size_t purged = zg.bytes ? zone_purge(0) : 0;
+	int fb = fb_trim(pad);
+	return (drained || purged || fb) ? 1 : 0;
+}
+
+void mp_malloc_stats(void)
+{
+	mp_ensure_init();
+	stats_print(2, false);
+	fb_malloc_stats();
+}
+
+int mp_malloc_info(int options, FILE *fp)
+{
+	struct page_census pc;
+	struct zone_info zi;
+	struct mallinfo2 g = fb_mallinfo2();
+
+	if (options != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	mp_ensure_init();
+	census(&pc, &zi);
+	fprintf(fp, "<malloc version=\"libmagpage-1\">\n");
+	fprintf(fp, "<zone pages=\"%lu\" touched=\"%lu\" held=\"%lu\" cached=\"%lu\" free=\"%lu\">\n",
+		(unsigned long)zi.pages, (unsigned long)pc.touched, (unsigned long)pc.held,
+		(unsigned long)pc.cached, (unsigned long)zi.free_pages);
+	for (unsigned o = 0; o < MAX_ORDER; o++)
+		fprintf(fp, "<free order=\"%u\" blocks=\"%lu\"/>\n", o, (unsigned long)zi.nr_free[o]);
+	fprintf(fp, "</zone>\n");
+	fprintf(fp, "<cache type=\"%s\" count=\"%u\"/>\n", cache_name(), cache_count());
+	fprintf(fp, "<fallback allocator=\"glibc\" arena=\"%zu\" allocated=\"%zu\" free=\"%zu\" mmap=\"%zu\"/>\n",
+		g.arena, g.uordblks, g.fordblks, g.hblkhd);
+	fprintf(fp, "</malloc>\n");
+	return 0;
+}
+
+/* ---- the public API (include/magpage.h) ------------------------------- */
+
+int magpage_get_stats(struct magpage_stats *st)
+{
+	struct page_census pc;
+	struct zone_info zi;
+	struct malloc_stats ms;
+
+	if (!st)
+		return -1;
+	mp_ensure_init();
+	memset(st, 0, sizeof(*st));
+	census(&pc, &zi);
+	malloc_stats_read(&ms);
+	st->region_bytes = zg.bytes;
+	st->zone_pages = zi.pages;
+	st->zone_free_pages = zi.free_pages;
+	st->cached_pages = pc.cached;
+	st->held_pages = pc.held;
+	st->zone_allocs = ms.zone_allocs;
+	st->zone_frees = ms.zone_frees;
+	for (unsigned i = 0; i < cache_count(); i++) {
+		struct cache_view v;
+		cache_view(i, &v);
+		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+			st->cache_allocs += v.c[o].allocs;
+			st->cache_hits += v.c[o].hits;
+			st->cache_refills += v.c[o].refills;
+			st->cache_drains += v.c[o].drains;
+		}
+	}
+	st->zone_lock_acquired = zi.lock_acquired;
+	st->zone_lock_contended = zi.lock_contended;
+	st->fallback_calls = ms.fb_small + ms.fb_large + ms.fb_foreign + ms.fb_exhausted + ms.fb_align;
+	st->signal_calls = ms.sig_malloc + ms.sig_free;
+	st->invalid_frees = ms.invalid_frees;
+	for (unsigned o = 0; o < MAX_ORDER; o++)
+		st->buddy_free[o] = zi.nr_free[o];
+	return 0;
+}
+
+void magpage_free_bulk(void **ptrs, size_t n)
+{
+	if (ptrs)
+		mp_free_bulk(ptrs, n);
+}
+
+size_t magpage_drain(void)
+{
+	mp_ensure_init();
+	return pa_drain_all();
+}
+
+void magpage_print_config(int fd)
+{
+	mp_ensure_init();
+	options_print(&opt, fd);
+}
+
+void magpage_print_stats(int fd, int json)
+{
+	mp_ensure_init();
+	stats_print(fd, json != 0);
+}
+
+int magpage_owns(const void *p)
+{
+	return zone_owns(p);
+}

@@ -1,0 +1,548 @@
+/*
+ * malloc.c — C allocation semantics on top of alloc_pages.
+ *
+ * Size routing: a request of at least opt.threshold bytes (one page by
+ * default) and at most 4 MiB is served by the zone as whole pages, page
+ * aligned; anything else goes to glibc.  Ownership is decided by address:
+ * a pointer inside the region is ours, anything else is glibc's.
+ *
+ * In a signal handler glibc must not be called at all (it is not
+ * async-signal-safe): small requests then get a whole page from the zone,
+ * and frees of glibc pointers are deferred (fallback.c).
+ *
+ * Invalid frees are caught from the page descriptors: a pointer inside the
+ * region must be the first page of a live allocation (PG_ALLOC), and free
+ * clears that flag atomically, so a second free of the same block fails
+ * the check instead of corrupting the free lists.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+
+#include "internal.h"
+#include "malloc/fallback.h"
+
+volatile int mp_initialized;
+
+/* Sizes s with s - zone_lo < zone_span go to the zone.  Both stay 0 until
+ * initialisation has reserved a region, so that nothing reaches the zone
+ * early, and the first page-sized request takes the slow path into init. */
+static size_t zone_lo, zone_span;
+
+/* ---- counters ----------------------------------------------------------- */
+
+enum {
+#define X(n) MC_##n,
+	MALLOC_COUNTERS(X)
+#undef X
+	MC_live_requested,
+	MC_live_held,
+	MC_COUNT
+};
+
+struct mstat_shard {
+	uint64_t c[MC_COUNT];
+} cacheline_aligned;
+
+#define MSTAT_SHARDS 16
+static struct mstat_shard mshard[MSTAT_SHARDS];
+static bool stats_on;   /* opt.stats != off: the malloc layer counts */
+
+static inline void count(unsigned idx, uint64_t n)
+{
+	if (unlikely(stats_on))
+		__atomic_add_fetch(&mshard[cpu_current() & (MSTAT_SHARDS - 1)].c[idx], n,
+				   __ATOMIC_RELAXED);
+}
+#define COUNT(name) count(MC_##name, 1)
+
+void malloc_stats_read(struct malloc_stats *out)
+{
+	uint64_t sum[MC_COUNT] = { 0 };
+	for (unsigned s = 0; s < MSTAT_SHARDS; s++)
+		for (unsigned i = 0; i < MC_COUNT; i++)
+			sum[i] += __atomic_load_n(&mshard[s].c[i], __ATOMIC_RELAXED);
+#define X(n) out->n = sum[MC_##n];
+	MALLOC_COUNTERS(X)
+#undef X
+	out->live_requested = (int64_t)sum[MC_live_requested];
+	out->live_held = (int64_t)sum[MC_live_held];
+}
+
+/* ---- initialisation ----------------------------------------------------- */
+
+static struct mp_lock init_lock;
+
+static uint64_t default_region_bytes(void)
+{
+	uint64_t phys = os.phys_bytes();
+	uint64_t cap = (uint64_t)64 << 30;
+	if (phys == 0)
+		phys = (uint64_t)1 << 30;
+	return phys < cap ? phys : cap;
+}
+
+void mp_init_slow(void)
+{
+	sigset_t saved;
+
+	if (mp_tls.in_init)
+		return;        /* a call made by init itself: it goes to glibc */
+	/* Signals blocked: a handler on this thread must not find the init
+	 * lock held by the code it interrupted. */
+	sigctx_block_all(&saved);
+	mp_lock(&init_lock);
+	if (!mp_initialized) {
+		mp_tls.in_init = 1;
+		options_defaults(&opt);
+		const char *conf = secure_getenv("MAGPAGE_CONF");
+		if (options_parse(&opt, conf, 2) && opt.strict)
+			mp_fatal("MAGPAGE_CONF has errors and strict:1 is set; aborting");
+		stats_on = opt.stats != STATS_OFF;
+		cpu_init();
+		uint64_t bytes = opt.region_size ? opt.region_size : default_region_bytes();
+		if (zone_init(bytes) == 0) {
+			cache_init();
+			pa_init();
+			zone_lo = opt.threshold;
+			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
+		} else {
+			mp_log("cannot reserve a region of any size; every request goes to glibc");
+		}
+		pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);
+		if (opt.verbose)
+			options_print(&opt, 2);
+		mp_tls.in_init = 0;
+		__atomic_store_n(&mp_initialized, 1, __ATOMIC_RELEASE);
+	}
+	mp_unlock(&init_lock);
+	sigctx_restore(&saved);
+}
+
+__attribute__((destructor)) static void mp_fini(void)
+{
+	if (mp_initialized && opt.stats != STATS_OFF)
+		stats_report_at_exit();
+}
+
+/* ---- bad frees ---------------------------------------------------------- */
+
+static coldpath void bad_pointer(const char *fn, void *p, const struct page_desc *pd)
+{
+	const char *why = "not the start of a live allocation";
+	if (((uintptr_t)p & (PAGE_SIZE - 1)) == 0 && (pd->flags & (PG_CACHED | PG_BUDDY)))
+		why = "double free: the block is already free";
+	__atomic_add_fetch(&mshard[0].c[MC_invalid_frees], 1, __ATOMIC_RELAXED);
+	if (opt.on_invalid == INVALID_ABORT)
+		mp_fatal("%s(): invalid pointer %p (%s)", fn, p, why);
+	mp_log("%s(): invalid pointer %p (%s); call ignored", fn, p, why);
+}
+
+/* The descriptor of p if p starts a live zone allocation, else NULL. */
+static inline struct page_desc *live_desc(void *p)
+{
+	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
+	if (unlikely(((uintptr_t)p & (PAGE_SIZE - 1)) ||
+		     !(__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) & PG_ALLOC)))
+		return NULL;
+	return pd;
+}
+
+/* ---- the zone side ------------------------------------------------------ */
+
+static inline size_t pages_of(size_t size)
+{
+	return size ? (size + PAGE_SIZE - 1) >> PAGE_SHIFT : 1;
+}
+
+static inline bool zone_size(size_t size)
+{
+	return size - zone_lo < zone_span;
+}
+
+static NOINLINE void *page_exhausted(size_t size, size_t align)
+{
+	COUNT(fb_exhausted);
+	if (sigctx_in_irq() || opt.on_exhausted == EXHAUSTED_NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return align > 16 ? __libc_memalign(align, size) : __libc_malloc(size);
+}
+
+/* size bytes as whole pages, aligned to 2^align_order pages. */
+static void *page_alloc(size_t size, unsigned align_order, bool zero)
+{
+	size_t npages = pages_of(size);
+	struct page_desc *pd = pa_alloc(npages, align_order);
+
+	if (unlikely(!pd)) {
+		void *p = page_exhausted(size, (size_t)PAGE_SIZE << align_order);
+		if (p && zero)
+			memset(p, 0, size);
+		return p;
+	}
+	bool was_zero = pd->flags & PG_ZERO;
+	pd->flags = PG_ALLOC;
+	pd->req_bytes = size;
+	void *p = desc_to_addr(pd);
+	if (zero) {
+		if (!was_zero)
+			memset(p, 0, npages << PAGE_SHIFT);
+		else
+			COUNT(calloc_memset_skipped);
+	}
+	if (unlikely(stats_on)) {
+		COUNT(zone_allocs);
+		count(MC_bytes_requested, size);
+		count(MC_bytes_held, npages << PAGE_SHIFT);
+		count(MC_live_requested, size);
+		count(MC_live_held, npages << PAGE_SHIFT);
+	}
+	return p;
+}
+
+static void account_free(const struct page_desc *pd)
+{
+	COUNT(zone_frees);
+	count(MC_live_requested, -pd->req_bytes);
+	count(MC_live_held, -((uint64_t)pd->npages << PAGE_SHIFT));
+}
+
+static inline void page_free(void *p, const char *fn)
+{
+	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
+
+	/* Always on, release builds too: the check that keeps a bad free from
+	 * corrupting the free lists. */
+	if (unlikely(((uintptr_t)p & (PAGE_SIZE - 1)) ||
+		     !(__atomic_fetch_and(&pd->flags, (uint8_t)~PG_ALLOC, __ATOMIC_ACQ_REL) & PG_ALLOC))) {
+		bad_pointer(fn, p, pd);
+		return;
+	}
+	if (unlikely(stats_on))
+		account_free(pd);
+	pa_free(pd);
+}
+
+/* ---- the glibc side ----------------------------------------------------- */
+
+static inline void drain_deferred(void)
+{
+	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) != NULL))
+		fb_drain_deferred();
+}
+
+/* Anything that is not a page-sized request in process context. */
+static NOINLINE void *malloc_other(size_t size)
+{
+	mp_ensure_init();
+	if (zone_size(size))
+		return page_alloc(size, 0, false);
+	if (unlikely(size > PTRDIFF_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (unlikely(sigctx_in_irq())) {
+		COUNT(sig_malloc);
+		if (size > MAX_BLOCK_BYTES || !zg.bytes) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		COUNT(sig_small_zone);
+		return page_alloc(size, 0, false);
+	}
+	drain_deferred();
+	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
+	return __libc_malloc(size);
+}
+
+/* ---- the malloc family -------------------------------------------------- */
+
+/*
+ * Fast path: a page-sized request (one subtraction and compare: zone_span is
+ * 0 until init), then pa_alloc.  Handler context is decided inside pa_alloc,
+ * where the cache/zone choice is made.
+ */
+void *mp_malloc(size_t size)
+{
+	COUNT(malloc_calls);
+	if (likely(zone_size(size)))
+		return page_alloc(size, 0, false);
+	if (likely(size < zone_lo && mp_initialized && !mp_tls.depth && !mp_tls.in_cache)) {
+		drain_deferred();
+		COUNT(fb_small);
+		return __libc_malloc(size);
+	}
+	return malloc_other(size);
+}
+
+static NOINLINE void free_other(void *p)
+{
+	if (!p)
+		return;
+	if (unlikely(sigctx_in_irq())) {
+		COUNT(sig_free);
+		COUNT(sig_deferred);
+		fb_defer_free(p);
+		return;
+	}
+	drain_deferred();
+	COUNT(fb_foreign);
+	__libc_free(p);
+}
+
+void mp_free(void *p)
+{
+	COUNT(free_calls);
+	if (likely(zone_owns(p))) {
+		int saved = errno;     /* free() preserves errno */
+		page_free(p, "free");
+		errno = saved;
+		return;
+	}
+	free_other(p);
+}
+
+void mp_free_sized(void *p, size_t size)
+{
+	(void)size;   /* the descriptors know the size; glibc ignores it too */
+	mp_free(p);
+}
+
+void *mp_calloc(size_t n, size_t m)
+{
+	size_t size;
+
+	COUNT(calloc_calls);
+	if (unlikely(__builtin_mul_overflow(n, m, &size) || size > PTRDIFF_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	mp_ensure_init();
+	if (zone_size(size))
+		return page_alloc(size, 0, true);
+	if (unlikely(sigctx_in_irq())) {
+		COUNT(sig_malloc);
+		if (size > MAX_BLOCK_BYTES || !zg.bytes) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		COUNT(sig_small_zone);
+		return page_alloc(size, 0, true);
+	}
+	drain_deferred();
+	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
+	return __libc_calloc(n, m);
+}
+
+/* Moves a block to a new home: allocate, copy, free.  On failure the old
+ * block is untouched. */
+static void *realloc_move(void *p, size_t old_usable, size_t size)
+{
+	void *q = mp_malloc(size);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old_usable < size ? old_usable : size);
+	mp_free(p);
+	return q;
+}
+
+void *mp_realloc(void *p, size_t size)
+{
+	COUNT(realloc_calls);
+	if (!p)
+		return mp_malloc(size);
+	if (size == 0) {             /* glibc: free and return NULL */
+		mp_free(p);
+		return NULL;
+	}
+	if (unlikely(size > PTRDIFF_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (zone_owns(p)) {
+		struct page_desc *pd = live_desc(p);
+		if (!pd) {
+			bad_pointer("realloc", p, pfn_to_desc(addr_to_pfn(p)));
+			errno = EINVAL;
+			return NULL;
+		}
+		size_t have = pd->npages, want = pages_of(size);
+		if (zone_size(size) && want <= have) {
+			/* Same pages, or fewer: stay, giving the tail back. */
+			if (stats_on) {
+				count(MC_live_requested, size - pd->req_bytes);
+				count(MC_live_held, -((have - want) << PAGE_SHIFT));
+			}
+			pd->req_bytes = size;
+			if (want < have)
+				pa_shrink(pd, want);
+			COUNT(realloc_in_place);
+			return p;
+		}
+		return realloc_move(p, have << PAGE_SHIFT, size);
+	}
+	mp_ensure_init();
+	if (unlikely(sigctx_in_irq()) || zone_size(size))
+		return realloc_move(p, fb_usable_size(p), size);
+	drain_deferred();
+	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
+	return __libc_realloc(p, size);
+}
+
+void *mp_reallocarray(void *p, size_t n, size_t m)
+{
+	size_t size;
+	if (__builtin_mul_overflow(n, m, &size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return mp_realloc(p, size);
+}
+
+/* Every aligned entry point ends here; align is a power of two. */
+static void *aligned_impl(size_t align, size_t size)
+{
+	COUNT(memalign_calls);
+	if (unlikely(size > PTRDIFF_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (align <= 16)
+		return mp_malloc(size);
+	mp_ensure_init();
+	bool irq = sigctx_in_irq();
+	if (align <= MAX_BLOCK_BYTES && (zone_size(size) || (irq && zg.bytes && size <= MAX_BLOCK_BYTES))) {
+		unsigned ao = align > PAGE_SIZE ? ilog2_floor(align) - PAGE_SHIFT : 0;
+		/* The block must be large enough to be that aligned, and fit. */
+		if (pages_of(size) <= MAX_BLOCK_PAGES)
+			return page_alloc(size, ao, false);
+	}
+	if (irq) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	drain_deferred();
+	COUNT(fb_align);
+	return __libc_memalign(align, size);
+}
+
+int mp_posix_memalign(void **out, size_t align, size_t size)
+{
+	if (align < sizeof(void *) || !is_pow2(align))
+		return EINVAL;
+	int saved = errno;
+	void *p = aligned_impl(align, size);
+	if (!p) {
+		errno = saved;
+		return ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
+/* C17 (DR 460): a non-power-of-two alignment is an error.  glibc 2.36
+ * rounds it up instead; 2.38 and later agree with this. */
+void *mp_aligned_alloc(size_t align, size_t size)
+{
+	if (!is_pow2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return aligned_impl(align, size);
+}
+
+/* glibc's memalign: round the alignment up to a power of two. */
+void *mp_memalign(size_t align, size_t size)
+{
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!is_pow2(align))
+		align = align ? (size_t)1 << ilog2_ceil(align) : 1;
+	return aligned_impl(align, size);
+}
+
+void *mp_valloc(size_t size)
+{
+	return aligned_impl(PAGE_SIZE, size);
+}
+
+void *mp_pvalloc(size_t size)
+{
+	size_t rounded;
+	if (__builtin_add_overflow(size, PAGE_SIZE - 1, &rounded)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	rounded &= ~(PAGE_SIZE - 1);
+	return aligned_impl(PAGE_SIZE, rounded ? rounded : PAGE_SIZE);
+}
+
+size_t mp_usable_size(void *p)
+{
+	if (!p)
+		return 0;
+	if (zone_owns(p)) {
+		struct page_desc *pd = live_desc(p);
+		return pd ? (size_t)pd->npages << PAGE_SHIFT : 0;
+	}
+	return fb_usable_size(p);
+}
+
+void mp_free_bulk(void **ptrs, size_t n)
+{
+	struct page_desc *pds[128];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		void *p = ptrs[i];
+		if (!zone_owns(p)) {
+			mp_free(p);
+			continue;
+		}
+		COUNT(free_calls);
+		struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
+		if (((uintptr_t)p & (PAGE_SIZE - 1)) ||
+		    !(__atomic_fetch_and(&pd->flags, (uint8_t)~PG_ALLOC, __ATOMIC_ACQ_REL) & PG_ALLOC)) {
+			bad_pointer("magpage_free_bulk", p, pd);
+			continue;
+		}
+		if (stats_on)
+			account_free(pd);
+		pds[k++] = pd;
+		if (k == sizeof(pds) / sizeof(pds[0])) {
+			pa_free_bulk(pds, k);
+			k = 0;
+		}
+	}
+	if (k)
+		pa_free_bulk(pds, k);
+}
+
+/* ---- fork --------------------------------------------------------------- */
+
+/* Every lock, in one fixed order: init, the caches by index, the zone. */
+void mp_fork_prepare(void)
+{
+	mp_lock(&init_lock);
+	cache_fork_prepare();
+	zone_fork_prepare();
+}
+
+void mp_fork_parent(void)
+{
+	zone_fork_parent();
+	cache_fork_parent();
+	mp_unlock(&init_lock);
+}
+
+void mp_fork_child(void)
+{
+	zone_fork_child();
+	cache_fork_child();
+	mp_lock_reset(&init_lock);
+}

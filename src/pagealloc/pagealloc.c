@@ -1,0 +1,151 @@
+/*
+ * pagealloc.c — alloc_pages / free_pages: the cache or the zone.
+ *
+ * The choice depends on the order and on the context, as in the RFC:
+ *   - blocks of orders 0..cache_order, in process context, use the page
+ *     cache (magazines by default);
+ *   - in handler context ("interrupt"), the bypass policy sends everything
+ *     to the zone, whose lock is signal-safe; the trylock policy (Linux
+ *     6.2) tries the preferred cache once and falls back to the zone;
+ *   - larger blocks always use the zone.
+ * A request of n pages that is not a power of two takes a block of the next
+ * order and gives its unused tail back at once (alloc_pages_exact), so
+ * malloc(12 KiB) holds 3 pages, not 4.
+ * When the zone is empty, process-context callers drain every cache and try
+ * once more; handler-context callers never wait on a cache, so they fail.
+ */
+#include "internal.h"
+
+static unsigned cache_max_pages;   /* 2^cache_order, or 0 with no cache */
+
+void pa_init(void)
+{
+	cache_max_pages = cache_enabled ? 1u << opt.cache_order : 0;
+}
+
+static inline bool cacheable(size_t npages)
+{
+	return npages <= cache_max_pages;
+}
+
+/* Frees one naturally aligned block through the cache when allowed. */
+static void pa_release_block(struct page_desc *pd, unsigned order, bool irq)
+{
+	if (cacheable((size_t)1 << order)) {
+		if (!irq) {
+			cache_free(pd, order);
+			return;
+		}
+		if (opt.signal == SIG_TRYLOCK && cache_free_irq(pd, order))
+			return;
+	}
+	zone_free_block(pd, order);
+}
+
+/* Frees [pfn, pfn + npages): small ranges piece by piece to the cache,
+ * larger ones to the zone under one lock hold. */
+static void pa_release_range(uint64_t pfn, size_t npages, bool irq)
+{
+	if (!cacheable(npages) || (irq && opt.signal == SIG_BYPASS)) {
+		zone_free_range(pfn, npages);
+		return;
+	}
+	while (npages) {
+		unsigned o = ilog2_floor(npages);
+		if (pfn && (unsigned)__builtin_ctzl(pfn) < o)
+			o = (unsigned)__builtin_ctzl(pfn);
+		pa_release_block(pfn_to_desc(pfn), o, irq);
+		pfn += (uint64_t)1 << o;
+		npages -= (size_t)1 << o;
+	}
+}
+
+static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t npages, bool irq)
+{
+	if (irq)
+		return NULL;      /* a handler must not wait on the caches */
+	if (cache_drain_all() == 0)
+		return NULL;
+	return zone_alloc(order, npages);
+}
+
+struct page_desc *pa_alloc(size_t npages, unsigned align_order)
+{
+	unsigned order = ilog2_ceil(npages);
+	struct page_desc *pd = NULL;
+	bool irq = sigctx_in_irq();
+
+	if (align_order > order)
+		order = align_order;
+	if (cacheable((size_t)1 << order)) {
+		if (likely(!irq))
+			pd = cache_alloc(order);
+		else if (opt.signal == SIG_TRYLOCK)
+			pd = cache_alloc_irq(order);
+		if (pd && npages < ((size_t)1 << order)) {
+			uint8_t zero = pd->flags & PG_ZERO;
+			pa_release_range(desc_pfn(pd) + npages, ((size_t)1 << order) - npages, irq);
+			pd->flags = zero;
+		}
+	}
+	if (!pd)
+		pd = zone_alloc(order, npages);
+	if (unlikely(!pd)) {
+		pd = pa_alloc_exhausted(order, npages, irq);
+		if (!pd)
+			return NULL;
+	}
+	pd->npages = (uint32_t)npages;
+	pd->flags = PG_ALLOC | (pd->flags & PG_ZERO);
+	return pd;
+}
+
+void pa_free(struct page_desc *pd)
+{
+	size_t npages = pd->npages;
+	bool irq = sigctx_in_irq();
+
+	if (is_pow2(npages))
+		pa_release_block(pd, ilog2_floor(npages), irq);
+	else
+		pa_release_range(desc_pfn(pd), npages, irq);
+}
+
+void pa_shrink(struct page_desc *pd, size_t keep)
+{
+	size_t npages = pd->npages;
+
+	pd->npages = (uint32_t)keep;
+	pa_release_range(desc_pfn(pd) + keep, npages - keep, sigctx_in_irq());
+}
+
+/* Bulk free: power-of-two cacheable blocks share one cache lock hold; the
+ * rest are freed one by one.  Callers have cleared PG_ALLOC. */
+void pa_free_bulk(struct page_desc **pds, size_t n)
+{
+	struct page_desc *batch[256];
+	size_t nb = 0;
+	bool irq = sigctx_in_irq();
+
+	for (size_t i = 0; i < n; i++) {
+		struct page_desc *pd = pds[i];
+		size_t np = pd->npages;
+		if (irq || !is_pow2(np) || !cacheable(np)) {
+			pa_free(pd);
+			continue;
+		}
+		pd->order = (uint8_t)ilog2_floor(np);
+		batch[nb++] = pd;
+		if (nb == sizeof(batch) / sizeof(batch[0])) {
+			cache_free_bulk(batch, nb);
+			nb = 0;
+		}
+	}
+	if (nb)
+		cache_free_bulk(batch, nb);
+}
+
+size_t pa_drain_all(void)
+{
+	return sigctx_in_irq() ? 0 : cache_drain_all();
+}

@@ -1,0 +1,29 @@
+/*
+ * cpu.h — the CPU this thread runs on, read from glibc's rseq area.
+ *
+ * glibc >= 2.35 registers one rseq area per thread and exports its offset
+ * from the thread pointer; the kernel keeps cpu_id (at offset 4) current on
+ * every return to user space.  One load, no syscall.  The value may be stale
+ * by the time it is used: callers need it for locality only, never for
+ * correctness.
+ */
+#ifndef MAGPAGE_CPU_H
+#define MAGPAGE_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+extern const ptrdiff_t __rseq_offset;
+
+static inline int cpu_current(void)
+{
+	if (__builtin_expect(cpu_rseq_ok, 1)) {
+		int32_t c = *(volatile int32_t *)((char *)__builtin_thread_pointer() +
+						  __rseq_offset + 4);
+		if (__builtin_expect(c >= 0, 1))
+			return c;
+	}
+	return cpu_current_slow();
+}
+
+#endif

@@ -1,0 +1,433 @@
+/*
+ * options.c — MAGPAGE_CONF="key:value,key:value".
+ *
+ * One table drives the options: name, type, bounds, accepted values and a
+ * one-line doc.  Parsing, the error messages, the printed effective
+ * configuration and the README's table (magpage-conf --doc) all come from
+ * it.  Parsing never allocates: it runs inside the first malloc.
+ *
+ * A preset, wherever it appears in the string, is applied first; every other
+ * key then overrides it, left to right.  A bad key or value is reported in
+ * one line naming it and what is accepted, and that key keeps its default.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct mp_options opt;
+
+enum opt_type { T_PRESET, T_ENUM, T_UINT, T_SIZE, T_STR };
+
+struct opt_def {
+	const char *name;
+	enum opt_type type;
+	size_t off;                    /* offset in struct mp_options */
+	uint16_t width;                /* 4 or 8 bytes (numbers, enums) */
+	bool pow2;                     /* T_UINT: must be a power of two */
+	uint64_t min, max;             /* T_UINT/T_SIZE bounds (0 also allowed if zero_ok) */
+	bool zero_ok;                  /* 0 means "automatic" */
+	const char *const *names;      /* T_ENUM/T_PRESET: accepted values */
+	const char *doc;
+};
+
+static const char *const presets[] = { "default", "rfc2013", NULL };
+static const char *const caches[] = { "magazine", "none", NULL };
+static const char *const maps[] = { "cpu", "pair", NULL };
+static const char *const sigpol[] = { "bypass", "trylock", NULL };
+static const char *const statsm[] = { "0", "1", "json", NULL };
+static const char *const bools[] = { "0", "1", NULL };
+static const char *const invalid[] = { "abort", "report", NULL };
+static const char *const exhausted[] = { "fallback", "null", NULL };
+
+#define F(field) offsetof(struct mp_options, field), sizeof(((struct mp_options *)0)->field)
+
+static const struct opt_def defs[] = {
+	{ "preset", T_PRESET, F(preset), false, 0, 0, false, presets,
+	  "a whole configuration: rfc2013 = the RFC exactly (2 magazines, map pair, limit 1024, refill 16..384, drain 16..64, order 0 only)" },
+	{ "cache", T_ENUM, F(cache), false, 0, 0, false, caches,
+	  "page cache design in front of the zone; none sends every request to the zone lock" },
+	{ "region_size", T_SIZE, F(region_size), false, 4u << 20, 1ull << 40, true, NULL,
+	  "bytes of address space reserved for the zone (suffix k, m, g); 0 = physical memory, at most 64g" },
+	{ "threshold", T_SIZE, F(threshold), false, 1, 4u << 20, false, NULL,
+	  "requests of at least this many bytes (up to 4 MiB) are served from the zone as whole pages" },
+	{ "magazines", T_UINT, F(magazines), true, 1, MAX_CACHES, true, NULL,
+	  "number of magazines, a power of two; 0 = the CPU count rounded up to a power of two (at least 2)" },
+	{ "mag_map", T_ENUM, F(mag_map), false, 0, 0, false, maps,
+	  "CPU to preferred magazine: cpu = cpu & (n-1); pair = (cpu >> 1) & (n-1), the RFC's SMT pairing" },
+	{ "mag_limit", T_UINT, F(mag_limit), false, 1, 1u << 20, false, NULL,
+	  "pages a magazine holds before a free drains a batch to the zone" },
+	{ "refill_max", T_UINT, F(refill_max), false, 1, 1u << 16, false, NULL,
+	  "pages moved from the zone per refill" },
+	{ "refill_min", T_UINT, F(refill_min), false, 1, 1u << 16, false, NULL,
+	  "pages a refill takes before it may stop because the zone lock is contended" },
+	{ "drain_max", T_UINT, F(drain_max), false, 1, 1u << 16, false, NULL,
+	  "pages moved to the zone per drain" },
+	{ "drain_min", T_UINT, F(drain_min), false, 1, 1u << 16, false, NULL,
+	  "pages a drain moves before it may stop because the magazine lock is contended" },
+	{ "cache_order", T_UINT, F(cache_order), false, 0, CACHE_ORDERS - 1, true, NULL,
+	  "highest order the caches hold (0..3); higher orders go to the zone" },
+	{ "signal", T_ENUM, F(signal), false, 0, 0, false, sigpol,
+	  "handler-context calls: bypass = always the zone (the RFC); trylock = one trylock of the preferred cache, else the zone (Linux 6.2)" },
+	{ "stats", T_ENUM, F(stats), false, 0, 0, false, statsm,
+	  "report at exit: 1 = text, json = one JSON object per process" },
+	{ "stats_file", T_STR, F(stats_file), false, 0, 0, false, NULL,
+	  "append the report to this file instead of stderr; %p becomes the pid" },
+	{ "strict", T_ENUM, F(strict), false, 0, 0, false, bools,
+	  "1 = abort the process on a bad MAGPAGE_CONF instead of using the defaults" },
+	{ "verbose", T_ENUM, F(verbose), false, 0, 0, false, bools,
+	  "1 = print the effective configuration at start-up" },
+	{ "on_invalid", T_ENUM, F(on_invalid), false, 0, 0, false, invalid,
+	  "invalid or double free: abort after the report, or report and ignore the call" },
+	{ "on_exhausted", T_ENUM, F(on_exhausted), false, 0, 0, false, exhausted,
+	  "zone out of pages: fallback = serve from glibc's allocator, null = fail with ENOMEM" },
+};
+#define NDEFS (sizeof(defs) / sizeof(defs[0]))
+
+void options_defaults(struct mp_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->preset = 0;
+	o->cache = CACHE_MAGAZINE;
+	o->threshold = PAGE_SIZE;
+	o->magazines = 0;
+	o->mag_map = MAP_CPU;
+	o->mag_limit = 1024;
+	o->refill_max = 384;
+	o->refill_min = 16;
+	o->drain_max = 64;
+	o->drain_min = 16;
+	o->cache_order = 3;
+	o->signal = SIG_BYPASS;
+	o->stats = STATS_OFF;
+	o->on_invalid = INVALID_ABORT;
+	o->on_exhausted = EXHAUSTED_FALLBACK;
+}
+
+static void apply_preset(struct mp_options *o, uint32_t preset)
+{
+	options_defaults(o);
+	o->preset = preset;
+	if (preset == 1) {       /* rfc2013: the numbers of the RFC's patches 18-19 */
+		o->magazines = 2;
+		o->mag_map = MAP_PAIR;
+		o->mag_limit = 1024;
+		o->refill_max = 384;
+		o->refill_min = 16;
+		o->drain_max = 64;
+		o->drain_min = 16;
+		o->cache_order = 0;
+		o->signal = SIG_BYPASS;
+	}
+}
+
+/* ---- values ------------------------------------------------------------ */
+
+static bool token_eq(const char *s, size_t n, const char *word)
+{
+	return strlen(word) == n && memcmp(s, word, n) == 0;
+}
+
+static bool parse_number(const char *s, size_t n, bool size_suffix, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+
+	if (n == 0)
+		return false;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == 0)
+		return false;
+	if (i < n) {
+		unsigned shift;
+		if (!size_suffix || i + 1 != n)
+			return false;
+		switch (s[i]) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		case 't': case 'T': shift = 40; break;
+		default: return false;
+		}
+		if (v > (UINT64_MAX >> shift))
+			return false;
+		v <<= shift;
+	}
+	*out = v;
+	return true;
+}
+
+static void store(struct mp_options *o, const struct opt_def *d, uint64_t v)
+{
+	char *p = (char *)o + d->off;
+	if (d->width == 8)
+		memcpy(p, &v, 8);
+	else {
+		uint32_t w = (uint32_t)v;
+		memcpy(p, &w, 4);
+	}
+}
+
+static uint64_t load(const struct mp_options *o, const struct opt_def *d)
+{
+	const char *p = (const char *)o + d->off;
+	if (d->width == 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		return v;
+	}
+	uint32_t w;
+	memcpy(&w, p, 4);
+	return w;
+}
+
+/* What a key accepts, in words, for the error message and the docs. */
+static void describe(const struct opt_def *d, char *buf, size_t cap)
+{
+	size_t len = 0;
+	switch (d->type) {
+	case T_PRESET:
+	case T_ENUM:
+		for (unsigned i = 0; d->names[i]; i++)
+			len += fmt_snprintf(buf + len, cap > len ? cap - len : 0, "%s%s",
+					    i ? " | " : "", d->names[i]);
+		break;
+	case T_UINT:
+		fmt_snprintf(buf, cap, "%s%s from %lu to %lu", d->zero_ok ? "0 or " : "",
+			     d->pow2 ? "a power of two" : "an integer",
+			     (unsigned long)d->min, (unsigned long)d->max);
+		break;
+	case T_SIZE:
+		fmt_snprintf(buf, cap, "%sbytes from %lu to %lu, suffix k/m/g/t allowed",
+			     d->zero_ok ? "0 or " : "", (unsigned long)d->min, (unsigned long)d->max);
+		break;
+	case T_STR:
+		fmt_snprintf(buf, cap, "a path of at most 255 bytes, no comma");
+		break;
+	}
+}
+
+/* A token of the configuration string, NUL-terminated (and cut if long). */
+struct token {
+	char s[128];
+};
+
+static const char *tok(struct token *t, const char *p, size_t n)
+{
+	if (n > sizeof(t->s) - 1)
+		n = sizeof(t->s) - 1;
+	memcpy(t->s, p, n);
+	t->s[n] = '\0';
+	return t->s;
+}
+
+/* One line on errfd: "libmagpage: MAGPAGE_CONF: ..." */
+static void report(int errfd, const char *fmtstr, const char *a, const char *b, const char *c)
+{
+	if (errfd < 0)
+		return;
+	FMT_ON_STACK(out, errfd, 1024);
+	fmt_printf(&out, "libmagpage: MAGPAGE_CONF: ");
+	fmt_printf(&out, fmtstr, a, b, c);
+	fmt_printf(&out, "\n");
+	fmt_flush(&out);
+}
+
+static int set_value(struct mp_options *o, const struct opt_def *d, const char *v, size_t vn,
+		     int errfd)
+{
+	char accepted[256];
+	uint64_t num;
+
+	switch (d->type) {
+	case T_PRESET:
+	case T_ENUM:
+		for (unsigned i = 0; d->names[i]; i++) {
+			if (token_eq(v, vn, d->names[i])) {
+				if (d->type == T_ENUM)
+					store(o, d, i);
+				return 0;
+			}
+		}
+		break;
+	case T_UINT:
+	case T_SIZE:
+		if (!parse_number(v, vn, d->type == T_SIZE, &num))
+			break;
+		if (num == 0 && d->zero_ok) {
+			store(o, d, 0);
+			return 0;
+		}
+		if (num < d->min || num > d->max || (d->pow2 && !is_pow2(num)))
+			break;
+		store(o, d, num);
+		return 0;
+	case T_STR:
+		if (vn == 0 || vn >= sizeof(o->stats_file))
+			break;
+		memcpy((char *)o + d->off, v, vn);
+		((char *)o + d->off)[vn] = '\0';
+		return 0;
+	}
+	struct token tv;
+	describe(d, accepted, sizeof(accepted));
+	report(errfd, "bad value '%s' for key '%s'; accepted: %s", tok(&tv, v, vn), d->name, accepted);
+	return 1;
+}
+
+static const struct opt_def *find_def(const char *k, size_t kn)
+{
+	for (size_t i = 0; i < NDEFS; i++)
+		if (token_eq(k, kn, defs[i].name))
+			return &defs[i];
+	return NULL;
+}
+
+/* Calls fn on each "key:value" item; returns the number of errors. */
+static int each_item(struct mp_options *o, const char *conf, int errfd, bool presets_only)
+{
+	int errors = 0;
+	const char *p = conf;
+
+	while (*p) {
+		const char *item = p, *end = strchr(p, ',');
+		if (!end)
+			end = p + strlen(p);
+		p = *end ? end + 1 : end;
+		if (end == item)
+			continue;           /* tolerate ",," and a trailing comma */
+		const char *colon = memchr(item, ':', (size_t)(end - item));
+		size_t kn = colon ? (size_t)(colon - item) : (size_t)(end - item);
+		const struct opt_def *d = find_def(item, kn);
+		if (presets_only != (d && d->type == T_PRESET))
+			continue;
+		if (!d) {
+			char keys[512];
+			size_t len = 0;
+			for (size_t i = 0; i < NDEFS; i++)
+				len += fmt_snprintf(keys + len, sizeof(keys) - len, "%s%s",
+						    i ? ", " : "", defs[i].name);
+			struct token tk;
+			report(errfd, "unknown key '%s'; accepted keys: %s%s", tok(&tk, item, kn), keys, "");
+			errors++;
+			continue;
+		}
+		if (!colon) {
+			char accepted[256];
+			describe(d, accepted, sizeof(accepted));
+			report(errfd, "key '%s' has no value (write %s:VALUE); accepted: %s",
+			       d->name, d->name, accepted);
+			errors++;
+			continue;
+		}
+		const char *v = colon + 1;
+		size_t vn = (size_t)(end - v);
+		if (d->type == T_PRESET) {
+			if (set_value(o, d, v, vn, errfd) == 0) {
+				for (uint32_t i = 0; d->names[i]; i++)
+					if (token_eq(v, vn, d->names[i]))
+						apply_preset(o, i);
+			} else {
+				errors++;
+			}
+			continue;
+		}
+		errors += set_value(o, d, v, vn, errfd);
+	}
+	return errors;
+}
+
+int options_parse(struct mp_options *o, const char *conf, int errfd)
+{
+	if (!conf)
+		return 0;
+	int errors = each_item(o, conf, errfd, true);
+	errors += each_item(o, conf, errfd, false);
+	if (o->refill_min > o->refill_max) {
+		report(errfd, "refill_min is above refill_max; using refill_min = refill_max%s%s%s",
+		       "", "", "");
+		o->refill_min = o->refill_max;
+		errors++;
+	}
+	if (o->drain_min > o->drain_max) {
+		report(errfd, "drain_min is above drain_max; using drain_min = drain_max%s%s%s",
+		       "", "", "");
+		o->drain_min = o->drain_max;
+		errors++;
+	}
+	return errors;
+}
+
+const char *options_enum_name(const char *key, uint32_t value)
+{
+	const struct opt_def *d = find_def(key, strlen(key));
+	if (!d || !d->names)
+		return "?";
+	for (uint32_t i = 0; d->names[i]; i++)
+		if (i == value)
+			return d->names[i];
+	return "?";
+}
+
+static void print_value(struct fmt_buf *b, const struct mp_options *o, const struct opt_def *d)
+{
+	switch (d->type) {
+	case T_PRESET:
+		fmt_printf(b, "%s", presets[o->preset]);
+		break;
+	case T_ENUM:
+		fmt_printf(b, "%s", d->names[load(o, d)]);
+		break;
+	case T_UINT:
+	case T_SIZE:
+		fmt_printf(b, "%lu", (unsigned long)load(o, d));
+		break;
+	case T_STR:
+		fmt_printf(b, "%s", (const char *)o + d->off);
+		break;
+	}
+}
+
+void options_print(const struct mp_options *o, int fd)
+{
+	FMT_ON_STACK(b, fd, 1024);
+	for (size_t i = 0; i < NDEFS; i++) {
+		fmt_printf(&b, "%s:", defs[i].name);
+		print_value(&b, o, &defs[i]);
+		fmt_printf(&b, "\n");
+	}
+	fmt_flush(&b);
+}
+
+/* The same options as a JSON object's members, for the stats report. */
+void options_print_json(struct fmt_buf *b, const struct mp_options *o)
+{
+	for (size_t i = 0; i < NDEFS; i++) {
+		bool quoted = defs[i].type == T_ENUM || defs[i].type == T_PRESET ||
+			      defs[i].type == T_STR;
+		fmt_printf(b, "%s\"%s\":%s", i ? "," : "", defs[i].name, quoted ? "\"" : "");
+		print_value(b, o, &defs[i]);
+		fmt_printf(b, "%s", quoted ? "\"" : "");
+	}
+}
+
+void options_print_doc(int fd)
+{
+	struct mp_options d;
+	char accepted[256];
+
+	options_defaults(&d);
+	FMT_ON_STACK(b, fd, 2048);
+	fmt_printf(&b, "| key | default | accepted | meaning |\n|---|---|---|---|\n");
+	for (size_t i = 0; i < NDEFS; i++) {
+		describe(&defs[i], accepted, sizeof(accepted));
+		fmt_printf(&b, "| `%s` | `", defs[i].name);
+		print_value(&b, &d, &defs[i]);
+		fmt_printf(&b, "` | %s | %s |\n", accepted, defs[i].doc);
+	}
+	fmt_flush(&b);
+}

@@ -1,0 +1,104 @@
+/*
+ * sigctx.c — signal handlers are interrupts.
+ *
+ * The trampoline (preload/signals.c) calls sigctx_enter/sigctx_leave around
+ * every handler the program installed, so mp_tls.depth > 0 means "this
+ * thread is running a signal handler": the in_interrupt() of the design.
+ *
+ * siglongjmp out of a handler skips sigctx_leave.  The depth is recovered by
+ * comparing stack pointers: the trampoline records its own frame address per
+ * level, and code still inside that handler always runs deeper (at a lower
+ * address) on the same stack.  Finding the thread above a recorded frame, on
+ * the same stack, proves the handler is gone.  A handler on the sigaltstack is
+ * gone once the thread runs outside the altstack.  When the stacks cannot be
+ * compared the frame is kept: a wrong "still inside" only costs speed (the
+ * zone path), a wrong "gone" could deadlock, so every doubt goes that way.
+ */
+#include <signal.h>
+
+#include "internal.h"
+
+__thread struct mp_tls mp_tls __attribute__((tls_model("initial-exec")));
+struct sig_stats sig_stats;
+
+static bool on_altstack(uintptr_t sp)
+{
+	return mp_tls.alt_hi && sp >= mp_tls.alt_lo && sp < mp_tls.alt_hi;
+}
+
+/* Pops every recorded handler level that the thread provably left. */
+static void prune_stale(uintptr_t sp)
+{
+	while (mp_tls.depth > 0 && mp_tls.depth <= SIGCTX_FRAMES) {
+		uintptr_t f = mp_tls.frame_sp[mp_tls.depth - 1];
+		bool f_alt = f & 1, cur_alt = on_altstack(sp);
+		uintptr_t fsp = f & ~(uintptr_t)1;
+		bool stale;
+
+		if (f == 0)
+			break;
+		if (f_alt)
+			stale = !cur_alt || sp > fsp;
+		else
+			stale = !cur_alt && sp > fsp;
+		if (!stale)
+			break;
+		mp_tls.frame_sp[--mp_tls.depth] = 0;
+		__atomic_add_fetch(&sig_stats.stale_frames, 1, __ATOMIC_RELAXED);
+	}
+}
+
+bool sigctx_in_irq_slow(void)
+{
+	if (mp_tls.depth)
+		prune_stale((uintptr_t)__builtin_frame_address(0));
+	if (mp_tls.depth)
+		return true;
+	if (mp_tls.in_cache) {
+		/* Re-entered while this thread holds a page-cache lock: a handler
+		 * the trampoline never saw.  Take the zone path, never the lock. */
+		__atomic_add_fetch(&sig_stats.reentry_caught, 1, __ATOMIC_RELAXED);
+		return true;
+	}
+	return false;
+}
+
+void sigctx_enter(uintptr_t sp, bool may_be_on_altstack)
+{
+	if (may_be_on_altstack) {
+		stack_t ss;
+		if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
+			mp_tls.alt_lo = (uintptr_t)ss.ss_sp;
+			mp_tls.alt_hi = (uintptr_t)ss.ss_sp + ss.ss_size;
+			sp |= 1;
+		}
+	}
+	prune_stale(sp & ~(uintptr_t)1);
+	if (mp_tls.depth < SIGCTX_FRAMES)
+		mp_tls.frame_sp[mp_tls.depth] = sp;
+	mp_tls.depth++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&sig_stats.handler_entries, 1, __ATOMIC_RELAXED);
+}
+
+void sigctx_leave(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (mp_tls.depth == 0)
+		return;
+	mp_tls.depth--;
+	if (mp_tls.depth < SIGCTX_FRAMES)
+		mp_tls.frame_sp[mp_tls.depth] = 0;
+}
+
+void sigctx_block_all(sigset_t *saved)
+{
+	sigset_t all;
+	sigfillset(&all);
+	os.set_sigmask(SIG_BLOCK, &all, saved);
+}
+
+void sigctx_restore(const sigset_t *saved)
+{
+	os.set_sigmask(SIG_SETMASK, saved, NULL);
+}

@@ -1,0 +1,287 @@
+/*
+ * stats.c — the statistics report, as text or as one JSON object.
+ *
+ * Written without malloc into a private mapping and sent with one write(),
+ * so that the reports of many processes appending to one stats_file
+ * (make, PostgreSQL) never interleave.  Each report names its process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define REPORT_BYTES (512u << 10)
+
+struct report {
+	struct zone_info zi;
+	struct malloc_stats ms;
+	struct cache_view views[MAX_CACHES];
+	struct cache_counters total[CACHE_ORDERS];   /* summed over caches */
+	uint64_t cached_pages;
+	unsigned ncaches;
+};
+
+static void collect(struct report *r)
+{
+	memset(r, 0, sizeof(*r));
+	zone_info(&r->zi);
+	malloc_stats_read(&r->ms);
+	r->ncaches = cache_count();
+	for (unsigned i = 0; i < r->ncaches; i++) {
+		cache_view(i, &r->views[i]);
+		r->cached_pages += r->views[i].nr_pages;
+		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+			struct cache_counters *t = &r->total[o], *c = &r->views[i].c[o];
+			t->allocs += c->allocs;
+			t->hits += c->hits;
+			t->frees += c->frees;
+			t->refills += c->refills;
+			t->refill_pages += c->refill_pages;
+			t->drains += c->drains;
+			t->drain_pages += c->drain_pages;
+			t->irq_hits += c->irq_hits;
+			t->irq_misses += c->irq_misses;
+		}
+	}
+}
+
+static unsigned long ul(uint64_t v)
+{
+	return (unsigned long)v;
+}
+
+/* Percentage with one decimal, as "12.3". */
+static void pct(struct fmt_buf *b, uint64_t part, uint64_t whole)
+{
+	uint64_t t = whole ? part * 1000 / whole : 0;
+	fmt_printf(b, "%lu.%lu", ul(t / 10), ul(t % 10));
+}
+
+/* ---- text ----------------------------------------------------------------- */
+
+static void print_text(struct fmt_buf *b, const struct report *r)
+{
+	const struct malloc_stats *m = &r->ms;
+	const struct zone_info *z = &r->zi;
+
+	fmt_printf(b, "=== libmagpage stats: pid %d (%s), cache %s x%u, region %lu MiB ===\n",
+		   (int)getpid(), program_invocation_short_name, cache_name(), r->ncaches,
+		   ul(zg.bytes >> 20));
+	fmt_printf(b, "malloc: malloc %lu  calloc %lu  realloc %lu  memalign %lu  free %lu\n",
+		   ul(m->malloc_calls), ul(m->calloc_calls), ul(m->realloc_calls),
+		   ul(m->memalign_calls), ul(m->free_calls));
+	fmt_printf(b, "  zone-served: %lu allocations, %lu frees, %lu realloc in place, %lu calloc memsets skipped\n",
+		   ul(m->zone_allocs), ul(m->zone_frees), ul(m->realloc_in_place),
+		   ul(m->calloc_memset_skipped));
+	fmt_printf(b, "  bytes requested %lu, held %lu (rounding to pages costs ", ul(m->bytes_requested),
+		   ul(m->bytes_held));
+	pct(b, m->bytes_held - m->bytes_requested, m->bytes_held);
+	fmt_printf(b, "%%); live: requested %ld, held %ld\n", (long)m->live_requested, (long)m->live_held);
+	fmt_printf(b, "  fallback (glibc): small %lu, large %lu, foreign frees %lu, zone exhausted %lu, aligned %lu\n",
+		   ul(m->fb_small), ul(m->fb_large), ul(m->fb_foreign), ul(m->fb_exhausted), ul(m->fb_align));
+	fmt_printf(b, "  invalid frees caught: %lu\n", ul(m->invalid_frees));
+
+	fmt_printf(b, "caches (%s): %lu pages held now\n", cache_name(), ul(r->cached_pages));
+	fmt_printf(b, "  %-4s %-5s %10s %10s %10s %8s %9s %7s %8s %9s %7s %8s %8s\n", "id", "order",
+		   "allocs", "hits", "frees", "refills", "pages", "min-max", "drains", "pages",
+		   "min-max", "irq-hit", "irq-miss");
+	for (unsigned i = 0; i < r->ncaches; i++) {
+		const struct cache_view *v = &r->views[i];
+		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+			const struct cache_counters *c = &v->c[o];
+			char rr[24], dr[24];
+			if (!c->allocs && !c->frees && !v->nr_blocks[o])
+				continue;
+			fmt_snprintf(rr, sizeof(rr), "%u-%u", c->refill_min, c->refill_max);
+			fmt_snprintf(dr, sizeof(dr), "%u-%u", c->drain_min, c->drain_max);
+			fmt_printf(b, "  %-4u %-5u %10lu %10lu %10lu %8lu %9lu %7s %8lu %9lu %7s %8lu %8lu\n",
+				   i, o, ul(c->allocs), ul(c->hits), ul(c->frees), ul(c->refills),
+				   ul(c->refill_pages), rr, ul(c->drains), ul(c->drain_pages), dr,
+				   ul(c->irq_hits), ul(c->irq_misses));
+		}
+		fmt_printf(b, "  %-4u lock: %lu acquired, %lu contended (%lu us waiting), %lu trylocks failed\n",
+			   i, ul(v->lock_acquired), ul(v->lock_contended), ul(v->lock_wait_ns / 1000),
+			   ul(v->trylock_failed));
+	}
+	fmt_printf(b, "zone: %lu pages, %lu free (%lu never used); lock %lu acquired, %lu contended (%lu us waiting)\n",
+		   ul(z->pages), ul(z->free_pages), ul(z->untouched_pages), ul(z->lock_acquired),
+		   ul(z->lock_contended), ul(z->lock_wait_ns / 1000));
+	fmt_printf(b, "  blocks out %lu, in %lu; refill batches %lu (%lu blocks, %lu cut short); splits %lu, merges %lu; 4 MiB blocks carved %lu; purged %lu pages\n",
+		   ul(z->allocs), ul(z->frees), ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks),
+		   ul(z->splits), ul(z->merges), ul(z->carved), ul(z->purged_pages));
+	fmt_printf(b, "  buddyinfo (free blocks per order 0..10):");
+	for (unsigned o = 0; o < MAX_ORDER; o++)
+		fmt_printf(b, " %lu", ul(z->nr_free[o]));
+	fmt_printf(b, "\n");
+	fmt_printf(b, "signal (%s): handler entries %lu; malloc-family calls in handlers %lu (free %lu); small requests served by the zone %lu; glibc frees deferred %lu, drained %lu; re-entries caught %lu; depth recovered after siglongjmp %lu\n",
+		   options_enum_name("signal", opt.signal), ul(sig_stats.handler_entries),
+		   ul(m->sig_malloc + m->sig_free), ul(m->sig_free), ul(m->sig_small_zone),
+		   ul(m->sig_deferred), ul(m->sig_deferred_drained), ul(sig_stats.reentry_caught),
+		   ul(sig_stats.stale_frames));
+}
+
+/* ---- JSON ------------------------------------------------------------------ */
+
+static void json_counters(struct fmt_buf *b, const struct cache_counters *c)
+{
+	fmt_printf(b, "\"allocs\":%lu,\"hits\":%lu,\"frees\":%lu,\"refills\":%lu,\"refill_pages\":%lu,"
+		   "\"refill_min\":%u,\"refill_max\":%u,\"drains\":%lu,\"drain_pages\":%lu,"
+		   "\"drain_min\":%u,\"drain_max\":%u,\"irq_hits\":%lu,\"irq_misses\":%lu",
+		   ul(c->allocs), ul(c->hits), ul(c->frees), ul(c->refills), ul(c->refill_pages),
+		   c->refill_min, c->refill_max, ul(c->drains), ul(c->drain_pages), c->drain_min,
+		   c->drain_max, ul(c->irq_hits), ul(c->irq_misses));
+}
+
+static void json_string(struct fmt_buf *b, const char *s)
+{
+	fmt_printf(b, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fmt_printf(b, "\\%c", c);
+		else if (c < 0x20)
+			fmt_printf(b, "\\u%04x", c);
+		else
+			fmt_printf(b, "%c", c);
+	}
+	fmt_printf(b, "\"");
+}
+
+static void print_json(struct fmt_buf *b, const struct report *r)
+{
+	const struct malloc_stats *m = &r->ms;
+	const struct zone_info *z = &r->zi;
+	struct cache_counters all = { 0 };
+
+	for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+		all.allocs += r->total[o].allocs;
+		all.hits += r->total[o].hits;
+		all.frees += r->total[o].frees;
+		all.refills += r->total[o].refills;
+		all.refill_pages += r->total[o].refill_pages;
+		all.drains += r->total[o].drains;
+		all.drain_pages += r->total[o].drain_pages;
+		all.irq_hits += r->total[o].irq_hits;
+		all.irq_misses += r->total[o].irq_misses;
+	}
+	fmt_printf(b, "{\"libmagpage\":1,\"pid\":%d,\"program\":", (int)getpid());
+	json_string(b, program_invocation_short_name);
+	fmt_printf(b, ",\"cache\":\"%s\",\"config\":{", cache_name());
+	options_print_json(b, &opt);
+	fmt_printf(b, "},\"region_bytes\":%lu,", ul(zg.bytes));
+
+	fmt_printf(b, "\"malloc\":{\"calls\":{\"malloc\":%lu,\"calloc\":%lu,\"realloc\":%lu,"
+		   "\"memalign\":%lu,\"free\":%lu},", ul(m->malloc_calls), ul(m->calloc_calls),
+		   ul(m->realloc_calls), ul(m->memalign_calls), ul(m->free_calls));
+	fmt_printf(b, "\"zone_allocs\":%lu,\"zone_frees\":%lu,\"realloc_in_place\":%lu,"
+		   "\"calloc_memset_skipped\":%lu,\"bytes_requested\":%lu,\"bytes_held\":%lu,"
+		   "\"live_bytes_requested\":%ld,\"live_bytes_held\":%ld,",
+		   ul(m->zone_allocs), ul(m->zone_frees), ul(m->realloc_in_place),
+		   ul(m->calloc_memset_skipped), ul(m->bytes_requested), ul(m->bytes_held),
+		   (long)m->live_requested, (long)m->live_held);
+	fmt_printf(b, "\"fallback\":{\"small\":%lu,\"large\":%lu,\"foreign_free\":%lu,"
+		   "\"exhausted\":%lu,\"aligned\":%lu},\"invalid_frees\":%lu},",
+		   ul(m->fb_small), ul(m->fb_large), ul(m->fb_foreign), ul(m->fb_exhausted),
+		   ul(m->fb_align), ul(m->invalid_frees));
+
+	fmt_printf(b, "\"caches\":{\"type\":\"%s\",\"count\":%u,\"cached_pages\":%lu,", cache_name(),
+		   r->ncaches, ul(r->cached_pages));
+	json_counters(b, &all);
+	fmt_printf(b, ",\"orders\":[");
+	for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+		fmt_printf(b, "%s{\"order\":%u,", o ? "," : "", o);
+		json_counters(b, &r->total[o]);
+		fmt_printf(b, "}");
+	}
+	fmt_printf(b, "],\"list\":[");
+	for (unsigned i = 0; i < r->ncaches; i++) {
+		const struct cache_view *v = &r->views[i];
+		fmt_printf(b, "%s{\"id\":%u,\"nr_pages\":%u,\"lock\":{\"acquired\":%lu,\"contended\":%lu,"
+			   "\"wait_ns\":%lu,\"trylock_failed\":%lu},\"orders\":[", i ? "," : "", i,
+			   v->nr_pages, ul(v->lock_acquired), ul(v->lock_contended),
+			   ul(v->lock_wait_ns), ul(v->trylock_failed));
+		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+			fmt_printf(b, "%s{\"order\":%u,\"nr_blocks\":%u,", o ? "," : "", o, v->nr_blocks[o]);
+			json_counters(b, &v->c[o]);
+			fmt_printf(b, "}");
+		}
+		fmt_printf(b, "]}");
+	}
+	fmt_printf(b, "]},");
+
+	fmt_printf(b, "\"zone\":{\"pages\":%lu,\"free_pages\":%lu,\"untouched_pages\":%lu,"
+		   "\"lock\":{\"acquired\":%lu,\"contended\":%lu,\"wait_ns\":%lu},"
+		   "\"allocs\":%lu,\"frees\":%lu,\"batches\":%lu,\"batch_blocks\":%lu,\"batch_breaks\":%lu,"
+		   "\"splits\":%lu,\"merges\":%lu,\"carved\":%lu,\"purged_pages\":%lu,\"buddyinfo\":[",
+		   ul(z->pages), ul(z->free_pages), ul(z->untouched_pages), ul(z->lock_acquired),
+		   ul(z->lock_contended), ul(z->lock_wait_ns), ul(z->allocs), ul(z->frees),
+		   ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks), ul(z->splits),
+		   ul(z->merges), ul(z->carved), ul(z->purged_pages));
+	for (unsigned o = 0; o < MAX_ORDER; o++)
+		fmt_printf(b, "%s%lu", o ? "," : "", ul(z->nr_free[o]));
+	fmt_printf(b, "]},");
+
+	fmt_printf(b, "\"signal\":{\"policy\":\"%s\",\"handler_entries\":%lu,\"malloc\":%lu,\"free\":%lu,"
+		   "\"small_to_zone\":%lu,\"deferred\":%lu,\"deferred_drained\":%lu,"
+		   "\"reentry_caught\":%lu,\"stale_frames\":%lu,\"cache_irq_hits\":%lu,"
+		   "\"cache_irq_misses\":%lu}}\n",
+		   options_enum_name("signal", opt.signal), ul(sig_stats.handler_entries),
+		   ul(m->sig_malloc), ul(m->sig_free), ul(m->sig_small_zone), ul(m->sig_deferred),
+		   ul(m->sig_deferred_drained), ul(sig_stats.reentry_caught), ul(sig_stats.stale_frames),
+		   ul(all.irq_hits), ul(all.irq_misses));
+}
+
+void stats_print(int fd, bool json)
+{
+	static struct report r;   /* large; reports are rare and made one at a time */
+	static struct mp_lock report_lock;
+	int saved = errno;
+
+	char *mem = mmap(NULL, REPORT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return;
+	mp_lock(&report_lock);
+	struct fmt_buf b;
+	fmt_init(&b, fd, mem, REPORT_BYTES);
+	collect(&r);
+	if (json)
+		print_json(&b, &r);
+	else
+		print_text(&b, &r);
+	fmt_flush(&b);
+	mp_unlock(&report_lock);
+	munmap(mem, REPORT_BYTES);
+	errno = saved;
+}
+
+/* stats_file with %p replaced by the pid. */
+static int open_report_file(void)
+{
+	char path[300];
+	size_t n = 0;
+
+	for (const char *s = opt.stats_file; *s && n < sizeof(path) - 24; s++) {
+		if (s[0] == '%' && s[1] == 'p') {
+			n += fmt_snprintf(path + n, sizeof(path) - n, "%d", (int)getpid());
+			s++;
+		} else {
+			path[n++] = *s;
+		}
+	}
+	path[n] = '\0';
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		mp_log("stats_file: cannot open %s (errno %d); writing to stderr", path, errno);
+	return fd;
+}
+
+void stats_report_at_exit(void)
+{
+	int fd = opt.stats_file[0] ? open_report_file() : -1;
+	stats_print(fd >= 0 ? fd : 2, opt.stats == STATS_JSON);
+	if (fd >= 0)
+		close(fd);
+}

@@ -1,0 +1,503 @@
+/*
+ * zone.c — the region, its page descriptors and the buddy allocator.
+ *
+ * The region is one anonymous MAP_NORESERVE mapping, aligned to the largest
+ * block (order 10, 4 MiB), so that a block of order k always starts at a pfn
+ * that is a multiple of 2^k, and a block's buddy is pfn ^ (1 << k).
+ *
+ * Nothing is touched at start-up.  The zone keeps a frontier: pages below it
+ * have been handed out at least once and live on the free lists or with
+ * their owners; pages at and above it have never been used, are not on any
+ * list, and are known to be zero.  When the free lists run dry, the next
+ * order-10 block is carved off the frontier.  A process that allocates one
+ * page faults in one data page and one descriptor page, no more: a kernel
+ * build starts thousands of processes.
+ *
+ * Free pages = sum over order of nr_free[order] * 2^order
+ *            + (pages - frontier)                    [never used]
+ *
+ * Locking: everything below is guarded by z.lock, taken "irqsave": the
+ * holder's signals are blocked for exactly as long as it holds the lock, so
+ * a handler can never interrupt its own thread inside the zone.  Functions
+ * named __zone_* expect the lock held.  No system call is made under the
+ * lock: zone_purge detaches blocks, unlocks, madvises, relocks.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+struct free_area {
+	struct page_desc *head;   /* blocks of this order, PG_BUDDY heads */
+	uint64_t nr_free;         /* length of the list */
+};
+
+static struct zone {
+	struct mp_lock lock;      /* the zone lock */
+	struct free_area free_area[MAX_ORDER];
+	uint64_t frontier;        /* first never-used pfn, a multiple of 1024 */
+	uint64_t nr_free_pages;   /* pages on the free lists */
+	uint64_t allocs, frees;   /* blocks handed out / taken back */
+	uint64_t batches, batch_blocks, batch_breaks;
+	uint64_t splits, merges, carved, purged_pages;
+} z cacheline_aligned;
+
+struct zone_geom zg;
+
+/* ---- the reservation -------------------------------------------------- */
+
+static void *reserve_aligned(size_t bytes, size_t align)
+{
+	size_t len = bytes + align;
+	char *p = os.mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	size_t head = start - (uintptr_t)p, tail = len - head - bytes;
+	if (head)
+		os.munmap(p, head);
+	if (tail)
+		os.munmap((char *)start + bytes, tail);
+	return (void *)start;
+}
+
+int zone_init(uint64_t bytes)
+{
+	memset(&z, 0, sizeof(z));
+	bytes &= ~(uint64_t)(MAX_BLOCK_BYTES - 1);
+	/* Halve until the reservation fits (ulimit -v, RLIMIT_DATA,
+	 * overcommit_memory=2); with no region at all every request goes to
+	 * the fallback allocator. */
+	for (; bytes >= MAX_BLOCK_BYTES; bytes = (bytes / 2) & ~(uint64_t)(MAX_BLOCK_BYTES - 1)) {
+		uint64_t pages = bytes >> PAGE_SHIFT;
+		size_t dbytes = (pages * sizeof(struct page_desc) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+		void *descs = os.mmap(NULL, dbytes, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (descs == MAP_FAILED)
+			continue;
+		void *base = reserve_aligned(bytes, MAX_BLOCK_BYTES);
+		if (!base) {
+			os.munmap(descs, dbytes);
+			continue;
+		}
+		zg.descs = descs;
+		zg.pages = pages;
+		zg.base = (uintptr_t)base;
+		__atomic_store_n(&zg.bytes, bytes, __ATOMIC_RELEASE);
+		return 0;
+	}
+	return -1;
+}
+
+/* ---- irqsave locking -------------------------------------------------- */
+
+static inline void zone_lock(sigset_t *saved)
+{
+	sigctx_block_all(saved);
+	mp_lock(&z.lock);
+}
+
+static inline void zone_unlock(const sigset_t *saved)
+{
+	mp_unlock(&z.lock);
+	sigctx_restore(saved);
+}
+
+/* ---- free lists ------------------------------------------------------- */
+
+static inline void list_add(struct free_area *fa, struct page_desc *pd)
+{
+	pd->prev = NULL;
+	pd->next = fa->head;
+	if (fa->head)
+		fa->head->prev = pd;
+	fa->head = pd;
+	fa->nr_free++;
+}
+
+static inline void list_del(struct free_area *fa, struct page_desc *pd)
+{
+	if (pd->prev)
+		pd->prev->next = pd->next;
+	else
+		fa->head = pd->next;
+	if (pd->next)
+		pd->next->prev = pd->prev;
+	fa->nr_free--;
+}
+
+/* ---- the buddy algorithm ---------------------------------------------- */
+
+/*
+ * expand: the block at pd has order high and the caller wants order low.
+ * Split it in halves, keeping the lower half each time and putting the
+ * upper half on the free list of the order below.  Halves of a zero block
+ * are zero.
+ */
+static void __zone_expand(struct page_desc *pd, unsigned low, unsigned high)
+{
+	uint8_t zero = pd->flags & PG_ZERO;
+
+	while (high > low) {
+		high--;
+		struct page_desc *half = pd + ((size_t)1 << high);
+		half->order = (uint8_t)high;
+		half->flags = PG_BUDDY | zero;
+		list_add(&z.free_area[high], half);
+		z.nr_free_pages += (size_t)1 << high;
+		z.splits++;
+	}
+	pd->order = (uint8_t)low;
+}
+
+/* Takes the next order-10 block off the frontier; NULL if none is left. */
+static struct page_desc *__zone_carve(void)
+{
+	if (z.frontier + MAX_BLOCK_PAGES > zg.pages)
+		return NULL;
+	struct page_desc *pd = pfn_to_desc(z.frontier);
+	z.frontier += MAX_BLOCK_PAGES;
+	pd->order = MAX_ORDER - 1;
+	pd->flags = PG_ZERO;
+	z.carved++;
+	return pd;
+}
+
+/* __rmqueue_smallest: the first block of at least order, split down. */
+static struct page_desc *__zone_rmqueue(unsigned order)
+{
+	for (unsigned o = order; o < MAX_ORDER; o++) {
+		struct free_area *fa = &z.free_area[o];
+		struct page_desc *pd = fa->head;
+		if (!pd)
+			continue;
+		list_del(fa, pd);
+		z.nr_free_pages -= (size_t)1 << o;
+		pd->flags &= PG_ZERO;
+		__zone_expand(pd, order, o);
+		z.allocs++;
+		return pd;
+	}
+	struct page_desc *pd = __zone_carve();
+	if (pd) {
+		__zone_expand(pd, order, MAX_ORDER - 1);
+		z.allocs++;
+	}
+	return pd;
+}
+
+/*
+ * __free_one_page: merge the block with its buddy while the buddy is a free
+ * block of the same order, then file the result.  The merged block starts at
+ * pfn & ~(1 << order), the lower of the two.  It is zero only if both
+ * halves were.
+ */
+static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t zero)
+{
+	while (order < MAX_ORDER - 1) {
+		uint64_t bpfn = pfn ^ ((uint64_t)1 << order);
+		struct page_desc *buddy = pfn_to_desc(bpfn);
+		if (!(buddy->flags & PG_BUDDY) || buddy->order != order)
+			break;
+		list_del(&z.free_area[order], buddy);
+		z.nr_free_pages -= (size_t)1 << order;
+		zero &= buddy->flags;
+		buddy->flags = 0;
+		pfn &= ~((uint64_t)1 << order);
+		order++;
+		z.merges++;
+	}
+	struct page_desc *pd = pfn_to_desc(pfn);
+	pd->order = (uint8_t)order;
+	pd->flags = PG_BUDDY | (zero & PG_ZERO);
+	list_add(&z.free_area[order], pd);
+	z.nr_free_pages += (size_t)1 << order;
+}
+
+/* Splits [pfn, pfn + npages) into the largest naturally aligned blocks:
+ * at each step the block's order is limited both by pfn's alignment and by
+ * the pages left, so both an allocation's tail (starting mid-block) and a
+ * whole n-page allocation (starting aligned) decompose correctly. */
+static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t zero)
+{
+	while (npages) {
+		unsigned o = ilog2_floor(npages);
+		if (pfn) {
+			unsigned a = (unsigned)__builtin_ctzl(pfn);
+			if (a < o)
+				o = a;
+		}
+		if (o > MAX_ORDER - 1)
+			o = MAX_ORDER - 1;
+		pfn_to_desc(pfn)->flags = 0;
+		__zone_free_one(pfn, o, zero);
+		pfn += (uint64_t)1 << o;
+		npages -= (size_t)1 << o;
+	}
+}
+
+/* ---- the zone's interface --------------------------------------------- */
+
+struct page_desc *zone_alloc(unsigned order, size_t npages)
+{
+	sigset_t saved;
+
+	zone_lock(&saved);
+	struct page_desc *pd = __zone_rmqueue(order);
+	if (pd && npages < ((size_t)1 << order)) {
+		uint64_t pfn = desc_pfn(pd);
+		__zone_free_range(pfn + npages, ((size_t)1 << order) - npages,
+				  pd->flags & PG_ZERO);
+	}
+	zone_unlock(&saved);
+	return pd;
+}
+
+unsigned zone_take_batch(unsigned order, unsigned max, unsigned min,
+			 struct page_desc **headp, struct page_desc **tailp)
+{
+	struct page_desc *head = NULL, *tail = NULL;
+	unsigned n = 0;
+	sigset_t saved;
+
+	zone_lock(&saved);
+	while (n < max) {
+		if (n >= min && mp_lock_is_contended(&z.lock)) {
+			z.batch_breaks++;
+			break;
+		}
+		struct page_desc *pd = __zone_rmqueue(order);
+		if (!pd)
+			break;
+		/* Kept in the order taken: physically ascending after a split,
+		 * as rmqueue_bulk returns them. */
+		pd->next = NULL;
+		pd->prev = tail;
+		if (tail)
+			tail->next = pd;
+		else
+			head = pd;
+		tail = pd;
+		n++;
+	}
+	z.batches++;
+	z.batch_blocks += n;
+	zone_unlock(&saved);
+	*headp = head;
+	*tailp = tail;
+	return n;
+}
+
+void zone_free_list(struct page_desc *pd)
+{
+	sigset_t saved;
+
+	zone_lock(&saved);
+	while (pd) {
+		struct page_desc *next = pd->next;
+		unsigned order = pd->order;
+		pd->flags = 0;
+		__zone_free_one(desc_pfn(pd), order, 0);
+		z.frees++;
+		pd = next;
+	}
+	zone_unlock(&saved);
+}
+
+void zone_free_block(struct page_desc *pd, unsigned order)
+{
+	sigset_t saved;
+
+	zone_lock(&saved);
+	pd->flags = 0;
+	__zone_free_one(desc_pfn(pd), order, 0);
+	z.frees++;
+	zone_unlock(&saved);
+}
+
+void zone_free_range(uint64_t pfn, size_t npages)
+{
+	sigset_t saved;
+
+	zone_lock(&saved);
+	__zone_free_range(pfn, npages, 0);
+	z.frees++;
+	zone_unlock(&saved);
+}
+
+size_t zone_purge(unsigned min_order)
+{
+	struct page_desc *isolated = NULL;
+	size_t pages = 0;
+	sigset_t saved;
+
+	/* Detach under the lock: flags cleared, so no free can merge into
+	 * a block while the system call runs on it. */
+	zone_lock(&saved);
+	for (unsigned o = min_order; o < MAX_ORDER; o++) {
+		struct page_desc *pd = z.free_area[o].head, *next;
+		for (; pd; pd = next) {
+			next = pd->next;
+			if (pd->flags & PG_ZERO)
+				continue;
+			list_del(&z.free_area[o], pd);
+			z.nr_free_pages -= (size_t)1 << o;
+			pd->flags = 0;
+			pd->next = isolated;
+			isolated = pd;
+		}
+	}
+	zone_unlock(&saved);
+
+	for (struct page_desc *pd = isolated; pd; pd = pd->next) {
+		size_t len = (size_t)PAGE_SIZE << pd->order;
+		os.madvise(desc_to_addr(pd), len, MADV_DONTNEED);
+		pages += (size_t)1 << pd->order;
+	}
+
+	zone_lock(&saved);
+	while (isolated) {
+		struct page_desc *next = isolated->next;
+		__zone_free_one(desc_pfn(isolated), isolated->order, PG_ZERO);
+		isolated = next;
+	}
+	z.purged_pages += pages;
+	zone_unlock(&saved);
+	return pages;
+}
+
+void zone_info(struct zone_info *zi)
+{
+	sigset_t saved;
+
+	memset(zi, 0, sizeof(*zi));
+	zi->pages = zg.pages;
+	if (!zg.bytes)
+		return;
+	zone_lock(&saved);
+	zi->untouched_pages = zg.pages - z.frontier;
+	zi->free_pages = z.nr_free_pages + zi->untouched_pages;
+	for (unsigned o = 0; o < MAX_ORDER; o++)
+		zi->nr_free[o] = z.free_area[o].nr_free;
+	zi->lock_acquired = z.lock.acquired;
+	zi->lock_contended = z.lock.contended;
+	zi->lock_wait_ns = z.lock.wait_ns;
+	zi->allocs = z.allocs;
+	zi->frees = z.frees;
+	zi->batches = z.batches;
+	zi->batch_blocks = z.batch_blocks;
+	zi->batch_breaks = z.batch_breaks;
+	zi->splits = z.splits;
+	zi->merges = z.merges;
+	zi->carved = z.carved;
+	zi->purged_pages = z.purged_pages;
+	zone_unlock(&saved);
+}
+
+/* ---- whole-zone validation (tests) ------------------------------------ */
+
+#define FAIL(...) do { fmt_snprintf(why, cap, __VA_ARGS__); goto out; } while (0)
+
+int zone_validate(uint64_t used_pages, char *why, size_t cap)
+{
+	int rc = -1;
+	sigset_t saved;
+	uint8_t *seen = NULL;
+	size_t seen_bytes = 0;
+
+	if (!zg.bytes) {
+		fmt_snprintf(why, cap, "no region");
+		return used_pages == 0 || used_pages == UINT64_MAX ? 0 : -1;
+	}
+	/* The bitmap is mapped before the lock is taken: no system call
+	 * under the zone lock, even in a validator. */
+	seen_bytes = (zg.pages + 7) / 8 + 1;
+	seen = os.mmap(NULL, seen_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (seen == MAP_FAILED) {
+		fmt_snprintf(why, cap, "cannot map the validation bitmap");
+		return -1;
+	}
+	zone_lock(&saved);
+	if (z.frontier % MAX_BLOCK_PAGES || z.frontier > zg.pages)
+		FAIL("frontier %lu not a multiple of 1024 within %lu pages",
+		     (unsigned long)z.frontier, (unsigned long)zg.pages);
+
+	uint64_t listed = 0;
+	for (unsigned o = 0; o < MAX_ORDER; o++) {
+		uint64_t n = 0;
+		struct page_desc *prev = NULL;
+		for (struct page_desc *pd = z.free_area[o].head; pd; pd = pd->next) {
+			uint64_t pfn = desc_pfn(pd);
+			if (pd->prev != prev)
+				FAIL("order %u: broken back link at pfn %lu", o, (unsigned long)pfn);
+			if (!(pd->flags & PG_BUDDY) || (pd->flags & (PG_ALLOC | PG_CACHED)))
+				FAIL("order %u: pfn %lu on free list with flags %x", o,
+				     (unsigned long)pfn, pd->flags);
+			if (pd->order != o)
+				FAIL("pfn %lu on order-%u list says order %u", (unsigned long)pfn, o, pd->order);
+			if (pfn & (((uint64_t)1 << o) - 1))
+				FAIL("pfn %lu misaligned for order %u", (unsigned long)pfn, o);
+			if (pfn + ((uint64_t)1 << o) > z.frontier)
+				FAIL("pfn %lu order %u beyond the frontier", (unsigned long)pfn, o);
+			for (uint64_t i = pfn; i < pfn + ((uint64_t)1 << o); i++) {
+				if (seen[i / 8] & (1u << (i % 8)))
+					FAIL("page %lu is in two free blocks", (unsigned long)i);
+				seen[i / 8] |= (uint8_t)(1u << (i % 8));
+			}
+			if (o < MAX_ORDER - 1) {
+				struct page_desc *b = pfn_to_desc(pfn ^ ((uint64_t)1 << o));
+				if ((b->flags & PG_BUDDY) && b->order == o)
+					FAIL("pfn %lu order %u and its buddy are both free: not coalesced",
+					     (unsigned long)pfn, o);
+			}
+			prev = pd;
+			n++;
+			listed += (uint64_t)1 << o;
+		}
+		if (n != z.free_area[o].nr_free)
+			FAIL("order %u: nr_free %lu but %lu listed", o,
+			     (unsigned long)z.free_area[o].nr_free, (unsigned long)n);
+	}
+	if (listed != z.nr_free_pages)
+		FAIL("nr_free_pages %lu but %lu pages listed", (unsigned long)z.nr_free_pages,
+		     (unsigned long)listed);
+	/* Every PG_BUDDY head below the frontier must be on a list. */
+	for (uint64_t pfn = 0; pfn < z.frontier; pfn++) {
+		struct page_desc *pd = pfn_to_desc(pfn);
+		if ((pd->flags & PG_BUDDY) && !(seen[pfn / 8] & (1u << (pfn % 8))))
+			FAIL("pfn %lu marked free but on no list", (unsigned long)pfn);
+	}
+	if (used_pages != UINT64_MAX && used_pages + z.nr_free_pages != z.frontier)
+		FAIL("free %lu + used %lu != %lu pages in use since start",
+		     (unsigned long)z.nr_free_pages, (unsigned long)used_pages,
+		     (unsigned long)z.frontier);
+	rc = 0;
+out:
+	zone_unlock(&saved);
+	if (seen)
+		os.munmap(seen, seen_bytes);
+	return rc;
+}
+
+/* ---- fork ------------------------------------------------------------- */
+
+static sigset_t fork_saved;
+
+void zone_fork_prepare(void)
+{
+	zone_lock(&fork_saved);
+}
+
+void zone_fork_parent(void)
+{
+	zone_unlock(&fork_saved);
+}
+
+void zone_fork_child(void)
+{
+	mp_lock_reset(&z.lock);
+	sigctx_restore(&fork_saved);
+}

@@ -1,0 +1,109 @@
+/*
+ * zone.h — the zone: one reserved region of 4 KiB pages, a descriptor per
+ * page (the struct page analogue) and the buddy free areas.
+ */
+#ifndef MAGPAGE_ZONE_H
+#define MAGPAGE_ZONE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Page descriptor flags.  Only the head (first page) of a block carries
+ * them; every other descriptor of the block is stale and ignored.
+ *   PG_BUDDY   free block on the zone's free_area[order] list
+ *   PG_CACHED  free block held by a page cache
+ *   PG_ALLOC   first page of a live allocation of npages pages
+ *   PG_ZERO    with any of the above: the block's contents are known zero
+ * Invariant: PG_ALLOC is set on a descriptor iff it heads a live
+ * allocation, which is what lets free() reject interior and double frees. */
+enum {
+	PG_BUDDY = 1,
+	PG_CACHED = 2,
+	PG_ALLOC = 4,
+	PG_ZERO = 8,
+};
+
+struct page_desc {
+	struct page_desc *next;  /* free list or cache list; guarded by its lock */
+	struct page_desc *prev;  /* ditto (NULL at the head of a list) */
+	uint32_t npages;         /* PG_ALLOC: pages held by the allocation */
+	uint8_t order;           /* PG_BUDDY/PG_CACHED: order of the free block */
+	uint8_t flags;           /* PG_*; PG_ALLOC is cleared atomically by free */
+	uint16_t owner;          /* PG_CACHED: which cache holds it */
+	uint64_t req_bytes;      /* PG_ALLOC: bytes the program asked for */
+	uint64_t reserved[4];    /* keeps one descriptor per cache line, as
+				    struct page is: CPUs that share pages
+				    bounce these lines, as in the kernel */
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct page_desc) == 64, "one descriptor per cache line");
+
+/* Read-mostly geometry, written once by zone_init. */
+struct zone_geom {
+	uintptr_t base;            /* first byte of the region, 4 MiB aligned */
+	uintptr_t bytes;           /* region size; 0 when there is no region */
+	struct page_desc *descs;   /* descriptor array, one per page */
+	uint64_t pages;            /* bytes >> PAGE_SHIFT, a multiple of 1024 */
+} __attribute__((aligned(64)));
+extern struct zone_geom zg;
+
+static inline bool zone_owns(const void *p)
+{
+	return (uintptr_t)p - zg.base < zg.bytes;
+}
+static inline uint64_t addr_to_pfn(const void *p)
+{
+	return ((uintptr_t)p - zg.base) >> 12;
+}
+static inline struct page_desc *pfn_to_desc(uint64_t pfn)
+{
+	return zg.descs + pfn;
+}
+static inline uint64_t desc_pfn(const struct page_desc *pd)
+{
+	return (uint64_t)(pd - zg.descs);
+}
+static inline void *desc_to_addr(const struct page_desc *pd)
+{
+	return (void *)(zg.base + (desc_pfn(pd) << 12));
+}
+
+struct zone_info {
+	uint64_t pages;             /* total pages in the zone */
+	uint64_t free_pages;        /* on free lists + never used */
+	uint64_t untouched_pages;   /* above the frontier: never used at all */
+	uint64_t nr_free[11];       /* blocks per order on the free lists */
+	uint64_t lock_acquired, lock_contended, lock_wait_ns;
+	uint64_t allocs, frees;     /* blocks taken / given, any path */
+	uint64_t batches, batch_blocks;   /* refills served and blocks in them */
+	uint64_t batch_breaks;      /* refills stopped early on contention */
+	uint64_t splits, merges, carved, purged_pages;
+};
+
+/* Reserves the region (halving on failure); 0 on success, -1 if none. */
+int zone_init(uint64_t bytes);
+/* A block of 2^order pages of which the first npages are kept and the
+ * tail goes back to the free areas at once.  NULL if the zone is empty. */
+struct page_desc *zone_alloc(unsigned order, size_t npages);
+/* Refill: up to max blocks of one order, stopping after min if the zone lock
+ * is contended.  Returns the count; blocks are linked through next/prev. */
+unsigned zone_take_batch(unsigned order, unsigned max, unsigned min,
+			 struct page_desc **head, struct page_desc **tail);
+/* Drain: frees blocks linked through next, each of order pd->order. */
+void zone_free_list(struct page_desc *head);
+void zone_free_block(struct page_desc *pd, unsigned order);
+/* Frees npages from pfn, split into naturally aligned power-of-two blocks. */
+void zone_free_range(uint64_t pfn, size_t npages);
+/* Returns free blocks of at least min_order to the OS (MADV_DONTNEED), with
+ * the zone lock dropped around the system calls.  Returns pages purged. */
+size_t zone_purge(unsigned min_order);
+void zone_info(struct zone_info *zi);
+/* Whole-zone check: lists, flags, alignment, no overlap, counts; used_pages
+ * (pages not free in the zone), if not UINT64_MAX, must match.  Returns 0,
+ * or -1 with the reason in why. */
+int zone_validate(uint64_t used_pages, char *why, size_t cap);
+void zone_fork_prepare(void);
+void zone_fork_parent(void);
+void zone_fork_child(void);
+
+#endif
