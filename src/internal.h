@@ -99,10 +99,15 @@ extern bool cpu_rseq_ok;              /* glibc registered an rseq area */
  * ---------------------------------------------------------------------- */
 #define SIGCTX_FRAMES 4
 struct mp_tls {
-	uint32_t depth;                     /* signal handlers active on this thread */
-	uint8_t in_cache;                   /* inside a page-cache critical section */
-	uint8_t in_init;                    /* this thread is running mp_init */
-	uint16_t reserved;
+	union {
+		struct {
+			uint32_t depth;     /* signal handlers active on this thread */
+			uint8_t in_cache;   /* inside a page-cache critical section */
+			uint8_t in_init;    /* this thread is running mp_init */
+			uint16_t reserved;
+		};
+		uint64_t word;              /* all of the above, for one load */
+	};
 	uintptr_t frame_sp[SIGCTX_FRAMES];  /* trampoline sp per handler level; bit 0: on altstack */
 	uintptr_t alt_lo, alt_hi;           /* this thread's sigaltstack, once seen in use */
 };
@@ -112,7 +117,8 @@ bool sigctx_in_irq_slow(void);
  * or re-entered while this thread holds a page-cache lock. */
 static inline bool sigctx_in_irq(void)
 {
-	if (likely((mp_tls.depth | mp_tls.in_cache) == 0))
+	/* depth and in_cache in one load: the low 40 bits of the word */
+	if (likely((mp_tls.word & 0xffffffffffull) == 0))
 		return false;
 	return sigctx_in_irq_slow();
 }

@@ -28,6 +28,7 @@
  * holds a magazine lock mp_tls.in_cache is set, so that a re-entry the
  * trampoline did not see takes the zone path instead of deadlocking.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -36,16 +37,47 @@ struct mag_list {
 	struct page_desc *head;   /* hottest block; pop and push here */
 	struct page_desc *tail;   /* coldest block; drains take from here */
 	uint32_t nr;              /* blocks on the list; read unlocked as a hint */
+	uint32_t reserved;
 };
 
+/* Per order, written under the lock on every operation. */
+struct mag_hot_counts {
+	uint64_t allocs;          /* blocks handed out, refills included */
+	uint64_t frees;           /* blocks taken back */
+};
+
+/* Per order, written under the lock on the rare paths. */
+struct mag_cold_counts {
+	uint64_t refills, refill_pages, drains, drain_pages;
+	uint64_t irq_hits, irq_misses;     /* irq_misses: atomic */
+	uint32_t refill_min, refill_max, drain_min, drain_max;
+};
+
+/*
+ * Layout: an order-0 allocation or free touches line 0 (lock, page count,
+ * order-0 list) and line 1 (the per-op counters), nothing else; the other
+ * orders' lists and the rare-path counters follow.
+ *
+ *   line 0   lock | nr_pages | drain_next | list[0]
+ *   line 1   hot[0..3]
+ *   line 2+  list[1..3] | trylock_failed | cold[0..3]
+ */
 struct magazine {
 	struct mp_lock lock;              /* guards everything below */
 	uint32_t nr_pages;                /* sum of nr << order over the lists */
 	uint32_t drain_next;              /* order the next drain starts at */
-	uint64_t trylock_failed;          /* atomic: failed pass-1/irq trylocks */
-	struct mag_list list[CACHE_ORDERS];
-	struct cache_counters st[CACHE_ORDERS];
+	struct mag_list list0;            /* order 0 */
+	struct mag_hot_counts hot[CACHE_ORDERS] cacheline_aligned;
+	struct mag_list list_hi[CACHE_ORDERS - 1];   /* orders 1..3 */
+	uint64_t trylock_failed;          /* atomic: failed pass-1 trylocks */
+	struct mag_cold_counts cold[CACHE_ORDERS];
 } cacheline_aligned;
+_Static_assert(offsetof(struct magazine, hot) == CACHELINE, "lock and order-0 list share line 0");
+
+static inline struct mag_list *mag_list(struct magazine *m, unsigned order)
+{
+	return order ? &m->list_hi[order - 1] : &m->list0;
+}
 
 static struct magazine mags[MAX_CACHES];
 static unsigned nr_mags = 1, mag_mask, mag_shift;
@@ -95,10 +127,16 @@ static inline void cs_leave(void)
 
 /* ---- lists (magazine lock held) --------------------------------------- */
 
+/*
+ * The lists are doubly linked so that drains can take from the tail, but a
+ * pop does not clear the new head's prev: that would write a second
+ * descriptor, likely dirtied by another CPU.  Every node's prev is exact
+ * except the head's, and the head's is never read: take_tail reads prev only
+ * when the tail is not also the head.
+ */
 static inline void __mag_push(struct magazine *m, struct page_desc *pd, unsigned order)
 {
-	struct mag_list *l = &m->list[order];
-	pd->prev = NULL;
+	struct mag_list *l = mag_list(m, order);
 	pd->next = l->head;
 	if (l->head)
 		l->head->prev = pd;
@@ -111,12 +149,10 @@ static inline void __mag_push(struct magazine *m, struct page_desc *pd, unsigned
 
 static inline struct page_desc *__mag_pop(struct magazine *m, unsigned order)
 {
-	struct mag_list *l = &m->list[order];
+	struct mag_list *l = mag_list(m, order);
 	struct page_desc *pd = l->head;
 	l->head = pd->next;
-	if (l->head)
-		l->head->prev = NULL;
-	else
+	if (!l->head)
 		l->tail = NULL;
 	l->nr--;
 	m->nr_pages -= 1u << order;
@@ -125,13 +161,14 @@ static inline struct page_desc *__mag_pop(struct magazine *m, unsigned order)
 
 static inline struct page_desc *__mag_take_tail(struct magazine *m, unsigned order)
 {
-	struct mag_list *l = &m->list[order];
+	struct mag_list *l = mag_list(m, order);
 	struct page_desc *pd = l->tail;
-	l->tail = pd->prev;
-	if (l->tail)
+	if (l->nr == 1) {
+		l->head = l->tail = NULL;
+	} else {
+		l->tail = pd->prev;
 		l->tail->next = NULL;
-	else
-		l->head = NULL;
+	}
 	l->nr--;
 	m->nr_pages -= 1u << order;
 	return pd;
@@ -154,7 +191,7 @@ static void __mag_drain(struct magazine *m, unsigned trigger_order, struct page_
 	while (pages < opt.drain_max && m->nr_pages) {
 		if (pages >= opt.drain_min && mp_lock_is_contended(&m->lock))
 			break;
-		for (unsigned k = 0; k < CACHE_ORDERS && !m->list[o].nr; k++)
+		for (unsigned k = 0; k < CACHE_ORDERS && !mag_list(m, o)->nr; k++)
 			o = (o + 1) % CACHE_ORDERS;
 		if (pages && pages + (1u << o) > opt.drain_max)
 			break;      /* a drain never moves more than drain_max */
@@ -167,7 +204,7 @@ static void __mag_drain(struct magazine *m, unsigned trigger_order, struct page_
 		o = (o + 1) % CACHE_ORDERS;
 	}
 	m->drain_next = o;
-	struct cache_counters *c = &m->st[trigger_order];
+	struct mag_cold_counts *c = &m->cold[trigger_order];
 	c->drains++;
 	c->drain_pages += pages;
 	note_batch(&c->drain_min, &c->drain_max, pages);
@@ -177,10 +214,8 @@ static void __mag_drain(struct magazine *m, unsigned trigger_order, struct page_
 
 static inline struct page_desc *__mag_hand_out(struct magazine *m, unsigned order)
 {
-	struct page_desc *pd = __mag_pop(m, order);
-	pd->flags &= PG_ZERO;
-	m->st[order].allocs++;
-	return pd;
+	m->hot[order].allocs++;
+	return __mag_pop(m, order);
 }
 
 /* find_lock_magazine: trylock round-robin from the preferred one, else
@@ -200,15 +235,32 @@ static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned order)
 {
 	struct page_desc *pd, *head, *tail;
 
+	/* pass 1, after the preferred magazine (tried by mag_alloc) */
+	for (unsigned i = 1; i < nr_mags; i++) {
+		struct magazine *m = &mags[(pref + i) & mag_mask];
+		if (!__atomic_load_n(&mag_list(m, order)->nr, __ATOMIC_RELAXED))
+			continue;
+		if (!mp_trylock(&m->lock)) {
+			__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (mag_list(m, order)->nr) {
+			pd = __mag_hand_out(m, order);
+			mp_unlock(&m->lock);
+			cs_leave();
+			return pd;
+		}
+		mp_unlock(&m->lock);
+	}
+
 	/* pass 2: wait on the first non-empty magazine */
 	for (unsigned i = 0; i < nr_mags; i++) {
 		struct magazine *m = &mags[(pref + i) & mag_mask];
-		if (!__atomic_load_n(&m->list[order].nr, __ATOMIC_RELAXED))
+		if (!__atomic_load_n(&mag_list(m, order)->nr, __ATOMIC_RELAXED))
 			continue;
 		mp_lock(&m->lock);
-		if (m->list[order].nr) {
+		if (mag_list(m, order)->nr) {
 			pd = __mag_hand_out(m, order);
-			m->st[order].hits++;
 			mp_unlock(&m->lock);
 			cs_leave();
 			return pd;
@@ -230,7 +282,7 @@ static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned order)
 	struct magazine *m = mag_lock_any(pref);
 	pd = head;
 	if (n > 1) {   /* splice head->next .. tail in front of the list */
-		struct mag_list *l = &m->list[order];
+		struct mag_list *l = mag_list(m, order);
 		struct page_desc *first = head->next;
 		first->prev = NULL;
 		tail->next = l->head;
@@ -242,9 +294,8 @@ static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned order)
 		l->nr += n - 1;
 		m->nr_pages += (n - 1) << order;
 	}
-	pd->flags &= PG_ZERO;
-	struct cache_counters *c = &m->st[order];
-	c->allocs++;
+	m->hot[order].allocs++;
+	struct mag_cold_counts *c = &m->cold[order];
 	c->refills++;
 	c->refill_pages += (uint64_t)n << order;
 	note_batch(&c->refill_min, &c->refill_max, n << order);
@@ -262,23 +313,21 @@ struct page_desc *mag_alloc(unsigned order)
 {
 	unsigned pref = mag_preferred();
 
+	struct magazine *m = &mags[pref];
+
 	cs_enter();
-	for (unsigned i = 0; i < nr_mags; i++) {
-		struct magazine *m = &mags[(pref + i) & mag_mask];
-		if (!__atomic_load_n(&m->list[order].nr, __ATOMIC_RELAXED))
-			continue;
-		if (!mp_trylock(&m->lock)) {
-			__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
-			continue;
-		}
-		if (likely(m->list[order].nr)) {
-			struct page_desc *pd = __mag_hand_out(m, order);
-			m->st[order].hits++;
+	if (likely(__atomic_load_n(&mag_list(m, order)->nr, __ATOMIC_RELAXED))) {
+		if (likely(mp_trylock(&m->lock))) {
+			if (likely(mag_list(m, order)->nr)) {
+				struct page_desc *pd = __mag_hand_out(m, order);
+				mp_unlock(&m->lock);
+				cs_leave();
+				return pd;
+			}
 			mp_unlock(&m->lock);
-			cs_leave();
-			return pd;
+		} else {
+			__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
 		}
-		mp_unlock(&m->lock);
 	}
 	return mag_alloc_slow(pref, order);
 }
@@ -288,16 +337,16 @@ struct page_desc *mag_alloc_irq(unsigned order)
 {
 	struct magazine *m = &mags[mag_preferred()];
 
-	if (!__atomic_load_n(&m->list[order].nr, __ATOMIC_RELAXED) || !mp_trylock(&m->lock)) {
-		__atomic_add_fetch(&m->st[order].irq_misses, 1, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&mag_list(m, order)->nr, __ATOMIC_RELAXED) || !mp_trylock(&m->lock)) {
+		__atomic_add_fetch(&m->cold[order].irq_misses, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
 	struct page_desc *pd = NULL;
-	if (m->list[order].nr) {
+	if (mag_list(m, order)->nr) {
 		pd = __mag_hand_out(m, order);
-		m->st[order].irq_hits++;
+		m->cold[order].irq_hits++;
 	} else {
-		m->st[order].irq_misses++;
+		__atomic_add_fetch(&m->cold[order].irq_misses, 1, __ATOMIC_RELAXED);
 	}
 	mp_unlock(&m->lock);
 	return pd;
@@ -322,7 +371,7 @@ void mag_free(struct page_desc *pd, unsigned order)
 	cs_enter();
 	mp_lock(&m->lock);
 	__mag_push(m, pd, order);
-	m->st[order].frees++;
+	m->hot[order].frees++;
 	if (unlikely(m->nr_pages >= opt.mag_limit))
 		__mag_drain(m, order, &chain);
 	mp_unlock(&m->lock);
@@ -338,13 +387,13 @@ bool mag_free_irq(struct page_desc *pd, unsigned order)
 	struct page_desc *chain = NULL;
 
 	if (!mp_trylock(&m->lock)) {
-		__atomic_add_fetch(&m->st[order].irq_misses, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&m->cold[order].irq_misses, 1, __ATOMIC_RELAXED);
 		return false;
 	}
 	mark_cached(pd, order, pref);
 	__mag_push(m, pd, order);
-	m->st[order].frees++;
-	m->st[order].irq_hits++;
+	m->hot[order].frees++;
+	m->cold[order].irq_hits++;
 	if (m->nr_pages >= opt.mag_limit)
 		__mag_drain(m, order, &chain);
 	mp_unlock(&m->lock);
@@ -371,7 +420,7 @@ void mag_free_bulk(struct page_desc **pds, size_t n)
 		unsigned order = pds[i]->order;
 		mark_cached(pds[i], order, pref);
 		__mag_push(m, pds[i], order);
-		m->st[order].frees++;
+		m->hot[order].frees++;
 		if (m->nr_pages >= opt.mag_limit)
 			__mag_drain(m, order, &chain);
 	}
@@ -395,7 +444,7 @@ size_t mag_drain_all(void)
 		cs_enter();
 		mp_lock(&m->lock);
 		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
-			while (m->list[o].nr) {
+			while (mag_list(m, o)->nr) {
 				struct page_desc *pd = __mag_take_tail(m, o);
 				pd->flags = 0;
 				pd->order = (uint8_t)o;
@@ -422,8 +471,18 @@ void mag_view(unsigned i, struct cache_view *v)
 	v->id = i;
 	v->nr_pages = __atomic_load_n(&m->nr_pages, __ATOMIC_RELAXED);
 	for (unsigned o = 0; o < CACHE_ORDERS; o++) {
-		v->nr_blocks[o] = m->list[o].nr;
-		v->c[o] = m->st[o];
+		const struct mag_cold_counts *c = &m->cold[o];
+		v->nr_blocks[o] = mag_list(m, o)->nr;
+		v->c[o] = (struct cache_counters){
+			.allocs = m->hot[o].allocs,
+			.hits = m->hot[o].allocs - c->refills,  /* each refill hands out one block */
+			.frees = m->hot[o].frees,
+			.refills = c->refills, .refill_pages = c->refill_pages,
+			.drains = c->drains, .drain_pages = c->drain_pages,
+			.irq_hits = c->irq_hits, .irq_misses = c->irq_misses,
+			.refill_min = c->refill_min, .refill_max = c->refill_max,
+			.drain_min = c->drain_min, .drain_max = c->drain_max,
+		};
 	}
 	v->lock_acquired = m->lock.acquired;
 	v->lock_contended = m->lock.contended;

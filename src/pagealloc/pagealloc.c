@@ -82,11 +82,8 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 			pd = cache_alloc(order);
 		else if (opt.signal == SIG_TRYLOCK)
 			pd = cache_alloc_irq(order);
-		if (pd && npages < ((size_t)1 << order)) {
-			uint8_t zero = pd->flags & PG_ZERO;
+		if (pd && npages < ((size_t)1 << order))
 			pa_release_range(desc_pfn(pd) + npages, ((size_t)1 << order) - npages, irq);
-			pd->flags = zero;
-		}
 	}
 	if (!pd)
 		pd = zone_alloc(order, npages);
@@ -95,6 +92,8 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 		if (!pd)
 			return NULL;
 	}
+	/* Blocks from a cache carry PG_CACHED (maybe PG_ZERO), from the zone
+	 * nothing but PG_ZERO: keep only the zero bit. */
 	pd->npages = (uint32_t)npages;
 	pd->flags = PG_ALLOC | (pd->flags & PG_ZERO);
 	return pd;

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need (Debian packages,
+# idempotent), builds libmagpage and its tests, and runs them all with ctest.
+#   scripts/test.sh              everything
+#   scripts/test.sh -L unit      any further arguments go to ctest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$(nproc)"
+ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
