@@ -505,9 +505,17 @@ void mag_fork_parent(void)
 	cs_leave();
 }
 
+/* Locks reset; counters restart from zero so each process reports its own
+ * events (the lists and page counts are state, and stay). */
 void mag_fork_child(void)
 {
-	for (unsigned i = 0; i < nr_mags; i++)
-		mp_lock_reset(&mags[i].lock);
+	for (unsigned i = 0; i < nr_mags; i++) {
+		struct magazine *m = &mags[i];
+		mp_lock_reset(&m->lock);
+		m->lock.acquired = m->lock.contended = m->lock.wait_ns = 0;
+		m->trylock_failed = 0;
+		memset(m->hot, 0, sizeof(m->hot));
+		memset(m->cold, 0, sizeof(m->cold));
+	}
 	cs_leave();
 }

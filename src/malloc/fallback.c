@@ -32,6 +32,17 @@ FB_SYM(trim_fn, malloc_trim)
 FB_SYM(stats_fn, malloc_stats)
 FB_SYM(info_fn, malloc_info)
 
+/* Resolved once at start-up, so that a signal handler (realloc of a glibc
+ * block) never has to call dlsym, which takes the loader's lock. */
+void fb_init(void)
+{
+	sym_malloc_usable_size();
+	sym_mallinfo2();
+	sym_malloc_trim();
+	sym_malloc_stats();
+	sym_malloc_info();
+}
+
 size_t fb_usable_size(void *p)
 {
 	size_t (*f)(void *) = sym_malloc_usable_size();

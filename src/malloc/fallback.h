@@ -20,6 +20,7 @@ extern void *__libc_memalign(size_t, size_t);
 
 /* glibc's functions without a __libc_ name, found with dlsym(RTLD_NEXT) the
  * first time they are needed (never during initialisation). */
+void fb_init(void);
 size_t fb_usable_size(void *p);
 struct mallinfo2 fb_mallinfo2(void);
 int fb_trim(size_t pad);

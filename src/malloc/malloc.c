@@ -111,6 +111,7 @@ void mp_init_slow(void)
 			mp_log("cannot reserve a region of any size; every request goes to glibc");
 		}
 		pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);
+		fb_init();
 		if (opt.verbose)
 			options_print(&opt, 2);
 		mp_tls.in_init = 0;
@@ -556,4 +557,9 @@ void mp_fork_child(void)
 	zone_fork_child();
 	cache_fork_child();
 	mp_lock_reset(&init_lock);
+	/* Event counters restart in the child; the live byte counts are state. */
+	for (unsigned s = 0; s < MSTAT_SHARDS; s++)
+		for (unsigned i = 0; i < MC_live_requested; i++)
+			mshard[s].c[i] = 0;
+	memset(&sig_stats, 0, sizeof(sig_stats));
 }

@@ -65,7 +65,7 @@ static const struct opt_def defs[] = {
 	  "pages moved to the zone per drain" },
 	{ "drain_min", T_UINT, F(drain_min), false, 1, 1u << 16, false, NULL,
 	  "pages a drain moves before it may stop because the magazine lock is contended" },
-	{ "cache_order", T_UINT, F(cache_order), false, 0, CACHE_ORDERS - 1, true, NULL,
+	{ "cache_order", T_UINT, F(cache_order), false, 0, CACHE_ORDERS - 1, false, NULL,
 	  "highest order the caches hold (0..3); higher orders go to the zone" },
 	{ "signal", T_ENUM, F(signal), false, 0, 0, false, sigpol,
 	  "handler-context calls: bypass = always the zone (the RFC); trylock = one trylock of the preferred cache, else the zone (Linux 6.2)" },
@@ -194,7 +194,7 @@ static void describe(const struct opt_def *d, char *buf, size_t cap)
 	case T_ENUM:
 		for (unsigned i = 0; d->names[i]; i++)
 			len += fmt_snprintf(buf + len, cap > len ? cap - len : 0, "%s%s",
-					    i ? " | " : "", d->names[i]);
+					    i ? ", " : "one of ", d->names[i]);
 		break;
 	case T_UINT:
 		fmt_snprintf(buf, cap, "%s%s from %lu to %lu", d->zero_ok ? "0 or " : "",

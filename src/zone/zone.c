@@ -496,8 +496,13 @@ void zone_fork_parent(void)
 	zone_unlock(&fork_saved);
 }
 
+/* In the child, events start from zero so that each process reports its
+ * own work; the state (free lists, counts) is inherited, of course. */
 void zone_fork_child(void)
 {
 	mp_lock_reset(&z.lock);
+	z.lock.acquired = z.lock.contended = z.lock.wait_ns = 0;
+	z.allocs = z.frees = z.batches = z.batch_blocks = z.batch_breaks = 0;
+	z.splits = z.merges = z.carved = z.purged_pages = 0;
 	sigctx_restore(&fork_saved);
 }
