@@ -104,13 +104,16 @@ struct mp_tls {
 			uint32_t depth;     /* signal handlers active on this thread */
 			uint8_t in_cache;   /* inside a page-cache critical section */
 			uint8_t in_init;    /* this thread is running mp_init */
-			uint16_t reserved;
+			uint8_t in_zone;    /* between zone_lock and zone_unlock */
+			uint8_t reserved;
 		};
 		uint64_t word;              /* all of the above, for one load */
 	};
 	uintptr_t frame_sp[SIGCTX_FRAMES];  /* trampoline sp per handler level; bit 0: on altstack */
 	uintptr_t alt_lo, alt_hi;           /* this thread's sigaltstack, once seen in use */
+	uint64_t deferred;                  /* signals (bit sig-1) held back while in_zone */
 };
+_Static_assert(sizeof(struct mp_tls) <= 64, "thread-locals stay tiny");
 extern __thread struct mp_tls mp_tls;
 bool sigctx_in_irq_slow(void);
 /* True when the caller must behave as interrupt context: inside a handler,
@@ -124,14 +127,29 @@ static inline bool sigctx_in_irq(void)
 }
 void sigctx_enter(uintptr_t sp, bool may_be_on_altstack);
 void sigctx_leave(void);
-/* The zone lock's irqsave: block every signal, remember the old mask. */
+/* Block every signal, remember the old mask (start-up, sigaction). */
 void sigctx_block_all(sigset_t *saved);
 void sigctx_restore(const sigset_t *saved);
+/*
+ * The zone lock's irqsave/irqrestore.  With zone_irqsave:defer (default) no
+ * system call: the thread is marked in_zone, and the trampoline holds back a
+ * signal that arrives meanwhile (blocked and re-queued with its siginfo),
+ * releasing it at sigctx_zone_leave.  With zone_irqsave:sigmask every signal
+ * is blocked with pthread_sigmask for the duration, as spin_lock_irqsave.
+ */
+struct zone_irq {
+	sigset_t saved;   /* sigmask mode only */
+};
+void sigctx_zone_enter(struct zone_irq *z);
+void sigctx_zone_leave(struct zone_irq *z);
+/* Trampoline side: true if the signal was held back for later. */
+bool sigctx_defer_signal(int sig, siginfo_t *si, void *uc);
 
 struct sig_stats {
 	uint64_t handler_entries;   /* handler invocations through the trampoline */
 	uint64_t stale_frames;      /* depth recovered after siglongjmp out of a handler */
 	uint64_t reentry_caught;    /* calls made while in_cache: second line of defence */
+	uint64_t deferred_signals;  /* signals held back while their thread held the zone lock */
 };
 extern struct sig_stats sig_stats;
 
@@ -144,6 +162,7 @@ enum sig_policy { SIG_BYPASS, SIG_TRYLOCK };
 enum stats_mode { STATS_OFF, STATS_TEXT, STATS_JSON };
 enum on_invalid { INVALID_ABORT, INVALID_REPORT };
 enum on_exhausted { EXHAUSTED_FALLBACK, EXHAUSTED_NULL };
+enum zone_irqsave { IRQSAVE_DEFER, IRQSAVE_SIGMASK };
 
 struct mp_options {
 	uint32_t preset;          /* index into the preset names */
@@ -158,12 +177,14 @@ struct mp_options {
 	uint32_t drain_max;       /* pages per drain */
 	uint32_t drain_min;       /* pages before a drain may stop on contention */
 	uint32_t cache_order;     /* highest order the caches hold (0..3) */
+	uint32_t cache_exact;     /* cache non-power-of-two sizes as such */
 	uint32_t signal;          /* enum sig_policy */
 	uint32_t stats;           /* enum stats_mode */
 	uint32_t strict;          /* abort on a bad MAGPAGE_CONF */
 	uint32_t verbose;         /* print the effective configuration at start */
 	uint32_t on_invalid;      /* enum on_invalid */
 	uint32_t on_exhausted;    /* enum on_exhausted */
+	uint32_t zone_irqsave;    /* enum zone_irqsave */
 	char stats_file[256];     /* "" = stderr; %p becomes the pid */
 };
 extern struct mp_options opt;

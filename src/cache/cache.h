@@ -1,7 +1,9 @@
 /*
  * cache.h — the page caches that front the zone, behind one interface.
  *
- * A cache holds free blocks of orders 0..opt.cache_order.  Process-context
+ * A cache holds free blocks of 1..2^opt.cache_order pages, in size classes
+ * by page count (powers of two only unless opt.cache_exact).  Blocks carry
+ * their size in pd->npages.  Process-context
  * callers use cache_alloc/cache_free; signal-handler callers under the
  * "trylock" policy use the _irq variants, which never wait: they return
  * NULL/false and the caller goes to the zone.  Every design reports the same
@@ -16,7 +18,9 @@
 
 struct page_desc;
 
-/* Per cache, per order.  Written under the cache's lock. */
+#define CACHE_CLASSES 8    /* 1..8 pages */
+
+/* Per cache, per size class.  Written under the cache's lock. */
 struct cache_counters {
 	uint64_t allocs;        /* blocks handed out */
 	uint64_t hits;          /* ... without a refill */
@@ -35,10 +39,10 @@ struct cache_counters {
 struct cache_view {
 	uint32_t id;
 	uint32_t nr_pages;                 /* pages held now */
-	uint32_t nr_blocks[4];             /* blocks held now, per order */
+	uint32_t nr_blocks[CACHE_CLASSES]; /* blocks held now, per class */
 	uint64_t lock_acquired, lock_contended, lock_wait_ns;
 	uint64_t trylock_failed;           /* round-robin trylocks that failed */
-	struct cache_counters c[4];
+	struct cache_counters c[CACHE_CLASSES];   /* c[n - 1]: blocks of n pages */
 };
 
 extern bool cache_enabled;    /* false with cache:none */
@@ -50,10 +54,10 @@ void cache_view(unsigned i, struct cache_view *v);
 
 /* cache/magazine.c */
 void mag_init(void);
-struct page_desc *mag_alloc(unsigned order);
-struct page_desc *mag_alloc_irq(unsigned order);
-void mag_free(struct page_desc *pd, unsigned order);
-bool mag_free_irq(struct page_desc *pd, unsigned order);
+struct page_desc *mag_alloc(size_t npages);
+struct page_desc *mag_alloc_irq(size_t npages);
+void mag_free(struct page_desc *pd);
+bool mag_free_irq(struct page_desc *pd);
 void mag_free_bulk(struct page_desc **pds, size_t n);
 size_t mag_drain_all(void);
 unsigned mag_count(void);
@@ -64,10 +68,10 @@ void mag_fork_parent(void);
 void mag_fork_child(void);
 
 /* The dispatch.  One design today; the comparators slot in here. */
-static inline struct page_desc *cache_alloc(unsigned order) { return mag_alloc(order); }
-static inline struct page_desc *cache_alloc_irq(unsigned order) { return mag_alloc_irq(order); }
-static inline void cache_free(struct page_desc *pd, unsigned order) { mag_free(pd, order); }
-static inline bool cache_free_irq(struct page_desc *pd, unsigned order) { return mag_free_irq(pd, order); }
+static inline struct page_desc *cache_alloc(size_t npages) { return mag_alloc(npages); }
+static inline struct page_desc *cache_alloc_irq(size_t npages) { return mag_alloc_irq(npages); }
+static inline void cache_free(struct page_desc *pd) { mag_free(pd); }
+static inline bool cache_free_irq(struct page_desc *pd) { return mag_free_irq(pd); }
 static inline void cache_free_bulk(struct page_desc **pds, size_t n) { mag_free_bulk(pds, n); }
 static inline size_t cache_drain_all(void) { return cache_enabled ? mag_drain_all() : 0; }
 void cache_fork_prepare(void);

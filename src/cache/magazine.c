@@ -3,30 +3,37 @@
  * replacement prototype").
  *
  * The magazines belong to the zone and are shared by every CPU.  Each is a
- * spinlock, one LIFO list of free blocks per cached order, and a page count.
+ * spinlock, one LIFO list of free blocks per size class, and a page count.
  * A thread prefers the magazine its CPU maps to, (cpu >> 1) & (n - 1) in the
  * RFC (SMT siblings share one), cpu & (n - 1) by default, but may use any:
  * every magazine is lock-protected, so a stale CPU id costs locality only.
  *
+ * Size classes are page counts 1..8.  The RFC cached order 0 (class 1);
+ * Linux since 5.13 caches orders 0..3 (classes 1, 2, 4, 8).  Real programs
+ * also ask for 3, 5, 6 and 7 pages (8224-byte Python objects, 27 KiB
+ * PostgreSQL buffers); with cache_exact those get lists of their own, so a
+ * freed 3-page block is reused as a 3-page block instead of being split into
+ * 2 + 1 pieces that overflow the small lists while the 4-page list runs dry.
+ *
  * Allocation (find_lock_filled_magazine):
  *   pass 1  round-robin from the preferred magazine, trylock each one whose
- *           list for this order looks non-empty (read before trying);
+ *           list for this class looks non-empty (read before trying);
  *   pass 2  blocking lock on the first non-empty one;
  *   refill  take a batch from the zone (zone lock only), then trylock
  *           round-robin or block on the preferred magazine, splice the
  *           batch in and hand out its first block under the same hold.
  * Free: always a blocking lock on the preferred magazine; push at the head;
  *   when the magazine holds mag_limit pages or more, detach up to drain_max
- *   pages from the list tails (coldest first, round-robin over the orders,
+ *   pages from the list tails (coldest first, round-robin over the classes,
  *   stopping after drain_min if the lock is contended), unlock, and only
  *   then free them to the zone.  The zone lock and a magazine lock are never
  *   held together.
  *
- * Magazine locks are "IRQ-unsafe": taken without blocking signals.  A signal
- * handler must never wait on one; handler-context callers come here only
- * through the _irq variants (one trylock, else the zone).  While a thread
- * holds a magazine lock mp_tls.in_cache is set, so that a re-entry the
- * trampoline did not see takes the zone path instead of deadlocking.
+ * Magazine locks are "IRQ-unsafe": taken without keeping signals out.  A
+ * signal handler must never wait on one; handler-context callers come here
+ * only through the _irq variants (one trylock, else the zone).  While a
+ * thread holds a magazine lock mp_tls.in_cache is set, so that a re-entry
+ * the trampoline did not see takes the zone path instead of deadlocking.
  */
 #include <stddef.h>
 #include <string.h>
@@ -40,13 +47,13 @@ struct mag_list {
 	uint32_t reserved;
 };
 
-/* Per order, written under the lock on every operation. */
+/* Per class, written under the lock on every operation. */
 struct mag_hot_counts {
 	uint64_t allocs;          /* blocks handed out, refills included */
 	uint64_t frees;           /* blocks taken back */
 };
 
-/* Per order, written under the lock on the rare paths. */
+/* Per class, written under the lock on the rare paths. */
 struct mag_cold_counts {
 	uint64_t refills, refill_pages, drains, drain_pages;
 	uint64_t irq_hits, irq_misses;     /* irq_misses: atomic */
@@ -54,33 +61,32 @@ struct mag_cold_counts {
 };
 
 /*
- * Layout: an order-0 allocation or free touches line 0 (lock, page count,
- * order-0 list) and line 1 (the per-op counters), nothing else; the other
- * orders' lists and the rare-path counters follow.
+ * Layout: a one-page allocation or free touches line 0 (lock, page count,
+ * the 1-page list) and line 1 (the per-op counters of the small classes).
  *
- *   line 0   lock | nr_pages | drain_next | list[0]
- *   line 1   hot[0..3]
- *   line 2+  list[1..3] | trylock_failed | cold[0..3]
+ *   line 0   lock | nr_pages | drain_next | list[class 0]
+ *   line 1-2 hot[0..7]
+ *   line 3+  list[1..7] | trylock_failed | cold[0..7]
  */
 struct magazine {
 	struct mp_lock lock;              /* guards everything below */
-	uint32_t nr_pages;                /* sum of nr << order over the lists */
-	uint32_t drain_next;              /* order the next drain starts at */
-	struct mag_list list0;            /* order 0 */
-	struct mag_hot_counts hot[CACHE_ORDERS] cacheline_aligned;
-	struct mag_list list_hi[CACHE_ORDERS - 1];   /* orders 1..3 */
+	uint32_t nr_pages;                /* sum of nr * pages over the lists */
+	uint32_t drain_next;              /* class the next drain starts at */
+	struct mag_list list0;            /* class 0: one page */
+	struct mag_hot_counts hot[CACHE_CLASSES] cacheline_aligned;
+	struct mag_list list_hi[CACHE_CLASSES - 1];   /* classes 1..7 */
 	uint64_t trylock_failed;          /* atomic: failed pass-1 trylocks */
-	struct mag_cold_counts cold[CACHE_ORDERS];
+	struct mag_cold_counts cold[CACHE_CLASSES];
 } cacheline_aligned;
-_Static_assert(offsetof(struct magazine, hot) == CACHELINE, "lock and order-0 list share line 0");
-
-static inline struct mag_list *mag_list(struct magazine *m, unsigned order)
-{
-	return order ? &m->list_hi[order - 1] : &m->list0;
-}
+_Static_assert(offsetof(struct magazine, hot) == CACHELINE, "lock and 1-page list share line 0");
 
 static struct magazine mags[MAX_CACHES];
 static unsigned nr_mags = 1, mag_mask, mag_shift;
+
+static inline struct mag_list *mag_list(struct magazine *m, unsigned cls)
+{
+	return cls ? &m->list_hi[cls - 1] : &m->list0;
+}
 
 void mag_init(void)
 {
@@ -134,9 +140,9 @@ static inline void cs_leave(void)
  * except the head's, and the head's is never read: take_tail reads prev only
  * when the tail is not also the head.
  */
-static inline void __mag_push(struct magazine *m, struct page_desc *pd, unsigned order)
+static inline void __mag_push(struct magazine *m, struct page_desc *pd, unsigned cls)
 {
-	struct mag_list *l = mag_list(m, order);
+	struct mag_list *l = mag_list(m, cls);
 	pd->next = l->head;
 	if (l->head)
 		l->head->prev = pd;
@@ -144,24 +150,24 @@ static inline void __mag_push(struct magazine *m, struct page_desc *pd, unsigned
 		l->tail = pd;
 	l->head = pd;
 	l->nr++;
-	m->nr_pages += 1u << order;
+	m->nr_pages += cls + 1;
 }
 
-static inline struct page_desc *__mag_pop(struct magazine *m, unsigned order)
+static inline struct page_desc *__mag_pop(struct magazine *m, unsigned cls)
 {
-	struct mag_list *l = mag_list(m, order);
+	struct mag_list *l = mag_list(m, cls);
 	struct page_desc *pd = l->head;
 	l->head = pd->next;
 	if (!l->head)
 		l->tail = NULL;
 	l->nr--;
-	m->nr_pages -= 1u << order;
+	m->nr_pages -= cls + 1;
 	return pd;
 }
 
-static inline struct page_desc *__mag_take_tail(struct magazine *m, unsigned order)
+static inline struct page_desc *__mag_take_tail(struct magazine *m, unsigned cls)
 {
-	struct mag_list *l = mag_list(m, order);
+	struct mag_list *l = mag_list(m, cls);
 	struct page_desc *pd = l->tail;
 	if (l->nr == 1) {
 		l->head = l->tail = NULL;
@@ -170,7 +176,7 @@ static inline struct page_desc *__mag_take_tail(struct magazine *m, unsigned ord
 		l->tail->next = NULL;
 	}
 	l->nr--;
-	m->nr_pages -= 1u << order;
+	m->nr_pages -= cls + 1;
 	return pd;
 }
 
@@ -182,40 +188,45 @@ static inline void note_batch(uint32_t *lo, uint32_t *hi, uint32_t pages)
 		*hi = pages;
 }
 
+/* A block leaving for the zone: zone_free_list reads pd->npages. */
+static inline void chain_for_zone(struct page_desc **chain, struct page_desc *pd, unsigned cls)
+{
+	pd->flags = 0;
+	pd->npages = cls + 1;
+	pd->next = *chain;
+	*chain = pd;
+}
+
 /* Detaches up to drain_max pages from the list tails onto *chain. */
-static void __mag_drain(struct magazine *m, unsigned trigger_order, struct page_desc **chain)
+static void __mag_drain(struct magazine *m, unsigned trigger, struct page_desc **chain)
 {
 	uint32_t pages = 0;
-	unsigned o = m->drain_next;
+	unsigned c = m->drain_next;
 
 	while (pages < opt.drain_max && m->nr_pages) {
 		if (pages >= opt.drain_min && mp_lock_is_contended(&m->lock))
 			break;
-		for (unsigned k = 0; k < CACHE_ORDERS && !mag_list(m, o)->nr; k++)
-			o = (o + 1) % CACHE_ORDERS;
-		if (pages && pages + (1u << o) > opt.drain_max)
+		for (unsigned k = 0; k < CACHE_CLASSES && !mag_list(m, c)->nr; k++)
+			c = (c + 1) % CACHE_CLASSES;
+		if (pages && pages + c + 1 > opt.drain_max)
 			break;      /* a drain never moves more than drain_max */
-		struct page_desc *pd = __mag_take_tail(m, o);
-		pd->flags = 0;
-		pd->order = (uint8_t)o;
-		pd->next = *chain;
-		*chain = pd;
-		pages += 1u << o;
-		o = (o + 1) % CACHE_ORDERS;
+		chain_for_zone(chain, __mag_take_tail(m, c), c);
+		pages += c + 1;
+		c = (c + 1) % CACHE_CLASSES;
 	}
-	m->drain_next = o;
-	struct mag_cold_counts *c = &m->cold[trigger_order];
-	c->drains++;
-	c->drain_pages += pages;
-	note_batch(&c->drain_min, &c->drain_max, pages);
+	m->drain_next = c;
+	struct mag_cold_counts *cc = &m->cold[trigger];
+	cc->drains++;
+	cc->drain_pages += pages;
+	note_batch(&cc->drain_min, &cc->drain_max, pages);
 }
 
 /* ---- allocation -------------------------------------------------------- */
 
-static inline struct page_desc *__mag_hand_out(struct magazine *m, unsigned order)
+static inline struct page_desc *__mag_hand_out(struct magazine *m, unsigned cls)
 {
-	m->hot[order].allocs++;
-	return __mag_pop(m, order);
+	m->hot[cls].allocs++;
+	return __mag_pop(m, cls);
 }
 
 /* find_lock_magazine: trylock round-robin from the preferred one, else
@@ -231,122 +242,110 @@ static struct magazine *mag_lock_any(unsigned pref)
 	return &mags[pref];
 }
 
-static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned order)
+/* Locks magazine m if it has a block of this class; pass 1 only tries. */
+static inline bool mag_try_filled(struct magazine *m, unsigned cls, bool wait)
+{
+	if (!__atomic_load_n(&mag_list(m, cls)->nr, __ATOMIC_RELAXED))
+		return false;
+	if (wait) {
+		mp_lock(&m->lock);
+	} else if (!mp_trylock(&m->lock)) {
+		__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	if (mag_list(m, cls)->nr)
+		return true;
+	mp_unlock(&m->lock);
+	return false;
+}
+
+static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned cls)
 {
 	struct page_desc *pd, *head, *tail;
+	struct magazine *m;
 
-	/* pass 1, after the preferred magazine (tried by mag_alloc) */
-	for (unsigned i = 1; i < nr_mags; i++) {
-		struct magazine *m = &mags[(pref + i) & mag_mask];
-		if (!__atomic_load_n(&mag_list(m, order)->nr, __ATOMIC_RELAXED))
-			continue;
-		if (!mp_trylock(&m->lock)) {
-			__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
-			continue;
+	/* pass 1 after the preferred magazine (tried by mag_alloc), pass 2 */
+	for (unsigned pass = 0; pass < 2; pass++) {
+		for (unsigned i = pass ? 0 : 1; i < nr_mags; i++) {
+			m = &mags[(pref + i) & mag_mask];
+			if (mag_try_filled(m, cls, pass == 1)) {
+				pd = __mag_hand_out(m, cls);
+				mp_unlock(&m->lock);
+				cs_leave();
+				return pd;
+			}
 		}
-		if (mag_list(m, order)->nr) {
-			pd = __mag_hand_out(m, order);
-			mp_unlock(&m->lock);
-			cs_leave();
-			return pd;
-		}
-		mp_unlock(&m->lock);
 	}
 
-	/* pass 2: wait on the first non-empty magazine */
-	for (unsigned i = 0; i < nr_mags; i++) {
-		struct magazine *m = &mags[(pref + i) & mag_mask];
-		if (!__atomic_load_n(&mag_list(m, order)->nr, __ATOMIC_RELAXED))
-			continue;
-		mp_lock(&m->lock);
-		if (mag_list(m, order)->nr) {
-			pd = __mag_hand_out(m, order);
-			mp_unlock(&m->lock);
-			cs_leave();
-			return pd;
-		}
-		mp_unlock(&m->lock);
-	}
-
-	/* refill: a batch from the zone, in blocks of this order */
-	unsigned max = opt.refill_max >> order, min = opt.refill_min >> order;
-	unsigned n = zone_take_batch(order, max ? max : 1, min ? min : 1, &head, &tail);
+	/* refill: a batch of blocks of this class from the zone */
+	unsigned pages = cls + 1;
+	unsigned max = opt.refill_max / pages, min = opt.refill_min / pages;
+	unsigned n = zone_take_batch(pages, max ? max : 1, min ? min : 1, &head, &tail);
 	if (n == 0) {
 		cs_leave();
 		return NULL;
 	}
-	for (pd = head; pd; pd = pd->next) {
+	for (pd = head; pd; pd = pd->next)
 		pd->flags = PG_CACHED | (pd->flags & PG_ZERO);
-		pd->order = (uint8_t)order;
-	}
-	struct magazine *m = mag_lock_any(pref);
+	m = mag_lock_any(pref);
 	pd = head;
 	if (n > 1) {   /* splice head->next .. tail in front of the list */
-		struct mag_list *l = mag_list(m, order);
-		struct page_desc *first = head->next;
-		first->prev = NULL;
+		struct mag_list *l = mag_list(m, cls);
 		tail->next = l->head;
 		if (l->head)
 			l->head->prev = tail;
 		else
 			l->tail = tail;
-		l->head = first;
+		l->head = head->next;
 		l->nr += n - 1;
-		m->nr_pages += (n - 1) << order;
+		m->nr_pages += (n - 1) * pages;
 	}
-	m->hot[order].allocs++;
-	struct mag_cold_counts *c = &m->cold[order];
+	m->hot[cls].allocs++;
+	struct mag_cold_counts *c = &m->cold[cls];
 	c->refills++;
-	c->refill_pages += (uint64_t)n << order;
-	note_batch(&c->refill_min, &c->refill_max, n << order);
+	c->refill_pages += (uint64_t)n * pages;
+	note_batch(&c->refill_min, &c->refill_max, n * pages);
 	mp_unlock(&m->lock);
 	cs_leave();
 	return pd;
 }
 
 /*
- * Fast path: the preferred magazine has a block of this order and its lock
+ * Fast path: the preferred magazine has a block of this size and its lock
  * is free — a load of the CPU id, one read of the list count, one atomic
  * exchange, a pop, a store to release.  Everything else is mag_alloc_slow.
  */
-struct page_desc *mag_alloc(unsigned order)
+struct page_desc *mag_alloc(size_t npages)
 {
-	unsigned pref = mag_preferred();
-
+	unsigned pref = mag_preferred(), cls = (unsigned)npages - 1;
 	struct magazine *m = &mags[pref];
 
 	cs_enter();
-	if (likely(__atomic_load_n(&mag_list(m, order)->nr, __ATOMIC_RELAXED))) {
-		if (likely(mp_trylock(&m->lock))) {
-			if (likely(mag_list(m, order)->nr)) {
-				struct page_desc *pd = __mag_hand_out(m, order);
-				mp_unlock(&m->lock);
-				cs_leave();
-				return pd;
-			}
-			mp_unlock(&m->lock);
-		} else {
-			__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
-		}
+	if (likely(mag_try_filled(m, cls, false))) {
+		struct page_desc *pd = __mag_hand_out(m, cls);
+		mp_unlock(&m->lock);
+		cs_leave();
+		return pd;
 	}
-	return mag_alloc_slow(pref, order);
+	return mag_alloc_slow(pref, cls);
 }
 
 /* Handler context, "trylock" policy: the preferred magazine or nothing. */
-struct page_desc *mag_alloc_irq(unsigned order)
+struct page_desc *mag_alloc_irq(size_t npages)
 {
+	unsigned cls = (unsigned)npages - 1;
 	struct magazine *m = &mags[mag_preferred()];
 
-	if (!__atomic_load_n(&mag_list(m, order)->nr, __ATOMIC_RELAXED) || !mp_trylock(&m->lock)) {
-		__atomic_add_fetch(&m->cold[order].irq_misses, 1, __ATOMIC_RELAXED);
+	if (!__atomic_load_n(&mag_list(m, cls)->nr, __ATOMIC_RELAXED) || !mp_trylock(&m->lock)) {
+		__atomic_add_fetch(&m->cold[cls].irq_misses, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
 	struct page_desc *pd = NULL;
-	if (mag_list(m, order)->nr) {
-		pd = __mag_hand_out(m, order);
-		m->cold[order].irq_hits++;
+	if (mag_list(m, cls)->nr) {
+		pd = __mag_hand_out(m, cls);
+		m->cold[cls].irq_hits++;
 	} else {
-		__atomic_add_fetch(&m->cold[order].irq_misses, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&m->cold[cls].irq_misses, 1, __ATOMIC_RELAXED);
 	}
 	mp_unlock(&m->lock);
 	return pd;
@@ -354,48 +353,51 @@ struct page_desc *mag_alloc_irq(unsigned order)
 
 /* ---- free -------------------------------------------------------------- */
 
-static inline void mark_cached(struct page_desc *pd, unsigned order, unsigned owner)
+static inline void mark_cached(struct page_desc *pd, unsigned owner)
 {
 	pd->flags = PG_CACHED;
-	pd->order = (uint8_t)order;
 	pd->owner = (uint16_t)owner;
 }
 
-void mag_free(struct page_desc *pd, unsigned order)
+/* Push one block (pd->npages pages) and detach a drain batch if over. */
+static inline void __mag_put(struct magazine *m, struct page_desc *pd, unsigned cls,
+			     struct page_desc **chain)
 {
-	unsigned pref = mag_preferred();
+	__mag_push(m, pd, cls);
+	m->hot[cls].frees++;
+	if (unlikely(m->nr_pages >= opt.mag_limit))
+		__mag_drain(m, cls, chain);
+}
+
+void mag_free(struct page_desc *pd)
+{
+	unsigned pref = mag_preferred(), cls = pd->npages - 1;
 	struct magazine *m = &mags[pref];
 	struct page_desc *chain = NULL;
 
-	mark_cached(pd, order, pref);
+	mark_cached(pd, pref);
 	cs_enter();
 	mp_lock(&m->lock);
-	__mag_push(m, pd, order);
-	m->hot[order].frees++;
-	if (unlikely(m->nr_pages >= opt.mag_limit))
-		__mag_drain(m, order, &chain);
+	__mag_put(m, pd, cls, &chain);
 	mp_unlock(&m->lock);
 	cs_leave();
 	if (chain)
 		zone_free_list(chain);
 }
 
-bool mag_free_irq(struct page_desc *pd, unsigned order)
+bool mag_free_irq(struct page_desc *pd)
 {
-	unsigned pref = mag_preferred();
+	unsigned pref = mag_preferred(), cls = pd->npages - 1;
 	struct magazine *m = &mags[pref];
 	struct page_desc *chain = NULL;
 
 	if (!mp_trylock(&m->lock)) {
-		__atomic_add_fetch(&m->cold[order].irq_misses, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&m->cold[cls].irq_misses, 1, __ATOMIC_RELAXED);
 		return false;
 	}
-	mark_cached(pd, order, pref);
-	__mag_push(m, pd, order);
-	m->hot[order].frees++;
-	m->cold[order].irq_hits++;
-	if (m->nr_pages >= opt.mag_limit)
-		__mag_drain(m, order, &chain);
+	mark_cached(pd, pref);
+	__mag_put(m, pd, cls, &chain);
+	m->cold[cls].irq_hits++;
 	mp_unlock(&m->lock);
 	if (chain)
 		zone_free_list(chain);
@@ -406,7 +408,6 @@ bool mag_free_irq(struct page_desc *pd, unsigned order)
  * free_base_page_list (the RFC's patch 20, release_pages): one hold of the
  * preferred magazine for the whole list; what goes over the limit is
  * detached as it happens and freed to the zone once, after unlocking.
- * Each pd carries its order in pd->order.
  */
 void mag_free_bulk(struct page_desc **pds, size_t n)
 {
@@ -417,12 +418,8 @@ void mag_free_bulk(struct page_desc **pds, size_t n)
 	cs_enter();
 	mp_lock(&m->lock);
 	for (size_t i = 0; i < n; i++) {
-		unsigned order = pds[i]->order;
-		mark_cached(pds[i], order, pref);
-		__mag_push(m, pds[i], order);
-		m->hot[order].frees++;
-		if (m->nr_pages >= opt.mag_limit)
-			__mag_drain(m, order, &chain);
+		mark_cached(pds[i], pref);
+		__mag_put(m, pds[i], pds[i]->npages - 1, &chain);
 	}
 	mp_unlock(&m->lock);
 	cs_leave();
@@ -443,16 +440,10 @@ size_t mag_drain_all(void)
 			continue;
 		cs_enter();
 		mp_lock(&m->lock);
-		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
-			while (mag_list(m, o)->nr) {
-				struct page_desc *pd = __mag_take_tail(m, o);
-				pd->flags = 0;
-				pd->order = (uint8_t)o;
-				pd->next = chain;
-				chain = pd;
-				pages += 1u << o;
-			}
-		}
+		pages += m->nr_pages;
+		for (unsigned c = 0; c < CACHE_CLASSES; c++)
+			while (mag_list(m, c)->nr)
+				chain_for_zone(&chain, __mag_take_tail(m, c), c);
 		mp_unlock(&m->lock);
 		cs_leave();
 		if (chain)
@@ -470,18 +461,18 @@ void mag_view(unsigned i, struct cache_view *v)
 	memset(v, 0, sizeof(*v));
 	v->id = i;
 	v->nr_pages = __atomic_load_n(&m->nr_pages, __ATOMIC_RELAXED);
-	for (unsigned o = 0; o < CACHE_ORDERS; o++) {
-		const struct mag_cold_counts *c = &m->cold[o];
-		v->nr_blocks[o] = mag_list(m, o)->nr;
-		v->c[o] = (struct cache_counters){
-			.allocs = m->hot[o].allocs,
-			.hits = m->hot[o].allocs - c->refills,  /* each refill hands out one block */
-			.frees = m->hot[o].frees,
-			.refills = c->refills, .refill_pages = c->refill_pages,
-			.drains = c->drains, .drain_pages = c->drain_pages,
-			.irq_hits = c->irq_hits, .irq_misses = c->irq_misses,
-			.refill_min = c->refill_min, .refill_max = c->refill_max,
-			.drain_min = c->drain_min, .drain_max = c->drain_max,
+	for (unsigned c = 0; c < CACHE_CLASSES; c++) {
+		const struct mag_cold_counts *cc = &m->cold[c];
+		v->nr_blocks[c] = mag_list(m, c)->nr;
+		v->c[c] = (struct cache_counters){
+			.allocs = m->hot[c].allocs,
+			.hits = m->hot[c].allocs - cc->refills,  /* a refill hands out one block */
+			.frees = m->hot[c].frees,
+			.refills = cc->refills, .refill_pages = cc->refill_pages,
+			.drains = cc->drains, .drain_pages = cc->drain_pages,
+			.irq_hits = cc->irq_hits, .irq_misses = cc->irq_misses,
+			.refill_min = cc->refill_min, .refill_max = cc->refill_max,
+			.drain_min = cc->drain_min, .drain_max = cc->drain_max,
 		};
 	}
 	v->lock_acquired = m->lock.acquired;

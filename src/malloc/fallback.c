@@ -88,12 +88,15 @@ void fb_defer_free(void *p)
 
 /* Push-only producers and a consumer that takes the whole list at once:
  * no ABA, nothing to lock. */
-void fb_drain_deferred(void)
+size_t fb_drain_deferred(void)
 {
 	void *p = __atomic_exchange_n(&fb_deferred_head, NULL, __ATOMIC_ACQUIRE);
+	size_t n = 0;
 	while (p) {
 		void *next = *(void **)p;
 		__libc_free(p);
 		p = next;
+		n++;
 	}
+	return n;
 }

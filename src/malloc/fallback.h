@@ -32,6 +32,6 @@ int fb_malloc_info(int options, FILE *fp);
  * through the blocks themselves, that the next ordinary call drains. */
 void fb_defer_free(void *p);
 extern void *fb_deferred_head;
-void fb_drain_deferred(void);
+size_t fb_drain_deferred(void);   /* returns how many */
 
 #endif

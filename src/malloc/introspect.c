@@ -112,7 +112,7 @@ int magpage_get_stats(struct magpage_stats *st)
 	for (unsigned i = 0; i < cache_count(); i++) {
 		struct cache_view v;
 		cache_view(i, &v);
-		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+		for (unsigned o = 0; o < CACHE_CLASSES; o++) {
 			st->cache_allocs += v.c[o].allocs;
 			st->cache_hits += v.c[o].hits;
 			st->cache_refills += v.c[o].refills;

@@ -242,7 +242,7 @@ static inline void page_free(void *p, const char *fn)
 static inline void drain_deferred(void)
 {
 	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) != NULL))
-		fb_drain_deferred();
+		count(MC_sig_deferred_drained, fb_drain_deferred());
 }
 
 /* Anything that is not a page-sized request in process context. */

@@ -10,7 +10,9 @@
  *   - larger blocks always use the zone.
  * A request of n pages that is not a power of two takes a block of the next
  * order and gives its unused tail back at once (alloc_pages_exact), so
- * malloc(12 KiB) holds 3 pages, not 4.
+ * malloc(12 KiB) holds 3 pages, not 4.  The caches keep such blocks whole,
+ * in size classes by page count (cache_exact), so they are reused as they
+ * are.
  * When the zone is empty, process-context callers drain every cache and try
  * once more; handler-context callers never wait on a cache, so they fail.
  */
@@ -23,41 +25,40 @@ void pa_init(void)
 	cache_max_pages = cache_enabled ? 1u << opt.cache_order : 0;
 }
 
+/* Does a cache keep blocks of npages pages? */
 static inline bool cacheable(size_t npages)
 {
-	return npages <= cache_max_pages;
+	return npages <= cache_max_pages && (opt.cache_exact || is_pow2(npages));
 }
 
-/* Frees one naturally aligned block through the cache when allowed. */
-static void pa_release_block(struct page_desc *pd, unsigned order, bool irq)
+/* Frees a block of pd->npages pages through the cache when allowed. */
+static void pa_release_block(struct page_desc *pd, bool irq)
 {
-	if (cacheable((size_t)1 << order)) {
+	if (cacheable(pd->npages)) {
 		if (!irq) {
-			cache_free(pd, order);
+			cache_free(pd);
 			return;
 		}
-		if (opt.signal == SIG_TRYLOCK && cache_free_irq(pd, order))
+		if (opt.signal == SIG_TRYLOCK && cache_free_irq(pd))
 			return;
 	}
-	zone_free_block(pd, order);
+	zone_free_range(desc_pfn(pd), pd->npages);
 }
 
-/* Frees [pfn, pfn + npages): small ranges piece by piece to the cache,
- * larger ones to the zone under one lock hold. */
+/* Frees [pfn, pfn + npages), a piece of a live allocation: as one cached
+ * block when its size is cached and its start aligned for it, else to the
+ * zone, which splits it into naturally aligned blocks. */
 static void pa_release_range(uint64_t pfn, size_t npages, bool irq)
 {
-	if (!cacheable(npages) || (irq && opt.signal == SIG_BYPASS)) {
-		zone_free_range(pfn, npages);
+	struct page_desc *pd = pfn_to_desc(pfn);
+	unsigned order = ilog2_ceil(npages);
+
+	if (cacheable(npages) && !(pfn & (((uint64_t)1 << order) - 1))) {
+		pd->npages = (uint32_t)npages;
+		pa_release_block(pd, irq);
 		return;
 	}
-	while (npages) {
-		unsigned o = ilog2_floor(npages);
-		if (pfn && (unsigned)__builtin_ctzl(pfn) < o)
-			o = (unsigned)__builtin_ctzl(pfn);
-		pa_release_block(pfn_to_desc(pfn), o, irq);
-		pfn += (uint64_t)1 << o;
-		npages -= (size_t)1 << o;
-	}
+	zone_free_range(pfn, npages);
 }
 
 static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t npages, bool irq)
@@ -75,16 +76,16 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 	struct page_desc *pd = NULL;
 	bool irq = sigctx_in_irq();
 
+	/* Cached blocks of n pages start on a 2^ceil(log2 n) boundary; a
+	 * stricter alignment goes to the zone. */
+	if (likely(align_order <= order) && cacheable(npages)) {
+		if (likely(!irq))
+			pd = cache_alloc(npages);
+		else if (opt.signal == SIG_TRYLOCK)
+			pd = cache_alloc_irq(npages);
+	}
 	if (align_order > order)
 		order = align_order;
-	if (cacheable((size_t)1 << order)) {
-		if (likely(!irq))
-			pd = cache_alloc(order);
-		else if (opt.signal == SIG_TRYLOCK)
-			pd = cache_alloc_irq(order);
-		if (pd && npages < ((size_t)1 << order))
-			pa_release_range(desc_pfn(pd) + npages, ((size_t)1 << order) - npages, irq);
-	}
 	if (!pd)
 		pd = zone_alloc(order, npages);
 	if (unlikely(!pd)) {
@@ -101,13 +102,7 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 
 void pa_free(struct page_desc *pd)
 {
-	size_t npages = pd->npages;
-	bool irq = sigctx_in_irq();
-
-	if (is_pow2(npages))
-		pa_release_block(pd, ilog2_floor(npages), irq);
-	else
-		pa_release_range(desc_pfn(pd), npages, irq);
+	pa_release_block(pd, sigctx_in_irq());
 }
 
 void pa_shrink(struct page_desc *pd, size_t keep)
@@ -118,8 +113,8 @@ void pa_shrink(struct page_desc *pd, size_t keep)
 	pa_release_range(desc_pfn(pd) + keep, npages - keep, sigctx_in_irq());
 }
 
-/* Bulk free: power-of-two cacheable blocks share one cache lock hold; the
- * rest are freed one by one.  Callers have cleared PG_ALLOC. */
+/* Bulk free: cacheable blocks share one cache lock hold; the rest are freed
+ * one by one.  Callers have cleared PG_ALLOC. */
 void pa_free_bulk(struct page_desc **pds, size_t n)
 {
 	struct page_desc *batch[256];
@@ -128,12 +123,10 @@ void pa_free_bulk(struct page_desc **pds, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		struct page_desc *pd = pds[i];
-		size_t np = pd->npages;
-		if (irq || !is_pow2(np) || !cacheable(np)) {
-			pa_free(pd);
+		if (irq || !cacheable(pd->npages)) {
+			pa_release_block(pd, irq);
 			continue;
 		}
-		pd->order = (uint8_t)ilog2_floor(np);
 		batch[nb++] = pd;
 		if (nb == sizeof(batch) / sizeof(batch[0])) {
 			cache_free_bulk(batch, nb);

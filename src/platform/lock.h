@@ -6,7 +6,11 @@
  * asked.  A ticket lock would give the same answer but hands the lock in
  * FIFO order, which turns a preempted waiter into a stall for everyone on a
  * machine with more threads than CPUs; user space has no preempt_disable.
- * Waiters spin briefly with pause, then yield the CPU.
+ *
+ * Waiters spin briefly with pause, then sleep on a futex, so that a holder
+ * preempted by more threads than CPUs gets a CPU back.  Unlock stays a plain
+ * store followed by a read of the sleeper count on the same line; a sleeper
+ * whose wake-up raced with that read is bounded by its futex timeout.
  *
  * The counters are written by the holder only, so they need no atomics;
  * trylock failures are counted by the caller, which knows what it tried.
@@ -19,13 +23,16 @@
 
 struct mp_lock {
 	uint32_t locked;     /* 0 free, 1 held; atomic */
-	uint32_t waiters;    /* threads spinning in mp_lock_slow; atomic */
+	uint32_t waiters;    /* low 16 bits: threads in mp_lock_slow (spinning or
+				sleeping); high 16: those asleep on the futex */
 	uint64_t acquired;   /* acquisitions; written by the holder */
 	uint64_t contended;  /* acquisitions that had to wait; by the holder */
 	uint64_t wait_ns;    /* time spent waiting, summed; by the holder */
 };
 
 void mp_lock_slow(struct mp_lock *l);
+void mp_lock_wake(struct mp_lock *l);
+#define MP_LOCK_SLEEPER (1u << 16)
 
 static inline bool mp_trylock(struct mp_lock *l)
 {
@@ -50,6 +57,8 @@ static inline void mp_lock(struct mp_lock *l)
 static inline void mp_unlock(struct mp_lock *l)
 {
 	__atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
+	if (__builtin_expect(__atomic_load_n(&l->waiters, __ATOMIC_RELAXED) >= MP_LOCK_SLEEPER, 0))
+		mp_lock_wake(l);
 }
 
 static inline bool mp_lock_is_contended(const struct mp_lock *l)

@@ -39,6 +39,7 @@ static const char *const statsm[] = { "0", "1", "json", NULL };
 static const char *const bools[] = { "0", "1", NULL };
 static const char *const invalid[] = { "abort", "report", NULL };
 static const char *const exhausted[] = { "fallback", "null", NULL };
+static const char *const irqsave[] = { "defer", "sigmask", NULL };
 
 #define F(field) offsetof(struct mp_options, field), sizeof(((struct mp_options *)0)->field)
 
@@ -67,6 +68,8 @@ static const struct opt_def defs[] = {
 	  "pages a drain moves before it may stop because the magazine lock is contended" },
 	{ "cache_order", T_UINT, F(cache_order), false, 0, CACHE_ORDERS - 1, false, NULL,
 	  "highest order the caches hold (0..3); higher orders go to the zone" },
+	{ "cache_exact", T_ENUM, F(cache_exact), false, 0, 0, false, bools,
+	  "1 = the caches also keep 3-, 5-, 6- and 7-page blocks as such; 0 = powers of two only, other sizes go to the zone" },
 	{ "signal", T_ENUM, F(signal), false, 0, 0, false, sigpol,
 	  "handler-context calls: bypass = always the zone (the RFC); trylock = one trylock of the preferred cache, else the zone (Linux 6.2)" },
 	{ "stats", T_ENUM, F(stats), false, 0, 0, false, statsm,
@@ -81,6 +84,8 @@ static const struct opt_def defs[] = {
 	  "invalid or double free: abort after the report, or report and ignore the call" },
 	{ "on_exhausted", T_ENUM, F(on_exhausted), false, 0, 0, false, exhausted,
 	  "zone out of pages: fallback = serve from glibc's allocator, null = fail with ENOMEM" },
+	{ "zone_irqsave", T_ENUM, F(zone_irqsave), false, 0, 0, false, irqsave,
+	  "how the zone lock keeps handlers out: defer = hold back signals that arrive (no system call); sigmask = block all signals while held" },
 };
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
 
@@ -98,6 +103,7 @@ void options_defaults(struct mp_options *o)
 	o->drain_max = 64;
 	o->drain_min = 16;
 	o->cache_order = 3;
+	o->cache_exact = 1;
 	o->signal = SIG_BYPASS;
 	o->stats = STATS_OFF;
 	o->on_invalid = INVALID_ABORT;
@@ -117,6 +123,7 @@ static void apply_preset(struct mp_options *o, uint32_t preset)
 		o->drain_max = 64;
 		o->drain_min = 16;
 		o->cache_order = 0;
+		o->cache_exact = 0;
 		o->signal = SIG_BYPASS;
 	}
 }

@@ -15,6 +15,8 @@
  * zone path), a wrong "gone" could deadlock, so every doubt goes that way.
  */
 #include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -101,4 +103,69 @@ void sigctx_block_all(sigset_t *saved)
 void sigctx_restore(const sigset_t *saved)
 {
 	os.set_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+/* ---- the zone lock's irqsave ------------------------------------------- */
+
+void sigctx_zone_enter(struct zone_irq *z)
+{
+	if (opt.zone_irqsave == IRQSAVE_SIGMASK)
+		sigctx_block_all(&z->saved);
+	/* A signal arriving while this thread merely spins for the lock is
+	 * held back too: its handler could otherwise wait for the lock it
+	 * interrupted us acquiring. */
+	mp_tls.in_zone = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+void sigctx_zone_leave(struct zone_irq *z)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	mp_tls.in_zone = 0;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (opt.zone_irqsave == IRQSAVE_SIGMASK) {
+		sigctx_restore(&z->saved);
+		return;
+	}
+	if (unlikely(mp_tls.deferred)) {
+		/* Unblocking delivers what was held back, with its siginfo. */
+		sigset_t set;
+		uint64_t bits = __atomic_exchange_n(&mp_tls.deferred, 0, __ATOMIC_RELAXED);
+		sigemptyset(&set);
+		for (int sig = 1; sig <= 64; sig++)
+			if (bits & (1ull << (sig - 1)))
+				sigaddset(&set, sig);
+		os.set_sigmask(SIG_UNBLOCK, &set, NULL);
+	}
+}
+
+/* Faults raised by an instruction cannot wait: returning would execute the
+ * instruction again. */
+static bool synchronous_fault(int sig, const siginfo_t *si)
+{
+	return si && si->si_code > 0 &&
+	       (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+		sig == SIGTRAP || sig == SIGSYS);
+}
+
+bool sigctx_defer_signal(int sig, siginfo_t *si, void *uc)
+{
+	if (likely(!mp_tls.in_zone) || synchronous_fault(sig, si) || sig < 1 || sig > 64)
+		return false;
+	/* Keep it blocked after the handler returns (uc_sigmask is restored by
+	 * sigreturn), block it now too in case of SA_NODEFER, and queue it
+	 * again to this very thread with its original siginfo. */
+	sigset_t one;
+	sigemptyset(&one);
+	sigaddset(&one, sig);
+	os.set_sigmask(SIG_BLOCK, &one, NULL);
+	if (uc)
+		sigaddset(&((ucontext_t *)uc)->uc_sigmask, sig);
+	mp_tls.deferred |= 1ull << (sig - 1);
+	if (si)
+		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, si);
+	else
+		syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+	__atomic_add_fetch(&sig_stats.deferred_signals, 1, __ATOMIC_RELAXED);
+	return true;
 }

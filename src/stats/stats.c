@@ -19,7 +19,7 @@ struct report {
 	struct zone_info zi;
 	struct malloc_stats ms;
 	struct cache_view views[MAX_CACHES];
-	struct cache_counters total[CACHE_ORDERS];   /* summed over caches */
+	struct cache_counters total[CACHE_CLASSES];   /* summed over caches */
 	uint64_t cached_pages;
 	unsigned ncaches;
 };
@@ -33,7 +33,7 @@ static void collect(struct report *r)
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		cache_view(i, &r->views[i]);
 		r->cached_pages += r->views[i].nr_pages;
-		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+		for (unsigned o = 0; o < CACHE_CLASSES; o++) {
 			struct cache_counters *t = &r->total[o], *c = &r->views[i].c[o];
 			t->allocs += c->allocs;
 			t->hits += c->hits;
@@ -85,12 +85,12 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "  invalid frees caught: %lu\n", ul(m->invalid_frees));
 
 	fmt_printf(b, "caches (%s): %lu pages held now\n", cache_name(), ul(r->cached_pages));
-	fmt_printf(b, "  %-4s %-5s %10s %10s %10s %8s %9s %7s %8s %9s %7s %8s %8s\n", "id", "order",
+	fmt_printf(b, "  %-4s %-5s %10s %10s %10s %8s %9s %7s %8s %9s %7s %8s %8s\n", "id", "pages",
 		   "allocs", "hits", "frees", "refills", "pages", "min-max", "drains", "pages",
 		   "min-max", "irq-hit", "irq-miss");
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		const struct cache_view *v = &r->views[i];
-		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+		for (unsigned o = 0; o < CACHE_CLASSES; o++) {
 			const struct cache_counters *c = &v->c[o];
 			char rr[24], dr[24];
 			if (!c->allocs && !c->frees && !v->nr_blocks[o])
@@ -98,7 +98,7 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 			fmt_snprintf(rr, sizeof(rr), "%u-%u", c->refill_min, c->refill_max);
 			fmt_snprintf(dr, sizeof(dr), "%u-%u", c->drain_min, c->drain_max);
 			fmt_printf(b, "  %-4u %-5u %10lu %10lu %10lu %8lu %9lu %7s %8lu %9lu %7s %8lu %8lu\n",
-				   i, o, ul(c->allocs), ul(c->hits), ul(c->frees), ul(c->refills),
+				   i, o + 1, ul(c->allocs), ul(c->hits), ul(c->frees), ul(c->refills),
 				   ul(c->refill_pages), rr, ul(c->drains), ul(c->drain_pages), dr,
 				   ul(c->irq_hits), ul(c->irq_misses));
 		}
@@ -116,8 +116,10 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, " %lu", ul(z->nr_free[o]));
 	fmt_printf(b, "\n");
-	fmt_printf(b, "signal (%s): handler entries %lu; malloc-family calls in handlers %lu (free %lu); small requests served by the zone %lu; glibc frees deferred %lu, drained %lu; re-entries caught %lu; depth recovered after siglongjmp %lu\n",
-		   options_enum_name("signal", opt.signal), ul(sig_stats.handler_entries),
+	fmt_printf(b, "signal (%s, zone_irqsave %s): handler entries %lu, held back while in the zone %lu; malloc-family calls in handlers %lu (free %lu); small requests served by the zone %lu; glibc frees deferred %lu, drained %lu; re-entries caught %lu; depth recovered after siglongjmp %lu\n",
+		   options_enum_name("signal", opt.signal),
+		   options_enum_name("zone_irqsave", opt.zone_irqsave), ul(sig_stats.handler_entries),
+		   ul(sig_stats.deferred_signals),
 		   ul(m->sig_malloc + m->sig_free), ul(m->sig_free), ul(m->sig_small_zone),
 		   ul(m->sig_deferred), ul(m->sig_deferred_drained), ul(sig_stats.reentry_caught),
 		   ul(sig_stats.stale_frames));
@@ -156,7 +158,7 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 	const struct zone_info *z = &r->zi;
 	struct cache_counters all = { 0 };
 
-	for (unsigned o = 0; o < CACHE_ORDERS; o++) {
+	for (unsigned o = 0; o < CACHE_CLASSES; o++) {
 		all.allocs += r->total[o].allocs;
 		all.hits += r->total[o].hits;
 		all.frees += r->total[o].frees;
@@ -190,9 +192,9 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "\"caches\":{\"type\":\"%s\",\"count\":%u,\"cached_pages\":%lu,", cache_name(),
 		   r->ncaches, ul(r->cached_pages));
 	json_counters(b, &all);
-	fmt_printf(b, ",\"orders\":[");
-	for (unsigned o = 0; o < CACHE_ORDERS; o++) {
-		fmt_printf(b, "%s{\"order\":%u,", o ? "," : "", o);
+	fmt_printf(b, ",\"sizes\":[");
+	for (unsigned o = 0; o < CACHE_CLASSES; o++) {
+		fmt_printf(b, "%s{\"pages\":%u,", o ? "," : "", o + 1);
 		json_counters(b, &r->total[o]);
 		fmt_printf(b, "}");
 	}
@@ -200,11 +202,11 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		const struct cache_view *v = &r->views[i];
 		fmt_printf(b, "%s{\"id\":%u,\"nr_pages\":%u,\"lock\":{\"acquired\":%lu,\"contended\":%lu,"
-			   "\"wait_ns\":%lu,\"trylock_failed\":%lu},\"orders\":[", i ? "," : "", i,
+			   "\"wait_ns\":%lu,\"trylock_failed\":%lu},\"sizes\":[", i ? "," : "", i,
 			   v->nr_pages, ul(v->lock_acquired), ul(v->lock_contended),
 			   ul(v->lock_wait_ns), ul(v->trylock_failed));
-		for (unsigned o = 0; o < CACHE_ORDERS; o++) {
-			fmt_printf(b, "%s{\"order\":%u,\"nr_blocks\":%u,", o ? "," : "", o, v->nr_blocks[o]);
+		for (unsigned o = 0; o < CACHE_CLASSES; o++) {
+			fmt_printf(b, "%s{\"pages\":%u,\"nr_blocks\":%u,", o ? "," : "", o + 1, v->nr_blocks[o]);
 			json_counters(b, &v->c[o]);
 			fmt_printf(b, "}");
 		}
@@ -224,7 +226,9 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		fmt_printf(b, "%s%lu", o ? "," : "", ul(z->nr_free[o]));
 	fmt_printf(b, "]},");
 
-	fmt_printf(b, "\"signal\":{\"policy\":\"%s\",\"handler_entries\":%lu,\"malloc\":%lu,\"free\":%lu,"
+	fmt_printf(b, "\"signal\":{\"zone_irqsave\":\"%s\",\"held_back\":%lu,",
+		   options_enum_name("zone_irqsave", opt.zone_irqsave), ul(sig_stats.deferred_signals));
+	fmt_printf(b, "\"policy\":\"%s\",\"handler_entries\":%lu,\"malloc\":%lu,\"free\":%lu,"
 		   "\"small_to_zone\":%lu,\"deferred\":%lu,\"deferred_drained\":%lu,"
 		   "\"reentry_caught\":%lu,\"stale_frames\":%lu,\"cache_irq_hits\":%lu,"
 		   "\"cache_irq_misses\":%lu}}\n",

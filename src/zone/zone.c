@@ -93,16 +93,22 @@ int zone_init(uint64_t bytes)
 
 /* ---- irqsave locking -------------------------------------------------- */
 
-static inline void zone_lock(sigset_t *saved)
+static inline void zone_lock(struct zone_irq *irq)
 {
-	sigctx_block_all(saved);
+	/* The thread already in the zone can only be here again from a handler
+	 * installed behind the trampoline's back (a raw rt_sigaction): say so
+	 * rather than spin on our own lock for ever. */
+	if (unlikely(mp_tls.in_zone))
+		mp_fatal("re-entered the zone from a signal handler libmagpage did not install "
+			 "(raw rt_sigaction?); cannot continue without deadlocking");
+	sigctx_zone_enter(irq);
 	mp_lock(&z.lock);
 }
 
-static inline void zone_unlock(const sigset_t *saved)
+static inline void zone_unlock(struct zone_irq *irq)
 {
 	mp_unlock(&z.lock);
-	sigctx_restore(saved);
+	sigctx_zone_leave(irq);
 }
 
 /* ---- free lists ------------------------------------------------------- */
@@ -242,7 +248,7 @@ static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t zero)
 
 struct page_desc *zone_alloc(unsigned order, size_t npages)
 {
-	sigset_t saved;
+	struct zone_irq saved;
 
 	zone_lock(&saved);
 	struct page_desc *pd = __zone_rmqueue(order);
@@ -255,12 +261,13 @@ struct page_desc *zone_alloc(unsigned order, size_t npages)
 	return pd;
 }
 
-unsigned zone_take_batch(unsigned order, unsigned max, unsigned min,
+unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 			 struct page_desc **headp, struct page_desc **tailp)
 {
 	struct page_desc *head = NULL, *tail = NULL;
-	unsigned n = 0;
-	sigset_t saved;
+	unsigned n = 0, order = ilog2_ceil(npages);
+	size_t spare = ((size_t)1 << order) - npages;
+	struct zone_irq saved;
 
 	zone_lock(&saved);
 	while (n < max) {
@@ -271,6 +278,9 @@ unsigned zone_take_batch(unsigned order, unsigned max, unsigned min,
 		struct page_desc *pd = __zone_rmqueue(order);
 		if (!pd)
 			break;
+		if (spare)
+			__zone_free_range(desc_pfn(pd) + npages, spare, pd->flags & PG_ZERO);
+		pd->npages = (uint32_t)npages;
 		/* Kept in the order taken: physically ascending after a split,
 		 * as rmqueue_bulk returns them. */
 		pd->next = NULL;
@@ -292,14 +302,12 @@ unsigned zone_take_batch(unsigned order, unsigned max, unsigned min,
 
 void zone_free_list(struct page_desc *pd)
 {
-	sigset_t saved;
+	struct zone_irq saved;
 
 	zone_lock(&saved);
 	while (pd) {
 		struct page_desc *next = pd->next;
-		unsigned order = pd->order;
-		pd->flags = 0;
-		__zone_free_one(desc_pfn(pd), order, 0);
+		__zone_free_range(desc_pfn(pd), pd->npages, 0);
 		z.frees++;
 		pd = next;
 	}
@@ -308,7 +316,7 @@ void zone_free_list(struct page_desc *pd)
 
 void zone_free_block(struct page_desc *pd, unsigned order)
 {
-	sigset_t saved;
+	struct zone_irq saved;
 
 	zone_lock(&saved);
 	pd->flags = 0;
@@ -319,7 +327,7 @@ void zone_free_block(struct page_desc *pd, unsigned order)
 
 void zone_free_range(uint64_t pfn, size_t npages)
 {
-	sigset_t saved;
+	struct zone_irq saved;
 
 	zone_lock(&saved);
 	__zone_free_range(pfn, npages, 0);
@@ -331,7 +339,7 @@ size_t zone_purge(unsigned min_order)
 {
 	struct page_desc *isolated = NULL;
 	size_t pages = 0;
-	sigset_t saved;
+	struct zone_irq saved;
 
 	/* Detach under the lock: flags cleared, so no free can merge into
 	 * a block while the system call runs on it. */
@@ -370,7 +378,7 @@ size_t zone_purge(unsigned min_order)
 
 void zone_info(struct zone_info *zi)
 {
-	sigset_t saved;
+	struct zone_irq saved;
 
 	memset(zi, 0, sizeof(*zi));
 	zi->pages = zg.pages;
@@ -403,7 +411,7 @@ void zone_info(struct zone_info *zi)
 int zone_validate(uint64_t used_pages, char *why, size_t cap)
 {
 	int rc = -1;
-	sigset_t saved;
+	struct zone_irq saved;
 	uint8_t *seen = NULL;
 	size_t seen_bytes = 0;
 
@@ -484,7 +492,7 @@ out:
 
 /* ---- fork ------------------------------------------------------------- */
 
-static sigset_t fork_saved;
+static struct zone_irq fork_saved;
 
 void zone_fork_prepare(void)
 {
@@ -504,5 +512,5 @@ void zone_fork_child(void)
 	z.lock.acquired = z.lock.contended = z.lock.wait_ns = 0;
 	z.allocs = z.frees = z.batches = z.batch_blocks = z.batch_breaks = 0;
 	z.splits = z.merges = z.carved = z.purged_pages = 0;
-	sigctx_restore(&fork_saved);
+	sigctx_zone_leave(&fork_saved);
 }

@@ -27,8 +27,8 @@ enum {
 struct page_desc {
 	struct page_desc *next;  /* free list or cache list; guarded by its lock */
 	struct page_desc *prev;  /* ditto (NULL at the head of a list) */
-	uint32_t npages;         /* PG_ALLOC: pages held by the allocation */
-	uint8_t order;           /* PG_BUDDY/PG_CACHED: order of the free block */
+	uint32_t npages;         /* PG_ALLOC: pages held; PG_CACHED: block size */
+	uint8_t order;           /* PG_BUDDY: order of the free block */
 	uint8_t flags;           /* PG_*; PG_ALLOC is cleared atomically by free */
 	uint16_t owner;          /* PG_CACHED: which cache holds it */
 	uint64_t req_bytes;      /* PG_ALLOC: bytes the program asked for */
@@ -85,11 +85,13 @@ int zone_init(uint64_t bytes);
 /* A block of 2^order pages of which the first npages are kept and the
  * tail goes back to the free areas at once.  NULL if the zone is empty. */
 struct page_desc *zone_alloc(unsigned order, size_t npages);
-/* Refill: up to max blocks of one order, stopping after min if the zone lock
- * is contended.  Returns the count; blocks are linked through next/prev. */
-unsigned zone_take_batch(unsigned order, unsigned max, unsigned min,
+/* Refill: up to max blocks of npages pages each (exact: each a block of the
+ * next order with its tail given back), stopping after min if the zone lock
+ * is contended.  Returns the count; blocks are linked through next/prev and
+ * carry npages. */
+unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 			 struct page_desc **head, struct page_desc **tail);
-/* Drain: frees blocks linked through next, each of order pd->order. */
+/* Drain: frees blocks linked through next, each of pd->npages pages. */
 void zone_free_list(struct page_desc *head);
 void zone_free_block(struct page_desc *pd, unsigned order);
 /* Frees npages from pfn, split into naturally aligned power-of-two blocks. */
