@@ -43,6 +43,11 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 	uintptr_t h = (uintptr_t)(e & PK_HANDLER);
 	int saved_errno = errno;
 
+	/* This thread holds the zone lock: the handler runs once it is out. */
+	if (unlikely(sigctx_defer_signal(sig, si, uc))) {
+		errno = saved_errno;
+		return;
+	}
 	sigctx_enter((uintptr_t)__builtin_frame_address(0), e & PK_ONSTACK);
 	if (e & PK_RESETHAND)   /* the kernel has reset its copy already */
 		__atomic_compare_exchange_n(&packed[sig], &e, 0, false, __ATOMIC_RELEASE,
