@@ -35,17 +35,18 @@ struct magpage_stats {
 	uint64_t zone_free_pages;    /* free in the buddy lists (or never used) */
 	uint64_t cached_pages;       /* free pages sitting in the page caches */
 	uint64_t held_pages;         /* pages handed out to the program */
-	uint64_t zone_allocs;        /* malloc-family requests served by the zone */
-	uint64_t zone_frees;         /* ... and given back */
+	uint64_t zone_allocs;        /* malloc-family requests served by the zone
+					(counted only with MAGPAGE_CONF=stats:1 or json) */
+	uint64_t zone_frees;         /* ... and given back (likewise) */
 	uint64_t cache_allocs;       /* page requests that went through a cache */
 	uint64_t cache_hits;         /* ... and were served without a refill */
 	uint64_t cache_refills;      /* batches moved zone -> cache */
 	uint64_t cache_drains;       /* batches moved cache -> zone */
 	uint64_t zone_lock_acquired; /* zone lock acquisitions */
 	uint64_t zone_lock_contended;/* ... that had to wait */
-	uint64_t fallback_calls;     /* calls answered by the fallback allocator */
-	uint64_t signal_calls;       /* calls made from a signal handler */
-	uint64_t invalid_frees;      /* invalid or double frees caught */
+	uint64_t fallback_calls;     /* calls answered by the fallback allocator (stats on) */
+	uint64_t signal_calls;       /* calls made from a signal handler (stats on) */
+	uint64_t invalid_frees;      /* invalid or double frees caught (always) */
 	uint64_t buddy_free[11];     /* free blocks per order, like /proc/buddyinfo */
 };
 

@@ -156,7 +156,7 @@ extern struct sig_stats sig_stats;
 /* ------------------------------------------------------------------------
  * platform/options.c — MAGPAGE_CONF, one table drives everything
  * ---------------------------------------------------------------------- */
-enum cache_kind { CACHE_MAGAZINE, CACHE_NONE };
+enum cache_kind { CACHE_MAGAZINE, CACHE_NONE, CACHE_PCP_RSEQ, CACHE_PCP_LOCK };
 enum mag_map { MAP_CPU, MAP_PAIR };
 enum sig_policy { SIG_BYPASS, SIG_TRYLOCK };
 enum stats_mode { STATS_OFF, STATS_TEXT, STATS_JSON };
@@ -178,6 +178,8 @@ struct mp_options {
 	uint32_t drain_min;       /* pages before a drain may stop on contention */
 	uint32_t cache_order;     /* highest order the caches hold (0..3) */
 	uint32_t cache_exact;     /* cache non-power-of-two sizes as such */
+	uint32_t pcp_high;        /* pcp-*: blocks a per-CPU list holds before draining */
+	uint32_t pcp_batch;       /* pcp-*: blocks per refill and per drain */
 	uint32_t signal;          /* enum sig_policy */
 	uint32_t stats;           /* enum stats_mode */
 	uint32_t strict;          /* abort on a bad MAGPAGE_CONF */

@@ -2,43 +2,74 @@
 #include "internal.h"
 
 bool cache_enabled;
+bool cache_irq_safe;
+unsigned cache_kind;
 
 void cache_init(void)
 {
+	if (opt.cache == CACHE_PCP_RSEQ && !pcpr_init())
+		opt.cache = CACHE_PCP_LOCK;   /* said why, once */
+	cache_kind = opt.cache;
 	cache_enabled = opt.cache != CACHE_NONE;
-	if (cache_enabled)
+	cache_irq_safe = opt.cache == CACHE_PCP_RSEQ;
+	if (cache_enabled && !cache_irq_safe)
 		mag_init();
 }
 
 const char *cache_name(void)
 {
-	return options_enum_name("cache", opt.cache);
+	return options_enum_name("cache", cache_kind);
 }
 
 unsigned cache_count(void)
 {
-	return cache_enabled ? mag_count() : 0;
+	if (!cache_enabled)
+		return 0;
+	return cache_kind == CACHE_PCP_RSEQ ? pcpr_count() : mag_count();
 }
 
 void cache_view(unsigned i, struct cache_view *v)
 {
-	mag_view(i, v);
+	if (cache_kind == CACHE_PCP_RSEQ)
+		pcpr_view(i, v);
+	else
+		mag_view(i, v);
+}
+
+void cache_free_bulk(struct page_desc **pds, size_t n)
+{
+	if (cache_kind != CACHE_PCP_RSEQ) {
+		mag_free_bulk(pds, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)      /* no lock to keep across the list */
+		if (!pcpr_free(pds[i]))
+			zone_free_range(desc_pfn(pds[i]), pds[i]->npages);
+}
+
+size_t cache_drain_all(void)
+{
+	if (!cache_enabled)
+		return 0;
+	return cache_kind == CACHE_PCP_RSEQ ? pcpr_drain_all() : mag_drain_all();
 }
 
 void cache_fork_prepare(void)
 {
-	if (cache_enabled)
+	if (cache_enabled && !cache_irq_safe)
 		mag_fork_prepare();
 }
 
 void cache_fork_parent(void)
 {
-	if (cache_enabled)
+	if (cache_enabled && !cache_irq_safe)
 		mag_fork_parent();
 }
 
 void cache_fork_child(void)
 {
-	if (cache_enabled)
+	if (cache_enabled && !cache_irq_safe)
 		mag_fork_child();
+	else if (cache_irq_safe)
+		pcpr_fork_child();
 }

@@ -41,11 +41,14 @@ struct cache_view {
 	uint32_t nr_pages;                 /* pages held now */
 	uint32_t nr_blocks[CACHE_CLASSES]; /* blocks held now, per class */
 	uint64_t lock_acquired, lock_contended, lock_wait_ns;
-	uint64_t trylock_failed;           /* round-robin trylocks that failed */
+	uint64_t trylock_failed;           /* trylocks that failed */
+	uint64_t restarts;                 /* pcp-rseq: critical sections restarted */
 	struct cache_counters c[CACHE_CLASSES];   /* c[n - 1]: blocks of n pages */
 };
 
 extern bool cache_enabled;    /* false with cache:none */
+extern bool cache_irq_safe;   /* pcp-rseq: signal handlers may use it too */
+extern unsigned cache_kind;   /* enum cache_kind actually in use */
 
 void cache_init(void);
 const char *cache_name(void);
@@ -56,7 +59,7 @@ void cache_view(unsigned i, struct cache_view *v);
 void mag_init(void);
 struct page_desc *mag_alloc(size_t npages);
 struct page_desc *mag_alloc_irq(size_t npages);
-void mag_free(struct page_desc *pd);
+bool mag_free(struct page_desc *pd);      /* false: give it to the zone */
 bool mag_free_irq(struct page_desc *pd);
 void mag_free_bulk(struct page_desc **pds, size_t n);
 size_t mag_drain_all(void);
@@ -67,13 +70,36 @@ void mag_fork_prepare(void);
 void mag_fork_parent(void);
 void mag_fork_child(void);
 
-/* The dispatch.  One design today; the comparators slot in here. */
-static inline struct page_desc *cache_alloc(size_t npages) { return mag_alloc(npages); }
-static inline struct page_desc *cache_alloc_irq(size_t npages) { return mag_alloc_irq(npages); }
-static inline void cache_free(struct page_desc *pd) { mag_free(pd); }
-static inline bool cache_free_irq(struct page_desc *pd) { return mag_free_irq(pd); }
-static inline void cache_free_bulk(struct page_desc **pds, size_t n) { mag_free_bulk(pds, n); }
-static inline size_t cache_drain_all(void) { return cache_enabled ? mag_drain_all() : 0; }
+/* cache/pcp_rseq.c */
+bool pcpr_init(void);
+unsigned pcpr_count(void);
+struct page_desc *pcpr_alloc(size_t npages);
+bool pcpr_free(struct page_desc *pd);
+size_t pcpr_drain_all(void);
+void pcpr_view(unsigned cpu, struct cache_view *v);
+void pcpr_global(uint64_t *fences, uint64_t *fence_ns, uint64_t *remote_drains);
+void pcpr_fork_child(void);
+
+/* The dispatch: magazine and pcp-lock share magazine.c. */
+static inline struct page_desc *cache_alloc(size_t npages)
+{
+	return cache_kind == CACHE_PCP_RSEQ ? pcpr_alloc(npages) : mag_alloc(npages);
+}
+static inline struct page_desc *cache_alloc_irq(size_t npages)
+{
+	return cache_kind == CACHE_PCP_RSEQ ? pcpr_alloc(npages) : mag_alloc_irq(npages);
+}
+/* false: the cache did not take it, the caller frees it to the zone */
+static inline bool cache_free(struct page_desc *pd)
+{
+	return cache_kind == CACHE_PCP_RSEQ ? pcpr_free(pd) : mag_free(pd);
+}
+static inline bool cache_free_irq(struct page_desc *pd)
+{
+	return cache_kind == CACHE_PCP_RSEQ ? pcpr_free(pd) : mag_free_irq(pd);
+}
+void cache_free_bulk(struct page_desc **pds, size_t n);
+size_t cache_drain_all(void);
 void cache_fork_prepare(void);
 void cache_fork_parent(void);
 void cache_fork_child(void);

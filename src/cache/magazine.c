@@ -29,6 +29,12 @@
  *   then free them to the zone.  The zone lock and a magazine lock are never
  *   held together.
  *
+ * The same code, run with mag_percpu, is the pcp-lock comparator (Linux
+ * 6.x): one list per CPU, its lock only ever trylocked by the local CPU, a
+ * failed trylock (a handler interrupted the owner, a remote drain holds it)
+ * sending the request to the zone; no round-robin, no waiting; pcp_high and
+ * pcp_batch as the limit and the batches.  Remote drains simply take the lock.
+ *
  * Magazine locks are "IRQ-unsafe": taken without keeping signals out.  A
  * signal handler must never wait on one; handler-context callers come here
  * only through the _irq variants (one trylock, else the zone).  While a
@@ -82,6 +88,8 @@ _Static_assert(offsetof(struct magazine, hot) == CACHELINE, "lock and 1-page lis
 
 static struct magazine mags[MAX_CACHES];
 static unsigned nr_mags = 1, mag_mask, mag_shift;
+static bool mag_percpu;                       /* pcp-lock: trylock own list only */
+static uint32_t limit, refill_max, refill_min, drain_max, drain_min;   /* pages */
 
 static inline struct mag_list *mag_list(struct magazine *m, unsigned cls)
 {
@@ -91,15 +99,27 @@ static inline struct mag_list *mag_list(struct magazine *m, unsigned cls)
 void mag_init(void)
 {
 	unsigned n = opt.magazines;
-	if (n == 0) {
-		n = 2;
+
+	mag_percpu = opt.cache == CACHE_PCP_LOCK;
+	if (n == 0 || mag_percpu) {
+		n = mag_percpu ? 1 : 2;   /* one list per CPU, or at least two magazines */
 		while (n < (unsigned)os.ncpus() && n < MAX_CACHES)
 			n <<= 1;
 	}
 	memset(mags, 0, sizeof(mags));
 	nr_mags = n;
 	mag_mask = n - 1;
-	mag_shift = opt.mag_map == MAP_PAIR ? 1 : 0;
+	mag_shift = opt.mag_map == MAP_PAIR && !mag_percpu ? 1 : 0;
+	if (mag_percpu) {
+		limit = opt.pcp_high;
+		refill_max = refill_min = drain_max = drain_min = opt.pcp_batch;
+	} else {
+		limit = opt.mag_limit;
+		refill_max = opt.refill_max;
+		refill_min = opt.refill_min;
+		drain_max = opt.drain_max;
+		drain_min = opt.drain_min;
+	}
 }
 
 unsigned mag_count(void)
@@ -203,12 +223,12 @@ static void __mag_drain(struct magazine *m, unsigned trigger, struct page_desc *
 	uint32_t pages = 0;
 	unsigned c = m->drain_next;
 
-	while (pages < opt.drain_max && m->nr_pages) {
-		if (pages >= opt.drain_min && mp_lock_is_contended(&m->lock))
+	while (pages < drain_max && m->nr_pages) {
+		if (pages >= drain_min && mp_lock_is_contended(&m->lock))
 			break;
 		for (unsigned k = 0; k < CACHE_CLASSES && !mag_list(m, c)->nr; k++)
 			c = (c + 1) % CACHE_CLASSES;
-		if (pages && pages + c + 1 > opt.drain_max)
+		if (pages && pages + c + 1 > drain_max)
 			break;      /* a drain never moves more than drain_max */
 		chain_for_zone(chain, __mag_take_tail(m, c), c);
 		pages += c + 1;
@@ -264,8 +284,9 @@ static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned cls)
 	struct page_desc *pd, *head, *tail;
 	struct magazine *m;
 
-	/* pass 1 after the preferred magazine (tried by mag_alloc), pass 2 */
-	for (unsigned pass = 0; pass < 2; pass++) {
+	/* pass 1 after the preferred magazine (tried by mag_alloc), pass 2;
+	 * a per-CPU list has neither: its owner refills it */
+	for (unsigned pass = mag_percpu ? 2 : 0; pass < 2; pass++) {
 		for (unsigned i = pass ? 0 : 1; i < nr_mags; i++) {
 			m = &mags[(pref + i) & mag_mask];
 			if (mag_try_filled(m, cls, pass == 1)) {
@@ -279,7 +300,7 @@ static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned cls)
 
 	/* refill: a batch of blocks of this class from the zone */
 	unsigned pages = cls + 1;
-	unsigned max = opt.refill_max / pages, min = opt.refill_min / pages;
+	unsigned max = refill_max / pages, min = refill_min / pages;
 	unsigned n = zone_take_batch(pages, max ? max : 1, min ? min : 1, &head, &tail);
 	if (n == 0) {
 		cs_leave();
@@ -287,7 +308,19 @@ static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned cls)
 	}
 	for (pd = head; pd; pd = pd->next)
 		pd->flags = PG_CACHED | (pd->flags & PG_ZERO);
-	m = mag_lock_any(pref);
+	if (mag_percpu) {
+		m = &mags[pref];
+		if (!mp_trylock(&m->lock)) {
+			/* Busy (a remote drain): keep one block, return the rest. */
+			__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
+			cs_leave();
+			if (head->next)
+				zone_free_list(head->next);
+			return head;
+		}
+	} else {
+		m = mag_lock_any(pref);
+	}
 	pd = head;
 	if (n > 1) {   /* splice head->next .. tail in front of the list */
 		struct mag_list *l = mag_list(m, cls);
@@ -327,6 +360,10 @@ struct page_desc *mag_alloc(size_t npages)
 		cs_leave();
 		return pd;
 	}
+	if (mag_percpu && mp_lock_is_held(&m->lock)) {
+		cs_leave();       /* pcp-lock: a failed trylock means the zone */
+		return NULL;
+	}
 	return mag_alloc_slow(pref, cls);
 }
 
@@ -365,24 +402,31 @@ static inline void __mag_put(struct magazine *m, struct page_desc *pd, unsigned 
 {
 	__mag_push(m, pd, cls);
 	m->hot[cls].frees++;
-	if (unlikely(m->nr_pages >= opt.mag_limit))
+	if (unlikely(m->nr_pages >= limit))
 		__mag_drain(m, cls, chain);
 }
 
-void mag_free(struct page_desc *pd)
+bool mag_free(struct page_desc *pd)
 {
 	unsigned pref = mag_preferred(), cls = pd->npages - 1;
 	struct magazine *m = &mags[pref];
 	struct page_desc *chain = NULL;
 
-	mark_cached(pd, pref);
 	cs_enter();
-	mp_lock(&m->lock);
+	if (!mag_percpu) {
+		mp_lock(&m->lock);          /* the RFC: frees wait for the preferred one */
+	} else if (!mp_trylock(&m->lock)) {
+		__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
+		cs_leave();
+		return false;               /* pcp-lock: the caller frees to the zone */
+	}
+	mark_cached(pd, pref);
 	__mag_put(m, pd, cls, &chain);
 	mp_unlock(&m->lock);
 	cs_leave();
 	if (chain)
 		zone_free_list(chain);
+	return true;
 }
 
 bool mag_free_irq(struct page_desc *pd)

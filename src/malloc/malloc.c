@@ -129,11 +129,30 @@ __attribute__((destructor)) static void mp_fini(void)
 
 /* ---- bad frees ---------------------------------------------------------- */
 
+/* Is the page inside a free block, on the zone's lists or in a cache?  A
+ * freed block may have merged into its buddy, so look at every block that
+ * could contain it: the aligned heads of orders 0..10.  Diagnostics only:
+ * racy, and never on a fast path. */
+static bool inside_free_block(uint64_t pfn)
+{
+	for (unsigned o = 0; o < MAX_ORDER; o++) {
+		uint64_t head = pfn & ~(((uint64_t)1 << o) - 1);
+		const struct page_desc *h = pfn_to_desc(head);
+		uint8_t f = __atomic_load_n(&h->flags, __ATOMIC_RELAXED);
+		if ((f & PG_BUDDY) && pfn - head < ((uint64_t)1 << h->order))
+			return true;
+		if ((f & PG_CACHED) && pfn - head < h->npages)
+			return true;
+	}
+	return false;
+}
+
 static coldpath void bad_pointer(const char *fn, void *p, const struct page_desc *pd)
 {
 	const char *why = "not the start of a live allocation";
 	int saved = errno;
-	if (((uintptr_t)p & (PAGE_SIZE - 1)) == 0 && (pd->flags & (PG_CACHED | PG_BUDDY)))
+	(void)pd;
+	if (((uintptr_t)p & (PAGE_SIZE - 1)) == 0 && inside_free_block(addr_to_pfn(p)))
 		why = "double free: the block is already free";
 	__atomic_add_fetch(&mshard[0].c[MC_invalid_frees], 1, __ATOMIC_RELAXED);
 	if (opt.on_invalid == INVALID_ABORT)

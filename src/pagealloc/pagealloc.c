@@ -35,12 +35,12 @@ static inline bool cacheable(size_t npages)
 static void pa_release_block(struct page_desc *pd, bool irq)
 {
 	if (cacheable(pd->npages)) {
-		if (!irq) {
-			cache_free(pd);
+		if (!irq || cache_irq_safe) {
+			if (cache_free(pd))
+				return;
+		} else if (opt.signal == SIG_TRYLOCK && cache_free_irq(pd)) {
 			return;
 		}
-		if (opt.signal == SIG_TRYLOCK && cache_free_irq(pd))
-			return;
 	}
 	zone_free_range(desc_pfn(pd), pd->npages);
 }
@@ -63,7 +63,7 @@ static void pa_release_range(uint64_t pfn, size_t npages, bool irq)
 
 static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t npages, bool irq)
 {
-	if (irq)
+	if (irq && !cache_irq_safe)
 		return NULL;      /* a handler must not wait on the caches */
 	if (cache_drain_all() == 0)
 		return NULL;
@@ -79,7 +79,7 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 	/* Cached blocks of n pages start on a 2^ceil(log2 n) boundary; a
 	 * stricter alignment goes to the zone. */
 	if (likely(align_order <= order) && cacheable(npages)) {
-		if (likely(!irq))
+		if (likely(!irq) || cache_irq_safe)
 			pd = cache_alloc(npages);
 		else if (opt.signal == SIG_TRYLOCK)
 			pd = cache_alloc_irq(npages);
@@ -139,5 +139,5 @@ void pa_free_bulk(struct page_desc **pds, size_t n)
 
 size_t pa_drain_all(void)
 {
-	return sigctx_in_irq() ? 0 : cache_drain_all();
+	return sigctx_in_irq() && !cache_irq_safe ? 0 : cache_drain_all();
 }

@@ -78,7 +78,7 @@ static void vformat(struct sink *s, const char *f, va_list ap)
 			lng++;
 			f++;
 		}
-		const char *str = num;
+		const char *str = num, *prefix = "";
 		size_t len = 0;
 		unsigned long long u = 0;
 		bool neg = false;
@@ -107,13 +107,13 @@ static void vformat(struct sink *s, const char *f, va_list ap)
 				*--q = (char)('0' + u % 10);
 			while (u /= 10);
 			if (neg)
-				*--q = '-';
+				prefix = "-";
 			str = q;
 			len = (size_t)(e - q);
 			break;
 		}
 		case 'p':
-			sink_put(s, "0x", 2);
+			prefix = "0x";
 			u = (uintptr_t)va_arg(ap, void *);
 			goto hex;
 		case 'x':
@@ -134,9 +134,14 @@ static void vformat(struct sink *s, const char *f, va_list ap)
 		default:
 			return;   /* malformed format: stop rather than misread args */
 		}
-		int pad = width > (int)len ? width - (int)len : 0;
-		if (!left)
-			sink_pad(s, zero ? '0' : ' ', pad);
+		/* The sign or 0x goes before zero padding, after space padding. */
+		size_t plen = strlen(prefix);
+		int pad = width > (int)(len + plen) ? width - (int)(len + plen) : 0;
+		if (!left && !zero)
+			sink_pad(s, ' ', pad);
+		sink_put(s, prefix, plen);
+		if (!left && zero)
+			sink_pad(s, '0', pad);
 		sink_put(s, str, len);
 		if (left)
 			sink_pad(s, ' ', pad);

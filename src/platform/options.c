@@ -31,8 +31,8 @@ struct opt_def {
 	const char *doc;
 };
 
-static const char *const presets[] = { "default", "rfc2013", NULL };
-static const char *const caches[] = { "magazine", "none", NULL };
+static const char *const presets[] = { "default", "rfc2013", "vanilla39", "linux6", NULL };
+static const char *const caches[] = { "magazine", "none", "pcp-rseq", "pcp-lock", NULL };
 static const char *const maps[] = { "cpu", "pair", NULL };
 static const char *const sigpol[] = { "bypass", "trylock", NULL };
 static const char *const statsm[] = { "0", "1", "json", NULL };
@@ -45,9 +45,9 @@ static const char *const irqsave[] = { "defer", "sigmask", NULL };
 
 static const struct opt_def defs[] = {
 	{ "preset", T_PRESET, F(preset), false, 0, 0, false, presets,
-	  "a whole configuration: rfc2013 = the RFC exactly (2 magazines, map pair, limit 1024, refill 16..384, drain 16..64, order 0 only)" },
+	  "a whole configuration: rfc2013 = the RFC exactly (2 magazines, map pair, limit 1024, refill 16..384, drain 16..64, order 0 only); vanilla39 = Linux 3.9 per-CPU lists (pcp-rseq, batch 31, high 186, order 0); linux6 = Linux 6.x per-CPU lists (pcp-lock, batch 63, high 1024, orders 0..3, signal trylock)" },
 	{ "cache", T_ENUM, F(cache), false, 0, 0, false, caches,
-	  "page cache design in front of the zone; none sends every request to the zone lock" },
+	  "page cache design in front of the zone: magazine (the RFC), pcp-rseq (Linux 3.9 per-CPU lists on restartable sequences), pcp-lock (Linux 6.x per-CPU lists with a trylock), none (every request takes the zone lock)" },
 	{ "region_size", T_SIZE, F(region_size), false, 4u << 20, 1ull << 40, true, NULL,
 	  "bytes of address space reserved for the zone (suffix k, m, g); 0 = physical memory, at most 64g" },
 	{ "threshold", T_SIZE, F(threshold), false, 1, 4u << 20, false, NULL,
@@ -70,6 +70,10 @@ static const struct opt_def defs[] = {
 	  "highest order the caches hold (0..3); higher orders go to the zone" },
 	{ "cache_exact", T_ENUM, F(cache_exact), false, 0, 0, false, bools,
 	  "1 = the caches also keep 3-, 5-, 6- and 7-page blocks as such; 0 = powers of two only, other sizes go to the zone" },
+	{ "pcp_high", T_UINT, F(pcp_high), false, 1, 1u << 16, false, NULL,
+	  "pcp-rseq, pcp-lock: blocks a per-CPU list holds before a free drains a batch" },
+	{ "pcp_batch", T_UINT, F(pcp_batch), false, 1, 1u << 16, false, NULL,
+	  "pcp-rseq, pcp-lock: blocks moved per refill and per drain" },
 	{ "signal", T_ENUM, F(signal), false, 0, 0, false, sigpol,
 	  "handler-context calls: bypass = always the zone (the RFC); trylock = one trylock of the preferred cache, else the zone (Linux 6.2)" },
 	{ "stats", T_ENUM, F(stats), false, 0, 0, false, statsm,
@@ -104,6 +108,8 @@ void options_defaults(struct mp_options *o)
 	o->drain_min = 16;
 	o->cache_order = 3;
 	o->cache_exact = 1;
+	o->pcp_high = 186;
+	o->pcp_batch = 31;
 	o->signal = SIG_BYPASS;
 	o->stats = STATS_OFF;
 	o->on_invalid = INVALID_ABORT;
@@ -125,6 +131,19 @@ static void apply_preset(struct mp_options *o, uint32_t preset)
 		o->cache_order = 0;
 		o->cache_exact = 0;
 		o->signal = SIG_BYPASS;
+	} else if (preset == 2) {   /* vanilla39: zone_batchsize() for a zone >= 512 MiB */
+		o->cache = CACHE_PCP_RSEQ;
+		o->pcp_batch = 31;
+		o->pcp_high = 6 * 31;
+		o->cache_order = 0;
+		o->cache_exact = 0;
+	} else if (preset == 3) {   /* linux6: batch for a large zone; high ~ a magazine */
+		o->cache = CACHE_PCP_LOCK;
+		o->pcp_batch = 63;
+		o->pcp_high = 1024;
+		o->cache_order = 3;
+		o->cache_exact = 0;
+		o->signal = SIG_TRYLOCK;
 	}
 }
 

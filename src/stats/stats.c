@@ -116,7 +116,7 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, " %lu", ul(z->nr_free[o]));
 	fmt_printf(b, "\n");
-	fmt_printf(b, "signal (%s, zone_irqsave %s): handler entries %lu, held back while in the zone %lu; malloc-family calls in handlers %lu (free %lu); small requests served by the zone %lu; glibc frees deferred %lu, drained %lu; re-entries caught %lu; depth recovered after siglongjmp %lu\n",
+	fmt_printf(b, "signal (%s, zone_irqsave %s): handler entries %lu, held back while in the zone %lu; malloc-family calls in handlers %lu (free %lu); small requests served as whole pages %lu; glibc frees deferred %lu, drained %lu; re-entries caught %lu; depth recovered after siglongjmp %lu\n",
 		   options_enum_name("signal", opt.signal),
 		   options_enum_name("zone_irqsave", opt.zone_irqsave), ul(sig_stats.handler_entries),
 		   ul(sig_stats.deferred_signals),

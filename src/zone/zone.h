@@ -32,7 +32,9 @@ struct page_desc {
 	uint8_t flags;           /* PG_*; PG_ALLOC is cleared atomically by free */
 	uint16_t owner;          /* PG_CACHED: which cache holds it */
 	uint64_t req_bytes;      /* PG_ALLOC: bytes the program asked for */
-	uint64_t reserved[4];    /* keeps one descriptor per cache line, as
+	uint32_t pcp_next;       /* pcp-rseq lists: pfn of the next block */
+	uint32_t reserved32;
+	uint64_t reserved[3];    /* keeps one descriptor per cache line, as
 				    struct page is: CPUs that share pages
 				    bounce these lines, as in the kernel */
 } __attribute__((aligned(64)));

@@ -1,0 +1,330 @@
+/*
+ * pcp_rseq.c — the design the RFC set out to replace: Linux 3.9's per-CPU
+ * page lists ("vanilla"), in user space on restartable sequences.
+ *
+ * One list per CPU and size class, with count, high and batch as 3.9
+ * computes them for a large zone (batch 31, high 186).  Push and pop are
+ * rseq critical sections on glibc's registered rseq area (platform/rseq.h):
+ * no lock, no atomic instruction, and a signal handler that interrupts one
+ * makes it restart — so handlers use these lists too, which 3.9 achieved by
+ * disabling interrupts.
+ *
+ * Refill: a batch from the zone (zone lock only), linked privately, one
+ * block handed to the caller and the rest published in one commit.
+ * Drain, when a free brings the count to high: the whole list is taken in
+ * one commit, its hottest count - batch blocks are published again and the
+ * batch of coldest ones goes to the zone (a singly linked list can only be
+ * cut at its head in a single commit, hence take-all then give back).
+ *
+ * drain_all (zone exhausted, magpage_drain) reaches other CPUs' lists the way
+ * the kernel's IPI did: set the list's stopped bit, fence the CPU with
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) so that any critical
+ * section running there restarts and sees the bit, then empty the list
+ * directly.  Fences are counted and timed: the RFC's complaint about "IPI
+ * overhead for global drains" is measurable in the statistics.
+ *
+ * Counters are per CPU and updated with plain increments outside the
+ * critical sections: a thread preempted between two increments by another on
+ * the same CPU can lose one.  They are statistics, never state.
+ */
+#include <linux/membarrier.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "platform/rseq.h"
+
+struct pcp_cpu {
+	uint64_t word[CACHE_CLASSES];     /* the lists; see rseq.h for the layout */
+} cacheline_aligned;
+
+struct pcp_counts {
+	struct mag_view_counts {
+		uint64_t allocs, hits, frees, refills, refill_pages, drains, drain_pages;
+	} c[CACHE_CLASSES];
+	uint64_t restarts;                /* critical sections aborted and retried */
+} cacheline_aligned;
+
+static struct pcp_cpu *pcps;          /* nr_cpus entries */
+static struct pcp_counts *pcounts;    /* nr_cpus entries */
+static unsigned nr_cpus;
+static uint32_t high[CACHE_CLASSES], batch[CACHE_CLASSES];   /* in blocks */
+static uint64_t fences, fence_ns, remote_drains;             /* atomic */
+
+#define NEXT_OFF offsetof(struct page_desc, pcp_next)
+
+static int membarrier(int cmd, unsigned flags, int cpu)
+{
+	return (int)syscall(__NR_membarrier, cmd, flags, cpu);
+}
+
+bool pcpr_init(void)
+{
+#if MP_HAVE_RSEQ
+	if (!cpu_rseq_ok) {
+		mp_log("cache:pcp-rseq needs glibc's rseq registration (it is off); using pcp-lock");
+		return false;
+	}
+	if (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0) {
+		mp_log("cache:pcp-rseq: membarrier RSEQ registration failed; using pcp-lock");
+		return false;
+	}
+	nr_cpus = (unsigned)os.ncpus();
+	size_t bytes = nr_cpus * (sizeof(struct pcp_cpu) + sizeof(struct pcp_counts));
+	char *mem = os.mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return false;
+	pcps = (struct pcp_cpu *)mem;
+	pcounts = (struct pcp_counts *)(mem + nr_cpus * sizeof(struct pcp_cpu));
+	for (unsigned c = 0; c < nr_cpus; c++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			pcps[c].word[k] = PCP_EMPTY;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint32_t pages = k + 1;
+		high[k] = opt.pcp_high / pages ? opt.pcp_high / pages : 1;
+		batch[k] = opt.pcp_batch / pages ? opt.pcp_batch / pages : 1;
+		if (batch[k] > high[k])
+			batch[k] = high[k];
+	}
+	return true;
+#else
+	mp_log("cache:pcp-rseq is implemented for x86-64 only; using pcp-lock");
+	return false;
+#endif
+}
+
+unsigned pcpr_count(void)
+{
+	return nr_cpus;
+}
+
+#if MP_HAVE_RSEQ
+
+static inline int this_cpu(void)
+{
+	int cpu = (int)__atomic_load_n(&rseq_area()->cpu_id, __ATOMIC_RELAXED);
+	return cpu >= 0 && (unsigned)cpu < nr_cpus ? cpu : -1;
+}
+
+/* Publishes a private chain on the current CPU; false if the list is
+ * stopped (a remote drain) or rseq is unusable: the caller frees it. */
+static bool publish(unsigned cls, uint32_t first, uint32_t last, uint32_t n, uint32_t *count)
+{
+	for (;;) {
+		int cpu = this_cpu();
+		if (cpu < 0)
+			return false;
+		enum rseq_result r = rseq_pcp_push(&pcps[cpu].word[cls], zg.descs, NEXT_OFF, cpu,
+						   first, last, n, count);
+		if (r == RSEQ_DONE)
+			return true;
+		if (r == RSEQ_LIST_STOPPED)
+			return false;
+		pcounts[cpu].restarts++;
+	}
+}
+
+/* Turns a pcp_next chain of n blocks of cls+1 pages into a next-linked
+ * list for zone_free_list. */
+static void free_chain(uint32_t pfn, uint32_t n, unsigned cls)
+{
+	struct page_desc *head = NULL;
+	while (n-- && pfn != PCP_EMPTY) {
+		struct page_desc *pd = pfn_to_desc(pfn);
+		pfn = pd->pcp_next;
+		pd->flags = 0;
+		pd->npages = cls + 1;
+		pd->next = head;
+		head = pd;
+	}
+	if (head)
+		zone_free_list(head);
+}
+
+static NOINLINE struct page_desc *pcpr_refill(int cpu, unsigned cls)
+{
+	struct page_desc *head, *tail;
+	unsigned n = zone_take_batch(cls + 1, batch[cls], batch[cls], &head, &tail);
+	uint32_t count;
+
+	if (n == 0)
+		return NULL;
+	for (struct page_desc *pd = head; pd; pd = pd->next) {
+		pd->flags = PG_CACHED | (pd->flags & PG_ZERO);
+		pd->pcp_next = pd->next ? (uint32_t)desc_pfn(pd->next) : PCP_EMPTY;
+	}
+	struct pcp_counts *st = &pcounts[cpu];
+	st->c[cls].allocs++;
+	st->c[cls].refills++;
+	st->c[cls].refill_pages += (uint64_t)n * (cls + 1);
+	if (n > 1 && !publish(cls, (uint32_t)desc_pfn(head->next), (uint32_t)desc_pfn(tail), n - 1, &count))
+		free_chain((uint32_t)desc_pfn(head->next), n - 1, cls);
+	return head;
+}
+
+struct page_desc *pcpr_alloc(size_t npages)
+{
+	unsigned cls = (unsigned)npages - 1;
+	uint32_t pfn;
+
+	for (;;) {
+		int cpu = this_cpu();
+		if (unlikely(cpu < 0))
+			return NULL;
+		enum rseq_result r = rseq_pcp_pop(&pcps[cpu].word[cls], zg.descs, NEXT_OFF, cpu, &pfn);
+		if (likely(r == RSEQ_DONE)) {
+			pcounts[cpu].c[cls].allocs++;
+			pcounts[cpu].c[cls].hits++;
+			return pfn_to_desc(pfn);
+		}
+		if (r == RSEQ_ABORTED) {
+			pcounts[cpu].restarts++;
+			continue;
+		}
+		return r == RSEQ_LIST_EMPTY ? pcpr_refill(cpu, cls) : NULL;
+	}
+}
+
+/* count reached high: keep the hottest count - batch, drain the rest. */
+static NOINLINE void pcpr_drain_local(unsigned cls)
+{
+	uint64_t word;
+	int cpu;
+
+	for (;;) {
+		cpu = this_cpu();
+		if (cpu < 0)
+			return;
+		enum rseq_result r = rseq_pcp_take_all(&pcps[cpu].word[cls], cpu, &word);
+		if (r == RSEQ_DONE)
+			break;
+		if (r == RSEQ_LIST_STOPPED)
+			return;
+		pcounts[cpu].restarts++;
+	}
+	uint32_t n = PCP_COUNT(word), first = PCP_HEAD(word), count;
+	if (n == 0)
+		return;
+	uint32_t drop = n < batch[cls] ? n : batch[cls], keep = n - drop;
+	uint32_t last = first, cold = first;
+	if (keep) {
+		for (uint32_t i = 1; i < keep; i++)
+			last = pfn_to_desc(last)->pcp_next;
+		cold = pfn_to_desc(last)->pcp_next;
+		if (!publish(cls, first, last, keep, &count)) {
+			cold = first;
+			drop = n;
+		}
+	}
+	free_chain(cold, drop, cls);
+	pcounts[cpu].c[cls].drains++;
+	pcounts[cpu].c[cls].drain_pages += (uint64_t)drop * (cls + 1);
+}
+
+bool pcpr_free(struct page_desc *pd)
+{
+	unsigned cls = pd->npages - 1;
+	uint32_t pfn = (uint32_t)desc_pfn(pd), count;
+
+	pd->flags = PG_CACHED;
+	if (unlikely(!publish(cls, pfn, pfn, 1, &count)))
+		return false;
+	int cpu = this_cpu();
+	if (cpu >= 0)
+		pcounts[cpu].c[cls].frees++;
+	if (unlikely(count >= high[cls]))
+		pcpr_drain_local(cls);
+	return true;
+}
+
+/* The IPI: stop every list of cpu, fence it, then they are ours. */
+static size_t pcpr_drain_cpu(unsigned cpu)
+{
+	struct pcp_cpu *p = &pcps[cpu];
+	size_t pages = 0;
+	bool any = false;
+
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		any |= PCP_COUNT(__atomic_load_n(&p->word[k], __ATOMIC_RELAXED)) != 0;
+	if (!any)
+		return 0;
+	for (;;) {
+		bool all = true;
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			__atomic_fetch_or(&p->word[k], PCP_STOPPED, __ATOMIC_SEQ_CST);
+		uint64_t t0 = os_now_ns();
+		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU, (int)cpu);
+		__atomic_add_fetch(&fence_ns, os_now_ns() - t0, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&fences, 1, __ATOMIC_RELAXED);
+		/* A section that committed between our OR and the fence may have
+		 * stored the word without the bit: then go round again. */
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			all &= (__atomic_load_n(&p->word[k], __ATOMIC_SEQ_CST) & PCP_STOPPED) != 0;
+		if (all)
+			break;
+	}
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint64_t w = __atomic_load_n(&p->word[k], __ATOMIC_ACQUIRE);
+		uint32_t n = PCP_COUNT(w);
+		if (n) {
+			free_chain(PCP_HEAD(w), n, k);
+			pages += (size_t)n * (k + 1);
+			pcounts[cpu].c[k].drains++;
+			pcounts[cpu].c[k].drain_pages += (uint64_t)n * (k + 1);
+		}
+		__atomic_store_n(&p->word[k], (uint64_t)PCP_EMPTY, __ATOMIC_RELEASE);
+	}
+	__atomic_add_fetch(&remote_drains, 1, __ATOMIC_RELAXED);
+	return pages;
+}
+
+size_t pcpr_drain_all(void)
+{
+	size_t pages = 0;
+	for (unsigned c = 0; c < nr_cpus; c++)
+		pages += pcpr_drain_cpu(c);
+	return pages;
+}
+
+#else  /* !MP_HAVE_RSEQ: pcpr_init() said no, nothing below is reached */
+
+struct page_desc *pcpr_alloc(size_t npages) { (void)npages; return NULL; }
+bool pcpr_free(struct page_desc *pd) { (void)pd; return false; }
+size_t pcpr_drain_all(void) { return 0; }
+
+#endif
+
+void pcpr_view(unsigned cpu, struct cache_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->id = cpu;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint64_t w = __atomic_load_n(&pcps[cpu].word[k], __ATOMIC_RELAXED);
+		const struct mag_view_counts *c = &pcounts[cpu].c[k];
+		v->nr_blocks[k] = PCP_COUNT(w);
+		v->nr_pages += PCP_COUNT(w) * (k + 1);
+		v->c[k] = (struct cache_counters){
+			.allocs = c->allocs, .hits = c->hits, .frees = c->frees,
+			.refills = c->refills, .refill_pages = c->refill_pages,
+			.drains = c->drains, .drain_pages = c->drain_pages,
+		};
+	}
+	v->restarts = pcounts[cpu].restarts;
+}
+
+void pcpr_global(uint64_t *nfences, uint64_t *nfence_ns, uint64_t *nremote)
+{
+	*nfences = __atomic_load_n(&fences, __ATOMIC_RELAXED);
+	*nfence_ns = __atomic_load_n(&fence_ns, __ATOMIC_RELAXED);
+	*nremote = __atomic_load_n(&remote_drains, __ATOMIC_RELAXED);
+}
+
+/* In a child, counting restarts from zero like everywhere else. */
+void pcpr_fork_child(void)
+{
+	if (pcounts)
+		memset(pcounts, 0, nr_cpus * sizeof(*pcounts));
+	fences = fence_ns = remote_drains = 0;
+}

@@ -1,0 +1,174 @@
+/*
+ * rseq.h — restartable sequences on glibc's registered rseq area, for the
+ * pcp-rseq per-CPU lists (Linux 3.9's per-CPU pages, in user space).
+ *
+ * A per-CPU list is one 64-bit word: the pfn of its first block in the low
+ * 32 bits (PCP_EMPTY when empty), the block count above it, and bit 63 set
+ * while a remote drain owns the list.  Blocks link through
+ * page_desc.pcp_next.  Each primitive is one critical section ending in a
+ * single committing store of the word; if the thread is preempted, migrated
+ * or takes a signal before that store, the kernel sends it to the abort
+ * label and the caller retries, on whatever CPU it is then on.  That is what
+ * makes the lists usable from signal handlers without masking anything.
+ * x86-64 only; elsewhere pcp-rseq falls back to pcp-lock.
+ */
+#ifndef MAGPAGE_RSEQ_H
+#define MAGPAGE_RSEQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/rseq.h>
+
+#define PCP_EMPTY    0xffffffffu
+#define PCP_STOPPED  (1ull << 63)
+#define PCP_COUNT(w) ((uint32_t)(((w) >> 32) & 0x7fffffffu))
+#define PCP_HEAD(w)  ((uint32_t)(w))
+
+enum rseq_result { RSEQ_DONE, RSEQ_ABORTED, RSEQ_LIST_EMPTY, RSEQ_LIST_STOPPED };
+
+#if defined(__x86_64__)
+#define MP_HAVE_RSEQ 1
+
+static inline struct rseq *rseq_area(void)
+{
+	return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+}
+
+/* The critical-section descriptor (start, length, abort) and the abort
+ * stub, preceded by glibc's signature as the kernel requires. */
+#define RSEQ_CS_DESC                                                   \
+	".pushsection __rseq_cs, \"aw\"\n\t"                           \
+	".balign 32\n\t"                                               \
+	"3:\n\t"                                                       \
+	".long 0x0, 0x0\n\t"                                           \
+	".quad 1f, (2f - 1f), 4f\n\t"                                  \
+	".popsection\n\t"                                              \
+	"leaq 3b(%%rip), %%rax\n\t"                                    \
+	"movq %%rax, %c[cs_off](%[rs])\n\t"
+#define RSEQ_ABORT_STUB(label)                                         \
+	".pushsection __rseq_failure, \"ax\"\n\t"                      \
+	".byte 0x0f, 0xb9, 0x3d\n\t"                                   \
+	".long 0x53053053\n\t"                                         \
+	"4:\n\t"                                                       \
+	"jmp %l[" #label "]\n\t"                                       \
+	".popsection\n\t"
+#define RSEQ_COMMON_IN                                                 \
+	[rs] "r"(rseq_area()), [cpu] "r"(cpu),                         \
+	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
+	[cpu_off] "i"(offsetof(struct rseq, cpu_id))
+
+/* Pops the first block of *w on this CPU into *pfn. */
+static inline enum rseq_result rseq_pcp_pop(uint64_t *w, const void *descs, size_t next_off,
+					    int cpu, uint32_t *pfn)
+{
+	uint64_t word, head, nw;
+	__asm__ goto(
+		RSEQ_CS_DESC
+		"1:\n\t"
+		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+		"jnz %l[aborted]\n\t"
+		"movq (%[w]), %[word]\n\t"
+		"btq $63, %[word]\n\t"
+		"jc %l[stopped]\n\t"
+		"movl %k[word], %k[head]\n\t"
+		"cmpl $-1, %k[head]\n\t"
+		"je %l[empty]\n\t"
+		"movq %[head], %%rax\n\t"
+		"shlq $6, %%rax\n\t"
+		"addq %[descs], %%rax\n\t"
+		"movl (%%rax, %[off]), %%eax\n\t"
+		"movq %[word], %[nw]\n\t"
+		"shrq $32, %[nw]\n\t"
+		"decq %[nw]\n\t"
+		"shlq $32, %[nw]\n\t"
+		"orq %%rax, %[nw]\n\t"
+		"movq %[nw], (%[w])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [word] "=&r"(word), [head] "=&r"(head), [nw] "=&r"(nw)
+		: [w] "r"(w), [descs] "r"(descs), [off] "r"(next_off), RSEQ_COMMON_IN
+		: "rax", "memory", "cc"
+		: aborted, empty, stopped);
+	*pfn = (uint32_t)head;
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+empty:
+	return RSEQ_LIST_EMPTY;
+stopped:
+	return RSEQ_LIST_STOPPED;
+}
+
+/* Pushes the private chain first..last (n blocks, linked by pcp_next) in
+ * front of *w; *count gets the new count. */
+static inline enum rseq_result rseq_pcp_push(uint64_t *w, void *descs, size_t next_off, int cpu,
+					     uint64_t first, uint64_t last, uint64_t n,
+					     uint32_t *count)
+{
+	uint64_t word, nw;
+	__asm__ goto(
+		RSEQ_CS_DESC
+		"1:\n\t"
+		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+		"jnz %l[aborted]\n\t"
+		"movq (%[w]), %[word]\n\t"
+		"btq $63, %[word]\n\t"
+		"jc %l[stopped]\n\t"
+		"movq %[last], %%rax\n\t"
+		"shlq $6, %%rax\n\t"
+		"addq %[descs], %%rax\n\t"
+		"movl %k[word], (%%rax, %[off])\n\t"
+		"movq %[word], %[nw]\n\t"
+		"shrq $32, %[nw]\n\t"
+		"addq %[n], %[nw]\n\t"
+		"shlq $32, %[nw]\n\t"
+		"orq %[first], %[nw]\n\t"
+		"movq %[nw], (%[w])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [word] "=&r"(word), [nw] "=&r"(nw)
+		: [w] "r"(w), [descs] "r"(descs), [off] "r"(next_off), [first] "r"(first),
+		  [last] "r"(last), [n] "r"(n), RSEQ_COMMON_IN
+		: "rax", "memory", "cc"
+		: aborted, stopped);
+	*count = PCP_COUNT(nw);
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+stopped:
+	return RSEQ_LIST_STOPPED;
+}
+
+/* Takes the whole list: *taken gets the old word, the list is left empty. */
+static inline enum rseq_result rseq_pcp_take_all(uint64_t *w, int cpu, uint64_t *taken)
+{
+	uint64_t word;
+	__asm__ goto(
+		RSEQ_CS_DESC
+		"1:\n\t"
+		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+		"jnz %l[aborted]\n\t"
+		"movq (%[w]), %[word]\n\t"
+		"btq $63, %[word]\n\t"
+		"jc %l[stopped]\n\t"
+		"movl $-1, %%eax\n\t"
+		"movq %%rax, (%[w])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [word] "=&r"(word)
+		: [w] "r"(w), RSEQ_COMMON_IN
+		: "rax", "memory", "cc"
+		: aborted, stopped);
+	*taken = word;
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+stopped:
+	return RSEQ_LIST_STOPPED;
+}
+
+#else
+#define MP_HAVE_RSEQ 0
+#endif
+
+#endif

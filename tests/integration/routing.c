@@ -1,0 +1,297 @@
+/*
+ * routing.c — which requests the zone serves, what they hold, and that
+ * their contents survive, under LD_PRELOAD=libmagpage.so.
+ *
+ * Proves (DESIGN.md "Size routing"):
+ *   - requests of 4096 .. 4 MiB bytes come from the zone (magpage_owns),
+ *     page aligned; smaller and larger ones go to glibc;
+ *   - malloc_usable_size is the pages actually held: a 3-page request holds
+ *     3 pages, not the 4 of its buddy block (the tail goes back at once),
+ *     and the value never changes while the block lives;
+ *   - contents survive other allocations, and realloc keeps the prefix when
+ *     it moves a block between glibc and the zone, grows it, or shrinks it
+ *     in place (same pointer, fewer pages);
+ *   - a failed realloc leaves the block intact and freeable.
+ */
+#include <stdlib.h>
+#include <malloc.h>
+
+#include "mp_test.h"
+
+TestSuite(routing, .init = mp_api_load);
+TestSuite(contents, .init = mp_api_load);
+TestSuite(realloc, .init = mp_api_load);
+
+static const size_t zone_sizes[] = {
+	4096, 4104, 8032, 8168, 8192, 12288, 16384, 27392, 65536, 1 * MiB + 100 * KiB,
+	MAX_ZONE_BLOCK,
+};
+
+Test(routing, page_sized_requests_come_from_the_zone)
+{
+	for (size_t i = 0; i < sizeof(zone_sizes) / sizeof(zone_sizes[0]); i++) {
+		size_t s = zone_sizes[i];
+		void *p = malloc(s);
+		cr_assert_not_null(p, "malloc(%zu)", s);
+		cr_assert(mp.owns(p), "malloc(%zu) = %p is not in the zone", s, p);
+		cr_assert_aligned(p, PAGE);
+		memset(p, 0x5a, s);
+		free(p);
+	}
+}
+
+Test(routing, other_sizes_go_to_glibc)
+{
+	static const size_t sizes[] = { 0, 1, 16, 100, 1000, 4095, MAX_ZONE_BLOCK + 1, 16 * MiB };
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t s = sizes[i];
+		void *p = malloc(s);
+		cr_assert_not_null(p, "malloc(%zu)", s);
+		cr_assert_not(mp.owns(p), "malloc(%zu) = %p came from the zone", s, p);
+		cr_assert_geq(malloc_usable_size(p), s);
+		memset(p, 0x5a, s);
+		free(p);
+	}
+}
+
+struct usable_case {
+	size_t request, usable;
+};
+
+Test(routing, usable_size_is_the_pages_held)
+{
+	static const struct usable_case cases[] = {
+		{ 4096, 4096 },   { 4104, 8192 },    { 8032, 8192 },   { 8192, 8192 },
+		{ 12287, 12288 }, { 12288, 12288 },  { 12289, 16384 }, { 20480, 20480 },
+		{ 7 * 4096, 7 * 4096 }, { 65536 + 1, 65536 + 4096 },
+		{ MAX_ZONE_BLOCK - 4096, MAX_ZONE_BLOCK - 4096 }, { MAX_ZONE_BLOCK, MAX_ZONE_BLOCK },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		void *p = malloc(cases[i].request);
+		cr_assert_not_null(p);
+		cr_assert_eq(malloc_usable_size(p), cases[i].usable,
+			     "malloc(%zu): usable %zu, expected %zu", cases[i].request,
+			     malloc_usable_size(p), cases[i].usable);
+		/* The whole usable size is ours to write. */
+		memset(p, 0xa5, cases[i].usable);
+		free(p);
+	}
+}
+
+/* The exact-allocation tail return, seen from the zone's side: a 3-page
+ * block holds 3 pages, a 5-page block 5, a 1023-page block 1023. */
+Test(routing, non_power_of_two_blocks_hold_only_their_pages)
+{
+	static const size_t pages[] = { 3, 5, 6, 7, 9, 100, 1023 };
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+		struct magpage_stats before = mp_stats();
+		void *p = malloc(pages[i] * PAGE);
+		cr_assert_not_null(p);
+		struct magpage_stats during = mp_stats();
+		cr_assert_eq(during.held_pages - before.held_pages, pages[i],
+			     "malloc(%zu pages) holds %lu pages", pages[i],
+			     (unsigned long)(during.held_pages - before.held_pages));
+		cr_assert_eq(malloc_usable_size(p), pages[i] * PAGE);
+		free(p);
+		struct magpage_stats after = mp_stats();
+		cr_assert_eq(after.held_pages, before.held_pages,
+			     "free(%zu pages) left %ld pages held", pages[i],
+			     (long)(after.held_pages - before.held_pages));
+	}
+}
+
+Test(routing, usable_size_is_stable_for_the_life_of_a_block)
+{
+	void *p = malloc(3 * PAGE);
+	void *q = malloc(4104);
+	cr_assert_not_null(p);
+	cr_assert_not_null(q);
+	size_t up = malloc_usable_size(p), uq = malloc_usable_size(q);
+	cr_assert_eq(up, 3 * PAGE);
+	cr_assert_eq(uq, 2 * PAGE);
+	for (int round = 0; round < 50; round++) {
+		void *tmp[16];
+		for (int i = 0; i < 16; i++)
+			tmp[i] = malloc((size_t)(i + 1) * 3000);
+		for (int i = 0; i < 16; i++)
+			free(tmp[i]);
+		if (round % 10 == 0) {
+			mp.drain();
+			malloc_trim(0);
+		}
+		cr_assert_eq(malloc_usable_size(p), up, "round %d", round);
+		cr_assert_eq(malloc_usable_size(q), uq, "round %d", round);
+	}
+	free(p);
+	free(q);
+}
+
+/* malloc_usable_size must not crash on pointers it did not issue, and
+ * answers 0 for the inside of a zone block. */
+Test(routing, usable_size_of_an_interior_pointer_is_zero)
+{
+	char *p = malloc(3 * PAGE);
+	cr_assert_not_null(p);
+	cr_assert_eq(malloc_usable_size(p + PAGE), 0);
+	cr_assert_eq(malloc_usable_size(p + 2 * PAGE), 0);
+	cr_assert_eq(malloc_usable_size(p + 16), 0);
+	free(p);
+}
+
+/* ---- contents ------------------------------------------------------------ */
+
+#define NBLOCKS 300
+
+Test(contents, patterns_survive_other_allocations)
+{
+	static void *blk[NBLOCKS];
+	static size_t len[NBLOCKS];
+	unsigned seed = 12345;
+
+	for (int i = 0; i < NBLOCKS; i++) {
+		seed = seed * 1103515245 + 12345;
+		switch (i % 5) {
+		case 0: len[i] = 4096 * (1 + seed % 8); break;          /* exact pages */
+		case 1: len[i] = 4096 * (1 + seed % 8) + 8 + seed % 200; break;  /* page + header */
+		case 2: len[i] = 4096 * (2 + seed % 8) - 8 - seed % 200; break;  /* just under */
+		case 3: len[i] = 1 + seed % 4000; break;                /* glibc */
+		default: len[i] = 4096 * (16 + seed % 200); break;      /* larger zone blocks */
+		}
+		blk[i] = malloc(len[i]);
+		cr_assert_not_null(blk[i]);
+		fill(blk[i], len[i], (uint64_t)i);
+	}
+	/* Churn: free every third, allocate and scribble over new blocks,
+	 * calloc, realloc, drain and trim. */
+	for (int i = 0; i < NBLOCKS; i += 3) {
+		free(blk[i]);
+		blk[i] = NULL;
+	}
+	for (int r = 0; r < 200; r++) {
+		size_t s = 4096 * (1 + r % 9) + (size_t)(r % 3) * 100;
+		void *x = (r & 1) ? calloc(1, s) : malloc(s);
+		cr_assert_not_null(x);
+		memset(x, 0xee, s);
+		x = realloc(x, s + 5000);
+		cr_assert_not_null(x);
+		memset(x, 0xdd, s + 5000);
+		free(x);
+		if (r == 100) {
+			mp.drain();
+			malloc_trim(0);
+		}
+	}
+	for (int i = 0; i < NBLOCKS; i++) {
+		if (!blk[i])
+			continue;
+		long at = check(blk[i], len[i], (uint64_t)i);
+		cr_assert_eq(at, -1, "block %d (%zu bytes at %p) wrong at offset %ld", i, len[i],
+			     blk[i], at);
+		free(blk[i]);
+	}
+}
+
+/* ---- realloc across classes ---------------------------------------------- */
+
+/* realloc(p, to) of a block of from bytes filled with a pattern: the result
+ * holds the first min(from, to) bytes, and lands where routing says. */
+static void *realloc_checked(size_t from, size_t to, bool want_owned)
+{
+	char *p = malloc(from);
+	cr_assert_not_null(p);
+	fill(p, from, from ^ to);
+	char *q = realloc(p, to);
+	cr_assert_not_null(q, "realloc(%zu -> %zu)", from, to);
+	cr_assert_pattern(q, from < to ? from : to, from ^ to);
+	cr_assert_eq(!!mp.owns(q), want_owned, "realloc(%zu -> %zu) = %p: owned %d", from, to,
+		     (void *)q, mp.owns(q));
+	cr_assert_geq(malloc_usable_size(q), to);
+	memset(q, 0x11, to);
+	return q;
+}
+
+Test(realloc, small_to_page)
+{
+	free(realloc_checked(100, 4096, true));
+	free(realloc_checked(4095, 8032, true));
+	free(realloc_checked(3000, 3 * PAGE, true));
+}
+
+Test(realloc, page_to_small)
+{
+	free(realloc_checked(4096, 100, false));
+	free(realloc_checked(3 * PAGE, 4095, false));
+	free(realloc_checked(4104, 1, false));
+}
+
+Test(realloc, page_to_bigger_page)
+{
+	free(realloc_checked(4096, 8192, true));
+	free(realloc_checked(4104, 3 * PAGE + 7, true));
+	free(realloc_checked(8192, MAX_ZONE_BLOCK, true));
+}
+
+Test(realloc, page_to_beyond_the_zone)
+{
+	free(realloc_checked(8192, MAX_ZONE_BLOCK + 1, false));
+	free(realloc_checked(MAX_ZONE_BLOCK, 8 * MiB, false));
+}
+
+Test(realloc, beyond_the_zone_to_page)
+{
+	free(realloc_checked(8 * MiB, 3 * PAGE, true));
+}
+
+Test(realloc, shrink_within_pages_stays_in_place)
+{
+	char *p = malloc(5 * PAGE);
+	cr_assert_not_null(p);
+	fill(p, 5 * PAGE, 5);
+	struct magpage_stats before = mp_stats();
+
+	char *q = realloc(p, 2 * PAGE + 1);
+	cr_assert_eq(q, p, "shrink moved the block from %p to %p", (void *)p, (void *)q);
+	cr_assert_eq(malloc_usable_size(q), 3 * PAGE);
+	cr_assert_pattern(q, 2 * PAGE + 1, 5);
+	struct magpage_stats after = mp_stats();
+	cr_assert_eq(before.held_pages - after.held_pages, 2,
+		     "shrinking 5 -> 3 pages gave back %ld pages",
+		     (long)(before.held_pages - after.held_pages));
+
+	/* Within the same pages: same pointer, same usable size. */
+	q = realloc(p, 2 * PAGE + 100);
+	cr_assert_eq(q, p);
+	cr_assert_eq(malloc_usable_size(q), 3 * PAGE);
+	q = realloc(p, PAGE);
+	cr_assert_eq(q, p);
+	cr_assert_eq(malloc_usable_size(q), PAGE);
+	cr_assert_pattern(q, PAGE, 5);
+	free(q);
+}
+
+Test(realloc, failure_leaves_the_block_intact)
+{
+	static const size_t sizes[] = { 100, 8192, 3 * PAGE, 8 * MiB };
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t s = sizes[i];
+		char *p = malloc(s);
+		cr_assert_not_null(p);
+		fill(p, s, s);
+		size_t usable = malloc_usable_size(p);
+
+		errno = 0;
+		cr_assert_null(realloc(p, TOO_BIG));
+		cr_assert_eq(errno, ENOMEM, "realloc(%zu -> PTRDIFF_MAX + 1): errno %d", s, errno);
+		errno = 0;
+		cr_assert_null(realloc(p, SIZE_MAX));
+		cr_assert_eq(errno, ENOMEM);
+
+		cr_assert_pattern(p, s, s);
+		cr_assert_eq(malloc_usable_size(p), usable);
+		/* Still a live block: it can grow, and be freed. */
+		char *q = realloc(p, s + 4096);
+		cr_assert_not_null(q);
+		cr_assert_pattern(q, s, s);
+		free(q);
+	}
+}
