@@ -102,9 +102,18 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 				   ul(c->refill_pages), rr, ul(c->drains), ul(c->drain_pages), dr,
 				   ul(c->irq_hits), ul(c->irq_misses));
 		}
-		fmt_printf(b, "  %-4u lock: %lu acquired, %lu contended (%lu us waiting), %lu trylocks failed\n",
-			   i, ul(v->lock_acquired), ul(v->lock_contended), ul(v->lock_wait_ns / 1000),
-			   ul(v->trylock_failed));
+		if (cache_kind == CACHE_PCP_RSEQ)
+			fmt_printf(b, "  %-4u rseq: %lu critical sections restarted\n", i, ul(v->restarts));
+		else
+			fmt_printf(b, "  %-4u lock: %lu acquired, %lu contended (%lu us waiting), %lu trylocks failed\n",
+				   i, ul(v->lock_acquired), ul(v->lock_contended),
+				   ul(v->lock_wait_ns / 1000), ul(v->trylock_failed));
+	}
+	if (cache_kind == CACHE_PCP_RSEQ) {
+		uint64_t f, ns, rd;
+		pcpr_global(&f, &ns, &rd);
+		fmt_printf(b, "  drain_all: %lu remote CPU drains, %lu membarrier fences (%lu us, %lu ns each)\n",
+			   ul(rd), ul(f), ul(ns / 1000), ul(f ? ns / f : 0));
 	}
 	fmt_printf(b, "zone: %lu pages, %lu free (%lu never used); lock %lu acquired, %lu contended (%lu us waiting)\n",
 		   ul(z->pages), ul(z->free_pages), ul(z->untouched_pages), ul(z->lock_acquired),
@@ -198,13 +207,19 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		json_counters(b, &r->total[o]);
 		fmt_printf(b, "}");
 	}
-	fmt_printf(b, "],\"list\":[");
+	fmt_printf(b, "]");
+	if (cache_kind == CACHE_PCP_RSEQ) {
+		uint64_t f, ns, rd;
+		pcpr_global(&f, &ns, &rd);
+		fmt_printf(b, ",\"remote_drains\":%lu,\"fences\":%lu,\"fence_ns\":%lu", ul(rd), ul(f), ul(ns));
+	}
+	fmt_printf(b, ",\"list\":[");
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		const struct cache_view *v = &r->views[i];
 		fmt_printf(b, "%s{\"id\":%u,\"nr_pages\":%u,\"lock\":{\"acquired\":%lu,\"contended\":%lu,"
-			   "\"wait_ns\":%lu,\"trylock_failed\":%lu},\"sizes\":[", i ? "," : "", i,
+			   "\"wait_ns\":%lu,\"trylock_failed\":%lu},\"restarts\":%lu,\"sizes\":[", i ? "," : "", i,
 			   v->nr_pages, ul(v->lock_acquired), ul(v->lock_contended),
-			   ul(v->lock_wait_ns), ul(v->trylock_failed));
+			   ul(v->lock_wait_ns), ul(v->trylock_failed), ul(v->restarts));
 		for (unsigned o = 0; o < CACHE_CLASSES; o++) {
 			fmt_printf(b, "%s{\"pages\":%u,\"nr_blocks\":%u,", o ? "," : "", o + 1, v->nr_blocks[o]);
 			json_counters(b, &v->c[o]);
