@@ -223,6 +223,7 @@ void pa_free(struct page_desc *pd);
 /* Gives back pages [keep, pd->npages) of a live allocation. */
 void pa_shrink(struct page_desc *pd, size_t keep);
 void pa_free_bulk(struct page_desc **pds, size_t n);
+void pa_free_chain(struct page_desc *chain);   /* linked through next */
 size_t pa_drain_all(void);
 
 /* ------------------------------------------------------------------------

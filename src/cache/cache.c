@@ -36,15 +36,18 @@ void cache_view(unsigned i, struct cache_view *v)
 		mag_view(i, v);
 }
 
-void cache_free_bulk(struct page_desc **pds, size_t n)
+void cache_free_chain(struct page_desc *pd)
 {
 	if (cache_kind != CACHE_PCP_RSEQ) {
-		mag_free_bulk(pds, n);
+		mag_free_chain(pd);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)      /* no lock to keep across the list */
-		if (!pcpr_free(pds[i]))
-			zone_free_range(desc_pfn(pds[i]), pds[i]->npages);
+	while (pd) {                      /* no lock to keep across the list */
+		struct page_desc *next = pd->next;
+		if (!pcpr_free(pd))
+			zone_free_range(desc_pfn(pd), pd->npages);
+		pd = next;
+	}
 }
 
 size_t cache_drain_all(void)

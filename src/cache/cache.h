@@ -62,6 +62,7 @@ struct page_desc *mag_alloc_irq(size_t npages);
 bool mag_free(struct page_desc *pd);      /* false: give it to the zone */
 bool mag_free_irq(struct page_desc *pd);
 void mag_free_bulk(struct page_desc **pds, size_t n);
+void mag_free_chain(struct page_desc *chain);   /* linked through next */
 size_t mag_drain_all(void);
 unsigned mag_count(void);
 unsigned mag_preferred_of_cpu(int cpu);
@@ -98,7 +99,7 @@ static inline bool cache_free_irq(struct page_desc *pd)
 {
 	return cache_kind == CACHE_PCP_RSEQ ? pcpr_free(pd) : mag_free_irq(pd);
 }
-void cache_free_bulk(struct page_desc **pds, size_t n);
+void cache_free_chain(struct page_desc *chain);  /* one lock hold; linked through next */
 size_t cache_drain_all(void);
 void cache_fork_prepare(void);
 void cache_fork_parent(void);

@@ -217,7 +217,9 @@ static inline void chain_for_zone(struct page_desc **chain, struct page_desc *pd
 	*chain = pd;
 }
 
-/* Detaches up to drain_max pages from the list tails onto *chain. */
+/* Detaches up to drain_max pages from the list tails onto *chain,
+ * round-robin over the classes; the class that triggered the drain (its
+ * newest block was just pushed) only when no other class has any. */
 static void __mag_drain(struct magazine *m, unsigned trigger, struct page_desc **chain)
 {
 	uint32_t pages = 0;
@@ -226,8 +228,10 @@ static void __mag_drain(struct magazine *m, unsigned trigger, struct page_desc *
 	while (pages < drain_max && m->nr_pages) {
 		if (pages >= drain_min && mp_lock_is_contended(&m->lock))
 			break;
-		for (unsigned k = 0; k < CACHE_CLASSES && !mag_list(m, c)->nr; k++)
-			c = (c + 1) % CACHE_CLASSES;
+		bool others = m->nr_pages > mag_list(m, trigger)->nr * (trigger + 1);
+		for (unsigned k = 0; k < CACHE_CLASSES; k++, c = (c + 1) % CACHE_CLASSES)
+			if (mag_list(m, c)->nr && (c != trigger || !others))
+				break;
 		if (pages && pages + c + 1 > drain_max)
 			break;      /* a drain never moves more than drain_max */
 		chain_for_zone(chain, __mag_take_tail(m, c), c);
@@ -298,9 +302,16 @@ static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned cls)
 		}
 	}
 
-	/* refill: a batch of blocks of this class from the zone */
+	/* refill: a batch of blocks of this class from the zone, no larger
+	 * than the room left under the limit in the preferred magazine (with
+	 * several size classes a full-size refill could overfill it) */
 	unsigned pages = cls + 1;
-	unsigned max = refill_max / pages, min = refill_min / pages;
+	uint32_t held = __atomic_load_n(&mags[pref].nr_pages, __ATOMIC_RELAXED);
+	uint32_t room = held < limit ? limit - held : 0;
+	uint32_t want = refill_max < room ? refill_max : room;
+	unsigned min = (refill_min + pages - 1) / pages, max = want / pages;
+	if (max < min)
+		max = min;      /* never below refill_min: a drain makes room */
 	unsigned n = zone_take_batch(pages, max ? max : 1, min ? min : 1, &head, &tail);
 	if (n == 0) {
 		cs_leave();
@@ -338,8 +349,15 @@ static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned cls)
 	c->refills++;
 	c->refill_pages += (uint64_t)n * pages;
 	note_batch(&c->refill_min, &c->refill_max, n * pages);
+	/* With several size classes, refills alone can push a magazine over
+	 * its limit: bring it back, coldest blocks first, as a free would. */
+	struct page_desc *chain = NULL;
+	while (m->nr_pages >= limit)
+		__mag_drain(m, cls, &chain);
 	mp_unlock(&m->lock);
 	cs_leave();
+	if (chain)
+		zone_free_list(chain);
 	return pd;
 }
 
@@ -450,10 +468,11 @@ bool mag_free_irq(struct page_desc *pd)
 
 /*
  * free_base_page_list (the RFC's patch 20, release_pages): one hold of the
- * preferred magazine for the whole list; what goes over the limit is
- * detached as it happens and freed to the zone once, after unlocking.
+ * preferred magazine for the whole chain (linked through next); what goes
+ * over the limit is detached as it happens and freed to the zone once,
+ * after unlocking.
  */
-void mag_free_bulk(struct page_desc **pds, size_t n)
+void mag_free_chain(struct page_desc *pd)
 {
 	unsigned pref = mag_preferred();
 	struct magazine *m = &mags[pref];
@@ -461,14 +480,26 @@ void mag_free_bulk(struct page_desc **pds, size_t n)
 
 	cs_enter();
 	mp_lock(&m->lock);
-	for (size_t i = 0; i < n; i++) {
-		mark_cached(pds[i], pref);
-		__mag_put(m, pds[i], pds[i]->npages - 1, &chain);
+	while (pd) {
+		struct page_desc *next = pd->next;   /* the push relinks pd */
+		mark_cached(pd, pref);
+		__mag_put(m, pd, pd->npages - 1, &chain);
+		pd = next;
 	}
 	mp_unlock(&m->lock);
 	cs_leave();
 	if (chain)
 		zone_free_list(chain);
+}
+
+void mag_free_bulk(struct page_desc **pds, size_t n)
+{
+	struct page_desc *chain = NULL;
+	while (n--) {
+		pds[n]->next = chain;
+		chain = pds[n];
+	}
+	mag_free_chain(chain);
 }
 
 /* drain_all_magazines (patch 22): no IPI, just lock each and flush it. */

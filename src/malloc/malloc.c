@@ -525,8 +525,7 @@ size_t mp_usable_size(void *p)
 
 void mp_free_bulk(void **ptrs, size_t n)
 {
-	struct page_desc *pds[128];
-	size_t k = 0;
+	struct page_desc *chain = NULL;
 
 	for (size_t i = 0; i < n; i++) {
 		void *p = ptrs[i];
@@ -544,14 +543,11 @@ void mp_free_bulk(void **ptrs, size_t n)
 		pd->flags = f & (uint8_t)~PG_ALLOC;
 		if (stats_on)
 			account_free(pd);
-		pds[k++] = pd;
-		if (k == sizeof(pds) / sizeof(pds[0])) {
-			pa_free_bulk(pds, k);
-			k = 0;
-		}
+		pd->next = chain;       /* the descriptor is ours again: link it */
+		chain = pd;
 	}
-	if (k)
-		pa_free_bulk(pds, k);
+	if (chain)
+		pa_free_chain(chain);
 }
 
 /* ---- fork --------------------------------------------------------------- */

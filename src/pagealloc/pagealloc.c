@@ -113,28 +113,36 @@ void pa_shrink(struct page_desc *pd, size_t keep)
 	pa_release_range(desc_pfn(pd) + keep, npages - keep, sigctx_in_irq());
 }
 
-/* Bulk free: cacheable blocks share one cache lock hold; the rest are freed
- * one by one.  Callers have cleared PG_ALLOC. */
-void pa_free_bulk(struct page_desc **pds, size_t n)
+/* Bulk free: cacheable blocks share one cache lock hold; the rest are
+ * freed one by one.  The chain is linked through next; callers have
+ * cleared PG_ALLOC. */
+void pa_free_chain(struct page_desc *pd)
 {
-	struct page_desc *batch[256];
-	size_t nb = 0;
+	struct page_desc *cached = NULL;
 	bool irq = sigctx_in_irq();
 
-	for (size_t i = 0; i < n; i++) {
-		struct page_desc *pd = pds[i];
+	while (pd) {
+		struct page_desc *next = pd->next;
 		if (irq || !cacheable(pd->npages)) {
 			pa_release_block(pd, irq);
-			continue;
+		} else {
+			pd->next = cached;
+			cached = pd;
 		}
-		batch[nb++] = pd;
-		if (nb == sizeof(batch) / sizeof(batch[0])) {
-			cache_free_bulk(batch, nb);
-			nb = 0;
-		}
+		pd = next;
 	}
-	if (nb)
-		cache_free_bulk(batch, nb);
+	if (cached)
+		cache_free_chain(cached);
+}
+
+void pa_free_bulk(struct page_desc **pds, size_t n)
+{
+	struct page_desc *chain = NULL;
+	while (n--) {
+		pds[n]->next = chain;
+		chain = pds[n];
+	}
+	pa_free_chain(chain);
 }
 
 size_t pa_drain_all(void)
