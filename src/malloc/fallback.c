@@ -4,13 +4,19 @@
 #include "internal.h"
 #include "malloc/fallback.h"
 
+/* glibc's own definition, looked up in libc.so.6 itself: RTLD_NEXT would
+ * find whatever comes next in the search order, which in a program linked
+ * with another allocator (Debian's redis-server links jemalloc) is that
+ * allocator's malloc_usable_size, wrong for glibc's blocks. */
 static void *resolve(void **slot, const char *name)
 {
 	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 	if (!f) {
-		f = dlsym(RTLD_NEXT, name);
-		if (!f)
-			f = dlsym(RTLD_DEFAULT, name);
+		void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+		if (libc) {
+			f = dlsym(libc, name);
+			dlclose(libc);
+		}
 		__atomic_store_n(slot, f, __ATOMIC_RELEASE);
 	}
 	return f;
