@@ -494,12 +494,7 @@ void mag_free_chain(struct page_desc *pd)
 
 void mag_free_bulk(struct page_desc **pds, size_t n)
 {
-	struct page_desc *chain = NULL;
-	while (n--) {
-		pds[n]->next = chain;
-		chain = pds[n];
-	}
-	mag_free_chain(chain);
+	mag_free_chain(desc_chain(pds, n));
 }
 
 /* drain_all_magazines (patch 22): no IPI, just lock each and flush it. */

@@ -264,6 +264,19 @@ static inline void drain_deferred(void)
 		count(MC_sig_deferred_drained, fb_drain_deferred());
 }
 
+/* A request glibc would serve, made in a signal handler: glibc is not
+ * async-signal-safe, so the zone serves it as whole pages, or nothing. */
+static NOINLINE void *handler_alloc(size_t size, bool zero)
+{
+	COUNT(sig_malloc);
+	if (size > MAX_BLOCK_BYTES || !zg.bytes) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	COUNT(sig_small_zone);
+	return page_alloc(size, 0, zero);
+}
+
 /* Anything that is not a page-sized request in process context. */
 static NOINLINE void *malloc_other(size_t size)
 {
@@ -274,15 +287,8 @@ static NOINLINE void *malloc_other(size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (unlikely(sigctx_in_irq())) {
-		COUNT(sig_malloc);
-		if (size > MAX_BLOCK_BYTES || !zg.bytes) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		COUNT(sig_small_zone);
-		return page_alloc(size, 0, false);
-	}
+	if (unlikely(sigctx_in_irq()))
+		return handler_alloc(size, false);
 	drain_deferred();
 	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
 	return __libc_malloc(size);
@@ -353,15 +359,8 @@ void *mp_calloc(size_t n, size_t m)
 	mp_ensure_init();
 	if (zone_size(size))
 		return page_alloc(size, 0, true);
-	if (unlikely(sigctx_in_irq())) {
-		COUNT(sig_malloc);
-		if (size > MAX_BLOCK_BYTES || !zg.bytes) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		COUNT(sig_small_zone);
-		return page_alloc(size, 0, true);
-	}
+	if (unlikely(sigctx_in_irq()))
+		return handler_alloc(size, true);
 	drain_deferred();
 	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
 	return __libc_calloc(n, m);

@@ -137,12 +137,7 @@ void pa_free_chain(struct page_desc *pd)
 
 void pa_free_bulk(struct page_desc **pds, size_t n)
 {
-	struct page_desc *chain = NULL;
-	while (n--) {
-		pds[n]->next = chain;
-		chain = pds[n];
-	}
-	pa_free_chain(chain);
+	pa_free_chain(desc_chain(pds, n));
 }
 
 size_t pa_drain_all(void)

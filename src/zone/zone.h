@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Page descriptor flags.  Only the head (first page) of a block carries
@@ -68,6 +69,17 @@ static inline uint64_t desc_pfn(const struct page_desc *pd)
 static inline void *desc_to_addr(const struct page_desc *pd)
 {
 	return (void *)(zg.base + (desc_pfn(pd) << 12));
+}
+
+/* Links an array of descriptors into a chain through next (bulk frees). */
+static inline struct page_desc *desc_chain(struct page_desc **pds, size_t n)
+{
+	struct page_desc *chain = NULL;
+	while (n--) {
+		pds[n]->next = chain;
+		chain = pds[n];
+	}
+	return chain;
 }
 
 struct zone_info {
