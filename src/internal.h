@@ -277,6 +277,7 @@ void malloc_stats_read(struct malloc_stats *out);
 /* ------------------------------------------------------------------------
  * stats/stats.c — the report (text or JSON), written without malloc
  * ---------------------------------------------------------------------- */
+void stats_init(void);      /* remembers the program name */
 void stats_print(int fd, bool json);
 void stats_report_at_exit(void);
 

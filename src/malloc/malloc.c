@@ -100,6 +100,7 @@ void mp_init_slow(void)
 		if (options_parse(&opt, conf, 2) && opt.strict)
 			mp_fatal("MAGPAGE_CONF has errors and strict:1 is set; aborting");
 		stats_on = opt.stats != STATS_OFF;
+		stats_init();
 		cpu_init();
 		uint64_t bytes = opt.region_size ? opt.region_size : default_region_bytes();
 		if (zone_init(bytes) == 0) {

@@ -15,6 +15,19 @@
 
 #define REPORT_BYTES (512u << 10)
 
+/* The program's name, copied at start-up: some programs (PostgreSQL) write
+ * their process title over argv[0], where program_invocation_short_name
+ * points, long before the report is written at exit. */
+static char stats_program[64];
+
+void stats_init(void)
+{
+	size_t n = 0;
+	for (const char *s = program_invocation_short_name; s && s[n] && n < sizeof(stats_program) - 1; n++)
+		stats_program[n] = s[n];
+	stats_program[n] = '\0';
+}
+
 struct report {
 	struct zone_info zi;
 	struct malloc_stats ms;
@@ -68,7 +81,7 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	const struct zone_info *z = &r->zi;
 
 	fmt_printf(b, "=== libmagpage stats: pid %d (%s), cache %s x%u, region %lu MiB ===\n",
-		   (int)getpid(), program_invocation_short_name, cache_name(), r->ncaches,
+		   (int)getpid(), stats_program, cache_name(), r->ncaches,
 		   ul(zg.bytes >> 20));
 	fmt_printf(b, "malloc: malloc %lu  calloc %lu  realloc %lu  memalign %lu  free %lu\n",
 		   ul(m->malloc_calls), ul(m->calloc_calls), ul(m->realloc_calls),
@@ -179,7 +192,7 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		all.irq_misses += r->total[o].irq_misses;
 	}
 	fmt_printf(b, "{\"libmagpage\":1,\"pid\":%d,\"program\":", (int)getpid());
-	json_string(b, program_invocation_short_name);
+	json_string(b, stats_program);
 	fmt_printf(b, ",\"cache\":\"%s\",\"config\":{", cache_name());
 	options_print_json(b, &opt);
 	fmt_printf(b, "},\"region_bytes\":%lu,", ul(zg.bytes));
