@@ -555,6 +555,7 @@ void mp_free_bulk(void **ptrs, size_t n)
 /* Every lock, in one fixed order: init, the caches by index, the zone. */
 void mp_fork_prepare(void)
 {
+	zone_fork_announce();
 	mp_lock(&init_lock);
 	cache_fork_prepare();
 	zone_fork_prepare();

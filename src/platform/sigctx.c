@@ -28,11 +28,26 @@ static bool on_altstack(uintptr_t sp)
 	return mp_tls.alt_hi && sp >= mp_tls.alt_lo && sp < mp_tls.alt_hi;
 }
 
-/* Pops every recorded handler level that the thread provably left. */
+/* The record of handler level `level` (0-based): a ring of the last
+ * SIGCTX_FRAMES levels, so the innermost ones are always known. */
+static inline uintptr_t *frame_slot(uint32_t level)
+{
+	return &mp_tls.frame_sp[level % SIGCTX_FRAMES];
+}
+
+/*
+ * Pops every recorded handler level that the thread provably left: on the
+ * same stack, code still inside a handler runs strictly below its
+ * trampoline's frame, so being at or above it (a new trampoline reusing the
+ * very address after a siglongjmp) means the handler is gone.  A level whose
+ * record was overwritten by deeper nesting is not judged: the thread stays
+ * "in a handler" (the zone path) until a normal return pops it.
+ */
 static void prune_stale(uintptr_t sp)
 {
-	while (mp_tls.depth > 0 && mp_tls.depth <= SIGCTX_FRAMES) {
-		uintptr_t f = mp_tls.frame_sp[mp_tls.depth - 1];
+	while (mp_tls.depth > 0) {
+		uintptr_t *slot = frame_slot(mp_tls.depth - 1);
+		uintptr_t f = *slot;
 		bool f_alt = f & 1, cur_alt = on_altstack(sp);
 		uintptr_t fsp = f & ~(uintptr_t)1;
 		bool stale;
@@ -40,12 +55,13 @@ static void prune_stale(uintptr_t sp)
 		if (f == 0)
 			break;
 		if (f_alt)
-			stale = !cur_alt || sp > fsp;
+			stale = !cur_alt || sp >= fsp;
 		else
-			stale = !cur_alt && sp > fsp;
+			stale = !cur_alt && sp >= fsp;
 		if (!stale)
 			break;
-		mp_tls.frame_sp[--mp_tls.depth] = 0;
+		*slot = 0;
+		mp_tls.depth--;
 		__atomic_add_fetch(&sig_stats.stale_frames, 1, __ATOMIC_RELAXED);
 	}
 }
@@ -76,8 +92,7 @@ void sigctx_enter(uintptr_t sp, bool may_be_on_altstack)
 		}
 	}
 	prune_stale(sp & ~(uintptr_t)1);
-	if (mp_tls.depth < SIGCTX_FRAMES)
-		mp_tls.frame_sp[mp_tls.depth] = sp;
+	*frame_slot(mp_tls.depth) = sp;
 	mp_tls.depth++;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&sig_stats.handler_entries, 1, __ATOMIC_RELAXED);
@@ -89,8 +104,7 @@ void sigctx_leave(void)
 	if (mp_tls.depth == 0)
 		return;
 	mp_tls.depth--;
-	if (mp_tls.depth < SIGCTX_FRAMES)
-		mp_tls.frame_sp[mp_tls.depth] = 0;
+	*frame_slot(mp_tls.depth) = 0;
 }
 
 void sigctx_block_all(sigset_t *saved)

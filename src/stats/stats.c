@@ -134,6 +134,9 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "  blocks out %lu, in %lu; refill batches %lu (%lu blocks, %lu cut short); splits %lu, merges %lu; 4 MiB blocks carved %lu; purged %lu pages\n",
 		   ul(z->allocs), ul(z->frees), ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks),
 		   ul(z->splits), ul(z->merges), ul(z->carved), ul(z->purged_pages));
+	if (z->fork_deferred_frees || z->fork_refused_allocs)
+		fmt_printf(b, "  during fork: %lu handler frees deferred, %lu handler allocations refused\n",
+			   ul(z->fork_deferred_frees), ul(z->fork_refused_allocs));
 	fmt_printf(b, "  buddyinfo (free blocks per order 0..10):");
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, " %lu", ul(z->nr_free[o]));
@@ -245,11 +248,13 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "\"zone\":{\"pages\":%lu,\"free_pages\":%lu,\"untouched_pages\":%lu,"
 		   "\"lock\":{\"acquired\":%lu,\"contended\":%lu,\"wait_ns\":%lu},"
 		   "\"allocs\":%lu,\"frees\":%lu,\"batches\":%lu,\"batch_blocks\":%lu,\"batch_breaks\":%lu,"
-		   "\"splits\":%lu,\"merges\":%lu,\"carved\":%lu,\"purged_pages\":%lu,\"buddyinfo\":[",
+		   "\"splits\":%lu,\"merges\":%lu,\"carved\":%lu,\"purged_pages\":%lu,"
+		   "\"fork_deferred_frees\":%lu,\"fork_refused_allocs\":%lu,\"buddyinfo\":[",
 		   ul(z->pages), ul(z->free_pages), ul(z->untouched_pages), ul(z->lock_acquired),
 		   ul(z->lock_contended), ul(z->lock_wait_ns), ul(z->allocs), ul(z->frees),
 		   ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks), ul(z->splits),
-		   ul(z->merges), ul(z->carved), ul(z->purged_pages));
+		   ul(z->merges), ul(z->carved), ul(z->purged_pages), ul(z->fork_deferred_frees),
+		   ul(z->fork_refused_allocs));
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, "%s%lu", o ? "," : "", ul(z->nr_free[o]));
 	fmt_printf(b, "]},");

@@ -23,6 +23,7 @@
  * lock: zone_purge detaches blocks, unlocks, madvises, relocks.
  */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -93,6 +94,41 @@ int zone_init(uint64_t bytes)
 
 /* ---- irqsave locking -------------------------------------------------- */
 
+/*
+ * A fork in progress: the forking thread takes the zone lock in its prepare
+ * handler and then waits for glibc's arena locks.  A handler running on a
+ * thread that holds one of those (it interrupted glibc's malloc) must not
+ * wait for the zone lock, or neither can go on.  Such a handler only tries
+ * the lock: an allocation fails (ENOMEM), a free is deferred on a lock-free
+ * list that the next holder of the lock empties.
+ */
+static int fork_pending;                    /* atomic */
+static struct page_desc *deferred_frees;    /* atomic; next-linked, npages each */
+static uint64_t deferred_count, refused_allocs;   /* atomic */
+
+static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t zero);
+
+static NOINLINE void __zone_free_deferred(void)
+{
+	struct page_desc *pd = __atomic_exchange_n(&deferred_frees, NULL, __ATOMIC_ACQUIRE);
+	while (pd) {
+		struct page_desc *next = pd->next;
+		__zone_free_range(desc_pfn(pd), pd->npages, 0);
+		pd = next;
+	}
+}
+
+static void defer_free(struct page_desc *pd, size_t npages)
+{
+	struct page_desc *old = __atomic_load_n(&deferred_frees, __ATOMIC_RELAXED);
+	pd->npages = (uint32_t)npages;
+	do
+		pd->next = old;
+	while (!__atomic_compare_exchange_n(&deferred_frees, &old, pd, true, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED));
+	__atomic_add_fetch(&deferred_count, 1, __ATOMIC_RELAXED);
+}
+
 static inline void zone_lock(struct zone_irq *irq)
 {
 	/* The thread already in the zone can only be here again from a handler
@@ -103,6 +139,44 @@ static inline void zone_lock(struct zone_irq *irq)
 			 "(raw rt_sigaction?); cannot continue without deadlocking");
 	sigctx_zone_enter(irq);
 	mp_lock(&z.lock);
+	if (unlikely(__atomic_load_n(&deferred_frees, __ATOMIC_RELAXED) != NULL))
+		__zone_free_deferred();
+}
+
+/* A handler waits for the zone lock, but gives up as soon as a fork is
+ * being prepared: the lock may then be the forking thread's, until glibc's
+ * arena lock that this thread may be holding is released. */
+static NOINLINE bool zone_lock_in_handler(struct zone_irq *irq)
+{
+	unsigned spins = 0;
+
+	if (unlikely(mp_tls.in_zone))
+		mp_fatal("re-entered the zone from a signal handler libmagpage did not install "
+			 "(raw rt_sigaction?); cannot continue without deadlocking");
+	sigctx_zone_enter(irq);
+	while (!mp_trylock(&z.lock)) {
+		if (__atomic_load_n(&fork_pending, __ATOMIC_ACQUIRE)) {
+			sigctx_zone_leave(irq);
+			return false;
+		}
+		if (++spins < 200)
+			__builtin_ia32_pause();
+		else
+			sched_yield();
+	}
+	if (unlikely(__atomic_load_n(&deferred_frees, __ATOMIC_RELAXED) != NULL))
+		__zone_free_deferred();
+	return true;
+}
+
+/* zone_lock, except that a handler never waits while a fork is prepared. */
+static inline bool zone_lock_or_refuse(struct zone_irq *irq)
+{
+	if (likely(!mp_tls.depth)) {
+		zone_lock(irq);
+		return true;
+	}
+	return zone_lock_in_handler(irq);
 }
 
 static inline void zone_unlock(struct zone_irq *irq)
@@ -250,7 +324,10 @@ struct page_desc *zone_alloc(unsigned order, size_t npages)
 {
 	struct zone_irq saved;
 
-	zone_lock(&saved);
+	if (!zone_lock_or_refuse(&saved)) {
+		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
 	struct page_desc *pd = __zone_rmqueue(order);
 	if (pd && npages < ((size_t)1 << order)) {
 		uint64_t pfn = desc_pfn(pd);
@@ -269,7 +346,11 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 	size_t spare = ((size_t)1 << order) - npages;
 	struct zone_irq saved;
 
-	zone_lock(&saved);
+	*headp = *tailp = NULL;
+	if (!zone_lock_or_refuse(&saved)) {
+		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
 	while (n < max) {
 		if (n >= min && mp_lock_is_contended(&z.lock)) {
 			z.batch_breaks++;
@@ -304,7 +385,14 @@ void zone_free_list(struct page_desc *pd)
 {
 	struct zone_irq saved;
 
-	zone_lock(&saved);
+	if (!zone_lock_or_refuse(&saved)) {
+		while (pd) {
+			struct page_desc *next = pd->next;
+			defer_free(pd, pd->npages);
+			pd = next;
+		}
+		return;
+	}
 	while (pd) {
 		struct page_desc *next = pd->next;
 		__zone_free_range(desc_pfn(pd), pd->npages, 0);
@@ -318,7 +406,10 @@ void zone_free_block(struct page_desc *pd, unsigned order)
 {
 	struct zone_irq saved;
 
-	zone_lock(&saved);
+	if (!zone_lock_or_refuse(&saved)) {
+		defer_free(pd, (size_t)1 << order);
+		return;
+	}
 	pd->flags = 0;
 	__zone_free_one(desc_pfn(pd), order, 0);
 	z.frees++;
@@ -329,7 +420,10 @@ void zone_free_range(uint64_t pfn, size_t npages)
 {
 	struct zone_irq saved;
 
-	zone_lock(&saved);
+	if (!zone_lock_or_refuse(&saved)) {
+		defer_free(pfn_to_desc(pfn), npages);
+		return;
+	}
 	__zone_free_range(pfn, npages, 0);
 	z.frees++;
 	zone_unlock(&saved);
@@ -401,6 +495,8 @@ void zone_info(struct zone_info *zi)
 	zi->merges = z.merges;
 	zi->carved = z.carved;
 	zi->purged_pages = z.purged_pages;
+	zi->fork_deferred_frees = __atomic_load_n(&deferred_count, __ATOMIC_RELAXED);
+	zi->fork_refused_allocs = __atomic_load_n(&refused_allocs, __ATOMIC_RELAXED);
 	zone_unlock(&saved);
 }
 
@@ -494,6 +590,12 @@ out:
 
 static struct zone_irq fork_saved;
 
+/* Called first of all fork preparations, before any lock is taken. */
+void zone_fork_announce(void)
+{
+	__atomic_store_n(&fork_pending, 1, __ATOMIC_RELEASE);
+}
+
 void zone_fork_prepare(void)
 {
 	zone_lock(&fork_saved);
@@ -501,6 +603,7 @@ void zone_fork_prepare(void)
 
 void zone_fork_parent(void)
 {
+	__atomic_store_n(&fork_pending, 0, __ATOMIC_RELEASE);
 	zone_unlock(&fork_saved);
 }
 
@@ -508,6 +611,7 @@ void zone_fork_parent(void)
  * own work; the state (free lists, counts) is inherited, of course. */
 void zone_fork_child(void)
 {
+	fork_pending = 0;
 	mp_lock_reset(&z.lock);
 	z.lock.acquired = z.lock.contended = z.lock.wait_ns = 0;
 	z.allocs = z.frees = z.batches = z.batch_blocks = z.batch_breaks = 0;

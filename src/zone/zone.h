@@ -92,6 +92,8 @@ struct zone_info {
 	uint64_t batches, batch_blocks;   /* refills served and blocks in them */
 	uint64_t batch_breaks;      /* refills stopped early on contention */
 	uint64_t splits, merges, carved, purged_pages;
+	uint64_t fork_deferred_frees;   /* handler frees deferred during a fork */
+	uint64_t fork_refused_allocs;   /* handler allocations refused during a fork */
 };
 
 /* Reserves the region (halving on failure); 0 on success, -1 if none. */
@@ -118,6 +120,7 @@ void zone_info(struct zone_info *zi);
  * (pages not free in the zone), if not UINT64_MAX, must match.  Returns 0,
  * or -1 with the reason in why. */
 int zone_validate(uint64_t used_pages, char *why, size_t cap);
+void zone_fork_announce(void);
 void zone_fork_prepare(void);
 void zone_fork_parent(void);
 void zone_fork_child(void);
