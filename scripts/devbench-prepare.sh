@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Prepares devbench/ (git-ignored): the built benchmarks, libmagpage and the
+# peer allocators with their libraries, plus the run script, so that the
+# scalability run (threads 1..16) can be carried to a 16-core machine that
+# has none of them installed.  Then, there:  OUT=dir bash devbench/run.sh
+#   scripts/devbench-prepare.sh [build-dir]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+b=${1:-build}
+rm -rf devbench && mkdir -p devbench/lib
+cp -L "$b/libmagpage.so.0" devbench/lib/libmagpage.so
+cp "$b/bench/bench_pagealloc" "$b/bench/bench_pft" devbench/
+cc -O2 -fno-builtin bench/drain.c -o devbench/drain -lpthread -ldl
+for l in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 \
+         /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /lib/x86_64-linux-gnu/libunwind.so.8; do
+	[ -e "$l" ] && cp -L "$l" devbench/lib/
+done
+cp scripts/devbench-run.sh devbench/run.sh
+echo "devbench/ ready ($(du -sh devbench | cut -f1))"
