@@ -42,7 +42,7 @@ struct pcp_cpu {
 
 struct pcp_counts {
 	struct mag_view_counts {
-		uint64_t allocs, hits, frees, refills, refill_pages, drains, drain_pages;
+		uint64_t allocs, frees, refills, refill_pages, drains, drain_pages;
 	} c[CACHE_CLASSES];
 	uint64_t restarts;                /* critical sections aborted and retried */
 } cacheline_aligned;
@@ -110,7 +110,8 @@ static inline int this_cpu(void)
 
 /* Publishes a private chain on the current CPU; false if the list is
  * stopped (a remote drain) or rseq is unusable: the caller frees it. */
-static bool publish(unsigned cls, uint32_t first, uint32_t last, uint32_t n, uint32_t *count)
+static bool publish(unsigned cls, uint32_t first, uint32_t last, uint32_t n, uint32_t *count,
+		    int *cpu_out)
 {
 	for (;;) {
 		int cpu = this_cpu();
@@ -118,8 +119,10 @@ static bool publish(unsigned cls, uint32_t first, uint32_t last, uint32_t n, uin
 			return false;
 		enum rseq_result r = rseq_pcp_push(&pcps[cpu].word[cls], zg.descs, NEXT_OFF, cpu,
 						   first, last, n, count);
-		if (r == RSEQ_DONE)
+		if (r == RSEQ_DONE) {
+			*cpu_out = cpu;
 			return true;
+		}
 		if (r == RSEQ_LIST_STOPPED)
 			return false;
 		pcounts[cpu].restarts++;
@@ -148,6 +151,7 @@ static NOINLINE struct page_desc *pcpr_refill(int cpu, unsigned cls)
 	struct page_desc *head, *tail;
 	unsigned n = zone_take_batch(cls + 1, batch[cls], batch[cls], &head, &tail);
 	uint32_t count;
+	int where;
 
 	if (n == 0)
 		return NULL;
@@ -159,7 +163,8 @@ static NOINLINE struct page_desc *pcpr_refill(int cpu, unsigned cls)
 	st->c[cls].allocs++;
 	st->c[cls].refills++;
 	st->c[cls].refill_pages += (uint64_t)n * (cls + 1);
-	if (n > 1 && !publish(cls, (uint32_t)desc_pfn(head->next), (uint32_t)desc_pfn(tail), n - 1, &count))
+	if (n > 1 && !publish(cls, (uint32_t)desc_pfn(head->next), (uint32_t)desc_pfn(tail), n - 1,
+			      &count, &where))
 		free_chain((uint32_t)desc_pfn(head->next), n - 1, cls);
 	return head;
 }
@@ -175,8 +180,7 @@ struct page_desc *pcpr_alloc(size_t npages)
 			return NULL;
 		enum rseq_result r = rseq_pcp_pop(&pcps[cpu].word[cls], zg.descs, NEXT_OFF, cpu, &pfn);
 		if (likely(r == RSEQ_DONE)) {
-			pcounts[cpu].c[cls].allocs++;
-			pcounts[cpu].c[cls].hits++;
+			pcounts[cpu].c[cls].allocs++;   /* hits = allocs - refills */
 			return pfn_to_desc(pfn);
 		}
 		if (r == RSEQ_ABORTED) {
@@ -213,7 +217,8 @@ static NOINLINE void pcpr_drain_local(unsigned cls)
 		for (uint32_t i = 1; i < keep; i++)
 			last = pfn_to_desc(last)->pcp_next;
 		cold = pfn_to_desc(last)->pcp_next;
-		if (!publish(cls, first, last, keep, &count)) {
+		int where;
+		if (!publish(cls, first, last, keep, &count, &where)) {
 			cold = first;
 			drop = n;
 		}
@@ -228,12 +233,12 @@ bool pcpr_free(struct page_desc *pd)
 	unsigned cls = pd->npages - 1;
 	uint32_t pfn = (uint32_t)desc_pfn(pd), count;
 
+	int cpu;
+
 	pd->flags = PG_CACHED;
-	if (unlikely(!publish(cls, pfn, pfn, 1, &count)))
+	if (unlikely(!publish(cls, pfn, pfn, 1, &count, &cpu)))
 		return false;
-	int cpu = this_cpu();
-	if (cpu >= 0)
-		pcounts[cpu].c[cls].frees++;
+	pcounts[cpu].c[cls].frees++;
 	if (unlikely(count >= high[cls]))
 		pcpr_drain_local(cls);
 	return true;
@@ -306,7 +311,7 @@ void pcpr_view(unsigned cpu, struct cache_view *v)
 		v->nr_blocks[k] = PCP_COUNT(w);
 		v->nr_pages += PCP_COUNT(w) * (k + 1);
 		v->c[k] = (struct cache_counters){
-			.allocs = c->allocs, .hits = c->hits, .frees = c->frees,
+			.allocs = c->allocs, .hits = c->allocs - c->refills, .frees = c->frees,
 			.refills = c->refills, .refill_pages = c->refill_pages,
 			.drains = c->drains, .drain_pages = c->drain_pages,
 		};
