@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stress_util.h"
+
 #define HAMMERS 4
 #define RING 32
 #define INHERITED 64
@@ -40,26 +42,7 @@
 static atomic_int stop;
 static atomic_int finished;
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof(buf) - 1)
-		n = (int)sizeof(buf) - 1;
-	if (n > 0 && write(2, buf, (size_t)n) < 0)
-		_exit(3);
-}
 
 static uint64_t rnd(uint64_t *st)
 {

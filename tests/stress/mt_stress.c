@@ -38,6 +38,8 @@
 
 #include "magpage.h"
 
+#include "stress_util.h"
+
 #define LOCAL_SLOTS 192
 #define XCHG_SLOTS 64
 #define MAX_THREADS 64
@@ -57,27 +59,7 @@ struct tstats {
 	uint64_t bulk_frees, drains, trims;
 };
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
-/* Messages without malloc: the allocator under test may be broken. */
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n > (int)sizeof(buf) - 1)
-		n = (int)sizeof(buf) - 1;
-	if (n > 0 && write(2, buf, (size_t)n) < 0)
-		_exit(3);
-}
 
 static uint64_t mix(uint64_t x)
 {
