@@ -15,9 +15,13 @@ for l in lines:
     if l.startswith(section):
         header = l.split()[1:]; idx = [header.index(k) for k in keep]
         out.append(f"{'':20}" + ''.join(f"{k:>22}" for k in keep)); continue
-    m = re.match(r'^(.*?\S)\s+(?=[\d.]+ \()', l)
+    m = re.match(r'^(.*?\S)\s+(?=(?:n/a|[\d.]+) \()', l)
     label = m.group(1)
-    cells = re.findall(r'([\d.]+) \(\s*(-?[\d.]+)%\)', l[m.end():])
-    row = f"{label:20}" + ''.join(f"{float(cells[i][0]):>12.2f} ({float(cells[i][1]):7.2f}%)" for i in idx)
+    cells = re.findall(r'(n/a|[\d.]+) \(\s*(n/a|-?[\d.]+)%?\)', l[m.end():])
+    def cell(v, p):
+        v = f"{float(v):>12.2f}" if v != 'n/a' else f"{v:>12}"
+        p = f"{float(p):7.2f}%" if p != 'n/a' else f"{p:>8}"
+        return f"{v} ({p})"
+    row = f"{label:20}" + ''.join(cell(*cells[i]) for i in idx)
     out.append(row)
 print('\n'.join(out))
