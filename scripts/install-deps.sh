@@ -3,15 +3,23 @@
 # Idempotent: packages already present are not touched, and nothing is
 # downloaded from anywhere but Debian's archive.
 #   scripts/install-deps.sh          build + test dependencies
+#   scripts/install-deps.sh main     also gnuplot, for the main command's plots
 #   scripts/install-deps.sh bench    also the peer allocators and workloads
+#                                    (scripts/compare.py, kernbench)
 set -euo pipefail
 
 want=(build-essential cmake pkg-config libcriterion-dev
       libjemalloc2 libjemalloc-dev liburing-dev numactl libnuma-dev
       python3 git sqlite3 postgresql redis-server redis-tools time
       procps valgrind)
+if [ "${1:-}" = main ] || [ "${1:-}" = bench ]; then
+  want+=(gnuplot-nox)    # the main command draws its plots
+fi
 if [ "${1:-}" = bench ]; then
-  want+=(libmimalloc2.0 libgoogle-perftools4 gnuplot-nox hyperfine)
+  # The peer allocators, plots, and kernbench's kernel source and the
+  # packages a tinyconfig vmlinux build needs (scripts/kernbench.sh).
+  want+=(libmimalloc2.0 libgoogle-perftools4 gnuplot-nox hyperfine
+         linux-source xz-utils bc flex bison libelf-dev libssl-dev)
 fi
 
 missing=()
