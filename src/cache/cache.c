@@ -61,12 +61,16 @@ void cache_fork_prepare(void)
 {
 	if (cache_enabled && !cache_irq_safe)
 		mag_fork_prepare();
+	else if (cache_irq_safe)
+		pcpr_fork_prepare();
 }
 
 void cache_fork_parent(void)
 {
 	if (cache_enabled && !cache_irq_safe)
 		mag_fork_parent();
+	else if (cache_irq_safe)
+		pcpr_fork_parent();
 }
 
 void cache_fork_child(void)

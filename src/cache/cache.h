@@ -79,6 +79,8 @@ bool pcpr_free(struct page_desc *pd);
 size_t pcpr_drain_all(void);
 void pcpr_view(unsigned cpu, struct cache_view *v);
 void pcpr_global(uint64_t *fences, uint64_t *fence_ns, uint64_t *remote_drains);
+void pcpr_fork_prepare(void);
+void pcpr_fork_parent(void);
 void pcpr_fork_child(void);
 
 /* The dispatch: magazine and pcp-lock share magazine.c. */

@@ -52,6 +52,11 @@ static struct pcp_counts *pcounts;    /* nr_cpus entries */
 static unsigned nr_cpus;
 static uint32_t high[CACHE_CLASSES], batch[CACHE_CLASSES];   /* in blocks */
 static uint64_t fences, fence_ns, remote_drains;             /* atomic */
+/* One global drain at a time.  Two drainers would both stop and fence a
+ * CPU, both read the same list word and both free its chain before either
+ * stores the empty marker: every block freed twice.  Process context waits
+ * for it; a handler only tries it (it may have interrupted the holder). */
+static struct mp_lock drain_lock;
 
 #define NEXT_OFF offsetof(struct page_desc, pcp_next)
 
@@ -288,8 +293,16 @@ static size_t pcpr_drain_cpu(unsigned cpu)
 size_t pcpr_drain_all(void)
 {
 	size_t pages = 0;
+
+	if (mp_tls.depth) {
+		if (!mp_trylock(&drain_lock))
+			return 0;
+	} else {
+		mp_lock(&drain_lock);
+	}
 	for (unsigned c = 0; c < nr_cpus; c++)
 		pages += pcpr_drain_cpu(c);
+	mp_unlock(&drain_lock);
 	return pages;
 }
 
@@ -326,9 +339,23 @@ void pcpr_global(uint64_t *nfences, uint64_t *nfence_ns, uint64_t *nremote)
 	*nremote = __atomic_load_n(&remote_drains, __ATOMIC_RELAXED);
 }
 
+/* Taken before the zone lock (a drainer holds drain_lock, then the zone),
+ * so that a child never inherits lists half drained by a thread that does
+ * not exist there. */
+void pcpr_fork_prepare(void)
+{
+	mp_lock(&drain_lock);
+}
+
+void pcpr_fork_parent(void)
+{
+	mp_unlock(&drain_lock);
+}
+
 /* In a child, counting restarts from zero like everywhere else. */
 void pcpr_fork_child(void)
 {
+	mp_lock_reset(&drain_lock);
 	if (pcounts)
 		memset(pcounts, 0, nr_cpus * sizeof(*pcounts));
 	fences = fence_ns = remote_drains = 0;
