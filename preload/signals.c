@@ -48,7 +48,7 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 		errno = saved_errno;
 		return;
 	}
-	sigctx_enter((uintptr_t)__builtin_frame_address(0), e & PK_ONSTACK);
+	uintptr_t frame = sigctx_enter((uintptr_t)__builtin_frame_address(0), e & PK_ONSTACK);
 	if (e & PK_RESETHAND)   /* the kernel has reset its copy already */
 		__atomic_compare_exchange_n(&packed[sig], &e, 0, false, __ATOMIC_RELEASE,
 					    __ATOMIC_RELAXED);
@@ -62,7 +62,7 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 		 * kernel has SIG_DFL now; deliver it again to get the default. */
 		raise(sig);
 	}
-	sigctx_leave();
+	sigctx_leave(frame);
 	errno = saved_errno;
 }
 

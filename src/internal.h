@@ -53,6 +53,8 @@ static inline bool is_pow2(size_t n) { return n && !(n & (n - 1)); }
 /* ------------------------------------------------------------------------
  * platform/fmt.c — diagnostics without malloc
  * ---------------------------------------------------------------------- */
+#include <stdarg.h>
+
 struct fmt_buf {
 	int fd;          /* where fmt_flush writes */
 	size_t len;      /* bytes used in buf */
@@ -64,7 +66,16 @@ void fmt_init(struct fmt_buf *b, int fd, char *buf, size_t cap);
 #define FMT_ON_STACK(b, fd, size) \
 	char b##_store[size]; struct fmt_buf b; fmt_init(&b, fd, b##_store, size)
 void fmt_printf(struct fmt_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fmt_vprintf(struct fmt_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 void fmt_flush(struct fmt_buf *b);
+/* src[0..n) made safe to echo in a message: backslash, ' and control
+ * characters (C0, DEL, C1) and bytes that are not UTF-8 become \\, \' and
+ * \xNN.  Writes whole escapes only, ending in "..." when src does not fit;
+ * returns the length written (a NUL follows). */
+size_t fmt_escape(char *dst, size_t cap, const char *src, size_t n);
+/* s as a JSON string, quotes included; bytes that are not UTF-8 become
+ * U+FFFD, so the output is always valid JSON. */
+void fmt_json_string(struct fmt_buf *b, const char *s);
 /* One line to fd 2, prefixed "libmagpage: " and ending in a newline. */
 void mp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* mp_log, then abort(). */
@@ -80,11 +91,23 @@ struct os_hooks {
 	int (*munmap)(void *addr, size_t len);
 	int (*madvise)(void *addr, size_t len, int advice);
 	int (*set_sigmask)(int how, const sigset_t *set, sigset_t *old);
+	int (*mprotect)(void *addr, size_t len, int prot);
 	uint64_t (*phys_bytes)(void);
+	/* The tighter of the soft RLIMIT_AS and RLIMIT_DATA in bytes;
+	 * UINT64_MAX when neither is finite. */
+	uint64_t (*mem_limit)(void);
 	int (*ncpus)(void);
 };
 extern struct os_hooks os;
 uint64_t os_now_ns(void);
+/* This process's pid as the library last saw it (start-up, atfork child). */
+extern int os_pid;
+/* Called once in a process the atfork handlers never saw: the child of
+ * _Fork (or of a raw clone), whose locks may be held by threads that do not
+ * exist there.  Set by the malloc layer. */
+extern void (*os_fork_hook)(void);
+/* True, after running os_fork_hook once, if this is such a process. */
+bool os_forked(void);
 
 /* ------------------------------------------------------------------------
  * platform/cpu.c — which CPU is this thread on
@@ -97,21 +120,26 @@ extern bool cpu_rseq_ok;              /* glibc registered an rseq area */
 /* ------------------------------------------------------------------------
  * platform/sigctx.c — "interrupt context": signal-handler depth per thread
  * ---------------------------------------------------------------------- */
-#define SIGCTX_FRAMES 4
 struct mp_tls {
 	union {
 		struct {
-			uint32_t depth;     /* signal handlers active on this thread */
-			uint8_t in_cache;   /* inside a page-cache critical section */
+			uint32_t depth;     /* signal handlers entered and not left; a
+					       hint: outer_sp/outer_alt_sp say whether
+					       any is still live (see sigctx.c) */
+			uint8_t in_cache;   /* inside a page-cache critical section
+					       (signals are held back meanwhile) */
 			uint8_t in_init;    /* this thread is running mp_init */
 			uint8_t in_zone;    /* between zone_lock and zone_unlock */
 			uint8_t reserved;
 		};
 		uint64_t word;              /* all of the above, for one load */
 	};
-	uintptr_t frame_sp[SIGCTX_FRAMES];  /* trampoline sp per handler level; bit 0: on altstack */
-	uintptr_t alt_lo, alt_hi;           /* this thread's sigaltstack, once seen in use */
-	uint64_t deferred;                  /* signals (bit sig-1) held back while in_zone */
+	uintptr_t outer_sp;        /* trampoline frame of the outermost live handler on
+				      the thread's own stack; 0 if none */
+	uintptr_t outer_alt_sp;    /* the same on the sigaltstack */
+	uintptr_t alt_lo, alt_hi;  /* this thread's sigaltstack, once seen in use */
+	uint64_t deferred;         /* signals (bit sig-1) held back while in_zone
+				      or in_cache */
 };
 _Static_assert(sizeof(struct mp_tls) <= 64, "thread-locals stay tiny");
 extern __thread struct mp_tls mp_tls;
@@ -125,8 +153,13 @@ static inline bool sigctx_in_irq(void)
 		return false;
 	return sigctx_in_irq_slow();
 }
-void sigctx_enter(uintptr_t sp, bool may_be_on_altstack);
-void sigctx_leave(void);
+/* The trampoline's bookkeeping around a handler.  sigctx_enter returns the
+ * frame record (sp, bit 0 set on the altstack) that sigctx_leave takes. */
+uintptr_t sigctx_enter(uintptr_t sp, bool may_be_on_altstack);
+void sigctx_leave(uintptr_t frame);
+/* In the only thread of a new process: no handler is running there in any
+ * sense the allocator cares about, even if fork was called from one. */
+void sigctx_fork_child(void);
 /* Block every signal, remember the old mask (start-up, sigaction). */
 void sigctx_block_all(sigset_t *saved);
 void sigctx_restore(const sigset_t *saved);
@@ -138,16 +171,23 @@ void sigctx_restore(const sigset_t *saved);
  * is blocked with pthread_sigmask for the duration, as spin_lock_irqsave.
  */
 struct zone_irq {
-	sigset_t saved;   /* sigmask mode only */
+	uint64_t saved;   /* sigmask mode only: the old mask of signals 1..64
+			     (8 bytes, not a 128-byte sigset_t: handlers run on
+			     small alternate stacks) */
 };
 void sigctx_zone_enter(struct zone_irq *z);
 void sigctx_zone_leave(struct zone_irq *z);
-/* Trampoline side: true if the signal was held back for later. */
+/* Trampoline side: true if the signal was held back for later (the thread
+ * is inside the zone or a page-cache critical section). */
 bool sigctx_defer_signal(int sig, siginfo_t *si, void *uc);
+/* Delivers what was held back; called when mp_tls.deferred is non-zero on
+ * leaving the zone or a cache section. */
+void sigctx_release_deferred(void);
 
 struct sig_stats {
 	uint64_t handler_entries;   /* handler invocations through the trampoline */
-	uint64_t stale_frames;      /* depth recovered after siglongjmp out of a handler */
+	uint64_t stale_frames;      /* handler levels recovered after siglongjmp out of them */
+	uint64_t forks_detected;    /* children of _Fork (no atfork handlers) recovered */
 	uint64_t reentry_caught;    /* calls made while in_cache: second line of defence */
 	uint64_t deferred_signals;  /* signals held back while their thread held the zone lock */
 };
@@ -227,6 +267,25 @@ void pa_free_chain(struct page_desc *chain);   /* linked through next */
 size_t pa_drain_all(void);
 
 /* ------------------------------------------------------------------------
+ * pagealloc/reserve.c — blocks for handlers while a fork is prepared
+ * ---------------------------------------------------------------------- */
+struct reserve_stats {
+	uint64_t filled;     /* blocks put in by process context */
+	uint64_t served;     /* handler requests answered from it */
+	uint64_t returned;   /* handler frees taken back into it */
+	uint64_t carved;     /* 4 MiB blocks taken off the frontier when it ran dry */
+	uint64_t empty;      /* handler requests it could not answer */
+};
+extern struct reserve_stats reserve_stats;
+/* Tops every class up from the zone; process context, outside a fork. */
+void reserve_fill(void);
+/* A block of *npages (1..8) pages or of a larger class (then *npages says
+ * so), or NULL; lock-free, for handlers. */
+struct page_desc *reserve_take(size_t *npages);
+/* Takes back a block whose pd->npages is 1..8; false if full. */
+bool reserve_put(struct page_desc *pd);
+
+/* ------------------------------------------------------------------------
  * malloc/malloc.c — C allocation semantics
  * ---------------------------------------------------------------------- */
 void *mp_malloc(size_t size);
@@ -256,6 +315,7 @@ static inline void mp_ensure_init(void)
 void mp_fork_prepare(void);
 void mp_fork_parent(void);
 void mp_fork_child(void);
+void mp_fork_recover(void);
 
 /* Counters kept by the malloc layer (sharded by CPU, summed on read). */
 #define MALLOC_COUNTERS(X) \
@@ -280,5 +340,12 @@ void malloc_stats_read(struct malloc_stats *out);
 void stats_init(void);      /* remembers the program name */
 void stats_print(int fd, bool json);
 void stats_report_at_exit(void);
+/* tmpl with each %p replaced by pid, in dst; -1 if it needs cap bytes or
+ * more (nothing is cut), else the length. */
+int stats_path_expand(char *dst, size_t cap, const char *tmpl, int pid);
+/* Opens stats_file (tmpl, %p expanded) for the report, refusing what a
+ * planted file could turn against the process (see stats.c); on failure
+ * says why in one line on fd 2 and returns -1. */
+int stats_file_open(const char *tmpl);
 
 #endif /* MAGPAGE_INTERNAL_H */

@@ -80,3 +80,12 @@ void cache_fork_child(void)
 	else if (cache_irq_safe)
 		pcpr_fork_child();
 }
+
+/* A child of _Fork: locks held by threads that do not exist here. */
+void cache_fork_recover(void)
+{
+	if (cache_enabled && !cache_irq_safe)
+		mag_fork_recover();
+	else if (cache_irq_safe)
+		pcpr_fork_recover();
+}

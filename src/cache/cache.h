@@ -70,6 +70,7 @@ void mag_view(unsigned i, struct cache_view *v);
 void mag_fork_prepare(void);
 void mag_fork_parent(void);
 void mag_fork_child(void);
+void mag_fork_recover(void);
 
 /* cache/pcp_rseq.c */
 bool pcpr_init(void);
@@ -82,6 +83,7 @@ void pcpr_global(uint64_t *fences, uint64_t *fence_ns, uint64_t *remote_drains);
 void pcpr_fork_prepare(void);
 void pcpr_fork_parent(void);
 void pcpr_fork_child(void);
+void pcpr_fork_recover(void);
 
 /* The dispatch: magazine and pcp-lock share magazine.c. */
 static inline struct page_desc *cache_alloc(size_t npages)
@@ -106,5 +108,6 @@ size_t cache_drain_all(void);
 void cache_fork_prepare(void);
 void cache_fork_parent(void);
 void cache_fork_child(void);
+void cache_fork_recover(void);
 
 #endif

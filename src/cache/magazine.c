@@ -139,6 +139,14 @@ static inline unsigned mag_preferred(void)
 
 /* ---- critical-section marker ------------------------------------------ */
 
+/*
+ * A critical section holds signals back (the trampoline re-queues them and
+ * they arrive at cs_leave), as the zone lock does: a handler that ran here
+ * and left by siglongjmp would abandon the section with the lock held by
+ * this very thread, which would then wait on itself.  Handlers still never
+ * wait on a magazine lock: in_cache also turns a re-entry from a handler the
+ * trampoline never saw into a zone-path call.
+ */
 static inline void cs_enter(void)
 {
 	mp_tls.in_cache = 1;
@@ -149,6 +157,9 @@ static inline void cs_leave(void)
 {
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	mp_tls.in_cache = 0;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (unlikely(mp_tls.deferred))
+		sigctx_release_deferred();
 }
 
 /* ---- lists (magazine lock held) --------------------------------------- */
@@ -579,4 +590,27 @@ void mag_fork_child(void)
 		memset(m->cold, 0, sizeof(m->cold));
 	}
 	cs_leave();
+}
+
+/*
+ * A child of _Fork: no atfork handler ran, so a magazine whose lock is held
+ * was held by a thread that does not exist here, maybe in the middle of a
+ * list update.  Its blocks are abandoned (this process cannot trust the
+ * lists) and the lock reset.  If this very thread is inside a cache section
+ * (a handler that interrupted it called _Fork) one held lock is its own and
+ * cannot be told from the others: then nothing is touched.
+ */
+void mag_fork_recover(void)
+{
+	if (mp_tls.in_cache)
+		return;
+	for (unsigned i = 0; i < nr_mags; i++) {
+		struct magazine *m = &mags[i];
+		if (!mp_lock_is_held(&m->lock))
+			continue;
+		for (unsigned c = 0; c < CACHE_CLASSES; c++)
+			*mag_list(m, c) = (struct mag_list){ 0 };
+		m->nr_pages = 0;
+		mp_lock_reset(&m->lock);
+	}
 }

@@ -352,6 +352,13 @@ void pcpr_fork_parent(void)
 	mp_unlock(&drain_lock);
 }
 
+/* A child of _Fork: a drain cut short there leaves its lists stopped
+ * (their blocks abandoned, the rest of the design works around them). */
+void pcpr_fork_recover(void)
+{
+	mp_lock_reset(&drain_lock);
+}
+
 /* In a child, counting restarts from zero like everywhere else. */
 void pcpr_fork_child(void)
 {

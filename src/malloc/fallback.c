@@ -1,5 +1,6 @@
 /* fallback.c — calling glibc's allocator, and frees deferred from handlers. */
 #include <dlfcn.h>
+#include <errno.h>
 
 #include "internal.h"
 #include "malloc/fallback.h"
@@ -79,6 +80,28 @@ int fb_malloc_info(int options, FILE *fp)
 {
 	int (*f)(int, FILE *) = sym_malloc_info();
 	return f ? f(options, fp) : 0;
+}
+
+/* A failure that the zone's tail cannot help (a bad size, an unlimited
+ * process, nothing left to give) returns NULL with glibc's errno.  The
+ * sizes were checked for overflow by the caller. */
+void *fb_retry_enomem(enum fb_call fn, void *p, size_t a, size_t b)
+{
+	size_t want = fn == FB_CALLOC ? a * b : fn == FB_MEMALIGN ? a + b : a;
+
+	if (errno != ENOMEM || zone_give_back(want) == 0)
+		return NULL;
+	switch (fn) {
+	case FB_MALLOC:
+		return __libc_malloc(a);
+	case FB_CALLOC:
+		return __libc_calloc(a, b);
+	case FB_REALLOC:
+		return __libc_realloc(p, a);
+	case FB_MEMALIGN:
+		return __libc_memalign(a, b);
+	}
+	return NULL;
 }
 
 void *fb_deferred_head;

@@ -18,6 +18,42 @@ extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
 
+/*
+ * glibc's allocator, asked once more when it fails under a finite RLIMIT_AS
+ * or RLIMIT_DATA: the zone gives back its never-used tail first
+ * (zone_give_back), so a program never has less room than it would have
+ * had without the preload.  Process context only (glibc is never called
+ * from a handler).  The test after the call is the only cost when glibc
+ * succeeds.
+ */
+enum fb_call { FB_MALLOC, FB_CALLOC, FB_REALLOC, FB_MEMALIGN };
+/* fn with arguments (p, a, b) as in the fb_* wrappers below. */
+void *fb_retry_enomem(enum fb_call fn, void *p, size_t a, size_t b);
+
+static inline void *fb_malloc(size_t size)
+{
+	void *r = __libc_malloc(size);
+	return __builtin_expect(r != NULL, 1) ? r : fb_retry_enomem(FB_MALLOC, NULL, size, 0);
+}
+
+static inline void *fb_calloc(size_t n, size_t m)
+{
+	void *r = __libc_calloc(n, m);
+	return __builtin_expect(r != NULL, 1) ? r : fb_retry_enomem(FB_CALLOC, NULL, n, m);
+}
+
+static inline void *fb_realloc(void *p, size_t size)
+{
+	void *r = __libc_realloc(p, size);
+	return __builtin_expect(r != NULL, 1) ? r : fb_retry_enomem(FB_REALLOC, p, size, 0);
+}
+
+static inline void *fb_memalign(size_t align, size_t size)
+{
+	void *r = __libc_memalign(align, size);
+	return __builtin_expect(r != NULL, 1) ? r : fb_retry_enomem(FB_MEMALIGN, NULL, align, size);
+}
+
 /* glibc's functions without a __libc_ name, found with dlsym(RTLD_NEXT) the
  * first time they are needed (never during initialisation). */
 void fb_init(void);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "malloc/fallback.h"
@@ -74,15 +75,6 @@ void malloc_stats_read(struct malloc_stats *out)
 
 static struct mp_lock init_lock;
 
-static uint64_t default_region_bytes(void)
-{
-	uint64_t phys = os.phys_bytes();
-	uint64_t cap = (uint64_t)64 << 30;
-	if (phys == 0)
-		phys = (uint64_t)1 << 30;
-	return phys < cap ? phys : cap;
-}
-
 void mp_init_slow(void)
 {
 	sigset_t saved;
@@ -102,16 +94,18 @@ void mp_init_slow(void)
 		stats_on = opt.stats != STATS_OFF;
 		stats_init();
 		cpu_init();
-		uint64_t bytes = opt.region_size ? opt.region_size : default_region_bytes();
+		uint64_t bytes = zone_region_bytes(opt.region_size);   /* the limits' share */
 		if (zone_init(bytes) == 0) {
 			cache_init();
 			pa_init();
 			zone_lo = opt.threshold;
 			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
-		} else {
+		} else if (bytes) {   /* 0: a limit too small to share, said in README */
 			mp_log("cannot reserve a region of any size; every request goes to glibc");
 		}
 		pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);
+		os_fork_hook = mp_fork_recover;
+		__atomic_store_n(&os_pid, (int)getpid(), __ATOMIC_RELEASE);
 		fb_init();
 		if (opt.verbose)
 			options_print(&opt, 2);
@@ -191,7 +185,7 @@ static NOINLINE void *page_exhausted(size_t size, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return align > 16 ? __libc_memalign(align, size) : __libc_malloc(size);
+	return align > 16 ? fb_memalign(align, size) : fb_malloc(size);
 }
 
 static NOINLINE void account_alloc(size_t size, size_t npages)
@@ -292,7 +286,7 @@ static NOINLINE void *malloc_other(size_t size)
 		return handler_alloc(size, false);
 	drain_deferred();
 	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
-	return __libc_malloc(size);
+	return fb_malloc(size);
 }
 
 /* ---- the malloc family -------------------------------------------------- */
@@ -310,7 +304,7 @@ void *mp_malloc(size_t size)
 	if (likely(size < zone_lo && mp_initialized && (mp_tls.word & 0xffffffffffull) == 0)) {
 		drain_deferred();
 		COUNT(fb_small);
-		return __libc_malloc(size);
+		return fb_malloc(size);
 	}
 	return malloc_other(size);
 }
@@ -364,7 +358,7 @@ void *mp_calloc(size_t n, size_t m)
 		return handler_alloc(size, true);
 	drain_deferred();
 	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
-	return __libc_calloc(n, m);
+	return fb_calloc(n, m);
 }
 
 /* Moves a block to a new home: allocate, copy, free.  On failure the old
@@ -419,7 +413,7 @@ void *mp_realloc(void *p, size_t size)
 		return realloc_move(p, fb_usable_size(p), size);
 	drain_deferred();
 	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
-	return __libc_realloc(p, size);
+	return fb_realloc(p, size);
 }
 
 void *mp_reallocarray(void *p, size_t n, size_t m)
@@ -456,7 +450,7 @@ static void *aligned_impl(size_t align, size_t size)
 	}
 	drain_deferred();
 	COUNT(fb_align);
-	return __libc_memalign(align, size);
+	return fb_memalign(align, size);
 }
 
 int mp_posix_memalign(void **out, size_t align, size_t size)
@@ -555,6 +549,7 @@ void mp_free_bulk(void **ptrs, size_t n)
 /* Every lock, in one fixed order: init, the caches by index, the zone. */
 void mp_fork_prepare(void)
 {
+	reserve_fill();          /* for handlers, while the locks are held */
 	zone_fork_announce();
 	mp_lock(&init_lock);
 	cache_fork_prepare();
@@ -566,10 +561,13 @@ void mp_fork_parent(void)
 	zone_fork_parent();
 	cache_fork_parent();
 	mp_unlock(&init_lock);
+	reserve_fill();
 }
 
 void mp_fork_child(void)
 {
+	__atomic_store_n(&os_pid, (int)getpid(), __ATOMIC_RELEASE);
+	sigctx_fork_child();
 	zone_fork_child();
 	cache_fork_child();
 	mp_lock_reset(&init_lock);
@@ -577,5 +575,23 @@ void mp_fork_child(void)
 	for (unsigned s = 0; s < MSTAT_SHARDS; s++)
 		for (unsigned i = 0; i < MC_live_requested; i++)
 			mshard[s].c[i] = 0;
+	reserve_fill();          /* before its counters restart with the rest */
 	memset(&sig_stats, 0, sizeof(sig_stats));
+	memset(&reserve_stats, 0, sizeof(reserve_stats));
+}
+
+/*
+ * The child of _Fork, found by its pid (os_forked): no atfork handler ran.
+ * Only this thread exists, so every lock still held is a ghost's, and the
+ * structure it guards is abandoned rather than trusted (zone.c, magazine.c).
+ * If _Fork was called from a handler, the child is not in it any more in
+ * any sense the allocator cares about.  Must not take any lock.
+ */
+void mp_fork_recover(void)
+{
+	sigctx_fork_child();
+	zone_fork_recover();
+	cache_fork_recover();
+	mp_lock_reset(&init_lock);
+	__atomic_add_fetch(&sig_stats.forks_detected, 1, __ATOMIC_RELAXED);
 }

@@ -34,6 +34,9 @@ static inline bool cacheable(size_t npages)
 /* Frees a block of pd->npages pages through the cache when allowed. */
 static void pa_release_block(struct page_desc *pd, bool irq)
 {
+	/* A handler while a fork is prepared: the zone would only defer it. */
+	if (unlikely(irq) && zone_fork_pending() && reserve_put(pd))
+		return;
 	if (cacheable(pd->npages)) {
 		if (!irq || cache_irq_safe) {
 			if (cache_free(pd))
@@ -61,13 +64,26 @@ static void pa_release_range(uint64_t pfn, size_t npages, bool irq)
 	zone_free_range(pfn, npages);
 }
 
-static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t npages, bool irq)
+/* The zone said no: it is empty, or (to a handler) a fork is prepared.
+ * Process context drains every cache and tries once more; a handler must
+ * not wait on the caches, and takes a block from the reserve instead: one
+ * of *npages pages, or the whole 2^order-page block when the alignment asks
+ * for more (then *npages says so). */
+static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npages, bool irq)
 {
-	if (irq && !cache_irq_safe)
-		return NULL;      /* a handler must not wait on the caches */
-	if (cache_drain_all() == 0)
-		return NULL;
-	return zone_alloc(order, npages);
+	struct page_desc *pd = NULL;
+
+	if (!irq || cache_irq_safe) {
+		if (cache_drain_all())
+			pd = zone_alloc(order, *npages);
+	}
+	if (!pd && irq) {
+		size_t want = order == ilog2_ceil(*npages) ? *npages : (size_t)1 << order;
+		pd = reserve_take(&want);
+		if (pd)
+			*npages = want;
+	}
+	return pd;
 }
 
 struct page_desc *pa_alloc(size_t npages, unsigned align_order)
@@ -89,7 +105,7 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 	if (!pd)
 		pd = zone_alloc(order, npages);
 	if (unlikely(!pd)) {
-		pd = pa_alloc_exhausted(order, npages, irq);
+		pd = pa_alloc_exhausted(order, &npages, irq);
 		if (!pd)
 			return NULL;
 	}

@@ -30,7 +30,14 @@ void mp_lock_slow(struct mp_lock *l)
 				cpu_relax();
 				continue;
 			}
-			/* The holder is probably not running: give it the CPU. */
+			/* The holder is probably not running: give it the CPU.
+			 * Unless it does not exist: in a child of _Fork the
+			 * hook resets every lock (waiter counts too). */
+			if (unlikely(os_forked())) {
+				__atomic_add_fetch(&l->waiters, 1, __ATOMIC_RELAXED);
+				spins = 0;
+				continue;
+			}
 			struct timespec ts = { 0, SLEEP_NS };
 			__atomic_add_fetch(&l->waiters, MP_LOCK_SLEEPER, __ATOMIC_SEQ_CST);
 			if (__atomic_load_n(&l->locked, __ATOMIC_RELAXED) != 0)

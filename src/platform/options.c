@@ -8,8 +8,12 @@
  *
  * A preset, wherever it appears in the string, is applied first; every other
  * key then overrides it, left to right.  A bad key or value is reported in
- * one line naming it and what is accepted, and that key keeps its default.
+ * one line naming it, what is accepted and the value the key keeps, and the
+ * item is skipped as if it were not there: the key keeps what the items
+ * before it gave it (the last good value wins), else the preset's value or
+ * the default.  Text echoed from the string is escaped (fmt_escape).
  */
+#include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -49,7 +53,7 @@ static const struct opt_def defs[] = {
 	{ "cache", T_ENUM, F(cache), false, 0, 0, false, caches,
 	  "page cache design in front of the zone: magazine (the RFC), pcp-rseq (Linux 3.9 per-CPU lists on restartable sequences), pcp-lock (Linux 6.x per-CPU lists with a trylock), none (every request takes the zone lock)" },
 	{ "region_size", T_SIZE, F(region_size), false, 4u << 20, 1ull << 40, true, NULL,
-	  "bytes of address space reserved for the zone (suffix k, m, g); 0 = physical memory, at most 64g" },
+	  "bytes of address space reserved for the zone (suffix k, m, g); 0 = physical memory, at most 64g, and under a finite ulimit -v or -d at most 1/8 of the limit (none below 4m); a size given here is used as given" },
 	{ "threshold", T_SIZE, F(threshold), false, 1, 4u << 20, false, NULL,
 	  "requests of at least this many bytes (up to 4 MiB) are served from the zone as whole pages" },
 	{ "magazines", T_UINT, F(magazines), true, 1, MAX_CACHES, true, NULL,
@@ -79,7 +83,7 @@ static const struct opt_def defs[] = {
 	{ "stats", T_ENUM, F(stats), false, 0, 0, false, statsm,
 	  "report at exit: 1 = text, json = one JSON object per process" },
 	{ "stats_file", T_STR, F(stats_file), false, 0, 0, false, NULL,
-	  "append the report to this file instead of stderr; %p becomes the pid" },
+	  "append the report to this file instead of stderr; %p becomes the pid; a new file is created 0600, a symbolic link or another user's file is refused" },
 	{ "strict", T_ENUM, F(strict), false, 0, 0, false, bools,
 	  "1 = abort the process on a bad MAGPAGE_CONF instead of using the defaults" },
 	{ "verbose", T_ENUM, F(verbose), false, 0, 0, false, bools,
@@ -237,36 +241,89 @@ static void describe(const struct opt_def *d, char *buf, size_t cap)
 	}
 }
 
-/* A token of the configuration string, NUL-terminated (and cut if long). */
+/* A token of the configuration string, escaped to be echoed in a message
+ * (control characters would otherwise reach the terminal), and NUL-terminated;
+ * a long one is cut and ends in "...". */
 struct token {
-	char s[128];
+	char s[160];
 };
 
 static const char *tok(struct token *t, const char *p, size_t n)
 {
-	if (n > sizeof(t->s) - 1)
-		n = sizeof(t->s) - 1;
-	memcpy(t->s, p, n);
-	t->s[n] = '\0';
+	fmt_escape(t->s, sizeof(t->s), p, n);
 	return t->s;
 }
 
 /* One line on errfd: "libmagpage: MAGPAGE_CONF: ..." */
-static void report(int errfd, const char *fmtstr, const char *a, const char *b, const char *c)
+__attribute__((format(printf, 2, 3)))
+static void report(int errfd, const char *fmtstr, ...)
 {
+	va_list ap;
+
 	if (errfd < 0)
 		return;
 	FMT_ON_STACK(out, errfd, 1024);
 	fmt_printf(&out, "libmagpage: MAGPAGE_CONF: ");
-	fmt_printf(&out, fmtstr, a, b, c);
+	va_start(ap, fmtstr);
+	fmt_vprintf(&out, fmtstr, ap);
+	va_end(ap);
 	fmt_printf(&out, "\n");
 	fmt_flush(&out);
+}
+
+/* The value key d has now in o, as the end of an error message says it. */
+static void value_text(const struct mp_options *o, const struct opt_def *d, char *buf, size_t cap)
+{
+	const char *str = (const char *)o + d->off;
+
+	buf[0] = '\0';
+	switch (d->type) {
+	case T_PRESET:
+		fmt_snprintf(buf, cap, "%s", presets[o->preset]);
+		break;
+	case T_ENUM:
+		fmt_snprintf(buf, cap, "%s", d->names[load(o, d)]);
+		break;
+	case T_UINT:
+	case T_SIZE:
+		fmt_snprintf(buf, cap, "%lu", (unsigned long)load(o, d));
+		break;
+	case T_STR:
+		if (!str[0]) {
+			fmt_snprintf(buf, cap, "empty");
+		} else if (cap > 2) {
+			buf[0] = '\'';
+			size_t n = fmt_escape(buf + 1, cap - 2, str, strlen(str));
+			buf[n + 1] = '\'';
+			buf[n + 2] = '\0';
+		}
+		break;
+	}
+}
+
+/* The message for a bad value, or a missing one (v NULL); apart so that its
+ * buffers take stack only when there is something to report. */
+static coldpath void report_bad_value(const struct mp_options *o, const struct opt_def *d,
+				      const char *v, size_t vn, int errfd)
+{
+	struct token tv;
+	char accepted[256], kept[200];
+
+	if (errfd < 0)
+		return;
+	describe(d, accepted, sizeof(accepted));
+	value_text(o, d, kept, sizeof(kept));
+	if (!v)
+		report(errfd, "key '%s' has no value (write %s:VALUE); accepted: %s; %s stays %s",
+		       d->name, d->name, accepted, d->name, kept);
+	else
+		report(errfd, "bad value '%s' for key '%s'; accepted: %s; %s stays %s",
+		       tok(&tv, v, vn), d->name, accepted, d->name, kept);
 }
 
 static int set_value(struct mp_options *o, const struct opt_def *d, const char *v, size_t vn,
 		     int errfd)
 {
-	char accepted[256];
 	uint64_t num;
 
 	switch (d->type) {
@@ -299,9 +356,7 @@ static int set_value(struct mp_options *o, const struct opt_def *d, const char *
 		((char *)o + d->off)[vn] = '\0';
 		return 0;
 	}
-	struct token tv;
-	describe(d, accepted, sizeof(accepted));
-	report(errfd, "bad value '%s' for key '%s'; accepted: %s", tok(&tv, v, vn), d->name, accepted);
+	report_bad_value(o, d, v, vn, errfd);
 	return 1;
 }
 
@@ -338,15 +393,12 @@ static int each_item(struct mp_options *o, const char *conf, int errfd, bool pre
 				len += fmt_snprintf(keys + len, sizeof(keys) - len, "%s%s",
 						    i ? ", " : "", defs[i].name);
 			struct token tk;
-			report(errfd, "unknown key '%s'; accepted keys: %s%s", tok(&tk, item, kn), keys, "");
+			report(errfd, "unknown key '%s'; accepted keys: %s", tok(&tk, item, kn), keys);
 			errors++;
 			continue;
 		}
 		if (!colon) {
-			char accepted[256];
-			describe(d, accepted, sizeof(accepted));
-			report(errfd, "key '%s' has no value (write %s:VALUE); accepted: %s",
-			       d->name, d->name, accepted);
+			report_bad_value(o, d, NULL, 0, errfd);
 			errors++;
 			continue;
 		}
@@ -374,14 +426,12 @@ int options_parse(struct mp_options *o, const char *conf, int errfd)
 	int errors = each_item(o, conf, errfd, true);
 	errors += each_item(o, conf, errfd, false);
 	if (o->refill_min > o->refill_max) {
-		report(errfd, "refill_min is above refill_max; using refill_min = refill_max%s%s%s",
-		       "", "", "");
+		report(errfd, "refill_min is above refill_max; using refill_min = refill_max");
 		o->refill_min = o->refill_max;
 		errors++;
 	}
 	if (o->drain_min > o->drain_max) {
-		report(errfd, "drain_min is above drain_max; using drain_min = drain_max%s%s%s",
-		       "", "", "");
+		report(errfd, "drain_min is above drain_max; using drain_min = drain_max");
 		o->drain_min = o->drain_max;
 		errors++;
 	}
@@ -433,10 +483,12 @@ void options_print(const struct mp_options *o, int fd)
 void options_print_json(struct fmt_buf *b, const struct mp_options *o)
 {
 	for (size_t i = 0; i < NDEFS; i++) {
-		bool quoted = defs[i].type == T_ENUM || defs[i].type == T_PRESET ||
-			      defs[i].type == T_STR;
+		bool quoted = defs[i].type == T_ENUM || defs[i].type == T_PRESET;
 		fmt_printf(b, "%s\"%s\":%s", i ? "," : "", defs[i].name, quoted ? "\"" : "");
-		print_value(b, o, &defs[i]);
+		if (defs[i].type == T_STR)
+			fmt_json_string(b, (const char *)o + defs[i].off);   /* from outside */
+		else
+			print_value(b, o, &defs[i]);
 		fmt_printf(b, "%s", quoted ? "\"" : "");
 	}
 }

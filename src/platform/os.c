@@ -4,7 +4,9 @@
  */
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/sysinfo.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,6 +17,19 @@ static uint64_t real_phys_bytes(void)
 	long pages = sysconf(_SC_PHYS_PAGES);
 	long psz = sysconf(_SC_PAGESIZE);
 	return pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
+}
+
+static uint64_t real_mem_limit(void)
+{
+	static const int res[] = { RLIMIT_AS, RLIMIT_DATA };
+	uint64_t limit = UINT64_MAX;
+	for (unsigned i = 0; i < sizeof(res) / sizeof(res[0]); i++) {
+		struct rlimit rl;
+		if (getrlimit(res[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		    (uint64_t)rl.rlim_cur < limit)
+			limit = rl.rlim_cur;
+	}
+	return limit;
 }
 
 static int real_ncpus(void)
@@ -28,7 +43,9 @@ struct os_hooks os = {
 	.munmap = munmap,
 	.madvise = madvise,
 	.set_sigmask = pthread_sigmask,
+	.mprotect = mprotect,
 	.phys_bytes = real_phys_bytes,
+	.mem_limit = real_mem_limit,
 	.ncpus = real_ncpus,
 };
 
@@ -37,4 +54,22 @@ uint64_t os_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int os_pid;
+void (*os_fork_hook)(void);
+
+/* One getpid system call (glibc no longer caches the pid): only on paths
+ * that are slow already, a handler-context call or a lock about to sleep. */
+bool os_forked(void)
+{
+	int now = (int)syscall(SYS_getpid);
+	int seen = __atomic_load_n(&os_pid, __ATOMIC_ACQUIRE);
+
+	if (likely(now == seen || seen == 0))
+		return false;
+	if (__atomic_compare_exchange_n(&os_pid, &seen, now, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE) && os_fork_hook)
+		os_fork_hook();
+	return true;
 }

@@ -2,19 +2,35 @@
  * sigctx.c — signal handlers are interrupts.
  *
  * The trampoline (preload/signals.c) calls sigctx_enter/sigctx_leave around
- * every handler the program installed, so mp_tls.depth > 0 means "this
- * thread is running a signal handler": the in_interrupt() of the design.
+ * every handler the program installed, so a live handler on the thread means
+ * "interrupt context": the in_interrupt() of the design.
  *
- * siglongjmp out of a handler skips sigctx_leave.  The depth is recovered by
- * comparing stack pointers: the trampoline records its own frame address per
- * level, and code still inside that handler always runs deeper (at a lower
- * address) on the same stack.  Finding the thread above a recorded frame, on
- * the same stack, proves the handler is gone.  A handler on the sigaltstack is
- * gone once the thread runs outside the altstack.  When the stacks cannot be
- * compared the frame is kept: a wrong "still inside" only costs speed (the
- * zone path), a wrong "gone" could deadlock, so every doubt goes that way.
+ * siglongjmp out of a handler skips sigctx_leave, at any nesting depth, and
+ * a nested handler may jump out of the bookkeeping of the one it interrupted.
+ * So the truth is not a count but two stack addresses: the trampoline frame
+ * of the outermost live handler on the thread's own stack (outer_sp), and
+ * the same on its sigaltstack (outer_alt_sp).  On one stack, handler frames
+ * nest downwards, so code still inside the outermost handler runs below its
+ * frame, and the thread found at or above it has left every handler on that
+ * stack, however deep they were nested.  Once on the altstack, every deeper
+ * handler is on it too; a thread running off the altstack has left all of
+ * them.  depth (entered minus left) is only the fast path's hint: non-zero
+ * sends the caller here, where the two records decide, and a stale family is
+ * cleared together with depth.
+ *
+ * Every record is one aligned store, and each step re-reads what it depends
+ * on, so a nested handler that interrupts this bookkeeping and jumps out
+ * leaves at worst a stale record, which the next check clears.  When the
+ * stacks cannot be compared a record is kept: a wrong "still inside" only
+ * costs speed (the zone path), a wrong "gone" could deadlock.
+ *
+ * No handler the trampoline runs ever interrupts the zone or a page-cache
+ * critical section (they are held back, see sigctx_defer_signal), so a jump
+ * out of a handler never abandons one: in_zone and in_cache need no
+ * recovery.
  */
 #include <signal.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -28,48 +44,34 @@ static bool on_altstack(uintptr_t sp)
 	return mp_tls.alt_hi && sp >= mp_tls.alt_lo && sp < mp_tls.alt_hi;
 }
 
-/* The record of handler level `level` (0-based): a ring of the last
- * SIGCTX_FRAMES levels, so the innermost ones are always known. */
-static inline uintptr_t *frame_slot(uint32_t level)
+/* Clears the handler families the thread provably left, seen from sp. */
+static void prune_stale(uintptr_t sp, bool cur_alt)
 {
-	return &mp_tls.frame_sp[level % SIGCTX_FRAMES];
-}
+	uintptr_t alt = mp_tls.outer_alt_sp, main = mp_tls.outer_sp;
 
-/*
- * Pops every recorded handler level that the thread provably left: on the
- * same stack, code still inside a handler runs strictly below its
- * trampoline's frame, so being at or above it (a new trampoline reusing the
- * very address after a siglongjmp) means the handler is gone.  A level whose
- * record was overwritten by deeper nesting is not judged: the thread stays
- * "in a handler" (the zone path) until a normal return pops it.
- */
-static void prune_stale(uintptr_t sp)
-{
-	while (mp_tls.depth > 0) {
-		uintptr_t *slot = frame_slot(mp_tls.depth - 1);
-		uintptr_t f = *slot;
-		bool f_alt = f & 1, cur_alt = on_altstack(sp);
-		uintptr_t fsp = f & ~(uintptr_t)1;
-		bool stale;
-
-		if (f == 0)
-			break;
-		if (f_alt)
-			stale = !cur_alt || sp >= fsp;
-		else
-			stale = !cur_alt && sp >= fsp;
-		if (!stale)
-			break;
-		*slot = 0;
-		mp_tls.depth--;
-		__atomic_add_fetch(&sig_stats.stale_frames, 1, __ATOMIC_RELAXED);
+	if (alt && (!cur_alt || sp >= alt))
+		mp_tls.outer_alt_sp = 0;
+	if (main && !cur_alt && sp >= main)
+		mp_tls.outer_sp = 0;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (mp_tls.outer_sp || mp_tls.outer_alt_sp)
+		return;
+	uint32_t levels = mp_tls.depth;
+	if (levels) {
+		mp_tls.depth = 0;
+		__atomic_add_fetch(&sig_stats.stale_frames, levels, __ATOMIC_RELAXED);
 	}
 }
 
 bool sigctx_in_irq_slow(void)
 {
-	if (mp_tls.depth)
-		prune_stale((uintptr_t)__builtin_frame_address(0));
+	if (mp_tls.depth) {
+		/* A child of _Fork called from a handler: a new process. */
+		if (unlikely(os_forked()))
+			return mp_tls.in_cache != 0;
+		uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+		prune_stale(sp, on_altstack(sp));
+	}
 	if (mp_tls.depth)
 		return true;
 	if (mp_tls.in_cache) {
@@ -81,30 +83,56 @@ bool sigctx_in_irq_slow(void)
 	return false;
 }
 
-void sigctx_enter(uintptr_t sp, bool may_be_on_altstack)
+uintptr_t sigctx_enter(uintptr_t sp, bool may_be_on_altstack)
 {
-	if (may_be_on_altstack) {
+	bool alt = on_altstack(sp);
+
+	if (!alt && may_be_on_altstack) {
 		stack_t ss;
 		if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
 			mp_tls.alt_lo = (uintptr_t)ss.ss_sp;
 			mp_tls.alt_hi = (uintptr_t)ss.ss_sp + ss.ss_size;
-			sp |= 1;
+			alt = true;
 		}
 	}
-	prune_stale(sp & ~(uintptr_t)1);
-	*frame_slot(mp_tls.depth) = sp;
+	prune_stale(sp, alt);
+	if (alt) {
+		if (!mp_tls.outer_alt_sp)
+			mp_tls.outer_alt_sp = sp;
+	} else if (!mp_tls.outer_sp) {
+		mp_tls.outer_sp = sp;
+	}
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	mp_tls.depth++;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&sig_stats.handler_entries, 1, __ATOMIC_RELAXED);
+	return sp | alt;
 }
 
-void sigctx_leave(void)
+void sigctx_leave(uintptr_t frame)
 {
+	uintptr_t sp = frame & ~(uintptr_t)1;
+
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	if (mp_tls.depth == 0)
-		return;
-	mp_tls.depth--;
-	*frame_slot(mp_tls.depth) = 0;
+		return;            /* cleared: a fork child, or found stale */
+	if (frame & 1) {
+		if (mp_tls.outer_alt_sp == sp)
+			mp_tls.outer_alt_sp = 0;
+	} else if (mp_tls.outer_sp == sp) {
+		mp_tls.outer_sp = 0;
+	}
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (!mp_tls.outer_sp && !mp_tls.outer_alt_sp)
+		mp_tls.depth = 0;
+	else if (mp_tls.depth > 1)
+		mp_tls.depth--;
+}
+
+void sigctx_fork_child(void)
+{
+	mp_tls.depth = 0;
+	mp_tls.outer_sp = mp_tls.outer_alt_sp = 0;
 }
 
 void sigctx_block_all(sigset_t *saved)
@@ -121,10 +149,27 @@ void sigctx_restore(const sigset_t *saved)
 
 /* ---- the zone lock's irqsave ------------------------------------------- */
 
+/*
+ * The masks below are the kernel's: bit sig-1 of one word for signals
+ * 1..64, the first word of glibc's sigset_t.  The 128-byte sigset_t lives
+ * only in this out-of-line frame, so the paths a handler takes (zone lock,
+ * trampoline) stay small on a 4 KiB alternate stack.
+ */
+static NOINLINE void mask_change(int how, uint64_t bits, uint64_t *old)
+{
+	sigset_t set, prev;
+
+	sigemptyset(&set);
+	memcpy(&set, &bits, sizeof(bits));
+	os.set_sigmask(how, &set, old ? &prev : NULL);
+	if (old)
+		memcpy(old, &prev, sizeof(*old));
+}
+
 void sigctx_zone_enter(struct zone_irq *z)
 {
 	if (opt.zone_irqsave == IRQSAVE_SIGMASK)
-		sigctx_block_all(&z->saved);
+		mask_change(SIG_BLOCK, ~0ull, &z->saved);
 	/* A signal arriving while this thread merely spins for the lock is
 	 * held back too: its handler could otherwise wait for the lock it
 	 * interrupted us acquiring. */
@@ -138,19 +183,17 @@ void sigctx_zone_leave(struct zone_irq *z)
 	mp_tls.in_zone = 0;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	if (opt.zone_irqsave == IRQSAVE_SIGMASK) {
-		sigctx_restore(&z->saved);
+		mask_change(SIG_SETMASK, z->saved, NULL);
 		return;
 	}
-	if (unlikely(mp_tls.deferred)) {
-		/* Unblocking delivers what was held back, with its siginfo. */
-		sigset_t set;
-		uint64_t bits = __atomic_exchange_n(&mp_tls.deferred, 0, __ATOMIC_RELAXED);
-		sigemptyset(&set);
-		for (int sig = 1; sig <= 64; sig++)
-			if (bits & (1ull << (sig - 1)))
-				sigaddset(&set, sig);
-		os.set_sigmask(SIG_UNBLOCK, &set, NULL);
-	}
+	if (unlikely(mp_tls.deferred) && !mp_tls.in_cache)
+		sigctx_release_deferred();
+}
+
+/* Unblocking delivers what was held back, with its siginfo. */
+void sigctx_release_deferred(void)
+{
+	mask_change(SIG_UNBLOCK, __atomic_exchange_n(&mp_tls.deferred, 0, __ATOMIC_RELAXED), NULL);
 }
 
 /* Faults raised by an instruction cannot wait: returning would execute the
@@ -164,15 +207,13 @@ static bool synchronous_fault(int sig, const siginfo_t *si)
 
 bool sigctx_defer_signal(int sig, siginfo_t *si, void *uc)
 {
-	if (likely(!mp_tls.in_zone) || synchronous_fault(sig, si) || sig < 1 || sig > 64)
+	if (likely(!mp_tls.in_zone && !mp_tls.in_cache) || synchronous_fault(sig, si) ||
+	    sig < 1 || sig > 64)
 		return false;
 	/* Keep it blocked after the handler returns (uc_sigmask is restored by
 	 * sigreturn), block it now too in case of SA_NODEFER, and queue it
 	 * again to this very thread with its original siginfo. */
-	sigset_t one;
-	sigemptyset(&one);
-	sigaddset(&one, sig);
-	os.set_sigmask(SIG_BLOCK, &one, NULL);
+	mask_change(SIG_BLOCK, 1ull << (sig - 1), NULL);
 	if (uc)
 		sigaddset(&((ucontext_t *)uc)->uc_sigmask, sig);
 	mp_tls.deferred |= 1ull << (sig - 1);

@@ -4,11 +4,20 @@
  * Written without malloc into a private mapping and sent with one write(),
  * so that the reports of many processes appending to one stats_file
  * (make, PostgreSQL) never interleave.  Each report names its process.
+ *
+ * stats_file is opened as a root process may meet it in /tmp, planted by
+ * another user: a symbolic link there is refused (O_NOFOLLOW), a new file
+ * is created 0600, and an existing one is used only if it cannot be a way
+ * into someone else's file: a regular file or FIFO owned by this process's
+ * effective user (a regular file with one link only), or any character
+ * device (/dev/null, a terminal: only root can make those).
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -134,14 +143,19 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "  blocks out %lu, in %lu; refill batches %lu (%lu blocks, %lu cut short); splits %lu, merges %lu; 4 MiB blocks carved %lu; purged %lu pages\n",
 		   ul(z->allocs), ul(z->frees), ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks),
 		   ul(z->splits), ul(z->merges), ul(z->carved), ul(z->purged_pages));
-	if (z->fork_deferred_frees || z->fork_refused_allocs)
-		fmt_printf(b, "  during fork: %lu handler frees deferred, %lu handler allocations refused\n",
-			   ul(z->fork_deferred_frees), ul(z->fork_refused_allocs));
+	if (z->fork_deferred_frees || z->fork_refused_allocs || reserve_stats.filled)
+		fmt_printf(b, "  during fork: %lu handler frees deferred, %lu handler allocations refused by the zone; reserve: %lu blocks put in, %lu served to handlers, %lu taken back, %lu refills from the frontier, %lu times empty\n",
+			   ul(z->fork_deferred_frees), ul(z->fork_refused_allocs),
+			   ul(reserve_stats.filled), ul(reserve_stats.served),
+			   ul(reserve_stats.returned), ul(reserve_stats.carved), ul(reserve_stats.empty));
+	if (sig_stats.forks_detected)
+		fmt_printf(b, "  child of _Fork: locks held by threads that do not exist here were reset; %lu pages abandoned\n",
+			   ul(z->abandoned_pages));
 	fmt_printf(b, "  buddyinfo (free blocks per order 0..10):");
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, " %lu", ul(z->nr_free[o]));
 	fmt_printf(b, "\n");
-	fmt_printf(b, "signal (%s, zone_irqsave %s): handler entries %lu, held back while in the zone %lu; malloc-family calls in handlers %lu (free %lu); small requests served as whole pages %lu; glibc frees deferred %lu, drained %lu; re-entries caught %lu; depth recovered after siglongjmp %lu\n",
+	fmt_printf(b, "signal (%s, zone_irqsave %s): handler entries %lu, held back while in the zone %lu; malloc-family calls in handlers %lu (free %lu); small requests served as whole pages %lu; glibc frees deferred %lu, drained %lu; re-entries caught %lu; handler levels recovered after siglongjmp %lu\n",
 		   options_enum_name("signal", opt.signal),
 		   options_enum_name("zone_irqsave", opt.zone_irqsave), ul(sig_stats.handler_entries),
 		   ul(sig_stats.deferred_signals),
@@ -162,21 +176,6 @@ static void json_counters(struct fmt_buf *b, const struct cache_counters *c)
 		   c->drain_max, ul(c->irq_hits), ul(c->irq_misses));
 }
 
-static void json_string(struct fmt_buf *b, const char *s)
-{
-	fmt_printf(b, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fmt_printf(b, "\\%c", c);
-		else if (c < 0x20)
-			fmt_printf(b, "\\u%04x", c);
-		else
-			fmt_printf(b, "%c", c);
-	}
-	fmt_printf(b, "\"");
-}
-
 static void print_json(struct fmt_buf *b, const struct report *r)
 {
 	const struct malloc_stats *m = &r->ms;
@@ -195,7 +194,7 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		all.irq_misses += r->total[o].irq_misses;
 	}
 	fmt_printf(b, "{\"libmagpage\":1,\"pid\":%d,\"program\":", (int)getpid());
-	json_string(b, stats_program);
+	fmt_json_string(b, stats_program);
 	fmt_printf(b, ",\"cache\":\"%s\",\"config\":{", cache_name());
 	options_print_json(b, &opt);
 	fmt_printf(b, "},\"region_bytes\":%lu,", ul(zg.bytes));
@@ -249,12 +248,17 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		   "\"lock\":{\"acquired\":%lu,\"contended\":%lu,\"wait_ns\":%lu},"
 		   "\"allocs\":%lu,\"frees\":%lu,\"batches\":%lu,\"batch_blocks\":%lu,\"batch_breaks\":%lu,"
 		   "\"splits\":%lu,\"merges\":%lu,\"carved\":%lu,\"purged_pages\":%lu,"
-		   "\"fork_deferred_frees\":%lu,\"fork_refused_allocs\":%lu,\"buddyinfo\":[",
+		   "\"fork_deferred_frees\":%lu,\"fork_refused_allocs\":%lu,"
+		   "\"fork_reserve\":{\"filled\":%lu,\"served\":%lu,\"returned\":%lu,\"carved\":%lu,\"empty\":%lu},"
+		   "\"forks_detected\":%lu,\"abandoned_pages\":%lu,\"buddyinfo\":[",
 		   ul(z->pages), ul(z->free_pages), ul(z->untouched_pages), ul(z->lock_acquired),
 		   ul(z->lock_contended), ul(z->lock_wait_ns), ul(z->allocs), ul(z->frees),
 		   ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks), ul(z->splits),
 		   ul(z->merges), ul(z->carved), ul(z->purged_pages), ul(z->fork_deferred_frees),
-		   ul(z->fork_refused_allocs));
+		   ul(z->fork_refused_allocs), ul(reserve_stats.filled), ul(reserve_stats.served),
+		   ul(reserve_stats.returned), ul(reserve_stats.carved), ul(reserve_stats.empty),
+		   ul(sig_stats.forks_detected),
+		   ul(z->abandoned_pages));
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, "%s%lu", o ? "," : "", ul(z->nr_free[o]));
 	fmt_printf(b, "]},");
@@ -294,30 +298,99 @@ void stats_print(int fd, bool json)
 	errno = saved;
 }
 
-/* stats_file with %p replaced by the pid. */
-static int open_report_file(void)
+int stats_path_expand(char *dst, size_t cap, const char *tmpl, int pid)
 {
-	char path[300];
 	size_t n = 0;
 
-	for (const char *s = opt.stats_file; *s && n < sizeof(path) - 24; s++) {
+	if (cap == 0)
+		return -1;
+	for (const char *s = tmpl; *s; s++) {    /* n < cap here */
 		if (s[0] == '%' && s[1] == 'p') {
-			n += fmt_snprintf(path + n, sizeof(path) - n, "%d", (int)getpid());
+			n += fmt_snprintf(dst + n, cap - n, "%d", pid);
 			s++;
 		} else {
-			path[n++] = *s;
+			dst[n++] = *s;
 		}
+		if (n >= cap)
+			return -1;
 	}
-	path[n] = '\0';
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-	if (fd < 0)
-		mp_log("stats_file: cannot open %s (errno %d); writing to stderr", path, errno);
+	dst[n] = '\0';
+	return (int)n;
+}
+
+/* Why an existing file must not get the report, or NULL if it may. */
+static const char *refusal(const struct stat *st)
+{
+	if (S_ISCHR(st->st_mode))
+		return NULL;
+	if (!S_ISREG(st->st_mode) && !S_ISFIFO(st->st_mode))
+		return "not a regular file, FIFO or character device";
+	if (st->st_uid != geteuid())
+		return "owned by another user";
+	if (S_ISREG(st->st_mode) && st->st_nlink != 1)
+		return "a regular file with more than one hard link";
+	return NULL;
+}
+
+int stats_file_open(const char *tmpl)
+{
+	static char path[PATH_MAX];   /* not on the stack: exit may run on a small one */
+	char shown[160];
+	struct stat st = { 0 };
+
+	fmt_escape(shown, sizeof(shown), tmpl, strlen(tmpl));
+	if (stats_path_expand(path, sizeof(path), tmpl, (int)getpid()) < 0) {
+		mp_log("stats_file: '%s' is %d bytes or longer once %%p is expanded; "
+		       "writing the report to stderr", shown, PATH_MAX);
+		return -1;
+	}
+	fmt_escape(shown, sizeof(shown), path, strlen(path));
+	/* A file this call creates is ours whoever the file system says owns
+	 * it (NFS root_squash); one that exists is checked once open, on the
+	 * descriptor, so that nothing can be swapped in between.  O_NONBLOCK:
+	 * a FIFO without a reader fails (ENXIO) instead of blocking the exit
+	 * for ever; cleared below. */
+	int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+	int fd = -1, err = 0;
+	for (int tries = 0; tries < 3; tries++) {
+		fd = open(path, flags | O_CREAT | O_EXCL, 0600);
+		if (fd >= 0) {
+			fcntl(fd, F_SETFL, O_APPEND);
+			return fd;
+		}
+		if ((err = errno) != EEXIST)
+			break;
+		fd = open(path, flags);
+		if (fd >= 0 || (err = errno) != ENOENT)
+			break;               /* ENOENT: removed in between, try again */
+	}
+	if (fd < 0) {
+		if (err == ELOOP && lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+			mp_log("stats_file: refusing '%s': it is a symbolic link; "
+			       "writing the report to stderr", shown);
+		else if (err == ENXIO)
+			mp_log("stats_file: cannot open '%s': a FIFO that nothing reads; "
+			       "writing the report to stderr", shown);
+		else
+			mp_log("stats_file: cannot open '%s' (errno %d); writing the report to stderr",
+			       shown, err);
+		return -1;
+	}
+	const char *why = fstat(fd, &st) == 0 ? refusal(&st) : "fstat failed";
+	if (why) {
+		mp_log("stats_file: refusing '%s': %s (file uid %u, process euid %u); "
+		       "writing the report to stderr", shown, why, (unsigned)st.st_uid,
+		       (unsigned)geteuid());
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, O_APPEND);
 	return fd;
 }
 
 void stats_report_at_exit(void)
 {
-	int fd = opt.stats_file[0] ? open_report_file() : -1;
+	int fd = opt.stats_file[0] ? stats_file_open(opt.stats_file) : -1;
 	stats_print(fd >= 0 ? fd : 2, opt.stats == STATS_JSON);
 	if (fd >= 0)
 		close(fd);

@@ -16,6 +16,16 @@
  * Free pages = sum over order of nr_free[order] * 2^order
  *            + (pages - frontier)                    [never used]
  *
+ * Under a finite RLIMIT_AS or RLIMIT_DATA the region must not eat the
+ * program's budget (zone_region_bytes sizes it), and two more things hold:
+ * the region is reserved PROT_NONE, which RLIMIT_DATA does not count, and
+ * opened (made writable) 4 MiB at a time just ahead of the frontier
+ * (__zone_open), so it costs the data limit only what has been carved; and
+ * when glibc runs out, the never-used tail above the frontier is unmapped
+ * (zone_give_back), so the program has at least the address space it would
+ * have had without us.  Unlimited, the whole region is writable from the
+ * start and neither happens.
+ *
  * Locking: everything below is guarded by z.lock, taken "irqsave": the
  * holder's signals are blocked for exactly as long as it holds the lock, so
  * a handler can never interrupt its own thread inside the zone.  Functions
@@ -38,21 +48,32 @@ static struct zone {
 	struct mp_lock lock;      /* the zone lock */
 	struct free_area free_area[MAX_ORDER];
 	uint64_t frontier;        /* first never-used pfn, a multiple of 1024 */
+	uint64_t opened;          /* pfns below are writable; frontier <= opened
+				     <= zg.pages, a multiple of 1024 */
+	uint32_t openers;         /* atomic: threads in __zone_open with the lock
+				     dropped; each opens [o, o + 1024) for an
+				     o <= opened, so opened + 1024 covers them all */
+	uint64_t limit;           /* os.mem_limit() at zone_init; UINT64_MAX:
+				     unlimited, else the region opens step by
+				     step and gives its tail back */
+	uint64_t given_back;      /* pages unmapped by zone_give_back */
 	uint64_t nr_free_pages;   /* pages on the free lists */
 	uint64_t allocs, frees;   /* blocks handed out / taken back */
 	uint64_t batches, batch_blocks, batch_breaks;
 	uint64_t splits, merges, carved, purged_pages;
+	uint64_t floor;           /* pfns below it were abandoned in a child of
+				     _Fork (see zone_fork_recover); 0 normally */
+	uint64_t abandoned_pages; /* pages freed below the floor, not reused */
 } z cacheline_aligned;
 
 struct zone_geom zg;
 
 /* ---- the reservation -------------------------------------------------- */
 
-static void *reserve_aligned(size_t bytes, size_t align)
+static void *reserve_aligned(size_t bytes, size_t align, int prot)
 {
 	size_t len = bytes + align;
-	char *p = os.mmap(NULL, len, PROT_READ | PROT_WRITE,
-			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *p = os.mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
@@ -64,9 +85,40 @@ static void *reserve_aligned(size_t bytes, size_t align)
 	return (void *)start;
 }
 
+/*
+ * The region's share of a finite limit L (the tighter of RLIMIT_AS and
+ * RLIMIT_DATA): the default region and its descriptors together take at
+ * most L / ZONE_LIMIT_SHARE.  Below one 4 MiB block there is no region, and
+ * every request goes to glibc.  A configured size is used as given: whoever
+ * sets region_size under a limit has chosen; zone_init still halves it until
+ * it fits, and zone_give_back still applies.
+ */
+#define ZONE_LIMIT_SHARE 8
+
+uint64_t zone_region_bytes(uint64_t configured)
+{
+	if (configured)
+		return configured;
+	uint64_t bytes = os.phys_bytes();
+	uint64_t cap = (uint64_t)64 << 30;
+	if (bytes == 0)
+		bytes = (uint64_t)1 << 30;
+	if (bytes > cap)
+		bytes = cap;
+	uint64_t limit = os.mem_limit();
+	if (limit != UINT64_MAX) {
+		/* pages with their descriptors that fit in the share */
+		uint64_t fit = limit / ZONE_LIMIT_SHARE / (PAGE_SIZE + sizeof(struct page_desc));
+		if (bytes > fit << PAGE_SHIFT)
+			bytes = fit << PAGE_SHIFT;
+	}
+	return bytes & ~(uint64_t)(MAX_BLOCK_BYTES - 1);
+}
+
 int zone_init(uint64_t bytes)
 {
 	memset(&z, 0, sizeof(z));
+	z.limit = os.mem_limit();
 	bytes &= ~(uint64_t)(MAX_BLOCK_BYTES - 1);
 	/* Halve until the reservation fits (ulimit -v, RLIMIT_DATA,
 	 * overcommit_memory=2); with no region at all every request goes to
@@ -78,7 +130,8 @@ int zone_init(uint64_t bytes)
 				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (descs == MAP_FAILED)
 			continue;
-		void *base = reserve_aligned(bytes, MAX_BLOCK_BYTES);
+		void *base = reserve_aligned(bytes, MAX_BLOCK_BYTES,
+					     z.limit != UINT64_MAX ? PROT_NONE : PROT_READ | PROT_WRITE);
 		if (!base) {
 			os.munmap(descs, dbytes);
 			continue;
@@ -86,6 +139,7 @@ int zone_init(uint64_t bytes)
 		zg.descs = descs;
 		zg.pages = pages;
 		zg.base = (uintptr_t)base;
+		z.opened = z.limit != UINT64_MAX ? 0 : pages;
 		__atomic_store_n(&zg.bytes, bytes, __ATOMIC_RELEASE);
 		return 0;
 	}
@@ -103,8 +157,11 @@ int zone_init(uint64_t bytes)
  * list that the next holder of the lock empties.
  */
 static int fork_pending;                    /* atomic */
+static int fork_held;        /* atomic: the forking thread holds the lock */
+static int fork_carving;     /* atomic: handlers inside zone_carve_in_fork */
 static struct page_desc *deferred_frees;    /* atomic; next-linked, npages each */
 static uint64_t deferred_count, refused_allocs;   /* atomic */
+static uint64_t fork_carved;                      /* atomic: see zone_carve_in_fork */
 
 static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t zero);
 
@@ -143,9 +200,11 @@ static inline void zone_lock(struct zone_irq *irq)
 		__zone_free_deferred();
 }
 
-/* A handler waits for the zone lock, but gives up as soon as a fork is
- * being prepared: the lock may then be the forking thread's, until glibc's
- * arena lock that this thread may be holding is released. */
+/* A handler waits for the zone lock, but gives up as soon as the forking
+ * thread holds it: it keeps it until glibc's arena locks are taken, and the
+ * very thread this handler interrupted may hold one of those.  Before that
+ * point (fork_pending, the forker still gathering the cache locks) whoever
+ * holds the zone lock waits on nothing a handler can hold. */
 static NOINLINE bool zone_lock_in_handler(struct zone_irq *irq)
 {
 	unsigned spins = 0;
@@ -155,7 +214,7 @@ static NOINLINE bool zone_lock_in_handler(struct zone_irq *irq)
 			 "(raw rt_sigaction?); cannot continue without deadlocking");
 	sigctx_zone_enter(irq);
 	while (!mp_trylock(&z.lock)) {
-		if (__atomic_load_n(&fork_pending, __ATOMIC_ACQUIRE)) {
+		if (__atomic_load_n(&fork_held, __ATOMIC_ACQUIRE)) {
 			sigctx_zone_leave(irq);
 			return false;
 		}
@@ -232,10 +291,11 @@ static void __zone_expand(struct page_desc *pd, unsigned low, unsigned high)
 	pd->order = (uint8_t)low;
 }
 
-/* Takes the next order-10 block off the frontier; NULL if none is left. */
+/* Takes the next order-10 block off the frontier; NULL if none is left
+ * that is open (see __zone_open). */
 static struct page_desc *__zone_carve(void)
 {
-	if (z.frontier + MAX_BLOCK_PAGES > zg.pages)
+	if (z.frontier + MAX_BLOCK_PAGES > z.opened)
 		return NULL;
 	struct page_desc *pd = pfn_to_desc(z.frontier);
 	z.frontier += MAX_BLOCK_PAGES;
@@ -276,6 +336,10 @@ static struct page_desc *__zone_rmqueue(unsigned order)
  */
 static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t zero)
 {
+	if (unlikely(pfn < z.floor)) {
+		z.abandoned_pages += (uint64_t)1 << order;
+		return;
+	}
 	while (order < MAX_ORDER - 1) {
 		uint64_t bpfn = pfn ^ ((uint64_t)1 << order);
 		struct page_desc *buddy = pfn_to_desc(bpfn);
@@ -318,17 +382,105 @@ static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t zero)
 	}
 }
 
+/* ---- opening the region under a limit ---------------------------------- */
+
+/*
+ * The free lists are empty and the frontier has reached z.opened, below the
+ * end of the region: make the next 4 MiB writable.  mprotect is a system
+ * call, so the lock is dropped around it, as zone_purge does; threads that
+ * meet here at once open the same block, which mprotect does not mind.
+ * Returns 1 with the lock held and z.opened advanced, 0 with the lock held
+ * if mprotect failed (RLIMIT_DATA reached: the zone is full), -1 without
+ * the lock if a handler could not take it back (a fork in progress).
+ */
+static NOINLINE int __zone_open(struct zone_irq *irq)
+{
+	uint64_t at = z.opened;
+
+	__atomic_add_fetch(&z.openers, 1, __ATOMIC_RELAXED);
+	zone_unlock(irq);
+	int rc = os.mprotect((void *)(zg.base + (at << PAGE_SHIFT)), MAX_BLOCK_BYTES,
+			     PROT_READ | PROT_WRITE);
+	bool locked = zone_lock_or_refuse(irq);
+	/* After the system call, so zone_give_back cannot see 0 while it runs. */
+	__atomic_sub_fetch(&z.openers, 1, __ATOMIC_RELEASE);
+	if (!locked)
+		return -1;
+	if (rc != 0)
+		return 0;
+	if (z.opened < at + MAX_BLOCK_PAGES)
+		z.opened = at + MAX_BLOCK_PAGES;
+	return 1;
+}
+
+/* __zone_rmqueue, opening more of the region when it must.  Each pass
+ * through __zone_open raises z.opened, so this ends.  *locked is false if
+ * the lock was lost (then NULL). */
+static struct page_desc *__zone_rmqueue_open(unsigned order, struct zone_irq *irq, bool *locked)
+{
+	struct page_desc *pd = __zone_rmqueue(order);
+	while (unlikely(!pd) && z.opened < zg.pages) {
+		int r = __zone_open(irq);
+		if (r <= 0) {
+			*locked = r == 0;
+			return NULL;
+		}
+		pd = __zone_rmqueue(order);
+	}
+	return pd;
+}
+
+size_t zone_give_back(size_t want)
+{
+	struct zone_irq saved;
+
+	/* z.limit is written once, by zone_init (0 before it).  A request
+	 * larger than the whole limit fails whatever we give: keep the zone. */
+	if (z.limit == UINT64_MAX || want >= z.limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
+		return 0;
+	zone_lock(&saved);
+	uint64_t old = zg.pages, keep = z.frontier;
+	/* A thread opening a block with the lock dropped opens one below
+	 * opened + 1024: leave that alone, it is not the tail's any more. */
+	if (__atomic_load_n(&z.openers, __ATOMIC_ACQUIRE))
+		keep = z.opened + MAX_BLOCK_PAGES < old ? z.opened + MAX_BLOCK_PAGES : old;
+	if (keep >= old) {
+		zone_unlock(&saved);
+		return 0;
+	}
+	/* Nothing live is at or above keep (the frontier or beyond), so
+	 * zone_owns may change its answer for those addresses only: they are
+	 * not ours once unmapped, and glibc may map them next. */
+	__atomic_store_n(&zg.pages, keep, __ATOMIC_RELAXED);
+	__atomic_store_n(&zg.bytes, keep << PAGE_SHIFT, __ATOMIC_RELEASE);
+	if (z.opened > keep)
+		z.opened = keep;
+	z.given_back += old - keep;
+	zone_unlock(&saved);
+
+	/* keep and old are multiples of 1024 pages, so the descriptors' cut
+	 * (64 KiB per 1024) falls on a page boundary. */
+	os.munmap((void *)(zg.base + (keep << PAGE_SHIFT)), (old - keep) << PAGE_SHIFT);
+	os.munmap(zg.descs + keep, (old - keep) * sizeof(struct page_desc));
+	return (old - keep) << PAGE_SHIFT;
+}
+
 /* ---- the zone's interface --------------------------------------------- */
 
 struct page_desc *zone_alloc(unsigned order, size_t npages)
 {
 	struct zone_irq saved;
+	bool locked = true;
 
 	if (!zone_lock_or_refuse(&saved)) {
 		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
-	struct page_desc *pd = __zone_rmqueue(order);
+	struct page_desc *pd = __zone_rmqueue_open(order, &saved, &locked);
+	if (!locked) {
+		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
 	if (pd && npages < ((size_t)1 << order)) {
 		uint64_t pfn = desc_pfn(pd);
 		__zone_free_range(pfn + npages, ((size_t)1 << order) - npages,
@@ -345,6 +497,7 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 	unsigned n = 0, order = ilog2_ceil(npages);
 	size_t spare = ((size_t)1 << order) - npages;
 	struct zone_irq saved;
+	bool locked = true;
 
 	*headp = *tailp = NULL;
 	if (!zone_lock_or_refuse(&saved)) {
@@ -356,7 +509,7 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 			z.batch_breaks++;
 			break;
 		}
-		struct page_desc *pd = __zone_rmqueue(order);
+		struct page_desc *pd = __zone_rmqueue_open(order, &saved, &locked);
 		if (!pd)
 			break;
 		if (spare)
@@ -373,9 +526,11 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 		tail = pd;
 		n++;
 	}
-	z.batches++;
-	z.batch_blocks += n;
-	zone_unlock(&saved);
+	if (likely(locked)) {
+		z.batches++;
+		z.batch_blocks += n;
+		zone_unlock(&saved);
+	}
 	*headp = head;
 	*tailp = tail;
 	return n;
@@ -475,10 +630,11 @@ void zone_info(struct zone_info *zi)
 	struct zone_irq saved;
 
 	memset(zi, 0, sizeof(*zi));
-	zi->pages = zg.pages;
 	if (!zg.bytes)
 		return;
 	zone_lock(&saved);
+	zi->pages = zg.pages;
+	zi->given_back_pages = z.given_back;
 	zi->untouched_pages = zg.pages - z.frontier;
 	zi->free_pages = z.nr_free_pages + zi->untouched_pages;
 	for (unsigned o = 0; o < MAX_ORDER; o++)
@@ -497,6 +653,8 @@ void zone_info(struct zone_info *zi)
 	zi->purged_pages = z.purged_pages;
 	zi->fork_deferred_frees = __atomic_load_n(&deferred_count, __ATOMIC_RELAXED);
 	zi->fork_refused_allocs = __atomic_load_n(&refused_allocs, __ATOMIC_RELAXED);
+	zi->abandoned_pages = z.abandoned_pages;
+	zi->fork_carved = __atomic_load_n(&fork_carved, __ATOMIC_RELAXED);
 	zone_unlock(&saved);
 }
 
@@ -517,7 +675,7 @@ int zone_validate(uint64_t used_pages, char *why, size_t cap)
 	}
 	/* The bitmap is mapped before the lock is taken: no system call
 	 * under the zone lock, even in a validator. */
-	seen_bytes = (zg.pages + 7) / 8 + 1;
+	seen_bytes = (__atomic_load_n(&zg.pages, __ATOMIC_RELAXED) + 7) / 8 + 1;   /* only shrinks */
 	seen = os.mmap(NULL, seen_bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (seen == MAP_FAILED) {
@@ -525,9 +683,15 @@ int zone_validate(uint64_t used_pages, char *why, size_t cap)
 		return -1;
 	}
 	zone_lock(&saved);
-	if (z.frontier % MAX_BLOCK_PAGES || z.frontier > zg.pages)
-		FAIL("frontier %lu not a multiple of 1024 within %lu pages",
-		     (unsigned long)z.frontier, (unsigned long)zg.pages);
+	if (z.frontier % MAX_BLOCK_PAGES || z.frontier > z.opened)
+		FAIL("frontier %lu not a multiple of 1024 within %lu open pages",
+		     (unsigned long)z.frontier, (unsigned long)z.opened);
+	if (z.opened % MAX_BLOCK_PAGES || z.opened > zg.pages)
+		FAIL("open pages %lu not a multiple of 1024 within %lu pages",
+		     (unsigned long)z.opened, (unsigned long)zg.pages);
+	if (zg.bytes != zg.pages << PAGE_SHIFT)
+		FAIL("region of %lu bytes but %lu pages", (unsigned long)zg.bytes,
+		     (unsigned long)zg.pages);
 
 	uint64_t listed = 0;
 	for (unsigned o = 0; o < MAX_ORDER; o++) {
@@ -568,13 +732,14 @@ int zone_validate(uint64_t used_pages, char *why, size_t cap)
 	if (listed != z.nr_free_pages)
 		FAIL("nr_free_pages %lu but %lu pages listed", (unsigned long)z.nr_free_pages,
 		     (unsigned long)listed);
-	/* Every PG_BUDDY head below the frontier must be on a list. */
-	for (uint64_t pfn = 0; pfn < z.frontier; pfn++) {
+	/* Every PG_BUDDY head between the floor and the frontier must be on
+	 * a list. */
+	for (uint64_t pfn = z.floor; pfn < z.frontier; pfn++) {
 		struct page_desc *pd = pfn_to_desc(pfn);
 		if ((pd->flags & PG_BUDDY) && !(seen[pfn / 8] & (1u << (pfn % 8))))
 			FAIL("pfn %lu marked free but on no list", (unsigned long)pfn);
 	}
-	if (used_pages != UINT64_MAX && used_pages + z.nr_free_pages != z.frontier)
+	if (used_pages != UINT64_MAX && !z.floor && used_pages + z.nr_free_pages != z.frontier)
 		FAIL("free %lu + used %lu != %lu pages in use since start",
 		     (unsigned long)z.nr_free_pages, (unsigned long)used_pages,
 		     (unsigned long)z.frontier);
@@ -590,21 +755,74 @@ out:
 
 static struct zone_irq fork_saved;
 
+bool zone_fork_pending(void)
+{
+	return __atomic_load_n(&fork_pending, __ATOMIC_RELAXED) != 0;
+}
+
 /* Called first of all fork preparations, before any lock is taken. */
 void zone_fork_announce(void)
 {
 	__atomic_store_n(&fork_pending, 1, __ATOMIC_RELEASE);
 }
 
+/*
+ * While the forking thread holds the zone lock it touches nothing in the
+ * zone, so a handler may take a never-used 4 MiB block off the frontier
+ * without the lock: one compare-and-swap on z.frontier.  fork_carving
+ * counts handlers doing so; the forker stops them (fork_held = 0) and waits
+ * for the ones already in before it unlocks, after which z.frontier is the
+ * lock's again.  The reserve (pagealloc/reserve.c) uses this when it runs
+ * dry in a long fork window.
+ */
 void zone_fork_prepare(void)
 {
 	zone_lock(&fork_saved);
+	__atomic_store_n(&fork_held, 1, __ATOMIC_SEQ_CST);
+}
+
+static void fork_stop_carving(void)
+{
+	__atomic_store_n(&fork_held, 0, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&fork_carving, __ATOMIC_SEQ_CST))
+		sched_yield();
 }
 
 void zone_fork_parent(void)
 {
+	fork_stop_carving();
 	__atomic_store_n(&fork_pending, 0, __ATOMIC_RELEASE);
 	zone_unlock(&fork_saved);
+}
+
+struct page_desc *zone_carve_in_fork(void)
+{
+	struct page_desc *pd = NULL;
+
+	__atomic_add_fetch(&fork_carving, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&fork_held, __ATOMIC_SEQ_CST)) {
+		uint64_t f = __atomic_load_n(&z.frontier, __ATOMIC_RELAXED);
+		while (f + MAX_BLOCK_PAGES <= __atomic_load_n(&z.opened, __ATOMIC_RELAXED)) {
+			if (__atomic_compare_exchange_n(&z.frontier, &f, f + MAX_BLOCK_PAGES, false,
+							__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+				pd = pfn_to_desc(f);
+				pd->order = MAX_ORDER - 1;
+				pd->flags = PG_ZERO;
+				__atomic_add_fetch(&fork_carved, 1, __ATOMIC_RELAXED);
+				break;
+			}
+		}
+	}
+	__atomic_sub_fetch(&fork_carving, 1, __ATOMIC_SEQ_CST);
+	return pd;
+}
+
+/* Hands [pfn, pfn + npages) to the zone without its lock: the next holder
+ * frees it (the list drained in zone_lock). */
+void zone_free_range_deferred(uint64_t pfn, size_t npages)
+{
+	if (npages)
+		defer_free(pfn_to_desc(pfn), npages);
 }
 
 /* In the child, events start from zero so that each process reports its
@@ -612,9 +830,34 @@ void zone_fork_parent(void)
 void zone_fork_child(void)
 {
 	fork_pending = 0;
+	fork_held = fork_carving = 0;
+	z.openers = 0;        /* only the forking thread lives on, not opening */
 	mp_lock_reset(&z.lock);
 	z.lock.acquired = z.lock.contended = z.lock.wait_ns = 0;
 	z.allocs = z.frees = z.batches = z.batch_blocks = z.batch_breaks = 0;
 	z.splits = z.merges = z.carved = z.purged_pages = 0;
 	sigctx_zone_leave(&fork_saved);
+}
+
+/*
+ * A child of _Fork (no atfork handlers ran): a zone lock still held belongs
+ * to a thread that does not exist here, maybe in the middle of a list
+ * update, so the lists cannot be trusted.  They are abandoned: the zone goes
+ * on from the frontier, whose 4 MiB blocks are whole (a buddy pair never
+ * crosses a 1024-page boundary), and a block freed below it is dropped.
+ * The child of a fork under a held lock usually execs or exits soon; it
+ * must be able to allocate meanwhile.  Called by the only thread.
+ */
+void zone_fork_recover(void)
+{
+	__atomic_store_n(&fork_pending, 0, __ATOMIC_RELAXED);
+	fork_held = fork_carving = 0;
+	z.openers = 0;
+	if (!mp_lock_is_held(&z.lock))
+		return;
+	for (unsigned o = 0; o < MAX_ORDER; o++)
+		z.free_area[o] = (struct free_area){ 0 };
+	z.nr_free_pages = 0;
+	z.floor = z.frontier;
+	mp_lock_reset(&z.lock);
 }

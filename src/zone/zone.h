@@ -41,7 +41,10 @@ struct page_desc {
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct page_desc) == 64, "one descriptor per cache line");
 
-/* Read-mostly geometry, written once by zone_init. */
+/* Read-mostly geometry, written by zone_init; bytes and pages only ever
+ * shrink after that, under the zone lock, to no less than the frontier
+ * (zone_give_back), so the answer of zone_owns never changes for a pointer
+ * the zone has handed out. */
 struct zone_geom {
 	uintptr_t base;            /* first byte of the region, 4 MiB aligned */
 	uintptr_t bytes;           /* region size; 0 when there is no region */
@@ -94,10 +97,26 @@ struct zone_info {
 	uint64_t splits, merges, carved, purged_pages;
 	uint64_t fork_deferred_frees;   /* handler frees deferred during a fork */
 	uint64_t fork_refused_allocs;   /* handler allocations refused during a fork */
+	uint64_t abandoned_pages;       /* _Fork child: pages freed below the floor */
+	uint64_t fork_carved;           /* 4 MiB blocks handlers took during a fork */
+	uint64_t given_back_pages;      /* never-used tail unmapped under a limit */
 };
 
-/* Reserves the region (halving on failure); 0 on success, -1 if none. */
+/* The region size to reserve for a configured region_size (0 = default):
+ * the default is the machine's memory, at most 64 GiB, and under a finite
+ * RLIMIT_AS or RLIMIT_DATA at most 1/8 of the limit with the descriptors,
+ * or 0 (no region) when that is under 4 MiB.  A configured size is kept. */
+uint64_t zone_region_bytes(uint64_t configured);
+/* Reserves the region (halving on failure); 0 on success, -1 if none.
+ * Under a finite limit it is reserved PROT_NONE and opened 4 MiB at a time
+ * as the frontier advances. */
 int zone_init(uint64_t bytes);
+/* Under a finite limit, when another allocator has run out asking for want
+ * bytes: unmaps the region's never-used tail above the frontier, and its
+ * descriptors, with the zone lock dropped.  Returns the bytes given back;
+ * 0 when unlimited, when want alone exceeds the limit, or when nothing is
+ * left to give. */
+size_t zone_give_back(size_t want);
 /* A block of 2^order pages of which the first npages are kept and the
  * tail goes back to the free areas at once.  NULL if the zone is empty. */
 struct page_desc *zone_alloc(unsigned order, size_t npages);
@@ -120,9 +139,17 @@ void zone_info(struct zone_info *zi);
  * (pages not free in the zone), if not UINT64_MAX, must match.  Returns 0,
  * or -1 with the reason in why. */
 int zone_validate(uint64_t used_pages, char *why, size_t cap);
+/* A fork is being prepared: handlers get no zone lock until it is done. */
+bool zone_fork_pending(void);
+/* A handler during a fork: a never-used 4 MiB block (order 10, PG_ZERO)
+ * taken off the frontier without the lock, or NULL. */
+struct page_desc *zone_carve_in_fork(void);
+/* Lock-free: the next holder of the zone lock frees the range. */
+void zone_free_range_deferred(uint64_t pfn, size_t npages);
 void zone_fork_announce(void);
 void zone_fork_prepare(void);
 void zone_fork_parent(void);
 void zone_fork_child(void);
+void zone_fork_recover(void);
 
 #endif

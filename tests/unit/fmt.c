@@ -227,3 +227,79 @@ Test(fmt, malformed_stops)
 	cr_assert_eq(n, 3);
 }
 #pragma GCC diagnostic pop
+
+/* ---- text from outside: fmt_escape, fmt_json_string ------------------------ */
+
+static const char *esc(char *dst, size_t cap, const char *s)
+{
+	fmt_escape(dst, cap, s, strlen(s));
+	return dst;
+}
+
+/* What a message may echo: nothing a terminal would obey. */
+Test(fmt, escape_controls)
+{
+	char b[128];
+
+	cr_assert_str_eq(esc(b, sizeof(b), "plain /tmp/x.%p"), "plain /tmp/x.%p");
+	cr_assert_str_eq(esc(b, sizeof(b), "\x1b[31mred"), "\\x1b[31mred");
+	cr_assert_str_eq(esc(b, sizeof(b), "a\x01" "b\nc\td\x7f"), "a\\x01b\\x0ac\\x09d\\x7f");
+	cr_assert_str_eq(esc(b, sizeof(b), "back\\slash 'q'"), "back\\\\slash \\'q\\'",
+			 "the escape character and the quote are escaped too: unambiguous");
+	/* UTF-8 passes, C1 controls (CSI is U+009B) and stray bytes do not. */
+	cr_assert_str_eq(esc(b, sizeof(b), "caf\xc3\xa9 \xe2\x82\xac"), "caf\xc3\xa9 \xe2\x82\xac");
+	cr_assert_str_eq(esc(b, sizeof(b), "\xc2\x9b" "2J"), "\\xc2\\x9b2J");
+	cr_assert_str_eq(esc(b, sizeof(b), "\xff\xc3(\xed\xa0\x80\xc0\xaf"),
+			 "\\xff\\xc3(\\xed\\xa0\\x80\\xc0\\xaf", "invalid, surrogate, overlong");
+	/* A NUL inside the given length is a byte like any other. */
+	cr_assert_eq(fmt_escape(b, sizeof(b), "a\0b", 3), 6);
+	cr_assert_str_eq(b, "a\\x00b");
+}
+
+Test(fmt, escape_cuts_whole_escapes)
+{
+	char b[8];
+
+	cr_assert_eq(fmt_escape(b, sizeof(b), "1234567", 7), 7, "exactly fits: no dots");
+	cr_assert_str_eq(b, "1234567");
+	cr_assert_eq(fmt_escape(b, sizeof(b), "12345678", 8), 7);
+	cr_assert_str_eq(b, "1234...");
+	cr_assert_eq(fmt_escape(b, sizeof(b), "12\x1b" "45678", 8), 5);
+	cr_assert_str_eq(b, "12...", "\\x1b would not fit whole before the dots");
+	cr_assert_eq(fmt_escape(b, 1, "abc", 3), 0);
+	cr_assert_str_eq(b, "");
+}
+
+static void json_of(const char *s, char *out, size_t cap)
+{
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	FMT_ON_STACK(b, fds[1], 16);         /* small: the escapes cross flushes */
+	fmt_json_string(&b, s);
+	fmt_flush(&b);
+	close(fds[1]);
+	size_t len = 0;
+	ssize_t n;
+	while ((n = read(fds[0], out + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(fds[0]);
+}
+
+Test(fmt, json_string)
+{
+	char out[256];
+
+	json_of("", out, sizeof(out));
+	cr_assert_str_eq(out, "\"\"");
+	json_of("/tmp/s.%p.json", out, sizeof(out));
+	cr_assert_str_eq(out, "\"/tmp/s.%p.json\"");
+	json_of("/tmp/q\"uote\\back", out, sizeof(out));
+	cr_assert_str_eq(out, "\"/tmp/q\\\"uote\\\\back\"");
+	json_of("a\x01\n\x1f\x7f", out, sizeof(out));
+	cr_assert_str_eq(out, "\"a\\u0001\\u000a\\u001f\x7f\"");
+	json_of("caf\xc3\xa9 \xf0\x9f\x98\x80", out, sizeof(out));
+	cr_assert_str_eq(out, "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"", "UTF-8 as it is");
+	json_of("x\xff" "y\xc3", out, sizeof(out));
+	cr_assert_str_eq(out, "\"x\\ufffdy\\ufffd\"", "JSON text must be UTF-8");
+}

@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -548,4 +549,158 @@ Test(options, doc_table)
 	char printed[8192];
 	capture(options_print, &d, printed, sizeof(printed));
 	cr_assert_eq(lines(out), 2 + lines(printed), "%s", out);
+}
+
+/* ---- a bad item is skipped: the last good value wins ---------------------- */
+
+Test(options, repeated_key_bad_value_keeps_last_good)
+{
+	struct mp_options o;
+	char msg[2048];
+
+	cr_assert_eq(parse(&o, "magazines:8,magazines:x", msg, sizeof(msg)), 1, "%s", msg);
+	cr_assert_eq(o.magazines, 8, "the bad item is skipped: the earlier good value stays");
+	cr_assert_eq(lines(msg), 1, "%s", msg);
+	cr_assert(strstr(msg, "bad value 'x' for key 'magazines'"), "%s", msg);
+	cr_assert(strstr(msg, "; magazines stays 8\n"), "the message says what is kept: %s", msg);
+
+	cr_assert_eq(parse(&o, "magazines:x,magazines:4", msg, sizeof(msg)), 1, "%s", msg);
+	cr_assert_eq(o.magazines, 4, "a later good value applies");
+	cr_assert(strstr(msg, "magazines stays 0"), "%s", msg);
+
+	cr_assert_eq(parse(&o, "preset:rfc2013,magazines:3", msg, sizeof(msg)), 1, "%s", msg);
+	cr_assert_eq(o.magazines, 2, "no earlier item: the preset's value stays");
+	cr_assert(strstr(msg, "magazines stays 2"), "%s", msg);
+
+	cr_assert_eq(parse(&o, "cache:none,cache:pcp,mag_map:pair,mag_map", msg, sizeof(msg)), 2);
+	cr_assert_eq(o.cache, CACHE_NONE);
+	cr_assert_eq(o.mag_map, MAP_PAIR);
+	cr_assert(strstr(msg, "cache stays none") && strstr(msg, "mag_map stays pair"), "%s", msg);
+
+	cr_assert_eq(parse(&o, "preset:linux6,preset:rfc", msg, sizeof(msg)), 1);
+	cr_assert_eq(o.preset, 3);
+	cr_assert_eq(o.cache, CACHE_PCP_LOCK);
+	cr_assert(strstr(msg, "preset stays linux6"), "%s", msg);
+
+	cr_assert_eq(parse(&o, "stats_file:/tmp/a,stats_file:", msg, sizeof(msg)), 1);
+	cr_assert_str_eq(o.stats_file, "/tmp/a");
+	cr_assert(strstr(msg, "stats_file stays '/tmp/a'"), "%s", msg);
+	cr_assert_eq(parse(&o, "stats_file:", msg, sizeof(msg)), 1);
+	cr_assert(strstr(msg, "stats_file stays empty"), "%s", msg);
+}
+
+/* ---- what is echoed is escaped ---------------------------------------------- */
+
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\n') || *s == 0x7f)
+			return true;
+	return false;
+}
+
+Test(options, messages_escape_control_characters)
+{
+	struct mp_options o;
+	char msg[4096];
+
+	cr_assert_eq(parse(&o, "magazines:\x1b[2J\x01", msg, sizeof(msg)), 1);
+	cr_assert(!has_control(msg), "a raw control character in the message: %s", msg);
+	cr_assert(strstr(msg, "bad value '\\x1b[2J\\x01' for key 'magazines'"), "%s", msg);
+	cr_assert_eq(lines(msg), 1, "%s", msg);
+
+	cr_assert_eq(parse(&o, "bo\x1b" "gus\n:1", msg, sizeof(msg)), 1);
+	cr_assert(!has_control(msg), "%s", msg);
+	cr_assert(strstr(msg, "unknown key 'bo\\x1bgus\\x0a'"), "%s", msg);
+	cr_assert_eq(lines(msg), 1, "a newline in the key must not split the message: %s", msg);
+
+	/* The value kept is echoed escaped too. */
+	cr_assert_eq(parse(&o, "stats_file:/tmp/\x07x,stats_file:", msg, sizeof(msg)), 1);
+	cr_assert(!has_control(msg), "%s", msg);
+	cr_assert(strstr(msg, "stats_file stays '/tmp/\\x07x'"), "%s", msg);
+
+	/* A long bad value is cut, visibly. */
+	char conf[400] = "cache:";
+	memset(conf + 6, 'z', 300);
+	conf[306] = '\0';
+	cr_assert_eq(parse(&o, conf, msg, sizeof(msg)), 1);
+	cr_assert(strstr(msg, "zzz...' for key 'cache'"), "%s", msg);
+	cr_assert_eq(lines(msg), 1, "%s", msg);
+}
+
+/* ---- stats_file in the JSON report ------------------------------------------ */
+
+static void json_config(const struct mp_options *o, char *out, size_t cap)
+{
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	FMT_ON_STACK(b, fds[1], 2048);
+	options_print_json(&b, o);
+	fmt_flush(&b);
+	close(fds[1]);
+	size_t len = 0;
+	ssize_t n;
+	while (len + 1 < cap && (n = read(fds[0], out + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(fds[0]);
+}
+
+Test(options, json_config_escapes_stats_file)
+{
+	struct mp_options o;
+	char out[4096];
+
+	PARSE_OK(&o, "stats:json,stats_file:/tmp/q\"uote\\x\x01.%p");
+	json_config(&o, out, sizeof(out));
+	cr_assert(strstr(out, "\"stats_file\":\"/tmp/q\\\"uote\\\\x\\u0001.%p\""), "%s", out);
+	cr_assert(strstr(out, "\"stats\":\"json\""), "%s", out);
+	cr_assert(strstr(out, "\"magazines\":0"), "%s", out);
+}
+
+/* ---- stats_file: %p expansion ------------------------------------------------ */
+
+Test(options, stats_file_pid_expansion)
+{
+	char b[32];
+
+	cr_assert_eq(stats_path_expand(b, sizeof(b), "/t/s.%p.json", 4194304), 17);
+	cr_assert_str_eq(b, "/t/s.4194304.json");
+	cr_assert_eq(stats_path_expand(b, sizeof(b), "%p%p%p%p", 4194304), 28);
+	cr_assert_eq(stats_path_expand(b, sizeof(b), "%p%p%p%p%", 4194304), 29, "a lone % stays");
+	cr_assert_str_eq(b, "4194304419430441943044194304%");
+	cr_assert_eq(stats_path_expand(b, sizeof(b), "%%p", 7), 2);
+	cr_assert_str_eq(b, "%7");
+	/* 31 bytes and the NUL fit; 32 do not, and nothing is cut. */
+	cr_assert_eq(stats_path_expand(b, sizeof(b), "/aaaaaaaaaaaaaaaaaaaaaaa%p", 4194304), 31);
+	cr_assert_eq(stats_path_expand(b, sizeof(b), "/aaaaaaaaaaaaaaaaaaaaaaaa%p", 4194304), -1);
+	cr_assert_eq(stats_path_expand(b, sizeof(b), "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1), 31);
+	cr_assert_eq(stats_path_expand(b, sizeof(b), "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 1), -1);
+}
+
+/* A path too long once %p is expanded is not cut: one line says so, and
+ * the report goes to stderr. */
+Test(options, stats_file_too_long_after_expansion)
+{
+	static char tmpl[PATH_MAX + 16];
+	char msg[1024];
+	int fds[2], saved = dup(2);
+
+	memcpy(tmpl, "/tmp/", 5);
+	memset(tmpl + 5, 'a', PATH_MAX - 7);     /* PATH_MAX - 2 bytes before the %p */
+	strcpy(tmpl + PATH_MAX - 2, "%p%p");     /* >= PATH_MAX once expanded, any pid */
+	cr_assert_eq(pipe(fds), 0);
+	dup2(fds[1], 2);
+	int fd = stats_file_open(tmpl);
+	dup2(saved, 2);
+	close(saved);
+	close(fds[1]);
+	ssize_t n = read(fds[0], msg, sizeof(msg) - 1);
+	msg[n > 0 ? n : 0] = '\0';
+	close(fds[0]);
+	cr_assert_eq(fd, -1);
+	cr_assert(strstr(msg, "libmagpage: stats_file: '/tmp/aaaa"), "%s", msg);
+	cr_assert(strstr(msg, "...' is 4096 bytes or longer once %p is expanded"), "%s", msg);
+	cr_assert(strstr(msg, "writing the report to stderr\n"), "%s", msg);
+	cr_assert_eq(lines(msg), 1, "%s", msg);
 }

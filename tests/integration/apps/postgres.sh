@@ -8,6 +8,16 @@
 # and the history has one row per committed transaction); and the server's
 # 8 KiB-ish palloc blocks were served by the page caches, mostly from hits.
 #
+# Parallel workers: the postmaster forks them from inside its signal handler
+# and they never return from it, so they are exactly the "child forked in a
+# handler" of issue 8 (defect 7).  At scale 4 pgbench -i builds the
+# 400000-row primary key with one parallel worker (the defaults:
+# max_parallel_maintenance_workers 2, cut to 1 by maintenance_work_mem
+# 64MB), and each participant's tuple sort asks for 6 MiB at once (262144
+# SortTuples), over the zone's 4 MiB: a worker taken for a signal handler
+# fails "out of memory ... CONTEXT: parallel worker".  A REINDEX at
+# client_min_messages debug1 then proves the build asked for workers.
+#
 # The server runs as the postgres user in a data directory inside the scratch
 # directory, with no TCP listener (listen_addresses='') and its unix socket
 # in the scratch directory only.  Only the server is preloaded.
@@ -93,8 +103,18 @@ done
 msg "server up (pid $PGPID)"
 
 PGB=("$PGBIN/pgbench" -h "$SOCK" -p "$PORT" -U postgres)
-w 60 "${AS[@]}" "${PGB[@]}" -i -s 2 -q postgres >"$DIR/pgbench-init.log" 2>&1 \
-	|| { tail -20 "$DIR/pgbench-init.log" >&2; fail "pgbench -i failed"; }
+SCALE=4 # the smallest with margin for a 6 MiB sort request in the parallel worker (3 is borderline)
+w 60 "${AS[@]}" "${PGB[@]}" -i -s "$SCALE" -q postgres >"$DIR/pgbench-init.log" 2>&1 \
+	|| { tail -20 "$DIR/pgbench-init.log" >&2; fail "pgbench -i failed (the primary keys are built by parallel workers)"; }
+
+# The same build again, where its plan can be seen: it must ask for
+# parallel workers, or this test no longer covers them.
+psql -d postgres -c "set client_min_messages = debug1" \
+	-c "reindex index pgbench_accounts_pkey" >"$DIR/reindex.log" 2>&1 \
+	|| { tail -20 "$DIR/reindex.log" >&2; fail "reindex of pgbench_accounts_pkey failed (parallel index build)"; }
+grep -q 'building index "pgbench_accounts_pkey" .*with request for [1-9][0-9]* parallel workers' "$DIR/reindex.log" \
+	|| { grep 'building index' "$DIR/reindex.log" >&2; fail "the index build asked for no parallel worker"; }
+msg "$(grep -o 'with request for [0-9]* parallel workers' "$DIR/reindex.log")"
 w 60 "${AS[@]}" "${PGB[@]}" -c 4 -j 2 -T 10 postgres >"$DIR/pgbench.log" 2>&1 \
 	|| { tail -20 "$DIR/pgbench.log" >&2; fail "pgbench run failed"; }
 grep -E 'number of (transactions actually processed|failed transactions)|^tps' "$DIR/pgbench.log" >&2
@@ -116,7 +136,7 @@ got=$(psql -d postgres -F ' ' -c "
 	       (select count(*) from pgbench_accounts)")
 read -r hcount hsum asum tsum bsum acount <<<"$got"
 msg "history rows $hcount, sum(delta) $hsum, accounts $asum, tellers $tsum, branches $bsum"
-[ "$acount" = 200000 ] || fail "pgbench_accounts has $acount rows, expected 200000"
+[ "$acount" = $((SCALE * 100000)) ] || fail "pgbench_accounts has $acount rows, expected $((SCALE * 100000))"
 [ "$hcount" = "$nxact" ] || fail "history has $hcount rows but pgbench committed $nxact transactions"
 if [ "$asum" != "$hsum" ] || [ "$tsum" != "$hsum" ] || [ "$bsum" != "$hsum" ]; then
 	fail "bank invariant broken: history $hsum, accounts $asum, tellers $tsum, branches $bsum"

@@ -1,0 +1,70 @@
+#!/bin/bash
+# rlimit.sh — the region under an address-space or data limit.
+#
+# Usage: rlimit.sh LIBMAGPAGE RLIMIT_COUNT
+#
+# Proves (README "How it is built", Zone): under a finite RLIMIT_AS
+# (ulimit -v) or RLIMIT_DATA (ulimit -d) a program under the preload does at
+# least as well as under glibc alone, counted in the same run:
+#   - 5 MiB mallocs until failure under a 2 GiB limit: at least glibc's
+#     count (glibc serves them; the zone gives back its never-used tail when
+#     glibc runs out, and glibc is asked again);
+#   - python3 allocating 20 x 5 MiB under a 200 MiB limit succeeds;
+#   - the zone still serves page-sized requests under the limit, and its
+#     region takes at most 1/8 of the limit;
+#   - threads with 8 MiB stacks: under ulimit -d at least glibc's count (the
+#     region is reserved PROT_NONE, which RLIMIT_DATA does not count, and
+#     opened as used); under ulimit -v, where every reservation counts, the
+#     region's 1/8 share costs at most that share of the threads (at least
+#     3/4 of glibc's count is asserted).
+set -u
+lib=$(realpath "$1") count=$(realpath "$2")
+status=0
+fail() { echo "FAIL: $*"; status=1; }
+
+# under OPT KB PRELOAD CMD...: CMD's stdout, run under ulimit -OPT KB, with
+# LD_PRELOAD=PRELOAD if that is not empty.
+under() {
+	local opt=$1 kb=$2 pre=$3
+	shift 3
+	bash -c 'ulimit -'"$opt"' '"$kb"' || exit 3; shift; LD_PRELOAD=$0 exec "$@"' \
+		"$pre" _ "$@"
+}
+field() { sed -n "s/^$1 //p"; }
+
+for opt in v d; do
+	gib2=2097152
+	glibc=$(under $opt $gib2 "" "$count" mallocs 5 | field mallocs)
+	mine=$(under $opt $gib2 "$lib" "$count" mallocs 5 | field mallocs)
+	echo "ulimit -$opt $gib2: 5 MiB mallocs: glibc $glibc, libmagpage $mine"
+	[ -n "$glibc" ] && [ -n "$mine" ] || { fail "ulimit -$opt: no count"; continue; }
+	[ "$glibc" -gt 100 ] || fail "ulimit -$opt: glibc got only $glibc (test setup?)"
+	[ "$mine" -ge "$glibc" ] || fail "ulimit -$opt $gib2: $mine 5 MiB mallocs, glibc $glibc"
+
+	read -r _ owned _ region < <(under $opt $gib2 "$lib" "$count" zone)
+	echo "ulimit -$opt $gib2: zone serves 8 KiB: $owned, region $region bytes"
+	[ "$owned" = 1 ] || fail "ulimit -$opt: the zone does not serve page-sized requests"
+	[ "$region" -le $((gib2 * 1024 / 8)) ] || fail "ulimit -$opt: region $region > 1/8 of the limit"
+
+	glibc=$(under $opt $gib2 "" "$count" threads | field threads)
+	mine=$(under $opt $gib2 "$lib" "$count" threads | field threads)
+	echo "ulimit -$opt $gib2: threads: glibc $glibc, libmagpage $mine"
+	[ -n "$glibc" ] && [ -n "$mine" ] || { fail "ulimit -$opt: no thread count"; continue; }
+	if [ $opt = d ]; then
+		[ "$mine" -ge "$glibc" ] || fail "ulimit -d: $mine threads, glibc $glibc"
+	else
+		[ $((mine * 4)) -ge $((glibc * 3)) ] || fail "ulimit -v: $mine threads, glibc $glibc"
+	fi
+
+	if command -v python3 >/dev/null; then
+		py='l = [bytearray(5 << 20) for i in range(20)]; print("ok")'
+		if [ "$(under $opt 204800 "" python3 -c "$py" 2>/dev/null)" = ok ]; then
+			out=$(under $opt 204800 "$lib" python3 -c "$py" 2>&1)
+			echo "ulimit -$opt 204800: python3 20 x 5 MiB: ${out##*$'\n'}"
+			[ "$out" = ok ] || fail "ulimit -$opt 204800: python3: $out"
+		else
+			echo "ulimit -$opt 204800: python3 fails under glibc alone; not compared"
+		fi
+	fi
+done
+exit $status

@@ -1,0 +1,77 @@
+/*
+ * rlimit_count.c — how far a program gets under an address-space or data
+ * limit; rlimit.sh runs it with and without LD_PRELOAD=libmagpage.so under
+ * the same `ulimit -v` or `ulimit -d` and compares.
+ *
+ *   rlimit_count mallocs MIB   malloc(MIB MiB) until it fails (nothing is
+ *                              touched or freed); prints "mallocs N"
+ *   rlimit_count threads       start threads with 8 MiB stacks until
+ *                              pthread_create fails (at most 1000);
+ *                              prints "threads N"
+ *   rlimit_count zone          malloc(8192); prints "owned O region BYTES":
+ *                              whether the zone served it, and the region's
+ *                              size (magpage_get_stats; 0 and 0 without the
+ *                              preload)
+ *
+ * Exit 2 on a usage error.
+ */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "magpage.h"
+
+static void *idle(void *arg)
+{
+	for (;;)
+		pause();
+	return arg;
+}
+
+static int count_threads(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int n = 0;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, (size_t)8 << 20);
+	while (n < 1000 && pthread_create(&t, &attr, idle, NULL) == 0)
+		n++;
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "mallocs")) {
+		size_t size = (size_t)atoi(argv[2]) << 20;
+		long n = 0;
+		while (n < 1000000 && malloc(size))
+			n++;
+		printf("mallocs %ld\n", n);
+		return 0;
+	}
+	if (argc == 2 && !strcmp(argv[1], "threads")) {
+		printf("threads %d\n", count_threads());
+		fflush(stdout);
+		_exit(0);       /* the threads never return */
+	}
+	if (argc == 2 && !strcmp(argv[1], "zone")) {
+		int (*owns)(const void *) = (int (*)(const void *))dlsym(RTLD_DEFAULT, "magpage_owns");
+		int (*get_stats)(struct magpage_stats *) =
+			(int (*)(struct magpage_stats *))dlsym(RTLD_DEFAULT, "magpage_get_stats");
+		struct magpage_stats st;
+		void *p = malloc(8192);
+		memset(&st, 0, sizeof(st));
+		if (get_stats)
+			get_stats(&st);
+		printf("owned %d region %llu\n", p && owns ? owns(p) : 0,
+		       (unsigned long long)st.region_bytes);
+		return 0;
+	}
+	fprintf(stderr, "usage: rlimit_count mallocs MIB | threads | zone\n");
+	return 2;
+}
