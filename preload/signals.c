@@ -35,7 +35,7 @@ sighandler_t sigset(int sig, sighandler_t h);
 #define PK_HANDLER   ((1ull << 57) - 1)
 static uint64_t packed[NSIGS];
 static struct sigaction user_act[NSIGS];   /* as the program gave it; act_lock */
-static struct mp_lock act_lock;
+#define act_lock sigctx_act_lock           /* platform/sigctx.c: reset in fork children */
 
 static void trampoline(int sig, siginfo_t *si, void *uc)
 {

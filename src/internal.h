@@ -160,6 +160,9 @@ void sigctx_leave(uintptr_t frame);
 /* In the only thread of a new process: no handler is running there in any
  * sense the allocator cares about, even if fork was called from one. */
 void sigctx_fork_child(void);
+/* The sigaction interposition's lock (preload/signals.c), here so that
+ * sigctx_fork_child can reset it. */
+extern struct mp_lock sigctx_act_lock;
 /* Block every signal, remember the old mask (start-up, sigaction). */
 void sigctx_block_all(sigset_t *saved);
 void sigctx_restore(const sigset_t *saved);

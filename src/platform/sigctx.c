@@ -38,6 +38,7 @@
 
 __thread struct mp_tls mp_tls __attribute__((tls_model("initial-exec")));
 struct sig_stats sig_stats;
+struct mp_lock sigctx_act_lock;
 
 static bool on_altstack(uintptr_t sp)
 {
@@ -131,6 +132,9 @@ void sigctx_leave(uintptr_t frame)
 
 void sigctx_fork_child(void)
 {
+	/* Held with every signal blocked, so never by this thread: another
+	 * thread's, which does not exist here. */
+	mp_lock_reset(&sigctx_act_lock);
 	mp_tls.depth = 0;
 	mp_tls.outer_sp = mp_tls.outer_alt_sp = 0;
 }
