@@ -3,23 +3,33 @@
 # Idempotent: packages already present are not touched, and nothing is
 # downloaded from anywhere but Debian's archive.
 #   scripts/install-deps.sh          build + test dependencies
-#   scripts/install-deps.sh main     also gnuplot, for the main command's plots
-#   scripts/install-deps.sh bench    also the peer allocators and workloads
-#                                    (scripts/compare.py, kernbench)
+#   scripts/install-deps.sh main     also gnuplot, for the main command's
+#                                    plots, and the peer allocators it
+#                                    compares against (mimalloc, tcmalloc)
+#   scripts/install-deps.sh bench    also the workloads (scripts/compare.py,
+#                                    kernbench)
 set -euo pipefail
+
+case "${1:-}" in
+-h|--help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+''|main|bench) ;;
+*) echo "install-deps: unknown set '$1' (none, main or bench; --help)" >&2; exit 2 ;;
+esac
 
 want=(build-essential cmake pkg-config libcriterion-dev
       libjemalloc2 libjemalloc-dev liburing-dev numactl libnuma-dev
       python3 git sqlite3 postgresql redis-server redis-tools time
-      procps valgrind)
+      procps valgrind
+      clang libclang-rt-dev)   # tests/fuzz; clang only recommends libFuzzer's runtime
 if [ "${1:-}" = main ] || [ "${1:-}" = bench ]; then
-  want+=(gnuplot-nox)    # the main command draws its plots
+  # The main command draws its plots, and compares against the fastest
+  # peers beside jemalloc (scripts/harness_allocs.py).
+  want+=(gnuplot-nox libmimalloc2.0 libgoogle-perftools4)
 fi
 if [ "${1:-}" = bench ]; then
-  # The peer allocators, plots, and kernbench's kernel source and the
-  # packages a tinyconfig vmlinux build needs (scripts/kernbench.sh).
-  want+=(libmimalloc2.0 libgoogle-perftools4 gnuplot-nox hyperfine
-         linux-source xz-utils bc flex bison libelf-dev libssl-dev)
+  # kernbench's kernel source and the packages a tinyconfig vmlinux build
+  # needs (scripts/kernbench.sh).
+  want+=(hyperfine linux-source xz-utils bc flex bison libelf-dev libssl-dev)
 fi
 
 missing=()
