@@ -153,6 +153,9 @@ static inline bool sigctx_in_irq(void)
 		return false;
 	return sigctx_in_irq_slow();
 }
+/* Non-zero in mp_tls.word: a glibc-bound call must take the slow path (a
+ * handler is running, or a cache section is re-entered): depth, in_cache. */
+#define MP_TLS_GLIBC_SLOW 0xffffffffffull
 /* The trampoline's bookkeeping around a handler.  sigctx_enter returns the
  * frame record (sp, bit 0 set on the altstack) that sigctx_leave takes. */
 uintptr_t sigctx_enter(uintptr_t sp, bool may_be_on_altstack);
@@ -199,7 +202,7 @@ extern struct sig_stats sig_stats;
 /* ------------------------------------------------------------------------
  * platform/options.c — MAGPAGE_CONF, one table drives everything
  * ---------------------------------------------------------------------- */
-enum cache_kind { CACHE_MAGAZINE, CACHE_NONE, CACHE_PCP_RSEQ, CACHE_PCP_LOCK };
+enum cache_kind { CACHE_MAGAZINE, CACHE_NONE, CACHE_PCP_RSEQ, CACHE_PCP_LOCK, CACHE_BONWICK };
 enum mag_map { MAP_CPU, MAP_PAIR };
 enum sig_policy { SIG_BYPASS, SIG_TRYLOCK };
 enum stats_mode { STATS_OFF, STATS_TEXT, STATS_JSON };
@@ -223,6 +226,7 @@ struct mp_options {
 	uint32_t cache_exact;     /* cache non-power-of-two sizes as such */
 	uint32_t pcp_high;        /* pcp-*: blocks a per-CPU list holds before draining */
 	uint32_t pcp_batch;       /* pcp-*: blocks per refill and per drain */
+	uint32_t depot_pages;     /* bonwick: pages the depot holds per size class */
 	uint32_t signal;          /* enum sig_policy */
 	uint32_t stats;           /* enum stats_mode */
 	uint32_t strict;          /* abort on a bad MAGPAGE_CONF */
@@ -243,6 +247,10 @@ const char *options_enum_name(const char *key, uint32_t value);
 void options_print_doc(int fd);
 struct fmt_buf;
 void options_print_json(struct fmt_buf *b, const struct mp_options *o);
+
+/* MAGPAGE_CONF stats is on (malloc/malloc.c): the caches count their
+ * fast-path events too. */
+extern bool mp_stats_on;
 
 /* ------------------------------------------------------------------------
  * zone/zone.c — the region, page descriptors, buddy free areas
@@ -268,6 +276,40 @@ void pa_shrink(struct page_desc *pd, size_t keep);
 void pa_free_bulk(struct page_desc **pds, size_t n);
 void pa_free_chain(struct page_desc *chain);   /* linked through next */
 size_t pa_drain_all(void);
+/* npages (1..8) -> size class + 1 when the one-hop path serves it (the
+ * bonwick cache, a size it keeps), else 0; index 0 unused. */
+extern uint8_t pa_onehop[CACHE_CLASSES + 1];
+
+/*
+ * The one-hop page path (malloc and free call these first): size class from
+ * a table, one read of the CPU id, one pop or push, one descriptor write.
+ * Anything else (another design, alignment, an empty or full array, a
+ * remote drain) returns NULL / false and the caller takes pa_alloc /
+ * pa_free.  Handlers take it too: the pop and push restart.
+ */
+static inline struct page_desc *pa_alloc_onehop(size_t npages)
+{
+	uint32_t pfn;
+	if (likely(npages <= CACHE_CLASSES) && likely(pa_onehop[npages]) &&
+	    likely(bw_pop(pa_onehop[npages] - 1u, &pfn))) {
+		struct page_desc *pd = pfn_to_desc(pfn);
+		pd->flags = PG_ALLOC | (pd->flags & PG_ZERO);
+		return pd;
+	}
+	return NULL;
+}
+
+/* pd heads a live allocation whose PG_ALLOC the caller has checked. */
+static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
+{
+	uint32_t n = pd->npages;
+	if (likely(n <= CACHE_CLASSES) && likely(pa_onehop[n])) {
+		pd->flags = PG_CACHED;
+		if (likely(bw_push(pa_onehop[n] - 1u, (uint32_t)pfn)))
+			return true;
+	}
+	return false;
+}
 
 /* ------------------------------------------------------------------------
  * pagealloc/reserve.c — blocks for handlers while a fork is prepared
@@ -287,6 +329,8 @@ void reserve_fill(void);
 struct page_desc *reserve_take(size_t *npages);
 /* Takes back a block whose pd->npages is 1..8; false if full. */
 bool reserve_put(struct page_desc *pd);
+/* Pages the reserve holds now (racy: statistics). */
+uint64_t reserve_pages(void);
 
 /* ------------------------------------------------------------------------
  * malloc/malloc.c — C allocation semantics

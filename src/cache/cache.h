@@ -85,26 +85,62 @@ void pcpr_fork_parent(void);
 void pcpr_fork_child(void);
 void pcpr_fork_recover(void);
 
-/* The dispatch: magazine and pcp-lock share magazine.c. */
+/* cache/bonwick.c, fast path in bonwick.h */
+#include "platform/rseq.h"
+#include "cache/bonwick.h"
+bool bw_init(void);
+unsigned bw_count(void);
+struct page_desc *bw_alloc(size_t npages);
+bool bw_free(struct page_desc *pd);
+void bw_free_chain(struct page_desc *chain);
+size_t bw_drain_all(void);
+void bw_view(unsigned i, struct cache_view *v);
+void bw_depot_view(unsigned cls, uint64_t *nr, uint64_t *in, uint64_t *out, uint64_t *overflow);
+void bw_global(uint64_t *fences, uint64_t *fence_ns, uint64_t *remote_drains);
+void bw_fork_prepare(void);
+void bw_fork_parent(void);
+void bw_fork_child(void);
+void bw_fork_recover(void);
+
+/* The dispatch, on the design fixed at start-up; magazine and pcp-lock
+ * share magazine.c.  bonwick and pcp-rseq take handlers as they are. */
 static inline struct page_desc *cache_alloc(size_t npages)
 {
-	return cache_kind == CACHE_PCP_RSEQ ? pcpr_alloc(npages) : mag_alloc(npages);
+	switch (cache_kind) {
+	case CACHE_BONWICK: return bw_alloc(npages);
+	case CACHE_PCP_RSEQ: return pcpr_alloc(npages);
+	default: return mag_alloc(npages);
+	}
 }
 static inline struct page_desc *cache_alloc_irq(size_t npages)
 {
-	return cache_kind == CACHE_PCP_RSEQ ? pcpr_alloc(npages) : mag_alloc_irq(npages);
+	switch (cache_kind) {
+	case CACHE_BONWICK: return bw_alloc(npages);
+	case CACHE_PCP_RSEQ: return pcpr_alloc(npages);
+	default: return mag_alloc_irq(npages);
+	}
 }
 /* false: the cache did not take it, the caller frees it to the zone */
 static inline bool cache_free(struct page_desc *pd)
 {
-	return cache_kind == CACHE_PCP_RSEQ ? pcpr_free(pd) : mag_free(pd);
+	switch (cache_kind) {
+	case CACHE_BONWICK: return bw_free(pd);
+	case CACHE_PCP_RSEQ: return pcpr_free(pd);
+	default: return mag_free(pd);
+	}
 }
 static inline bool cache_free_irq(struct page_desc *pd)
 {
-	return cache_kind == CACHE_PCP_RSEQ ? pcpr_free(pd) : mag_free_irq(pd);
+	switch (cache_kind) {
+	case CACHE_BONWICK: return bw_free(pd);
+	case CACHE_PCP_RSEQ: return pcpr_free(pd);
+	default: return mag_free_irq(pd);
+	}
 }
 void cache_free_chain(struct page_desc *chain);  /* one lock hold; linked through next */
 size_t cache_drain_all(void);
+/* Free pages a design holds outside its per-CPU caches (bonwick's depot). */
+uint64_t cache_depot_pages(void);
 void cache_fork_prepare(void);
 void cache_fork_parent(void);
 void cache_fork_child(void);

@@ -108,6 +108,9 @@ void *fb_deferred_head;
 
 void fb_defer_free(void *p)
 {
+	/* The next small malloc, on any thread, takes the slow path and
+	 * drains: the fast path's own size test is the poll. */
+	__atomic_store_n(&mp_glibc_below, 0, __ATOMIC_RELAXED);
 	void *old = __atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED);
 	do
 		*(void **)p = old;

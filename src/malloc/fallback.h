@@ -14,6 +14,8 @@
  * glibc. */
 extern void *__libc_malloc(size_t);
 extern void __libc_free(void *);
+/* malloc.c: the glibc fast path's size limit; 0 makes it poll (drain). */
+extern size_t mp_glibc_below;
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);

@@ -26,6 +26,7 @@ static void census(struct page_census *pc, struct zone_info *zi)
 		cache_view(i, &v);
 		pc->cached += v.nr_pages;
 	}
+	pc->cached += cache_depot_pages() + reserve_pages();
 	uint64_t not_held = pc->listed_free + pc->cached;
 	pc->held = pc->touched > not_held ? pc->touched - not_held : 0;
 }

@@ -31,6 +31,11 @@ volatile int mp_initialized;
  * early, and the first page-sized request takes the slow path into init. */
 static size_t zone_lo, zone_span;
 
+/* Requests below this go straight to glibc: zone_lo, or 0 while frees
+ * deferred by a handler wait (fb_defer_free), so that the next small
+ * malloc takes the slow path and drains them. */
+size_t mp_glibc_below;
+
 /* ---- counters ----------------------------------------------------------- */
 
 enum {
@@ -48,7 +53,8 @@ struct mstat_shard {
 
 #define MSTAT_SHARDS 16
 static struct mstat_shard mshard[MSTAT_SHARDS];
-static bool stats_on;   /* opt.stats != off: the malloc layer counts */
+bool mp_stats_on;        /* opt.stats != off: the malloc layer counts */
+#define stats_on mp_stats_on
 
 static inline void count(unsigned idx, uint64_t n)
 {
@@ -99,6 +105,7 @@ void mp_init_slow(void)
 			cache_init();
 			pa_init();
 			zone_lo = opt.threshold;
+			mp_glibc_below = zone_lo;
 			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
 		} else if (bytes) {   /* 0: a limit too small to share, said in README */
 			mp_log("cannot reserve a region of any size; every request goes to glibc");
@@ -233,7 +240,8 @@ static NOINLINE void account_free(const struct page_desc *pd)
 
 static inline void page_free(void *p, const char *fn)
 {
-	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
+	uint64_t pfn = addr_to_pfn(p);
+	struct page_desc *pd = pfn_to_desc(pfn);
 
 	/* Always on, release builds too: the check that keeps a bad free from
 	 * corrupting the free lists.  A plain load and store, not an atomic
@@ -245,9 +253,11 @@ static inline void page_free(void *p, const char *fn)
 		bad_pointer(fn, p, pd);
 		return;
 	}
-	pd->flags = f & (uint8_t)~PG_ALLOC;
 	if (unlikely(stats_on))
 		account_free(pd);
+	if (likely(pa_free_onehop(pd, pfn)))
+		return;
+	pd->flags = f & (uint8_t)~PG_ALLOC;
 	pa_free(pd);
 }
 
@@ -255,6 +265,8 @@ static inline void page_free(void *p, const char *fn)
 
 static inline void drain_deferred(void)
 {
+	if (unlikely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED) != zone_lo))
+		__atomic_store_n(&mp_glibc_below, zone_lo, __ATOMIC_RELAXED);
 	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) != NULL))
 		count(MC_sig_deferred_drained, fb_drain_deferred());
 }
@@ -299,17 +311,28 @@ static NOINLINE void *malloc_other(size_t size)
 void *mp_malloc(size_t size)
 {
 	COUNT(malloc_calls);
-	if (likely(zone_size(size)))
+	if (likely(zone_size(size))) {
+		/* size >= threshold >= 1: no zero-size case here */
+		struct page_desc *pd = pa_alloc_onehop((size + PAGE_SIZE - 1) >> PAGE_SHIFT);
+		if (likely(pd != NULL)) {
+			pd->req_bytes = size;
+			if (unlikely(stats_on))
+				account_alloc(size, pd->npages);
+			return desc_to_addr(pd);
+		}
 		return page_alloc(size, 0, false);
-	if (likely(size < zone_lo && mp_initialized && (mp_tls.word & 0xffffffffffull) == 0)) {
-		drain_deferred();
+	}
+	/* To glibc: mp_glibc_below is 0 until init and while handlers' frees
+	 * wait, so those calls go the slow way; the TLS word says whether a
+	 * handler is running. */
+	if (likely(size < mp_glibc_below) && likely(!(mp_tls.word & MP_TLS_GLIBC_SLOW))) {
 		COUNT(fb_small);
 		return fb_malloc(size);
 	}
 	return malloc_other(size);
 }
 
-static NOINLINE void free_other(void *p)
+static NOINLINE void free_other_slow(void *p)
 {
 	if (!p)
 		return;
@@ -322,6 +345,16 @@ static NOINLINE void free_other(void *p)
 	drain_deferred();
 	COUNT(fb_foreign);
 	__libc_free(p);
+}
+
+static inline void free_other(void *p)
+{
+	if (likely(!(mp_tls.word & MP_TLS_GLIBC_SLOW))) {
+		COUNT(fb_foreign);
+		__libc_free(p);     /* free(NULL) included: glibc returns at once */
+		return;
+	}
+	free_other_slow(p);
 }
 
 void mp_free(void *p)

@@ -20,15 +20,19 @@
 
 static unsigned cache_max_pages;   /* 2^cache_order, or 0 with no cache */
 
-void pa_init(void)
-{
-	cache_max_pages = cache_enabled ? 1u << opt.cache_order : 0;
-}
+uint8_t pa_onehop[CACHE_CLASSES + 1];
 
 /* Does a cache keep blocks of npages pages? */
 static inline bool cacheable(size_t npages)
 {
 	return npages <= cache_max_pages && (opt.cache_exact || is_pow2(npages));
+}
+
+void pa_init(void)
+{
+	cache_max_pages = cache_enabled ? 1u << opt.cache_order : 0;
+	for (size_t n = 1; n <= CACHE_CLASSES; n++)
+		pa_onehop[n] = cache_kind == CACHE_BONWICK && cacheable(n) ? (uint8_t)n : 0;
 }
 
 /* Frees a block of pd->npages pages through the cache when allowed. */
@@ -86,7 +90,8 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
 	return pd;
 }
 
-struct page_desc *pa_alloc(size_t npages, unsigned align_order)
+/* Everything but the one-hop path; tried: the bonwick cache said no. */
+static NOINLINE struct page_desc *pa_alloc_slow(size_t npages, unsigned align_order, bool tried)
 {
 	unsigned order = ilog2_ceil(npages);
 	struct page_desc *pd = NULL;
@@ -94,7 +99,7 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 
 	/* Cached blocks of n pages start on a 2^ceil(log2 n) boundary; a
 	 * stricter alignment goes to the zone. */
-	if (likely(align_order <= order) && cacheable(npages)) {
+	if (likely(align_order <= order) && cacheable(npages) && !tried) {
 		if (likely(!irq) || cache_irq_safe)
 			pd = cache_alloc(npages);
 		else if (opt.signal == SIG_TRYLOCK)
@@ -116,8 +121,37 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 	return pd;
 }
 
+/*
+ * The one-hop path: the default design, a size it caches, no alignment
+ * beyond the block's own.  Size class, one read of the CPU id, one pop,
+ * one descriptor write; a handler takes it too (the pop restarts).
+ */
+struct page_desc *pa_alloc(size_t npages, unsigned align_order)
+{
+	if (likely(cache_kind == CACHE_BONWICK) && likely(align_order == 0) &&
+	    likely(cacheable(npages))) {
+		struct page_desc *pd = bw_alloc(npages);
+		if (likely(pd != NULL)) {
+			pd->flags = PG_ALLOC | (pd->flags & PG_ZERO);
+			return pd;
+		}
+		return pa_alloc_slow(npages, align_order, true);
+	}
+	return pa_alloc_slow(npages, align_order, false);
+}
+
 void pa_free(struct page_desc *pd)
 {
+	if (likely(cache_kind == CACHE_BONWICK) && likely(cacheable(pd->npages))) {
+		if (likely(bw_free(pd)))
+			return;
+		pd->flags = 0;
+		bool irq = sigctx_in_irq();
+		if (unlikely(irq) && zone_fork_pending() && reserve_put(pd))
+			return;
+		zone_free_range(desc_pfn(pd), pd->npages);
+		return;
+	}
 	pa_release_block(pd, sigctx_in_irq());
 }
 

@@ -158,3 +158,13 @@ bool reserve_put(struct page_desc *pd)
 	pd->flags = 0;
 	return false;
 }
+
+uint64_t reserve_pages(void)
+{
+	uint64_t pages = 0;
+	for (unsigned cls = 0; cls < CACHE_CLASSES; cls++)
+		for (unsigned i = 0; i < RESERVE_SLOTS; i++)
+			if (__atomic_load_n(&slots[cls][i], __ATOMIC_RELAXED))
+				pages += cls + 1;
+	return pages;
+}

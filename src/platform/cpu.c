@@ -6,11 +6,14 @@
 
 bool cpu_rseq_ok;
 
+ptrdiff_t mp_rseq_offset;
+
 void cpu_init(void)
 {
 	/* __rseq_size is 0 when glibc did not register (old kernel, or
 	 * GLIBC_TUNABLES=glibc.pthread.rseq=0): then use sched_getcpu(). */
 	cpu_rseq_ok = __rseq_size >= 8;
+	mp_rseq_offset = __rseq_offset;
 }
 
 int cpu_current_slow(void)

@@ -36,7 +36,7 @@ struct opt_def {
 };
 
 static const char *const presets[] = { "default", "rfc2013", "vanilla39", "linux6", NULL };
-static const char *const caches[] = { "magazine", "none", "pcp-rseq", "pcp-lock", NULL };
+static const char *const caches[] = { "magazine", "none", "pcp-rseq", "pcp-lock", "bonwick", NULL };
 static const char *const maps[] = { "cpu", "pair", NULL };
 static const char *const sigpol[] = { "bypass", "trylock", NULL };
 static const char *const statsm[] = { "0", "1", "json", NULL };
@@ -49,9 +49,9 @@ static const char *const irqsave[] = { "defer", "sigmask", NULL };
 
 static const struct opt_def defs[] = {
 	{ "preset", T_PRESET, F(preset), false, 0, 0, false, presets,
-	  "a whole configuration: rfc2013 = the RFC exactly (2 magazines, map pair, limit 1024, refill 16..384, drain 16..64, order 0 only); vanilla39 = Linux 3.9 per-CPU lists (pcp-rseq, batch 31, high 186, order 0); linux6 = Linux 6.x per-CPU lists (pcp-lock, batch 63, high 1024, orders 0..3, signal trylock)" },
+	  "a whole configuration: default = bonwick per-CPU magazines on rseq with a depot, orders 0..3 and 3/5/6/7-page classes; rfc2013 = the RFC exactly (2 magazines, map pair, limit 1024, refill 16..384, drain 16..64, order 0 only); vanilla39 = Linux 3.9 per-CPU lists (pcp-rseq, batch 31, high 186, order 0); linux6 = Linux 6.x per-CPU lists (pcp-lock, batch 63, high 1024, orders 0..3, signal trylock)" },
 	{ "cache", T_ENUM, F(cache), false, 0, 0, false, caches,
-	  "page cache design in front of the zone: magazine (the RFC), pcp-rseq (Linux 3.9 per-CPU lists on restartable sequences), pcp-lock (Linux 6.x per-CPU lists with a trylock), none (every request takes the zone lock)" },
+	  "page cache design in front of the zone: bonwick (default: per-CPU magazines on restartable sequences with a depot), magazine (the RFC), pcp-rseq (Linux 3.9 per-CPU lists on restartable sequences), pcp-lock (Linux 6.x per-CPU lists with a trylock), none (every request takes the zone lock)" },
 	{ "region_size", T_SIZE, F(region_size), false, 4u << 20, 1ull << 40, true, NULL,
 	  "bytes of address space reserved for the zone (suffix k, m, g); 0 = physical memory, at most 64g, and under a finite ulimit -v or -d at most 1/8 of the limit (none below 4m); a size given here is used as given" },
 	{ "threshold", T_SIZE, F(threshold), false, 1, 4u << 20, false, NULL,
@@ -78,6 +78,8 @@ static const struct opt_def defs[] = {
 	  "pcp-rseq, pcp-lock: blocks a per-CPU list holds before a free drains a batch" },
 	{ "pcp_batch", T_UINT, F(pcp_batch), false, 1, 1u << 16, false, NULL,
 	  "pcp-rseq, pcp-lock: blocks moved per refill and per drain" },
+	{ "depot_pages", T_UINT, F(depot_pages), false, 64, 1u << 22, false, NULL,
+	  "bonwick: pages the depot behind the per-CPU magazines keeps per size class before batches go back to the zone" },
 	{ "signal", T_ENUM, F(signal), false, 0, 0, false, sigpol,
 	  "handler-context calls: bypass = always the zone (the RFC); trylock = one trylock of the preferred cache, else the zone (Linux 6.2)" },
 	{ "stats", T_ENUM, F(stats), false, 0, 0, false, statsm,
@@ -101,8 +103,9 @@ void options_defaults(struct mp_options *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->preset = 0;
-	o->cache = CACHE_MAGAZINE;
+	o->cache = CACHE_BONWICK;
 	o->threshold = PAGE_SIZE;
+	o->depot_pages = 16384;
 	o->magazines = 0;
 	o->mag_map = MAP_CPU;
 	o->mag_limit = 1024;
@@ -125,6 +128,7 @@ static void apply_preset(struct mp_options *o, uint32_t preset)
 	options_defaults(o);
 	o->preset = preset;
 	if (preset == 1) {       /* rfc2013: the numbers of the RFC's patches 18-19 */
+		o->cache = CACHE_MAGAZINE;
 		o->magazines = 2;
 		o->mag_map = MAP_PAIR;
 		o->mag_limit = 1024;

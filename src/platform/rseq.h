@@ -31,7 +31,7 @@ enum rseq_result { RSEQ_DONE, RSEQ_ABORTED, RSEQ_LIST_EMPTY, RSEQ_LIST_STOPPED }
 
 static inline struct rseq *rseq_area(void)
 {
-	return (struct rseq *)((char *)__builtin_thread_pointer() + __rseq_offset);
+	return (struct rseq *)((char *)__builtin_thread_pointer() + mp_rseq_offset);
 }
 
 /* The critical-section descriptor (start, length, abort) and the abort
@@ -164,6 +164,154 @@ static inline enum rseq_result rseq_pcp_take_all(uint64_t *w, int cpu, uint64_t 
 aborted:
 	return RSEQ_ABORTED;
 stopped:
+	return RSEQ_LIST_STOPPED;
+}
+
+/*
+ * The bonwick cache's per-CPU arrays (cache/bonwick.c): per CPU and size
+ * class a header of two 32-bit words, count then high, and an array of
+ * pfns.  count has bit 31 set while a remote drain owns the array, which
+ * makes it negative (pop sees "empty") and larger than any high (push sees
+ * "full"), so both primitives send the caller to the slow path.  Each
+ * section ends in the single store of count.
+ */
+#define BW_STOPPED 0x80000000u
+
+/* Pops the top pfn of this CPU's array into *pfn. */
+static inline enum rseq_result rseq_bw_pop(uint32_t *hdr, const uint32_t *slots, int cpu,
+					   uint32_t *pfn)
+{
+	uint64_t n, v;
+	__asm__ __volatile__ goto(
+		RSEQ_CS_DESC
+		"1:\n\t"
+		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+		"jnz %l[aborted]\n\t"
+		"movl (%[hdr]), %k[n]\n\t"
+		"testl %k[n], %k[n]\n\t"
+		"jle %l[empty]\n\t"
+		"decl %k[n]\n\t"
+		"movl (%[slots], %[n], 4), %k[v]\n\t"
+		"movl %k[n], (%[hdr])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [n] "=&r"(n), [v] "=&r"(v)
+		: [hdr] "r"(hdr), [slots] "r"(slots), RSEQ_COMMON_IN
+		: "rax", "memory", "cc"
+		: aborted, empty);
+	*pfn = (uint32_t)v;
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+empty:
+	return RSEQ_LIST_EMPTY;
+}
+
+/* Pushes pfn on this CPU's array if count < high. */
+static inline enum rseq_result rseq_bw_push(uint32_t *hdr, uint32_t *slots, int cpu, uint32_t pfn)
+{
+	uint64_t n;
+	__asm__ __volatile__ goto(
+		RSEQ_CS_DESC
+		"1:\n\t"
+		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+		"jnz %l[aborted]\n\t"
+		"movl (%[hdr]), %k[n]\n\t"
+		"cmpl 4(%[hdr]), %k[n]\n\t"
+		"jae %l[full]\n\t"
+		"movl %k[pfn], (%[slots], %[n], 4)\n\t"
+		"incl %k[n]\n\t"
+		"movl %k[n], (%[hdr])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [n] "=&r"(n)
+		: [hdr] "r"(hdr), [slots] "r"(slots), [pfn] "r"(pfn), RSEQ_COMMON_IN
+		: "rax", "memory", "cc"
+		: aborted, full);
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+full:
+	return RSEQ_LIST_STOPPED;    /* full, or stopped: the slow path decides */
+}
+
+/* Moves the top k pfns of this CPU's array (k <= count) into buf. */
+static inline enum rseq_result rseq_bw_pop_n(uint32_t *hdr, const uint32_t *slots, int cpu,
+					     uint32_t *buf, uint64_t k)
+{
+	uint64_t n, i, v;
+	__asm__ __volatile__ goto(
+		RSEQ_CS_DESC
+		"1:\n\t"
+		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+		"jnz %l[aborted]\n\t"
+		"movl (%[hdr]), %k[n]\n\t"
+		"testl %k[n], %k[n]\n\t"
+		"js %l[few]\n\t"
+		"cmpq %[k], %[n]\n\t"
+		"jb %l[few]\n\t"
+		"subq %[k], %[n]\n\t"
+		"xorl %k[i], %k[i]\n\t"
+		"5:\n\t"
+		"cmpq %[k], %[i]\n\t"
+		"jae 6f\n\t"
+		"leaq (%[n], %[i]), %[v]\n\t"
+		"movl (%[slots], %[v], 4), %k[v]\n\t"
+		"movl %k[v], (%[buf], %[i], 4)\n\t"
+		"incq %[i]\n\t"
+		"jmp 5b\n\t"
+		"6:\n\t"
+		"movl %k[n], (%[hdr])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [n] "=&r"(n), [i] "=&r"(i), [v] "=&r"(v)
+		: [hdr] "r"(hdr), [slots] "r"(slots), [buf] "r"(buf), [k] "r"(k), RSEQ_COMMON_IN
+		: "rax", "memory", "cc"
+		: aborted, few);
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+few:
+	return RSEQ_LIST_EMPTY;
+}
+
+/* Appends k pfns from buf to this CPU's array if count + k <= high. */
+static inline enum rseq_result rseq_bw_push_n(uint32_t *hdr, uint32_t *slots, int cpu,
+					      const uint32_t *buf, uint64_t k)
+{
+	uint64_t n, i, v;
+	__asm__ __volatile__ goto(
+		RSEQ_CS_DESC
+		"1:\n\t"
+		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+		"jnz %l[aborted]\n\t"
+		"movl (%[hdr]), %k[n]\n\t"
+		"movl 4(%[hdr]), %k[v]\n\t"
+		"subq %[k], %[v]\n\t"
+		"jb %l[full]\n\t"
+		"cmpq %[v], %[n]\n\t"
+		"ja %l[full]\n\t"
+		"xorl %k[i], %k[i]\n\t"
+		"5:\n\t"
+		"cmpq %[k], %[i]\n\t"
+		"jae 6f\n\t"
+		"movl (%[buf], %[i], 4), %k[v]\n\t"
+		"movl %k[v], (%[slots], %[n], 4)\n\t"
+		"incq %[n]\n\t"
+		"incq %[i]\n\t"
+		"jmp 5b\n\t"
+		"6:\n\t"
+		"movl %k[n], (%[hdr])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [n] "=&r"(n), [i] "=&r"(i), [v] "=&r"(v)
+		: [hdr] "r"(hdr), [slots] "r"(slots), [buf] "r"(buf), [k] "r"(k), RSEQ_COMMON_IN
+		: "rax", "memory", "cc"
+		: aborted, full);
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+full:
 	return RSEQ_LIST_STOPPED;
 }
 

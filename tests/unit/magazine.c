@@ -25,6 +25,7 @@ TestSuite(magazine, .timeout = 120);
 static void setup_opts(void)
 {
 	options_defaults(&opt);
+	opt.cache = CACHE_MAGAZINE;     /* the RFC's design, not the default */
 	opt.magazines = 2;
 	opt.mag_limit = 1024;
 	opt.refill_max = 384;
@@ -824,7 +825,7 @@ Test(magazine, public_free_bulk_takes_the_lock_once)
 	static void *ptrs[N];
 
 	/* mp_malloc initialises from MAGPAGE_CONF: keep the zone small. */
-	setenv("MAGPAGE_CONF", "region_size:64m,magazines:2", 1);
+	setenv("MAGPAGE_CONF", "region_size:64m,cache:magazine,magazines:2", 1);
 	if (!pin(0))
 		cr_skip_test("cannot pin to CPU 0");
 	for (unsigned i = 0; i < N; i++) {

@@ -52,7 +52,8 @@ Test(options, defaults)
 	struct mp_options o;
 	options_defaults(&o);
 	cr_assert_eq(o.preset, 0);
-	cr_assert_eq(o.cache, CACHE_MAGAZINE);
+	cr_assert_eq(o.cache, CACHE_BONWICK);
+	cr_assert_eq(o.depot_pages, 16384);
 	cr_assert_eq(o.region_size, 0);
 	cr_assert_eq(o.threshold, 4096);
 	cr_assert_eq(o.magazines, 0);
@@ -84,6 +85,8 @@ Test(options, every_key_good_value)
 	PARSE_OK(&o, "cache:magazine");        cr_assert_eq(o.cache, CACHE_MAGAZINE);
 	PARSE_OK(&o, "cache:pcp-rseq");        cr_assert_eq(o.cache, CACHE_PCP_RSEQ);
 	PARSE_OK(&o, "cache:pcp-lock");        cr_assert_eq(o.cache, CACHE_PCP_LOCK);
+	PARSE_OK(&o, "cache:bonwick");         cr_assert_eq(o.cache, CACHE_BONWICK);
+	PARSE_OK(&o, "depot_pages:64");        cr_assert_eq(o.depot_pages, 64);
 	PARSE_OK(&o, "cache_exact:0");         cr_assert_eq(o.cache_exact, 0);
 	PARSE_OK(&o, "cache_exact:1");         cr_assert_eq(o.cache_exact, 1);
 	PARSE_OK(&o, "pcp_high:1000");         cr_assert_eq(o.pcp_high, 1000);
@@ -289,7 +292,7 @@ Test(options, unknown_key)
 	/* It lists every key. */
 	static const char *const keys[] = { "preset", "cache", "region_size", "threshold",
 		"magazines", "mag_map", "mag_limit", "refill_max", "refill_min", "drain_max",
-		"drain_min", "cache_order", "cache_exact", "pcp_high", "pcp_batch", "signal", "stats",
+		"drain_min", "cache_order", "cache_exact", "pcp_high", "pcp_batch", "depot_pages", "signal", "stats",
 		"stats_file", "strict", "verbose", "on_invalid", "on_exhausted", "zone_irqsave" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		cr_assert(strstr(msg, keys[i]), "accepted keys miss %s: %s", keys[i], msg);

@@ -1,0 +1,675 @@
+/*
+ * bonwick.c — the default page cache: Bonwick and Adams' magazines
+ * ("Magazines and Vmem", USENIX 2001) per CPU on restartable sequences, with
+ * a depot behind them.
+ *
+ * Per CPU and size class (1..8 pages) an array of block pfns with a count
+ * and a capacity, high.  Bonwick's loaded and previous magazines are the two
+ * halves of that array: a CPU whose array runs empty takes a full magazine's
+ * worth (high / 2) from the depot, one whose array fills gives its top half
+ * to the depot, so a CPU that alternates allocations and frees around the
+ * boundary never goes to the depot twice in a row, which is what the
+ * loaded/previous pair buys.  Push and pop are one restartable sequence each
+ * on glibc's rseq area (platform/rseq.h): no lock, no atomic instruction, a
+ * write of one array slot and one count.  A signal handler that interrupts
+ * one makes it restart, so handlers use these arrays too.
+ *
+ *   per CPU   [count|high] x 8 classes (one cache line), then the arrays
+ *   depot     per class: a stack of pfns under a lock, at most depot_cap
+ *             blocks; beyond it batches go to the zone
+ *
+ * The depot lock is taken with signals held back (in_cache, as the RFC
+ * magazine's lock), so a handler never interrupts its own thread holding it;
+ * handlers only ever try it, since the forking thread holds it across fork.
+ *
+ * Capacity is tuned per CPU and class, the way Linux 6.7 tunes the per-CPU
+ * lists' high: a CPU that goes to the depot for the same reason twice in a
+ * row (empty, empty, or full, full) doubles its high, up to 2 MiB of blocks
+ * per class; a global drain (exhaustion, magpage_drain, malloc_trim) resets
+ * it.  Cached memory per CPU is therefore at most 8 x 2 MiB, and the depot
+ * holds at most depot_cap blocks per class (8 MiB of pages by default).
+ *
+ * drain_all reaches other CPUs' arrays as pcp_rseq.c does: set the stopped
+ * bit of each count, fence the CPU with membarrier, then empty the array.
+ *
+ * Without rseq (no glibc registration, or under valgrind) each thread gets
+ * the same structure for itself, allocated on its first use, and signal
+ * handlers leave it alone (they use the zone, as with bypass); a thread's
+ * array is emptied into the depot when the thread exits.
+ *
+ * Counters are per CPU (or thread), plain increments outside the sections
+ * on a line the CPU already holds (a preemption between the commit and the
+ * increment can lose one); hits = allocations - refills.
+ */
+#include <linux/membarrier.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "platform/rseq.h"
+
+/* Blocks moved per depot or zone trip: the buffer is on the stack of the
+ * slow path, which handlers on a small sigaltstack also run (256 bytes). */
+#define BW_MAXBUF 64
+
+struct bw_depot {
+	struct mp_lock lock;
+	uint32_t nr;            /* blocks on the stack */
+	uint32_t cap;           /* at most */
+	uint32_t *pfns;         /* cap entries */
+	uint64_t in, out, overflow;   /* blocks taken in, given out, sent to the zone */
+} cacheline_aligned;
+
+struct bw_thread {
+	struct bw_cpu cache;    /* first: bw_mine points here */
+	struct bw_thread *next, *prev;
+};
+
+char *bw_base;                          /* nr_cpus strides (rseq front end) */
+unsigned bw_nr_cpus;                    /* 0 = the per-thread front end */
+__thread struct bw_cpu *bw_mine __attribute__((tls_model("initial-exec")));
+static unsigned nr_cpus;
+static bool bw_rseq;                    /* per-CPU front end; else per thread */
+static struct bw_depot depot[CACHE_CLASSES];
+static uint32_t batch[CACHE_CLASSES], max_high[CACHE_CLASSES];
+static uint64_t fences, fence_ns, remote_drains;     /* atomic */
+static struct mp_lock drain_lock;       /* one global drain at a time */
+static pthread_key_t thread_key;        /* per-thread front end: flush at exit */
+static struct mp_lock threads_lock;     /* guards the thread list */
+static struct bw_thread *threads;       /* per-thread front ends, for the stats */
+
+#define my_cache ((struct bw_thread *)bw_mine)
+
+static int membarrier(int cmd, unsigned flags, int cpu)
+{
+	return (int)syscall(__NR_membarrier, cmd, flags, cpu);
+}
+
+static void thread_exit(void *arg);
+
+static void init_cpu(struct bw_cpu *c)
+{
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		c->hdr[k].count = 0;
+		c->hdr[k].high = 2 * batch[k];
+	}
+}
+
+bool bw_init(void)
+{
+	nr_cpus = (unsigned)os.ncpus();
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint32_t pages = k + 1;
+		batch[k] = 64 / pages >= 4 ? 64 / pages : 4;
+		max_high[k] = BW_SLOTS / pages >= 2 * batch[k] ? BW_SLOTS / pages : 2 * batch[k];
+	}
+	size_t dbytes = 0;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		depot[k].cap = opt.depot_pages / (k + 1);
+		dbytes += depot[k].cap * sizeof(uint32_t);
+	}
+	char *mem = os.mmap(NULL, dbytes + PAGE_SIZE, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
+		return false;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		depot[k].pfns = (uint32_t *)mem;
+		mem += depot[k].cap * sizeof(uint32_t);
+	}
+#if MP_HAVE_RSEQ
+	if (cpu_rseq_ok &&
+	    membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0) {
+		size_t bytes = (size_t)nr_cpus << BW_STRIDE_SHIFT;
+		void *cpus = os.mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (cpus != MAP_FAILED) {
+			bw_base = cpus;
+			for (unsigned c = 0; c < nr_cpus; c++)
+				init_cpu(bw_cpu_of(c));
+			bw_rseq = true;
+			bw_nr_cpus = nr_cpus;
+			return true;
+		}
+	}
+#endif
+	/* Per-thread front end: the destructor empties a thread's array. */
+	if (pthread_key_create(&thread_key, thread_exit) != 0)
+		return false;
+	if (opt.verbose)
+		mp_log("cache:bonwick: no rseq here; using one array set per thread");
+	return true;
+}
+
+unsigned bw_count(void)
+{
+	if (bw_rseq)
+		return nr_cpus;
+	unsigned n = 0;
+	mp_lock(&threads_lock);
+	for (struct bw_thread *t = threads; t; t = t->next)
+		n++;
+	mp_unlock(&threads_lock);
+	return n;
+}
+
+/* ---- the depot --------------------------------------------------------- */
+
+static inline void depot_enter(void)
+{
+	mp_tls.in_cache = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+
+static inline void depot_leave(void)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	mp_tls.in_cache = 0;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (unlikely(mp_tls.deferred))
+		sigctx_release_deferred();
+}
+
+/* Locks class k's depot; a handler only tries.  False: not taken. */
+static bool depot_lock(unsigned k, bool irq)
+{
+	depot_enter();
+	if (irq ? mp_trylock(&depot[k].lock) : (mp_lock(&depot[k].lock), true))
+		return true;
+	depot_leave();
+	return false;
+}
+
+static void depot_unlock(unsigned k)
+{
+	mp_unlock(&depot[k].lock);
+	depot_leave();
+}
+
+/* Up to want blocks from the depot into buf. */
+static unsigned depot_take(unsigned k, uint32_t *buf, unsigned want, bool irq)
+{
+	struct bw_depot *d = &depot[k];
+	if (!__atomic_load_n(&d->nr, __ATOMIC_RELAXED) || !depot_lock(k, irq))
+		return 0;
+	unsigned n = d->nr < want ? d->nr : want;
+	d->nr -= n;
+	memcpy(buf, d->pfns + d->nr, n * sizeof(uint32_t));
+	d->out += n;
+	depot_unlock(k);
+	return n;
+}
+
+/* Gives n blocks to the depot; what does not fit goes to the zone. */
+static void depot_put(unsigned k, const uint32_t *buf, unsigned n, bool irq)
+{
+	struct bw_depot *d = &depot[k];
+	unsigned kept = 0;
+
+	if (depot_lock(k, irq)) {
+		kept = d->cap - d->nr < n ? d->cap - d->nr : n;
+		memcpy(d->pfns + d->nr, buf, kept * sizeof(uint32_t));
+		d->nr += kept;
+		d->in += kept;
+		d->overflow += n - kept;
+		depot_unlock(k);
+	}
+	if (kept == n)
+		return;
+	struct page_desc *head = NULL;
+	for (unsigned i = kept; i < n; i++) {
+		struct page_desc *pd = pfn_to_desc(buf[i]);
+		pd->flags = 0;
+		pd->npages = k + 1;
+		pd->next = head;
+		head = pd;
+	}
+	zone_free_list(head);
+}
+
+/* ---- the front end: this CPU's arrays, or this thread's ------------------ */
+
+static NOINLINE struct bw_cpu *thread_cache_create(void)
+{
+	struct bw_thread *t = os.mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (t == MAP_FAILED)
+		return NULL;
+	init_cpu(&t->cache);
+	mp_lock(&threads_lock);
+	t->next = threads;
+	if (threads)
+		threads->prev = t;
+	threads = t;
+	mp_unlock(&threads_lock);
+	bw_mine = &t->cache;
+	pthread_setspecific(thread_key, t);
+	return &t->cache;
+}
+
+/* The per-thread front end; NULL in a handler (it would race with the
+ * interrupted code on the same arrays) or if none can be made. */
+static inline struct bw_cpu *thread_cache(void)
+{
+	if (unlikely(sigctx_in_irq()))
+		return NULL;
+	if (likely(my_cache != NULL))
+		return &my_cache->cache;
+	return thread_cache_create();
+}
+
+static void flush_array(struct bw_cpu *c, unsigned k)
+{
+	uint32_t n = c->hdr[k].count & ~BW_STOPPED;
+	if (n)
+		depot_put(k, c->slots[k], n, false);
+	c->hdr[k].count = 0;
+}
+
+static void thread_exit(void *arg)
+{
+	struct bw_thread *t = arg;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		flush_array(&t->cache, k);
+	mp_lock(&threads_lock);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		threads = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	mp_unlock(&threads_lock);
+	bw_mine = NULL;
+	os.munmap(t, sizeof(*t));
+}
+
+/* ---- allocation -------------------------------------------------------- */
+
+/* A CPU (or thread) went to the depot for the same reason twice in a row:
+ * its working set is larger than its array; let it hold more. */
+static void tune(struct bw_cpu *c, unsigned k, uint8_t why)
+{
+	struct bw_hdr *h = &c->hdr[k];
+	if (c->c[k].last == why && h->high < max_high[k]) {
+		uint32_t nh = h->high * 2 < max_high[k] ? h->high * 2 : max_high[k];
+		__atomic_store_n(&h->high, nh, __ATOMIC_RELAXED);
+	}
+	c->c[k].last = why;
+}
+
+/* Fills buf with up to want blocks of k+1 pages: the depot, else the zone. */
+static unsigned fetch(unsigned k, uint32_t *buf, unsigned want, bool irq, struct bw_counts *st)
+{
+	unsigned n = depot_take(k, buf, want, irq);
+	if (n) {
+		st->depot_hits++;
+		return n;
+	}
+	struct page_desc *head, *tail;
+	n = zone_take_batch(k + 1, want, want < 8 ? want : 8, &head, &tail);
+	for (unsigned i = 0; head; head = head->next, i++) {
+		head->flags = PG_CACHED | (head->flags & PG_ZERO);
+		buf[i] = (uint32_t)desc_pfn(head);
+	}
+	if (n)
+		st->zone_refills++;
+	return n;
+}
+
+/* The array was empty (or stopped): refill it with half its capacity and
+ * hand one block out.  NULL sends the caller to the zone path. */
+NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
+{
+	uint32_t buf[BW_MAXBUF];
+	bool irq = sigctx_in_irq();
+	struct bw_cpu *c;
+	int cpu = -1;
+
+	if (bw_rseq) {
+		cpu = cpu_current();
+		if ((unsigned)cpu >= nr_cpus)
+			return NULL;
+		c = bw_cpu_of(cpu);
+	} else if (!(c = thread_cache())) {
+		return NULL;
+	}
+	if (c->hdr[k].count & BW_STOPPED)
+		return NULL;         /* a remote drain owns it: the zone path */
+	tune(c, k, 1);
+	unsigned want = c->hdr[k].high / 2;
+	if (want > BW_MAXBUF)
+		want = BW_MAXBUF;
+	unsigned n = fetch(k, buf, want, irq, &c->c[k]);
+	if (n == 0)
+		return NULL;
+	c->c[k].refills++;
+	c->c[k].refill_blocks += n;
+	c->c[k].allocs++;
+	uint32_t mine = buf[--n];
+	if (n) {
+		bool stored = false;
+#if MP_HAVE_RSEQ
+		if (bw_rseq) {
+			for (;;) {
+				cpu = cpu_current();
+				if ((unsigned)cpu >= nr_cpus)
+					break;
+				enum rseq_result r = rseq_bw_push_n(&bw_cpu_of(cpu)->hdr[k].count,
+								    bw_cpu_of(cpu)->slots[k], cpu, buf, n);
+				if (r == RSEQ_DONE) {
+					stored = true;
+					break;
+				}
+				if (r != RSEQ_ABORTED)
+					break;
+				bw_cpu_of(cpu)->restarts++;
+			}
+		}
+#endif
+		if (!bw_rseq && c->hdr[k].count + n <= c->hdr[k].high) {
+			memcpy(&c->slots[k][c->hdr[k].count], buf, n * sizeof(uint32_t));
+			c->hdr[k].count += n;
+			stored = true;
+		}
+		if (!stored)
+			depot_put(k, buf, n, irq);
+	}
+	return pfn_to_desc(mine);
+}
+
+struct page_desc *bw_alloc(size_t npages)
+{
+	unsigned k = (unsigned)npages - 1;
+	uint32_t pfn;
+
+	if (likely(bw_pop(k, &pfn)))
+		return pfn_to_desc(pfn);
+	return bw_alloc_slow(k);
+}
+
+/* ---- free -------------------------------------------------------------- */
+
+/* The array was full (or stopped): give its top half to the depot, then
+ * keep the block.  False sends the caller to the zone path. */
+NOINLINE bool bw_free_slow(struct page_desc *pd)
+{
+	uint32_t buf[BW_MAXBUF];
+	unsigned k = pd->npages - 1;
+	bool irq = sigctx_in_irq();
+	struct bw_cpu *c;
+
+	for (;;) {
+		unsigned n = 0;
+		if (bw_rseq) {
+#if MP_HAVE_RSEQ
+			int cpu = cpu_current();
+			if ((unsigned)cpu >= nr_cpus)
+				return false;
+			c = bw_cpu_of(cpu);
+			uint32_t cnt = __atomic_load_n(&c->hdr[k].count, __ATOMIC_RELAXED);
+			if (cnt & BW_STOPPED)
+				return false;
+			uint32_t high = c->hdr[k].high;
+			if (cnt < high) {
+				/* room again (another thread popped): push */
+				enum rseq_result r = rseq_bw_push(&c->hdr[k].count, c->slots[k], cpu,
+								  (uint32_t)desc_pfn(pd));
+				if (r == RSEQ_DONE) {
+					c->c[k].frees++;
+					return true;
+				}
+				if (r == RSEQ_ABORTED)
+					c->restarts++;
+				continue;
+			}
+			n = high / 2 < cnt ? high / 2 : cnt;
+			if (n > BW_MAXBUF)
+				n = BW_MAXBUF;
+			enum rseq_result r = rseq_bw_pop_n(&c->hdr[k].count, c->slots[k], cpu, buf, n);
+			if (r == RSEQ_ABORTED) {
+				c->restarts++;
+				continue;
+			}
+			if (r != RSEQ_DONE)
+				continue;
+#endif
+		} else {
+			if (!(c = thread_cache()))
+				return false;
+			uint32_t cnt = c->hdr[k].count;
+			if (cnt < c->hdr[k].high) {
+				c->slots[k][c->hdr[k].count++] = (uint32_t)desc_pfn(pd);
+				c->c[k].frees++;
+				return true;
+			}
+			n = cnt / 2 < BW_MAXBUF ? cnt / 2 : BW_MAXBUF;
+			c->hdr[k].count -= n;
+			memcpy(buf, &c->slots[k][c->hdr[k].count], n * sizeof(uint32_t));
+		}
+		tune(c, k, 2);
+		c->c[k].spills++;
+		c->c[k].spill_blocks += n;
+		depot_put(k, buf, n, irq);
+	}
+}
+
+bool bw_free(struct page_desc *pd)
+{
+	pd->flags = PG_CACHED;
+	if (likely(bw_push(pd->npages - 1, (uint32_t)desc_pfn(pd))))
+		return true;
+	return bw_free_slow(pd);
+}
+
+void bw_free_chain(struct page_desc *pd)
+{
+	while (pd) {
+		struct page_desc *next = pd->next;
+		if (!bw_free(pd))
+			zone_free_range(desc_pfn(pd), pd->npages);
+		pd = next;
+	}
+}
+
+/* ---- global drain ------------------------------------------------------ */
+
+static void free_pfns(const uint32_t *pfns, unsigned n, unsigned k)
+{
+	struct page_desc *head = NULL;
+	for (unsigned i = 0; i < n; i++) {
+		struct page_desc *pd = pfn_to_desc(pfns[i]);
+		pd->flags = 0;
+		pd->npages = k + 1;
+		pd->next = head;
+		head = pd;
+	}
+	if (head)
+		zone_free_list(head);
+}
+
+#if MP_HAVE_RSEQ
+/* The IPI: stop every array of cpu, fence it, then they are ours. */
+static size_t drain_cpu(unsigned cpu)
+{
+	struct bw_cpu *c = bw_cpu_of(cpu);
+	size_t pages = 0;
+	bool any = false;
+
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		any |= __atomic_load_n(&c->hdr[k].count, __ATOMIC_RELAXED) != 0;
+	if (!any)
+		return 0;
+	for (;;) {
+		bool all = true;
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			__atomic_fetch_or(&c->hdr[k].count, BW_STOPPED, __ATOMIC_SEQ_CST);
+		uint64_t t0 = os_now_ns();
+		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU, (int)cpu);
+		__atomic_add_fetch(&fence_ns, os_now_ns() - t0, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&fences, 1, __ATOMIC_RELAXED);
+		/* A section that committed between the OR and the fence stored a
+		 * count without the bit: go round again. */
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			all &= (__atomic_load_n(&c->hdr[k].count, __ATOMIC_SEQ_CST) & BW_STOPPED) != 0;
+		if (all)
+			break;
+	}
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint32_t n = __atomic_load_n(&c->hdr[k].count, __ATOMIC_ACQUIRE) & ~BW_STOPPED;
+		free_pfns(c->slots[k], n, k);
+		pages += (size_t)n * (k + 1);
+		c->hdr[k].high = 2 * batch[k];
+		c->c[k].last = 0;
+		__atomic_store_n(&c->hdr[k].count, 0, __ATOMIC_RELEASE);
+	}
+	__atomic_add_fetch(&remote_drains, 1, __ATOMIC_RELAXED);
+	return pages;
+}
+#endif
+
+size_t bw_drain_all(void)
+{
+	size_t pages = 0;
+
+	if (mp_tls.depth) {
+		if (!mp_trylock(&drain_lock))
+			return 0;
+	} else {
+		mp_lock(&drain_lock);
+	}
+#if MP_HAVE_RSEQ
+	if (bw_rseq)
+		for (unsigned c = 0; c < nr_cpus; c++)
+			pages += drain_cpu(c);
+#endif
+	if (!bw_rseq && my_cache && !sigctx_in_irq()) {
+		/* Other threads' arrays are theirs alone: only this one. */
+		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+			uint32_t n = my_cache->cache.hdr[k].count;
+			free_pfns(my_cache->cache.slots[k], n, k);
+			pages += (size_t)n * (k + 1);
+			my_cache->cache.hdr[k].count = 0;
+		}
+	}
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint32_t buf[BW_MAXBUF];
+		unsigned n;
+		while ((n = depot_take(k, buf, BW_MAXBUF, mp_tls.depth != 0)) != 0) {
+			free_pfns(buf, n, k);
+			pages += (size_t)n * (k + 1);
+		}
+	}
+	mp_unlock(&drain_lock);
+	return pages;
+}
+
+/* ---- statistics and fork ----------------------------------------------- */
+
+static void view_of(const struct bw_cpu *c, unsigned id, struct cache_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->id = id;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint32_t n = __atomic_load_n(&c->hdr[k].count, __ATOMIC_RELAXED) & ~BW_STOPPED;
+		const struct bw_counts *s = &c->c[k];
+		v->nr_blocks[k] = n;
+		v->nr_pages += n * (k + 1);
+		v->c[k] = (struct cache_counters){
+			.allocs = s->allocs, .frees = s->frees,
+			.hits = s->allocs > s->refills ? s->allocs - s->refills : 0,
+			.refills = s->refills, .refill_pages = s->refill_blocks * (k + 1),
+			.drains = s->spills, .drain_pages = s->spill_blocks * (k + 1),
+		};
+	}
+	v->restarts = c->restarts;
+}
+
+void bw_view(unsigned i, struct cache_view *v)
+{
+	if (bw_rseq) {
+		view_of(bw_cpu_of(i), i, v);
+		return;
+	}
+	memset(v, 0, sizeof(*v));
+	mp_lock(&threads_lock);
+	unsigned j = 0;
+	for (struct bw_thread *t = threads; t; t = t->next, j++)
+		if (j == i) {
+			view_of(&t->cache, i, v);
+			break;
+		}
+	mp_unlock(&threads_lock);
+}
+
+void bw_depot_view(unsigned k, uint64_t *nr, uint64_t *in, uint64_t *out, uint64_t *overflow)
+{
+	*nr = __atomic_load_n(&depot[k].nr, __ATOMIC_RELAXED);
+	*in = depot[k].in;
+	*out = depot[k].out;
+	*overflow = depot[k].overflow;
+}
+
+void bw_global(uint64_t *nfences, uint64_t *nfence_ns, uint64_t *nremote)
+{
+	*nfences = __atomic_load_n(&fences, __ATOMIC_RELAXED);
+	*nfence_ns = __atomic_load_n(&fence_ns, __ATOMIC_RELAXED);
+	*nremote = __atomic_load_n(&remote_drains, __ATOMIC_RELAXED);
+}
+
+/* Fixed order: the drain lock, the depots by class, then (the caller) the
+ * zone.  The per-CPU arrays need no lock: the child's copy of an array is
+ * whatever its last committed count says. */
+void bw_fork_prepare(void)
+{
+	mp_lock(&drain_lock);
+	depot_enter();
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		mp_lock(&depot[k].lock);
+}
+
+void bw_fork_parent(void)
+{
+	for (unsigned k = CACHE_CLASSES; k-- > 0;)
+		mp_unlock(&depot[k].lock);
+	depot_leave();
+	mp_unlock(&drain_lock);
+}
+
+void bw_fork_child(void)
+{
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		mp_lock_reset(&depot[k].lock);
+		depot[k].in = depot[k].out = depot[k].overflow = 0;
+	}
+	mp_lock_reset(&drain_lock);
+	mp_lock_reset(&threads_lock);
+	depot_leave();
+	fences = fence_ns = remote_drains = 0;
+	if (bw_rseq)
+		for (unsigned c = 0; c < nr_cpus; c++) {
+			memset(bw_cpu_of(c)->c, 0, sizeof(bw_cpu_of(c)->c));
+			bw_cpu_of(c)->restarts = 0;
+		}
+	/* Per-thread front end: only this thread lives on; the others'
+	 * arrays are unreachable here (their blocks stay with them). */
+	if (!bw_rseq) {
+		threads = my_cache;
+		if (threads)
+			threads->next = threads->prev = NULL;
+	}
+}
+
+/* A child of _Fork: a depot whose lock a vanished thread held is
+ * abandoned (its blocks dropped), as the zone's lists are. */
+void bw_fork_recover(void)
+{
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		if (mp_lock_is_held(&depot[k].lock) && !mp_tls.in_cache) {
+			depot[k].nr = 0;
+			mp_lock_reset(&depot[k].lock);
+		}
+	mp_lock_reset(&drain_lock);
+	mp_lock_reset(&threads_lock);
+}
