@@ -38,7 +38,9 @@ struct magpage_stats {
 	uint64_t zone_allocs;        /* malloc-family requests served by the zone
 					(counted only with MAGPAGE_CONF=stats:1 or json) */
 	uint64_t zone_frees;         /* ... and given back (likewise) */
-	uint64_t cache_allocs;       /* page requests that went through a cache */
+	uint64_t cache_allocs;       /* page requests that went through a cache
+					(the default cache counts the ones its
+					one-hop path serves only with stats on) */
 	uint64_t cache_hits;         /* ... and were served without a refill */
 	uint64_t cache_refills;      /* batches moved zone -> cache */
 	uint64_t cache_drains;       /* batches moved cache -> zone */

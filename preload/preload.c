@@ -15,8 +15,9 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-EXPORT void *malloc(size_t size) { return mp_malloc(size); }
-EXPORT void free(void *p) { mp_free(p); }
+/* flatten: the fast paths are inlined here, not reached by a jump */
+EXPORT __attribute__((flatten)) void *malloc(size_t size) { return mp_malloc(size); }
+EXPORT __attribute__((flatten)) void free(void *p) { mp_free(p); }
 void cfree(void *p);
 void free_sized(void *p, size_t size);
 void free_aligned_sized(void *p, size_t align, size_t size);

@@ -140,6 +140,9 @@ struct mp_tls {
 	uintptr_t alt_lo, alt_hi;  /* this thread's sigaltstack, once seen in use */
 	uint64_t deferred;         /* signals (bit sig-1) held back while in_zone
 				      or in_cache */
+	void *bw_mine;             /* cache/bonwick.c: this thread's arrays when
+				      there is no rseq; here so that the fast
+				      path finds it with the word above */
 };
 _Static_assert(sizeof(struct mp_tls) <= 64, "thread-locals stay tiny");
 extern __thread struct mp_tls mp_tls;
@@ -276,8 +279,10 @@ void pa_shrink(struct page_desc *pd, size_t keep);
 void pa_free_bulk(struct page_desc **pds, size_t n);
 void pa_free_chain(struct page_desc *chain);   /* linked through next */
 size_t pa_drain_all(void);
-/* npages (1..8) -> size class + 1 when the one-hop path serves it (the
- * bonwick cache, a size it keeps), else 0; index 0 unused. */
+/* npages (1..8) -> size class (npages - 1) when the one-hop path serves
+ * it (the bonwick cache, a size it keeps), else PA_NO_ONEHOP; index 0
+ * unused. */
+#define PA_NO_ONEHOP 0xff
 extern uint8_t pa_onehop[CACHE_CLASSES + 1];
 
 /*
@@ -287,25 +292,29 @@ extern uint8_t pa_onehop[CACHE_CLASSES + 1];
  * remote drain) returns NULL / false and the caller takes pa_alloc /
  * pa_free.  Handlers take it too: the pop and push restart.
  */
-static inline struct page_desc *pa_alloc_onehop(size_t npages)
+static inline bool pa_alloc_onehop(size_t req_bytes, void **out)
 {
+	size_t idx = (req_bytes - 1) >> PAGE_SHIFT;    /* pages - 1; req_bytes >= 1 */
 	uint32_t pfn;
-	if (likely(npages <= CACHE_CLASSES) && likely(pa_onehop[npages]) &&
-	    likely(bw_pop(pa_onehop[npages] - 1u, &pfn))) {
+	if (likely(idx < CACHE_CLASSES) && likely(pa_onehop[idx + 1] < CACHE_CLASSES) &&
+	    likely(bw_pop(pa_onehop[idx + 1], &pfn, false))) {
 		struct page_desc *pd = pfn_to_desc(pfn);
-		pd->flags = PG_ALLOC | (pd->flags & PG_ZERO);
-		return pd;
+		/* malloc: no use for PG_ZERO; req_bytes only feeds the
+		 * statistics, and with them on this path is not taken */
+		pd->flags = PG_ALLOC;
+		*out = (void *)(zg.base + ((uintptr_t)pfn << PAGE_SHIFT));
+		return true;
 	}
-	return NULL;
+	return false;
 }
 
 /* pd heads a live allocation whose PG_ALLOC the caller has checked. */
 static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 {
 	uint32_t n = pd->npages;
-	if (likely(n <= CACHE_CLASSES) && likely(pa_onehop[n])) {
+	if (likely(n <= CACHE_CLASSES) && likely(pa_onehop[n] < CACHE_CLASSES)) {
 		pd->flags = PG_CACHED;
-		if (likely(bw_push(pa_onehop[n] - 1u, (uint32_t)pfn)))
+		if (likely(bw_push(pa_onehop[n], (uint32_t)pfn, false)))
 			return true;
 	}
 	return false;

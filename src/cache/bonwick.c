@@ -39,7 +39,9 @@
  *
  * Counters are per CPU (or thread), plain increments outside the sections
  * on a line the CPU already holds (a preemption between the commit and the
- * increment can lose one); hits = allocations - refills.
+ * increment can lose one); hits = allocations - refills.  The one-hop path
+ * (pagealloc) counts nothing: with MAGPAGE_CONF stats on, malloc and free
+ * take the counting path instead, which comes through bw_alloc/bw_free.
  */
 #include <linux/membarrier.h>
 #include <pthread.h>
@@ -70,7 +72,6 @@ struct bw_thread {
 
 char *bw_base;                          /* nr_cpus strides (rseq front end) */
 unsigned bw_nr_cpus;                    /* 0 = the per-thread front end */
-__thread struct bw_cpu *bw_mine __attribute__((tls_model("initial-exec")));
 static unsigned nr_cpus;
 static bool bw_rseq;                    /* per-CPU front end; else per thread */
 static struct bw_depot depot[CACHE_CLASSES];
@@ -93,8 +94,8 @@ static void thread_exit(void *arg);
 static void init_cpu(struct bw_cpu *c)
 {
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		c->hdr[k].count = 0;
-		c->hdr[k].high = 2 * batch[k];
+		c->cls[k].h.count = 0;
+		c->cls[k].h.high = 2 * batch[k];
 	}
 }
 
@@ -262,10 +263,10 @@ static inline struct bw_cpu *thread_cache(void)
 
 static void flush_array(struct bw_cpu *c, unsigned k)
 {
-	uint32_t n = c->hdr[k].count & ~BW_STOPPED;
+	uint32_t n = c->cls[k].h.count & ~BW_STOPPED;
 	if (n)
-		depot_put(k, c->slots[k], n, false);
-	c->hdr[k].count = 0;
+		depot_put(k, c->cls[k].slots, n, false);
+	c->cls[k].h.count = 0;
 }
 
 static void thread_exit(void *arg)
@@ -291,7 +292,7 @@ static void thread_exit(void *arg)
  * its working set is larger than its array; let it hold more. */
 static void tune(struct bw_cpu *c, unsigned k, uint8_t why)
 {
-	struct bw_hdr *h = &c->hdr[k];
+	struct bw_hdr *h = &c->cls[k].h;
 	if (c->c[k].last == why && h->high < max_high[k]) {
 		uint32_t nh = h->high * 2 < max_high[k] ? h->high * 2 : max_high[k];
 		__atomic_store_n(&h->high, nh, __ATOMIC_RELAXED);
@@ -335,10 +336,10 @@ NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 	} else if (!(c = thread_cache())) {
 		return NULL;
 	}
-	if (c->hdr[k].count & BW_STOPPED)
+	if (c->cls[k].h.count & BW_STOPPED)
 		return NULL;         /* a remote drain owns it: the zone path */
 	tune(c, k, 1);
-	unsigned want = c->hdr[k].high / 2;
+	unsigned want = c->cls[k].h.high / 2;
 	if (want > BW_MAXBUF)
 		want = BW_MAXBUF;
 	unsigned n = fetch(k, buf, want, irq, &c->c[k]);
@@ -356,8 +357,7 @@ NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 				cpu = cpu_current();
 				if ((unsigned)cpu >= nr_cpus)
 					break;
-				enum rseq_result r = rseq_bw_push_n(&bw_cpu_of(cpu)->hdr[k].count,
-								    bw_cpu_of(cpu)->slots[k], cpu, buf, n);
+				enum rseq_result r = rseq_bw_push_n(&bw_cpu_of(cpu)->cls[k].h.count, cpu, buf, n);
 				if (r == RSEQ_DONE) {
 					stored = true;
 					break;
@@ -368,9 +368,9 @@ NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 			}
 		}
 #endif
-		if (!bw_rseq && c->hdr[k].count + n <= c->hdr[k].high) {
-			memcpy(&c->slots[k][c->hdr[k].count], buf, n * sizeof(uint32_t));
-			c->hdr[k].count += n;
+		if (!bw_rseq && c->cls[k].h.count + n <= c->cls[k].h.high) {
+			memcpy(&c->cls[k].slots[c->cls[k].h.count], buf, n * sizeof(uint32_t));
+			c->cls[k].h.count += n;
 			stored = true;
 		}
 		if (!stored)
@@ -384,7 +384,7 @@ struct page_desc *bw_alloc(size_t npages)
 	unsigned k = (unsigned)npages - 1;
 	uint32_t pfn;
 
-	if (likely(bw_pop(k, &pfn)))
+	if (likely(bw_pop(k, &pfn, true)))
 		return pfn_to_desc(pfn);
 	return bw_alloc_slow(k);
 }
@@ -408,13 +408,13 @@ NOINLINE bool bw_free_slow(struct page_desc *pd)
 			if ((unsigned)cpu >= nr_cpus)
 				return false;
 			c = bw_cpu_of(cpu);
-			uint32_t cnt = __atomic_load_n(&c->hdr[k].count, __ATOMIC_RELAXED);
+			uint32_t cnt = __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED);
 			if (cnt & BW_STOPPED)
 				return false;
-			uint32_t high = c->hdr[k].high;
+			uint32_t high = c->cls[k].h.high;
 			if (cnt < high) {
 				/* room again (another thread popped): push */
-				enum rseq_result r = rseq_bw_push(&c->hdr[k].count, c->slots[k], cpu,
+				enum rseq_result r = rseq_bw_push(&c->cls[k].h.count, cpu,
 								  (uint32_t)desc_pfn(pd));
 				if (r == RSEQ_DONE) {
 					c->c[k].frees++;
@@ -427,7 +427,7 @@ NOINLINE bool bw_free_slow(struct page_desc *pd)
 			n = high / 2 < cnt ? high / 2 : cnt;
 			if (n > BW_MAXBUF)
 				n = BW_MAXBUF;
-			enum rseq_result r = rseq_bw_pop_n(&c->hdr[k].count, c->slots[k], cpu, buf, n);
+			enum rseq_result r = rseq_bw_pop_n(&c->cls[k].h.count, cpu, buf, n);
 			if (r == RSEQ_ABORTED) {
 				c->restarts++;
 				continue;
@@ -438,15 +438,15 @@ NOINLINE bool bw_free_slow(struct page_desc *pd)
 		} else {
 			if (!(c = thread_cache()))
 				return false;
-			uint32_t cnt = c->hdr[k].count;
-			if (cnt < c->hdr[k].high) {
-				c->slots[k][c->hdr[k].count++] = (uint32_t)desc_pfn(pd);
+			uint32_t cnt = c->cls[k].h.count;
+			if (cnt < c->cls[k].h.high) {
+				c->cls[k].slots[c->cls[k].h.count++] = (uint32_t)desc_pfn(pd);
 				c->c[k].frees++;
 				return true;
 			}
 			n = cnt / 2 < BW_MAXBUF ? cnt / 2 : BW_MAXBUF;
-			c->hdr[k].count -= n;
-			memcpy(buf, &c->slots[k][c->hdr[k].count], n * sizeof(uint32_t));
+			c->cls[k].h.count -= n;
+			memcpy(buf, &c->cls[k].slots[c->cls[k].h.count], n * sizeof(uint32_t));
 		}
 		tune(c, k, 2);
 		c->c[k].spills++;
@@ -458,7 +458,7 @@ NOINLINE bool bw_free_slow(struct page_desc *pd)
 bool bw_free(struct page_desc *pd)
 {
 	pd->flags = PG_CACHED;
-	if (likely(bw_push(pd->npages - 1, (uint32_t)desc_pfn(pd))))
+	if (likely(bw_push(pd->npages - 1, (uint32_t)desc_pfn(pd), true)))
 		return true;
 	return bw_free_slow(pd);
 }
@@ -498,13 +498,13 @@ static size_t drain_cpu(unsigned cpu)
 	bool any = false;
 
 	for (unsigned k = 0; k < CACHE_CLASSES; k++)
-		any |= __atomic_load_n(&c->hdr[k].count, __ATOMIC_RELAXED) != 0;
+		any |= __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED) != 0;
 	if (!any)
 		return 0;
 	for (;;) {
 		bool all = true;
 		for (unsigned k = 0; k < CACHE_CLASSES; k++)
-			__atomic_fetch_or(&c->hdr[k].count, BW_STOPPED, __ATOMIC_SEQ_CST);
+			__atomic_fetch_or(&c->cls[k].h.count, BW_STOPPED, __ATOMIC_SEQ_CST);
 		uint64_t t0 = os_now_ns();
 		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU, (int)cpu);
 		__atomic_add_fetch(&fence_ns, os_now_ns() - t0, __ATOMIC_RELAXED);
@@ -512,17 +512,17 @@ static size_t drain_cpu(unsigned cpu)
 		/* A section that committed between the OR and the fence stored a
 		 * count without the bit: go round again. */
 		for (unsigned k = 0; k < CACHE_CLASSES; k++)
-			all &= (__atomic_load_n(&c->hdr[k].count, __ATOMIC_SEQ_CST) & BW_STOPPED) != 0;
+			all &= (__atomic_load_n(&c->cls[k].h.count, __ATOMIC_SEQ_CST) & BW_STOPPED) != 0;
 		if (all)
 			break;
 	}
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		uint32_t n = __atomic_load_n(&c->hdr[k].count, __ATOMIC_ACQUIRE) & ~BW_STOPPED;
-		free_pfns(c->slots[k], n, k);
+		uint32_t n = __atomic_load_n(&c->cls[k].h.count, __ATOMIC_ACQUIRE) & ~BW_STOPPED;
+		free_pfns(c->cls[k].slots, n, k);
 		pages += (size_t)n * (k + 1);
-		c->hdr[k].high = 2 * batch[k];
+		c->cls[k].h.high = 2 * batch[k];
 		c->c[k].last = 0;
-		__atomic_store_n(&c->hdr[k].count, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->cls[k].h.count, 0, __ATOMIC_RELEASE);
 	}
 	__atomic_add_fetch(&remote_drains, 1, __ATOMIC_RELAXED);
 	return pages;
@@ -547,10 +547,10 @@ size_t bw_drain_all(void)
 	if (!bw_rseq && my_cache && !sigctx_in_irq()) {
 		/* Other threads' arrays are theirs alone: only this one. */
 		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-			uint32_t n = my_cache->cache.hdr[k].count;
-			free_pfns(my_cache->cache.slots[k], n, k);
+			uint32_t n = my_cache->cache.cls[k].h.count;
+			free_pfns(my_cache->cache.cls[k].slots, n, k);
 			pages += (size_t)n * (k + 1);
-			my_cache->cache.hdr[k].count = 0;
+			my_cache->cache.cls[k].h.count = 0;
 		}
 	}
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
@@ -572,7 +572,7 @@ static void view_of(const struct bw_cpu *c, unsigned id, struct cache_view *v)
 	memset(v, 0, sizeof(*v));
 	v->id = id;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		uint32_t n = __atomic_load_n(&c->hdr[k].count, __ATOMIC_RELAXED) & ~BW_STOPPED;
+		uint32_t n = __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED) & ~BW_STOPPED;
 		const struct bw_counts *s = &c->c[k];
 		v->nr_blocks[k] = n;
 		v->nr_pages += n * (k + 1);

@@ -6,18 +6,19 @@
  * Layout of one CPU's (or, without rseq, one thread's) cache, BW_STRIDE
  * bytes apart so that finding a CPU's is a shift:
  *
- *   line 0    hdr[8]: count | high per size class (rseq.h: count's bit 31
- *             is a remote drain's stop mark)
- *   lines 1+  counters per class, restarts
- *   then      slots[8][512]: block pfns, the top of each array is the hottest
+ *   per class  a line with count | high (rseq.h: count's bit 31 is a remote
+ *              drain's stop mark), then slots[496], block pfns (2 KiB a class), the top of
+ *              the array the hottest
+ *   then       counters per class, restarts
  */
 #ifndef MAGPAGE_BONWICK_H
 #define MAGPAGE_BONWICK_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#define BW_SLOTS  512           /* array entries per class */
+#define BW_SLOTS  496           /* array entries per class: a class is 2 KiB */
 #define BW_STRIDE_SHIFT 15      /* 32 KiB per CPU */
 
 struct bw_hdr {
@@ -26,8 +27,9 @@ struct bw_hdr {
 };
 
 struct bw_counts {
-	uint64_t allocs;        /* blocks handed out */
-	uint64_t frees;         /* blocks taken back */
+	uint64_t allocs;        /* blocks handed out (the fast path's only with
+				   stats on) */
+	uint64_t frees;         /* blocks taken back (likewise) */
 	uint64_t refills;       /* array empty: batches fetched */
 	uint64_t refill_blocks;
 	uint64_t spills;        /* array full: half given away */
@@ -37,17 +39,26 @@ struct bw_counts {
 	uint8_t last;           /* 1 = the last slow event was a refill, 2 = a spill */
 };
 
+/* One size class of one CPU: its header line, then its array, so that the
+ * sections address the array from the header (one register fewer). */
+struct bw_class {
+	struct bw_hdr h;                             /* line 0 of the class */
+	uint32_t pad[14];
+	uint32_t slots[BW_SLOTS];                    /* at h + 64 bytes */
+};
+_Static_assert(offsetof(struct bw_class, slots) == 64, "rseq.h: the array follows the header line");
+_Static_assert(sizeof(struct bw_class) == 2048, "a power of two: a class is a shift away");
+
 struct bw_cpu {
-	struct bw_hdr hdr[CACHE_CLASSES];            /* line 0 */
+	struct bw_class cls[CACHE_CLASSES];
 	struct bw_counts c[CACHE_CLASSES];
 	uint64_t restarts;                           /* rseq sections restarted */
-	uint32_t slots[CACHE_CLASSES][BW_SLOTS] __attribute__((aligned(64)));
 };
 _Static_assert(sizeof(struct bw_cpu) <= (1u << BW_STRIDE_SHIFT), "a CPU's cache fits its stride");
 
 extern char *bw_base;            /* CPU 0's struct bw_cpu; rseq front end */
 extern unsigned bw_nr_cpus;      /* 0 without the rseq front end */
-extern __thread struct bw_cpu *bw_mine;   /* per-thread front end */
+#define bw_mine (*(struct bw_cpu **)&mp_tls.bw_mine)   /* per-thread front end */
 
 struct page_desc *bw_alloc_slow(unsigned cls);
 bool bw_free_slow(struct page_desc *pd);
@@ -60,7 +71,7 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 #if MP_HAVE_RSEQ
 /* Pops a block of class k from this CPU's array: one restartable
  * sequence.  False: empty, stopped or no usable CPU id: the slow path. */
-static inline bool bw_pop_cpu(unsigned k, uint32_t *pfn)
+static inline bool bw_pop_cpu(unsigned k, uint32_t *pfn, bool count)
 {
 	for (;;) {
 		struct rseq *rs = rseq_area();
@@ -68,9 +79,10 @@ static inline bool bw_pop_cpu(unsigned k, uint32_t *pfn)
 		if (unlikely(cpu >= bw_nr_cpus))
 			return false;
 		struct bw_cpu *c = bw_cpu_of(cpu);
-		enum rseq_result r = rseq_bw_pop(&c->hdr[k].count, c->slots[k], (int)cpu, pfn);
+		enum rseq_result r = rseq_bw_pop(&c->cls[k].h.count, (int)cpu, pfn);
 		if (likely(r == RSEQ_DONE)) {
-			c->c[k].allocs++;
+			if (count)
+				c->c[k].allocs++;
 			return true;
 		}
 		if (r != RSEQ_ABORTED)
@@ -79,7 +91,7 @@ static inline bool bw_pop_cpu(unsigned k, uint32_t *pfn)
 	}
 }
 
-static inline bool bw_push_cpu(unsigned k, uint32_t pfn)
+static inline bool bw_push_cpu(unsigned k, uint32_t pfn, bool count)
 {
 	for (;;) {
 		struct rseq *rs = rseq_area();
@@ -87,9 +99,10 @@ static inline bool bw_push_cpu(unsigned k, uint32_t pfn)
 		if (unlikely(cpu >= bw_nr_cpus))
 			return false;
 		struct bw_cpu *c = bw_cpu_of(cpu);
-		enum rseq_result r = rseq_bw_push(&c->hdr[k].count, c->slots[k], (int)cpu, pfn);
+		enum rseq_result r = rseq_bw_push(&c->cls[k].h.count, (int)cpu, pfn);
 		if (likely(r == RSEQ_DONE)) {
-			c->c[k].frees++;
+			if (count)
+				c->c[k].frees++;
 			return true;
 		}
 		if (r != RSEQ_ABORTED)
@@ -108,34 +121,54 @@ static inline struct bw_cpu *bw_thread_cache(void)
 	return bw_mine;
 }
 
-/* One block of class k (k + 1 pages), or false: then bw_alloc_slow. */
-static inline bool bw_pop(unsigned k, uint32_t *pfn)
+/* One block of class k (k + 1 pages), or false: then bw_alloc_slow.
+ * count: add it to the statistics (the fast paths count only with
+ * MAGPAGE_CONF stats on, and then they are not taken). */
+static inline bool bw_pop(unsigned k, uint32_t *pfn, bool count)
 {
+	if (unlikely(!bw_nr_cpus)) {
+		struct bw_cpu *c = bw_thread_cache();
+		if (unlikely(!c))
+			return false;
+		struct bw_class *cl = &c->cls[k];
+		uint32_t n = cl->h.count;
+		if (unlikely(!n))
+			return false;
+		if (count)
+			c->c[k].allocs++;
+		cl->h.count = --n;
+		*pfn = cl->slots[n];
+		return true;
+	}
 #if MP_HAVE_RSEQ
-	if (likely(bw_nr_cpus))
-		return bw_pop_cpu(k, pfn);
+	return bw_pop_cpu(k, pfn, count);
+#else
+	return false;
 #endif
-	struct bw_cpu *c = bw_thread_cache();
-	if (unlikely(!c) || unlikely(!c->hdr[k].count))
-		return false;
-	c->c[k].allocs++;
-	*pfn = c->slots[k][--c->hdr[k].count];
-	return true;
 }
 
 /* Takes back a block of class k, or false: then bw_free_slow. */
-static inline bool bw_push(unsigned k, uint32_t pfn)
+static inline bool bw_push(unsigned k, uint32_t pfn, bool count)
 {
+	if (unlikely(!bw_nr_cpus)) {
+		struct bw_cpu *c = bw_thread_cache();
+		if (unlikely(!c))
+			return false;
+		struct bw_class *cl = &c->cls[k];
+		uint32_t n = cl->h.count;
+		if (unlikely(n >= cl->h.high))
+			return false;
+		if (count)
+			c->c[k].frees++;
+		cl->slots[n] = pfn;
+		cl->h.count = n + 1;
+		return true;
+	}
 #if MP_HAVE_RSEQ
-	if (likely(bw_nr_cpus))
-		return bw_push_cpu(k, pfn);
+	return bw_push_cpu(k, pfn, count);
+#else
+	return false;
 #endif
-	struct bw_cpu *c = bw_thread_cache();
-	if (unlikely(!c) || unlikely(c->hdr[k].count >= c->hdr[k].high))
-		return false;
-	c->c[k].frees++;
-	c->slots[k][c->hdr[k].count++] = pfn;
-	return true;
 }
 
 #endif

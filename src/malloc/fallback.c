@@ -132,3 +132,8 @@ size_t fb_drain_deferred(void)
 	}
 	return n;
 }
+
+NOINLINE void *fb_malloc_call(size_t size)
+{
+	return fb_malloc(size);
+}

@@ -30,6 +30,15 @@ volatile int mp_initialized;
  * initialisation has reserved a region, so that nothing reaches the zone
  * early, and the first page-sized request takes the slow path into init. */
 static size_t zone_lo, zone_span;
+/* zone_span for malloc's fast path: 0 with statistics on, so that every
+ * call takes the counting way (mp_glibc_below is 0 then too). */
+static size_t mp_fast_span;
+static size_t glibc_below;   /* what mp_glibc_below returns to once drained */
+/* Under a finite RLIMIT_AS/DATA glibc's ENOMEM is retried after the zone
+ * gives back its unused tail (fb_malloc); without one, no check at all. */
+static bool fb_retry;
+/* zg.bytes for free's fast path: 0 with statistics on (free_slow counts). */
+static size_t mp_fast_bytes;
 
 /* Requests below this go straight to glibc: zone_lo, or 0 while frees
  * deferred by a handler wait (fb_defer_free), so that the next small
@@ -105,11 +114,15 @@ void mp_init_slow(void)
 			cache_init();
 			pa_init();
 			zone_lo = opt.threshold;
-			mp_glibc_below = zone_lo;
 			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
+			mp_fast_span = stats_on ? 0 : zone_span;
+			mp_fast_bytes = stats_on ? 0 : zg.bytes;
 		} else if (bytes) {   /* 0: a limit too small to share, said in README */
 			mp_log("cannot reserve a region of any size; every request goes to glibc");
 		}
+		glibc_below = stats_on ? 0 : opt.threshold;
+		fb_retry = zone_limited();
+		mp_glibc_below = glibc_below;
 		pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);
 		os_fork_hook = mp_fork_recover;
 		__atomic_store_n(&os_pid, (int)getpid(), __ATOMIC_RELEASE);
@@ -240,8 +253,7 @@ static NOINLINE void account_free(const struct page_desc *pd)
 
 static inline void page_free(void *p, const char *fn)
 {
-	uint64_t pfn = addr_to_pfn(p);
-	struct page_desc *pd = pfn_to_desc(pfn);
+	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
 
 	/* Always on, release builds too: the check that keeps a bad free from
 	 * corrupting the free lists.  A plain load and store, not an atomic
@@ -253,11 +265,9 @@ static inline void page_free(void *p, const char *fn)
 		bad_pointer(fn, p, pd);
 		return;
 	}
+	pd->flags = f & (uint8_t)~PG_ALLOC;
 	if (unlikely(stats_on))
 		account_free(pd);
-	if (likely(pa_free_onehop(pd, pfn)))
-		return;
-	pd->flags = f & (uint8_t)~PG_ALLOC;
 	pa_free(pd);
 }
 
@@ -265,8 +275,8 @@ static inline void page_free(void *p, const char *fn)
 
 static inline void drain_deferred(void)
 {
-	if (unlikely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED) != zone_lo))
-		__atomic_store_n(&mp_glibc_below, zone_lo, __ATOMIC_RELAXED);
+	if (unlikely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED) != glibc_below))
+		__atomic_store_n(&mp_glibc_below, glibc_below, __ATOMIC_RELAXED);
 	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) != NULL))
 		count(MC_sig_deferred_drained, fb_drain_deferred());
 }
@@ -308,28 +318,37 @@ static NOINLINE void *malloc_other(size_t size)
  * 0 until init), then pa_alloc.  Handler context is decided inside pa_alloc,
  * where the cache/zone choice is made.
  */
-void *mp_malloc(size_t size)
+/* Everything mp_malloc's fast paths leave: counting on, the zone path, the
+ * glibc path with its ENOMEM retry, and the rare cases. */
+static NOINLINE void *malloc_slow(size_t size)
 {
 	COUNT(malloc_calls);
-	if (likely(zone_size(size))) {
-		/* size >= threshold >= 1: no zero-size case here */
-		struct page_desc *pd = pa_alloc_onehop((size + PAGE_SIZE - 1) >> PAGE_SHIFT);
-		if (likely(pd != NULL)) {
-			pd->req_bytes = size;
-			if (unlikely(stats_on))
-				account_alloc(size, pd->npages);
-			return desc_to_addr(pd);
-		}
+	if (zone_size(size))
 		return page_alloc(size, 0, false);
-	}
-	/* To glibc: mp_glibc_below is 0 until init and while handlers' frees
-	 * wait, so those calls go the slow way; the TLS word says whether a
-	 * handler is running. */
-	if (likely(size < mp_glibc_below) && likely(!(mp_tls.word & MP_TLS_GLIBC_SLOW))) {
-		COUNT(fb_small);
-		return fb_malloc(size);
-	}
 	return malloc_other(size);
+}
+
+/*
+ * The fast paths, a leaf with tail calls only:
+ *   page-sized: one-hop, size class from a table, one pop, one descriptor
+ *               write (pa_alloc_onehop); anything it cannot do, malloc_slow;
+ *   smaller:    straight to glibc unless a handler runs on this thread or
+ *               handlers' frees wait (mp_glibc_below is then 0).
+ * mp_fast_span and mp_glibc_below are 0 until init, and with statistics on
+ * (then everything goes the counting way, malloc_slow).
+ */
+void *mp_malloc(size_t size)
+{
+	if (likely(size - zone_lo < mp_fast_span)) {
+		/* size >= threshold >= 1: no zero-size case here */
+		void *p;
+		if (likely(pa_alloc_onehop(size, &p)))
+			return p;
+		return malloc_slow(size);
+	}
+	if (likely(size < mp_glibc_below) && likely(!(mp_tls.word & MP_TLS_GLIBC_SLOW)))
+		return likely(!fb_retry) ? __libc_malloc(size) : fb_malloc_call(size);
+	return malloc_slow(size);
 }
 
 static NOINLINE void free_other_slow(void *p)
@@ -357,7 +376,7 @@ static inline void free_other(void *p)
 	free_other_slow(p);
 }
 
-void mp_free(void *p)
+static NOINLINE void free_slow(void *p)
 {
 	COUNT(free_calls);
 	if (likely(zone_owns(p))) {
@@ -367,6 +386,33 @@ void mp_free(void *p)
 		return;
 	}
 	free_other(p);
+}
+
+/*
+ * The fast paths, a leaf with tail calls only: a zone block whose
+ * descriptor says live (the always-on double-free check) and whose size the
+ * one-hop path caches goes back with one descriptor write and one push; a
+ * foreign pointer goes to glibc.  Everything else, free_slow.
+ */
+void mp_free(void *p)
+{
+	uintptr_t off = (uintptr_t)p - zg.base;
+
+	if (likely(off < mp_fast_bytes)) {
+		uint64_t pfn = off >> PAGE_SHIFT;
+		struct page_desc *pd = pfn_to_desc(pfn);
+		if (likely(!(off & (PAGE_SIZE - 1))) && likely(pd->flags & PG_ALLOC)) {
+			if (likely(pa_free_onehop(pd, pfn)))
+				return;
+			/* live again (its PG_ZERO, if any, was stale): the slow
+			 * path decides */
+			pfn_to_desc(pfn)->flags = PG_ALLOC;
+		}
+		return free_slow(p);
+	}
+	if (likely(off >= zg.bytes) && likely(!(mp_tls.word & MP_TLS_GLIBC_SLOW)))
+		return __libc_free(p);    /* free(NULL) included */
+	free_slow(p);
 }
 
 void mp_free_sized(void *p, size_t size)

@@ -178,8 +178,7 @@ stopped:
 #define BW_STOPPED 0x80000000u
 
 /* Pops the top pfn of this CPU's array into *pfn. */
-static inline enum rseq_result rseq_bw_pop(uint32_t *hdr, const uint32_t *slots, int cpu,
-					   uint32_t *pfn)
+static inline enum rseq_result rseq_bw_pop(uint32_t *hdr, int cpu, uint32_t *pfn)
 {
 	uint64_t n, v;
 	__asm__ __volatile__ goto(
@@ -191,12 +190,12 @@ static inline enum rseq_result rseq_bw_pop(uint32_t *hdr, const uint32_t *slots,
 		"testl %k[n], %k[n]\n\t"
 		"jle %l[empty]\n\t"
 		"decl %k[n]\n\t"
-		"movl (%[slots], %[n], 4), %k[v]\n\t"
+		"movl 64(%[hdr], %[n], 4), %k[v]\n\t"
 		"movl %k[n], (%[hdr])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [n] "=&r"(n), [v] "=&r"(v)
-		: [hdr] "r"(hdr), [slots] "r"(slots), RSEQ_COMMON_IN
+		: [hdr] "r"(hdr), RSEQ_COMMON_IN
 		: "rax", "memory", "cc"
 		: aborted, empty);
 	*pfn = (uint32_t)v;
@@ -208,7 +207,7 @@ empty:
 }
 
 /* Pushes pfn on this CPU's array if count < high. */
-static inline enum rseq_result rseq_bw_push(uint32_t *hdr, uint32_t *slots, int cpu, uint32_t pfn)
+static inline enum rseq_result rseq_bw_push(uint32_t *hdr, int cpu, uint32_t pfn)
 {
 	uint64_t n;
 	__asm__ __volatile__ goto(
@@ -219,13 +218,13 @@ static inline enum rseq_result rseq_bw_push(uint32_t *hdr, uint32_t *slots, int 
 		"movl (%[hdr]), %k[n]\n\t"
 		"cmpl 4(%[hdr]), %k[n]\n\t"
 		"jae %l[full]\n\t"
-		"movl %k[pfn], (%[slots], %[n], 4)\n\t"
+		"movl %k[pfn], 64(%[hdr], %[n], 4)\n\t"
 		"incl %k[n]\n\t"
 		"movl %k[n], (%[hdr])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [n] "=&r"(n)
-		: [hdr] "r"(hdr), [slots] "r"(slots), [pfn] "r"(pfn), RSEQ_COMMON_IN
+		: [hdr] "r"(hdr), [pfn] "r"(pfn), RSEQ_COMMON_IN
 		: "rax", "memory", "cc"
 		: aborted, full);
 	return RSEQ_DONE;
@@ -236,8 +235,7 @@ full:
 }
 
 /* Moves the top k pfns of this CPU's array (k <= count) into buf. */
-static inline enum rseq_result rseq_bw_pop_n(uint32_t *hdr, const uint32_t *slots, int cpu,
-					     uint32_t *buf, uint64_t k)
+static inline enum rseq_result rseq_bw_pop_n(uint32_t *hdr, int cpu, uint32_t *buf, uint64_t k)
 {
 	uint64_t n, i, v;
 	__asm__ __volatile__ goto(
@@ -256,7 +254,7 @@ static inline enum rseq_result rseq_bw_pop_n(uint32_t *hdr, const uint32_t *slot
 		"cmpq %[k], %[i]\n\t"
 		"jae 6f\n\t"
 		"leaq (%[n], %[i]), %[v]\n\t"
-		"movl (%[slots], %[v], 4), %k[v]\n\t"
+		"movl 64(%[hdr], %[v], 4), %k[v]\n\t"
 		"movl %k[v], (%[buf], %[i], 4)\n\t"
 		"incq %[i]\n\t"
 		"jmp 5b\n\t"
@@ -265,7 +263,7 @@ static inline enum rseq_result rseq_bw_pop_n(uint32_t *hdr, const uint32_t *slot
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [n] "=&r"(n), [i] "=&r"(i), [v] "=&r"(v)
-		: [hdr] "r"(hdr), [slots] "r"(slots), [buf] "r"(buf), [k] "r"(k), RSEQ_COMMON_IN
+		: [hdr] "r"(hdr), [buf] "r"(buf), [k] "r"(k), RSEQ_COMMON_IN
 		: "rax", "memory", "cc"
 		: aborted, few);
 	return RSEQ_DONE;
@@ -276,8 +274,8 @@ few:
 }
 
 /* Appends k pfns from buf to this CPU's array if count + k <= high. */
-static inline enum rseq_result rseq_bw_push_n(uint32_t *hdr, uint32_t *slots, int cpu,
-					      const uint32_t *buf, uint64_t k)
+static inline enum rseq_result rseq_bw_push_n(uint32_t *hdr, int cpu, const uint32_t *buf,
+					      uint64_t k)
 {
 	uint64_t n, i, v;
 	__asm__ __volatile__ goto(
@@ -296,7 +294,7 @@ static inline enum rseq_result rseq_bw_push_n(uint32_t *hdr, uint32_t *slots, in
 		"cmpq %[k], %[i]\n\t"
 		"jae 6f\n\t"
 		"movl (%[buf], %[i], 4), %k[v]\n\t"
-		"movl %k[v], (%[slots], %[n], 4)\n\t"
+		"movl %k[v], 64(%[hdr], %[n], 4)\n\t"
 		"incq %[n]\n\t"
 		"incq %[i]\n\t"
 		"jmp 5b\n\t"
@@ -305,7 +303,7 @@ static inline enum rseq_result rseq_bw_push_n(uint32_t *hdr, uint32_t *slots, in
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [n] "=&r"(n), [i] "=&r"(i), [v] "=&r"(v)
-		: [hdr] "r"(hdr), [slots] "r"(slots), [buf] "r"(buf), [k] "r"(k), RSEQ_COMMON_IN
+		: [hdr] "r"(hdr), [buf] "r"(buf), [k] "r"(k), RSEQ_COMMON_IN
 		: "rax", "memory", "cc"
 		: aborted, full);
 	return RSEQ_DONE;

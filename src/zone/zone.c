@@ -861,3 +861,8 @@ void zone_fork_recover(void)
 	z.floor = z.frontier;
 	mp_lock_reset(&z.lock);
 }
+
+bool zone_limited(void)
+{
+	return z.limit != UINT64_MAX && __atomic_load_n(&zg.bytes, __ATOMIC_RELAXED) != 0;
+}

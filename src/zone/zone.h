@@ -117,6 +117,9 @@ int zone_init(uint64_t bytes);
  * 0 when unlimited, when want alone exceeds the limit, or when nothing is
  * left to give. */
 size_t zone_give_back(size_t want);
+/* A finite RLIMIT_AS or RLIMIT_DATA shaped the region: glibc's ENOMEM is
+ * worth a retry after zone_give_back. */
+bool zone_limited(void);
 /* A block of 2^order pages of which the first npages are kept and the
  * tail goes back to the free areas at once.  NULL if the zone is empty. */
 struct page_desc *zone_alloc(unsigned order, size_t npages);
