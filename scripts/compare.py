@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The comparison harness: any set of benchmarks under any set of allocators.
 
-    scripts/compare.py --bench pagealloc,pft,kernbench,uring,apps,sigbench \\
+    scripts/compare.py --bench pagealloc,pft,xthread,kernbench,uring,apps,sigbench \\
         --alloc jemalloc,glibc,magpage-rfc2013,magpage --reps 5 \\
         --out results/DIR [--quick]
 
@@ -11,6 +11,8 @@ mmtests-style tables (value, then the percent difference from the baseline
 column, positive meaning better; the RFC's format, scripts/mmtests_table.py)
 each followed by its spread over repetitions, and writes into DIR:
     tables.txt      the tables as printed
+    summary.md      the same rows in Markdown: median [min..max] of the
+                    values behind each cell, the best median in bold
     results.json    machine, versions, allocators and their environment,
                     options, every sample, failures, wall time per part
                     (rewritten after every run, "complete": false until the
@@ -27,7 +29,8 @@ tcmalloc, magpage, magpage-NAME with --magpage-conf NAME=CONF).  Missing
 ones are skipped with a message.  Benchmarks: scripts/harness_benches.py.
 
 --quick shrinks every benchmark (pagealloc to 12 batch sizes, pft to
-256 MiB, uring to 64 MiB, apps to short runs) and leaves out kernbench.
+256 MiB, xthread to 0.5 s per mode, uring to 64 MiB, apps to short runs)
+and leaves out kernbench.
 Exit status: 0; 1 if any run crashed, hung or failed its own checks (each
 is printed as FAILED as it happens and again at the end); 2 on bad usage.
 """
@@ -47,7 +50,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness_allocs  # noqa: E402
 import harness_plots  # noqa: E402
 from harness_benches import BENCHES, RunFailed, Skip  # noqa: E402
-from mmtests_table import format_spread, format_table  # noqa: E402
+from mmtests_table import format_markdown, format_spread, format_table  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -91,12 +94,22 @@ def parse_args(argv):
                         "tcmalloc) instead of the installed one (repeatable)")
     p.add_argument("--jemalloc-conf", default=os.environ.get("MALLOC_CONF"),
                    help="MALLOC_CONF for jemalloc (default: the caller's, else unset)")
-    p.add_argument("--threads", help="thread/task counts for pagealloc and pft "
-                                     "(default 1..nproc)")
+    p.add_argument("--threads", help="thread/task counts for pagealloc, pft and "
+                                     "xthread (default 1..nproc)")
     p.add_argument("--pagealloc-batches", help="bench_pagealloc -b list "
                                                "(default: all, 1..16384)")
     p.add_argument("--pagealloc-args", help="extra bench_pagealloc options, "
                                             "e.g. '-s 8k' or '-m remote'")
+    p.add_argument("--xthread-modes",
+                   help="bench_xthread modes, a comma list of server,prodcons,"
+                        "random and remote (bench_pagealloc -m remote) "
+                        "(default all)")
+    p.add_argument("--xthread-seconds", type=float,
+                   help="bench_xthread -d, timed seconds per mode (default 2; "
+                        "--quick 0.5)")
+    p.add_argument("--xthread-args", help="extra bench_xthread options, e.g. '-q 256'")
+    p.add_argument("--xthread-remote-batches",
+                   help="bench_pagealloc -m remote -b list (default 1,64,1024)")
     p.add_argument("--pft-mem", help="bench_pft -m (default MemTotal/5; --quick 256m)")
     p.add_argument("--pft-iters", type=int, help="bench_pft -r (default 5; --quick 3)")
     p.add_argument("--pft-modes", help="threads,processes (default both; --quick threads)")
@@ -138,6 +151,9 @@ def parse_args(argv):
     a.threads = [int(t) for t in a.threads.split(",")] if a.threads else \
         list(range(1, len(os.sched_getaffinity(0)) + 1))
     a.pft_modes = a.pft_modes.split(",") if a.pft_modes else None
+    a.xthread_modes = a.xthread_modes.split(",") if a.xthread_modes else None
+    if a.xthread_seconds is not None and not 0 < a.xthread_seconds <= 600:
+        p.error("--xthread-seconds takes a duration in (0, 600]")
     a.apps = a.apps.split(",") if a.apps else None
     a.build = os.path.abspath(a.build)
     a.lib = os.path.abspath(a.lib or os.path.join(a.build, "libmagpage.so"))
@@ -158,6 +174,10 @@ class Context:
         self.pft_mem = args.pft_mem
         self.pft_iters = args.pft_iters
         self.pft_modes = args.pft_modes
+        self.xthread_modes = args.xthread_modes
+        self.xthread_seconds = args.xthread_seconds
+        self.xthread_args = args.xthread_args
+        self.xthread_remote_batches = args.xthread_remote_batches
         self.uring_mem = args.uring_mem
         self.apps = args.apps
         self.sigbench_args = args.sigbench_args
@@ -258,7 +278,8 @@ def run_interleaved(benches, allocs, args, ctx, checkpoint):
 def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
            failures):
     """All tables as one text (each followed by its spread, then the failed
-    runs that left cells n/a), and the plot specs."""
+    runs that left cells n/a), the same rows in Markdown (median [min..max]
+    per cell), and the plot specs."""
     columns = [a["name"] for a in allocs]
     text = [f"# libmagpage comparison, {when}: "
             f"{machine['nproc']} x {machine['cpu_model']}, Linux {machine['kernel']}, "
@@ -271,6 +292,12 @@ def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
         env = " ".join(([f"LD_PRELOAD={a['preload']}"] if a["preload"] else []) +
                        [f"{k}={v}" for k, v in sorted(a["env"].items())])
         text.append(f"#   {a['name']}: {env or '(no preload)'}\n")
+    md = [f"libmagpage comparison, {when}: {machine['nproc']} x "
+          f"{machine['cpu_model']}, Linux {machine['kernel']}, glibc "
+          f"{machine['glibc']}, libmagpage {machine['libmagpage_commit']}; "
+          f"{reps} interleaved repetitions"
+          + "".join(f", {k} {v}" for k, v in bench_reps.items()) + ".\n\n"]
+    md.extend(f"- {line[4:]}" for line in text[1:])     # the allocators
     plot_specs = []
     for b in benches:
         bs = [s for s in samples if s["bench"] == b.name]
@@ -286,12 +313,19 @@ def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
             if b.spread:
                 text.append("\n" + format_spread(
                     title, columns, [(label, vals) for label, vals, _, _ in rows]))
+                md.append(f"\n**{title}**: {desc}; median [min..max] of the "
+                          f"values behind each cell, best median in bold\n\n")
+                md.append(format_markdown(
+                    title, columns, [(label, vals, better)
+                                     for label, vals, better, _ in rows], prec))
         plot_specs.extend(b.plots(bs, columns))
     if failures:
         text.append(f"\n## FAILED runs ({len(failures)}): their cells are n/a or "
                     f"hold fewer values\n")
         text.extend(f"- {m}\n" for m in failures)
-    return "".join(text), plot_specs
+        md.append(f"\n**FAILED runs ({len(failures)})**\n\n")
+        md.extend(f"- {m}\n" for m in failures)
+    return "".join(text), "".join(md), plot_specs
 
 
 def write_csv(path, samples):
@@ -307,7 +341,8 @@ def write_csv(path, samples):
 def report_tail(out, pngs, wall, total, runs, nproc, failures):
     print("wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in wall.items())
           + f"; total {total / 60:.1f} min")
-    print(f"tables:  {os.path.join(out, 'tables.txt')}")
+    print(f"tables:  {os.path.join(out, 'tables.txt')} (Markdown: "
+          f"{os.path.join(out, 'summary.md')})")
     print(f"results: {os.path.join(out, 'results.json')}, {os.path.join(out, 'results.csv')}")
     for p in pngs:
         print(f"plot:    {p}")
@@ -336,13 +371,15 @@ def retable(args):
     cols = r["machine"]["allocators"]
     names = [c["name"] if isinstance(c, dict) else c for c in cols]
     base = args.baseline if args.baseline in names else r["baseline"]
-    tables, specs = render(benches, r["samples"], cols,
-                           base, r["machine"], r["reps"],
-                           r.get("bench_reps", {}), r["started"], r["failures"])
+    tables, md, specs = render(benches, r["samples"], cols,
+                               base, r["machine"], r["reps"],
+                               r.get("bench_reps", {}), r["started"], r["failures"])
     shutil.rmtree(ctx.tmp, ignore_errors=True)
     print(tables)
     with open(os.path.join(out, "tables.txt"), "w") as f:
         f.write(tables)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(md)
     pngs = harness_plots.draw(specs, os.path.join(out, "plots"), say)
     return report_tail(out, pngs, r["wall_s_per_bench"], r["wall_s"], r["runs"],
                        r["machine"]["nproc"], r["failures"])
@@ -407,11 +444,13 @@ def main(argv):
 
     samples, failures, runs, wall = run_interleaved(benches, allocs, args, ctx, save)
 
-    tables, specs = render(benches, samples, machine["allocators"], baseline,
-                           machine, args.reps, args.bench_reps, started, failures)
+    tables, md, specs = render(benches, samples, machine["allocators"], baseline,
+                               machine, args.reps, args.bench_reps, started, failures)
     print(tables)
     with open(os.path.join(out, "tables.txt"), "w") as f:
         f.write(tables)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(md)
     pngs = harness_plots.draw(specs, os.path.join(out, "plots"), say)
     write_csv(os.path.join(out, "results.csv"), samples)
     total = time.time() - t_start

@@ -18,7 +18,7 @@ import shlex
 import subprocess
 
 from harness_allocs import Alloc
-from mmtests_table import HIGHER, LOWER, mean, summary
+from mmtests_table import HIGHER, LOWER, mean, median, summary
 
 PRELOAD_WARNING = ("ld.so", "cannot be preloaded")
 
@@ -273,6 +273,151 @@ class Pft(Bench):
         return res
 
 
+# --------------------------------------------------------------- xthread
+
+XTHREAD_MODES = ("server", "prodcons", "random", "remote")
+XTHREAD_UNITS = {"server": "Mops/s", "prodcons": "Mobj/s", "random": "Mops/s"}
+
+
+class XThread(Bench):
+    """bench/xthread.c (issue 9's cross-thread patterns: server, prodcons,
+    random), one process per mode and thread count so that each has its own
+    peak RSS, and bench_pagealloc -m remote (one thread allocates a batch,
+    its partner frees it) at even thread counts.  Cells are medians over
+    repetitions."""
+    name = "xthread"
+
+    def prepare(self):
+        c = self.ctx
+        self.modes = c.xthread_modes or list(XTHREAD_MODES)
+        bad = [m for m in self.modes if m not in XTHREAD_MODES]
+        if bad:
+            raise Skip(f"unknown xthread mode(s) {','.join(bad)}; known: "
+                       f"{','.join(XTHREAD_MODES)}")
+        if any(m != "remote" for m in self.modes):
+            self.bin = self.binary("bench_xthread")
+        if "remote" in self.modes:
+            self.pagealloc = self.binary("bench_pagealloc")
+        self.seconds = c.xthread_seconds or (0.5 if c.quick else 2.0)
+        self.args = shlex.split(c.xthread_args or "")
+        self.batches = c.xthread_remote_batches or "1,64,1024"
+        self.runs = []      # (mode, threads)
+        for m in self.modes:
+            for t in c.threads:
+                if (m == "prodcons" and t < 2) or (m == "remote" and t % 2):
+                    continue
+                self.runs.append((m, t))
+        if not self.runs:
+            raise Skip(f"no xthread run fits threads {c.threads} (prodcons "
+                       f"needs 2 or more, remote an even count)")
+        return (f"bench_xthread -d {self.seconds} {' '.join(self.args)}, "
+                f"bench_pagealloc -m remote -b {self.batches}: "
+                + " ".join(f"{m}-{t}t" for m, t in self.runs))
+
+    def run(self, alloc, rep, rawdir):
+        out, failures = [], []
+        for m, t in self.runs:
+            log = os.path.join(rawdir, f"{m}-t{t}.csv")
+            try:
+                if m == "remote":
+                    out.extend(self._remote(alloc, t, log))
+                else:
+                    out.extend(self._xthread(alloc, m, t, log))
+            except RunFailed as e:
+                failures.append(f"{m} -t {t}: {e}")
+        if failures:
+            raise RunFailed("; ".join(failures), out)
+        return out
+
+    def _xthread(self, alloc, mode, t, log):
+        cmd = [self.bin, "-m", mode, "-t", str(t), "-d", str(self.seconds)] + self.args
+        text = run_program(cmd, alloc, 120 + 4 * self.seconds, log)
+        if "all blocks verified" not in text:
+            raise RunFailed("bench_xthread did not report its blocks verified")
+        rows = csv_lines(text)
+        if len(rows) != 1 or len(rows[0]) != 9:
+            raise RunFailed(f"bench_xthread printed {len(rows)} result lines, "
+                            f"not one of 9 fields")
+        r = rows[0]
+        p = {"mode": mode, "threads": t}
+        return [{"metric": "mops", "params": p, "value": float(r[4])},
+                {"metric": "maxrss_mib", "params": p, "value": float(r[5]) / 1024},
+                {"metric": "live_mib", "params": p, "value": float(r[6]) / 1024},
+                {"metric": "minflt", "params": p, "value": float(r[7])},
+                {"metric": "handed_pct", "params": p, "value": float(r[8])}]
+
+    def _remote(self, alloc, t, log):
+        cmd = [self.pagealloc, "-m", "remote", "-t", str(t), "-b", self.batches,
+               "-r", "5"]
+        text = run_program(cmd, alloc, 600, log)
+        if "all blocks verified" not in text:
+            raise RunFailed("bench_pagealloc did not report its blocks verified")
+        return [{"metric": "remote_ns", "params": {"mode": "remote", "threads": t,
+                                                   "batch": int(r[0])},
+                 "value": float(r[6])} for r in csv_lines(text)]
+
+    def _labels(self, samples):
+        """(label, metric, params) of each row, in the order of the runs."""
+        rows = []
+        for m in XTHREAD_MODES:
+            for t in param_values([s for s in samples
+                                   if s["params"].get("mode") == m], "threads"):
+                if m == "remote":
+                    for b in param_values([s for s in samples
+                                           if s["metric"] == "remote_ns"
+                                           and s["params"]["threads"] == t], "batch"):
+                        rows.append((f"remote-{t}t ns/block b{b}", "remote_ns",
+                                     {"mode": m, "threads": t, "batch": b}))
+                else:
+                    rows.append((f"{m}-{t}t {XTHREAD_UNITS[m]}", "mops",
+                                 {"mode": m, "threads": t}))
+        return rows
+
+    def tables(self, samples, columns):
+        speed, mem = [], []
+        for label, metric, p in self._labels(samples):
+            vals = {a: values(samples, a, metric, **p) for a in columns}
+            speed.append((label, vals, LOWER if metric == "remote_ns" else HIGHER,
+                          median))
+            if metric != "mops":
+                continue
+            run = label.split()[0]
+            for mm, what in (("maxrss_mib", "peak RSS MiB"),
+                             ("live_mib", "live MiB"),
+                             ("minflt", "minor faults")):
+                mem.append((f"{run} {what}",
+                            {a: values(samples, a, mm, **p) for a in columns},
+                            LOWER, median))
+        n = max([len(v) for _, vals, _, _ in speed for v in vals.values()] + [0])
+        return [("xthread", f"page-sized blocks freed by other threads (bench/xthread.c; "
+                            f"remote: bench_pagealloc -m remote, ns per 4 KiB "
+                            f"malloc+free); median of {n} repetitions; M ops/s "
+                            f"higher is better, ns lower", speed, 3),
+                ("xthread-memory", "peak RSS of each run (VmHWM), requested "
+                                   "bytes live at the sampled peak (the same "
+                                   "workload asks for about the same under every "
+                                   "allocator), minor faults; median over "
+                                   "repetitions; lower is better", mem, 1)]
+
+    def plots(self, samples, columns):
+        res = []
+        for m in ("server", "prodcons", "random"):
+            ts = param_values([s for s in samples if s["params"].get("mode") == m],
+                              "threads", "mops")
+            if len(ts) < 2:
+                continue
+            series = {}
+            for a in columns:
+                pts = [(t, median(values(samples, a, "mops", mode=m, threads=t)))
+                       for t in ts]
+                series[a] = [(x, y) for x, y in pts if y is not None]
+            res.append({"kind": "lines", "name": f"xthread-{m}",
+                        "title": f"xthread {m}: throughput vs threads",
+                        "xlabel": "threads", "ylabel": XTHREAD_UNITS[m],
+                        "logx": False, "series": series})
+        return res
+
+
 # ------------------------------------------------------------- kernbench
 
 class Kernbench(Bench):
@@ -523,4 +668,5 @@ class Apps(Bench):
                  mem, 1)]
 
 
-BENCHES = {b.name: b for b in (PageAlloc, Pft, Kernbench, Uring, Apps, SigBench)}
+BENCHES = {b.name: b for b in (PageAlloc, Pft, XThread, Kernbench, Uring, Apps,
+                               SigBench)}

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The README's main command: install what is missing, build Release into
-# build/, then the short default comparison (scripts/compare.py --quick):
+# build/ (the library, magpage-conf and the benchmark programs it runs;
+# scripts/test.sh builds and runs the tests), then the short default
+# comparison (scripts/compare.py --quick):
 # libmagpage under preset:rfc2013 and under its default configuration,
-# against jemalloc (the baseline column) and glibc, interleaved, 3 rounds:
+# against jemalloc (the baseline column), glibc and the fastest peers,
+# tcmalloc and mimalloc, interleaved, 3 rounds (the compile 2):
 #   - pagealloc (the RFC's microbenchmark) at 12 batch sizes, 1..nproc threads
 #   - pft (page-fault test) at 256 MiB, 1..nproc threads
 #   - one real program: gcc -O2 -c of a generated kernel-style file (cc1
@@ -13,19 +16,29 @@
 # runs do not collect libmagpage statistics (they cost time); one more,
 # untimed, compile does, and its cc1 report is summarised at the end.
 #
-#   scripts/main.sh
+#   scripts/main.sh            (--help: this text)
 #
-# Environment: MAIN_REPS (3), MAIN_FUNCS (1000: size of the generated
-# file), MAIN_BUILD (build: the build directory).  About 5 minutes on 2 cores, clean build included.  Results land
-# in results/main/ (tables.txt, results.json, results.csv, plots/*.png).
+# Environment: MAIN_REPS (3), MAIN_APP_REPS (2: rounds of the compile, at
+# most MAIN_REPS), MAIN_FUNCS (1000: size of the generated file),
+# MAIN_BUILD (build: the build directory), MAIN_BUILD_ALL (1: build every
+# target, tests included).  About 6 minutes on 2 cores, clean build
+# included.  Results land in results/main/ (tables.txt,
+# summary.md, results.json, results.csv, plots/*.png).
 # Exits non-zero if the build fails, any run crashes, hangs or fails its
 # own checks (a corrupted block, a different object file), or the stats
 # run fails.
 set -euo pipefail
 
+case "${1:-}" in
+-h|--help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+'') ;;
+*) echo "main: no arguments (settings come from the environment; --help)" >&2; exit 2 ;;
+esac
+
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 reps=${MAIN_REPS:-3}
+app_reps=${MAIN_APP_REPS:-2}
 funcs=${MAIN_FUNCS:-1000}
 results=results
 out=$results/main
@@ -40,15 +53,21 @@ scripts/install-deps.sh main
 
 say "build: Release into $build/"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)"
+# Only what the comparison runs: the whole tree (tests, sanitizer and fuzz
+# builds) would take most of the job's time.
+targets=(--target magpage magpage-conf bench_pagealloc bench_pft)
+[ "${MAIN_BUILD_ALL:-0}" = 1 ] && targets=()
+cmake --build "$build" -j"$(nproc)" "${targets[@]}"
 [ -f "$lib" ] || { echo "main: the build did not produce $lib" >&2; exit 1; }
 
-say "comparison: pagealloc, pft, gcc -O2 ($funcs functions); $reps interleaved rounds"
+say "comparison: pagealloc, pft, gcc -O2 ($funcs functions); $reps interleaved rounds ($app_reps of gcc)"
 fail=0
 APPS_GCC_FUNCS=$funcs python3 scripts/compare.py --quick \
 	--bench pagealloc,pft,apps --apps gcc \
-	--alloc jemalloc,glibc,magpage-rfc2013,magpage --baseline jemalloc \
-	--reps "$reps" --build "$build" --out "$out" || fail=1
+	--alloc jemalloc,glibc,tcmalloc,mimalloc,magpage-rfc2013,magpage \
+	--baseline jemalloc \
+	--reps "$reps" --bench-reps "apps=$app_reps" \
+	--build "$build" --out "$out" || fail=1
 
 say "libmagpage statistics: one more gcc run, untimed, stats on"
 rm -rf "$stats_dir"

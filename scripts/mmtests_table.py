@@ -15,7 +15,9 @@ negative, exactly as in the RFC's kernbench table (-312.18%).
 Summaries follow mmtests: trimmed mean = drop the single largest sample and
 average the rest (calc_trimoutlier_mean); stddev is the sample standard
 deviation (n - 1).  Each table can be followed by its spread: the
-coefficient of variation of the values behind each cell.  Used by scripts/compare.py; unit-tested by
+coefficient of variation of the values behind each cell, and summarised in
+Markdown as median [min..max] (format_markdown).  Used by scripts/compare.py;
+unit-tested by
 tests/harness/test_mmtests_table.py.
 """
 
@@ -82,6 +84,15 @@ def trimmed_mean(xs):
 def mean(xs):
     xs = list(xs)
     return sum(xs) / len(xs) if xs else None
+
+
+def median(xs):
+    """The middle value (the mean of the two middle ones for an even count)."""
+    xs = sorted(xs)
+    if not xs:
+        return None
+    mid = len(xs) // 2
+    return float(xs[mid]) if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
 
 
 def stddev(xs):
@@ -178,4 +189,38 @@ def format_spread(title, columns, rows):
                 cell = f"{cv:5.1f}% n={len(xs)}"
             line += "  " + cell.rjust(w)
         lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def format_markdown(title, columns, rows, prec=2):
+    """A Markdown table of the values behind a table's cells: per cell the
+    median [min..max] over them, the best median of each row in bold
+    (lowest or highest as the row says), n/a where there is none.
+
+    rows: [(label, {column: [values]}, LOWER | HIGHER), ...]
+    """
+    def num(x):
+        return "%.*f" % (prec, x)
+
+    lines = [f"| {title} | " + " | ".join(columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for label, vals, better in rows:
+        meds = {}
+        for c in columns:
+            xs = [x for x in vals.get(c) or [] if isinstance(x, (int, float))]
+            if xs:
+                meds[c] = (median(xs), min(xs), max(xs))
+        pick = min if better == LOWER else max
+        best = pick(m[0] for m in meds.values()) if meds else None
+        cells = []
+        for c in columns:
+            if c not in meds:
+                cells.append("n/a")
+                continue
+            m, lo, hi = meds[c]
+            cell = f"{num(m)} [{num(lo)}..{num(hi)}]"
+            if len(meds) > 1 and num(m) == num(best):
+                cell = f"**{num(m)}** [{num(lo)}..{num(hi)}]"
+            cells.append(cell)
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -145,5 +145,25 @@ class Spread(unittest.TestCase):
         self.assertEqual(cells[1:], ["42.8%", "n=8", "0.0%", "n=1", "n/a"])
 
 
+class Markdown(unittest.TestCase):
+    def test_median(self):
+        self.assertEqual(mt.median([3, 1, 2]), 2.0)
+        self.assertEqual(mt.median([4, 1, 2, 3]), 2.5)
+        self.assertIsNone(mt.median([]))
+
+    def test_median_range_and_best(self):
+        # Lower is better: b's median 2 beats a's 3; c has no values.
+        text = mt.format_markdown("t", ["a", "b", "c"],
+                                  [("ns", {"a": [3, 1, 9], "b": [2, 2.5, 1.5]},
+                                    mt.LOWER),
+                                   ("ops", {"a": [3, 1, 9], "b": [2]}, mt.HIGHER)],
+                                  prec=1)
+        lines = text.splitlines()
+        self.assertEqual(lines[0], "| t | a | b | c |")
+        self.assertEqual(lines[1], "|---|---:|---:|---:|")
+        self.assertEqual(lines[2], "| ns | 3.0 [1.0..9.0] | **2.0** [1.5..2.5] | n/a |")
+        self.assertEqual(lines[3], "| ops | **3.0** [1.0..9.0] | 2.0 [2.0..2.0] | n/a |")
+
+
 if __name__ == "__main__":
     unittest.main()
