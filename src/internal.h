@@ -192,6 +192,27 @@ bool sigctx_defer_signal(int sig, siginfo_t *si, void *uc);
 /* Delivers what was held back; called when mp_tls.deferred is non-zero on
  * leaving the zone or a cache section. */
 void sigctx_release_deferred(void);
+/*
+ * Holds this thread's signals back (the trampoline defers them, in_cache)
+ * until the matching sigctx_unhold: around a lock that a handler must never
+ * find held by the code it interrupted, and that a siglongjmp out of such a
+ * handler would strand.  Nests: sigctx_unhold takes what sigctx_hold gave.
+ */
+static inline uint8_t sigctx_hold(void)
+{
+	uint8_t was = mp_tls.in_cache;
+	mp_tls.in_cache = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	return was;
+}
+static inline void sigctx_unhold(uint8_t was)
+{
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	mp_tls.in_cache = was;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (!was && unlikely(mp_tls.deferred))
+		sigctx_release_deferred();
+}
 
 struct sig_stats {
 	uint64_t handler_entries;   /* handler invocations through the trampoline */

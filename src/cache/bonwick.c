@@ -158,48 +158,35 @@ unsigned bw_count(void)
 
 /* ---- the depot --------------------------------------------------------- */
 
-static inline void depot_enter(void)
+/* Locks class k's depot with signals held back; a handler only tries.
+ * False: not taken.  *was: for depot_unlock. */
+static bool depot_lock(unsigned k, bool irq, uint8_t *was)
 {
-	mp_tls.in_cache = 1;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-}
-
-static inline void depot_leave(void)
-{
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	mp_tls.in_cache = 0;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	if (unlikely(mp_tls.deferred))
-		sigctx_release_deferred();
-}
-
-/* Locks class k's depot; a handler only tries.  False: not taken. */
-static bool depot_lock(unsigned k, bool irq)
-{
-	depot_enter();
+	*was = sigctx_hold();
 	if (irq ? mp_trylock(&depot[k].lock) : (mp_lock(&depot[k].lock), true))
 		return true;
-	depot_leave();
+	sigctx_unhold(*was);
 	return false;
 }
 
-static void depot_unlock(unsigned k)
+static void depot_unlock(unsigned k, uint8_t was)
 {
 	mp_unlock(&depot[k].lock);
-	depot_leave();
+	sigctx_unhold(was);
 }
 
 /* Up to want blocks from the depot into buf. */
 static unsigned depot_take(unsigned k, uint32_t *buf, unsigned want, bool irq)
 {
 	struct bw_depot *d = &depot[k];
-	if (!__atomic_load_n(&d->nr, __ATOMIC_RELAXED) || !depot_lock(k, irq))
+	uint8_t was;
+	if (!__atomic_load_n(&d->nr, __ATOMIC_RELAXED) || !depot_lock(k, irq, &was))
 		return 0;
 	unsigned n = d->nr < want ? d->nr : want;
 	d->nr -= n;
 	memcpy(buf, d->pfns + d->nr, n * sizeof(uint32_t));
 	d->out += n;
-	depot_unlock(k);
+	depot_unlock(k, was);
 	return n;
 }
 
@@ -208,14 +195,15 @@ static void depot_put(unsigned k, const uint32_t *buf, unsigned n, bool irq)
 {
 	struct bw_depot *d = &depot[k];
 	unsigned kept = 0;
+	uint8_t was;
 
-	if (depot_lock(k, irq)) {
+	if (depot_lock(k, irq, &was)) {
 		kept = d->cap - d->nr < n ? d->cap - d->nr : n;
 		memcpy(d->pfns + d->nr, buf, kept * sizeof(uint32_t));
 		d->nr += kept;
 		d->in += kept;
 		d->overflow += n - kept;
-		depot_unlock(k);
+		depot_unlock(k, was);
 	}
 	if (kept == n)
 		return;
@@ -232,12 +220,17 @@ static void depot_put(unsigned k, const uint32_t *buf, unsigned n, bool irq)
 
 /* ---- the front end: this CPU's arrays, or this thread's ------------------ */
 
+/* Signals held back throughout: a handler leaving by siglongjmp must not
+ * strand threads_lock, nor leave a half-made cache. */
 static NOINLINE struct bw_cpu *thread_cache_create(void)
 {
+	uint8_t was = sigctx_hold();
 	struct bw_thread *t = os.mmap(NULL, sizeof(*t), PROT_READ | PROT_WRITE,
 				      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (t == MAP_FAILED)
+	if (t == MAP_FAILED) {
+		sigctx_unhold(was);
 		return NULL;
+	}
 	init_cpu(&t->cache);
 	mp_lock(&threads_lock);
 	t->next = threads;
@@ -247,6 +240,7 @@ static NOINLINE struct bw_cpu *thread_cache_create(void)
 	mp_unlock(&threads_lock);
 	bw_mine = &t->cache;
 	pthread_setspecific(thread_key, t);
+	sigctx_unhold(was);
 	return &t->cache;
 }
 
@@ -532,10 +526,14 @@ static size_t drain_cpu(unsigned cpu)
 size_t bw_drain_all(void)
 {
 	size_t pages = 0;
+	bool irq = sigctx_in_irq();
+	uint8_t was = sigctx_hold();    /* a jump out must not strand drain_lock */
 
 	if (mp_tls.depth) {
-		if (!mp_trylock(&drain_lock))
+		if (!mp_trylock(&drain_lock)) {
+			sigctx_unhold(was);
 			return 0;
+		}
 	} else {
 		mp_lock(&drain_lock);
 	}
@@ -544,7 +542,7 @@ size_t bw_drain_all(void)
 		for (unsigned c = 0; c < nr_cpus; c++)
 			pages += drain_cpu(c);
 #endif
-	if (!bw_rseq && my_cache && !sigctx_in_irq()) {
+	if (!bw_rseq && my_cache && !irq) {
 		/* Other threads' arrays are theirs alone: only this one. */
 		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 			uint32_t n = my_cache->cache.cls[k].h.count;
@@ -562,6 +560,7 @@ size_t bw_drain_all(void)
 		}
 	}
 	mp_unlock(&drain_lock);
+	sigctx_unhold(was);
 	return pages;
 }
 
@@ -621,10 +620,12 @@ void bw_global(uint64_t *nfences, uint64_t *nfence_ns, uint64_t *nremote)
 /* Fixed order: the drain lock, the depots by class, then (the caller) the
  * zone.  The per-CPU arrays need no lock: the child's copy of an array is
  * whatever its last committed count says. */
+static uint8_t fork_was;   /* the forking thread's hold state */
+
 void bw_fork_prepare(void)
 {
+	fork_was = sigctx_hold();
 	mp_lock(&drain_lock);
-	depot_enter();
 	for (unsigned k = 0; k < CACHE_CLASSES; k++)
 		mp_lock(&depot[k].lock);
 }
@@ -633,8 +634,8 @@ void bw_fork_parent(void)
 {
 	for (unsigned k = CACHE_CLASSES; k-- > 0;)
 		mp_unlock(&depot[k].lock);
-	depot_leave();
 	mp_unlock(&drain_lock);
+	sigctx_unhold(fork_was);
 }
 
 void bw_fork_child(void)
@@ -645,7 +646,7 @@ void bw_fork_child(void)
 	}
 	mp_lock_reset(&drain_lock);
 	mp_lock_reset(&threads_lock);
-	depot_leave();
+	sigctx_unhold(fork_was);
 	fences = fence_ns = remote_drains = 0;
 	if (bw_rseq)
 		for (unsigned c = 0; c < nr_cpus; c++) {

@@ -293,16 +293,20 @@ static size_t pcpr_drain_cpu(unsigned cpu)
 size_t pcpr_drain_all(void)
 {
 	size_t pages = 0;
+	uint8_t was = sigctx_hold();    /* a jump out must not strand drain_lock */
 
 	if (mp_tls.depth) {
-		if (!mp_trylock(&drain_lock))
+		if (!mp_trylock(&drain_lock)) {
+			sigctx_unhold(was);
 			return 0;
+		}
 	} else {
 		mp_lock(&drain_lock);
 	}
 	for (unsigned c = 0; c < nr_cpus; c++)
 		pages += pcpr_drain_cpu(c);
 	mp_unlock(&drain_lock);
+	sigctx_unhold(was);
 	return pages;
 }
 
