@@ -149,11 +149,26 @@ unsigned bw_count(void)
 	if (bw_rseq)
 		return nr_cpus;
 	unsigned n = 0;
+	uint8_t was = sigctx_hold();
 	mp_lock(&threads_lock);
 	for (struct bw_thread *t = threads; t; t = t->next)
 		n++;
 	mp_unlock(&threads_lock);
+	sigctx_unhold(was);
 	return n;
+}
+
+/* This thread's CPU as its rseq area says, -1 if unusable: the sections
+ * compare against that very field, so no other source will do (a thread
+ * without a registration would abort them for ever). */
+static inline int rseq_cpu(void)
+{
+#if MP_HAVE_RSEQ
+	unsigned cpu = __atomic_load_n(&rseq_area()->cpu_id, __ATOMIC_RELAXED);
+	return cpu < nr_cpus ? (int)cpu : -1;
+#else
+	return -1;
+#endif
 }
 
 /* ---- the depot --------------------------------------------------------- */
@@ -268,6 +283,7 @@ static void thread_exit(void *arg)
 	struct bw_thread *t = arg;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++)
 		flush_array(&t->cache, k);
+	uint8_t was = sigctx_hold();
 	mp_lock(&threads_lock);
 	if (t->prev)
 		t->prev->next = t->next;
@@ -276,6 +292,7 @@ static void thread_exit(void *arg)
 	if (t->next)
 		t->next->prev = t->prev;
 	mp_unlock(&threads_lock);
+	sigctx_unhold(was);
 	bw_mine = NULL;
 	os.munmap(t, sizeof(*t));
 }
@@ -315,19 +332,18 @@ static unsigned fetch(unsigned k, uint32_t *buf, unsigned want, bool irq, struct
 
 /* The array was empty (or stopped): refill it with half its capacity and
  * hand one block out.  NULL sends the caller to the zone path. */
-NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
+static struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *own)
 {
 	uint32_t buf[BW_MAXBUF];
-	bool irq = sigctx_in_irq();
-	struct bw_cpu *c;
+	struct bw_cpu *c = own;
 	int cpu = -1;
 
 	if (bw_rseq) {
-		cpu = cpu_current();
+		cpu = rseq_cpu();
 		if ((unsigned)cpu >= nr_cpus)
 			return NULL;
 		c = bw_cpu_of(cpu);
-	} else if (!(c = thread_cache())) {
+	} else if (!c) {
 		return NULL;
 	}
 	if (c->cls[k].h.count & BW_STOPPED)
@@ -348,7 +364,7 @@ NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 #if MP_HAVE_RSEQ
 		if (bw_rseq) {
 			for (;;) {
-				cpu = cpu_current();
+				cpu = rseq_cpu();
 				if ((unsigned)cpu >= nr_cpus)
 					break;
 				enum rseq_result r = rseq_bw_push_n(&bw_cpu_of(cpu)->cls[k].h.count, cpu, buf, n);
@@ -383,22 +399,35 @@ struct page_desc *bw_alloc(size_t npages)
 	return bw_alloc_slow(k);
 }
 
+/* The slow paths run with signals held back: a handler leaving by
+ * siglongjmp must not abandon the blocks they hold in hand (buf, or a
+ * per-thread array cut short).  What needs the handler test is decided
+ * before. */
+NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
+{
+	bool irq = sigctx_in_irq();
+	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
+	uint8_t was = sigctx_hold();
+	struct page_desc *pd = alloc_slow_held(k, irq, mine);
+	sigctx_unhold(was);
+	return pd;
+}
+
 /* ---- free -------------------------------------------------------------- */
 
 /* The array was full (or stopped): give its top half to the depot, then
  * keep the block.  False sends the caller to the zone path. */
-NOINLINE bool bw_free_slow(struct page_desc *pd)
+static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine)
 {
 	uint32_t buf[BW_MAXBUF];
 	unsigned k = pd->npages - 1;
-	bool irq = sigctx_in_irq();
 	struct bw_cpu *c;
 
 	for (;;) {
 		unsigned n = 0;
 		if (bw_rseq) {
 #if MP_HAVE_RSEQ
-			int cpu = cpu_current();
+			int cpu = rseq_cpu();
 			if ((unsigned)cpu >= nr_cpus)
 				return false;
 			c = bw_cpu_of(cpu);
@@ -430,7 +459,7 @@ NOINLINE bool bw_free_slow(struct page_desc *pd)
 				continue;
 #endif
 		} else {
-			if (!(c = thread_cache()))
+			if (!(c = mine))
 				return false;
 			uint32_t cnt = c->cls[k].h.count;
 			if (cnt < c->cls[k].h.high) {
@@ -455,6 +484,16 @@ bool bw_free(struct page_desc *pd)
 	if (likely(bw_push(pd->npages - 1, (uint32_t)desc_pfn(pd), true)))
 		return true;
 	return bw_free_slow(pd);
+}
+
+NOINLINE bool bw_free_slow(struct page_desc *pd)
+{
+	bool irq = sigctx_in_irq();
+	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
+	uint8_t was = sigctx_hold();
+	bool kept = free_slow_held(pd, irq, mine);
+	sigctx_unhold(was);
+	return kept;
 }
 
 void bw_free_chain(struct page_desc *pd)
@@ -500,9 +539,17 @@ static size_t drain_cpu(unsigned cpu)
 		for (unsigned k = 0; k < CACHE_CLASSES; k++)
 			__atomic_fetch_or(&c->cls[k].h.count, BW_STOPPED, __ATOMIC_SEQ_CST);
 		uint64_t t0 = os_now_ns();
-		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU, (int)cpu);
+		int rc = membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU,
+				    (int)cpu);
 		__atomic_add_fetch(&fence_ns, os_now_ns() - t0, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&fences, 1, __ATOMIC_RELAXED);
+		if (rc != 0) {
+			/* No fence, no ownership: a section may still commit
+			 * there.  Give the arrays back untouched. */
+			for (unsigned k = 0; k < CACHE_CLASSES; k++)
+				__atomic_fetch_and(&c->cls[k].h.count, ~BW_STOPPED, __ATOMIC_SEQ_CST);
+			return 0;
+		}
 		/* A section that committed between the OR and the fence stored a
 		 * count without the bit: go round again. */
 		for (unsigned k = 0; k < CACHE_CLASSES; k++)
@@ -512,6 +559,9 @@ static size_t drain_cpu(unsigned cpu)
 	}
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		uint32_t n = __atomic_load_n(&c->cls[k].h.count, __ATOMIC_ACQUIRE) & ~BW_STOPPED;
+		/* Empty but still stopped while its blocks go to the zone: a
+		 * child of _Fork taken meanwhile must not free them again. */
+		__atomic_store_n(&c->cls[k].h.count, BW_STOPPED, __ATOMIC_RELEASE);
 		free_pfns(c->cls[k].slots, n, k);
 		pages += (size_t)n * (k + 1);
 		c->cls[k].h.high = 2 * batch[k];
@@ -529,7 +579,7 @@ size_t bw_drain_all(void)
 	bool irq = sigctx_in_irq();
 	uint8_t was = sigctx_hold();    /* a jump out must not strand drain_lock */
 
-	if (mp_tls.depth) {
+	if (irq) {
 		if (!mp_trylock(&drain_lock)) {
 			sigctx_unhold(was);
 			return 0;
@@ -554,7 +604,7 @@ size_t bw_drain_all(void)
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		uint32_t buf[BW_MAXBUF];
 		unsigned n;
-		while ((n = depot_take(k, buf, BW_MAXBUF, mp_tls.depth != 0)) != 0) {
+		while ((n = depot_take(k, buf, BW_MAXBUF, irq)) != 0) {
 			free_pfns(buf, n, k);
 			pages += (size_t)n * (k + 1);
 		}
@@ -592,6 +642,7 @@ void bw_view(unsigned i, struct cache_view *v)
 		return;
 	}
 	memset(v, 0, sizeof(*v));
+	uint8_t was = sigctx_hold();
 	mp_lock(&threads_lock);
 	unsigned j = 0;
 	for (struct bw_thread *t = threads; t; t = t->next, j++)
@@ -600,6 +651,7 @@ void bw_view(unsigned i, struct cache_view *v)
 			break;
 		}
 	mp_unlock(&threads_lock);
+	sigctx_unhold(was);
 }
 
 void bw_depot_view(unsigned k, uint64_t *nr, uint64_t *in, uint64_t *out, uint64_t *overflow)
@@ -620,10 +672,12 @@ void bw_global(uint64_t *nfences, uint64_t *nfence_ns, uint64_t *nremote)
 /* Fixed order: the drain lock, the depots by class, then (the caller) the
  * zone.  The per-CPU arrays need no lock: the child's copy of an array is
  * whatever its last committed count says. */
-static uint8_t fork_was;   /* the forking thread's hold state */
+static uint8_t fork_was;        /* the forking thread's hold state */
+static bool fork_in_handler;    /* ... and whether it was in a handler */
 
 void bw_fork_prepare(void)
 {
+	fork_in_handler = mp_tls.depth != 0;
 	fork_was = sigctx_hold();
 	mp_lock(&drain_lock);
 	for (unsigned k = 0; k < CACHE_CLASSES; k++)
@@ -654,7 +708,15 @@ void bw_fork_child(void)
 			bw_cpu_of(c)->restarts = 0;
 		}
 	/* Per-thread front end: only this thread lives on; the others'
-	 * arrays are unreachable here (their blocks stay with them). */
+	 * arrays are unreachable here (their blocks stay with them).  Forked
+	 * from a handler, the child keeps running that handler, which may
+	 * have interrupted this thread in the middle of an array update that
+	 * will complete when it returns: the arrays are abandoned (their
+	 * blocks leak) rather than shared by two updates. */
+	if (!bw_rseq && fork_in_handler && bw_mine) {
+		bw_mine = NULL;
+		pthread_setspecific(thread_key, NULL);   /* no flush at exit either */
+	}
 	if (!bw_rseq) {
 		threads = my_cache;
 		if (threads)
@@ -666,6 +728,20 @@ void bw_fork_child(void)
  * abandoned (its blocks dropped), as the zone's lists are. */
 void bw_fork_recover(void)
 {
+	if (!bw_rseq && mp_tls.depth && bw_mine) {
+		bw_mine = NULL;         /* see bw_fork_child */
+		pthread_setspecific(thread_key, NULL);
+	}
+	if (!bw_rseq) {
+		threads = my_cache;     /* the only thread here */
+		if (threads)
+			threads->next = threads->prev = NULL;
+	}
+	/* A remote drain cut short: its arrays stay stopped with the blocks
+	 * not yet freed (count keeps them) or none (count is BW_STOPPED). */
+	for (unsigned c = 0; bw_rseq && c < nr_cpus; c++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			bw_cpu_of(c)->cls[k].h.count &= ~BW_STOPPED;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++)
 		if (mp_lock_is_held(&depot[k].lock) && !mp_tls.in_cache) {
 			depot[k].nr = 0;

@@ -37,8 +37,6 @@ static size_t glibc_below;   /* what mp_glibc_below returns to once drained */
 /* Under a finite RLIMIT_AS/DATA glibc's ENOMEM is retried after the zone
  * gives back its unused tail (fb_malloc); without one, no check at all. */
 static bool fb_retry;
-/* zg.bytes for free's fast path: 0 with statistics on (free_slow counts). */
-static size_t mp_fast_bytes;
 
 /* Requests below this go straight to glibc: zone_lo, or 0 while frees
  * deferred by a handler wait (fb_defer_free), so that the next small
@@ -116,7 +114,7 @@ void mp_init_slow(void)
 			zone_lo = opt.threshold;
 			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
 			mp_fast_span = stats_on ? 0 : zone_span;
-			mp_fast_bytes = stats_on ? 0 : zg.bytes;
+			zg.fast_bytes = stats_on ? 0 : zg.bytes;
 		} else if (bytes) {   /* 0: a limit too small to share, said in README */
 			mp_log("cannot reserve a region of any size; every request goes to glibc");
 		}
@@ -398,7 +396,7 @@ void mp_free(void *p)
 {
 	uintptr_t off = (uintptr_t)p - zg.base;
 
-	if (likely(off < mp_fast_bytes)) {
+	if (likely(off < zg.fast_bytes)) {
 		uint64_t pfn = off >> PAGE_SHIFT;
 		struct page_desc *pd = pfn_to_desc(pfn);
 		if (likely(!(off & (PAGE_SIZE - 1))) && likely(pd->flags & PG_ALLOC)) {
@@ -668,9 +666,9 @@ void mp_fork_child(void)
  */
 void mp_fork_recover(void)
 {
-	sigctx_fork_child();
 	zone_fork_recover();
-	cache_fork_recover();
+	cache_fork_recover();    /* before the handler context is cleared */
+	sigctx_fork_child();
 	mp_lock_reset(&init_lock);
 	__atomic_add_fetch(&sig_stats.forks_detected, 1, __ATOMIC_RELAXED);
 }
