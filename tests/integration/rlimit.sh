@@ -41,6 +41,12 @@ for opt in v d; do
 	[ "$glibc" -gt 100 ] || fail "ulimit -$opt: glibc got only $glibc (test setup?)"
 	[ "$mine" -ge "$glibc" ] || fail "ulimit -$opt $gib2: $mine 5 MiB mallocs, glibc $glibc"
 
+	# Blocks glibc places in the tail the zone gave back are glibc's to free.
+	out=$(under $opt $gib2 "$lib" "$count" freeall 8; echo "rc $?")
+	freed=$(echo "$out" | field freed); rc=$(echo "$out" | field rc)
+	echo "ulimit -$opt $gib2: 8 MiB aligned blocks allocated and freed: ${freed:-none} (exit $rc)"
+	[ "$rc" = 0 ] && [ -n "$freed" ] || fail "ulimit -$opt: freeing glibc blocks after the zone gave its tail back failed (exit $rc)"
+
 	read -r _ owned _ region < <(under $opt $gib2 "$lib" "$count" zone)
 	echo "ulimit -$opt $gib2: zone serves 8 KiB: $owned, region $region bytes"
 	[ "$owned" = 1 ] || fail "ulimit -$opt: the zone does not serve page-sized requests"

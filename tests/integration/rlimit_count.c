@@ -8,6 +8,11 @@
  *   rlimit_count threads       start threads with 8 MiB stacks until
  *                              pthread_create fails (at most 1000);
  *                              prints "threads N"
+ *   rlimit_count freeall MIB   aligned_alloc(4096, MIB MiB) until it fails,
+ *                              then frees every block; prints "freed N".
+ *                              Some land where the zone gave its tail back:
+ *                              free() must see them as glibc's (it once read
+ *                              their unmapped descriptors and crashed)
  *   rlimit_count zone          malloc(8192); prints "owned O region BYTES":
  *                              whether the zone served it, and the region's
  *                              size (magpage_get_stats; 0 and 0 without the
@@ -54,6 +59,17 @@ int main(int argc, char **argv)
 		printf("mallocs %ld\n", n);
 		return 0;
 	}
+	if (argc == 3 && !strcmp(argv[1], "freeall")) {
+		static void *blocks[4096];
+		size_t size = (size_t)atoi(argv[2]) << 20;
+		long n = 0;
+		while (n < 4096 && (blocks[n] = aligned_alloc(4096, size)) != NULL)
+			n++;
+		for (long i = 0; i < n; i++)
+			free(blocks[i]);
+		printf("freed %ld\n", n);
+		return 0;
+	}
 	if (argc == 2 && !strcmp(argv[1], "threads")) {
 		printf("threads %d\n", count_threads());
 		fflush(stdout);
@@ -72,6 +88,6 @@ int main(int argc, char **argv)
 		       (unsigned long long)st.region_bytes);
 		return 0;
 	}
-	fprintf(stderr, "usage: rlimit_count mallocs MIB | threads | zone\n");
+	fprintf(stderr, "usage: rlimit_count mallocs MIB | freeall MIB | threads | zone\n");
 	return 2;
 }
