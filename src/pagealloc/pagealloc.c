@@ -91,8 +91,9 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
 	return pd;
 }
 
-/* Everything but the one-hop path; tried: the bonwick cache said no. */
-static NOINLINE struct page_desc *pa_alloc_slow(size_t npages, unsigned align_order, bool tried)
+/* The one-hop path (internal.h) has been tried first by malloc and free;
+ * everything else comes here. */
+struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 {
 	unsigned order = ilog2_ceil(npages);
 	struct page_desc *pd = NULL;
@@ -100,7 +101,7 @@ static NOINLINE struct page_desc *pa_alloc_slow(size_t npages, unsigned align_or
 
 	/* Cached blocks of n pages start on a 2^ceil(log2 n) boundary; a
 	 * stricter alignment goes to the zone. */
-	if (likely(align_order <= order) && cacheable(npages) && !tried) {
+	if (likely(align_order <= order) && cacheable(npages)) {
 		if (likely(!irq) || cache_irq_safe)
 			pd = cache_alloc(npages);
 		else if (opt.signal == SIG_TRYLOCK)
@@ -122,37 +123,8 @@ static NOINLINE struct page_desc *pa_alloc_slow(size_t npages, unsigned align_or
 	return pd;
 }
 
-/*
- * The one-hop path: the default design, a size it caches, no alignment
- * beyond the block's own.  Size class, one read of the CPU id, one pop,
- * one descriptor write; a handler takes it too (the pop restarts).
- */
-struct page_desc *pa_alloc(size_t npages, unsigned align_order)
-{
-	if (likely(cache_kind == CACHE_BONWICK) && likely(align_order == 0) &&
-	    likely(cacheable(npages))) {
-		struct page_desc *pd = bw_alloc(npages);
-		if (likely(pd != NULL)) {
-			pd->flags = PG_ALLOC | (pd->flags & PG_ZERO);
-			return pd;
-		}
-		return pa_alloc_slow(npages, align_order, true);
-	}
-	return pa_alloc_slow(npages, align_order, false);
-}
-
 void pa_free(struct page_desc *pd)
 {
-	if (likely(cache_kind == CACHE_BONWICK) && likely(cacheable(pd->npages))) {
-		if (likely(bw_free(pd)))
-			return;
-		pd->flags = 0;
-		bool irq = sigctx_in_irq();
-		if (unlikely(irq) && zone_fork_pending() && reserve_put(pd))
-			return;
-		zone_free_range(desc_pfn(pd), pd->npages);
-		return;
-	}
 	pa_release_block(pd, sigctx_in_irq());
 }
 
