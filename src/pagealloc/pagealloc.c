@@ -82,11 +82,18 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
 		if (cache_drain_all())
 			pd = zone_alloc(order, *npages);
 	}
-	if (!pd && irq) {
+	/* A refusal can outlive the fork: the forker lets go of the zone
+	 * between the zone's answer and the reserve's (which then carves
+	 * nothing).  Once it has, the zone is worth asking again. */
+	for (unsigned tries = 0; !pd && irq && tries < 3; tries++) {
 		size_t want = order == ilog2_ceil(*npages) ? *npages : (size_t)1 << order;
 		pd = reserve_take(&want);
 		if (pd)
 			*npages = want;
+		else if (zone_fork_held())
+			break;
+		else
+			pd = zone_alloc(order, *npages);
 	}
 	return pd;
 }

@@ -762,6 +762,11 @@ bool zone_fork_pending(void)
 	return __atomic_load_n(&fork_pending, __ATOMIC_RELAXED) != 0;
 }
 
+bool zone_fork_held(void)
+{
+	return __atomic_load_n(&fork_held, __ATOMIC_ACQUIRE) != 0;
+}
+
 /* Called first of all fork preparations, before any lock is taken. */
 void zone_fork_announce(void)
 {
@@ -797,9 +802,13 @@ void zone_fork_parent(void)
 	zone_unlock(&fork_saved);
 }
 
+/* Signals held back inside: a nested handler would find fork_held cleared
+ * and wait for the zone lock, which the forker keeps until this carver has
+ * left, and this carver cannot leave until that handler returns. */
 struct page_desc *zone_carve_in_fork(void)
 {
 	struct page_desc *pd = NULL;
+	uint8_t was = sigctx_hold();
 
 	__atomic_add_fetch(&fork_carving, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&fork_held, __ATOMIC_SEQ_CST)) {
@@ -816,6 +825,7 @@ struct page_desc *zone_carve_in_fork(void)
 		}
 	}
 	__atomic_sub_fetch(&fork_carving, 1, __ATOMIC_SEQ_CST);
+	sigctx_unhold(was);
 	return pd;
 }
 

@@ -147,6 +147,8 @@ void zone_info(struct zone_info *zi);
 int zone_validate(uint64_t used_pages, char *why, size_t cap);
 /* A fork is being prepared: handlers get no zone lock until it is done. */
 bool zone_fork_pending(void);
+/* ... and the forking thread holds the zone lock now (handlers are refused). */
+bool zone_fork_held(void);
 /* A handler during a fork: a never-used 4 MiB block (order 10, PG_ZERO)
  * taken off the frontier without the lock, or NULL. */
 struct page_desc *zone_carve_in_fork(void);
