@@ -128,12 +128,13 @@ struct mp_tls {
 					       any is still live (see sigctx.c) */
 			uint8_t in_cache;   /* inside a page-cache critical section
 					       (signals are held back meanwhile) */
-			uint8_t in_init;    /* this thread is running mp_init */
-			uint8_t in_zone;    /* between zone_lock and zone_unlock */
-			uint8_t reserved;
+			uint8_t zero[3];    /* never written: the word is 0 exactly
+					       when depth and in_cache are */
 		};
-		uint64_t word;              /* all of the above, for one load */
+		uint64_t word;              /* both, for one compare with 0 */
 	};
+	uint8_t in_init;           /* this thread is running mp_init */
+	uint8_t in_zone;           /* between zone_lock and zone_unlock */
 	uintptr_t outer_sp;        /* trampoline frame of the outermost live handler on
 				      the thread's own stack; 0 if none */
 	uintptr_t outer_alt_sp;    /* the same on the sigaltstack */
@@ -151,14 +152,13 @@ bool sigctx_in_irq_slow(void);
  * or re-entered while this thread holds a page-cache lock. */
 static inline bool sigctx_in_irq(void)
 {
-	/* depth and in_cache in one load: the low 40 bits of the word */
-	if (likely((mp_tls.word & 0xffffffffffull) == 0))
+	/* depth and in_cache in one compare */
+	if (likely(mp_tls.word == 0))
 		return false;
 	return sigctx_in_irq_slow();
 }
-/* Non-zero in mp_tls.word: a glibc-bound call must take the slow path (a
- * handler is running, or a cache section is re-entered): depth, in_cache. */
-#define MP_TLS_GLIBC_SLOW 0xffffffffffull
+/* mp_tls.word non-zero: a glibc-bound call must take the slow path (a
+ * handler is running, or a cache section is re-entered). */
 /* The trampoline's bookkeeping around a handler.  sigctx_enter returns the
  * frame record (sp, bit 0 set on the altstack) that sigctx_leave takes. */
 uintptr_t sigctx_enter(uintptr_t sp, bool may_be_on_altstack);

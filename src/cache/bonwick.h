@@ -116,7 +116,7 @@ static inline bool bw_push_cpu(unsigned k, uint32_t pfn, bool count)
  * interrupted this very thread in the middle of one. */
 static inline struct bw_cpu *bw_thread_cache(void)
 {
-	if (unlikely((mp_tls.word & 0xffffffffffull) != 0))
+	if (unlikely(mp_tls.word != 0))
 		return NULL;
 	return bw_mine;
 }

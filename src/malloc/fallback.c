@@ -132,8 +132,3 @@ size_t fb_drain_deferred(void)
 	}
 	return n;
 }
-
-NOINLINE void *fb_malloc_call(size_t size)
-{
-	return fb_malloc(size);
-}

@@ -33,7 +33,6 @@ enum fb_call { FB_MALLOC, FB_CALLOC, FB_REALLOC, FB_MEMALIGN };
 void *fb_retry_enomem(enum fb_call fn, void *p, size_t a, size_t b);
 
 /* fb_malloc out of line, so that malloc's fast path is a leaf. */
-void *fb_malloc_call(size_t size);
 
 static inline void *fb_malloc(size_t size)
 {

@@ -30,18 +30,14 @@ volatile int mp_initialized;
  * initialisation has reserved a region, so that nothing reaches the zone
  * early, and the first page-sized request takes the slow path into init. */
 static size_t zone_lo, zone_span;
-/* zone_span for malloc's fast path: 0 with statistics on, so that every
- * call takes the counting way (mp_glibc_below is 0 then too). */
-static size_t mp_fast_span;
-static size_t glibc_below;   /* what mp_glibc_below returns to once drained */
-/* Under a finite RLIMIT_AS/DATA glibc's ENOMEM is retried after the zone
- * gives back its unused tail (fb_malloc); without one, no check at all. */
-static bool fb_retry;
-
-/* Requests below this go straight to glibc: zone_lo, or 0 while frees
- * deferred by a handler wait (fb_defer_free), so that the next small
- * malloc takes the slow path and drains them. */
+/* Requests below mp_glibc_below go straight to glibc: zone_lo; 0 while
+ * frees deferred by a handler wait (fb_defer_free), so that the next small
+ * malloc takes the slow path and drains them; 0 for good with statistics
+ * on (every call takes the counting way) or under a finite RLIMIT_AS/DATA
+ * (glibc's ENOMEM is retried after the zone gives back its unused tail,
+ * fb_malloc).  glibc_below is what it returns to once drained. */
 size_t mp_glibc_below;
+static size_t glibc_below;
 
 /* ---- counters ----------------------------------------------------------- */
 
@@ -113,13 +109,10 @@ void mp_init_slow(void)
 			pa_init();
 			zone_lo = opt.threshold;
 			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
-			mp_fast_span = stats_on ? 0 : zone_span;
-			zg.fast_bytes = stats_on ? 0 : zg.bytes;
 		} else if (bytes) {   /* 0: a limit too small to share, said in README */
 			mp_log("cannot reserve a region of any size; every request goes to glibc");
 		}
-		glibc_below = stats_on ? 0 : opt.threshold;
-		fb_retry = zone_limited();
+		glibc_below = stats_on || zone_limited() ? 0 : opt.threshold;
 		mp_glibc_below = glibc_below;
 		pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);
 		os_fork_hook = mp_fork_recover;
@@ -311,11 +304,6 @@ static NOINLINE void *malloc_other(size_t size)
 
 /* ---- the malloc family -------------------------------------------------- */
 
-/*
- * Fast path: a page-sized request (one subtraction and compare: zone_span is
- * 0 until init), then pa_alloc.  Handler context is decided inside pa_alloc,
- * where the cache/zone choice is made.
- */
 /* Everything mp_malloc's fast paths leave: counting on, the zone path, the
  * glibc path with its ENOMEM retry, and the rare cases. */
 static NOINLINE void *malloc_slow(size_t size)
@@ -330,22 +318,25 @@ static NOINLINE void *malloc_slow(size_t size)
  * The fast paths, a leaf with tail calls only:
  *   page-sized: one-hop, size class from a table, one pop, one descriptor
  *               write (pa_alloc_onehop); anything it cannot do, malloc_slow;
- *   smaller:    straight to glibc unless a handler runs on this thread or
- *               handlers' frees wait (mp_glibc_below is then 0).
- * mp_fast_span and mp_glibc_below are 0 until init, and with statistics on
- * (then everything goes the counting way, malloc_slow).
+ *   smaller:    straight to glibc (a compare, and one with this thread's
+ *               handler word) unless mp_glibc_below says otherwise.
+ * zone_span and mp_glibc_below are 0 until init; with statistics on the
+ * one-hop table is empty and mp_glibc_below 0, so that everything goes the
+ * counting way, malloc_slow.
  */
 void *mp_malloc(size_t size)
 {
-	if (likely(size - zone_lo < mp_fast_span)) {
+	if (likely(size < mp_glibc_below)) {
+		if (likely(!mp_tls.word))
+			return __libc_malloc(size);
+		return malloc_slow(size);
+	}
+	if (likely(size - zone_lo < zone_span)) {
 		/* size >= threshold >= 1: no zero-size case here */
 		void *p;
 		if (likely(pa_alloc_onehop(size, &p)))
 			return p;
-		return malloc_slow(size);
 	}
-	if (likely(size < mp_glibc_below) && likely(!(mp_tls.word & MP_TLS_GLIBC_SLOW)))
-		return likely(!fb_retry) ? __libc_malloc(size) : fb_malloc_call(size);
 	return malloc_slow(size);
 }
 
@@ -366,7 +357,7 @@ static NOINLINE void free_other_slow(void *p)
 
 static inline void free_other(void *p)
 {
-	if (likely(!(mp_tls.word & MP_TLS_GLIBC_SLOW))) {
+	if (likely(!mp_tls.word)) {
 		COUNT(fb_foreign);
 		__libc_free(p);     /* free(NULL) included: glibc returns at once */
 		return;
@@ -396,20 +387,20 @@ void mp_free(void *p)
 {
 	uintptr_t off = (uintptr_t)p - zg.base;
 
-	if (likely(off < zg.fast_bytes)) {
-		uint64_t pfn = off >> PAGE_SHIFT;
-		struct page_desc *pd = pfn_to_desc(pfn);
-		if (likely(!(off & (PAGE_SIZE - 1))) && likely(pd->flags & PG_ALLOC)) {
-			if (likely(pa_free_onehop(pd, pfn)))
-				return;
-			/* live again (its PG_ZERO, if any, was stale): the slow
-			 * path decides */
-			pfn_to_desc(pfn)->flags = PG_ALLOC;
-		}
+	if (likely(off >= zg.bytes)) {
+		if (likely(!mp_tls.word))
+			return __libc_free(p);    /* free(NULL) included */
 		return free_slow(p);
 	}
-	if (likely(off >= zg.bytes) && likely(!(mp_tls.word & MP_TLS_GLIBC_SLOW)))
-		return __libc_free(p);    /* free(NULL) included */
+	uint64_t pfn = off >> PAGE_SHIFT;
+	struct page_desc *pd = pfn_to_desc(pfn);
+	if (likely(!(off & (PAGE_SIZE - 1))) && likely(pd->flags & PG_ALLOC)) {
+		if (likely(pa_free_onehop(pd, pfn)))
+			return;
+		/* live again (its PG_ZERO, if any, was stale): the slow path
+		 * decides */
+		pd->flags = PG_ALLOC;
+	}
 	free_slow(p);
 }
 

@@ -452,8 +452,6 @@ size_t zone_give_back(size_t want)
 	 * zone_owns may change its answer for those addresses only: they are
 	 * not ours once unmapped, and glibc may map them next. */
 	__atomic_store_n(&zg.pages, keep, __ATOMIC_RELAXED);
-	if (zg.fast_bytes > keep << PAGE_SHIFT)
-		__atomic_store_n(&zg.fast_bytes, keep << PAGE_SHIFT, __ATOMIC_RELAXED);
 	__atomic_store_n(&zg.bytes, keep << PAGE_SHIFT, __ATOMIC_RELEASE);
 	if (z.opened > keep)
 		z.opened = keep;

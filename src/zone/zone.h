@@ -50,9 +50,6 @@ struct zone_geom {
 	uintptr_t bytes;           /* region size; 0 when there is no region */
 	struct page_desc *descs;   /* descriptor array, one per page */
 	uint64_t pages;            /* bytes >> PAGE_SHIFT, a multiple of 1024 */
-	uintptr_t fast_bytes;      /* free()'s one-hop range: bytes, or 0 with
-				      statistics on (set by malloc's init);
-				      lowered with bytes by zone_give_back */
 } __attribute__((aligned(64)));
 extern struct zone_geom zg;
 
