@@ -30,7 +30,8 @@
  * holds at most depot_cap blocks per class (8 MiB of pages by default).
  *
  * drain_all reaches other CPUs' arrays as pcp_rseq.c does: set the stopped
- * bit of each count, fence the CPU with membarrier, then empty the array.
+ * bit of each count, fence the CPU with membarrier (cache_stop_cpu), then
+ * empty the array.
  *
  * Without rseq (no glibc registration, or under valgrind) each thread gets
  * the same structure for itself, allocated on its first use, and signal
@@ -43,12 +44,9 @@
  * (pagealloc) counts nothing: with MAGPAGE_CONF stats on, malloc and free
  * take the counting path instead, which comes through bw_alloc/bw_free.
  */
-#include <linux/membarrier.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "platform/rseq.h"
@@ -76,18 +74,12 @@ static unsigned nr_cpus;
 static bool bw_rseq;                    /* per-CPU front end; else per thread */
 static struct bw_depot depot[CACHE_CLASSES];
 static uint32_t batch[CACHE_CLASSES], max_high[CACHE_CLASSES];
-static uint64_t fences, fence_ns, remote_drains;     /* atomic */
-static struct mp_lock drain_lock;       /* one global drain at a time */
+static struct cache_fences fenced;
 static pthread_key_t thread_key;        /* per-thread front end: flush at exit */
 static struct mp_lock threads_lock;     /* guards the thread list */
 static struct bw_thread *threads;       /* per-thread front ends, for the stats */
 
 #define my_cache ((struct bw_thread *)bw_mine)
-
-static int membarrier(int cmd, unsigned flags, int cpu)
-{
-	return (int)syscall(__NR_membarrier, cmd, flags, cpu);
-}
 
 static void thread_exit(void *arg);
 
@@ -99,7 +91,7 @@ static void init_cpu(struct bw_cpu *c)
 	}
 }
 
-bool bw_init(void)
+static bool bw_init(void)
 {
 	nr_cpus = (unsigned)os.ncpus();
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
@@ -114,15 +106,16 @@ bool bw_init(void)
 	}
 	char *mem = os.mmap(NULL, dbytes + PAGE_SIZE, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mem == MAP_FAILED)
+	if (mem == MAP_FAILED) {
+		mp_log("cache:bonwick: cannot map its depot; using magazine");
 		return false;
+	}
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		depot[k].pfns = (uint32_t *)mem;
 		mem += depot[k].cap * sizeof(uint32_t);
 	}
 #if MP_HAVE_RSEQ
-	if (cpu_rseq_ok &&
-	    membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0) {
+	if (cpu_rseq_ok && cache_fence_register()) {
 		size_t bytes = (size_t)nr_cpus << BW_STRIDE_SHIFT;
 		void *cpus = os.mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 				     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -137,14 +130,16 @@ bool bw_init(void)
 	}
 #endif
 	/* Per-thread front end: the destructor empties a thread's array. */
-	if (pthread_key_create(&thread_key, thread_exit) != 0)
+	if (pthread_key_create(&thread_key, thread_exit) != 0) {
+		mp_log("cache:bonwick: no rseq and no thread key; using magazine");
 		return false;
+	}
 	if (opt.verbose)
 		mp_log("cache:bonwick: no rseq here; using one array set per thread");
 	return true;
 }
 
-unsigned bw_count(void)
+static unsigned bw_count(void)
 {
 	if (bw_rseq)
 		return nr_cpus;
@@ -389,7 +384,7 @@ static struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *ow
 	return pfn_to_desc(mine);
 }
 
-struct page_desc *bw_alloc(size_t npages)
+static struct page_desc *bw_alloc(size_t npages)
 {
 	unsigned k = (unsigned)npages - 1;
 	uint32_t pfn;
@@ -478,7 +473,7 @@ static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine)
 	}
 }
 
-bool bw_free(struct page_desc *pd)
+static bool bw_free(struct page_desc *pd)
 {
 	pd->flags = PG_CACHED;
 	if (likely(bw_push(pd->npages - 1, (uint32_t)desc_pfn(pd), true)))
@@ -494,16 +489,6 @@ NOINLINE bool bw_free_slow(struct page_desc *pd)
 	bool kept = free_slow_held(pd, irq, mine);
 	sigctx_unhold(was);
 	return kept;
-}
-
-void bw_free_chain(struct page_desc *pd)
-{
-	while (pd) {
-		struct page_desc *next = pd->next;
-		if (!bw_free(pd))
-			zone_free_range(desc_pfn(pd), pd->npages);
-		pd = next;
-	}
 }
 
 /* ---- global drain ------------------------------------------------------ */
@@ -534,29 +519,9 @@ static size_t drain_cpu(unsigned cpu)
 		any |= __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED) != 0;
 	if (!any)
 		return 0;
-	for (;;) {
-		bool all = true;
-		for (unsigned k = 0; k < CACHE_CLASSES; k++)
-			__atomic_fetch_or(&c->cls[k].h.count, BW_STOPPED, __ATOMIC_SEQ_CST);
-		uint64_t t0 = os_now_ns();
-		int rc = membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU,
-				    (int)cpu);
-		__atomic_add_fetch(&fence_ns, os_now_ns() - t0, __ATOMIC_RELAXED);
-		__atomic_add_fetch(&fences, 1, __ATOMIC_RELAXED);
-		if (rc != 0) {
-			/* No fence, no ownership: a section may still commit
-			 * there.  Give the arrays back untouched. */
-			for (unsigned k = 0; k < CACHE_CLASSES; k++)
-				__atomic_fetch_and(&c->cls[k].h.count, ~BW_STOPPED, __ATOMIC_SEQ_CST);
-			return 0;
-		}
-		/* A section that committed between the OR and the fence stored a
-		 * count without the bit: go round again. */
-		for (unsigned k = 0; k < CACHE_CLASSES; k++)
-			all &= (__atomic_load_n(&c->cls[k].h.count, __ATOMIC_SEQ_CST) & BW_STOPPED) != 0;
-		if (all)
-			break;
-	}
+	if (!cache_stop_cpu(cpu, &c->cls[0].h.count, sizeof(c->cls[0]), CACHE_CLASSES, 32,
+			    BW_STOPPED, &fenced))
+		return 0;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		uint32_t n = __atomic_load_n(&c->cls[k].h.count, __ATOMIC_ACQUIRE) & ~BW_STOPPED;
 		/* Empty but still stopped while its blocks go to the zone: a
@@ -568,25 +533,18 @@ static size_t drain_cpu(unsigned cpu)
 		c->c[k].last = 0;
 		__atomic_store_n(&c->cls[k].h.count, 0, __ATOMIC_RELEASE);
 	}
-	__atomic_add_fetch(&remote_drains, 1, __ATOMIC_RELAXED);
 	return pages;
 }
 #endif
 
-size_t bw_drain_all(void)
+static size_t bw_drain_all(void)
 {
 	size_t pages = 0;
 	bool irq = sigctx_in_irq();
-	uint8_t was = sigctx_hold();    /* a jump out must not strand drain_lock */
+	uint8_t was;
 
-	if (irq) {
-		if (!mp_trylock(&drain_lock)) {
-			sigctx_unhold(was);
-			return 0;
-		}
-	} else {
-		mp_lock(&drain_lock);
-	}
+	if (!cache_drain_begin(irq, &was))
+		return 0;
 #if MP_HAVE_RSEQ
 	if (bw_rseq)
 		for (unsigned c = 0; c < nr_cpus; c++)
@@ -609,8 +567,7 @@ size_t bw_drain_all(void)
 			pages += (size_t)n * (k + 1);
 		}
 	}
-	mp_unlock(&drain_lock);
-	sigctx_unhold(was);
+	cache_drain_end(was);
 	return pages;
 }
 
@@ -635,7 +592,7 @@ static void view_of(const struct bw_cpu *c, unsigned id, struct cache_view *v)
 	v->restarts = c->restarts;
 }
 
-void bw_view(unsigned i, struct cache_view *v)
+static void bw_view(unsigned i, struct cache_view *v)
 {
 	if (bw_rseq) {
 		view_of(bw_cpu_of(i), i, v);
@@ -654,54 +611,68 @@ void bw_view(unsigned i, struct cache_view *v)
 	sigctx_unhold(was);
 }
 
-void bw_depot_view(unsigned k, uint64_t *nr, uint64_t *in, uint64_t *out, uint64_t *overflow)
+static uint64_t bw_depot_pages(void)
 {
-	*nr = __atomic_load_n(&depot[k].nr, __ATOMIC_RELAXED);
-	*in = depot[k].in;
-	*out = depot[k].out;
-	*overflow = depot[k].overflow;
+	uint64_t pages = 0;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		pages += __atomic_load_n(&depot[k].nr, __ATOMIC_RELAXED) * (k + 1);
+	return pages;
 }
 
-void bw_global(uint64_t *nfences, uint64_t *nfence_ns, uint64_t *nremote)
+static void bw_text(struct fmt_buf *b)
 {
-	*nfences = __atomic_load_n(&fences, __ATOMIC_RELAXED);
-	*nfence_ns = __atomic_load_n(&fence_ns, __ATOMIC_RELAXED);
-	*nremote = __atomic_load_n(&remote_drains, __ATOMIC_RELAXED);
+	cache_text_fences(b, &fenced);
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		const struct bw_depot *d = &depot[k];
+		uint64_t nr = __atomic_load_n(&d->nr, __ATOMIC_RELAXED);
+		if (nr || d->in || d->overflow)
+			fmt_printf(b, "  depot %u-page: %lu blocks now; %lu taken in, %lu given out, %lu sent to the zone (full)\n",
+				   k + 1, (unsigned long)nr, (unsigned long)d->in,
+				   (unsigned long)d->out, (unsigned long)d->overflow);
+	}
 }
 
-/* Fixed order: the drain lock, the depots by class, then (the caller) the
- * zone.  The per-CPU arrays need no lock: the child's copy of an array is
- * whatever its last committed count says. */
-static uint8_t fork_was;        /* the forking thread's hold state */
-static bool fork_in_handler;    /* ... and whether it was in a handler */
+static void bw_json(struct fmt_buf *b)
+{
+	cache_json_fences(b, &fenced);
+	fmt_printf(b, ",\"depot\":[");
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		const struct bw_depot *d = &depot[k];
+		fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu}",
+			   k ? "," : "", k + 1,
+			   (unsigned long)__atomic_load_n(&d->nr, __ATOMIC_RELAXED),
+			   (unsigned long)d->in, (unsigned long)d->out, (unsigned long)d->overflow);
+	}
+	fmt_printf(b, "]");
+}
 
-void bw_fork_prepare(void)
+/* Fixed order: (cache.c) the drain lock, the depots by class, then (the
+ * caller) the zone; signals held back by cache.c.  The per-CPU arrays need
+ * no lock: the child's copy of an array is whatever its last committed
+ * count says. */
+static bool fork_in_handler;    /* the forking thread was in a handler */
+
+static void bw_fork_prepare(void)
 {
 	fork_in_handler = mp_tls.depth != 0;
-	fork_was = sigctx_hold();
-	mp_lock(&drain_lock);
 	for (unsigned k = 0; k < CACHE_CLASSES; k++)
 		mp_lock(&depot[k].lock);
 }
 
-void bw_fork_parent(void)
+static void bw_fork_parent(void)
 {
 	for (unsigned k = CACHE_CLASSES; k-- > 0;)
 		mp_unlock(&depot[k].lock);
-	mp_unlock(&drain_lock);
-	sigctx_unhold(fork_was);
 }
 
-void bw_fork_child(void)
+static void bw_fork_child(void)
 {
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		mp_lock_reset(&depot[k].lock);
 		depot[k].in = depot[k].out = depot[k].overflow = 0;
 	}
-	mp_lock_reset(&drain_lock);
 	mp_lock_reset(&threads_lock);
-	sigctx_unhold(fork_was);
-	fences = fence_ns = remote_drains = 0;
+	memset(&fenced, 0, sizeof(fenced));
 	if (bw_rseq)
 		for (unsigned c = 0; c < nr_cpus; c++) {
 			memset(bw_cpu_of(c)->c, 0, sizeof(bw_cpu_of(c)->c));
@@ -726,7 +697,7 @@ void bw_fork_child(void)
 
 /* A child of _Fork: a depot whose lock a vanished thread held is
  * abandoned (its blocks dropped), as the zone's lists are. */
-void bw_fork_recover(void)
+static void bw_fork_recover(void)
 {
 	if (!bw_rseq && mp_tls.depth && bw_mine) {
 		bw_mine = NULL;         /* see bw_fork_child */
@@ -747,6 +718,26 @@ void bw_fork_recover(void)
 			depot[k].nr = 0;
 			mp_lock_reset(&depot[k].lock);
 		}
-	mp_lock_reset(&drain_lock);
 	mp_lock_reset(&threads_lock);
 }
+
+const struct cache_ops cache_bonwick_ops = {
+	.name = "bonwick",
+	/* its per-CPU arrays restart under a handler; its per-thread arrays
+	 * (no rseq) turn handlers away themselves */
+	.irq_safe = true,
+	.init = bw_init,
+	.alloc = bw_alloc,
+	.free = bw_free,
+	.drain_all = bw_drain_all,
+	.count = bw_count,
+	.view = bw_view,
+	.depot_pages = bw_depot_pages,
+	.text_cache = cache_text_restarts,
+	.text_design = bw_text,
+	.json_design = bw_json,
+	.fork_prepare = bw_fork_prepare,
+	.fork_parent = bw_fork_parent,
+	.fork_child = bw_fork_child,
+	.fork_recover = bw_fork_recover,
+};

@@ -1,132 +1,258 @@
-/* cache.c — choosing the page cache design at start-up. */
+/*
+ * cache.c — choosing the page cache design at start-up, and what the
+ * designs share: the global drain lock, the remote fence of the rseq
+ * designs, their statistics lines, and the fork sequence around them.
+ */
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "internal.h"
 
+struct cache_ops cache;
 bool cache_enabled;
-bool cache_irq_safe;
 unsigned cache_kind;
+
+static struct mp_lock drain_lock;
+
+static const struct cache_ops *const designs[] = {
+	[CACHE_MAGAZINE] = &cache_magazine_ops,
+	[CACHE_NONE] = &cache_none_ops,
+	[CACHE_PCP_RSEQ] = &cache_pcp_rseq_ops,
+	[CACHE_PCP_LOCK] = &cache_pcp_lock_ops,
+	[CACHE_BONWICK] = &cache_bonwick_ops,
+};
+
+/* A design whose init fails has said why, and named this stand-in. */
+static unsigned fallback_of(unsigned kind)
+{
+	return kind == CACHE_PCP_RSEQ ? CACHE_PCP_LOCK : CACHE_MAGAZINE;
+}
 
 void cache_init(void)
 {
-	if (opt.cache == CACHE_PCP_RSEQ && !pcpr_init())
-		opt.cache = CACHE_PCP_LOCK;   /* said why, once */
-	if (opt.cache == CACHE_BONWICK && !bw_init()) {
-		mp_log("cache:bonwick: cannot map its arrays; using magazine");
-		opt.cache = CACHE_MAGAZINE;
-	}
-	cache_kind = opt.cache;
-	cache_enabled = opt.cache != CACHE_NONE;
-	/* bonwick: its per-CPU arrays restart under a handler; its per-thread
-	 * arrays (no rseq) turn handlers away themselves. */
-	cache_irq_safe = opt.cache == CACHE_PCP_RSEQ || opt.cache == CACHE_BONWICK;
-	if (cache_enabled && !cache_irq_safe)
-		mag_init();
-}
+	unsigned kind = opt.cache;
 
-const char *cache_name(void)
-{
-	return options_enum_name("cache", cache_kind);
-}
-
-unsigned cache_count(void)
-{
-	if (!cache_enabled)
-		return 0;
-	switch (cache_kind) {
-	case CACHE_BONWICK: return bw_count();
-	case CACHE_PCP_RSEQ: return pcpr_count();
-	default: return mag_count();
-	}
-}
-
-void cache_view(unsigned i, struct cache_view *v)
-{
-	if (cache_kind == CACHE_BONWICK)
-		bw_view(i, v);
-	else if (cache_kind == CACHE_PCP_RSEQ)
-		pcpr_view(i, v);
-	else
-		mag_view(i, v);
+	while (designs[kind]->init && !designs[kind]->init())
+		kind = fallback_of(kind);
+	opt.cache = kind;
+	cache_kind = kind;
+	cache = *designs[kind];
+	cache_enabled = kind != CACHE_NONE;
+	if (!cache.irq_safe && opt.signal != SIG_TRYLOCK)
+		cache.alloc_irq = NULL, cache.free_irq = NULL;
 }
 
 void cache_free_chain(struct page_desc *pd)
 {
-	if (cache_kind == CACHE_BONWICK) {
-		bw_free_chain(pd);
+	if (cache.free_chain) {
+		cache.free_chain(pd);
 		return;
 	}
-	if (cache_kind != CACHE_PCP_RSEQ) {
-		mag_free_chain(pd);
-		return;
-	}
-	while (pd) {                      /* no lock to keep across the list */
+	while (pd) {
 		struct page_desc *next = pd->next;
-		if (!pcpr_free(pd))
+		if (!cache.free(pd))
 			zone_free_range(desc_pfn(pd), pd->npages);
 		pd = next;
 	}
 }
 
-uint64_t cache_depot_pages(void)
+/* ---- the drain lock ----------------------------------------------------- */
+
+bool cache_drain_begin(bool irq, uint8_t *was)
 {
-	uint64_t pages = 0;
-	if (cache_kind != CACHE_BONWICK)
-		return 0;
-	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		uint64_t nr, in, out, overflow;
-		bw_depot_view(k, &nr, &in, &out, &overflow);
-		pages += nr * (k + 1);
+	*was = sigctx_hold();
+	if (!irq) {
+		mp_lock(&drain_lock);
+		return true;
 	}
-	return pages;
+	if (mp_trylock(&drain_lock))
+		return true;
+	sigctx_unhold(*was);
+	return false;
 }
 
-size_t cache_drain_all(void)
+void cache_drain_end(uint8_t was)
 {
-	if (!cache_enabled)
-		return 0;
-	switch (cache_kind) {
-	case CACHE_BONWICK: return bw_drain_all();
-	case CACHE_PCP_RSEQ: return pcpr_drain_all();
-	default: return mag_drain_all();
-	}
+	mp_unlock(&drain_lock);
+	sigctx_unhold(was);
 }
+
+/* ---- the remote fence ----------------------------------------------------- */
+
+static int membarrier(int cmd, unsigned flags, int cpu)
+{
+	return (int)syscall(__NR_membarrier, cmd, flags, cpu);
+}
+
+bool cache_fence_register(void)
+{
+	return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0;
+}
+
+static void word_or(char *w, unsigned width, uint64_t bits)
+{
+	if (width == 64)
+		__atomic_fetch_or((uint64_t *)w, bits, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_or((uint32_t *)w, (uint32_t)bits, __ATOMIC_SEQ_CST);
+}
+
+static void word_and(char *w, unsigned width, uint64_t bits)
+{
+	if (width == 64)
+		__atomic_fetch_and((uint64_t *)w, bits, __ATOMIC_SEQ_CST);
+	else
+		__atomic_fetch_and((uint32_t *)w, (uint32_t)bits, __ATOMIC_SEQ_CST);
+}
+
+static uint64_t word_load(const char *w, unsigned width)
+{
+	return width == 64 ? __atomic_load_n((const uint64_t *)w, __ATOMIC_SEQ_CST)
+			   : __atomic_load_n((const uint32_t *)w, __ATOMIC_SEQ_CST);
+}
+
+bool cache_stop_cpu(unsigned cpu, void *words, size_t stride, unsigned n, unsigned width,
+		    uint64_t stop, struct cache_fences *f)
+{
+	char *base = words;
+
+	for (;;) {
+		bool all = true;
+		for (unsigned k = 0; k < n; k++)
+			word_or(base + k * stride, width, stop);
+		uint64_t t0 = os_now_ns();
+		int rc = membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU,
+				    (int)cpu);
+		__atomic_add_fetch(&f->fence_ns, os_now_ns() - t0, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&f->fences, 1, __ATOMIC_RELAXED);
+		if (rc != 0) {
+			/* No fence, no ownership: a section may still commit
+			 * there.  Give the words back untouched. */
+			for (unsigned k = 0; k < n; k++)
+				word_and(base + k * stride, width, ~stop);
+			return false;
+		}
+		for (unsigned k = 0; k < n; k++)
+			all &= (word_load(base + k * stride, width) & stop) != 0;
+		if (all)
+			break;
+	}
+	__atomic_add_fetch(&f->remote_drains, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/* ---- statistics lines ----------------------------------------------------- */
+
+static unsigned long ul(uint64_t v)
+{
+	return (unsigned long)v;
+}
+
+void cache_text_lock(struct fmt_buf *b, unsigned i, const struct cache_view *v)
+{
+	fmt_printf(b, "  %-4u lock: %lu acquired, %lu contended (%lu us waiting), %lu trylocks failed\n",
+		   i, ul(v->lock_acquired), ul(v->lock_contended), ul(v->lock_wait_ns / 1000),
+		   ul(v->trylock_failed));
+}
+
+void cache_text_restarts(struct fmt_buf *b, unsigned i, const struct cache_view *v)
+{
+	fmt_printf(b, "  %-4u rseq: %lu critical sections restarted\n", i, ul(v->restarts));
+}
+
+void cache_text_fences(struct fmt_buf *b, const struct cache_fences *f)
+{
+	uint64_t n = __atomic_load_n(&f->fences, __ATOMIC_RELAXED);
+	uint64_t ns = __atomic_load_n(&f->fence_ns, __ATOMIC_RELAXED);
+	fmt_printf(b, "  drain_all: %lu remote CPU drains, %lu membarrier fences (%lu us, %lu ns each)\n",
+		   ul(__atomic_load_n(&f->remote_drains, __ATOMIC_RELAXED)), ul(n), ul(ns / 1000),
+		   ul(n ? ns / n : 0));
+}
+
+void cache_json_fences(struct fmt_buf *b, const struct cache_fences *f)
+{
+	fmt_printf(b, ",\"remote_drains\":%lu,\"fences\":%lu,\"fence_ns\":%lu",
+		   ul(__atomic_load_n(&f->remote_drains, __ATOMIC_RELAXED)),
+		   ul(__atomic_load_n(&f->fences, __ATOMIC_RELAXED)),
+		   ul(__atomic_load_n(&f->fence_ns, __ATOMIC_RELAXED)));
+}
+
+/* ---- fork ------------------------------------------------------------------ */
+
+/* Fixed order: the drain lock, the design's locks, then (the caller) the
+ * zone.  Signals are held back throughout, in the parent until its handler
+ * and in the child until its own. */
+static uint8_t fork_was;
 
 void cache_fork_prepare(void)
 {
-	if (cache_kind == CACHE_BONWICK)
-		bw_fork_prepare();
-	else if (cache_kind == CACHE_PCP_RSEQ)
-		pcpr_fork_prepare();
-	else if (cache_enabled)
-		mag_fork_prepare();
+	fork_was = sigctx_hold();
+	mp_lock(&drain_lock);
+	if (cache.fork_prepare)
+		cache.fork_prepare();
 }
 
 void cache_fork_parent(void)
 {
-	if (cache_kind == CACHE_BONWICK)
-		bw_fork_parent();
-	else if (cache_kind == CACHE_PCP_RSEQ)
-		pcpr_fork_parent();
-	else if (cache_enabled)
-		mag_fork_parent();
+	if (cache.fork_parent)
+		cache.fork_parent();
+	mp_unlock(&drain_lock);
+	sigctx_unhold(fork_was);
 }
 
 void cache_fork_child(void)
 {
-	if (cache_kind == CACHE_BONWICK)
-		bw_fork_child();
-	else if (cache_kind == CACHE_PCP_RSEQ)
-		pcpr_fork_child();
-	else if (cache_enabled)
-		mag_fork_child();
+	if (cache.fork_child)
+		cache.fork_child();
+	mp_lock_reset(&drain_lock);
+	sigctx_unhold(fork_was);
 }
 
 /* A child of _Fork: locks held by threads that do not exist here. */
 void cache_fork_recover(void)
 {
-	if (cache_kind == CACHE_BONWICK)
-		bw_fork_recover();
-	else if (cache_kind == CACHE_PCP_RSEQ)
-		pcpr_fork_recover();
-	else if (cache_enabled)
-		mag_fork_recover();
+	if (cache.fork_recover)
+		cache.fork_recover();
+	mp_lock_reset(&drain_lock);
 }
+
+/* ---- cache:none ------------------------------------------------------------ */
+
+static struct page_desc *none_alloc(size_t npages)
+{
+	(void)npages;
+	return NULL;
+}
+
+static bool none_free(struct page_desc *pd)
+{
+	(void)pd;
+	return false;
+}
+
+static size_t none_drain_all(void)
+{
+	return 0;
+}
+
+static unsigned none_count(void)
+{
+	return 0;
+}
+
+static void none_view(unsigned i, struct cache_view *v)
+{
+	(void)i;
+	(void)v;
+}
+
+const struct cache_ops cache_none_ops = {
+	.name = "none",
+	.irq_safe = true,         /* nothing to protect: handlers get NULL too */
+	.alloc = none_alloc,
+	.free = none_free,
+	.drain_all = none_drain_all,
+	.count = none_count,
+	.view = none_view,
+};

@@ -46,104 +46,135 @@ struct cache_view {
 	struct cache_counters c[CACHE_CLASSES];   /* c[n - 1]: blocks of n pages */
 };
 
-extern bool cache_enabled;    /* false with cache:none */
-extern bool cache_irq_safe;   /* pcp-rseq: signal handlers may use it too */
-extern unsigned cache_kind;   /* enum cache_kind actually in use */
+/*
+ * One design: what the allocator calls, and what the statistics ask of it.
+ * Every design has its own file; cache_init copies the chosen design's
+ * table into `cache` (a switch would pick the same function; the one-hop
+ * path of internal.h, which malloc and free take first, calls bonwick's
+ * inline fast path and no table at all).
+ */
+struct fmt_buf;
+struct cache_ops {
+	const char *name;         /* as MAGPAGE_CONF's cache key spells it */
+	bool irq_safe;            /* handlers may call alloc, free and drain_all:
+				     their sections restart under a handler */
+	bool (*init)(void);       /* false: unusable here (cache_init falls back) */
+	struct page_desc *(*alloc)(size_t npages);   /* NULL: go to the zone */
+	bool (*free)(struct page_desc *pd);          /* false: the caller frees
+							it to the zone */
+	/* Handler context, for designs that are not irq_safe, under the
+	 * "trylock" signal policy: one try, never a wait.  Either NULL. */
+	struct page_desc *(*alloc_irq)(size_t npages);
+	bool (*free_irq)(struct page_desc *pd);
+	void (*free_chain)(struct page_desc *chain); /* linked through next; NULL:
+							free one by one */
+	size_t (*drain_all)(void);                   /* pages given to the zone */
+	unsigned (*count)(void);                     /* caches to view */
+	void (*view)(unsigned i, struct cache_view *v);
+	uint64_t (*depot_pages)(void);  /* free pages held outside the per-CPU
+					   caches (bonwick's depot); may be NULL */
+	/* Its own statistics, after the common ones (each may be NULL): a
+	 * line for cache i, text lines for the whole design, and JSON members
+	 * of the "caches" object, each starting with a comma. */
+	void (*text_cache)(struct fmt_buf *b, unsigned i, const struct cache_view *v);
+	void (*text_design)(struct fmt_buf *b);
+	void (*json_design)(struct fmt_buf *b);
+	/* Locks in a fixed order after the drain lock (cache.c), before the
+	 * zone; the child of _Fork (no atfork handler ran) recovers. */
+	void (*fork_prepare)(void);
+	void (*fork_parent)(void);
+	void (*fork_child)(void);
+	void (*fork_recover)(void);
+};
+
+extern const struct cache_ops cache_magazine_ops;   /* magazine.c: the RFC's */
+extern const struct cache_ops cache_pcp_lock_ops;   /* pcp_lock.c: Linux 6.x */
+extern const struct cache_ops cache_pcp_rseq_ops;   /* pcp_rseq.c: Linux 3.9 */
+extern const struct cache_ops cache_bonwick_ops;    /* bonwick.c: the default */
+extern const struct cache_ops cache_none_ops;       /* cache.c: the zone only */
+
+extern struct cache_ops cache;   /* the design in use, from cache_init on */
+extern bool cache_enabled;       /* false with cache:none */
+extern unsigned cache_kind;      /* enum cache_kind in use (the one-hop table) */
 
 void cache_init(void);
-const char *cache_name(void);
-unsigned cache_count(void);
-void cache_view(unsigned i, struct cache_view *v);
 
-/* cache/magazine.c */
-void mag_init(void);
-struct page_desc *mag_alloc(size_t npages);
-struct page_desc *mag_alloc_irq(size_t npages);
-bool mag_free(struct page_desc *pd);      /* false: give it to the zone */
-bool mag_free_irq(struct page_desc *pd);
-void mag_free_bulk(struct page_desc **pds, size_t n);
-void mag_free_chain(struct page_desc *chain);   /* linked through next */
-size_t mag_drain_all(void);
-unsigned mag_count(void);
-unsigned mag_preferred_of_cpu(int cpu);
-void mag_view(unsigned i, struct cache_view *v);
-void mag_fork_prepare(void);
-void mag_fork_parent(void);
-void mag_fork_child(void);
-void mag_fork_recover(void);
-
-/* cache/pcp_rseq.c */
-bool pcpr_init(void);
-unsigned pcpr_count(void);
-struct page_desc *pcpr_alloc(size_t npages);
-bool pcpr_free(struct page_desc *pd);
-size_t pcpr_drain_all(void);
-void pcpr_view(unsigned cpu, struct cache_view *v);
-void pcpr_global(uint64_t *fences, uint64_t *fence_ns, uint64_t *remote_drains);
-void pcpr_fork_prepare(void);
-void pcpr_fork_parent(void);
-void pcpr_fork_child(void);
-void pcpr_fork_recover(void);
-
-/* cache/bonwick.c, fast path in bonwick.h */
-#include "platform/rseq.h"
-#include "cache/bonwick.h"
-bool bw_init(void);
-unsigned bw_count(void);
-struct page_desc *bw_alloc(size_t npages);
-bool bw_free(struct page_desc *pd);
-void bw_free_chain(struct page_desc *chain);
-size_t bw_drain_all(void);
-void bw_view(unsigned i, struct cache_view *v);
-void bw_depot_view(unsigned cls, uint64_t *nr, uint64_t *in, uint64_t *out, uint64_t *overflow);
-void bw_global(uint64_t *fences, uint64_t *fence_ns, uint64_t *remote_drains);
-void bw_fork_prepare(void);
-void bw_fork_parent(void);
-void bw_fork_child(void);
-void bw_fork_recover(void);
-
-/* The dispatch, on the design fixed at start-up; magazine and pcp-lock
- * share magazine.c.  bonwick and pcp-rseq take handlers as they are. */
-static inline struct page_desc *cache_alloc(size_t npages)
+/* The one rule for handlers: an irq_safe design takes them as they are;
+ * another gets them through its _irq entry points (cache_init leaves those
+ * NULL unless the signal policy is "trylock"); else the zone. */
+static inline struct page_desc *cache_alloc(size_t npages, bool irq)
 {
-	switch (cache_kind) {
-	case CACHE_BONWICK: return bw_alloc(npages);
-	case CACHE_PCP_RSEQ: return pcpr_alloc(npages);
-	default: return mag_alloc(npages);
-	}
+	if (likely(!irq) || cache.irq_safe)
+		return cache.alloc(npages);
+	return cache.alloc_irq ? cache.alloc_irq(npages) : NULL;
 }
-static inline struct page_desc *cache_alloc_irq(size_t npages)
+static inline bool cache_free(struct page_desc *pd, bool irq)
 {
-	switch (cache_kind) {
-	case CACHE_BONWICK: return bw_alloc(npages);
-	case CACHE_PCP_RSEQ: return pcpr_alloc(npages);
-	default: return mag_alloc_irq(npages);
-	}
+	if (likely(!irq) || cache.irq_safe)
+		return cache.free(pd);
+	return cache.free_irq ? cache.free_irq(pd) : false;
 }
-/* false: the cache did not take it, the caller frees it to the zone */
-static inline bool cache_free(struct page_desc *pd)
+/* A handler never waits for another design's locks: 0 pages then. */
+static inline size_t cache_drain_all(bool irq)
 {
-	switch (cache_kind) {
-	case CACHE_BONWICK: return bw_free(pd);
-	case CACHE_PCP_RSEQ: return pcpr_free(pd);
-	default: return mag_free(pd);
-	}
+	return !irq || cache.irq_safe ? cache.drain_all() : 0;
 }
-static inline bool cache_free_irq(struct page_desc *pd)
+/* Process context; what the cache does not take goes to the zone. */
+void cache_free_chain(struct page_desc *chain);
+static inline const char *cache_name(void)
 {
-	switch (cache_kind) {
-	case CACHE_BONWICK: return bw_free(pd);
-	case CACHE_PCP_RSEQ: return pcpr_free(pd);
-	default: return mag_free_irq(pd);
-	}
+	return cache.name;
 }
-void cache_free_chain(struct page_desc *chain);  /* one lock hold; linked through next */
-size_t cache_drain_all(void);
-/* Free pages a design holds outside its per-CPU caches (bonwick's depot). */
-uint64_t cache_depot_pages(void);
+static inline unsigned cache_count(void)
+{
+	return cache.count();
+}
+static inline void cache_view(unsigned i, struct cache_view *v)
+{
+	cache.view(i, v);
+}
+static inline uint64_t cache_depot_pages(void)
+{
+	return cache.depot_pages ? cache.depot_pages() : 0;
+}
 void cache_fork_prepare(void);
 void cache_fork_parent(void);
 void cache_fork_child(void);
 void cache_fork_recover(void);
+
+/* ---- shared by the designs (cache.c) ----------------------------------- */
+
+/* One global drain at a time: two drainers of an rseq design would both
+ * stop and fence a CPU, read the same array and free its blocks twice.
+ * Process context waits; a handler only tries (it may have interrupted the
+ * holder).  Signals are held back inside, so that a jump out of a handler
+ * cannot strand the lock.  False: not taken (a handler, lock busy). */
+bool cache_drain_begin(bool irq, uint8_t *was);
+void cache_drain_end(uint8_t was);
+
+/* The kernel's IPI for the rseq designs: sets stop in each of the n words
+ * of one CPU (stride bytes apart; 32 or 64 bits wide), fences that CPU with
+ * membarrier so that a critical section running there restarts and sees
+ * the bit, and goes round again while a section that committed in between
+ * stored a word without it.  True: the words are the caller's until it
+ * clears the bits.  False: no fence (membarrier failed); the bits are
+ * cleared again and nothing may be touched. */
+struct cache_fences {
+	uint64_t fences, fence_ns, remote_drains;    /* atomic */
+};
+bool cache_stop_cpu(unsigned cpu, void *words, size_t stride, unsigned n, unsigned width,
+		    uint64_t stop, struct cache_fences *f);
+/* Register for the fences above; false if the kernel will not. */
+bool cache_fence_register(void);
+
+/* Statistics lines shared by designs of one family. */
+void cache_text_lock(struct fmt_buf *b, unsigned i, const struct cache_view *v);
+void cache_text_restarts(struct fmt_buf *b, unsigned i, const struct cache_view *v);
+void cache_text_fences(struct fmt_buf *b, const struct cache_fences *f);
+void cache_json_fences(struct fmt_buf *b, const struct cache_fences *f);
+
+/* bonwick's fast path, inline for the one-hop path (internal.h). */
+#include "platform/rseq.h"
+#include "cache/bonwick.h"
 
 #endif

@@ -29,11 +29,8 @@
  *   then free them to the zone.  The zone lock and a magazine lock are never
  *   held together.
  *
- * The same code, run with mag_percpu, is the pcp-lock comparator (Linux
- * 6.x): one list per CPU, its lock only ever trylocked by the local CPU, a
- * failed trylock (a handler interrupted the owner, a remote drain holds it)
- * sending the request to the zone; no round-robin, no waiting; pcp_high and
- * pcp_batch as the limit and the batches.  Remote drains simply take the lock.
+ * The magazine and its list operations are shared with pcp_lock.c
+ * (magazine.h), which runs them as Linux 6.x's per-CPU lists.
  *
  * Magazine locks are "IRQ-unsafe": taken without keeping signals out.  A
  * signal handler must never wait on one; handler-context callers come here
@@ -44,82 +41,38 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "internal.h"
+#include "cache/magazine.h"
 
-struct mag_list {
-	struct page_desc *head;   /* hottest block; pop and push here */
-	struct page_desc *tail;   /* coldest block; drains take from here */
-	uint32_t nr;              /* blocks on the list; read unlocked as a hint */
-	uint32_t reserved;
-};
+struct magazine mags[MAX_CACHES];
+unsigned nr_mags = 1, mag_mask, mag_shift;
+uint32_t mag_limit, mag_refill_max, mag_refill_min, mag_drain_max, mag_drain_min;
 
-/* Per class, written under the lock on every operation. */
-struct mag_hot_counts {
-	uint64_t allocs;          /* blocks handed out, refills included */
-	uint64_t frees;           /* blocks taken back */
-};
-
-/* Per class, written under the lock on the rare paths. */
-struct mag_cold_counts {
-	uint64_t refills, refill_pages, drains, drain_pages;
-	uint64_t irq_hits, irq_misses;     /* irq_misses: atomic */
-	uint32_t refill_min, refill_max, drain_min, drain_max;
-};
-
-/*
- * Layout: a one-page allocation or free touches line 0 (lock, page count,
- * the 1-page list) and line 1 (the per-op counters of the small classes).
- *
- *   line 0   lock | nr_pages | drain_next | list[class 0]
- *   line 1-2 hot[0..7]
- *   line 3+  list[1..7] | trylock_failed | cold[0..7]
- */
-struct magazine {
-	struct mp_lock lock;              /* guards everything below */
-	uint32_t nr_pages;                /* sum of nr * pages over the lists */
-	uint32_t drain_next;              /* class the next drain starts at */
-	struct mag_list list0;            /* class 0: one page */
-	struct mag_hot_counts hot[CACHE_CLASSES] cacheline_aligned;
-	struct mag_list list_hi[CACHE_CLASSES - 1];   /* classes 1..7 */
-	uint64_t trylock_failed;          /* atomic: failed pass-1 trylocks */
-	struct mag_cold_counts cold[CACHE_CLASSES];
-} cacheline_aligned;
-_Static_assert(offsetof(struct magazine, hot) == CACHELINE, "lock and 1-page list share line 0");
-
-static struct magazine mags[MAX_CACHES];
-static unsigned nr_mags = 1, mag_mask, mag_shift;
-static bool mag_percpu;                       /* pcp-lock: trylock own list only */
-static uint32_t limit, refill_max, refill_min, drain_max, drain_min;   /* pages */
-
-static inline struct mag_list *mag_list(struct magazine *m, unsigned cls)
+void mag_configure(unsigned n, unsigned shift, uint32_t limit, uint32_t refill_max,
+		   uint32_t refill_min, uint32_t drain_max, uint32_t drain_min)
 {
-	return cls ? &m->list_hi[cls - 1] : &m->list0;
-}
-
-void mag_init(void)
-{
-	unsigned n = opt.magazines;
-
-	mag_percpu = opt.cache == CACHE_PCP_LOCK;
-	if (n == 0 || mag_percpu) {
-		n = mag_percpu ? 1 : 2;   /* one list per CPU, or at least two magazines */
-		while (n < (unsigned)os.ncpus() && n < MAX_CACHES)
-			n <<= 1;
-	}
 	memset(mags, 0, sizeof(mags));
 	nr_mags = n;
 	mag_mask = n - 1;
-	mag_shift = opt.mag_map == MAP_PAIR && !mag_percpu ? 1 : 0;
-	if (mag_percpu) {
-		limit = opt.pcp_high;
-		refill_max = refill_min = drain_max = drain_min = opt.pcp_batch;
-	} else {
-		limit = opt.mag_limit;
-		refill_max = opt.refill_max;
-		refill_min = opt.refill_min;
-		drain_max = opt.drain_max;
-		drain_min = opt.drain_min;
+	mag_shift = shift;
+	mag_limit = limit;
+	mag_refill_max = refill_max;
+	mag_refill_min = refill_min;
+	mag_drain_max = drain_max;
+	mag_drain_min = drain_min;
+}
+
+static bool magazine_init(void)
+{
+	unsigned n = opt.magazines;
+
+	if (n == 0) {
+		n = 2;            /* at least two magazines */
+		while (n < (unsigned)os.ncpus() && n < MAX_CACHES)
+			n <<= 1;
 	}
+	mag_configure(n, opt.mag_map == MAP_PAIR ? 1 : 0, opt.mag_limit, opt.refill_max,
+		      opt.refill_min, opt.drain_max, opt.drain_min);
+	return true;
 }
 
 unsigned mag_count(void)
@@ -127,124 +80,23 @@ unsigned mag_count(void)
 	return nr_mags;
 }
 
-unsigned mag_preferred_of_cpu(int cpu)
-{
-	return ((unsigned)cpu >> mag_shift) & mag_mask;
-}
-
-static inline unsigned mag_preferred(void)
-{
-	return mag_preferred_of_cpu(cpu_current());
-}
-
-/* ---- critical-section marker ------------------------------------------ */
-
-/*
- * A critical section holds signals back (the trampoline re-queues them and
- * they arrive at cs_leave), as the zone lock does: a handler that ran here
- * and left by siglongjmp would abandon the section with the lock held by
- * this very thread, which would then wait on itself.  Handlers still never
- * wait on a magazine lock: in_cache also turns a re-entry from a handler the
- * trampoline never saw into a zone-path call.
- */
-static inline void cs_enter(void)
-{
-	mp_tls.in_cache = 1;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-}
-
-static inline void cs_leave(void)
-{
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	mp_tls.in_cache = 0;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	if (unlikely(mp_tls.deferred))
-		sigctx_release_deferred();
-}
-
-/* ---- lists (magazine lock held) --------------------------------------- */
-
-/*
- * The lists are doubly linked so that drains can take from the tail, but a
- * pop does not clear the new head's prev: that would write a second
- * descriptor, likely dirtied by another CPU.  Every node's prev is exact
- * except the head's, and the head's is never read: take_tail reads prev only
- * when the tail is not also the head.
- */
-static inline void __mag_push(struct magazine *m, struct page_desc *pd, unsigned cls)
-{
-	struct mag_list *l = mag_list(m, cls);
-	pd->next = l->head;
-	if (l->head)
-		l->head->prev = pd;
-	else
-		l->tail = pd;
-	l->head = pd;
-	l->nr++;
-	m->nr_pages += cls + 1;
-}
-
-static inline struct page_desc *__mag_pop(struct magazine *m, unsigned cls)
-{
-	struct mag_list *l = mag_list(m, cls);
-	struct page_desc *pd = l->head;
-	l->head = pd->next;
-	if (!l->head)
-		l->tail = NULL;
-	l->nr--;
-	m->nr_pages -= cls + 1;
-	return pd;
-}
-
-static inline struct page_desc *__mag_take_tail(struct magazine *m, unsigned cls)
-{
-	struct mag_list *l = mag_list(m, cls);
-	struct page_desc *pd = l->tail;
-	if (l->nr == 1) {
-		l->head = l->tail = NULL;
-	} else {
-		l->tail = pd->prev;
-		l->tail->next = NULL;
-	}
-	l->nr--;
-	m->nr_pages -= cls + 1;
-	return pd;
-}
-
-static inline void note_batch(uint32_t *lo, uint32_t *hi, uint32_t pages)
-{
-	if (*lo == 0 || pages < *lo)
-		*lo = pages;
-	if (pages > *hi)
-		*hi = pages;
-}
-
-/* A block leaving for the zone: zone_free_list reads pd->npages. */
-static inline void chain_for_zone(struct page_desc **chain, struct page_desc *pd, unsigned cls)
-{
-	pd->flags = 0;
-	pd->npages = cls + 1;
-	pd->next = *chain;
-	*chain = pd;
-}
-
 /* Detaches up to drain_max pages from the list tails onto *chain,
  * round-robin over the classes; the class that triggered the drain (its
  * newest block was just pushed) only when no other class has any. */
-static void __mag_drain(struct magazine *m, unsigned trigger, struct page_desc **chain)
+void mag_drain_some(struct magazine *m, unsigned trigger, struct page_desc **chain)
 {
 	uint32_t pages = 0;
 	unsigned c = m->drain_next;
 
-	while (pages < drain_max && m->nr_pages) {
-		if (pages >= drain_min && mp_lock_is_contended(&m->lock))
+	while (pages < mag_drain_max && m->nr_pages) {
+		if (pages >= mag_drain_min && mp_lock_is_contended(&m->lock))
 			break;
 		bool others = m->nr_pages > mag_list(m, trigger)->nr * (trigger + 1);
 		for (unsigned k = 0; k < CACHE_CLASSES; k++, c = (c + 1) % CACHE_CLASSES)
 			if (mag_list(m, c)->nr && (c != trigger || !others))
 				break;
-		if (pages && pages + c + 1 > drain_max)
-			break;      /* a drain never moves more than drain_max */
+		if (pages && pages + c + 1 > mag_drain_max)
+			break;      /* a drain never moves more than mag_drain_max */
 		chain_for_zone(chain, __mag_take_tail(m, c), c);
 		pages += c + 1;
 		c = (c + 1) % CACHE_CLASSES;
@@ -256,13 +108,8 @@ static void __mag_drain(struct magazine *m, unsigned trigger, struct page_desc *
 	note_batch(&cc->drain_min, &cc->drain_max, pages);
 }
 
-/* ---- allocation -------------------------------------------------------- */
 
-static inline struct page_desc *__mag_hand_out(struct magazine *m, unsigned cls)
-{
-	m->hot[cls].allocs++;
-	return __mag_pop(m, cls);
-}
+/* ---- allocation -------------------------------------------------------- */
 
 /* find_lock_magazine: trylock round-robin from the preferred one, else
  * wait on the preferred one.  Used to file a refill. */
@@ -277,73 +124,26 @@ static struct magazine *mag_lock_any(unsigned pref)
 	return &mags[pref];
 }
 
-/* Locks magazine m if it has a block of this class; pass 1 only tries. */
-static inline bool mag_try_filled(struct magazine *m, unsigned cls, bool wait)
+unsigned mag_take_batch(struct magazine *m, unsigned cls, struct page_desc **head,
+			struct page_desc **tail)
 {
-	if (!__atomic_load_n(&mag_list(m, cls)->nr, __ATOMIC_RELAXED))
-		return false;
-	if (wait) {
-		mp_lock(&m->lock);
-	} else if (!mp_trylock(&m->lock)) {
-		__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
-		return false;
-	}
-	if (mag_list(m, cls)->nr)
-		return true;
-	mp_unlock(&m->lock);
-	return false;
-}
-
-static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned cls)
-{
-	struct page_desc *pd, *head, *tail;
-	struct magazine *m;
-
-	/* pass 1 after the preferred magazine (tried by mag_alloc), pass 2;
-	 * a per-CPU list has neither: its owner refills it */
-	for (unsigned pass = mag_percpu ? 2 : 0; pass < 2; pass++) {
-		for (unsigned i = pass ? 0 : 1; i < nr_mags; i++) {
-			m = &mags[(pref + i) & mag_mask];
-			if (mag_try_filled(m, cls, pass == 1)) {
-				pd = __mag_hand_out(m, cls);
-				mp_unlock(&m->lock);
-				cs_leave();
-				return pd;
-			}
-		}
-	}
-
-	/* refill: a batch of blocks of this class from the zone, no larger
-	 * than the room left under the limit in the preferred magazine (with
-	 * several size classes a full-size refill could overfill it) */
 	unsigned pages = cls + 1;
-	uint32_t held = __atomic_load_n(&mags[pref].nr_pages, __ATOMIC_RELAXED);
-	uint32_t room = held < limit ? limit - held : 0;
-	uint32_t want = refill_max < room ? refill_max : room;
-	unsigned min = (refill_min + pages - 1) / pages, max = want / pages;
+	uint32_t held = __atomic_load_n(&m->nr_pages, __ATOMIC_RELAXED);
+	uint32_t room = held < mag_limit ? mag_limit - held : 0;
+	uint32_t want = mag_refill_max < room ? mag_refill_max : room;
+	unsigned min = (mag_refill_min + pages - 1) / pages, max = want / pages;
 	if (max < min)
 		max = min;      /* never below refill_min: a drain makes room */
-	unsigned n = zone_take_batch(pages, max ? max : 1, min ? min : 1, &head, &tail);
-	if (n == 0) {
-		cs_leave();
-		return NULL;
-	}
-	for (pd = head; pd; pd = pd->next)
+	unsigned n = zone_take_batch(pages, max ? max : 1, min ? min : 1, head, tail);
+	for (struct page_desc *pd = *head; n && pd; pd = pd->next)
 		pd->flags = PG_CACHED | (pd->flags & PG_ZERO);
-	if (mag_percpu) {
-		m = &mags[pref];
-		if (!mp_trylock(&m->lock)) {
-			/* Busy (a remote drain): keep one block, return the rest. */
-			__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
-			cs_leave();
-			if (head->next)
-				zone_free_list(head->next);
-			return head;
-		}
-	} else {
-		m = mag_lock_any(pref);
-	}
-	pd = head;
+	return n;
+}
+
+struct page_desc *mag_fill(struct magazine *m, unsigned cls, struct page_desc *head,
+			   struct page_desc *tail, unsigned n)
+{
+	unsigned pages = cls + 1;
 	if (n > 1) {   /* splice head->next .. tail in front of the list */
 		struct mag_list *l = mag_list(m, cls);
 		tail->next = l->head;
@@ -363,37 +163,61 @@ static NOINLINE struct page_desc *mag_alloc_slow(unsigned pref, unsigned cls)
 	/* With several size classes, refills alone can push a magazine over
 	 * its limit: bring it back, coldest blocks first, as a free would. */
 	struct page_desc *chain = NULL;
-	while (m->nr_pages >= limit)
-		__mag_drain(m, cls, &chain);
+	while (m->nr_pages >= mag_limit)
+		mag_drain_some(m, cls, &chain);
 	mp_unlock(&m->lock);
 	cs_leave();
 	if (chain)
 		zone_free_list(chain);
-	return pd;
+	return head;
+}
+
+static NOINLINE struct page_desc *magazine_alloc_slow(unsigned pref, unsigned cls)
+{
+	struct page_desc *head, *tail;
+
+	/* pass 1 after the preferred magazine (tried by magazine_alloc), then
+	 * pass 2, waiting */
+	for (unsigned pass = 0; pass < 2; pass++) {
+		for (unsigned i = pass ? 0 : 1; i < nr_mags; i++) {
+			struct magazine *m = &mags[(pref + i) & mag_mask];
+			if (mag_try_filled(m, cls, pass == 1)) {
+				struct page_desc *pd = mag_hand_out(m, cls);
+				mp_unlock(&m->lock);
+				cs_leave();
+				return pd;
+			}
+		}
+	}
+	/* refill: a batch of blocks of this class from the zone, no larger
+	 * than the room left under the limit in the preferred magazine (with
+	 * several size classes a full-size refill could overfill it) */
+	unsigned n = mag_take_batch(&mags[pref], cls, &head, &tail);
+	if (n == 0) {
+		cs_leave();
+		return NULL;
+	}
+	return mag_fill(mag_lock_any(pref), cls, head, tail, n);
 }
 
 /*
  * Fast path: the preferred magazine has a block of this size and its lock
  * is free — a load of the CPU id, one read of the list count, one atomic
- * exchange, a pop, a store to release.  Everything else is mag_alloc_slow.
+ * exchange, a pop, a store to release.  Everything else is the slow path.
  */
-struct page_desc *mag_alloc(size_t npages)
+static struct page_desc *magazine_alloc(size_t npages)
 {
 	unsigned pref = mag_preferred(), cls = (unsigned)npages - 1;
 	struct magazine *m = &mags[pref];
 
 	cs_enter();
 	if (likely(mag_try_filled(m, cls, false))) {
-		struct page_desc *pd = __mag_hand_out(m, cls);
+		struct page_desc *pd = mag_hand_out(m, cls);
 		mp_unlock(&m->lock);
 		cs_leave();
 		return pd;
 	}
-	if (mag_percpu && mp_lock_is_held(&m->lock)) {
-		cs_leave();       /* pcp-lock: a failed trylock means the zone */
-		return NULL;
-	}
-	return mag_alloc_slow(pref, cls);
+	return magazine_alloc_slow(pref, cls);
 }
 
 /* Handler context, "trylock" policy: the preferred magazine or nothing. */
@@ -408,7 +232,7 @@ struct page_desc *mag_alloc_irq(size_t npages)
 	}
 	struct page_desc *pd = NULL;
 	if (mag_list(m, cls)->nr) {
-		pd = __mag_hand_out(m, cls);
+		pd = mag_hand_out(m, cls);
 		m->cold[cls].irq_hits++;
 	} else {
 		__atomic_add_fetch(&m->cold[cls].irq_misses, 1, __ATOMIC_RELAXED);
@@ -419,38 +243,17 @@ struct page_desc *mag_alloc_irq(size_t npages)
 
 /* ---- free -------------------------------------------------------------- */
 
-static inline void mark_cached(struct page_desc *pd, unsigned owner)
-{
-	pd->flags = PG_CACHED;
-	pd->owner = (uint16_t)owner;
-}
-
-/* Push one block (pd->npages pages) and detach a drain batch if over. */
-static inline void __mag_put(struct magazine *m, struct page_desc *pd, unsigned cls,
-			     struct page_desc **chain)
-{
-	__mag_push(m, pd, cls);
-	m->hot[cls].frees++;
-	if (unlikely(m->nr_pages >= limit))
-		__mag_drain(m, cls, chain);
-}
-
-bool mag_free(struct page_desc *pd)
+/* The RFC: frees wait for the preferred magazine. */
+static bool magazine_free(struct page_desc *pd)
 {
 	unsigned pref = mag_preferred(), cls = pd->npages - 1;
 	struct magazine *m = &mags[pref];
 	struct page_desc *chain = NULL;
 
 	cs_enter();
-	if (!mag_percpu) {
-		mp_lock(&m->lock);          /* the RFC: frees wait for the preferred one */
-	} else if (!mp_trylock(&m->lock)) {
-		__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
-		cs_leave();
-		return false;               /* pcp-lock: the caller frees to the zone */
-	}
+	mp_lock(&m->lock);
 	mark_cached(pd, pref);
-	__mag_put(m, pd, cls, &chain);
+	mag_put(m, pd, cls, &chain);
 	mp_unlock(&m->lock);
 	cs_leave();
 	if (chain)
@@ -469,7 +272,7 @@ bool mag_free_irq(struct page_desc *pd)
 		return false;
 	}
 	mark_cached(pd, pref);
-	__mag_put(m, pd, cls, &chain);
+	mag_put(m, pd, cls, &chain);
 	m->cold[cls].irq_hits++;
 	mp_unlock(&m->lock);
 	if (chain)
@@ -494,18 +297,13 @@ void mag_free_chain(struct page_desc *pd)
 	while (pd) {
 		struct page_desc *next = pd->next;   /* the push relinks pd */
 		mark_cached(pd, pref);
-		__mag_put(m, pd, pd->npages - 1, &chain);
+		mag_put(m, pd, pd->npages - 1, &chain);
 		pd = next;
 	}
 	mp_unlock(&m->lock);
 	cs_leave();
 	if (chain)
 		zone_free_list(chain);
-}
-
-void mag_free_bulk(struct page_desc **pds, size_t n)
-{
-	mag_free_chain(desc_chain(pds, n));
 }
 
 /* drain_all_magazines (patch 22): no IPI, just lock each and flush it. */
@@ -562,10 +360,10 @@ void mag_view(unsigned i, struct cache_view *v)
 	v->trylock_failed = __atomic_load_n(&m->trylock_failed, __ATOMIC_RELAXED);
 }
 
-/* Fixed order: magazines by index, then (in the caller) the zone. */
+/* Fixed order: magazines by index, then (in the caller) the zone; signals
+ * are held back by the caller (cache.c). */
 void mag_fork_prepare(void)
 {
-	cs_enter();
 	for (unsigned i = 0; i < nr_mags; i++)
 		mp_lock(&mags[i].lock);
 }
@@ -574,7 +372,6 @@ void mag_fork_parent(void)
 {
 	for (unsigned i = nr_mags; i-- > 0;)
 		mp_unlock(&mags[i].lock);
-	cs_leave();
 }
 
 /* Locks reset; counters restart from zero so each process reports its own
@@ -589,7 +386,6 @@ void mag_fork_child(void)
 		memset(m->hot, 0, sizeof(m->hot));
 		memset(m->cold, 0, sizeof(m->cold));
 	}
-	cs_leave();
 }
 
 /*
@@ -614,3 +410,21 @@ void mag_fork_recover(void)
 		mp_lock_reset(&m->lock);
 	}
 }
+
+const struct cache_ops cache_magazine_ops = {
+	.name = "magazine",
+	.init = magazine_init,
+	.alloc = magazine_alloc,
+	.free = magazine_free,
+	.alloc_irq = mag_alloc_irq,
+	.free_irq = mag_free_irq,
+	.free_chain = mag_free_chain,
+	.drain_all = mag_drain_all,
+	.count = mag_count,
+	.view = mag_view,
+	.text_cache = cache_text_lock,
+	.fork_prepare = mag_fork_prepare,
+	.fork_parent = mag_fork_parent,
+	.fork_child = mag_fork_child,
+	.fork_recover = mag_fork_recover,
+};

@@ -20,18 +20,16 @@
  * the kernel's IPI did: set the list's stopped bit, fence the CPU with
  * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) so that any critical
  * section running there restarts and sees the bit, then empty the list
- * directly.  Fences are counted and timed: the RFC's complaint about "IPI
- * overhead for global drains" is measurable in the statistics.
+ * directly (cache_stop_cpu, shared with bonwick.c).  Fences are counted and
+ * timed: the RFC's complaint about "IPI overhead for global drains" is
+ * measurable in the statistics.
  *
  * Counters are per CPU and updated with plain increments outside the
  * critical sections: a thread preempted between two increments by another on
  * the same CPU can lose one.  They are statistics, never state.
  */
-#include <linux/membarrier.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "platform/rseq.h"
@@ -51,28 +49,18 @@ static struct pcp_cpu *pcps;          /* nr_cpus entries */
 static struct pcp_counts *pcounts;    /* nr_cpus entries */
 static unsigned nr_cpus;
 static uint32_t high[CACHE_CLASSES], batch[CACHE_CLASSES];   /* in blocks */
-static uint64_t fences, fence_ns, remote_drains;             /* atomic */
-/* One global drain at a time.  Two drainers would both stop and fence a
- * CPU, both read the same list word and both free its chain before either
- * stores the empty marker: every block freed twice.  Process context waits
- * for it; a handler only tries it (it may have interrupted the holder). */
-static struct mp_lock drain_lock;
+static struct cache_fences fenced;
 
 #define NEXT_OFF offsetof(struct page_desc, pcp_next)
 
-static int membarrier(int cmd, unsigned flags, int cpu)
-{
-	return (int)syscall(__NR_membarrier, cmd, flags, cpu);
-}
-
-bool pcpr_init(void)
+static bool pcpr_init(void)
 {
 #if MP_HAVE_RSEQ
 	if (!cpu_rseq_ok) {
 		mp_log("cache:pcp-rseq needs glibc's rseq registration (it is off); using pcp-lock");
 		return false;
 	}
-	if (membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0) {
+	if (!cache_fence_register()) {
 		mp_log("cache:pcp-rseq: membarrier RSEQ registration failed; using pcp-lock");
 		return false;
 	}
@@ -100,7 +88,7 @@ bool pcpr_init(void)
 #endif
 }
 
-unsigned pcpr_count(void)
+static unsigned pcpr_count(void)
 {
 	return nr_cpus;
 }
@@ -174,7 +162,7 @@ static NOINLINE struct page_desc *pcpr_refill(int cpu, unsigned cls)
 	return head;
 }
 
-struct page_desc *pcpr_alloc(size_t npages)
+static struct page_desc *pcpr_alloc(size_t npages)
 {
 	unsigned cls = (unsigned)npages - 1;
 	uint32_t pfn;
@@ -233,7 +221,7 @@ static NOINLINE void pcpr_drain_local(unsigned cls)
 	pcounts[cpu].c[cls].drain_pages += (uint64_t)drop * (cls + 1);
 }
 
-bool pcpr_free(struct page_desc *pd)
+static bool pcpr_free(struct page_desc *pd)
 {
 	unsigned cls = pd->npages - 1;
 	uint32_t pfn = (uint32_t)desc_pfn(pd), count;
@@ -260,21 +248,9 @@ static size_t pcpr_drain_cpu(unsigned cpu)
 		any |= PCP_COUNT(__atomic_load_n(&p->word[k], __ATOMIC_RELAXED)) != 0;
 	if (!any)
 		return 0;
-	for (;;) {
-		bool all = true;
-		for (unsigned k = 0; k < CACHE_CLASSES; k++)
-			__atomic_fetch_or(&p->word[k], PCP_STOPPED, __ATOMIC_SEQ_CST);
-		uint64_t t0 = os_now_ns();
-		membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU, (int)cpu);
-		__atomic_add_fetch(&fence_ns, os_now_ns() - t0, __ATOMIC_RELAXED);
-		__atomic_add_fetch(&fences, 1, __ATOMIC_RELAXED);
-		/* A section that committed between our OR and the fence may have
-		 * stored the word without the bit: then go round again. */
-		for (unsigned k = 0; k < CACHE_CLASSES; k++)
-			all &= (__atomic_load_n(&p->word[k], __ATOMIC_SEQ_CST) & PCP_STOPPED) != 0;
-		if (all)
-			break;
-	}
+	if (!cache_stop_cpu(cpu, p->word, sizeof(p->word[0]), CACHE_CLASSES, 64, PCP_STOPPED,
+			    &fenced))
+		return 0;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		uint64_t w = __atomic_load_n(&p->word[k], __ATOMIC_ACQUIRE);
 		uint32_t n = PCP_COUNT(w);
@@ -286,39 +262,31 @@ static size_t pcpr_drain_cpu(unsigned cpu)
 		}
 		__atomic_store_n(&p->word[k], (uint64_t)PCP_EMPTY, __ATOMIC_RELEASE);
 	}
-	__atomic_add_fetch(&remote_drains, 1, __ATOMIC_RELAXED);
 	return pages;
 }
 
-size_t pcpr_drain_all(void)
+static size_t pcpr_drain_all(void)
 {
 	size_t pages = 0;
-	uint8_t was = sigctx_hold();    /* a jump out must not strand drain_lock */
+	uint8_t was;
 
-	if (mp_tls.depth) {
-		if (!mp_trylock(&drain_lock)) {
-			sigctx_unhold(was);
-			return 0;
-		}
-	} else {
-		mp_lock(&drain_lock);
-	}
+	if (!cache_drain_begin(mp_tls.depth != 0, &was))
+		return 0;
 	for (unsigned c = 0; c < nr_cpus; c++)
 		pages += pcpr_drain_cpu(c);
-	mp_unlock(&drain_lock);
-	sigctx_unhold(was);
+	cache_drain_end(was);
 	return pages;
 }
 
 #else  /* !MP_HAVE_RSEQ: pcpr_init() said no, nothing below is reached */
 
-struct page_desc *pcpr_alloc(size_t npages) { (void)npages; return NULL; }
-bool pcpr_free(struct page_desc *pd) { (void)pd; return false; }
-size_t pcpr_drain_all(void) { return 0; }
+static struct page_desc *pcpr_alloc(size_t npages) { (void)npages; return NULL; }
+static bool pcpr_free(struct page_desc *pd) { (void)pd; return false; }
+static size_t pcpr_drain_all(void) { return 0; }
 
 #endif
 
-void pcpr_view(unsigned cpu, struct cache_view *v)
+static void pcpr_view(unsigned cpu, struct cache_view *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->id = cpu;
@@ -336,38 +304,37 @@ void pcpr_view(unsigned cpu, struct cache_view *v)
 	v->restarts = pcounts[cpu].restarts;
 }
 
-void pcpr_global(uint64_t *nfences, uint64_t *nfence_ns, uint64_t *nremote)
+static void pcpr_text(struct fmt_buf *b)
 {
-	*nfences = __atomic_load_n(&fences, __ATOMIC_RELAXED);
-	*nfence_ns = __atomic_load_n(&fence_ns, __ATOMIC_RELAXED);
-	*nremote = __atomic_load_n(&remote_drains, __ATOMIC_RELAXED);
+	cache_text_fences(b, &fenced);
 }
 
-/* Taken before the zone lock (a drainer holds drain_lock, then the zone),
- * so that a child never inherits lists half drained by a thread that does
- * not exist there. */
-void pcpr_fork_prepare(void)
+static void pcpr_json(struct fmt_buf *b)
 {
-	mp_lock(&drain_lock);
+	cache_json_fences(b, &fenced);
 }
 
-void pcpr_fork_parent(void)
+/* In a child, counting restarts from zero like everywhere else.  A child
+ * of _Fork in which a drain was cut short keeps those lists stopped (their
+ * blocks abandoned; the rest of the design works around them). */
+static void pcpr_fork_child(void)
 {
-	mp_unlock(&drain_lock);
-}
-
-/* A child of _Fork: a drain cut short there leaves its lists stopped
- * (their blocks abandoned, the rest of the design works around them). */
-void pcpr_fork_recover(void)
-{
-	mp_lock_reset(&drain_lock);
-}
-
-/* In a child, counting restarts from zero like everywhere else. */
-void pcpr_fork_child(void)
-{
-	mp_lock_reset(&drain_lock);
 	if (pcounts)
 		memset(pcounts, 0, nr_cpus * sizeof(*pcounts));
-	fences = fence_ns = remote_drains = 0;
+	memset(&fenced, 0, sizeof(fenced));
 }
+
+const struct cache_ops cache_pcp_rseq_ops = {
+	.name = "pcp-rseq",
+	.irq_safe = true,
+	.init = pcpr_init,
+	.alloc = pcpr_alloc,
+	.free = pcpr_free,
+	.drain_all = pcpr_drain_all,
+	.count = pcpr_count,
+	.view = pcpr_view,
+	.text_cache = cache_text_restarts,
+	.text_design = pcpr_text,
+	.json_design = pcpr_json,
+	.fork_child = pcpr_fork_child,
+};

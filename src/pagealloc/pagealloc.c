@@ -42,14 +42,8 @@ static void pa_release_block(struct page_desc *pd, bool irq)
 	/* A handler while a fork is prepared: the zone would only defer it. */
 	if (unlikely(irq) && zone_fork_pending() && reserve_put(pd))
 		return;
-	if (cacheable(pd->npages)) {
-		if (!irq || cache_irq_safe) {
-			if (cache_free(pd))
-				return;
-		} else if (opt.signal == SIG_TRYLOCK && cache_free_irq(pd)) {
-			return;
-		}
-	}
+	if (cacheable(pd->npages) && cache_free(pd, irq))
+		return;
 	zone_free_range(desc_pfn(pd), pd->npages);
 }
 
@@ -78,10 +72,8 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
 {
 	struct page_desc *pd = NULL;
 
-	if (!irq || cache_irq_safe) {
-		if (cache_drain_all())
-			pd = zone_alloc(order, *npages);
-	}
+	if (cache_drain_all(irq))
+		pd = zone_alloc(order, *npages);
 	/* A refusal can outlive the fork: the forker lets go of the zone
 	 * between the zone's answer and the reserve's (which then carves
 	 * nothing).  Once it has, the zone is worth asking again. */
@@ -108,12 +100,8 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 
 	/* Cached blocks of n pages start on a 2^ceil(log2 n) boundary; a
 	 * stricter alignment goes to the zone. */
-	if (likely(align_order <= order) && cacheable(npages)) {
-		if (likely(!irq) || cache_irq_safe)
-			pd = cache_alloc(npages);
-		else if (opt.signal == SIG_TRYLOCK)
-			pd = cache_alloc_irq(npages);
-	}
+	if (likely(align_order <= order) && cacheable(npages))
+		pd = cache_alloc(npages, irq);
 	if (align_order > order)
 		order = align_order;
 	if (!pd)
@@ -172,5 +160,5 @@ void pa_free_bulk(struct page_desc **pds, size_t n)
 
 size_t pa_drain_all(void)
 {
-	return sigctx_in_irq() && !cache_irq_safe ? 0 : cache_drain_all();
+	return cache_drain_all(sigctx_in_irq());
 }

@@ -127,30 +127,11 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 				   ul(c->refill_pages), rr, ul(c->drains), ul(c->drain_pages), dr,
 				   ul(c->irq_hits), ul(c->irq_misses));
 		}
-		if (cache_kind == CACHE_PCP_RSEQ || cache_kind == CACHE_BONWICK)
-			fmt_printf(b, "  %-4u rseq: %lu critical sections restarted\n", i, ul(v->restarts));
-		else
-			fmt_printf(b, "  %-4u lock: %lu acquired, %lu contended (%lu us waiting), %lu trylocks failed\n",
-				   i, ul(v->lock_acquired), ul(v->lock_contended),
-				   ul(v->lock_wait_ns / 1000), ul(v->trylock_failed));
+		if (cache.text_cache)
+			cache.text_cache(b, i, v);
 	}
-	if (cache_kind == CACHE_PCP_RSEQ || cache_kind == CACHE_BONWICK) {
-		uint64_t f, ns, rd;
-		if (cache_kind == CACHE_BONWICK)
-			bw_global(&f, &ns, &rd);
-		else
-			pcpr_global(&f, &ns, &rd);
-		fmt_printf(b, "  drain_all: %lu remote CPU drains, %lu membarrier fences (%lu us, %lu ns each)\n",
-			   ul(rd), ul(f), ul(ns / 1000), ul(f ? ns / f : 0));
-	}
-	if (cache_kind == CACHE_BONWICK)
-		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-			uint64_t nr, in, out, over;
-			bw_depot_view(k, &nr, &in, &out, &over);
-			if (nr || in || over)
-				fmt_printf(b, "  depot %u-page: %lu blocks now; %lu taken in, %lu given out, %lu sent to the zone (full)\n",
-					   k + 1, ul(nr), ul(in), ul(out), ul(over));
-		}
+	if (cache.text_design)
+		cache.text_design(b);
 	fmt_printf(b, "zone: %lu pages, %lu free (%lu never used); lock %lu acquired, %lu contended (%lu us waiting)\n",
 		   ul(z->pages), ul(z->free_pages), ul(z->untouched_pages), ul(z->lock_acquired),
 		   ul(z->lock_contended), ul(z->lock_wait_ns / 1000));
@@ -237,24 +218,8 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		fmt_printf(b, "}");
 	}
 	fmt_printf(b, "]");
-	if (cache_kind == CACHE_PCP_RSEQ || cache_kind == CACHE_BONWICK) {
-		uint64_t f, ns, rd;
-		if (cache_kind == CACHE_BONWICK)
-			bw_global(&f, &ns, &rd);
-		else
-			pcpr_global(&f, &ns, &rd);
-		fmt_printf(b, ",\"remote_drains\":%lu,\"fences\":%lu,\"fence_ns\":%lu", ul(rd), ul(f), ul(ns));
-	}
-	if (cache_kind == CACHE_BONWICK) {
-		fmt_printf(b, ",\"depot\":[");
-		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-			uint64_t nr, in, out, over;
-			bw_depot_view(k, &nr, &in, &out, &over);
-			fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu}",
-				   k ? "," : "", k + 1, ul(nr), ul(in), ul(out), ul(over));
-		}
-		fmt_printf(b, "]");
-	}
+	if (cache.json_design)
+		cache.json_design(b);
 	fmt_printf(b, ",\"list\":[");
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		const struct cache_view *v = &r->views[i];

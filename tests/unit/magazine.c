@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "cache/magazine.h"
 
 #define ZONE_BYTES ((uint64_t)64 << 20)   /* 16384 pages */
 
@@ -41,7 +42,7 @@ static void start(uint64_t bytes)
 	cache_init();
 	pa_init();
 	cr_assert(cache_enabled);
-	cr_assert_eq(mag_count(), opt.magazines ? opt.magazines : mag_count());
+	cr_assert_eq(cache_count(), opt.magazines ? opt.magazines : cache_count());
 }
 
 static void setup(void)
@@ -60,14 +61,14 @@ static void validate(uint64_t used, const char *when)
 static struct cache_view view(unsigned i)
 {
 	struct cache_view v;
-	mag_view(i, &v);
+	cache_view(i, &v);
 	return v;
 }
 
 static uint64_t cached_pages(void)
 {
 	uint64_t n = 0;
-	for (unsigned i = 0; i < mag_count(); i++)
+	for (unsigned i = 0; i < cache_count(); i++)
 		n += view(i).nr_pages;
 	return n;
 }
@@ -76,7 +77,7 @@ static uint64_t cached_pages(void)
 static uint64_t sum_refills(size_t npages)
 {
 	uint64_t n = 0;
-	for (unsigned i = 0; i < mag_count(); i++)
+	for (unsigned i = 0; i < cache_count(); i++)
 		n += view(i).c[npages - 1].refills;
 	return n;
 }
@@ -107,14 +108,14 @@ static void refills_for(unsigned n)
 {
 	struct page_desc **pds = calloc(n, sizeof(*pds));
 	for (unsigned i = 0; i < n; i++) {
-		pds[i] = mag_alloc(1);
+		pds[i] = cache.alloc(1);
 		cr_assert_not_null(pds[i], "mag_alloc %u of %u", i, n);
 		cr_assert_eq(pds[i]->npages, 1);
 	}
 	uint64_t want = (n + 383) / 384;
 	cr_assert_eq(sum_refills(1), want, "%u allocations: %lu refills, want ceil(%u/384) = %lu", n,
 		     (unsigned long)sum_refills(1), n, (unsigned long)want);
-	for (unsigned i = 0; i < mag_count(); i++) {
+	for (unsigned i = 0; i < cache_count(); i++) {
 		struct cache_view v = view(i);
 		if (!v.c[0].refills)
 			continue;
@@ -148,15 +149,15 @@ Test(magazine, free_is_lifo)
 	setup();
 	if (!pin(0))
 		cr_skip_test("cannot pin to CPU 0");
-	struct page_desc *a = mag_alloc(1), *b = mag_alloc(1);
+	struct page_desc *a = cache.alloc(1), *b = cache.alloc(1);
 	cr_assert_not_null(a);
 	cr_assert_not_null(b);
-	mag_free(a);
-	cr_assert_eq(mag_alloc(1), a, "free then alloc must return the same page");
-	mag_free(b);
-	mag_free(a);
-	cr_assert_eq(mag_alloc(1), a);
-	cr_assert_eq(mag_alloc(1), b);
+	cache.free(a);
+	cr_assert_eq(cache.alloc(1), a, "free then alloc must return the same page");
+	cache.free(b);
+	cache.free(a);
+	cr_assert_eq(cache.alloc(1), a);
+	cr_assert_eq(cache.alloc(1), b);
 
 	/* Through pagealloc too, for every cached size. */
 	for (size_t np = 1; np <= CACHE_CLASSES; np++) {
@@ -182,13 +183,13 @@ Test(magazine, drains_only_at_limit)
 		cr_skip_test("cannot pin to CPU 0");
 	unsigned me = mag_preferred_of_cpu(0);
 	for (unsigned i = 0; i < n; i++) {
-		pds[i] = mag_alloc(1);
+		pds[i] = cache.alloc(1);
 		cr_assert_not_null(pds[i]);
 	}
 	uint64_t drains = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct cache_view before = view(me);
-		mag_free(pds[i]);
+		cache.free(pds[i]);
 		struct cache_view after = view(me);
 		bool reached = before.nr_pages + 1 >= opt.mag_limit;
 		uint64_t dd = after.c[0].drains - before.c[0].drains;
@@ -286,7 +287,7 @@ Test(magazine, quiescent_magazines_within_limit)
 		cr_assert_null(r, "worker %d: %s", i, (const char *)r);
 	}
 	uint64_t held = args[0].held_pages + args[1].held_pages;
-	for (unsigned i = 0; i < mag_count(); i++) {
+	for (unsigned i = 0; i < cache_count(); i++) {
 		struct cache_view v = view(i);
 		/* Frees never leave a magazine above the limit, but refills of
 		 * the other classes may add up to one batch each on top (the
@@ -316,7 +317,7 @@ Test(magazine, quiescent_magazines_within_limit)
 		}
 	}
 	validate(held + cached_pages(), "at quiescence");
-	cr_assert_gt(mag_drain_all(), 0);
+	cr_assert_gt(cache.drain_all(), 0);
 	cr_assert_eq(cached_pages(), 0);
 	validate(held, "after mag_drain_all");
 	for (int i = 0; i < 2; i++) {
@@ -326,7 +327,7 @@ Test(magazine, quiescent_magazines_within_limit)
 		}
 		free(args[i].held);
 	}
-	mag_drain_all();
+	cache.drain_all();
 	validate(0, "everything freed and drained");
 }
 
@@ -340,7 +341,7 @@ Test(magazine, quiescent_within_limit_after_refills_of_each_class)
 		cr_skip_test("cannot pin to CPU 0");
 	for (size_t np = 1; np <= CACHE_CLASSES; np++)
 		cr_assert_not_null(pa_alloc(np, 0));
-	for (unsigned i = 0; i < mag_count(); i++) {
+	for (unsigned i = 0; i < cache_count(); i++) {
 		struct cache_view v = view(i);
 		cr_assert_leq(v.nr_pages, opt.mag_limit,
 			      "magazine %u holds %u pages at quiescence, above mag_limit %u "
@@ -367,7 +368,7 @@ Test(magazine, quiescent_within_limit_rfc2013)
 	for (unsigned i = 0; i < N; i += 3) {
 		pds[i]->flags &= ~PG_ALLOC;
 		pa_free(pds[i]);
-		for (unsigned k = 0; k < mag_count(); k++)
+		for (unsigned k = 0; k < cache_count(); k++)
 			cr_assert_leq(view(k).nr_pages, opt.mag_limit);
 	}
 }
@@ -399,7 +400,7 @@ static void contended_refills(size_t np)
 	uint64_t t0 = os_now_ns();
 	while (os_now_ns() - t0 < 3000000000ull) {
 		for (unsigned i = 0; i < 64; i++) {
-			struct page_desc *pd = mag_alloc(np);
+			struct page_desc *pd = cache.alloc(np);
 			cr_assert_not_null(pd);
 			zone_free_range(desc_pfn(pd), np);
 		}
@@ -412,7 +413,7 @@ static void contended_refills(size_t np)
 	pthread_join(t, NULL);
 	if (breaks == 0)
 		cr_skip_test("no refill ever met a contended zone lock");
-	for (unsigned i = 0; i < mag_count(); i++) {
+	for (unsigned i = 0; i < cache_count(); i++) {
 		struct cache_view v = view(i);
 		if (!v.c[np - 1].refills)
 			continue;
@@ -456,7 +457,7 @@ Test(magazine, preferred_map_cpu_4)
 	setup_opts();
 	opt.magazines = 4;
 	start(ZONE_BYTES);
-	cr_assert_eq(mag_count(), 4);
+	cr_assert_eq(cache_count(), 4);
 	for (int c = 0; c < 64; c++)
 		cr_assert_eq(mag_preferred_of_cpu(c), (unsigned)c & 3);
 }
@@ -466,7 +467,7 @@ Test(magazine, auto_count_is_pow2_at_least_2)
 	setup_opts();
 	opt.magazines = 0;
 	start(ZONE_BYTES);
-	unsigned n = mag_count();
+	unsigned n = cache_count();
 	cr_assert(is_pow2(n) && n >= 2 && n <= MAX_CACHES, "auto magazine count %u", n);
 	cr_assert_geq(n, (unsigned)os.ncpus() < MAX_CACHES ? (unsigned)os.ncpus() : MAX_CACHES);
 }
@@ -490,16 +491,16 @@ static void *pinned_frees(void *p)
 		return NULL;
 	}
 	for (unsigned i = 0; i < N; i++)
-		if (!(pds[i] = mag_alloc(1))) {
+		if (!(pds[i] = cache.alloc(1))) {
 			a->err = "mag_alloc failed";
 			return NULL;
 		}
-	for (unsigned i = 0; i < mag_count(); i++)
+	for (unsigned i = 0; i < cache_count(); i++)
 		before[i] = view(i).c[0].frees;
 	for (unsigned i = 0; i < N; i++)
-		mag_free(pds[i]);
+		cache.free(pds[i]);
 	unsigned want = mag_preferred_of_cpu(a->cpu);
-	for (unsigned i = 0; i < mag_count(); i++) {
+	for (unsigned i = 0; i < cache_count(); i++) {
 		uint64_t d = view(i).c[0].frees - before[i];
 		if (d != (i == want ? N : 0)) {
 			a->err = i == want ? "the preferred magazine missed frees"
@@ -554,12 +555,12 @@ Test(magazine, free_bulk_takes_the_lock_once)
 		cr_skip_test("cannot pin to CPU 0");
 	unsigned me = mag_preferred_of_cpu(0);
 	for (unsigned i = 0; i < n; i++) {
-		pds[i] = mag_alloc(1);
+		pds[i] = cache.alloc(1);
 		cr_assert_not_null(pds[i]);
 		cr_assert_eq(pds[i]->npages, 1);
 	}
 	struct cache_view before = view(me);
-	mag_free_bulk(pds, n);
+	cache_free_chain(desc_chain(pds, n));
 	struct cache_view after = view(me);
 	cr_assert_eq(after.lock_acquired, before.lock_acquired + 1,
 		     "mag_free_bulk of %u pages took the magazine lock %lu times", n,
@@ -618,15 +619,15 @@ Test(magazine, drain_all_empties_every_magazine)
 	uint64_t cached = cached_pages();
 	cr_assert_gt(cached, 0);
 	validate(held + cached, "before drain_all");
-	cr_assert_eq(mag_drain_all(), cached);
-	for (unsigned i = 0; i < mag_count(); i++) {
+	cr_assert_eq(cache.drain_all(), cached);
+	for (unsigned i = 0; i < cache_count(); i++) {
 		struct cache_view v = view(i);
 		cr_assert_eq(v.nr_pages, 0, "magazine %u still holds %u pages", i, v.nr_pages);
 		for (unsigned c = 0; c < CACHE_CLASSES; c++)
 			cr_assert_eq(v.nr_blocks[c], 0);
 	}
 	validate(held, "after drain_all");
-	cr_assert_eq(mag_drain_all(), 0, "a second drain has nothing to move");
+	cr_assert_eq(cache.drain_all(), 0, "a second drain has nothing to move");
 }
 
 /* ---- exhaustion (§7.11) -------------------------------------------------- */
@@ -726,7 +727,7 @@ Test(magazine, every_size_class)
 		pa_free(again);
 	}
 	validate(cached_pages(), "all freed");
-	mag_drain_all();
+	cache.drain_all();
 	validate(0, "all drained");
 	struct zone_info zi;
 	zone_info(&zi);
@@ -812,7 +813,7 @@ Test(magazine, shrink_gives_the_tail_back)
 	pa_free(tail);
 	pd->flags &= ~PG_ALLOC;
 	pa_free(pd);
-	mag_drain_all();
+	cache.drain_all();
 	validate(0, "all freed and drained");
 }
 
