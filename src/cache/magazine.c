@@ -211,12 +211,9 @@ static struct page_desc *magazine_alloc(size_t npages)
 	struct magazine *m = &mags[pref];
 
 	cs_enter();
-	if (likely(mag_try_filled(m, cls, false))) {
-		struct page_desc *pd = mag_hand_out(m, cls);
-		mp_unlock(&m->lock);
-		cs_leave();
+	struct page_desc *pd = mag_take_local(m, cls);
+	if (likely(pd))
 		return pd;
-	}
 	return magazine_alloc_slow(pref, cls);
 }
 
@@ -416,15 +413,5 @@ const struct cache_ops cache_magazine_ops = {
 	.init = magazine_init,
 	.alloc = magazine_alloc,
 	.free = magazine_free,
-	.alloc_irq = mag_alloc_irq,
-	.free_irq = mag_free_irq,
-	.free_chain = mag_free_chain,
-	.drain_all = mag_drain_all,
-	.count = mag_count,
-	.view = mag_view,
-	.text_cache = cache_text_lock,
-	.fork_prepare = mag_fork_prepare,
-	.fork_parent = mag_fork_parent,
-	.fork_child = mag_fork_child,
-	.fork_recover = mag_fork_recover,
+	MAG_SHARED_OPS,
 };

@@ -202,6 +202,18 @@ static inline bool mag_try_filled(struct magazine *m, unsigned cls, bool wait)
 	return false;
 }
 
+/* The fast path of both designs, inside cs_enter: a block from m when it
+ * has one of this class and its lock is free (then cs_leave), else NULL. */
+static inline struct page_desc *mag_take_local(struct magazine *m, unsigned cls)
+{
+	if (!mag_try_filled(m, cls, false))
+		return NULL;
+	struct page_desc *pd = mag_hand_out(m, cls);
+	mp_unlock(&m->lock);
+	cs_leave();
+	return pd;
+}
+
 /* The rest of a refill, m locked inside cs_enter: splice the batch
  * head..tail (n blocks, PG_CACHED) in, hand out head, drain what went over
  * the limit; unlocks and leaves. */
@@ -225,5 +237,13 @@ void mag_fork_prepare(void);
 void mag_fork_parent(void);
 void mag_fork_child(void);
 void mag_fork_recover(void);
+
+/* The operations both designs' tables share. */
+#define MAG_SHARED_OPS \
+	.alloc_irq = mag_alloc_irq, .free_irq = mag_free_irq, .free_chain = mag_free_chain, \
+	.drain_all = mag_drain_all, .count = mag_count, .view = mag_view, \
+	.text_cache = cache_text_lock, .fork_prepare = mag_fork_prepare, \
+	.fork_parent = mag_fork_parent, .fork_child = mag_fork_child, \
+	.fork_recover = mag_fork_recover
 
 #endif
