@@ -300,9 +300,10 @@ void pa_shrink(struct page_desc *pd, size_t keep);
 void pa_free_bulk(struct page_desc **pds, size_t n);
 void pa_free_chain(struct page_desc *chain);   /* linked through next */
 size_t pa_drain_all(void);
-/* npages (1..8) -> size class (npages - 1) when the one-hop path serves
- * it (the bonwick cache, a size it keeps), else PA_NO_ONEHOP; index 0
- * unused. */
+/* npages (1..8) -> how the one-hop path serves it: bonwick's size class
+ * (npages - 1), PA_ONEHOP_TABLE (another design, through its table), or
+ * PA_NO_ONEHOP (a size no cache keeps, or statistics on); index 0 unused. */
+#define PA_ONEHOP_TABLE 0xfe
 #define PA_NO_ONEHOP 0xff
 extern uint8_t pa_onehop[CACHE_CLASSES + 1];
 
@@ -339,6 +340,37 @@ static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * The same hop for every other design, to its own alloc and free through
+ * the cache table, so that comparisons measure the designs and not the
+ * layers around them (malloc's and free's slow paths call these first,
+ * which keeps malloc and free leaves).  In a handler only an irq_safe
+ * design is asked.  False: the caller takes pa_alloc / pa_free.
+ */
+static inline bool pa_alloc_table_hop(size_t req_bytes, void **out)
+{
+	size_t idx = (req_bytes - 1) >> PAGE_SHIFT;
+	if (idx >= CACHE_CLASSES || pa_onehop[idx + 1] != PA_ONEHOP_TABLE ||
+	    (mp_tls.word && !cache.irq_safe))
+		return false;
+	struct page_desc *pd = cache.alloc(idx + 1);
+	if (unlikely(!pd))
+		return false;
+	pd->npages = (uint32_t)(idx + 1);
+	pd->flags = PG_ALLOC;
+	*out = desc_to_addr(pd);
+	return true;
+}
+
+/* pd heads a live allocation whose PG_ALLOC the caller has cleared. */
+static inline bool pa_free_table_hop(struct page_desc *pd)
+{
+	uint32_t n = pd->npages;
+	if (n > CACHE_CLASSES || pa_onehop[n] != PA_ONEHOP_TABLE || (mp_tls.word && !cache.irq_safe))
+		return false;
+	return cache.free(pd);
 }
 
 /* ------------------------------------------------------------------------

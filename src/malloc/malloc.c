@@ -259,6 +259,8 @@ static inline void page_free(void *p, const char *fn)
 	pd->flags = f & (uint8_t)~PG_ALLOC;
 	if (unlikely(stats_on))
 		account_free(pd);
+	else if (pa_free_table_hop(pd))
+		return;
 	pa_free(pd);
 }
 
@@ -308,6 +310,10 @@ static NOINLINE void *malloc_other(size_t size)
  * glibc path with its ENOMEM retry, and the rare cases. */
 static NOINLINE void *malloc_slow(size_t size)
 {
+	void *p;
+
+	if (zone_size(size) && pa_alloc_table_hop(size, &p))
+		return p;      /* counts nothing: with statistics on it is not taken */
 	COUNT(malloc_calls);
 	if (zone_size(size))
 		return page_alloc(size, 0, false);

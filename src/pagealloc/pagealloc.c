@@ -32,8 +32,9 @@ void pa_init(void)
 {
 	cache_max_pages = cache_enabled ? 1u << opt.cache_order : 0;
 	for (size_t n = 0; n <= CACHE_CLASSES; n++)
-		pa_onehop[n] = n && cache_kind == CACHE_BONWICK && cacheable(n) &&
-					opt.stats == STATS_OFF ? (uint8_t)(n - 1) : PA_NO_ONEHOP;
+		pa_onehop[n] = !n || !cacheable(n) || opt.stats != STATS_OFF ? PA_NO_ONEHOP
+			       : cache_kind == CACHE_BONWICK ? (uint8_t)(n - 1)
+							     : PA_ONEHOP_TABLE;
 }
 
 /* Frees a block of pd->npages pages through the cache when allowed. */
