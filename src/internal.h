@@ -38,7 +38,7 @@
 #define MAX_ORDER       11                         /* orders 0..10 */
 #define MAX_BLOCK_PAGES ((size_t)1 << (MAX_ORDER - 1))   /* 1024 pages */
 #define MAX_BLOCK_BYTES (MAX_BLOCK_PAGES << PAGE_SHIFT)  /* 4 MiB */
-#define CACHE_ORDERS    4                          /* caches hold orders 0..3 */
+#define CACHE_ORDERS    5                          /* caches hold orders 0..4 */
 #define MAX_CACHES      64                         /* magazines, or CPUs */
 
 static inline unsigned ilog2_floor(size_t n) { return 63u - (unsigned)__builtin_clzl(n); }
@@ -246,7 +246,7 @@ struct mp_options {
 	uint32_t refill_min;      /* pages before a refill may stop on contention */
 	uint32_t drain_max;       /* pages per drain */
 	uint32_t drain_min;       /* pages before a drain may stop on contention */
-	uint32_t cache_order;     /* highest order the caches hold (0..3) */
+	uint32_t cache_order;     /* highest order the caches hold (0..4) */
 	uint32_t cache_exact;     /* cache non-power-of-two sizes as such */
 	uint32_t pcp_high;        /* pcp-*: blocks a per-CPU list holds before draining */
 	uint32_t pcp_batch;       /* pcp-*: blocks per refill and per drain */

@@ -3,7 +3,7 @@
  * ("Magazines and Vmem", USENIX 2001) per CPU on restartable sequences, with
  * a depot behind them.
  *
- * Per CPU and size class (1..8 pages) an array of block pfns with a count
+ * Per CPU and size class (1..16 pages) an array of block pfns with a count
  * and a capacity, high.  Bonwick's loaded and previous magazines are the two
  * halves of that array: a CPU whose array runs empty takes a full magazine's
  * worth (high / 2) from the depot, one whose array fills gives its top half
@@ -14,7 +14,7 @@
  * write of one array slot and one count.  A signal handler that interrupts
  * one makes it restart, so handlers use these arrays too.
  *
- *   per CPU   [count|high] x 8 classes (one cache line), then the arrays
+ *   per CPU   per class a line with [count|high], then its array; then the counters
  *   depot     per class: a stack of pfns under a lock, at most depot_cap
  *             blocks; beyond it batches go to the zone
  *
@@ -26,8 +26,8 @@
  * lists' high: a CPU that goes to the depot for the same reason twice in a
  * row (empty, empty, or full, full) doubles its high, up to 2 MiB of blocks
  * per class; a global drain (exhaustion, magpage_drain, malloc_trim) resets
- * it.  Cached memory per CPU is therefore at most 8 x 2 MiB, and the depot
- * holds at most depot_cap blocks per class (8 MiB of pages by default).
+ * it.  Cached memory per CPU is therefore at most 16 x 2 MiB, and the depot
+ * holds at most depot_pages pages per class (64 MiB by default).
  *
  * drain_all reaches other CPUs' arrays as pcp_rseq.c does: set the stopped
  * bit of each count, fence the CPU with membarrier (cache_stop_cpu), then
@@ -723,6 +723,7 @@ static void bw_fork_recover(void)
 
 const struct cache_ops cache_bonwick_ops = {
 	.name = "bonwick",
+	.max_order = 4,
 	/* its per-CPU arrays restart under a handler; its per-thread arrays
 	 * (no rseq) turn handlers away themselves */
 	.irq_safe = true,

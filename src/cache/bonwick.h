@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #define BW_SLOTS  496           /* array entries per class: a class is 2 KiB */
-#define BW_STRIDE_SHIFT 15      /* 32 KiB per CPU */
+#define BW_STRIDE_SHIFT 16      /* 64 KiB per CPU */
 
 struct bw_hdr {
 	uint32_t count;         /* blocks in the array; BW_STOPPED: a remote drain */

@@ -18,7 +18,7 @@
 
 struct page_desc;
 
-#define CACHE_CLASSES 8    /* 1..8 pages */
+#define CACHE_CLASSES 16   /* 1..16 pages */
 
 /* Per cache, per size class.  Written under the cache's lock. */
 struct cache_counters {
@@ -58,6 +58,9 @@ struct cache_ops {
 	const char *name;         /* as MAGPAGE_CONF's cache key spells it */
 	bool irq_safe;            /* handlers may call alloc, free and drain_all:
 				     their sections restart under a handler */
+	unsigned max_order;       /* the highest order it holds, whatever
+				     cache_order asks (the lock designs stop at
+				     3, as Linux's per-CPU lists do) */
 	bool (*init)(void);       /* false: unusable here (cache_init falls back) */
 	struct page_desc *(*alloc)(size_t npages);   /* NULL: go to the zone */
 	bool (*free)(struct page_desc *pd);          /* false: the caller frees

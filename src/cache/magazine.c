@@ -410,6 +410,7 @@ void mag_fork_recover(void)
 
 const struct cache_ops cache_magazine_ops = {
 	.name = "magazine",
+	.max_order = 3,
 	.init = magazine_init,
 	.alloc = magazine_alloc,
 	.free = magazine_free,

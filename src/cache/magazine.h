@@ -43,7 +43,7 @@ struct magazine {
 	uint32_t drain_next;              /* class the next drain starts at */
 	struct mag_list list0;            /* class 0: one page */
 	struct mag_hot_counts hot[CACHE_CLASSES] cacheline_aligned;
-	struct mag_list list_hi[CACHE_CLASSES - 1];   /* classes 1..7 */
+	struct mag_list list_hi[CACHE_CLASSES - 1];   /* classes 1..15 */
 	uint64_t trylock_failed;          /* atomic: failed pass-1 trylocks */
 	struct mag_cold_counts cold[CACHE_CLASSES];
 } cacheline_aligned;

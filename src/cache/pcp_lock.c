@@ -85,6 +85,7 @@ static bool pcpl_free(struct page_desc *pd)
 
 const struct cache_ops cache_pcp_lock_ops = {
 	.name = "pcp-lock",
+	.max_order = 3,
 	.init = pcpl_init,
 	.alloc = pcpl_alloc,
 	.free = pcpl_free,

@@ -326,6 +326,7 @@ static void pcpr_fork_child(void)
 
 const struct cache_ops cache_pcp_rseq_ops = {
 	.name = "pcp-rseq",
+	.max_order = 3,
 	.irq_safe = true,
 	.init = pcpr_init,
 	.alloc = pcpr_alloc,

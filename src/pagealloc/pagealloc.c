@@ -30,7 +30,8 @@ static inline bool cacheable(size_t npages)
 
 void pa_init(void)
 {
-	cache_max_pages = cache_enabled ? 1u << opt.cache_order : 0;
+	unsigned order = opt.cache_order < cache.max_order ? opt.cache_order : cache.max_order;
+	cache_max_pages = cache_enabled ? 1u << order : 0;
 	for (size_t n = 0; n <= CACHE_CLASSES; n++)
 		pa_onehop[n] = !n || !cacheable(n) || opt.stats != STATS_OFF ? PA_NO_ONEHOP
 			       : cache_kind == CACHE_BONWICK ? (uint8_t)(n - 1)

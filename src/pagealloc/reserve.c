@@ -26,10 +26,12 @@
 
 #define RESERVE_START 16    /* blocks per class to begin with */
 #define RESERVE_SLOTS 128   /* at most, per class: 128 x 36 pages = 18 MiB */
+#define RESERVE_CLASSES 8   /* 1..8 pages; larger handler requests in a fork
+			       window carve, or fail with ENOMEM */
 
-static struct page_desc *slots[CACHE_CLASSES][RESERVE_SLOTS];   /* atomic */
-static uint32_t target[CACHE_CLASSES];     /* blocks to keep; 0 = RESERVE_START */
-static uint8_t ran_dry[CACHE_CLASSES];     /* atomic: empty since the last fill */
+static struct page_desc *slots[RESERVE_CLASSES][RESERVE_SLOTS];   /* atomic */
+static uint32_t target[RESERVE_CLASSES];     /* blocks to keep; 0 = RESERVE_START */
+static uint8_t ran_dry[RESERVE_CLASSES];     /* atomic: empty since the last fill */
 struct reserve_stats reserve_stats;
 
 /* Tops every class up to its target; a class that ran dry since the last
@@ -39,7 +41,7 @@ void reserve_fill(void)
 {
 	if (!__atomic_load_n(&sig_stats.handler_entries, __ATOMIC_RELAXED) || !zg.bytes)
 		return;
-	for (unsigned cls = 0; cls < CACHE_CLASSES; cls++) {
+	for (unsigned cls = 0; cls < RESERVE_CLASSES; cls++) {
 		size_t npages = cls + 1;
 		uint32_t want = target[cls] ? target[cls] : RESERVE_START;
 		if (__atomic_exchange_n(&ran_dry[cls], 0, __ATOMIC_RELAXED) && want < RESERVE_SLOTS)
@@ -125,9 +127,9 @@ static struct page_desc *reserve_carve(size_t n)
 struct page_desc *reserve_take(size_t *npages)
 {
 	size_t n = *npages;
-	if (n == 0 || n > CACHE_CLASSES)
+	if (n == 0 || n > RESERVE_CLASSES)
 		return NULL;
-	for (unsigned cls = (unsigned)n - 1; cls < CACHE_CLASSES; cls++) {
+	for (unsigned cls = (unsigned)n - 1; cls < RESERVE_CLASSES; cls++) {
 		struct page_desc *pd = take_class(cls);
 		if (pd) {
 			*npages = cls + 1;
@@ -148,7 +150,7 @@ struct page_desc *reserve_take(size_t *npages)
 bool reserve_put(struct page_desc *pd)
 {
 	size_t npages = pd->npages;
-	if (npages == 0 || npages > CACHE_CLASSES)
+	if (npages == 0 || npages > RESERVE_CLASSES)
 		return false;
 	pd->flags = PG_CACHED;
 	if (put_slot(slots[npages - 1], pd)) {
@@ -162,7 +164,7 @@ bool reserve_put(struct page_desc *pd)
 uint64_t reserve_pages(void)
 {
 	uint64_t pages = 0;
-	for (unsigned cls = 0; cls < CACHE_CLASSES; cls++)
+	for (unsigned cls = 0; cls < RESERVE_CLASSES; cls++)
 		for (unsigned i = 0; i < RESERVE_SLOTS; i++)
 			if (__atomic_load_n(&slots[cls][i], __ATOMIC_RELAXED))
 				pages += cls + 1;

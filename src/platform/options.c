@@ -71,9 +71,9 @@ static const struct opt_def defs[] = {
 	{ "drain_min", T_UINT, F(drain_min), false, 1, 1u << 16, false, NULL,
 	  "pages a drain moves before it may stop because the magazine lock is contended" },
 	{ "cache_order", T_UINT, F(cache_order), false, 0, CACHE_ORDERS - 1, false, NULL,
-	  "highest order the caches hold (0..3); higher orders go to the zone" },
+	  "highest order the caches hold (0..4: up to 16 pages; the lock designs stop at 3); higher orders go to the zone" },
 	{ "cache_exact", T_ENUM, F(cache_exact), false, 0, 0, false, bools,
-	  "1 = the caches also keep 3-, 5-, 6- and 7-page blocks as such; 0 = powers of two only, other sizes go to the zone" },
+	  "1 = the caches also keep 3-, 5-, 6-, 7-, 9- to 15-page blocks as such; 0 = powers of two only, other sizes go to the zone" },
 	{ "pcp_high", T_UINT, F(pcp_high), false, 1, 1u << 16, false, NULL,
 	  "pcp-rseq, pcp-lock: blocks a per-CPU list holds before a free drains a batch" },
 	{ "pcp_batch", T_UINT, F(pcp_batch), false, 1, 1u << 16, false, NULL,
@@ -113,7 +113,7 @@ void options_defaults(struct mp_options *o)
 	o->refill_min = 16;
 	o->drain_max = 64;
 	o->drain_min = 16;
-	o->cache_order = 3;
+	o->cache_order = 4;
 	o->cache_exact = 1;
 	o->pcp_high = 186;
 	o->pcp_batch = 31;

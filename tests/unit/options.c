@@ -63,7 +63,7 @@ Test(options, defaults)
 	cr_assert_eq(o.refill_min, 16);
 	cr_assert_eq(o.drain_max, 64);
 	cr_assert_eq(o.drain_min, 16);
-	cr_assert_eq(o.cache_order, 3);
+	cr_assert_eq(o.cache_order, 4);
 	cr_assert_eq(o.cache_exact, 1);
 	cr_assert_eq(o.signal, SIG_BYPASS);
 	cr_assert_eq(o.zone_irqsave, IRQSAVE_DEFER);
@@ -210,7 +210,7 @@ static const struct bad_case bad[] = {
 	{ "refill_min:0", "refill_min", "from 1 to 65536" },
 	{ "drain_max:0", "drain_max", "from 1 to 65536" },
 	{ "drain_min:70000", "drain_min", "from 1 to 65536" },
-	{ "cache_order:4", "cache_order", "from 0 to 3" },
+	{ "cache_order:5", "cache_order", "from 0 to 4" },
 	{ "cache_exact:2", "cache_exact", "0 | 1" },
 	{ "pcp_high:0", "pcp_high", "from 1 to 65536" },
 	{ "pcp_batch:65537", "pcp_batch", "from 1 to 65536" },
@@ -267,7 +267,7 @@ Test(options, bad_value_keeps_others)
 	char msg[2048];
 	cr_assert_eq(parse(&o, "magazines:4,cache_order:9,mag_limit:100", msg, sizeof(msg)), 1, "%s", msg);
 	cr_assert_eq(o.magazines, 4);
-	cr_assert_eq(o.cache_order, 3);
+	cr_assert_eq(o.cache_order, 4);
 	cr_assert_eq(o.mag_limit, 100);
 	cr_assert(strstr(msg, "'9'"), "the bad value is quoted: %s", msg);
 }
@@ -416,7 +416,7 @@ Test(options, later_key_overrides_preset_in_any_order)
 	PARSE_OK(&o, "preset:rfc2013,preset:default");
 	cr_assert_eq(o.preset, 0);
 	cr_assert_eq(o.magazines, 0);
-	cr_assert_eq(o.cache_order, 3);
+	cr_assert_eq(o.cache_order, 4);
 }
 
 Test(options, bad_preset_keeps_defaults)
