@@ -305,7 +305,8 @@ size_t pa_drain_all(void);
  * PA_NO_ONEHOP (a size no cache keeps, or statistics on); index 0 unused. */
 #define PA_ONEHOP_TABLE 0xfe
 #define PA_NO_ONEHOP 0xff
-extern uint8_t pa_onehop[CACHE_CLASSES + 1];
+extern uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];   /* every live npages: free's
+						     lookup needs no bound */
 
 /*
  * The one-hop page path (malloc and free call these first): size class from
@@ -316,9 +317,10 @@ extern uint8_t pa_onehop[CACHE_CLASSES + 1];
  */
 static inline bool pa_alloc_onehop(size_t req_bytes, void **out)
 {
-	size_t idx = (req_bytes - 1) >> PAGE_SHIFT;    /* pages - 1; req_bytes >= 1 */
+	/* pages - 1: the caller has checked 1 <= req_bytes <= CACHE_CLASSES pages */
+	size_t idx = (req_bytes - 1) >> PAGE_SHIFT;
 	uint32_t pfn;
-	if (likely(idx < CACHE_CLASSES) && likely(pa_onehop[idx + 1] < CACHE_CLASSES) &&
+	if (likely(pa_onehop[idx + 1] < CACHE_CLASSES) &&
 	    likely(bw_pop(pa_onehop[idx + 1], &pfn, false))) {
 		struct page_desc *pd = pfn_to_desc(pfn);
 		/* malloc: no use for PG_ZERO; req_bytes only feeds the
@@ -333,8 +335,8 @@ static inline bool pa_alloc_onehop(size_t req_bytes, void **out)
 /* pd heads a live allocation whose PG_ALLOC the caller has checked. */
 static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 {
-	uint32_t n = pd->npages;
-	if (likely(n <= CACHE_CLASSES) && likely(pa_onehop[n] < CACHE_CLASSES)) {
+	uint32_t n = pd->npages;          /* 1..MAX_BLOCK_PAGES */
+	if (likely(pa_onehop[n] < CACHE_CLASSES)) {
 		pd->flags = PG_CACHED;
 		if (likely(bw_push(pa_onehop[n], (uint32_t)pfn, false)))
 			return true;
@@ -368,7 +370,7 @@ static inline bool pa_alloc_table_hop(size_t req_bytes, void **out)
 static inline bool pa_free_table_hop(struct page_desc *pd)
 {
 	uint32_t n = pd->npages;
-	if (n > CACHE_CLASSES || pa_onehop[n] != PA_ONEHOP_TABLE || (mp_tls.word && !cache.irq_safe))
+	if (pa_onehop[n] != PA_ONEHOP_TABLE || (mp_tls.word && !cache.irq_safe))
 		return false;
 	return cache.free(pd);
 }

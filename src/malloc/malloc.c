@@ -30,6 +30,9 @@ volatile int mp_initialized;
  * initialisation has reserved a region, so that nothing reaches the zone
  * early, and the first page-sized request takes the slow path into init. */
 static size_t zone_lo, zone_span;
+/* The same for the sizes the one-hop path may serve (up to CACHE_CLASSES
+ * pages), so that one compare also bounds its table index. */
+static size_t onehop_span;
 /* Requests below mp_glibc_below go straight to glibc: zone_lo; 0 while
  * frees deferred by a handler wait (fb_defer_free), so that the next small
  * malloc takes the slow path and drains them; 0 for good with statistics
@@ -109,6 +112,8 @@ void mp_init_slow(void)
 			pa_init();
 			zone_lo = opt.threshold;
 			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
+			if (opt.threshold <= (size_t)CACHE_CLASSES << PAGE_SHIFT)
+				onehop_span = ((size_t)CACHE_CLASSES << PAGE_SHIFT) - opt.threshold + 1;
 		} else if (bytes) {   /* 0: a limit too small to share, said in README */
 			mp_log("cannot reserve a region of any size; every request goes to glibc");
 		}
@@ -337,8 +342,8 @@ void *mp_malloc(size_t size)
 			return __libc_malloc(size);
 		return malloc_slow(size);
 	}
-	if (likely(size - zone_lo < zone_span)) {
-		/* size >= threshold >= 1: no zero-size case here */
+	if (likely(size - zone_lo < onehop_span)) {
+		/* threshold <= size <= CACHE_CLASSES pages; threshold >= 1 */
 		void *p;
 		if (likely(pa_alloc_onehop(size, &p)))
 			return p;

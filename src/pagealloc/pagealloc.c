@@ -16,11 +16,13 @@
  * When the zone is empty, process-context callers drain every cache and try
  * once more; handler-context callers never wait on a cache, so they fail.
  */
+#include <string.h>
+
 #include "internal.h"
 
 static unsigned cache_max_pages;   /* 2^cache_order, or 0 with no cache */
 
-uint8_t pa_onehop[CACHE_CLASSES + 1];
+uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];
 
 /* Does a cache keep blocks of npages pages? */
 static inline bool cacheable(size_t npages)
@@ -32,6 +34,7 @@ void pa_init(void)
 {
 	unsigned order = opt.cache_order < cache.max_order ? opt.cache_order : cache.max_order;
 	cache_max_pages = cache_enabled ? 1u << order : 0;
+	memset(pa_onehop, PA_NO_ONEHOP, sizeof(pa_onehop));
 	for (size_t n = 0; n <= CACHE_CLASSES; n++)
 		pa_onehop[n] = !n || !cacheable(n) || opt.stats != STATS_OFF ? PA_NO_ONEHOP
 			       : cache_kind == CACHE_BONWICK ? (uint8_t)(n - 1)
