@@ -448,6 +448,8 @@ void purge_trip(void);
 /* zone_tick_pending was set: run the tick (process context, no lock held;
  * in a handler it stays pending). */
 void purge_tick(void);
+/* A free missed the fast path (process context, no lock held). */
+void purge_free_slow(void);
 /* In the child of fork or _Fork: no thread, nothing in flight. */
 void purge_fork_child(void);
 

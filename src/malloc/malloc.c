@@ -303,6 +303,7 @@ static inline void page_free(void *p, const char *fn)
 		account_free(pd);
 	pa_free(pd);
 	tick_check();
+	purge_free_slow();
 }
 
 /* ---- the glibc side ----------------------------------------------------- */

@@ -27,7 +27,10 @@
  *   A trip less than the delay after the arming re-arms (the program is
  *   not idle yet, but may be about to be), up to TRIP_BUDGET times in a
  *   row within one PERIOD; past that, a program making mallocs in a tight
- *   loop runs with the trap off until its next tick.
+ *   loop runs with the trap off until its next tick, or until a free
+ *   misses the fast path (purge_free_slow): frees that a page cache
+ *   absorbs reach no zone call, and the last of a burst must leave the
+ *   trap armed.
  *
  * - purge_thread:1: a detached thread, started by the first tick, sleeps
  *   on a futex until the oldest dirty block is old enough or the trap has
@@ -262,6 +265,26 @@ void purge_trip(void)
 		arm(now);
 	}
 	unbusy();
+}
+
+/*
+ * A free that missed the fast path (a page cache's array was full), in
+ * process context: the caches may be about to hold memory that only an
+ * idle purge can reach, so arm the trap if it is off.  Frees do not trip
+ * it, so this costs at most one trip per such free (one in a few hundred
+ * frees with the default cache), and no budget.
+ */
+void purge_free_slow(void)
+{
+	static uint32_t counted;
+
+	if (!P.on || P.thread || !cache_enabled ||
+	    __atomic_load_n(&P.armed_at, __ATOMIC_RELAXED) || sigctx_in_irq())
+		return;
+	/* With statistics on, every free comes here: one in 64 looks. */
+	if (mp_stats_on && (__atomic_add_fetch(&counted, 1, __ATOMIC_RELAXED) & 63))
+		return;
+	arm(os.coarse_ns());
 }
 
 void purge_init(void)

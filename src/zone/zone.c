@@ -37,10 +37,10 @@
  * dirty list is in time order and its tail is its oldest block: the decay
  * purge (zone_purge_aged) finds the oldest block of the zone by comparing
  * eleven tails, never by scanning.  A merge keeps the younger stamp of
- * the two halves, a split gives both halves the parent's: a block is
- * never purged before it has been free for the delay.
+ * the two halves (the freed block's), a split gives both halves the
+ * parent's: a block is never purged before it has been free for the delay.
  *
- *   dirty pages = sum over order of nr_dirty[order] * 2^order
+ *   dirty pages (nr_dirty_pages) = sum of 2^order over the dirty lists
  *
  * Locking: everything below is guarded by z.lock, taken "irqsave": the
  * holder's signals are blocked for exactly as long as it holds the lock, so
@@ -60,7 +60,6 @@ struct free_area {
 	struct page_desc *tail;   /* ... and the oldest, purged first */
 	struct page_desc *clean;  /* clean blocks (PG_ZERO or PG_ADVISED) */
 	uint64_t nr_free;         /* blocks on both lists */
-	uint64_t nr_dirty;        /* blocks on the dirty list */
 };
 
 static struct zone {
@@ -85,6 +84,7 @@ static struct zone {
 				     not read yet (reset by each zone_lock) */
 	struct page_desc *isolated;  /* blocks off the lists while a purge
 				     madvises them, linked through next */
+	struct page_desc **isolated_end;  /* the last next link of that list */
 	uint64_t isolated_pages;  /* pages in them */
 	bool purging;             /* a purge is in flight (one at a time) */
 	uint64_t purge_runs, purge_calls;
@@ -295,46 +295,54 @@ static inline void zone_tick(uint64_t now)
 
 /* ---- free lists ------------------------------------------------------- */
 
-/* pd's flags say which list: clean, or dirty (pd->freed_ns set; raised
- * to the head's if older, which keeps the list in time order). */
+/* pd's flags say which list: dirty (pd->freed_ns set; raised to the
+ * head's if older, which keeps the list in time order) or clean. */
 static inline void list_add(struct free_area *fa, struct page_desc *pd)
 {
-	struct page_desc **head = pd->flags & PG_CLEAN ? &fa->clean : &fa->head;
-
 	pd->prev = NULL;
-	pd->next = *head;
-	if (*head)
-		(*head)->prev = pd;
-	else if (!(pd->flags & PG_CLEAN))
-		fa->tail = pd;
-	if (!(pd->flags & PG_CLEAN)) {
-		if (pd->next && pd->next->freed_ns > pd->freed_ns)
-			pd->freed_ns = pd->next->freed_ns;
-		fa->nr_dirty++;
+	if (likely(!(pd->flags & PG_CLEAN))) {
+		struct page_desc *h = fa->head;
+		pd->next = h;
+		if (h) {
+			h->prev = pd;
+			if (unlikely(h->freed_ns > pd->freed_ns))
+				pd->freed_ns = h->freed_ns;
+		} else {
+			fa->tail = pd;
+		}
+		fa->head = pd;
 		z.nr_dirty_pages += (size_t)1 << pd->order;
+	} else {
+		pd->next = fa->clean;
+		if (fa->clean)
+			fa->clean->prev = pd;
+		fa->clean = pd;
 	}
-	*head = pd;
 	fa->nr_free++;
 }
 
 /* pd's flags must still say which list it is on. */
 static inline void list_del(struct free_area *fa, struct page_desc *pd)
 {
-	bool dirty = !(pd->flags & PG_CLEAN);
+	struct page_desc *next = pd->next, *prev = pd->prev;
 
-	if (pd->prev)
-		pd->prev->next = pd->next;
-	else if (dirty)
-		fa->head = pd->next;
-	else
-		fa->clean = pd->next;
-	if (pd->next)
-		pd->next->prev = pd->prev;
-	else if (dirty)
-		fa->tail = pd->prev;
-	if (dirty) {
-		fa->nr_dirty--;
+	if (likely(!(pd->flags & PG_CLEAN))) {
+		if (prev)
+			prev->next = next;
+		else
+			fa->head = next;
+		if (next)
+			next->prev = prev;
+		else
+			fa->tail = prev;
 		z.nr_dirty_pages -= (size_t)1 << pd->order;
+	} else {
+		if (prev)
+			prev->next = next;
+		else
+			fa->clean = next;
+		if (next)
+			next->prev = prev;
 	}
 	fa->nr_free--;
 }
@@ -426,12 +434,17 @@ static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t clean, uint64_
 		list_del(&z.free_area[order], buddy);
 		z.nr_free_pages -= (size_t)1 << order;
 		uint8_t bclean = buddy->flags & PG_CLEAN;
-		if (!bclean && (clean || buddy->freed_ns > stamp))
-			stamp = buddy->freed_ns;
-		if (clean && bclean)
+		if (likely(!(clean | bclean))) {
+			/* stamp is the younger: a free's is the clock now, a
+			 * tail's (zone_taken) its parent's, whose other parts
+			 * are the only buddies it can meet */
+		} else if (clean && bclean) {
 			clean = (clean & bclean & PG_ZERO) ? PG_ZERO : PG_ADVISED;
-		else
+		} else {
+			if (clean)                      /* the dirty half's age */
+				stamp = buddy->freed_ns;
 			clean = 0;
+		}
 		buddy->flags = 0;
 		pfn &= ~((uint64_t)1 << order);
 		order++;
@@ -720,8 +733,11 @@ static void __zone_isolate(struct page_desc *pd, unsigned o)
 	list_del(&z.free_area[o], pd);
 	z.nr_free_pages -= (size_t)1 << o;
 	pd->flags = 0;
-	pd->next = z.isolated;
-	z.isolated = pd;
+	pd->next = NULL;            /* appended: madvised oldest first */
+	if (!z.isolated)
+		z.isolated_end = &z.isolated;
+	*z.isolated_end = pd;
+	z.isolated_end = &pd->next;
 	z.isolated_pages += (size_t)1 << o;
 }
 
@@ -936,7 +952,7 @@ int zone_validate(uint64_t used_pages, char *why, size_t cap)
 
 	uint64_t listed = 0, dirty_pages = 0;
 	for (unsigned o = 0; o < MAX_ORDER; o++) {
-		uint64_t n = 0, nd = 0;
+		uint64_t n = 0;
 		for (int dirty = 1; dirty >= 0; dirty--) {
 			struct page_desc *prev = NULL;
 			const struct page_desc *head = dirty ? z.free_area[o].head : z.free_area[o].clean;
@@ -975,7 +991,6 @@ int zone_validate(uint64_t used_pages, char *why, size_t cap)
 				}
 				prev = pd;
 				n++;
-				nd += (uint64_t)dirty;
 				if (dirty)
 					dirty_pages += (uint64_t)1 << o;
 				listed += (uint64_t)1 << o;
@@ -983,11 +998,9 @@ int zone_validate(uint64_t used_pages, char *why, size_t cap)
 			if (dirty && z.free_area[o].tail != prev)
 				FAIL("order %u: the tail is not the last dirty block", o);
 		}
-		if (n != z.free_area[o].nr_free || nd != z.free_area[o].nr_dirty)
-			FAIL("order %u: nr_free %lu, nr_dirty %lu but %lu, %lu listed", o,
-			     (unsigned long)z.free_area[o].nr_free,
-			     (unsigned long)z.free_area[o].nr_dirty, (unsigned long)n,
-			     (unsigned long)nd);
+		if (n != z.free_area[o].nr_free)
+			FAIL("order %u: nr_free %lu but %lu listed", o,
+			     (unsigned long)z.free_area[o].nr_free, (unsigned long)n);
 	}
 	if (listed != z.nr_free_pages)
 		FAIL("nr_free_pages %lu but %lu pages listed", (unsigned long)z.nr_free_pages,
