@@ -20,7 +20,8 @@
  *   all meanwhile: the process is idle, its caches are not being reused,
  *   and everything can go (idle_purge: cache_drain_all, then every dirty
  *   block).  Cost to a busy program: one slow-path trip per arming, at most
- *   TRIP_BUDGET re-armings per PERIOD; nothing on the fast paths.
+ *   TRIP_BUDGET re-armings per PERIOD, and only while there is dirty memory
+ *   to purge (purgeable); nothing on the fast paths.
  *
  * - Without the thread, the trap is what turns "a single malloc after an
  *   idle spell" into a purge: the trip finds armed_at older than the delay.
@@ -53,7 +54,7 @@
 #include "internal.h"
 
 #define MS               1000000ull
-#define TRIP_BUDGET      256          /* dense re-armings per PERIOD */
+#define TRIP_BUDGET      64           /* dense re-armings per PERIOD */
 
 struct purge_stats purge_stats;
 
@@ -70,6 +71,8 @@ static struct {
 	uint32_t trips_left;      /* re-armings left in this PERIOD; under busy */
 	uint32_t thread_state;    /* atomic: THREAD_* */
 	uint32_t wake;            /* atomic futex word: bumped to wake the thread */
+	bool cache_dirty;         /* atomic: frees went to the caches since the
+				     last idle purge (they may hold dirty memory) */
 } P;
 
 enum { THREAD_NONE, THREAD_STARTING, THREAD_RUNNING, THREAD_FAILED };
@@ -98,6 +101,13 @@ static void arm(uint64_t now)
 	malloc_trap_arm();
 }
 
+/* Is there anything the trap could help purge?  Clean memory (never used,
+ * or purged) is not worth a trip. */
+static bool purgeable(void)
+{
+	return __atomic_load_n(&P.cache_dirty, __ATOMIC_RELAXED) || zone_dirty_hint();
+}
+
 /* Dirty blocks freed at least the delay ago, at most once per PERIOD. */
 static void purge_old(uint64_t now)
 {
@@ -116,6 +126,7 @@ static void idle_purge(void)
 	size_t pages;
 
 	add(&purge_stats.idle_purges);
+	__atomic_store_n(&P.cache_dirty, false, __ATOMIC_RELAXED);
 	cache_drain_all();
 	zone_purge_aged(os.coarse_ns(), P.advice, &pages);
 	P.next_purge = 0;
@@ -141,7 +152,7 @@ static void *purge_main(void *arg)
 				P.next_purge = 0;
 				purge_old(now);
 				/* armed since was (no malloc yet), or armed now */
-				if (!was)
+				if (!was && purgeable())
 					arm(now);
 				wake_at = (was ? was : now) + P.delay;
 			}
@@ -235,7 +246,8 @@ void purge_tick(void)
 	purge_old(now);
 	P.trips_left = TRIP_BUDGET;
 	P.last_trip = now;
-	arm(now);
+	if (purgeable())
+		arm(now);
 	unbusy();
 }
 
@@ -260,7 +272,7 @@ void purge_trip(void)
 	if (now - P.last_trip >= P.period)
 		P.trips_left = TRIP_BUDGET;
 	P.last_trip = now;
-	if (P.trips_left) {
+	if (P.trips_left && purgeable()) {
 		P.trips_left--;
 		arm(now);
 	}
@@ -278,8 +290,21 @@ void purge_free_slow(void)
 {
 	static uint32_t counted;
 
-	if (!P.on || P.thread || !cache_enabled ||
-	    __atomic_load_n(&P.armed_at, __ATOMIC_RELAXED) || sigctx_in_irq())
+	if (!P.on || !cache_enabled || sigctx_in_irq())
+		return;
+	if (!__atomic_load_n(&P.cache_dirty, __ATOMIC_RELAXED))
+		__atomic_store_n(&P.cache_dirty, true, __ATOMIC_RELAXED);
+	if (P.thread) {
+		/* asleep without a deadline: this is work for it */
+		uint64_t at = 0;
+		if (__atomic_compare_exchange_n(&zone_tick_at, &at, UINT64_MAX, false,
+						__ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {
+			__atomic_add_fetch(&P.wake, 1, __ATOMIC_RELEASE);
+			os_futex_wake(&P.wake);
+		}
+		return;
+	}
+	if (__atomic_load_n(&P.armed_at, __ATOMIC_RELAXED))
 		return;
 	/* With statistics on, every free comes here: one in 64 looks. */
 	if (mp_stats_on && (__atomic_add_fetch(&counted, 1, __ATOMIC_RELAXED) & 63))
@@ -311,6 +336,7 @@ void purge_fork_child(void)
 	P.wake = 0;
 	P.armed_at = 0;
 	P.next_purge = 0;
+	P.cache_dirty = true;    /* whatever the parent's caches held */
 	P.thread = opt.purge_thread != 0;
 	P.thread_state = THREAD_NONE;
 	zone_tick_at = 0;

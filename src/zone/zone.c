@@ -862,6 +862,11 @@ bool zone_purge_aged(uint64_t cutoff_ns, int advice, size_t *pages)
 	return zone_purge_run(cutoff_ns, 0, false, advice, pages);
 }
 
+uint64_t zone_dirty_hint(void)
+{
+	return __atomic_load_n(&z.nr_dirty_pages, __ATOMIC_RELAXED);
+}
+
 uint64_t zone_dirty(uint64_t *oldest_ns)
 {
 	struct zone_irq saved;

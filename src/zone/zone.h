@@ -167,6 +167,8 @@ bool zone_purge_aged(uint64_t cutoff_ns, int advice, size_t *pages);
 /* Dirty pages on the free lists now; *oldest_ns the freed_ns of the
  * oldest dirty block, UINT64_MAX when there is none. */
 uint64_t zone_dirty(uint64_t *oldest_ns);
+/* The same count without the lock (a hint: it may be a moment stale). */
+uint64_t zone_dirty_hint(void);
 /*
  * The purge driver's tick (malloc/purge.c; the zone knows nothing above
  * it).  A zone call that freed pages, as it releases the lock, sets
