@@ -18,8 +18,12 @@
  *              evenly (default 256m; suffixes k/m/g; the RFC used MemTotal/5)
  *   -s SIZE    block size (default 4096)
  *   -r R       iterations (default 5)
+ *   -u         reuse: threads mode, every iteration in one child process,
+ *              so iterations 1.. reuse the pages the allocator kept from
+ *              the one before (no first-touch faults unless it returned
+ *              them to the OS: the loop a decay purge must not slow down)
  *
- * Every iteration runs in a freshly forked process (threads mode: one
+ * Without -u, every iteration runs in a freshly forked process (threads mode: one
  * child that starts the N threads; processes mode: N children), so every
  * iteration starts from the same near-empty heap, as the RFC's fresh
  * mapping did, and memory the allocator kept from the previous iteration
@@ -72,6 +76,7 @@ static struct {
 	size_t bytes;           /* all tasks together, per iteration */
 	size_t size;            /* block size */
 	int iters;
+	int reuse;              /* 1: -u, all iterations in one child */
 } opt = { .tasks = 1, .bytes = 256u << 20, .size = 4096, .iters = 5 };
 
 /* One task's result, in memory shared with the parent (MAP_SHARED). */
@@ -296,33 +301,13 @@ static pid_t fork_or_die(void)
 	return pid;
 }
 
-/* One iteration; prints its CSV line and adds to *checksum. */
-static void run_iteration(int iter, uint64_t *checksum)
+/* Prints iteration iter's CSV line from sh->res and adds to *checksum;
+ * minflt_all is the faults of the whole process(es) meanwhile. */
+static void report_iteration(int iter, long minflt_all, uint64_t *checksum)
 {
-	struct rusage c0, c1;
-	pid_t pids[MAX_TASKS];
 	double user = 0, sys = 0, cpu, wall;
 	long minflt = 0, majflt = 0;
 	uint64_t pages = 0, start[2] = { UINT64_MAX, UINT64_MAX }, end[2] = { 0, 0 };
-
-	memset(sh, 0, sizeof(*sh));
-	sh->barrier.parties = (unsigned)opt.tasks;
-	cur_iter = iter;
-	getrusage(RUSAGE_CHILDREN, &c0);
-
-	if (opt.processes) {
-		for (int i = 0; i < opt.tasks; i++)
-			if ((pids[i] = fork_or_die()) == 0) {
-				task_run(i, iter);
-				_exit(0);
-			}
-	} else if ((pids[0] = fork_or_die()) == 0) {
-		run_threads();
-		_exit(0);
-	}
-	for (int i = 0; i < (opt.processes ? opt.tasks : 1); i++)
-		reap(pids[i]);
-	getrusage(RUSAGE_CHILDREN, &c1);
 
 	for (int i = 0; i < opt.tasks; i++) {
 		struct task_result *r = &sh->res[i];
@@ -351,15 +336,75 @@ static void run_iteration(int iter, uint64_t *checksum)
 	       "%.1f,%ld\n", iter, opt.processes ? "processes" : "threads",
 	       opt.tasks, opt.size, opt.bytes, (unsigned long long)pages, minflt,
 	       majflt, user, sys, wall, minflt / cpu, minflt / wall,
-	       pages / wall, pages / cpu, c1.ru_minflt - c0.ru_minflt);
+	       pages / wall, pages / cpu, minflt_all);
 	fflush(stdout);
+}
+
+static void reset_results(int iter)
+{
+	memset(sh, 0, sizeof(*sh));
+	sh->barrier.parties = (unsigned)opt.tasks;
+	cur_iter = iter;
+}
+
+/* One iteration in fresh processes; prints its CSV line and adds to
+ * *checksum. */
+static void run_iteration(int iter, uint64_t *checksum)
+{
+	struct rusage c0, c1;
+	pid_t pids[MAX_TASKS];
+
+	reset_results(iter);
+	getrusage(RUSAGE_CHILDREN, &c0);
+
+	if (opt.processes) {
+		for (int i = 0; i < opt.tasks; i++)
+			if ((pids[i] = fork_or_die()) == 0) {
+				task_run(i, iter);
+				_exit(0);
+			}
+	} else if ((pids[0] = fork_or_die()) == 0) {
+		run_threads();
+		_exit(0);
+	}
+	for (int i = 0; i < (opt.processes ? opt.tasks : 1); i++)
+		reap(pids[i]);
+	getrusage(RUSAGE_CHILDREN, &c1);
+	report_iteration(iter, c1.ru_minflt - c0.ru_minflt, checksum);
+}
+
+/* -u: every iteration in one child, which prints the lines itself; the
+ * checksum comes back through the shared page. */
+static void run_reuse(uint64_t *checksum)
+{
+	static uint64_t *shared_sum;
+	pid_t pid;
+
+	shared_sum = bench_map(sizeof(*shared_sum));
+	if ((pid = fork_or_die()) == 0) {
+		uint64_t sum = 0;
+
+		for (int i = 0; i < opt.iters; i++) {
+			struct rusage s0, s1;
+
+			reset_results(i);
+			getrusage(RUSAGE_SELF, &s0);
+			run_threads();
+			getrusage(RUSAGE_SELF, &s1);
+			report_iteration(i, s1.ru_minflt - s0.ru_minflt, &sum);
+		}
+		*shared_sum = sum;
+		_exit(0);
+	}
+	reap(pid);
+	*checksum += *shared_sum;
 }
 
 static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [-t threads | -p processes] [-m bytes] [-s size] "
-		"[-r iterations]\n"
+		"[-r iterations] [-u]\n"
 		"Run it under the allocator to measure: "
 		"LD_PRELOAD=/path/liballoc.so %s ...\n", argv0, argv0);
 	exit(2);
@@ -369,13 +414,14 @@ static void parse_args(int argc, char **argv)
 {
 	int c, saw_t = 0;
 
-	while ((c = getopt(argc, argv, "t:p:m:s:r:h")) != -1) {
+	while ((c = getopt(argc, argv, "t:p:m:s:r:uh")) != -1) {
 		switch (c) {
 		case 't': opt.tasks = atoi(optarg); opt.processes = 0; saw_t = 1; break;
 		case 'p': opt.tasks = atoi(optarg); opt.processes = 1; break;
 		case 'm': opt.bytes = bench_parse_size(optarg, "memory"); break;
 		case 's': opt.size = bench_parse_size(optarg, "size"); break;
 		case 'r': opt.iters = atoi(optarg); break;
+		case 'u': opt.reuse = 1; break;
 		default: usage(argv[0]);
 		}
 	}
@@ -383,6 +429,8 @@ static void parse_args(int argc, char **argv)
 		usage(argv[0]);
 	if (saw_t && opt.processes)
 		bench_die("-t and -p exclude each other");
+	if (opt.reuse && opt.processes)
+		bench_die("-u runs threads in one process: not with -p");
 	if (opt.tasks < 1 || opt.tasks > MAX_TASKS)
 		bench_die("-t/-p take 1..%d tasks", MAX_TASKS);
 	if (opt.iters < 1)
@@ -414,21 +462,26 @@ int main(int argc, char **argv)
 
 	printf("# pft mode=%s tasks=%d cpus=%d bytes=%zu size=%zu "
 	       "blocks_per_task=%zu iterations=%d preload=%s magpage_conf=%s | "
-	       "each iteration in fresh processes; timed phases, started "
+	       "%s; timed phases, started "
 	       "together: malloc every block writing each of its pages, then "
 	       "(after untimed checks) free all; cpu and faults from "
 	       "getrusage(RUSAGE_THREAD) around the phases, wall = sum over "
 	       "phases of first start to last end\n",
 	       opt.processes ? "processes" : "threads", opt.tasks, nproc,
 	       opt.bytes, opt.size, opt.bytes / opt.tasks / opt.size, opt.iters,
-	       pre && *pre ? pre : "none", conf && *conf ? conf : "unset");
+	       pre && *pre ? pre : "none", conf && *conf ? conf : "unset",
+	       opt.reuse ? "reuse: every iteration in one process, pages reused"
+			 : "each iteration in fresh processes");
 	printf("# iter,mode,tasks,size,bytes,pages,minflt,majflt,user_s,sys_s,"
 	       "wall_s,faults_per_cpu,faults_per_sec,pages_per_sec,"
 	       "pages_per_cpu,minflt_all\n");
 	fflush(stdout);
 
-	for (int i = 0; i < opt.iters; i++)
-		run_iteration(i, &checksum);
+	if (opt.reuse)
+		run_reuse(&checksum);
+	else
+		for (int i = 0; i < opt.iters; i++)
+			run_iteration(i, &checksum);
 	printf("# checksum=%016llx (all pages verified)\n",
 	       (unsigned long long)checksum);
 	return 0;

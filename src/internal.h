@@ -97,9 +97,17 @@ struct os_hooks {
 	 * UINT64_MAX when neither is finite. */
 	uint64_t (*mem_limit)(void);
 	int (*ncpus)(void);
+	/* CLOCK_MONOTONIC_COARSE in ns: ages of free blocks (a few ms of
+	 * resolution is plenty for delays of seconds, and it is the cheapest
+	 * clock); tests stub it to move time by hand. */
+	uint64_t (*coarse_ns)(void);
 };
 extern struct os_hooks os;
 uint64_t os_now_ns(void);
+/* Sleeps while *word == val, at most timeout_ns (UINT64_MAX: no limit);
+ * returns on a wake, a timeout, a signal or a changed word. */
+void os_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns);
+void os_futex_wake(uint32_t *word);
 /* This process's pid as the library last saw it (start-up, atfork child). */
 extern int os_pid;
 /* Called once in a process the atfork handlers never saw: the child of
@@ -233,6 +241,9 @@ enum stats_mode { STATS_OFF, STATS_TEXT, STATS_JSON };
 enum on_invalid { INVALID_ABORT, INVALID_REPORT };
 enum on_exhausted { EXHAUSTED_FALLBACK, EXHAUSTED_NULL };
 enum zone_irqsave { IRQSAVE_DEFER, IRQSAVE_SIGMASK };
+enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
+/* purge_delay_ms's default, chosen by measurement (README, Memory). */
+#define PURGE_DELAY_MS_DEFAULT 1000
 
 struct mp_options {
 	uint32_t preset;          /* index into the preset names */
@@ -258,6 +269,9 @@ struct mp_options {
 	uint32_t on_invalid;      /* enum on_invalid */
 	uint32_t on_exhausted;    /* enum on_exhausted */
 	uint32_t zone_irqsave;    /* enum zone_irqsave */
+	uint32_t purge_delay_ms;  /* free memory unused this long is purged; 0 = never */
+	uint32_t purge_advice;    /* enum purge_advice */
+	uint32_t purge_thread;    /* 1: a background thread drives the purge */
 	char stats_file[256];     /* "" = stderr; %p becomes the pid */
 };
 extern struct mp_options opt;
@@ -444,6 +458,34 @@ struct malloc_stats {
 	int64_t live_held;        /* bytes held by live zone allocations */
 };
 void malloc_stats_read(struct malloc_stats *out);
+
+/* The purge trap (purge.c arms it, malloc_slow fires it): armed, both
+ * fast-path bounds are 0, so that the next malloc of any size misses the
+ * fast path and tells the purge driver that the process is not idle. */
+void malloc_trap_arm(void);
+
+/* ------------------------------------------------------------------------
+ * malloc/purge.c — the decay purge's driver: when free memory goes back
+ * ---------------------------------------------------------------------- */
+struct purge_stats {
+	uint64_t ticks;          /* zone calls that ran the driver (rate limited) */
+	uint64_t trips;          /* mallocs that fired the armed trap */
+	uint64_t idle_purges;    /* idle found: caches drained, all dirty memory purged */
+	uint64_t wakeups;        /* the thread's wake-ups */
+	uint64_t thread_starts;  /* threads started (0 or 1 per process) */
+};
+extern struct purge_stats purge_stats;
+/* After zone_init and cache_init: enables the driver per MAGPAGE_CONF. */
+void purge_init(void);
+/* malloc_trap_fire, after restoring the bounds: a malloc happened. */
+void purge_trip(void);
+/* zone_tick_pending was set: run the tick (process context, no lock held;
+ * in a handler it stays pending). */
+void purge_tick(void);
+/* A free missed the fast path (process context, no lock held). */
+void purge_free_slow(void);
+/* In the child of fork or _Fork: no thread, nothing in flight. */
+void purge_fork_child(void);
 
 /* ------------------------------------------------------------------------
  * stats/stats.c — the report (text or JSON), written without malloc

@@ -41,6 +41,10 @@ static size_t onehop_span;
  * fb_malloc).  glibc_below is what it returns to once drained. */
 size_t mp_glibc_below;
 static size_t glibc_below;
+/* The fast path's copy of onehop_span: 0 while the purge trap is armed
+ * (malloc_trap_arm), so that page-sized requests miss the fast path too. */
+size_t mp_onehop_span;
+static int trap_armed;     /* atomic */
 
 /* ---- counters ----------------------------------------------------------- */
 
@@ -114,6 +118,8 @@ void mp_init_slow(void)
 			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
 			if (opt.threshold <= (size_t)CACHE_CLASSES << PAGE_SHIFT)
 				onehop_span = ((size_t)CACHE_CLASSES << PAGE_SHIFT) - opt.threshold + 1;
+			mp_onehop_span = onehop_span;
+			purge_init();
 		} else if (bytes) {   /* 0: a limit too small to share, said in README */
 			mp_log("cannot reserve a region of any size; every request goes to glibc");
 		}
@@ -182,6 +188,43 @@ static inline struct page_desc *live_desc(void *p)
 	return pd;
 }
 
+/* ---- the purge trap ------------------------------------------------------ */
+
+void malloc_trap_arm(void)
+{
+	__atomic_store_n(&trap_armed, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&mp_onehop_span, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&mp_glibc_below, 0, __ATOMIC_SEQ_CST);
+}
+
+/* A malloc found the trap armed: bounds back first, then the driver (see
+ * purge.c for why in this order).  mp_glibc_below stays 0 while frees
+ * deferred by a handler wait (drain_deferred restores it). */
+static NOINLINE void malloc_trap_fire(void)
+{
+	if (!__atomic_exchange_n(&trap_armed, 0, __ATOMIC_SEQ_CST))
+		return;          /* another thread fired it */
+	__atomic_store_n(&mp_onehop_span, onehop_span, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&mp_glibc_below,
+			 __atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) ? 0 : glibc_below,
+			 __ATOMIC_SEQ_CST);
+	purge_trip();
+}
+
+static inline void trap_check(void)
+{
+	if (unlikely(__atomic_load_n(&trap_armed, __ATOMIC_RELAXED)))
+		malloc_trap_fire();
+}
+
+/* After a call into pagealloc, outside every lock: a zone call found the
+ * purge driver's tick due. */
+static inline void tick_check(void)
+{
+	if (unlikely(__atomic_load_n(&zone_tick_pending, __ATOMIC_RELAXED)))
+		purge_tick();
+}
+
 /* ---- the zone side ------------------------------------------------------ */
 
 static inline size_t pages_of(size_t size)
@@ -217,7 +260,10 @@ static NOINLINE void account_alloc(size_t size, size_t npages)
 static void *page_alloc(size_t size, unsigned align_order, bool zero)
 {
 	size_t npages = pages_of(size);
+	/* calloc, memalign & co. reuse cached blocks too: not idle */
+	trap_check();
 	struct page_desc *pd = pa_alloc(npages, align_order);
+	tick_check();
 
 	if (unlikely(!pd)) {
 		void *p = page_exhausted(size, (size_t)PAGE_SIZE << align_order);
@@ -264,9 +310,12 @@ static inline void page_free(void *p, const char *fn)
 	pd->flags = f & (uint8_t)~PG_ALLOC;
 	if (unlikely(stats_on))
 		account_free(pd);
-	else if (pa_free_table_hop(pd))
-		return;
-	pa_free(pd);
+	/* the other designs' hop (stats off) still ticks the purge: their
+	 * frees drain to the zone from inside the cache */
+	if (stats_on || !pa_free_table_hop(pd))
+		pa_free(pd);
+	tick_check();
+	purge_free_slow();
 }
 
 /* ---- the glibc side ----------------------------------------------------- */
@@ -317,8 +366,11 @@ static NOINLINE void *malloc_slow(size_t size)
 {
 	void *p;
 
-	if (zone_size(size) && pa_alloc_table_hop(size, &p))
+	trap_check();
+	if (zone_size(size) && pa_alloc_table_hop(size, &p)) {
+		tick_check();  /* its refills reach the zone from inside the cache */
 		return p;      /* counts nothing: with statistics on it is not taken */
+	}
 	COUNT(malloc_calls);
 	if (zone_size(size))
 		return page_alloc(size, 0, false);
@@ -331,7 +383,8 @@ static NOINLINE void *malloc_slow(size_t size)
  *               write (pa_alloc_onehop); anything it cannot do, malloc_slow;
  *   smaller:    straight to glibc (a compare, and one with this thread's
  *               handler word) unless mp_glibc_below says otherwise.
- * zone_span and mp_glibc_below are 0 until init; with statistics on the
+ * mp_onehop_span and mp_glibc_below are 0 until init and while the purge
+ * trap is armed (malloc_slow fires it); with statistics on the
  * one-hop table is empty and mp_glibc_below 0, so that everything goes the
  * counting way, malloc_slow.
  */
@@ -342,7 +395,7 @@ void *mp_malloc(size_t size)
 			return __libc_malloc(size);
 		return malloc_slow(size);
 	}
-	if (likely(size - zone_lo < onehop_span)) {
+	if (likely(size - zone_lo < mp_onehop_span)) {
 		/* threshold <= size <= CACHE_CLASSES pages; threshold >= 1 */
 		void *p;
 		if (likely(pa_alloc_onehop(size, &p)))
@@ -480,8 +533,10 @@ void *mp_realloc(void *p, size_t size)
 				count(MC_live_held, -((have - want) << PAGE_SHIFT));
 			}
 			pd->req_bytes = size;
-			if (want < have)
+			if (want < have) {
 				pa_shrink(pd, want);
+				tick_check();
+			}
 			COUNT(realloc_in_place);
 			return p;
 		}
@@ -619,8 +674,10 @@ void mp_free_bulk(void **ptrs, size_t n)
 		pd->next = chain;       /* the descriptor is ours again: link it */
 		chain = pd;
 	}
-	if (chain)
+	if (chain) {
 		pa_free_chain(chain);
+		tick_check();
+	}
 }
 
 /* ---- fork --------------------------------------------------------------- */
@@ -649,6 +706,7 @@ void mp_fork_child(void)
 	sigctx_fork_child();
 	zone_fork_child();
 	cache_fork_child();
+	purge_fork_child();
 	mp_lock_reset(&init_lock);
 	/* Event counters restart in the child; the live byte counts are state. */
 	for (unsigned s = 0; s < MSTAT_SHARDS; s++)
@@ -670,6 +728,7 @@ void mp_fork_recover(void)
 {
 	zone_fork_recover();
 	cache_fork_recover();    /* before the handler context is cleared */
+	purge_fork_child();
 	sigctx_fork_child();
 	mp_lock_reset(&init_lock);
 	__atomic_add_fetch(&sig_stats.forks_detected, 1, __ATOMIC_RELAXED);

@@ -44,6 +44,7 @@ static const char *const bools[] = { "0", "1", NULL };
 static const char *const invalid[] = { "abort", "report", NULL };
 static const char *const exhausted[] = { "fallback", "null", NULL };
 static const char *const irqsave[] = { "defer", "sigmask", NULL };
+static const char *const advice[] = { "dontneed", "free", NULL };
 
 #define F(field) offsetof(struct mp_options, field), sizeof(((struct mp_options *)0)->field)
 
@@ -96,6 +97,12 @@ static const struct opt_def defs[] = {
 	  "zone out of pages: fallback = serve from glibc's allocator, null = fail with ENOMEM" },
 	{ "zone_irqsave", T_ENUM, F(zone_irqsave), false, 0, 0, false, irqsave,
 	  "how the zone lock keeps handlers out: defer = hold back signals that arrive (no system call); sigmask = block all signals while held" },
+	{ "purge_delay_ms", T_UINT, F(purge_delay_ms), false, 1, 10000, true, NULL,
+	  "free memory unused this long goes back to the OS (decay purge, oldest first), checked on allocator calls that miss the fast path, or by the thread; 0 = never (only malloc_trim)" },
+	{ "purge_advice", T_ENUM, F(purge_advice), false, 0, 0, false, advice,
+	  "how the decay purge gives pages back: dontneed = MADV_DONTNEED (RSS drops at once; a reused page faults in zeroed); free = MADV_FREE (cheaper, but RSS drops only when the kernel needs the memory)" },
+	{ "purge_thread", T_ENUM, F(purge_thread), false, 0, 0, false, bools,
+	  "1 = a background thread, started on first need, purges an idle process too; 0 = purging happens only on allocator calls" },
 };
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
 
@@ -121,6 +128,7 @@ void options_defaults(struct mp_options *o)
 	o->stats = STATS_OFF;
 	o->on_invalid = INVALID_ABORT;
 	o->on_exhausted = EXHAUSTED_FALLBACK;
+	o->purge_delay_ms = PURGE_DELAY_MS_DEFAULT;
 }
 
 static void apply_preset(struct mp_options *o, uint32_t preset)

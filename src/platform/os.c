@@ -2,6 +2,7 @@
  * os.c — every system call the allocator core makes goes through this
  * table, so unit tests can stub and count them.
  */
+#include <linux/futex.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -38,6 +39,13 @@ static int real_ncpus(void)
 	return n > 0 ? (int)n : 1;
 }
 
+static uint64_t real_coarse_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 struct os_hooks os = {
 	.mmap = mmap,
 	.munmap = munmap,
@@ -47,6 +55,7 @@ struct os_hooks os = {
 	.phys_bytes = real_phys_bytes,
 	.mem_limit = real_mem_limit,
 	.ncpus = real_ncpus,
+	.coarse_ns = real_coarse_ns,
 };
 
 uint64_t os_now_ns(void)
@@ -54,6 +63,18 @@ uint64_t os_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void os_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns)
+{
+	struct timespec ts = { (time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u) };
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val,
+		timeout_ns == UINT64_MAX ? NULL : &ts, NULL, 0);
+}
+
+void os_futex_wake(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 int os_pid;

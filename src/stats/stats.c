@@ -138,6 +138,12 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "  blocks out %lu, in %lu; refill batches %lu (%lu blocks, %lu cut short); splits %lu, merges %lu; 4 MiB blocks carved %lu; purged %lu pages\n",
 		   ul(z->allocs), ul(z->frees), ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks),
 		   ul(z->splits), ul(z->merges), ul(z->carved), ul(z->purged_pages));
+	fmt_printf(b, "  purge (delay %u ms, %s%s): %lu dirty free pages now; purged %lu pages (%lu MiB) in %lu runs, %lu madvise calls; ticks %lu, trips %lu, idle purges %lu, thread wakeups %lu\n",
+		   opt.purge_delay_ms, options_enum_name("purge_advice", opt.purge_advice),
+		   opt.purge_thread ? ", thread" : "", ul(z->dirty_pages), ul(z->purged_pages),
+		   ul(z->purged_pages >> 8), ul(z->purge_runs), ul(z->purge_calls),
+		   ul(purge_stats.ticks), ul(purge_stats.trips), ul(purge_stats.idle_purges),
+		   ul(purge_stats.wakeups));
 	if (z->fork_deferred_frees || z->fork_refused_allocs || reserve_stats.filled)
 		fmt_printf(b, "  during fork: %lu handler frees deferred, %lu handler allocations refused by the zone; reserve: %lu blocks put in, %lu served to handlers, %lu taken back, %lu refills from the frontier, %lu times empty\n",
 			   ul(z->fork_deferred_frees), ul(z->fork_refused_allocs),
@@ -253,7 +259,13 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		   ul(z->abandoned_pages));
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, "%s%lu", o ? "," : "", ul(z->nr_free[o]));
-	fmt_printf(b, "]},");
+	fmt_printf(b, "],\"purge\":{\"delay_ms\":%u,\"dirty_pages\":%lu,\"purged_pages\":%lu,"
+		   "\"purged_bytes\":%lu,\"runs\":%lu,\"madvise_calls\":%lu,\"ticks\":%lu,"
+		   "\"trips\":%lu,\"idle_purges\":%lu,\"thread_wakeups\":%lu}},",
+		   opt.purge_delay_ms, ul(z->dirty_pages), ul(z->purged_pages),
+		   ul(z->purged_pages << PAGE_SHIFT), ul(z->purge_runs), ul(z->purge_calls),
+		   ul(purge_stats.ticks), ul(purge_stats.trips), ul(purge_stats.idle_purges),
+		   ul(purge_stats.wakeups));
 
 	fmt_printf(b, "\"signal\":{\"zone_irqsave\":\"%s\",\"held_back\":%lu,",
 		   options_enum_name("zone_irqsave", opt.zone_irqsave), ul(sig_stats.deferred_signals));

@@ -26,11 +26,27 @@
  * have had without us.  Unlimited, the whole region is writable from the
  * start and neither happens.
  *
+ * Free blocks are dirty (the process touched them) or clean (PG_ZERO:
+ * never used or purged with MADV_DONTNEED; PG_ADVISED: purged with
+ * MADV_FREE).  Each order has two lists: the dirty blocks, the most
+ * recently freed at the head, and the clean ones.  Allocation takes the
+ * dirty head first (the warmest memory, already resident), else a clean
+ * block.  Each dirty block carries the time it was freed (freed_ns, from
+ * the coarse clock read once per lock hold that frees), and a block joins
+ * its list at the head with a stamp no older than the head's, so every
+ * dirty list is in time order and its tail is its oldest block: the decay
+ * purge (zone_purge_aged) finds the oldest block of the zone by comparing
+ * eleven tails, never by scanning.  A merge keeps the younger stamp of
+ * the two halves (the freed block's), a split gives both halves the
+ * parent's: a block is never purged before it has been free for the delay.
+ *
+ *   dirty pages (nr_dirty_pages) = sum of 2^order over the dirty lists
+ *
  * Locking: everything below is guarded by z.lock, taken "irqsave": the
  * holder's signals are blocked for exactly as long as it holds the lock, so
  * a handler can never interrupt its own thread inside the zone.  Functions
  * named __zone_* expect the lock held.  No system call is made under the
- * lock: zone_purge detaches blocks, unlocks, madvises, relocks.
+ * lock: a purge detaches blocks, unlocks, madvises, relocks.
  */
 #include <errno.h>
 #include <sched.h>
@@ -40,8 +56,10 @@
 #include "internal.h"
 
 struct free_area {
-	struct page_desc *head;   /* blocks of this order, PG_BUDDY heads */
-	uint64_t nr_free;         /* length of the list */
+	struct page_desc *head;   /* dirty blocks of this order, newest first */
+	struct page_desc *tail;   /* ... and the oldest, purged first */
+	struct page_desc *clean;  /* clean blocks (PG_ZERO or PG_ADVISED) */
+	uint64_t nr_free;         /* blocks on both lists */
 };
 
 static struct zone {
@@ -61,12 +79,23 @@ static struct zone {
 	uint64_t allocs, frees;   /* blocks handed out / taken back */
 	uint64_t batches, batch_blocks, batch_breaks;
 	uint64_t splits, merges, carved, purged_pages;
+	uint64_t nr_dirty_pages;  /* pages on the dirty lists */
+	uint64_t now;             /* coarse clock for this hold's frees; 0 =
+				     not read yet (reset by each zone_lock) */
+	struct page_desc *isolated;  /* blocks off the lists while a purge
+				     madvises them, linked through next */
+	struct page_desc **isolated_end;  /* the last next link of that list */
+	uint64_t isolated_pages;  /* pages in them */
+	bool purging;             /* a purge is in flight (one at a time) */
+	uint64_t purge_runs, purge_calls;
 	uint64_t floor;           /* pfns below it were abandoned in a child of
 				     _Fork (see zone_fork_recover); 0 normally */
 	uint64_t abandoned_pages; /* pages freed below the floor, not reused */
 } z cacheline_aligned;
 
 struct zone_geom zg;
+uint64_t zone_tick_at = UINT64_MAX;
+uint32_t zone_tick_pending;
 
 /* ---- the reservation -------------------------------------------------- */
 
@@ -163,14 +192,23 @@ static struct page_desc *deferred_frees;    /* atomic; next-linked, npages each 
 static uint64_t deferred_count, refused_allocs;   /* atomic */
 static uint64_t fork_carved;                      /* atomic: see zone_carve_in_fork */
 
-static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t zero);
+static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t clean, uint64_t stamp);
+
+/* The coarse clock, read at most once per lock hold: frees stamp their
+ * blocks with it, and the caller's tick compares it after unlocking. */
+static inline uint64_t __zone_now(void)
+{
+	if (unlikely(!z.now))
+		z.now = os.coarse_ns();
+	return z.now;
+}
 
 static NOINLINE void __zone_free_deferred(void)
 {
 	struct page_desc *pd = __atomic_exchange_n(&deferred_frees, NULL, __ATOMIC_ACQUIRE);
 	while (pd) {
 		struct page_desc *next = pd->next;
-		__zone_free_range(desc_pfn(pd), pd->npages, 0);
+		__zone_free_range(desc_pfn(pd), pd->npages, 0, __zone_now());
 		pd = next;
 	}
 }
@@ -196,6 +234,7 @@ static inline void zone_lock(struct zone_irq *irq)
 			 "(raw rt_sigaction?); cannot continue without deadlocking");
 	sigctx_zone_enter(irq);
 	mp_lock(&z.lock);
+	z.now = 0;
 	if (unlikely(__atomic_load_n(&deferred_frees, __ATOMIC_RELAXED) != NULL))
 		__zone_free_deferred();
 }
@@ -223,6 +262,7 @@ static NOINLINE bool zone_lock_in_handler(struct zone_irq *irq)
 		else
 			sched_yield();
 	}
+	z.now = 0;
 	if (unlikely(__atomic_load_n(&deferred_frees, __ATOMIC_RELAXED) != NULL))
 		__zone_free_deferred();
 	return true;
@@ -244,26 +284,66 @@ static inline void zone_unlock(struct zone_irq *irq)
 	sigctx_zone_leave(irq);
 }
 
+/* After unlocking: is the purge driver's tick due?  now is the clock this
+ * hold read for its frees, or 0 if it freed nothing. */
+static inline void zone_tick(uint64_t now)
+{
+	if (unlikely(__atomic_load_n(&zone_tick_at, __ATOMIC_RELAXED) <= now) &&
+	    !__atomic_load_n(&zone_tick_pending, __ATOMIC_RELAXED))
+		__atomic_store_n(&zone_tick_pending, 1, __ATOMIC_RELAXED);
+}
+
 /* ---- free lists ------------------------------------------------------- */
 
+/* pd's flags say which list: dirty (pd->freed_ns set; raised to the
+ * head's if older, which keeps the list in time order) or clean. */
 static inline void list_add(struct free_area *fa, struct page_desc *pd)
 {
 	pd->prev = NULL;
-	pd->next = fa->head;
-	if (fa->head)
-		fa->head->prev = pd;
-	fa->head = pd;
+	if (likely(!(pd->flags & PG_CLEAN))) {
+		struct page_desc *h = fa->head;
+		pd->next = h;
+		if (h) {
+			h->prev = pd;
+			if (unlikely(h->freed_ns > pd->freed_ns))
+				pd->freed_ns = h->freed_ns;
+		} else {
+			fa->tail = pd;
+		}
+		fa->head = pd;
+		z.nr_dirty_pages += (size_t)1 << pd->order;
+	} else {
+		pd->next = fa->clean;
+		if (fa->clean)
+			fa->clean->prev = pd;
+		fa->clean = pd;
+	}
 	fa->nr_free++;
 }
 
+/* pd's flags must still say which list it is on. */
 static inline void list_del(struct free_area *fa, struct page_desc *pd)
 {
-	if (pd->prev)
-		pd->prev->next = pd->next;
-	else
-		fa->head = pd->next;
-	if (pd->next)
-		pd->next->prev = pd->prev;
+	struct page_desc *next = pd->next, *prev = pd->prev;
+
+	if (likely(!(pd->flags & PG_CLEAN))) {
+		if (prev)
+			prev->next = next;
+		else
+			fa->head = next;
+		if (next)
+			next->prev = prev;
+		else
+			fa->tail = prev;
+		z.nr_dirty_pages -= (size_t)1 << pd->order;
+	} else {
+		if (prev)
+			prev->next = next;
+		else
+			fa->clean = next;
+		if (next)
+			next->prev = prev;
+	}
 	fa->nr_free--;
 }
 
@@ -272,18 +352,19 @@ static inline void list_del(struct free_area *fa, struct page_desc *pd)
 /*
  * expand: the block at pd has order high and the caller wants order low.
  * Split it in halves, keeping the lower half each time and putting the
- * upper half on the free list of the order below.  Halves of a zero block
- * are zero.
+ * upper half on the free list of the order below.  Halves of a clean block
+ * are clean; halves of a dirty one keep its age.
  */
 static void __zone_expand(struct page_desc *pd, unsigned low, unsigned high)
 {
-	uint8_t zero = pd->flags & PG_ZERO;
+	uint8_t clean = pd->flags & PG_CLEAN;
 
 	while (high > low) {
 		high--;
 		struct page_desc *half = pd + ((size_t)1 << high);
 		half->order = (uint8_t)high;
-		half->flags = PG_BUDDY | zero;
+		half->flags = PG_BUDDY | clean;
+		half->freed_ns = pd->freed_ns;
 		list_add(&z.free_area[high], half);
 		z.nr_free_pages += (size_t)1 << high;
 		z.splits++;
@@ -305,17 +386,20 @@ static struct page_desc *__zone_carve(void)
 	return pd;
 }
 
-/* __rmqueue_smallest: the first block of at least order, split down. */
+/* __rmqueue_smallest: the first block of at least order, split down; the
+ * newest dirty block of an order before a clean one.  The block keeps its
+ * clean bits and freed_ns, for the tail its caller gives back; the caller
+ * then leaves only PG_ZERO (zone_taken). */
 static struct page_desc *__zone_rmqueue(unsigned order)
 {
 	for (unsigned o = order; o < MAX_ORDER; o++) {
 		struct free_area *fa = &z.free_area[o];
-		struct page_desc *pd = fa->head;
+		struct page_desc *pd = fa->head ? fa->head : fa->clean;
 		if (!pd)
 			continue;
 		list_del(fa, pd);
 		z.nr_free_pages -= (size_t)1 << o;
-		pd->flags &= PG_ZERO;
+		pd->flags &= PG_CLEAN;
 		__zone_expand(pd, order, o);
 		z.allocs++;
 		return pd;
@@ -331,10 +415,12 @@ static struct page_desc *__zone_rmqueue(unsigned order)
 /*
  * __free_one_page: merge the block with its buddy while the buddy is a free
  * block of the same order, then file the result.  The merged block starts at
- * pfn & ~(1 << order), the lower of the two.  It is zero only if both
- * halves were.
+ * pfn & ~(1 << order), the lower of the two.  It is clean only if both
+ * halves were (zero only if both were zero), and a dirty one keeps the
+ * younger stamp of its dirty halves.  clean is 0, PG_ZERO or PG_ADVISED;
+ * stamp is the block's freed_ns when it is dirty.
  */
-static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t zero)
+static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t clean, uint64_t stamp)
 {
 	if (unlikely(pfn < z.floor)) {
 		z.abandoned_pages += (uint64_t)1 << order;
@@ -347,7 +433,18 @@ static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t zero)
 			break;
 		list_del(&z.free_area[order], buddy);
 		z.nr_free_pages -= (size_t)1 << order;
-		zero &= buddy->flags;
+		uint8_t bclean = buddy->flags & PG_CLEAN;
+		if (likely(!(clean | bclean))) {
+			/* stamp is the younger: a free's is the clock now, a
+			 * tail's (zone_taken) its parent's, whose other parts
+			 * are the only buddies it can meet */
+		} else if (clean && bclean) {
+			clean = (clean & bclean & PG_ZERO) ? PG_ZERO : PG_ADVISED;
+		} else {
+			if (clean)                      /* the dirty half's age */
+				stamp = buddy->freed_ns;
+			clean = 0;
+		}
 		buddy->flags = 0;
 		pfn &= ~((uint64_t)1 << order);
 		order++;
@@ -355,7 +452,8 @@ static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t zero)
 	}
 	struct page_desc *pd = pfn_to_desc(pfn);
 	pd->order = (uint8_t)order;
-	pd->flags = PG_BUDDY | (zero & PG_ZERO);
+	pd->flags = PG_BUDDY | clean;
+	pd->freed_ns = stamp;
 	list_add(&z.free_area[order], pd);
 	z.nr_free_pages += (size_t)1 << order;
 }
@@ -364,7 +462,7 @@ static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t zero)
  * at each step the block's order is limited both by pfn's alignment and by
  * the pages left, so both an allocation's tail (starting mid-block) and a
  * whole n-page allocation (starting aligned) decompose correctly. */
-static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t zero)
+static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t clean, uint64_t stamp)
 {
 	while (npages) {
 		unsigned o = ilog2_floor(npages);
@@ -376,7 +474,7 @@ static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t zero)
 		if (o > MAX_ORDER - 1)
 			o = MAX_ORDER - 1;
 		pfn_to_desc(pfn)->flags = 0;
-		__zone_free_one(pfn, o, zero);
+		__zone_free_one(pfn, o, clean, stamp);
 		pfn += (uint64_t)1 << o;
 		npages -= (size_t)1 << o;
 	}
@@ -467,6 +565,17 @@ size_t zone_give_back(size_t want)
 
 /* ---- the zone's interface --------------------------------------------- */
 
+/* A block just taken off the lists for npages of its 2^order pages: the
+ * unused tail goes back as it was (clean, or dirty of the same age), and
+ * the block keeps only PG_ZERO. */
+static inline void __zone_taken(struct page_desc *pd, unsigned order, size_t npages)
+{
+	if (npages < ((size_t)1 << order))
+		__zone_free_range(desc_pfn(pd) + npages, ((size_t)1 << order) - npages,
+				  pd->flags & PG_CLEAN, pd->freed_ns);
+	pd->flags &= PG_ZERO;
+}
+
 struct page_desc *zone_alloc(unsigned order, size_t npages)
 {
 	struct zone_irq saved;
@@ -481,12 +590,10 @@ struct page_desc *zone_alloc(unsigned order, size_t npages)
 		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
-	if (pd && npages < ((size_t)1 << order)) {
-		uint64_t pfn = desc_pfn(pd);
-		__zone_free_range(pfn + npages, ((size_t)1 << order) - npages,
-				  pd->flags & PG_ZERO);
-	}
+	if (pd)
+		__zone_taken(pd, order, npages);
 	zone_unlock(&saved);
+	zone_tick(0);
 	return pd;
 }
 
@@ -495,7 +602,6 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 {
 	struct page_desc *head = NULL, *tail = NULL;
 	unsigned n = 0, order = ilog2_ceil(npages);
-	size_t spare = ((size_t)1 << order) - npages;
 	struct zone_irq saved;
 	bool locked = true;
 
@@ -512,8 +618,7 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 		struct page_desc *pd = __zone_rmqueue_open(order, &saved, &locked);
 		if (!pd)
 			break;
-		if (spare)
-			__zone_free_range(desc_pfn(pd) + npages, spare, pd->flags & PG_ZERO);
+		__zone_taken(pd, order, npages);
 		pd->npages = (uint32_t)npages;
 		/* Kept in the order taken: physically ascending after a split,
 		 * as rmqueue_bulk returns them. */
@@ -530,6 +635,7 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 		z.batches++;
 		z.batch_blocks += n;
 		zone_unlock(&saved);
+		zone_tick(0);
 	}
 	*headp = head;
 	*tailp = tail;
@@ -550,11 +656,13 @@ void zone_free_list(struct page_desc *pd)
 	}
 	while (pd) {
 		struct page_desc *next = pd->next;
-		__zone_free_range(desc_pfn(pd), pd->npages, 0);
+		__zone_free_range(desc_pfn(pd), pd->npages, 0, __zone_now());
 		z.frees++;
 		pd = next;
 	}
+	uint64_t now = z.now;
 	zone_unlock(&saved);
+	zone_tick(now);
 }
 
 void zone_free_block(struct page_desc *pd, unsigned order)
@@ -566,9 +674,11 @@ void zone_free_block(struct page_desc *pd, unsigned order)
 		return;
 	}
 	pd->flags = 0;
-	__zone_free_one(desc_pfn(pd), order, 0);
+	__zone_free_one(desc_pfn(pd), order, 0, __zone_now());
 	z.frees++;
+	uint64_t now = z.now;
 	zone_unlock(&saved);
+	zone_tick(now);
 }
 
 void zone_free_range(uint64_t pfn, size_t npages)
@@ -579,48 +689,197 @@ void zone_free_range(uint64_t pfn, size_t npages)
 		defer_free(pfn_to_desc(pfn), npages);
 		return;
 	}
-	__zone_free_range(pfn, npages, 0);
+	__zone_free_range(pfn, npages, 0, __zone_now());
 	z.frees++;
+	uint64_t now = z.now;
 	zone_unlock(&saved);
+	zone_tick(now);
+}
+
+/* ---- the purge --------------------------------------------------------- */
+
+/* The oldest dirty block of at least min_order freed at or before cutoff:
+ * the oldest of the tails. */
+static struct page_desc *__zone_oldest(uint64_t cutoff, unsigned min_order, unsigned *order)
+{
+	struct page_desc *best = NULL;
+
+	for (unsigned o = min_order; o < MAX_ORDER; o++) {
+		struct page_desc *t = z.free_area[o].tail;
+		if (t && t->freed_ns <= cutoff && (!best || t->freed_ns < best->freed_ns)) {
+			best = t;
+			*order = o;
+		}
+	}
+	return best;
+}
+
+/* A PG_ADVISED block of at least min_order (malloc_trim redoes them). */
+static struct page_desc *__zone_advised(unsigned min_order, unsigned *order)
+{
+	for (unsigned o = min_order; o < MAX_ORDER; o++)
+		for (struct page_desc *pd = z.free_area[o].clean; pd; pd = pd->next)
+			if (pd->flags & PG_ADVISED) {
+				*order = o;
+				return pd;
+			}
+	return NULL;
+}
+
+/* Off the lists for the system call: flags 0, so that no free merges into
+ * it meanwhile. */
+static void __zone_isolate(struct page_desc *pd, unsigned o)
+{
+	list_del(&z.free_area[o], pd);
+	z.nr_free_pages -= (size_t)1 << o;
+	pd->flags = 0;
+	pd->next = NULL;            /* appended: madvised oldest first */
+	if (!z.isolated)
+		z.isolated_end = &z.isolated;
+	*z.isolated_end = pd;
+	z.isolated_end = &pd->next;
+	z.isolated_pages += (size_t)1 << o;
+}
+
+/* Back on the lists, as the system call left each block (its flags say:
+ * PG_ZERO or PG_ADVISED, without PG_BUDDY so that nothing merges yet; 0 if
+ * the call failed: dirty again, as of now).  Returns the pages purged. */
+static size_t __zone_putback(void)
+{
+	size_t pages = 0;
+
+	while (z.isolated) {
+		struct page_desc *pd = z.isolated, *next = pd->next;
+		uint8_t clean = pd->flags & PG_CLEAN;
+		size_t n = (size_t)1 << pd->order;
+		pd->flags = 0;
+		z.isolated = next;
+		z.isolated_pages -= n;
+		if (clean)
+			pages += n;
+		__zone_free_one(desc_pfn(pd), pd->order, clean, clean ? 0 : __zone_now());
+	}
+	return pages;
+}
+
+/* MADV_FREE needs Linux 4.5; where it is refused, DONTNEED from then on. */
+static int madv_free_refused;
+
+/* Without the lock: madvise each isolated block, leaving the outcome in
+ * its flags for __zone_putback.  Returns the system calls made. */
+static uint64_t purge_isolated(struct page_desc *pd, int advice)
+{
+	uint64_t calls = 0;
+
+	for (; pd; pd = pd->next) {
+		void *addr = desc_to_addr(pd);
+		size_t len = (size_t)PAGE_SIZE << pd->order;
+		uint8_t clean = PG_ZERO;
+		int rc;
+		calls++;
+		if (advice == MADV_FREE && !__atomic_load_n(&madv_free_refused, __ATOMIC_RELAXED)) {
+			rc = os.madvise(addr, len, MADV_FREE);
+			clean = PG_ADVISED;
+			if (rc != 0 && errno == EINVAL) {
+				__atomic_store_n(&madv_free_refused, 1, __ATOMIC_RELAXED);
+				rc = os.madvise(addr, len, MADV_DONTNEED);
+				clean = PG_ZERO;
+				calls++;
+			}
+		} else {
+			rc = os.madvise(addr, len, MADV_DONTNEED);
+		}
+		__atomic_store_n(&pd->flags, rc == 0 ? clean : 0, __ATOMIC_RELAXED);
+	}
+	return calls;
+}
+
+/* Purges, ZONE_PURGE_BATCH pages at a time, the dirty blocks of at least
+ * min_order freed at or before cutoff, oldest first, then (redo_advised)
+ * every PG_ADVISED block with MADV_DONTNEED.  False if another purge is in
+ * flight. */
+static bool zone_purge_run(uint64_t cutoff, unsigned min_order, bool redo_advised, int advice,
+			   size_t *pagesp)
+{
+	struct zone_irq saved;
+	size_t pages = 0;
+	uint64_t calls = 0;
+	int errno_saved = errno;
+
+	*pagesp = 0;
+	zone_lock(&saved);
+	if (z.purging) {
+		zone_unlock(&saved);
+		return false;
+	}
+	z.purging = true;
+	for (bool advised = false;;) {
+		struct page_desc *pd;
+		unsigned o;
+		size_t batch = 0;
+		while (batch < ZONE_PURGE_BATCH) {
+			pd = advised ? __zone_advised(min_order, &o) : __zone_oldest(cutoff, min_order, &o);
+			if (!pd)
+				break;
+			__zone_isolate(pd, o);
+			batch += (size_t)1 << o;
+		}
+		if (!batch) {
+			if (advised || !redo_advised)
+				break;
+			advised = true;
+			continue;
+		}
+		zone_unlock(&saved);
+		calls += purge_isolated(z.isolated, advised ? MADV_DONTNEED : advice);
+		zone_lock(&saved);
+		pages += __zone_putback();
+	}
+	z.purging = false;
+	z.purged_pages += pages;
+	z.purge_calls += calls;
+	if (pages)
+		z.purge_runs++;
+	zone_unlock(&saved);
+	errno = errno_saved;
+	*pagesp = pages;
+	return true;
 }
 
 size_t zone_purge(unsigned min_order)
 {
-	struct page_desc *isolated = NULL;
-	size_t pages = 0;
+	size_t pages;
+
+	/* malloc_trim waits for a decay purge in flight: it must find
+	 * everything purged when it returns. */
+	while (!zone_purge_run(UINT64_MAX, min_order, true, MADV_DONTNEED, &pages))
+		sched_yield();
+	return pages;
+}
+
+bool zone_purge_aged(uint64_t cutoff_ns, int advice, size_t *pages)
+{
+	return zone_purge_run(cutoff_ns, 0, false, advice, pages);
+}
+
+uint64_t zone_dirty_hint(void)
+{
+	return __atomic_load_n(&z.nr_dirty_pages, __ATOMIC_RELAXED);
+}
+
+uint64_t zone_dirty(uint64_t *oldest_ns)
+{
 	struct zone_irq saved;
+	unsigned o;
 
-	/* Detach under the lock: flags cleared, so no free can merge into
-	 * a block while the system call runs on it. */
+	*oldest_ns = UINT64_MAX;
+	if (!zg.bytes)
+		return 0;
 	zone_lock(&saved);
-	for (unsigned o = min_order; o < MAX_ORDER; o++) {
-		struct page_desc *pd = z.free_area[o].head, *next;
-		for (; pd; pd = next) {
-			next = pd->next;
-			if (pd->flags & PG_ZERO)
-				continue;
-			list_del(&z.free_area[o], pd);
-			z.nr_free_pages -= (size_t)1 << o;
-			pd->flags = 0;
-			pd->next = isolated;
-			isolated = pd;
-		}
-	}
-	zone_unlock(&saved);
-
-	for (struct page_desc *pd = isolated; pd; pd = pd->next) {
-		size_t len = (size_t)PAGE_SIZE << pd->order;
-		os.madvise(desc_to_addr(pd), len, MADV_DONTNEED);
-		pages += (size_t)1 << pd->order;
-	}
-
-	zone_lock(&saved);
-	while (isolated) {
-		struct page_desc *next = isolated->next;
-		__zone_free_one(desc_pfn(isolated), isolated->order, PG_ZERO);
-		isolated = next;
-	}
-	z.purged_pages += pages;
+	uint64_t pages = z.nr_dirty_pages;
+	struct page_desc *pd = __zone_oldest(UINT64_MAX, 0, &o);
+	if (pd)
+		*oldest_ns = pd->freed_ns;
 	zone_unlock(&saved);
 	return pages;
 }
@@ -651,6 +910,9 @@ void zone_info(struct zone_info *zi)
 	zi->merges = z.merges;
 	zi->carved = z.carved;
 	zi->purged_pages = z.purged_pages;
+	zi->dirty_pages = z.nr_dirty_pages;
+	zi->purge_runs = z.purge_runs;
+	zi->purge_calls = z.purge_calls;
 	zi->fork_deferred_frees = __atomic_load_n(&deferred_count, __ATOMIC_RELAXED);
 	zi->fork_refused_allocs = __atomic_load_n(&refused_allocs, __ATOMIC_RELAXED);
 	zi->abandoned_pages = z.abandoned_pages;
@@ -693,37 +955,53 @@ int zone_validate(uint64_t used_pages, char *why, size_t cap)
 		FAIL("region of %lu bytes but %lu pages", (unsigned long)zg.bytes,
 		     (unsigned long)zg.pages);
 
-	uint64_t listed = 0;
+	uint64_t listed = 0, dirty_pages = 0;
 	for (unsigned o = 0; o < MAX_ORDER; o++) {
 		uint64_t n = 0;
-		struct page_desc *prev = NULL;
-		for (struct page_desc *pd = z.free_area[o].head; pd; pd = pd->next) {
-			uint64_t pfn = desc_pfn(pd);
-			if (pd->prev != prev)
-				FAIL("order %u: broken back link at pfn %lu", o, (unsigned long)pfn);
-			if (!(pd->flags & PG_BUDDY) || (pd->flags & (PG_ALLOC | PG_CACHED)))
-				FAIL("order %u: pfn %lu on free list with flags %x", o,
-				     (unsigned long)pfn, pd->flags);
-			if (pd->order != o)
-				FAIL("pfn %lu on order-%u list says order %u", (unsigned long)pfn, o, pd->order);
-			if (pfn & (((uint64_t)1 << o) - 1))
-				FAIL("pfn %lu misaligned for order %u", (unsigned long)pfn, o);
-			if (pfn + ((uint64_t)1 << o) > z.frontier)
-				FAIL("pfn %lu order %u beyond the frontier", (unsigned long)pfn, o);
-			for (uint64_t i = pfn; i < pfn + ((uint64_t)1 << o); i++) {
-				if (seen[i / 8] & (1u << (i % 8)))
-					FAIL("page %lu is in two free blocks", (unsigned long)i);
-				seen[i / 8] |= (uint8_t)(1u << (i % 8));
+		for (int dirty = 1; dirty >= 0; dirty--) {
+			struct page_desc *prev = NULL;
+			const struct page_desc *head = dirty ? z.free_area[o].head : z.free_area[o].clean;
+			for (struct page_desc *pd = (struct page_desc *)head; pd; pd = pd->next) {
+				uint64_t pfn = desc_pfn(pd);
+				if (pd->prev != prev)
+					FAIL("order %u: broken back link at pfn %lu", o, (unsigned long)pfn);
+				if (!(pd->flags & PG_BUDDY) || (pd->flags & (PG_ALLOC | PG_CACHED)))
+					FAIL("order %u: pfn %lu on free list with flags %x", o,
+					     (unsigned long)pfn, pd->flags);
+				if (dirty && (pd->flags & PG_CLEAN))
+					FAIL("order %u: clean pfn %lu (flags %x) on the dirty list", o,
+					     (unsigned long)pfn, pd->flags);
+				if (!dirty && (!(pd->flags & PG_CLEAN) || (pd->flags & PG_CLEAN) == PG_CLEAN))
+					FAIL("order %u: pfn %lu with flags %x on the clean list", o,
+					     (unsigned long)pfn, pd->flags);
+				if (dirty && prev && pd->freed_ns > prev->freed_ns)
+					FAIL("order %u: dirty list out of time order at pfn %lu", o,
+					     (unsigned long)pfn);
+				if (pd->order != o)
+					FAIL("pfn %lu on order-%u list says order %u", (unsigned long)pfn, o, pd->order);
+				if (pfn & (((uint64_t)1 << o) - 1))
+					FAIL("pfn %lu misaligned for order %u", (unsigned long)pfn, o);
+				if (pfn + ((uint64_t)1 << o) > z.frontier)
+					FAIL("pfn %lu order %u beyond the frontier", (unsigned long)pfn, o);
+				for (uint64_t i = pfn; i < pfn + ((uint64_t)1 << o); i++) {
+					if (seen[i / 8] & (1u << (i % 8)))
+						FAIL("page %lu is in two free blocks", (unsigned long)i);
+					seen[i / 8] |= (uint8_t)(1u << (i % 8));
+				}
+				if (o < MAX_ORDER - 1) {
+					struct page_desc *b = pfn_to_desc(pfn ^ ((uint64_t)1 << o));
+					if ((b->flags & PG_BUDDY) && b->order == o)
+						FAIL("pfn %lu order %u and its buddy are both free: not coalesced",
+						     (unsigned long)pfn, o);
+				}
+				prev = pd;
+				n++;
+				if (dirty)
+					dirty_pages += (uint64_t)1 << o;
+				listed += (uint64_t)1 << o;
 			}
-			if (o < MAX_ORDER - 1) {
-				struct page_desc *b = pfn_to_desc(pfn ^ ((uint64_t)1 << o));
-				if ((b->flags & PG_BUDDY) && b->order == o)
-					FAIL("pfn %lu order %u and its buddy are both free: not coalesced",
-					     (unsigned long)pfn, o);
-			}
-			prev = pd;
-			n++;
-			listed += (uint64_t)1 << o;
+			if (dirty && z.free_area[o].tail != prev)
+				FAIL("order %u: the tail is not the last dirty block", o);
 		}
 		if (n != z.free_area[o].nr_free)
 			FAIL("order %u: nr_free %lu but %lu listed", o,
@@ -732,6 +1010,9 @@ int zone_validate(uint64_t used_pages, char *why, size_t cap)
 	if (listed != z.nr_free_pages)
 		FAIL("nr_free_pages %lu but %lu pages listed", (unsigned long)z.nr_free_pages,
 		     (unsigned long)listed);
+	if (dirty_pages != z.nr_dirty_pages)
+		FAIL("nr_dirty_pages %lu but %lu dirty pages listed",
+		     (unsigned long)z.nr_dirty_pages, (unsigned long)dirty_pages);
 	/* Every PG_BUDDY head between the floor and the frontier must be on
 	 * a list. */
 	for (uint64_t pfn = z.floor; pfn < z.frontier; pfn++) {
@@ -739,10 +1020,11 @@ int zone_validate(uint64_t used_pages, char *why, size_t cap)
 		if ((pd->flags & PG_BUDDY) && !(seen[pfn / 8] & (1u << (pfn % 8))))
 			FAIL("pfn %lu marked free but on no list", (unsigned long)pfn);
 	}
-	if (used_pages != UINT64_MAX && !z.floor && used_pages + z.nr_free_pages != z.frontier)
-		FAIL("free %lu + used %lu != %lu pages in use since start",
-		     (unsigned long)z.nr_free_pages, (unsigned long)used_pages,
-		     (unsigned long)z.frontier);
+	if (used_pages != UINT64_MAX && !z.floor &&
+	    used_pages + z.nr_free_pages + z.isolated_pages != z.frontier)
+		FAIL("free %lu + being purged %lu + used %lu != %lu pages in use since start",
+		     (unsigned long)z.nr_free_pages, (unsigned long)z.isolated_pages,
+		     (unsigned long)used_pages, (unsigned long)z.frontier);
 	rc = 0;
 out:
 	zone_unlock(&saved);
@@ -839,6 +1121,13 @@ void zone_free_range_deferred(uint64_t pfn, size_t npages)
  * own work; the state (free lists, counts) is inherited, of course. */
 void zone_fork_child(void)
 {
+	/* A purge in flight on another thread left its blocks off the lists:
+	 * back they go, dirty (whatever the parent's madvise did or not). */
+	z.now = 0;
+	for (struct page_desc *pd = z.isolated; pd; pd = pd->next)
+		pd->flags = 0;
+	__zone_putback();
+	z.purging = false;
 	fork_pending = 0;
 	fork_held = fork_carving = 0;
 	z.openers = 0;        /* only the forking thread lives on, not opening */
@@ -846,6 +1135,7 @@ void zone_fork_child(void)
 	z.lock.acquired = z.lock.contended = z.lock.wait_ns = 0;
 	z.allocs = z.frees = z.batches = z.batch_blocks = z.batch_breaks = 0;
 	z.splits = z.merges = z.carved = z.purged_pages = 0;
+	z.purge_runs = z.purge_calls = 0;
 	sigctx_zone_leave(&fork_saved);
 }
 
@@ -863,11 +1153,20 @@ void zone_fork_recover(void)
 	__atomic_store_n(&fork_pending, 0, __ATOMIC_RELAXED);
 	fork_held = fork_carving = 0;
 	z.openers = 0;
-	if (!mp_lock_is_held(&z.lock))
+	z.purging = false;
+	if (!mp_lock_is_held(&z.lock)) {
+		/* only this thread: the lists are whole, the lock free */
+		z.now = 0;
+		for (struct page_desc *pd = z.isolated; pd; pd = pd->next)
+			pd->flags = 0;
+		__zone_putback();
 		return;
+	}
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		z.free_area[o] = (struct free_area){ 0 };
-	z.nr_free_pages = 0;
+	z.nr_free_pages = z.nr_dirty_pages = 0;
+	z.isolated = NULL;
+	z.isolated_pages = 0;
 	z.floor = z.frontier;
 	mp_lock_reset(&z.lock);
 }

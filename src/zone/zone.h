@@ -16,6 +16,13 @@
  *   PG_CACHED  free block held by a page cache
  *   PG_ALLOC   first page of a live allocation of npages pages
  *   PG_ZERO    with any of the above: the block's contents are known zero
+ *              (never used, or purged with MADV_DONTNEED)
+ *   PG_ADVISED with PG_BUDDY: purged with MADV_FREE: not resident once the
+ *              kernel has reclaimed it, but it may read back its old
+ *              contents, so not known zero
+ * A free block with PG_ZERO or PG_ADVISED is "clean": nothing to purge.
+ * The others on the free lists are "dirty": they hold memory the process
+ * touched and may give back (the decay purge, zone_purge_aged).
  * Invariant: PG_ALLOC is set on a descriptor iff it heads a live
  * allocation, which is what lets free() reject interior and double frees. */
 enum {
@@ -23,6 +30,8 @@ enum {
 	PG_CACHED = 2,
 	PG_ALLOC = 4,
 	PG_ZERO = 8,
+	PG_ADVISED = 16,
+	PG_CLEAN = PG_ZERO | PG_ADVISED,
 };
 
 struct page_desc {
@@ -35,7 +44,10 @@ struct page_desc {
 	uint64_t req_bytes;      /* PG_ALLOC: bytes the program asked for */
 	uint32_t pcp_next;       /* pcp-rseq lists: pfn of the next block */
 	uint32_t reserved32;
-	uint64_t reserved[3];    /* keeps one descriptor per cache line, as
+	uint64_t freed_ns;       /* PG_BUDDY, dirty: when it was freed (coarse
+				    clock); never decreases from the tail of
+				    its dirty list to the head; zone lock */
+	uint64_t reserved[2];    /* keeps one descriptor per cache line, as
 				    struct page is: CPUs that share pages
 				    bounce these lines, as in the kernel */
 } __attribute__((aligned(64)));
@@ -95,6 +107,9 @@ struct zone_info {
 	uint64_t batches, batch_blocks;   /* refills served and blocks in them */
 	uint64_t batch_breaks;      /* refills stopped early on contention */
 	uint64_t splits, merges, carved, purged_pages;
+	uint64_t dirty_pages;       /* free pages the process touched, not purged */
+	uint64_t purge_runs;        /* zone_purge_aged calls that purged something */
+	uint64_t purge_calls;       /* madvise system calls they made */
 	uint64_t fork_deferred_frees;   /* handler frees deferred during a fork */
 	uint64_t fork_refused_allocs;   /* handler allocations refused during a fork */
 	uint64_t abandoned_pages;       /* _Fork child: pages freed below the floor */
@@ -134,9 +149,36 @@ void zone_free_list(struct page_desc *head);
 void zone_free_block(struct page_desc *pd, unsigned order);
 /* Frees npages from pfn, split into naturally aligned power-of-two blocks. */
 void zone_free_range(uint64_t pfn, size_t npages);
-/* Returns free blocks of at least min_order to the OS (MADV_DONTNEED), with
- * the zone lock dropped around the system calls.  Returns pages purged. */
+/* Returns every dirty free block of at least min_order to the OS with
+ * MADV_DONTNEED, and redoes blocks purged with MADV_FREE (malloc_trim),
+ * with the zone lock dropped around the system calls.  Returns pages
+ * purged. */
 size_t zone_purge(unsigned min_order);
+/*
+ * The decay purge: dirty free blocks freed at or before cutoff_ns (coarse
+ * clock), oldest first, go back to the OS with advice (MADV_DONTNEED: they
+ * become PG_ZERO; MADV_FREE: PG_ADVISED).  At most ZONE_PURGE_BATCH pages
+ * are off the free lists at a time, while the lock is dropped for the
+ * system calls.  One purge runs at a time: false (and nothing done) if
+ * another is in flight.  *pages gets the pages purged.
+ */
+#define ZONE_PURGE_BATCH 4096
+bool zone_purge_aged(uint64_t cutoff_ns, int advice, size_t *pages);
+/* Dirty pages on the free lists now; *oldest_ns the freed_ns of the
+ * oldest dirty block, UINT64_MAX when there is none. */
+uint64_t zone_dirty(uint64_t *oldest_ns);
+/* The same count without the lock (a hint: it may be a moment stale). */
+uint64_t zone_dirty_hint(void);
+/*
+ * The purge driver's tick (malloc/purge.c; the zone knows nothing above
+ * it).  A zone call that freed pages, as it releases the lock, sets
+ * zone_tick_pending if its clock has reached zone_tick_at; any other call
+ * only if zone_tick_at is 0.  The malloc layer runs the driver once it is
+ * back outside every lock (a cache may call the zone with its own lock
+ * held).  zone_tick_at UINT64_MAX: never (no decay purge).
+ */
+extern uint64_t zone_tick_at;       /* atomic */
+extern uint32_t zone_tick_pending;  /* atomic */
 void zone_info(struct zone_info *zi);
 /* Whole-zone check: lists, flags, alignment, no overlap, counts; used_pages
  * (pages not free in the zone), if not UINT64_MAX, must match.  Returns 0,

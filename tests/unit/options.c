@@ -87,6 +87,10 @@ Test(options, every_key_good_value)
 	PARSE_OK(&o, "cache:pcp-lock");        cr_assert_eq(o.cache, CACHE_PCP_LOCK);
 	PARSE_OK(&o, "cache:bonwick");         cr_assert_eq(o.cache, CACHE_BONWICK);
 	PARSE_OK(&o, "depot_pages:64");        cr_assert_eq(o.depot_pages, 64);
+	PARSE_OK(&o, "purge_delay_ms:0");      cr_assert_eq(o.purge_delay_ms, 0);
+	PARSE_OK(&o, "purge_delay_ms:10000");  cr_assert_eq(o.purge_delay_ms, 10000);
+	PARSE_OK(&o, "purge_advice:free");     cr_assert_eq(o.purge_advice, ADVICE_FREE);
+	PARSE_OK(&o, "purge_thread:1");        cr_assert_eq(o.purge_thread, 1);
 	PARSE_OK(&o, "cache_exact:0");         cr_assert_eq(o.cache_exact, 0);
 	PARSE_OK(&o, "cache_exact:1");         cr_assert_eq(o.cache_exact, 1);
 	PARSE_OK(&o, "pcp_high:1000");         cr_assert_eq(o.pcp_high, 1000);
@@ -225,6 +229,10 @@ static const struct bad_case bad[] = {
 	{ "on_exhausted:abort", "on_exhausted", "fallback | null" },
 	{ "magazines:", "magazines", "power of two" },
 	{ "magazines: 4", "magazines", "power of two" },
+	{ "purge_delay_ms:10001", "purge_delay_ms", "0 or an integer from 1 to 10000" },
+	{ "purge_delay_ms:1s", "purge_delay_ms", "0 or an integer from 1 to 10000" },
+	{ "purge_advice:madv_free", "purge_advice", "dontneed | free" },
+	{ "purge_thread:yes", "purge_thread", "0 | 1" },
 };
 
 Test(options, every_bad_value)
@@ -293,7 +301,8 @@ Test(options, unknown_key)
 	static const char *const keys[] = { "preset", "cache", "region_size", "threshold",
 		"magazines", "mag_map", "mag_limit", "refill_max", "refill_min", "drain_max",
 		"drain_min", "cache_order", "cache_exact", "pcp_high", "pcp_batch", "depot_pages", "signal", "stats",
-		"stats_file", "strict", "verbose", "on_invalid", "on_exhausted", "zone_irqsave" };
+		"stats_file", "strict", "verbose", "on_invalid", "on_exhausted", "zone_irqsave",
+		"purge_delay_ms", "purge_advice", "purge_thread" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		cr_assert(strstr(msg, keys[i]), "accepted keys miss %s: %s", keys[i], msg);
 

@@ -1,0 +1,217 @@
+/*
+ * purge.c — the decay purge under LD_PRELOAD, as a program sees it.
+ *
+ * Registered once per configuration (CMakeLists.txt): purge_delay_ms:1
+ * without the thread, the same with purge_advice:free, and with
+ * purge_thread:1.  A delay of 1 ms makes the purge due as soon as the test
+ * sleeps; nothing here asserts on time: each wait is a bounded poll (the
+ * watchdog), and a result that never comes fails the test when the poll
+ * gives up.
+ */
+#include <fcntl.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "mp_test.h"
+
+#define BLOCKS 2048          /* 8 MiB of 4 KiB blocks */
+
+static void (*print_stats)(int fd, int json);
+
+static void load(void)
+{
+	mp_api_load();
+	print_stats = (void (*)(int, int))mp_sym("magpage_print_stats");
+}
+
+TestSuite(purge, .init = load, .timeout = 60);
+
+static bool thread_mode(void)
+{
+	return mp_conf_has("purge_thread:1");
+}
+
+static bool advice_free(void)
+{
+	return mp_conf_has("purge_advice:free");
+}
+
+/* A counter of the JSON report's "purge" object; the report is written
+ * without malloc, so reading it is no allocator call. */
+static uint64_t purge_counter(const char *name)
+{
+	static char buf[1 << 16];
+	char key[64];
+	int fd = memfd_create("mp_stats", 0);
+
+	cr_assert_geq(fd, 0);
+	print_stats(fd, 1);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	const char *obj = strstr(buf, "\"purge\":{");
+	cr_assert_not_null(obj, "no purge object in the report");
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	const char *at = strstr(obj, key);
+	cr_assert_not_null(at, "no %s in the purge object", name);
+	return strtoull(at + strlen(key), NULL, 10);
+}
+
+static size_t rss_bytes(void)
+{
+	char buf[128];
+	long pages = 0;
+	int fd = open("/proc/self/statm", O_RDONLY);
+
+	cr_assert_geq(fd, 0);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	cr_assert_eq(sscanf(buf, "%*s %ld", &pages), 1);
+	return (size_t)pages * PAGE;
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) != 0)
+		;
+}
+
+/* BLOCKS page blocks, written, then freed: dirty memory in the caches and
+ * the zone. */
+static void burst(uint64_t seed)
+{
+	static void *p[BLOCKS];
+	for (int i = 0; i < BLOCKS; i++) {
+		p[i] = malloc(PAGE);
+		cr_assert_not_null(p[i]);
+		fill(p[i], PAGE, seed + (uint64_t)i);
+	}
+	for (int i = 0; i < BLOCKS; i++)
+		free(p[i]);
+}
+
+/* Waits (a bounded poll, the watchdog) until the purge has returned at
+ * least want pages; in the allocator-driven mode each round makes one
+ * malloc+free, the call that lets it look at the clock. */
+static uint64_t wait_purged(uint64_t want, bool calls)
+{
+	uint64_t purged = 0;
+	for (int round = 0; round < 2000; round++) {
+		nap_ms(5);
+		if (calls) {
+			void *q = malloc(PAGE);
+			cr_assert_not_null(q);
+			free(q);
+		}
+		purged = purge_counter("purged_pages");
+		if (purged >= want)
+			break;
+	}
+	return purged;
+}
+
+Test(purge, calloc_after_trim_is_zero)
+{
+	burst(1);
+	malloc_trim(0);
+	cr_assert_geq(purge_counter("purged_pages"), BLOCKS / 2);
+	for (int i = 0; i < BLOCKS; i++) {
+		unsigned char *q = calloc(1, PAGE);
+		cr_assert_not_null(q);
+		cr_assert_eq(first_nonzero(q, PAGE), -1, "calloc block %d not zero", i);
+		q[0] = 1;     /* kept: each calloc gets another block */
+	}
+}
+
+/* No allocator call during the idle spell; then one malloc+free (or, with
+ * the thread, none at all) returns the burst, caches included. */
+Test(purge, idle_then_one_call)
+{
+	bool thread = thread_mode();
+	size_t before, after;
+
+	burst(2);
+	before = rss_bytes();
+	nap_ms(20);       /* well past the 1 ms delay */
+	uint64_t purged = wait_purged(BLOCKS, !thread);
+	cr_assert_geq(purged, BLOCKS, "purged %lu pages of a %d-page burst",
+		      (unsigned long)purged, BLOCKS);
+	cr_assert_geq(purge_counter("runs"), 1);
+	if (thread)
+		cr_assert_geq(purge_counter("thread_wakeups"), 1);
+	else
+		cr_assert_geq(purge_counter("trips"), 1);
+	after = rss_bytes();
+	/* MADV_FREE leaves RSS alone until the kernel needs the memory. */
+	if (!advice_free())
+		cr_assert_lt(after + (size_t)BLOCKS * PAGE / 2, before,
+			     "RSS %zu -> %zu: the purge gave nothing back", before, after);
+
+	/* The purged pages serve again: calloc's zeroes are right, and a
+	 * malloc'd block reads zero (DONTNEED) or old contents (FREE) before
+	 * it is written, and keeps what is written. */
+	for (int i = 0; i < BLOCKS; i++) {
+		unsigned char *q = calloc(1, PAGE);
+		cr_assert_not_null(q);
+		cr_assert_eq(first_nonzero(q, PAGE), -1, "calloc block %d not zero", i);
+		fill(q, PAGE, 99);
+		cr_assert_pattern(q, PAGE, 99);
+		free(q);
+	}
+}
+
+/* The child of a fork has no purge thread: it starts its own on demand,
+ * and purges its own memory; the parent's keeps working. */
+Test(purge, thread_across_fork)
+{
+	if (!thread_mode())
+		cr_skip_test("purge_thread:1 only");
+	burst(3);
+	cr_assert_geq(wait_purged(BLOCKS, false), BLOCKS, "parent: no purge");
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		/* counters restart in the child: anything here is its own */
+		burst(4);
+		uint64_t purged = 0;
+		for (int round = 0; round < 2000 && purged < BLOCKS; round++) {
+			nap_ms(5);
+			purged = purge_counter("purged_pages");
+		}
+		_exit(purged >= BLOCKS && purge_counter("thread_wakeups") >= 1 ? 0 : 1);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+	uint64_t had = purge_counter("purged_pages");
+	burst(5);
+	cr_assert_geq(wait_purged(had + BLOCKS, false), had + BLOCKS,
+		      "parent: no purge after the fork");
+}
+
+/* exit does not wait for the thread, asleep or not. */
+Test(purge, exit_with_the_thread_asleep)
+{
+	if (!thread_mode())
+		cr_skip_test("purge_thread:1 only");
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		burst(6);
+		for (int round = 0; round < 2000 && purge_counter("purged_pages") < BLOCKS; round++)
+			nap_ms(5);
+		exit(0);      /* atexit handlers, destructors, then exit_group */
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);   /* the suite's timeout is the watchdog */
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
