@@ -20,6 +20,11 @@
 #             one an unpreloaded python3 compiles
 #   gcc       gcc -O2 -c of bench/gen-cc1-tu.py's file: seconds; the object
 #             is byte-identical to the unpreloaded reference
+#   sqlite    sqlite3 building the application test's database (100 000
+#             rows, blobs of 3..20 KiB, updates, VACUUM): seconds; its
+#             check.sql output equals the unpreloaded one
+#   pybytes   python3 holding 100 000 bytes of 4096 bytes and 20 000
+#             bytearrays of 8100 (issue 10): seconds, peak RSS; checksum
 # Only the measured program gets VAR=VALUE (LD_PRELOAD=..., MAGPAGE_CONF=...);
 # clients, checkers and the scripts themselves run unpreloaded.  Servers
 # listen on 127.0.0.1 (a free port) or a unix socket only, run under
@@ -39,12 +44,13 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=../tests/integration/apps/lib.sh
 . "$repo/tests/integration/apps/lib.sh"
 
-[ $# -ge 2 ] || { sed -n '2,36p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,42p' "$0" >&2; exit 2; }
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3)
 quick=0
 [ "${APPS_SCALE:-full}" != quick ] || quick=1
 TIMEF='%e %U %S %M %R'   # elapsed user system maxrss(KiB) minflt
+SQL=$repo/tests/integration/apps   # sqlite-build.sql, sqlite-check.sql
 
 # usage: timed TIMEFILE SECS CMD...: CMD (preloaded by its own `env`) under
 # /usr/bin/time, which appends to TIMEFILE, and a SECS watchdog.
@@ -162,6 +168,16 @@ prepare() {
 		"$PY" "$repo/bench/gen-cc1-tu.py" "$funcs" >"$WORK/gcc/tu.c"
 		gcc -O2 -c "$WORK/gcc/tu.c" -o "$WORK/gcc/reference.o"
 		touch "$WORK/gcc/.done-$funcs"
+	fi
+	# sqlite: the reference output of the application test's check.sql
+	# over a database built unpreloaded.
+	if wants sqlite && command -v sqlite3 >/dev/null && [ ! -e "$WORK/sqlite/.done" ]; then
+		rm -rf "$WORK/sqlite"
+		mkdir -p "$WORK/sqlite"
+		sqlite3 "$WORK/sqlite/ref.db" <"$SQL/sqlite-build.sql" >/dev/null
+		sqlite3 "$WORK/sqlite/ref.db" <"$SQL/sqlite-check.sql" >"$WORK/sqlite/ref.out"
+		rm -f "$WORK/sqlite/ref.db"
+		touch "$WORK/sqlite/.done"
 	fi
 	msg "inputs ready in $WORK"
 }
@@ -388,6 +404,50 @@ run_gcc() {
 	rm -f "$DIR/tu.o"
 }
 
+# ---------------------------------------------------------------- sqlite
+
+run_sqlite() {
+	need_prog sqlite3 cmp
+	[ -e "$WORK/sqlite/.done" ] || fail "no sqlite reference (run: $0 prepare $WORK)"
+	local t0 t1
+	t0=$(date +%s.%N)
+	timed "$DIR/sqlite.time" 300 env "$@" sqlite3 "$DIR/t.db" <"$SQL/sqlite-build.sql" \
+		>"$DIR/build.log" 2>&1 || { tail "$DIR/build.log" >&2; fail "sqlite3 failed"; }
+	t1=$(date +%s.%N)
+	[ "$(cat "$DIR/build.log")" = off ] || { cat "$DIR/build.log" >&2; fail "build printed errors"; }
+	sqlite3 "$DIR/t.db" <"$SQL/sqlite-check.sql" >"$DIR/check.out" 2>&1
+	cmp -s "$DIR/check.out" "$WORK/sqlite/ref.out" \
+		|| { diff "$WORK/sqlite/ref.out" "$DIR/check.out" >&2; fail "the database differs from the unpreloaded one"; }
+	echo "figure build_s $(echo "$t1 - $t0" | bc) lower s" >>"$OUT"
+	mem_lines "$DIR/sqlite.time"
+	echo "check integrity_check ok; aggregates and sha3 of every table as unpreloaded" >>"$OUT"
+	rm -f "$DIR/t.db"
+}
+
+# -------------------------------------------------------------- pybytes
+
+# Issue 10's Python workload: 100 000 bytes objects of 4096 bytes (4129-byte
+# requests) and 20 000 bytearrays of 8100 bytes, all alive at once.
+run_pybytes() {
+	local t0 t1 n=100000 m=20000
+	[ "$quick" = 0 ] || { n=25000; m=5000; }
+	t0=$(date +%s.%N)
+	timed "$DIR/py.time" 300 env "$@" "$PY" -c "
+import sys
+n, m = int(sys.argv[1]), int(sys.argv[2])
+a = [bytes([i & 255]) * 4096 for i in range(n)]
+b = [bytearray(bytes([i & 255]) * 8100) for i in range(m)]
+print(sum(x[0] for x in a) + sum(y[-1] for y in b))" "$n" "$m" \
+		>"$DIR/py.out" 2>&1 || { cat "$DIR/py.out" >&2; fail "python3 failed"; }
+	t1=$(date +%s.%N)
+	local want
+	want=$("$PY" -c "import sys; n, m = int(sys.argv[1]), int(sys.argv[2]); print(sum(i & 255 for i in range(n)) + sum(i & 255 for i in range(m)))" "$n" "$m")
+	[ "$(cat "$DIR/py.out")" = "$want" ] || fail "python3 printed $(cat "$DIR/py.out"), expected $want"
+	echo "figure pybytes_s $(echo "$t1 - $t0" | bc) lower s" >>"$OUT"
+	mem_lines "$DIR/py.time"
+	echo "check $n bytes of 4096 and $m bytearrays of 8100 bytes, their checksum right" >>"$OUT"
+}
+
 # ------------------------------------------------------------------ main
 
 cmd=$1
@@ -412,8 +472,8 @@ run)
 	trap apps_exit EXIT
 	trap 'exit 130' INT TERM
 	case $app in
-	redis|postgres|git|python|gcc) "run_$app" "$@" ;;
-	*) fail "unknown application '$app' (redis postgres git python gcc)" ;;
+	redis|postgres|git|python|gcc|sqlite|pybytes) "run_$app" "$@" ;;
+	*) fail "unknown application '$app' (redis postgres git python gcc sqlite pybytes)" ;;
 	esac
 	rm -rf "$DIR"
 	;;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The comparison harness: any set of benchmarks under any set of allocators.
 
-    scripts/compare.py --bench pagealloc,pft,xthread,kernbench,uring,apps,sigbench \\
+    scripts/compare.py --bench pagealloc,pft,xthread,kernbench,uring,apps,sigbench,burst \\
         --alloc jemalloc,glibc,magpage-rfc2013,magpage --reps 5 \\
         --out results/DIR [--quick]
 
@@ -23,7 +23,15 @@ each followed by its spread over repetitions, and writes into DIR:
     snapshot/       the libmagpage.so and bench_* programs that ran (copied
                     at the start, so a rebuild cannot change them mid-run)
     plots/*.png     cycles per page vs batch, faults/sec vs tasks,
-                    throughput vs signal rate (gnuplot; skipped without it)
+                    throughput vs signal rate, RSS over time of the burst
+                    benchmark (gnuplot; skipped without it)
+Every benchmark's table is followed by BENCH-rss: the peak RSS of each
+program it ran (/usr/bin/time %M); the apps have theirs in apps-memory.
+The burst benchmark (bench_burst: a burst of page-sized values freed, then
+idle) shows when memory goes back; to compare a libmagpage purge setting,
+add it as a variant, e.g. --magpage-conf purge=purge_thread:1,purge_delay_ms:1000
+--alloc glibc,jemalloc,mimalloc,tcmalloc,magpage,magpage-purge (a key the
+library does not know makes it print an error line, so none is on by default).
 Allocators: see scripts/harness_allocs.py (glibc, jemalloc, mimalloc,
 tcmalloc, magpage, magpage-NAME with --magpage-conf NAME=CONF).  Missing
 ones are skipped with a message.  Benchmarks: scripts/harness_benches.py.
@@ -48,9 +56,11 @@ sys.dont_write_bytecode = True     # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness_allocs  # noqa: E402
+import harness_benches  # noqa: E402
 import harness_plots  # noqa: E402
 from harness_benches import BENCHES, RunFailed, Skip  # noqa: E402
-from mmtests_table import format_markdown, format_spread, format_table  # noqa: E402
+from mmtests_table import (LOWER, format_markdown, format_spread, format_table,  # noqa: E402
+                           mean)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -114,8 +124,11 @@ def parse_args(argv):
     p.add_argument("--pft-iters", type=int, help="bench_pft -r (default 5; --quick 3)")
     p.add_argument("--pft-modes", help="threads,processes (default both; --quick threads)")
     p.add_argument("--uring-mem", help="bench_uring -m (default 512m; --quick 64m)")
-    p.add_argument("--apps", help="comma list of redis,postgres,git,python,gcc (default all)")
+    p.add_argument("--apps", help="comma list of redis,postgres,git,python,gcc,sqlite,pybytes "
+                        "(default all)")
     p.add_argument("--sigbench-args", help="bench_sigbench options (default its own)")
+    p.add_argument("--burst-args", help="bench_burst options (default -m 512 -i 15; "
+                                        "--quick -m 128 -i 4)")
     p.add_argument("--kernbench-cache", default=os.path.join(REPO, "results", "kernbench-src"),
                    help="where linux-source is unpacked once (default results/kernbench-src)")
     a = p.parse_args(argv)
@@ -181,6 +194,7 @@ class Context:
         self.uring_mem = args.uring_mem
         self.apps = args.apps
         self.sigbench_args = args.sigbench_args
+        self.burst_args = args.burst_args
         self.kernbench_cache = os.path.abspath(args.kernbench_cache)
         self.raw = os.path.join(out, "raw")
         self.tmp = tempfile.mkdtemp(prefix="magpage-compare.")
@@ -244,6 +258,7 @@ def run_interleaved(benches, allocs, args, ctx, checkpoint):
                 load = harness_allocs.loadavg()
                 t0 = time.time()
                 status = "ok"
+                harness_benches.RSS_RUNS.clear()
                 try:
                     got = b.run(a, rep, rawdir)
                 except Skip as e:
@@ -262,6 +277,9 @@ def run_interleaved(benches, allocs, args, ctx, checkpoint):
                 runs.append({"bench": b.name, "alloc": a.name, "rep": rep,
                              "status": status, "wall_s": round(secs, 2),
                              "loadavg_before": load})
+                got = list(got or []) + [
+                    {"metric": "peak_rss_kib", "params": {"run": name}, "value": kib}
+                    for name, kib in harness_benches.RSS_RUNS]
                 for s in got:
                     s.update(bench=b.name, alloc=a.name, rep=rep)
                 samples.extend(got)
@@ -273,6 +291,22 @@ def run_interleaved(benches, allocs, args, ctx, checkpoint):
             print(f"compare: FAILED: {msg}", file=sys.stderr, flush=True)
             failures.append(msg)
     return samples, failures, runs, wall
+
+
+def rss_table(samples, columns):
+    """Peak RSS (MiB) of each program a benchmark ran under the allocator,
+    one row per run (the raw log's name), or None if it recorded none."""
+    runs = list(dict.fromkeys(s["params"]["run"] for s in samples
+                              if s["metric"] == "peak_rss_kib"))
+    if not runs:
+        return None
+    bench = samples[0]["bench"]
+    rows = [(f"{run} peak RSS MiB",
+             {a: [s["value"] / 1024 for s in samples if s["alloc"] == a and
+                  s["metric"] == "peak_rss_kib" and s["params"]["run"] == run]
+              for a in columns}, LOWER) for run in runs]
+    return (f"{bench}-rss", "peak RSS of each program run (/usr/bin/time %M), "
+                            "mean over repetitions; lower is better", rows)
 
 
 def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
@@ -318,6 +352,15 @@ def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
                 md.append(format_markdown(
                     title, columns, [(label, vals, better)
                                      for label, vals, better, _ in rows], prec))
+        rss = rss_table(bs, columns)
+        if rss:
+            title, desc, rows = rss
+            printable = [(label, {c: mean(v) if v else None for c, v in vals.items()},
+                          better) for label, vals, better in rows]
+            text.append(f"\n## {title}: {desc}\n")
+            text.append(format_table(title, columns, printable, baseline, 1))
+            md.append(f"\n**{title}**: {desc}; median [min..max], best median in bold\n\n")
+            md.append(format_markdown(title, columns, rows, 1))
         plot_specs.extend(b.plots(bs, columns))
     if failures:
         text.append(f"\n## FAILED runs ({len(failures)}): their cells are n/a or "

@@ -22,6 +22,13 @@ from mmtests_table import HIGHER, LOWER, mean, median, summary
 
 PRELOAD_WARNING = ("ld.so", "cannot be preloaded")
 
+# Peak RSS (KiB, /usr/bin/time %M) of every program run_program ran under an
+# allocator since compare.py last emptied it, keyed by the run's log name:
+# compare.py turns them into peak_rss_kib samples, shown in a "-rss" table
+# under each benchmark.
+RSS_RUNS = []
+TIME = "/usr/bin/time"
+
 
 class RunFailed(Exception):
     """A run that crashed, hung or produced wrong output; samples holds
@@ -43,6 +50,10 @@ def run_program(cmd, alloc, timeout, log, cwd=None, env_extra=None):
     # No allocator: a script that preloads only its own measured program.
     env = (alloc or Alloc("none")).environ()
     env.update(env_extra or {})
+    rss_file = None
+    if alloc is not None and os.access(TIME, os.X_OK):
+        rss_file = log + ".rss"
+        cmd = [TIME, "-f", "%M", "-o", rss_file, "--"] + list(cmd)
     with open(log, "w") as out, open(log + ".err", "w") as err:
         out.write(f"# {' '.join(shlex.quote(c) for c in cmd)}\n")
         out.flush()
@@ -63,6 +74,13 @@ def run_program(cmd, alloc, timeout, log, cwd=None, env_extra=None):
     if alloc is not None and alloc.preload and \
             any(w in errtext for w in PRELOAD_WARNING):
         raise RunFailed(f"ld.so did not preload {alloc.preload}: {errtext.strip()}")
+    if rss_file:
+        try:
+            with open(rss_file) as f:
+                RSS_RUNS.append((os.path.splitext(os.path.basename(log))[0],
+                                 float(f.read().split()[-1])))
+        except (OSError, ValueError, IndexError):
+            pass
     return p.stdout
 
 
@@ -570,6 +588,78 @@ class SigBench(Bench):
                  "logx": False, "series": series}]
 
 
+# ----------------------------------------------------------------- burst
+
+class Burst(Bench):
+    """bench/burst.c (issue 10): a burst of page-sized values, freed, then
+    idle; RSS sampled every 100 ms, so what each allocator gives back, and
+    when, shows.  Extra libmagpage settings (a purge) come as variants:
+    --magpage-conf purge=purge_thread:1,purge_delay_ms:1000."""
+    name = "burst"
+    spread = False
+
+    def prepare(self):
+        self.bin = self.binary("bench_burst")
+        c = self.ctx
+        self.args = shlex.split(c.burst_args) if c.burst_args is not None else \
+            (["-m", "128", "-i", "4"] if c.quick else ["-m", "512", "-i", "15"])
+        return f"bench_burst {' '.join(self.args)}"
+
+    def run(self, alloc, rep, rawdir):
+        text = run_program([self.bin] + self.args, alloc, 600,
+                           os.path.join(rawdir, "burst.csv"))
+        out = []
+        for row in csv_lines(text):
+            out.append({"metric": "rss_mib", "params": {"t": round(float(row[0]), 1),
+                                                        "phase": row[2]},
+                        "value": float(row[1])})
+        for line in text.splitlines():
+            w = line.split()
+            if line.startswith("# peak_rss_mib") and len(w) >= 5:
+                out.append({"metric": "peak_mib", "params": {}, "value": float(w[2])})
+                out.append({"metric": "end_mib", "params": {}, "value": float(w[4])})
+        if not any(s["metric"] == "end_mib" for s in out):
+            raise RunFailed("bench_burst printed no summary line", out)
+        return out
+
+    def tables(self, samples, columns):
+        def idle_after(a, secs):
+            """RSS of the first idle sample at or after secs of idleness."""
+            res = []
+            for rep in sorted({s["rep"] for s in samples if s["alloc"] == a}):
+                idle = sorted((s["params"]["t"], s["value"]) for s in samples
+                              if s["alloc"] == a and s["rep"] == rep and
+                              s["metric"] == "rss_mib" and s["params"]["phase"] == "idle")
+                if idle:
+                    t0 = idle[0][0]
+                    later = [v for t, v in idle if t - t0 >= secs]
+                    if later:
+                        res.append(later[0])
+            return res
+        rows = [("peak RSS MiB", {a: values(samples, a, "peak_mib") for a in columns},
+                 LOWER, mean),
+                ("RSS after free MiB", {a: idle_after(a, 0) for a in columns}, LOWER, mean)]
+        for secs in (1, 3, 5, 12):
+            rows.append((f"RSS after {secs} s idle MiB",
+                         {a: idle_after(a, secs) for a in columns}, LOWER, mean))
+        rows.append(("RSS at the end MiB", {a: values(samples, a, "end_mib") for a in columns},
+                     LOWER, mean))
+        return [("burst", f"bench_burst {' '.join(getattr(self, 'args', []))}: RSS (MiB) "
+                          "of a burst of page-sized values freed, then idle (no "
+                          "allocator call unless -c); lower is better", rows, 1)]
+
+    def plots(self, samples, columns):
+        series = {}
+        for a in columns:
+            ts = sorted({s["params"]["t"] for s in samples
+                         if s["alloc"] == a and s["metric"] == "rss_mib"})
+            series[a] = [(t, mean(values(samples, a, "rss_mib", t=t))) for t in ts]
+        return [{"kind": "lines", "name": "burst-rss",
+                 "title": "burst then idle: RSS over time (mean over repetitions)",
+                 "xlabel": "seconds", "ylabel": "RSS MiB", "logx": False,
+                 "points": False, "series": series}]
+
+
 # ------------------------------------------------------------------ apps
 
 APP_LABELS = {
@@ -580,6 +670,8 @@ APP_LABELS = {
     ("git", "log_p_s"): "git log -p s",
     ("python", "compileall_s"): "compileall s",
     ("gcc", "gcc_O2_s"): "gcc -O2 s",
+    ("sqlite", "build_s"): "sqlite3 build s",
+    ("pybytes", "pybytes_s"): "python bytes s",
 }
 
 
@@ -593,7 +685,8 @@ class Apps(Bench):
     def prepare(self):
         self.script = os.path.join(self.ctx.repo, "scripts", "apps.sh")
         self.work = os.path.join(self.ctx.tmp, "apps")
-        self.apps = self.ctx.apps or ["redis", "postgres", "git", "python", "gcc"]
+        self.apps = self.ctx.apps or ["redis", "postgres", "git", "python", "gcc", "sqlite",
+                                     "pybytes"]
         env = dict(os.environ, APPS_SCALE="quick" if self.ctx.quick else "full")
         r = subprocess.run([self.script, "prepare", self.work] + self.apps,
                            capture_output=True, text=True, check=False, env=env)
@@ -669,4 +762,4 @@ class Apps(Bench):
 
 
 BENCHES = {b.name: b for b in (PageAlloc, Pft, XThread, Kernbench, Uring, Apps,
-                               SigBench)}
+                               SigBench, Burst)}

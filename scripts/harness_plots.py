@@ -4,7 +4,8 @@ Two kinds of plot spec come from harness_benches:
   "pagealloc"  cycles per page against batch size (log x), three panels
                (alloc, free, total), one line per allocator
   "lines"      one line per allocator, y against x (faults/sec against
-               tasks, throughput against signal rate)
+               tasks, throughput against signal rate, RSS against time;
+               "points": False draws plain lines, for dense series)
 Each plot leaves NAME.dat (the numbers) and NAME.gp (the script) next to
 NAME.png, so a plot can be redrawn or read without gnuplot.
 """
@@ -68,16 +69,18 @@ def _script_lines(spec, dat, png):
     lines.append("set key outside right")
     lines.append("set grid")
     xs = sorted({x for pts in spec["series"].values() for x, _ in pts})
-    if xs and all(float(x).is_integer() for x in xs) and len(xs) <= 16:
+    if xs and all(float(x).is_integer() for x in xs) and len(xs) <= 16 and \
+            spec.get("points", True):
         lines.append("set xtics (" + ", ".join(f"'{x}' {x}" for x in xs) + ")")
         if len(xs) > 1:
             pad = (xs[-1] - xs[0]) * 0.05
             lines.append(f"set xrange [{xs[0] - pad}:{xs[-1] + pad}]")
         else:
             lines.append(f"set xrange [{xs[0] - 1}:{xs[0] + 1}]")
+    style = "linespoints" if spec.get("points", True) else "lines lw 2"
     for a, pts in spec["series"].items():
         if pts:
-            plot.append(f"{_quote(dat)} index {len(blocks)} with linespoints "
+            plot.append(f"{_quote(dat)} index {len(blocks)} with {style} "
                         f"title {_quote(a)}")
             blocks.append((a, pts))
     if plot:

@@ -245,11 +245,17 @@ enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
 #define PURGE_DELAY_MS_DEFAULT 1000
 
+/* waste_max's default, measured on the real programs (README "Which
+ * requests it serves"). */
+#define WASTE_MAX_DEFAULT 25
+
 struct mp_options {
 	uint32_t preset;          /* index into the preset names */
 	uint32_t cache;           /* enum cache_kind */
 	uint64_t region_size;     /* bytes; 0 = physical memory, capped at 64 GiB */
 	uint64_t threshold;       /* requests of at least this many bytes use the zone */
+	uint32_t waste_max;       /* percent: a request over a page wasting more of
+				     its pages than this goes to glibc (100: never) */
 	uint32_t magazines;       /* 0 = auto: next power of two >= CPUs, 2..64 */
 	uint32_t mag_map;         /* enum mag_map */
 	uint32_t mag_limit;       /* pages a magazine holds before it drains */
@@ -328,14 +334,13 @@ extern uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];   /* every live npages: free's
  * Anything else (another design, alignment, an empty or full array, a
  * remote drain) returns NULL / false and the caller takes pa_alloc /
  * pa_free.  Handlers take it too: the pop and push restart.
+ * pa_alloc_onehop_class takes the size class (pa_onehop's value for the
+ * page count; PA_NO_ONEHOP fails at once).
  */
-static inline bool pa_alloc_onehop(size_t req_bytes, void **out)
+static inline bool pa_alloc_onehop_class(uint8_t cls, void **out)
 {
-	/* pages - 1: the caller has checked 1 <= req_bytes <= CACHE_CLASSES pages */
-	size_t idx = (req_bytes - 1) >> PAGE_SHIFT;
 	uint32_t pfn;
-	if (likely(pa_onehop[idx + 1] < CACHE_CLASSES) &&
-	    likely(bw_pop(pa_onehop[idx + 1], &pfn, false))) {
+	if (likely(cls < CACHE_CLASSES) && likely(bw_pop(cls, &pfn, false))) {
 		struct page_desc *pd = pfn_to_desc(pfn);
 		/* malloc: no use for PG_ZERO; req_bytes only feeds the
 		 * statistics, and with them on this path is not taken */
@@ -442,14 +447,18 @@ void mp_fork_parent(void);
 void mp_fork_child(void);
 void mp_fork_recover(void);
 
-/* Counters kept by the malloc layer (sharded by CPU, summed on read). */
+/* Counters kept by the malloc layer (sharded by CPU, summed on read).
+ * The waste policy's: fb_waste requests of fb_waste_bytes bytes sent to
+ * glibc by waste_max; waste_kept zone allocations of more than a page that
+ * are not whole pages, whose rounding wastes waste_kept_bytes bytes. */
 #define MALLOC_COUNTERS(X) \
 	X(malloc_calls)   X(calloc_calls)   X(realloc_calls)  X(memalign_calls) \
 	X(free_calls)     X(zone_allocs)    X(zone_frees)     X(bytes_requested) \
 	X(bytes_held)     X(fb_small)       X(fb_large)       X(fb_foreign) \
 	X(fb_exhausted)   X(fb_align)       X(invalid_frees)  X(sig_malloc) \
 	X(sig_free)       X(sig_small_zone) X(sig_deferred)   X(sig_deferred_drained) \
-	X(calloc_memset_skipped) X(realloc_in_place)
+	X(calloc_memset_skipped) X(realloc_in_place) \
+	X(fb_waste)       X(fb_waste_bytes) X(waste_kept)     X(waste_kept_bytes)
 struct malloc_stats {
 #define X(n) uint64_t n;
 	MALLOC_COUNTERS(X)

@@ -122,7 +122,8 @@ int magpage_get_stats(struct magpage_stats *st)
 	}
 	st->zone_lock_acquired = zi.lock_acquired;
 	st->zone_lock_contended = zi.lock_contended;
-	st->fallback_calls = ms.fb_small + ms.fb_large + ms.fb_foreign + ms.fb_exhausted + ms.fb_align;
+	st->fallback_calls = ms.fb_small + ms.fb_large + ms.fb_waste + ms.fb_foreign +
+			    ms.fb_exhausted + ms.fb_align;
 	st->signal_calls = ms.sig_malloc + ms.sig_free;
 	st->invalid_frees = ms.invalid_frees;
 	for (unsigned o = 0; o < MAX_ORDER; o++)

@@ -3,8 +3,12 @@
  *
  * Size routing: a request of at least opt.threshold bytes (one page by
  * default) and at most 4 MiB is served by the zone as whole pages, page
- * aligned; anything else goes to glibc.  Ownership is decided by address:
- * a pointer inside the region is ours, anything else is glibc's.
+ * aligned; anything else goes to glibc.  The waste policy makes one
+ * exception: a request of more than a page whose rounding up to whole
+ * pages would waste more than opt.waste_max percent of them (a page plus a
+ * header: 4101, 8224 bytes) goes to glibc too (waste_ok).  Ownership is
+ * decided by address: a pointer inside the region is ours, anything else
+ * is glibc's, so every block goes back to whoever served it.
  *
  * In a signal handler glibc must not be called at all (it is not
  * async-signal-safe): small requests then get a whole page from the zone,
@@ -33,6 +37,21 @@ static size_t zone_lo, zone_span;
 /* The same for the sizes the one-hop path may serve (up to CACHE_CLASSES
  * pages), so that one compare also bounds its table index. */
 static size_t onehop_span;
+/* opt.waste_max, set at init; 100 sends nothing away. */
+static size_t waste_max = 100;
+/*
+ * The fast path's size -> class table, the waste policy folded in: a
+ * request of s bytes in 1..CACHE_CLASSES pages looks up
+ * route[(s - 1) >> ROUTE_SHIFT], the one-hop class of its page count
+ * (pa_onehop), or PA_NO_ONEHOP when the one-hop path does not serve that
+ * count or when some size of the 512-byte slot is one the policy sends to
+ * glibc.  Those take malloc_slow, which decides exactly (zone_size); so the
+ * policy costs the fast path nothing: the same shift and load as
+ * pa_onehop's.  All PA_NO_ONEHOP until init.
+ */
+#define ROUTE_SHIFT 9
+#define ROUTE_SLOTS (CACHE_CLASSES << (PAGE_SHIFT - ROUTE_SHIFT))
+static uint8_t route[ROUTE_SLOTS] = { [0 ... ROUTE_SLOTS - 1] = PA_NO_ONEHOP };
 /* Requests below mp_glibc_below go straight to glibc: zone_lo; 0 while
  * frees deferred by a handler wait (fb_defer_free), so that the next small
  * malloc takes the slow path and drains them; 0 for good with statistics
@@ -89,6 +108,22 @@ void malloc_stats_read(struct malloc_stats *out)
 
 /* ---- initialisation ----------------------------------------------------- */
 
+static bool waste_ok(size_t size);
+
+/* After pa_init: route[] from pa_onehop and the policy.  Waste falls as
+ * the size grows within a page count, so a slot is all-zone when its
+ * smallest size the zone can see is. */
+static void route_init(void)
+{
+	for (size_t i = 0; i < ROUTE_SLOTS; i++) {
+		size_t lo = (i << ROUTE_SHIFT) + 1;
+		size_t pages = (i >> (PAGE_SHIFT - ROUTE_SHIFT)) + 1;
+		if (lo < zone_lo)
+			lo = zone_lo;
+		route[i] = waste_ok(lo) ? pa_onehop[pages] : PA_NO_ONEHOP;
+	}
+}
+
 static struct mp_lock init_lock;
 
 void mp_init_slow(void)
@@ -116,6 +151,8 @@ void mp_init_slow(void)
 			pa_init();
 			zone_lo = opt.threshold;
 			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
+			waste_max = opt.waste_max;
+			route_init();
 			if (opt.threshold <= (size_t)CACHE_CLASSES << PAGE_SHIFT)
 				onehop_span = ((size_t)CACHE_CLASSES << PAGE_SHIFT) - opt.threshold + 1;
 			mp_onehop_span = onehop_span;
@@ -232,9 +269,45 @@ static inline size_t pages_of(size_t size)
 	return size ? (size + PAGE_SIZE - 1) >> PAGE_SHIFT : 1;
 }
 
-static inline bool zone_size(size_t size)
+/*
+ * The waste policy: a request of n > 1 pages' worth of bytes is served as n
+ * whole pages only if what they waste, n * 4096 - size, is at most
+ * waste_max percent of them.  With waste_max:25 the smallest sizes kept
+ * are 6144 (2 pages), 9216 (3), 12289 (4); one-page requests are
+ * threshold's business.
+ */
+static inline bool waste_ok(size_t size)
+{
+	size_t held = pages_of(size) << PAGE_SHIFT;
+	return size <= PAGE_SIZE || (held - size) * 100 <= waste_max * held;
+}
+
+/* In the zone's range: threshold .. 4 MiB, once initialised. */
+static inline bool zone_range(size_t size)
 {
 	return size - zone_lo < zone_span;
+}
+
+/* Served by the zone in process context: in range and not sent away by
+ * the waste policy.  Handlers take any size in range (handler_alloc). */
+static inline bool zone_size(size_t size)
+{
+	return zone_range(size) && waste_ok(size);
+}
+
+/* Why glibc serves a process-context request of size bytes. */
+static void count_fallback(size_t size)
+{
+	if (likely(!stats_on))
+		return;
+	if (size < zone_lo) {
+		COUNT(fb_small);
+	} else if (zone_range(size)) {
+		COUNT(fb_waste);
+		count(MC_fb_waste_bytes, size);
+	} else {
+		COUNT(fb_large);
+	}
 }
 
 static NOINLINE void *page_exhausted(size_t size, size_t align)
@@ -250,6 +323,10 @@ static NOINLINE void *page_exhausted(size_t size, size_t align)
 static NOINLINE void account_alloc(size_t size, size_t npages)
 {
 	COUNT(zone_allocs);
+	if (size > PAGE_SIZE && (size & (PAGE_SIZE - 1))) {
+		COUNT(waste_kept);
+		count(MC_waste_kept_bytes, (npages << PAGE_SHIFT) - size);
+	}
 	count(MC_bytes_requested, size);
 	count(MC_bytes_held, npages << PAGE_SHIFT);
 	count(MC_live_requested, size);
@@ -354,7 +431,7 @@ static NOINLINE void *malloc_other(size_t size)
 	if (unlikely(sigctx_in_irq()))
 		return handler_alloc(size, false);
 	drain_deferred();
-	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
+	count_fallback(size);
 	return fb_malloc(size);
 }
 
@@ -386,7 +463,8 @@ static NOINLINE void *malloc_slow(size_t size)
  * mp_onehop_span and mp_glibc_below are 0 until init and while the purge
  * trap is armed (malloc_slow fires it); with statistics on the
  * one-hop table is empty and mp_glibc_below 0, so that everything goes the
- * counting way, malloc_slow.
+ * counting way, malloc_slow.  Sizes the waste policy sends to glibc find
+ * PA_NO_ONEHOP in route[] and go there through malloc_slow.
  */
 void *mp_malloc(size_t size)
 {
@@ -398,7 +476,7 @@ void *mp_malloc(size_t size)
 	if (likely(size - zone_lo < mp_onehop_span)) {
 		/* threshold <= size <= CACHE_CLASSES pages; threshold >= 1 */
 		void *p;
-		if (likely(pa_alloc_onehop(size, &p)))
+		if (likely(pa_alloc_onehop_class(route[(size - 1) >> ROUTE_SHIFT], &p)))
 			return p;
 	}
 	return malloc_slow(size);
@@ -489,7 +567,7 @@ void *mp_calloc(size_t n, size_t m)
 	if (unlikely(sigctx_in_irq()))
 		return handler_alloc(size, true);
 	drain_deferred();
-	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
+	count_fallback(size);
 	return fb_calloc(n, m);
 }
 
@@ -526,7 +604,9 @@ void *mp_realloc(void *p, size_t size)
 			return NULL;
 		}
 		size_t have = pd->npages, want = pages_of(size);
-		if (zone_size(size) && want <= have) {
+		/* A size the policy sends away moves to glibc, except in a
+		 * handler, where glibc cannot serve it. */
+		if (want <= have && (zone_size(size) || (zone_range(size) && sigctx_in_irq()))) {
 			/* Same pages, or fewer: stay, giving the tail back. */
 			if (stats_on) {
 				count(MC_live_requested, size - pd->req_bytes);
@@ -546,7 +626,7 @@ void *mp_realloc(void *p, size_t size)
 	if (unlikely(sigctx_in_irq()) || zone_size(size))
 		return realloc_move(p, fb_usable_size(p), size);
 	drain_deferred();
-	count(size < zone_lo ? MC_fb_small : MC_fb_large, 1);
+	count_fallback(size);
 	return fb_realloc(p, size);
 }
 

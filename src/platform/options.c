@@ -57,6 +57,8 @@ static const struct opt_def defs[] = {
 	  "bytes of address space reserved for the zone (suffix k, m, g); 0 = physical memory, at most 64g, and under a finite ulimit -v or -d at most 1/8 of the limit (none below 4m); a size given here is used as given" },
 	{ "threshold", T_SIZE, F(threshold), false, 1, 4u << 20, false, NULL,
 	  "requests of at least this many bytes (up to 4 MiB) are served from the zone as whole pages" },
+	{ "waste_max", T_UINT, F(waste_max), false, 0, 100, false, NULL,
+	  "a request of more than a page whose rounding up to whole pages would waste more than this percent of the pages it holds goes to glibc instead (4101 bytes: 49.9% of 2 pages; 8224: 33.1% of 3); 100 = never, every size from threshold to 4 MiB gets pages; signal handlers always get pages" },
 	{ "magazines", T_UINT, F(magazines), true, 1, MAX_CACHES, true, NULL,
 	  "number of magazines, a power of two; 0 = the CPU count rounded up to a power of two (at least 2)" },
 	{ "mag_map", T_ENUM, F(mag_map), false, 0, 0, false, maps,
@@ -112,6 +114,7 @@ void options_defaults(struct mp_options *o)
 	o->preset = 0;
 	o->cache = CACHE_BONWICK;
 	o->threshold = PAGE_SIZE;
+	o->waste_max = WASTE_MAX_DEFAULT;
 	o->depot_pages = 16384;
 	o->magazines = 0;
 	o->mag_map = MAP_CPU;

@@ -105,8 +105,13 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 		   ul(m->bytes_held));
 	pct(b, m->bytes_held - m->bytes_requested, m->bytes_held);
 	fmt_printf(b, "%%); live: requested %ld, held %ld\n", (long)m->live_requested, (long)m->live_held);
-	fmt_printf(b, "  fallback (glibc): small %lu, large %lu, foreign frees %lu, zone exhausted %lu, aligned %lu\n",
-		   ul(m->fb_small), ul(m->fb_large), ul(m->fb_foreign), ul(m->fb_exhausted), ul(m->fb_align));
+	fmt_printf(b, "  fallback (glibc): small %lu, large %lu, waste %lu, foreign frees %lu, zone exhausted %lu, aligned %lu\n",
+		   ul(m->fb_small), ul(m->fb_large), ul(m->fb_waste), ul(m->fb_foreign),
+		   ul(m->fb_exhausted), ul(m->fb_align));
+	fmt_printf(b, "  waste policy (waste_max %u%%): %lu requests of %lu bytes sent to glibc; "
+		   "kept in the zone: %lu over a page and not whole pages, wasting %lu bytes\n",
+		   opt.waste_max, ul(m->fb_waste), ul(m->fb_waste_bytes), ul(m->waste_kept),
+		   ul(m->waste_kept_bytes));
 	fmt_printf(b, "  invalid frees caught: %lu\n", ul(m->invalid_frees));
 
 	fmt_printf(b, "caches (%s): %lu pages held now\n", cache_name(), ul(r->cached_pages));
@@ -209,10 +214,14 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		   ul(m->zone_allocs), ul(m->zone_frees), ul(m->realloc_in_place),
 		   ul(m->calloc_memset_skipped), ul(m->bytes_requested), ul(m->bytes_held),
 		   (long)m->live_requested, (long)m->live_held);
-	fmt_printf(b, "\"fallback\":{\"small\":%lu,\"large\":%lu,\"foreign_free\":%lu,"
-		   "\"exhausted\":%lu,\"aligned\":%lu},\"invalid_frees\":%lu},",
-		   ul(m->fb_small), ul(m->fb_large), ul(m->fb_foreign), ul(m->fb_exhausted),
-		   ul(m->fb_align), ul(m->invalid_frees));
+	fmt_printf(b, "\"fallback\":{\"small\":%lu,\"large\":%lu,\"waste\":%lu,\"foreign_free\":%lu,"
+		   "\"exhausted\":%lu,\"aligned\":%lu},",
+		   ul(m->fb_small), ul(m->fb_large), ul(m->fb_waste), ul(m->fb_foreign),
+		   ul(m->fb_exhausted), ul(m->fb_align));
+	fmt_printf(b, "\"waste\":{\"max_pct\":%u,\"sent\":%lu,\"sent_bytes\":%lu,"
+		   "\"kept\":%lu,\"kept_bytes\":%lu},\"invalid_frees\":%lu},",
+		   opt.waste_max, ul(m->fb_waste), ul(m->fb_waste_bytes), ul(m->waste_kept),
+		   ul(m->waste_kept_bytes), ul(m->invalid_frees));
 
 	fmt_printf(b, "\"caches\":{\"type\":\"%s\",\"count\":%u,\"cached_pages\":%lu,", cache_name(),
 		   r->ncaches, ul(r->cached_pages));

@@ -168,7 +168,7 @@ Test(introspect, free_bulk_frees_pages_and_foreign_pointers, .timeout = 30)
 	enum { N = 1000, FOREIGN = 100 };
 	static void *ptrs[N + FOREIGN + 10];
 	static void *again[N];
-	static const size_t sizes[] = { 4096, 8192, 3 * 4096, 16384, 5 * 4096, 65536, 4104 };
+	static const size_t sizes[] = { 4096, 8192, 3 * 4096, 16384, 5 * 4096, 65536, 8000 };
 	size_t n = 0, pages = 0;
 
 	struct magpage_stats s0 = mp_stats();

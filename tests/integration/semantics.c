@@ -117,7 +117,7 @@ Test(semantics, calloc_overflow_fails_with_enomem)
 Test(semantics, calloc_zeroes_recycled_pages, .timeout = 30)
 {
 	static const size_t sizes[] = {
-		4096, 4100, 8192, 8032, 12288, 16384, 20480, 7 * 4096, 65536, 100 * 4096 + 1,
+		4096, 8100, 8192, 8032, 12288, 16384, 20480, 7 * 4096, 65536, 100 * 4096 + 1,
 		MAX_ZONE_BLOCK - 4096, MAX_ZONE_BLOCK,
 	};
 	const size_t n = sizeof(sizes) / sizeof(sizes[0]);

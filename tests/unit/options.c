@@ -56,6 +56,7 @@ Test(options, defaults)
 	cr_assert_eq(o.depot_pages, 16384);
 	cr_assert_eq(o.region_size, 0);
 	cr_assert_eq(o.threshold, 4096);
+	cr_assert_eq(o.waste_max, WASTE_MAX_DEFAULT);
 	cr_assert_eq(o.magazines, 0);
 	cr_assert_eq(o.mag_map, MAP_CPU);
 	cr_assert_eq(o.mag_limit, 1024);
@@ -103,6 +104,8 @@ Test(options, every_key_good_value)
 	PARSE_OK(&o, "threshold:1");           cr_assert_eq(o.threshold, 1);
 	PARSE_OK(&o, "threshold:8192");        cr_assert_eq(o.threshold, 8192);
 	PARSE_OK(&o, "threshold:4m");          cr_assert_eq(o.threshold, 4u << 20);
+	PARSE_OK(&o, "waste_max:0");           cr_assert_eq(o.waste_max, 0);
+	PARSE_OK(&o, "waste_max:100");         cr_assert_eq(o.waste_max, 100);
 	PARSE_OK(&o, "magazines:0");           cr_assert_eq(o.magazines, 0);
 	PARSE_OK(&o, "magazines:1");           cr_assert_eq(o.magazines, 1);
 	PARSE_OK(&o, "magazines:4");           cr_assert_eq(o.magazines, 4);
@@ -178,6 +181,7 @@ Test(options, size_suffixes)
 	cr_assert_eq(o.magazines, 0);
 	cr_assert_eq(parse(&o, "threshold:8kk", msg, sizeof(msg)), 1);
 	cr_assert_eq(o.threshold, 4096);
+	cr_assert_eq(o.waste_max, WASTE_MAX_DEFAULT);
 	cr_assert_eq(parse(&o, "threshold:8x", msg, sizeof(msg)), 1);
 	cr_assert_eq(parse(&o, "threshold:k", msg, sizeof(msg)), 1);
 	/* Overflow is refused, not wrapped. */
@@ -203,6 +207,9 @@ static const struct bad_case bad[] = {
 	{ "region_size:-1", "region_size", "suffix k/m/g" },
 	{ "threshold:0", "threshold", "from 1 to 4194304" },
 	{ "threshold:5m", "threshold", "from 1 to 4194304" },
+	{ "waste_max:101", "waste_max", "from 0 to 100" },
+	{ "waste_max:-1", "waste_max", "from 0 to 100" },
+	{ "waste_max:10%", "waste_max", "from 0 to 100" },
 	{ "magazines:3", "magazines", "power of two" },
 	{ "magazines:128", "magazines", "from 1 to 64" },
 	{ "magazines:two", "magazines", "power of two" },
