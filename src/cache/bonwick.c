@@ -75,6 +75,7 @@ static bool bw_rseq;                    /* per-CPU front end; else per thread */
 static struct bw_depot depot[CACHE_CLASSES];
 static uint32_t batch[CACHE_CLASSES], max_high[CACHE_CLASSES];
 static struct cache_fences fenced;
+static uint64_t decayed_pages;          /* atomic: given to the zone by bw_decay */
 static pthread_key_t thread_key;        /* per-thread front end: flush at exit */
 static struct mp_lock threads_lock;     /* guards the thread list */
 static struct bw_thread *threads;       /* per-thread front ends, for the stats */
@@ -537,6 +538,66 @@ static size_t drain_cpu(unsigned cpu)
 }
 #endif
 
+/* What a CPU's arrays have done: any refill, spill or change of count
+ * since the last look changes it (the fast paths count nothing, but
+ * move the counts). */
+static uint64_t traffic_of(const struct bw_cpu *c)
+{
+	uint64_t h = 0;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		h = h * 31 + c->c[k].refills + (c->c[k].spills << 20);
+		h = h * 31 + __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED);
+	}
+	return h;
+}
+
+/*
+ * The decay purge's hook: a CPU whose arrays saw no traffic since the last
+ * call (about purge_delay_ms ago) is drained remotely, as drain_all would,
+ * which also puts its high back to two batches; a depot class nothing went
+ * in or out of gives its blocks to the zone.  The zone then purges them
+ * once they have aged there.  A busy CPU whose count happens to read the
+ * same twice is drained too, and refills: a cost of one batch.  Per-thread
+ * arrays (no rseq) decay only when their thread exits.
+ */
+static uint64_t depot_seen[CACHE_CLASSES];
+
+static size_t bw_decay(void)
+{
+	size_t pages = 0;
+	uint8_t was;
+
+	if (!cache_drain_begin(false, &was))
+		return 0;
+#if MP_HAVE_RSEQ
+	for (unsigned cpu = 0; bw_rseq && cpu < nr_cpus; cpu++) {
+		struct bw_cpu *c = bw_cpu_of(cpu);
+		uint64_t seen = traffic_of(c);
+		if (seen == c->decay_seen)
+			pages += drain_cpu(cpu);
+		c->decay_seen = traffic_of(c);
+	}
+#endif
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		struct bw_depot *d = &depot[k];
+		uint64_t seen = __atomic_load_n(&d->in, __ATOMIC_RELAXED) +
+				(__atomic_load_n(&d->out, __ATOMIC_RELAXED) << 32);
+		if (seen == depot_seen[k] && __atomic_load_n(&d->nr, __ATOMIC_RELAXED)) {
+			uint32_t buf[BW_MAXBUF];
+			unsigned n;
+			while ((n = depot_take(k, buf, BW_MAXBUF, false)) != 0) {
+				free_pfns(buf, n, k);
+				pages += (size_t)n * (k + 1);
+			}
+		}
+		depot_seen[k] = __atomic_load_n(&d->in, __ATOMIC_RELAXED) +
+				(__atomic_load_n(&d->out, __ATOMIC_RELAXED) << 32);
+	}
+	cache_drain_end(was);
+	__atomic_add_fetch(&decayed_pages, pages, __ATOMIC_RELAXED);
+	return pages;
+}
+
 static size_t bw_drain_all(void)
 {
 	size_t pages = 0;
@@ -622,6 +683,8 @@ static uint64_t bw_depot_pages(void)
 static void bw_text(struct fmt_buf *b)
 {
 	cache_text_fences(b, &fenced);
+	fmt_printf(b, "  decay: %lu pages of unused arrays and depot classes given to the zone\n",
+		   (unsigned long)__atomic_load_n(&decayed_pages, __ATOMIC_RELAXED));
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		const struct bw_depot *d = &depot[k];
 		uint64_t nr = __atomic_load_n(&d->nr, __ATOMIC_RELAXED);
@@ -635,7 +698,8 @@ static void bw_text(struct fmt_buf *b)
 static void bw_json(struct fmt_buf *b)
 {
 	cache_json_fences(b, &fenced);
-	fmt_printf(b, ",\"depot\":[");
+	fmt_printf(b, ",\"decayed_pages\":%lu,\"depot\":[",
+		   (unsigned long)__atomic_load_n(&decayed_pages, __ATOMIC_RELAXED));
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		const struct bw_depot *d = &depot[k];
 		fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu}",
@@ -673,6 +737,7 @@ static void bw_fork_child(void)
 	}
 	mp_lock_reset(&threads_lock);
 	memset(&fenced, 0, sizeof(fenced));
+	decayed_pages = 0;
 	if (bw_rseq)
 		for (unsigned c = 0; c < nr_cpus; c++) {
 			memset(bw_cpu_of(c)->c, 0, sizeof(bw_cpu_of(c)->c));
@@ -731,6 +796,7 @@ const struct cache_ops cache_bonwick_ops = {
 	.alloc = bw_alloc,
 	.free = bw_free,
 	.drain_all = bw_drain_all,
+	.decay = bw_decay,
 	.count = bw_count,
 	.view = bw_view,
 	.depot_pages = bw_depot_pages,

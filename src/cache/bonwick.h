@@ -53,6 +53,7 @@ struct bw_cpu {
 	struct bw_class cls[CACHE_CLASSES];
 	struct bw_counts c[CACHE_CLASSES];
 	uint64_t restarts;                           /* rseq sections restarted */
+	uint64_t decay_seen;                         /* bw_decay: traffic last time */
 };
 _Static_assert(sizeof(struct bw_cpu) <= (1u << BW_STRIDE_SHIFT), "a CPU's cache fits its stride");
 

@@ -72,6 +72,11 @@ struct cache_ops {
 	void (*free_chain)(struct page_desc *chain); /* linked through next; NULL:
 							free one by one */
 	size_t (*drain_all)(void);                   /* pages given to the zone */
+	/* The decay purge, about once per purge_delay_ms, process context:
+	 * the parts of the cache that saw no traffic since the last call give
+	 * their blocks to the zone and their capacity returns to its start.
+	 * Pages given; NULL: the design keeps what it holds. */
+	size_t (*decay)(void);
 	unsigned (*count)(void);                     /* caches to view */
 	void (*view)(unsigned i, struct cache_view *v);
 	uint64_t (*depot_pages)(void);  /* free pages held outside the per-CPU
@@ -121,6 +126,10 @@ static inline bool cache_free(struct page_desc *pd, bool irq)
 static inline size_t cache_drain_all(bool irq)
 {
 	return !irq || cache.irq_safe ? cache.drain_all() : 0;
+}
+static inline size_t cache_decay(void)
+{
+	return cache.decay ? cache.decay() : 0;
 }
 /* Process context; what the cache does not take goes to the zone. */
 void cache_free_chain(struct page_desc *chain);

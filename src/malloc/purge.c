@@ -67,6 +67,7 @@ static struct {
 	uint32_t busy;            /* atomic: a driver is running */
 	uint64_t armed_at;        /* atomic: coarse time the trap was armed; 0 = not */
 	uint64_t next_purge;      /* no aged purge before (rate limit); under busy */
+	uint64_t next_decay;      /* no cache decay before; under busy */
 	uint64_t last_trip;       /* coarse time of the last trip; under busy */
 	uint32_t trips_left;      /* re-armings left in this PERIOD; under busy */
 	uint32_t thread_state;    /* atomic: THREAD_* */
@@ -116,6 +117,12 @@ static void purge_old(uint64_t now)
 	if (now < P.next_purge || now < P.delay)
 		return;
 	P.next_purge = now + P.period;
+	/* caches unused for the delay give their blocks to the zone, where
+	 * they age like any free block */
+	if (now >= P.next_decay) {
+		P.next_decay = now + P.delay;
+		cache_decay();
+	}
 	zone_purge_aged(now - P.delay, P.advice, &pages);
 }
 

@@ -3,13 +3,16 @@
  *
  * Registered once per configuration (CMakeLists.txt): purge_delay_ms:1
  * without the thread, the same with purge_advice:free, and with
- * purge_thread:1.  A delay of 1 ms makes the purge due as soon as the test
+ * purge_thread:1, and (unused_cpu_cache_decays_while_busy) 200 ms with the
+ * thread.  A delay of 1 ms makes the purge due as soon as the test
  * sleeps; nothing here asserts on time: each wait is a bounded poll (the
  * watchdog), and a result that never comes fails the test when the poll
  * gives up.
  */
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -214,4 +217,79 @@ Test(purge, exit_with_the_thread_asleep)
 	int st;
 	cr_assert_eq(waitpid(pid, &st, 0), pid);   /* the suite's timeout is the watchdog */
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
+}
+
+/* A counter of the JSON report's "caches" object (bonwick's decay). */
+static uint64_t caches_counter(const char *name)
+{
+	static char buf[1 << 16];
+	char key[64];
+	int fd = memfd_create("mp_stats", 0);
+
+	cr_assert_geq(fd, 0);
+	print_stats(fd, 1);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	const char *obj = strstr(buf, "\"caches\":{");
+	cr_assert_not_null(obj, "no caches object in the report");
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	const char *at = strstr(obj, key);
+	cr_assert_not_null(at, "no %s in the caches object", name);
+	return strtoull(at + strlen(key), NULL, 10);
+}
+
+static bool pin_to(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+static void *fill_cpu1_cache(void *arg)
+{
+	(void)arg;
+	if (!pin_to(1))
+		return (void *)1;
+	static void *p[256];
+	for (int i = 0; i < 256; i++) {
+		p[i] = malloc(PAGE);
+		cr_assert_not_null(p[i]);
+		fill(p[i], PAGE, (uint64_t)i);
+	}
+	for (int i = 0; i < 256; i++)
+		free(p[i]);
+	return NULL;
+}
+
+/* A busy process whose other CPU's cache went unused: the decay gives that
+ * cache's blocks to the zone (issue 10: caches decay when unused), while
+ * the process never goes idle (a malloc every millisecond, so the trap
+ * never finds a delay without one).  Registered with a 200 ms delay. */
+Test(purge, unused_cpu_cache_decays_while_busy)
+{
+	if (!mp_conf_has("purge_delay_ms:200") || mp_conf_has("cache:") ||
+	    mp_conf_has("preset:"))
+		cr_skip_test("for the default cache with purge_delay_ms:200");
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || !pin_to(0))
+		cr_skip_test("needs two CPUs");
+	pthread_t t;
+	void *rc;
+	cr_assert_eq(pthread_create(&t, NULL, fill_cpu1_cache, NULL), 0);
+	pthread_join(t, &rc);
+	if (rc)
+		cr_skip_test("cannot pin to CPU 1");
+	uint64_t decayed = 0;
+	for (int round = 0; round < 10000 && !decayed; round++) {
+		nap_ms(1);
+		void *q = malloc(PAGE), *s = malloc(64);
+		cr_assert(q && s);
+		free(q);
+		free(s);
+		decayed = caches_counter("decayed_pages");
+	}
+	cr_assert_geq(decayed, 1, "no cache decayed in 10000 busy milliseconds");
+	cr_assert_eq(purge_counter("idle_purges"), 0, "the process was never idle");
 }
