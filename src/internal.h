@@ -243,7 +243,7 @@ enum on_exhausted { EXHAUSTED_FALLBACK, EXHAUSTED_NULL };
 enum zone_irqsave { IRQSAVE_DEFER, IRQSAVE_SIGMASK };
 enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
-#define PURGE_DELAY_MS_DEFAULT 1000
+#define PURGE_DELAY_MS_DEFAULT 100
 
 /* waste_max's default, measured on the real programs (README "Which
  * requests it serves"). */
