@@ -8,6 +8,9 @@
 #include "bench.h"
 
 #include <errno.h>
+#include <unistd.h>
+#include <time.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -236,4 +239,29 @@ void bench_sort_addrs(uintptr_t *a, size_t n)
 		a[0] = a[end], a[end] = t;
 		sift_down(a, 0, end);
 	}
+}
+
+double bench_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double bench_rss_mib(void)
+{
+	char buf[128];
+	long pages = 0;
+	int fd = open("/proc/self/statm", O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if (sscanf(buf, "%*s %ld", &pages) != 1)
+		return -1;
+	return (double)pages * (double)sysconf(_SC_PAGESIZE) / (1 << 20);
 }

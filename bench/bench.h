@@ -63,5 +63,9 @@ void bench_trimmed_mean(const double *x, int n, double *mean, double *sd);
 size_t bench_parse_size(const char *s, const char *what);
 int bench_nth_cpu(int k, int *nproc);
 void bench_sort_addrs(uintptr_t *a, size_t n);
+/* CLOCK_MONOTONIC in seconds. */
+double bench_now_s(void);
+/* Resident MiB, from /proc/self/statm (no malloc); -1 if unreadable. */
+double bench_rss_mib(void);
 
 #endif /* MAGPAGE_BENCH_H */

@@ -18,6 +18,8 @@
  * checksum of what it wrote keeps the writes alive.
  */
 #define _GNU_SOURCE
+#include "bench.h"
+
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,36 +41,13 @@ static struct sample samples[MAX_SAMPLES];
 static unsigned nsamples;
 static double t_start, next_sample, period = 0.1;
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Resident MiB from /proc/self/statm (its second field, in pages); no
- * malloc. */
-static double rss_mib(void)
-{
-	char buf[128];
-	int fd = open("/proc/self/statm", O_RDONLY);
-	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
-		return -1;
-	buf[n] = '\0';
-	const char *p = strchr(buf, ' ');
-	return p ? (double)strtoull(p + 1, NULL, 10) * (double)sysconf(_SC_PAGESIZE) / 1048576.0 : -1;
-}
-
 /* Takes the samples that are due (at most one per call). */
 static void tick(const char *phase)
 {
-	double t = now();
+	double t = bench_now_s();
 	if (t < next_sample || nsamples == MAX_SAMPLES)
 		return;
-	samples[nsamples++] = (struct sample){ t - t_start, rss_mib(), phase };
+	samples[nsamples++] = (struct sample){ t - t_start, bench_rss_mib(), phase };
 	next_sample += period;
 	if (next_sample < t)
 		next_sample = t + period;
@@ -109,7 +88,7 @@ int main(int argc, char **argv)
 	}
 	memset(blk, 0, cap * sizeof(void *));
 
-	t_start = now();
+	t_start = bench_now_s();
 	next_sample = t_start;
 	tick("alloc");
 	size_t n = 0, bytes = 0;
@@ -133,11 +112,11 @@ int main(int argc, char **argv)
 		if ((i & 63) == 0)
 			tick("free");
 	}
-	double idle_start = now(), next_poke = idle_start + poke;
+	double idle_start = bench_now_s(), next_poke = idle_start + poke;
 	next_sample = idle_start;      /* the first idle sample right away */
-	while (now() - idle_start < idle) {
+	while (bench_now_s() - idle_start < idle) {
 		tick("idle");
-		if (poke > 0 && now() >= next_poke) {
+		if (poke > 0 && bench_now_s() >= next_poke) {
 			free(malloc(4096));
 			next_poke += poke;
 		}
@@ -155,7 +134,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nsamples; i++)
 		printf("%.3f,%.1f,%s\n", samples[i].t, samples[i].rss_mib, samples[i].phase);
 	printf("# peak_rss_mib %.1f end_rss_mib %.1f checksum %llu\n", (double)ru.ru_maxrss / 1024,
-	       rss_mib(), (unsigned long long)sum);
+	       bench_rss_mib(), (unsigned long long)sum);
 	free(blk);
 	return 0;
 }

@@ -29,34 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Resident bytes, from the second field of /proc/self/statm. */
-static double rss_mib(void)
-{
-	char buf[128];
-	int fd = open("/proc/self/statm", O_RDONLY);
-	ssize_t n;
-	long pages = 0;
-
-	if (fd < 0)
-		bench_die("open /proc/self/statm");
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		bench_die("read /proc/self/statm");
-	buf[n] = '\0';
-	if (sscanf(buf, "%*s %ld", &pages) != 1)
-		bench_die("cannot parse /proc/self/statm");
-	return (double)pages * (double)sysconf(_SC_PAGESIZE) / (1 << 20);
-}
-
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
@@ -119,15 +91,17 @@ int main(int argc, char **argv)
 		for (size_t off = 0; off < size; off += 4096)
 			p[i][off] = (char)(i | 1);
 	}
-	double peak = rss_mib();
+	double peak = bench_rss_mib();
+	if (peak < 0)
+		bench_die("cannot read /proc/self/statm");
 	for (size_t i = 0; i < n; i++)
 		free(p[i]);
 
-	double t0 = now_s(), below = -1, last = 0;
+	double t0 = bench_now_s(), below = -1, last = 0;
 	int called = call_at < 0;
 	say("# peak %.1f MiB after the allocations; t_s,rss_mib from the last free\n", peak);
 	for (double next = 0;; next += interval) {
-		double t = now_s() - t0;
+		double t = bench_now_s() - t0;
 		if (!called && t >= call_at) {
 			void *q = malloc(call_size);
 			if (!q)
@@ -137,7 +111,7 @@ int main(int argc, char **argv)
 			called = 1;
 			say("# t=%.2f: one malloc(%zu)+free\n", t, call_size);
 		}
-		last = rss_mib();
+		last = bench_rss_mib();
 		if (last > peak)
 			peak = last;
 		if (below < 0 && last < peak / 10)
@@ -148,7 +122,7 @@ int main(int argc, char **argv)
 		double wake = next + interval;
 		if (!called && call_at < wake)
 			wake = call_at;
-		t = now_s() - t0;
+		t = bench_now_s() - t0;
 		if (wake > t)
 			sleep_s(wake - t);
 	}

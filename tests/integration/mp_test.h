@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -85,6 +86,31 @@ static inline bool mp_conf_has(const char *line)
 	char want[128];
 	snprintf(want, sizeof(want), "\n%s\n", line);
 	return strstr(buf, want) != NULL;
+}
+
+/* A counter of the JSON statistics report: the number after "key": inside
+ * the object that starts at "obj":{.  The report is written without malloc
+ * into a memfd, so reading it is no allocator call. */
+static inline unsigned long long mp_report_counter(const char *obj, const char *key)
+{
+	static char buf[1 << 16];
+	void (*print_stats)(int, int) = (void (*)(int, int))mp_sym("magpage_print_stats");
+	char o[64], k[64];
+	int fd = memfd_create("mp_stats", 0);
+
+	cr_assert_geq(fd, 0);
+	print_stats(fd, 1);
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	cr_assert_gt(n, 0);
+	buf[n] = '\0';
+	snprintf(o, sizeof(o), "\"%s\":{", obj);
+	snprintf(k, sizeof(k), "\"%s\":", key);
+	const char *at = strstr(buf, o);
+	cr_assert_not_null(at, "no %s in the report", o);
+	at = strstr(at, k);
+	cr_assert_not_null(at, "no %s in %s", k, o);
+	return strtoull(at + strlen(k), NULL, 10);
 }
 
 static inline bool mp_has_cache(void)

@@ -22,12 +22,9 @@
 
 #define BLOCKS 2048          /* 8 MiB of 4 KiB blocks */
 
-static void (*print_stats)(int fd, int json);
-
 static void load(void)
 {
 	mp_api_load();
-	print_stats = (void (*)(int, int))mp_sym("magpage_print_stats");
 }
 
 TestSuite(purge, .init = load, .timeout = 60);
@@ -42,26 +39,9 @@ static bool advice_free(void)
 	return mp_conf_has("purge_advice:free");
 }
 
-/* A counter of the JSON report's "purge" object; the report is written
- * without malloc, so reading it is no allocator call. */
 static uint64_t purge_counter(const char *name)
 {
-	static char buf[1 << 16];
-	char key[64];
-	int fd = memfd_create("mp_stats", 0);
-
-	cr_assert_geq(fd, 0);
-	print_stats(fd, 1);
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	cr_assert_gt(n, 0);
-	buf[n] = '\0';
-	const char *obj = strstr(buf, "\"purge\":{");
-	cr_assert_not_null(obj, "no purge object in the report");
-	snprintf(key, sizeof(key), "\"%s\":", name);
-	const char *at = strstr(obj, key);
-	cr_assert_not_null(at, "no %s in the purge object", name);
-	return strtoull(at + strlen(key), NULL, 10);
+	return mp_report_counter("purge", name);
 }
 
 static size_t rss_bytes(void)
@@ -219,27 +199,6 @@ Test(purge, exit_with_the_thread_asleep)
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %#x", st);
 }
 
-/* A counter of the JSON report's "caches" object (bonwick's decay). */
-static uint64_t caches_counter(const char *name)
-{
-	static char buf[1 << 16];
-	char key[64];
-	int fd = memfd_create("mp_stats", 0);
-
-	cr_assert_geq(fd, 0);
-	print_stats(fd, 1);
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	cr_assert_gt(n, 0);
-	buf[n] = '\0';
-	const char *obj = strstr(buf, "\"caches\":{");
-	cr_assert_not_null(obj, "no caches object in the report");
-	snprintf(key, sizeof(key), "\"%s\":", name);
-	const char *at = strstr(obj, key);
-	cr_assert_not_null(at, "no %s in the caches object", name);
-	return strtoull(at + strlen(key), NULL, 10);
-}
-
 static bool pin_to(int cpu)
 {
 	cpu_set_t set;
@@ -288,7 +247,7 @@ Test(purge, unused_cpu_cache_decays_while_busy)
 		cr_assert(q && s);
 		free(q);
 		free(s);
-		decayed = caches_counter("decayed_pages");
+		decayed = mp_report_counter("caches", "decayed_pages");
 	}
 	cr_assert_geq(decayed, 1, "no cache decayed in 10000 busy milliseconds");
 	cr_assert_eq(purge_counter("idle_purges"), 0, "the process was never idle");

@@ -197,29 +197,6 @@ Test(waste, handlers_get_zone_pages_for_every_size)
 
 /* ---- counters ------------------------------------------------------------ */
 
-/* A counter of the JSON report: the number after "key": inside the object
- * that starts at "obj":{ */
-static unsigned long json_counter(const char *obj, const char *key)
-{
-	static char buf[1 << 16];
-	void (*print_stats)(int, int) = (void (*)(int, int))mp_sym("magpage_print_stats");
-	int fd = memfd_create("mp_stats", 0);
-	cr_assert_geq(fd, 0);
-	print_stats(fd, 1);
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	cr_assert_gt(n, 0);
-	buf[n] = '\0';
-	char o[64], k[64];
-	snprintf(o, sizeof(o), "\"%s\":{", obj);
-	snprintf(k, sizeof(k), "\"%s\":", key);
-	char *at = strstr(buf, o);
-	cr_assert_not_null(at, "no %s in the report", o);
-	at = strstr(at, k);
-	cr_assert_not_null(at, "no %s in %s", k, o);
-	return strtoul(at + strlen(k), NULL, 10);
-}
-
 Test(waste, counters)
 {
 	if (!mp_conf_has("stats:json") && !mp_conf_has("stats:1"))
@@ -230,10 +207,10 @@ Test(waste, counters)
 					8000, 12000, 9 * PAGE + 100 };
 	unsigned long sent = 0, sent_bytes = 0, kept = 0, kept_bytes = 0;
 
-	unsigned long s0 = json_counter("waste", "sent"), b0 = json_counter("waste", "sent_bytes");
-	unsigned long k0 = json_counter("waste", "kept"), kb0 = json_counter("waste", "kept_bytes");
-	unsigned long f0 = json_counter("fallback", "waste");
-	cr_assert_eq(json_counter("waste", "max_pct"), w);
+	unsigned long s0 = mp_report_counter("waste", "sent"), b0 = mp_report_counter("waste", "sent_bytes");
+	unsigned long k0 = mp_report_counter("waste", "kept"), kb0 = mp_report_counter("waste", "kept_bytes");
+	unsigned long f0 = mp_report_counter("fallback", "waste");
+	cr_assert_eq(mp_report_counter("waste", "max_pct"), w);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		size_t s = sizes[i], held = (s + PAGE - 1) / PAGE * PAGE;
 		void *p = malloc(s);
@@ -248,9 +225,9 @@ Test(waste, counters)
 	}
 	/* Whole pages waste nothing and are not counted as kept. */
 	free(malloc(3 * PAGE));
-	cr_assert_eq(json_counter("waste", "sent") - s0, sent);
-	cr_assert_eq(json_counter("waste", "sent_bytes") - b0, sent_bytes);
-	cr_assert_eq(json_counter("fallback", "waste") - f0, sent);
-	cr_assert_eq(json_counter("waste", "kept") - k0, kept);
-	cr_assert_eq(json_counter("waste", "kept_bytes") - kb0, kept_bytes);
+	cr_assert_eq(mp_report_counter("waste", "sent") - s0, sent);
+	cr_assert_eq(mp_report_counter("waste", "sent_bytes") - b0, sent_bytes);
+	cr_assert_eq(mp_report_counter("fallback", "waste") - f0, sent);
+	cr_assert_eq(mp_report_counter("waste", "kept") - k0, kept);
+	cr_assert_eq(mp_report_counter("waste", "kept_bytes") - kb0, kept_bytes);
 }
