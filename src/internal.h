@@ -143,6 +143,8 @@ struct mp_tls {
 	};
 	uint8_t in_init;           /* this thread is running mp_init */
 	uint8_t in_zone;           /* between zone_lock and zone_unlock */
+	uint16_t hop_frees;        /* malloc.c: frees the table hop absorbed, to
+				      sample (1 in 64) for the purge */
 	uintptr_t outer_sp;        /* trampoline frame of the outermost live handler on
 				      the thread's own stack; 0 if none */
 	uintptr_t outer_alt_sp;    /* the same on the sigaltstack */

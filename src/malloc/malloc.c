@@ -387,12 +387,20 @@ static inline void page_free(void *p, const char *fn)
 	pd->flags = f & (uint8_t)~PG_ALLOC;
 	if (unlikely(stats_on))
 		account_free(pd);
-	/* the other designs' hop (stats off) still ticks the purge: their
-	 * frees drain to the zone from inside the cache */
-	if (stats_on || !pa_free_table_hop(pd))
+	if (stats_on || !pa_free_table_hop(pd)) {
 		pa_free(pd);
+		tick_check();
+		purge_free_slow();
+		return;
+	}
+	/* The other designs' hop took it, as bonwick's one-hop path would have
+	 * (which tells the purge nothing): their drains reach the zone from
+	 * inside the cache, so tick; and one free in 64 says the caches hold
+	 * freed memory.  Not every one: each would arm the trap, and each
+	 * malloc then fire it, a clock read apiece. */
 	tick_check();
-	purge_free_slow();
+	if (unlikely((++mp_tls.hop_frees & 63) == 0))
+		purge_free_slow();
 }
 
 /* ---- the glibc side ----------------------------------------------------- */
