@@ -92,14 +92,14 @@ void mag_drain_some(struct magazine *m, unsigned trigger, struct page_desc **cha
 		if (pages >= mag_drain_min && mp_lock_is_contended(&m->lock))
 			break;
 		bool others = m->nr_pages > mag_list(m, trigger)->nr * (trigger + 1);
-		for (unsigned k = 0; k < CACHE_CLASSES; k++, c = (c + 1) % CACHE_CLASSES)
+		for (unsigned k = 0; k < MAG_CLASSES; k++, c = (c + 1) % MAG_CLASSES)
 			if (mag_list(m, c)->nr && (c != trigger || !others))
 				break;
 		if (pages && pages + c + 1 > mag_drain_max)
 			break;      /* a drain never moves more than mag_drain_max */
 		chain_for_zone(chain, __mag_take_tail(m, c), c);
 		pages += c + 1;
-		c = (c + 1) % CACHE_CLASSES;
+		c = (c + 1) % MAG_CLASSES;
 	}
 	m->drain_next = c;
 	struct mag_cold_counts *cc = &m->cold[trigger];
@@ -317,7 +317,7 @@ size_t mag_drain_all(void)
 		cs_enter();
 		mp_lock(&m->lock);
 		pages += m->nr_pages;
-		for (unsigned c = 0; c < CACHE_CLASSES; c++)
+		for (unsigned c = 0; c < MAG_CLASSES; c++)
 			while (mag_list(m, c)->nr)
 				chain_for_zone(&chain, __mag_take_tail(m, c), c);
 		mp_unlock(&m->lock);
@@ -337,7 +337,7 @@ void mag_view(unsigned i, struct cache_view *v)
 	memset(v, 0, sizeof(*v));
 	v->id = i;
 	v->nr_pages = __atomic_load_n(&m->nr_pages, __ATOMIC_RELAXED);
-	for (unsigned c = 0; c < CACHE_CLASSES; c++) {
+	for (unsigned c = 0; c < MAG_CLASSES; c++) {
 		const struct mag_cold_counts *cc = &m->cold[c];
 		v->nr_blocks[c] = mag_list(m, c)->nr;
 		v->c[c] = (struct cache_counters){
@@ -401,7 +401,7 @@ void mag_fork_recover(void)
 		struct magazine *m = &mags[i];
 		if (!mp_lock_is_held(&m->lock))
 			continue;
-		for (unsigned c = 0; c < CACHE_CLASSES; c++)
+		for (unsigned c = 0; c < MAG_CLASSES; c++)
 			*mag_list(m, c) = (struct mag_list){ 0 };
 		m->nr_pages = 0;
 		mp_lock_reset(&m->lock);

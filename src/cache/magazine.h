@@ -9,6 +9,10 @@
 
 #include "internal.h"
 
+/* Blocks of 1..8 pages: the lock designs stop at order 3 (max_order), so
+ * their structures, drains and views cover these classes only. */
+#define MAG_CLASSES 8
+
 struct mag_list {
 	struct page_desc *head;   /* hottest block; pop and push here */
 	struct page_desc *tail;   /* coldest block; drains take from here */
@@ -42,10 +46,10 @@ struct magazine {
 	uint32_t nr_pages;                /* sum of nr * pages over the lists */
 	uint32_t drain_next;              /* class the next drain starts at */
 	struct mag_list list0;            /* class 0: one page */
-	struct mag_hot_counts hot[CACHE_CLASSES] cacheline_aligned;
-	struct mag_list list_hi[CACHE_CLASSES - 1];   /* classes 1..15 */
+	struct mag_hot_counts hot[MAG_CLASSES] cacheline_aligned;
+	struct mag_list list_hi[MAG_CLASSES - 1];   /* classes 1..7 */
 	uint64_t trylock_failed;          /* atomic: failed pass-1 trylocks */
-	struct mag_cold_counts cold[CACHE_CLASSES];
+	struct mag_cold_counts cold[MAG_CLASSES];
 } cacheline_aligned;
 _Static_assert(offsetof(struct magazine, hot) == CACHELINE, "lock and 1-page list share line 0");
 

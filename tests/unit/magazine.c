@@ -20,7 +20,6 @@
 #include "cache/magazine.h"
 
 #define ZONE_BYTES ((uint64_t)64 << 20)   /* 16384 pages */
-#define MAG_CLASSES 8   /* blocks of 1..8 pages: the lock designs stop at order 3 */
 
 TestSuite(magazine, .timeout = 120);
 
