@@ -179,28 +179,41 @@ static void queue_init(struct queue *q, size_t cap)
 	atomic_store(&q->pop_pos, 0);
 }
 
+/* Claims the next cell for a push (ready: seq == pos) or a pop (ready:
+ * seq == pos + 1), advancing *pos_var; NULL when the queue is full or
+ * empty.  *pos gets the position claimed. */
+static struct cell *queue_claim(struct queue *q, _Atomic size_t *pos_var, size_t ready,
+				size_t *pos_out)
+{
+	size_t pos = atomic_load_explicit(pos_var, memory_order_relaxed);
+
+	for (;;) {
+		struct cell *c = &q->cells[pos & q->mask];
+		size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + ready);
+
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(pos_var, &pos, pos + 1,
+					memory_order_relaxed, memory_order_relaxed)) {
+				*pos_out = pos;
+				return c;
+			}
+		} else if (dif < 0) {
+			return NULL;
+		} else {
+			pos = atomic_load_explicit(pos_var, memory_order_relaxed);
+		}
+	}
+}
+
 /* Returns 0 when the queue is full. */
 static int queue_push(struct queue *q, const struct block *b)
 {
-	size_t pos = atomic_load_explicit(&q->push_pos, memory_order_relaxed);
-	struct cell *c;
+	size_t pos;
+	struct cell *c = queue_claim(q, &q->push_pos, 0, &pos);
 
-	for (;;) {
-		c = &q->cells[pos & q->mask];
-		size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-		intptr_t dif = (intptr_t)seq - (intptr_t)pos;
-
-		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(&q->push_pos,
-					&pos, pos + 1, memory_order_relaxed,
-					memory_order_relaxed))
-				break;
-		} else if (dif < 0) {
-			return 0;
-		} else {
-			pos = atomic_load_explicit(&q->push_pos, memory_order_relaxed);
-		}
-	}
+	if (!c)
+		return 0;
 	c->b = *b;
 	atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
 	return 1;
@@ -209,25 +222,11 @@ static int queue_push(struct queue *q, const struct block *b)
 /* Returns 0 when the queue is empty. */
 static int queue_pop(struct queue *q, struct block *b)
 {
-	size_t pos = atomic_load_explicit(&q->pop_pos, memory_order_relaxed);
-	struct cell *c;
+	size_t pos;
+	struct cell *c = queue_claim(q, &q->pop_pos, 1, &pos);
 
-	for (;;) {
-		c = &q->cells[pos & q->mask];
-		size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
-
-		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(&q->pop_pos,
-					&pos, pos + 1, memory_order_relaxed,
-					memory_order_relaxed))
-				break;
-		} else if (dif < 0) {
-			return 0;
-		} else {
-			pos = atomic_load_explicit(&q->pop_pos, memory_order_relaxed);
-		}
-	}
+	if (!c)
+		return 0;
 	*b = c->b;
 	atomic_store_explicit(&c->seq, pos + q->mask + 1, memory_order_release);
 	return 1;

@@ -385,6 +385,8 @@ static struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *ow
 	return pfn_to_desc(mine);
 }
 
+static struct page_desc *bw_alloc_slow(unsigned k);
+
 static struct page_desc *bw_alloc(size_t npages)
 {
 	unsigned k = (unsigned)npages - 1;
@@ -399,7 +401,7 @@ static struct page_desc *bw_alloc(size_t npages)
  * siglongjmp must not abandon the blocks they hold in hand (buf, or a
  * per-thread array cut short).  What needs the handler test is decided
  * before. */
-NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
+static NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 {
 	bool irq = sigctx_in_irq();
 	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
@@ -474,6 +476,8 @@ static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine)
 	}
 }
 
+static bool bw_free_slow(struct page_desc *pd);
+
 static bool bw_free(struct page_desc *pd)
 {
 	pd->flags = PG_CACHED;
@@ -482,7 +486,7 @@ static bool bw_free(struct page_desc *pd)
 	return bw_free_slow(pd);
 }
 
-NOINLINE bool bw_free_slow(struct page_desc *pd)
+static NOINLINE bool bw_free_slow(struct page_desc *pd)
 {
 	bool irq = sigctx_in_irq();
 	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();

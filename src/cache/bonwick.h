@@ -61,8 +61,6 @@ extern char *bw_base;            /* CPU 0's struct bw_cpu; rseq front end */
 extern unsigned bw_nr_cpus;      /* 0 without the rseq front end */
 #define bw_mine (*(struct bw_cpu **)&mp_tls.bw_mine)   /* per-thread front end */
 
-struct page_desc *bw_alloc_slow(unsigned cls);
-bool bw_free_slow(struct page_desc *pd);
 
 static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 {
@@ -122,7 +120,7 @@ static inline struct bw_cpu *bw_thread_cache(void)
 	return bw_mine;
 }
 
-/* One block of class k (k + 1 pages), or false: then bw_alloc_slow.
+/* One block of class k (k + 1 pages), or false: then the slow path (bonwick.c).
  * count: add it to the statistics (the fast paths count only with
  * MAGPAGE_CONF stats on, and then they are not taken). */
 static inline bool bw_pop(unsigned k, uint32_t *pfn, bool count)
@@ -148,7 +146,7 @@ static inline bool bw_pop(unsigned k, uint32_t *pfn, bool count)
 #endif
 }
 
-/* Takes back a block of class k, or false: then bw_free_slow. */
+/* Takes back a block of class k, or false: then the slow path (bonwick.c). */
 static inline bool bw_push(unsigned k, uint32_t pfn, bool count)
 {
 	if (unlikely(!bw_nr_cpus)) {
