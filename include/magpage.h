@@ -76,6 +76,11 @@ MAGPAGE_API void magpage_print_stats(int fd, int json);
 /* Non-zero if p lies inside libmagpage's zone. */
 MAGPAGE_API int magpage_owns(const void *p);
 
+/* The NUMA node (the kernel's number; with numa:fake=N, 0..N-1) whose part
+ * of the zone holds p, for any p inside it (a block the library issued, or
+ * any byte of one); -1 for anything else (glibc's memory, NULL). */
+MAGPAGE_API int magpage_node_of(const void *p);
+
 #ifdef __cplusplus
 }
 #endif

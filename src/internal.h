@@ -101,6 +101,13 @@ struct os_hooks {
 	 * resolution is plenty for delays of seconds, and it is the cheapest
 	 * clock); tests stub it to move time by hand. */
 	uint64_t (*coarse_ns)(void);
+	/* NUMA (zone/numa.c): the two system calls, raw (no libnuma), and
+	 * sysfs text: up to cap - 1 bytes of path, NUL-terminated; -1 if
+	 * it cannot be read. */
+	long (*mbind)(void *addr, unsigned long len, int mode, const unsigned long *mask,
+		      unsigned long maxnode, unsigned flags);
+	long (*get_mempolicy)(int *mode, unsigned long *mask, unsigned long maxnode);
+	long (*read_text)(const char *path, char *buf, size_t cap);
 };
 extern struct os_hooks os;
 uint64_t os_now_ns(void);
@@ -244,6 +251,7 @@ enum on_invalid { INVALID_ABORT, INVALID_REPORT };
 enum on_exhausted { EXHAUSTED_FALLBACK, EXHAUSTED_NULL };
 enum zone_irqsave { IRQSAVE_DEFER, IRQSAVE_SIGMASK };
 enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
+enum numa_conf { NUMA_AUTO = 0, NUMA_OFF = 1 };   /* 2..16: numa:fake=N */
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
 #define PURGE_DELAY_MS_DEFAULT 100
 
@@ -280,6 +288,7 @@ struct mp_options {
 	uint32_t purge_delay_ms;  /* free memory unused this long is purged; 0 = never */
 	uint32_t purge_advice;    /* enum purge_advice */
 	uint32_t purge_thread;    /* 1: a background thread drives the purge */
+	uint32_t numa;            /* NUMA_AUTO, NUMA_OFF, or N >= 2: fake=N */
 	char stats_file[256];     /* "" = stderr; %p becomes the pid */
 };
 extern struct mp_options opt;
@@ -299,7 +308,82 @@ void options_print_json(struct fmt_buf *b, const struct mp_options *o);
 extern bool mp_stats_on;
 
 /* ------------------------------------------------------------------------
+ * zone/numa.c — nodes: topology, memory policy, zonelists, node counters
+ * ---------------------------------------------------------------------- */
+#define NUMA_MAX_NODES 16      /* zones; a machine with more runs as one */
+#define NUMA_MAX_CPUS  1024    /* CPUs beyond count as node 0's */
+
+/* The machine (or numa:fake's made-up one): what the zonelists come from. */
+struct numa_topo {
+	unsigned nr;                                   /* nodes, 1..NUMA_MAX_NODES */
+	int id[NUMA_MAX_NODES];                        /* the kernel's number of each */
+	uint8_t dist[NUMA_MAX_NODES][NUMA_MAX_NODES];  /* node distances (10 = local) */
+	uint8_t cpu_node[NUMA_MAX_CPUS];               /* CPU -> node index */
+};
+/* The zonelists: per local node, the nodes an allocation tries, in order;
+ * under an interleave policy one rotating list instead. */
+struct numa_lists {
+	uint8_t zl[NUMA_MAX_NODES][NUMA_MAX_NODES];    /* per local node */
+	uint8_t len[NUMA_MAX_NODES];                   /* entries of each, >= 1 */
+	uint8_t il[2 * NUMA_MAX_NODES];                /* interleave set, twice over,
+							  so il + k is it rotated by k */
+	uint8_t il_len;                                /* 0: no interleave */
+};
+/* Builds the zonelists of topology t under a memory policy: mode is the
+ * kernel's MPOL_* (flags masked off), mask its node set over node indices
+ * (bit i = t->id[i]).  default/local: every node, nearest first (ties: the
+ * lower index); bind: only the set, nearest first; preferred: the
+ * preferred node, then the rest nearest to it; preferred_many: the set
+ * nearest first, then the rest; interleave: the set in turn, then the
+ * rest.  An empty set, or one naming no node of t, is the default. */
+void numa_build_lists(const struct numa_topo *t, int mode, uint64_t mask, struct numa_lists *out);
+/* Parses a sysfs list ("0-3,8,10-11") into bits of mask (bits >= nbits
+ * ignored); false if malformed. */
+bool numa_parse_list(const char *s, uint64_t *mask, unsigned nbits);
+
+/* From MAGPAGE_CONF numa (opt.numa) and the machine; before zone_init. */
+void numa_init(void);
+/* Nodes zone_init should lay the region out for. */
+unsigned numa_nodes(void);
+/* Back to one zone, saying why in one line under verbose:1; returns 1. */
+unsigned numa_collapse(const char *why);
+/* numa:auto with several nodes: mbind each node's part of the region to
+ * it (numa:fake binds nothing); 0, or -1 if the kernel refused (then no
+ * part stays bound). */
+int numa_bind_parts(uintptr_t base, uint64_t node_pages, uint64_t pages, unsigned nodes);
+/* The kernel's number of node index i (numa:fake: i). */
+int numa_node_id(unsigned i);
+
+/* The calling thread's allocation route: the zones to try, in order. */
+struct numa_route {
+	const uint8_t *list;    /* node indices, list[0] the intended one */
+	unsigned len;           /* >= 1 */
+	unsigned local;         /* the node of the thread's CPU */
+};
+void numa_route(struct numa_route *r);
+/* The node of the calling thread's CPU (0 with one node). */
+unsigned numa_local_node(void);
+/* Several zones: frees check the node (pagealloc), see pa_freehop. */
+extern bool numa_multi;
+
+/* Per node, the meanings of /sys/devices/system/node/nodeN/numastat, in
+ * zone allocations (blocks: a cache refill of n blocks counts n).  The
+ * first four are written under the node's zone lock; foreign and
+ * remote_frees by anyone, atomically. */
+struct numa_stats {
+	uint64_t numa_hit;      /* allocated here, the node intended */
+	uint64_t numa_miss;     /* allocated here, another node intended */
+	uint64_t numa_foreign;  /* intended here, allocated on another node */
+	uint64_t local_node;    /* allocated here for a thread running here */
+	uint64_t other_node;    /* allocated here for a thread on another node */
+	uint64_t remote_frees;  /* freed on a CPU of another node: straight
+				   back to this zone, past every cache */
+} cacheline_aligned;
+extern struct numa_stats numa_stats[NUMA_MAX_NODES];
+
+/* ------------------------------------------------------------------------
  * zone/zone.c — the region, page descriptors, buddy free areas
+ * zone/validate.c — zone_validate
  * ---------------------------------------------------------------------- */
 #include "zone/zone.h"
 
@@ -329,6 +413,11 @@ size_t pa_drain_all(void);
 #define PA_NO_ONEHOP 0xff
 extern uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];   /* every live npages: free's
 						     lookup needs no bound */
+/* What free's hops use: pa_onehop's copy with one node; all PA_NO_ONEHOP
+ * with several (numa_multi), so that every free reaches pa_free, which
+ * sends a block of another node straight back to its zone.  The same one
+ * load as before on the fast path: one node costs nothing. */
+extern uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
 
 /*
  * The one-hop page path (malloc and free call these first): size class from
@@ -357,9 +446,9 @@ static inline bool pa_alloc_onehop_class(uint8_t cls, void **out)
 static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 {
 	uint32_t n = pd->npages;          /* 1..MAX_BLOCK_PAGES */
-	if (likely(pa_onehop[n] < CACHE_CLASSES)) {
+	if (likely(pa_freehop[n] < CACHE_CLASSES)) {
 		pd->flags = PG_CACHED;
-		if (likely(bw_push(pa_onehop[n], (uint32_t)pfn, false)))
+		if (likely(bw_push(pa_freehop[n], (uint32_t)pfn, false)))
 			return true;
 	}
 	return false;
@@ -391,7 +480,7 @@ static inline bool pa_alloc_table_hop(size_t req_bytes, void **out)
 static inline bool pa_free_table_hop(struct page_desc *pd)
 {
 	uint32_t n = pd->npages;
-	if (pa_onehop[n] != PA_ONEHOP_TABLE || (mp_tls.word && !cache.irq_safe))
+	if (pa_freehop[n] != PA_ONEHOP_TABLE || (mp_tls.word && !cache.irq_safe))
 		return false;
 	return cache.free(pd);
 }
@@ -511,5 +600,11 @@ int stats_path_expand(char *dst, size_t cap, const char *tmpl, int pid);
  * planted file could turn against the process (see stats.c); on failure
  * says why in one line on fd 2 and returns -1. */
 int stats_file_open(const char *tmpl);
+
+/* ------------------------------------------------------------------------
+ * stats/stats_numa.c — the report's per-node part
+ * ---------------------------------------------------------------------- */
+void stats_numa_text(struct fmt_buf *b);
+void stats_numa_json(struct fmt_buf *b);   /* a "numa":{...}, member */
 
 #endif /* MAGPAGE_INTERNAL_H */

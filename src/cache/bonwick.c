@@ -102,7 +102,9 @@ static bool bw_init(void)
 	}
 	size_t dbytes = 0;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		depot[k].cap = opt.depot_pages / (k + 1);
+		/* Several nodes: no depot, which every CPU shares (it would mix
+		 * the nodes' pages); batches go to their own zones. */
+		depot[k].cap = numa_multi ? 0 : opt.depot_pages / (k + 1);
 		dbytes += depot[k].cap * sizeof(uint32_t);
 	}
 	char *mem = os.mmap(NULL, dbytes + PAGE_SIZE, PROT_READ | PROT_WRITE,

@@ -159,3 +159,12 @@ int magpage_owns(const void *p)
 {
 	return zone_owns(p);
 }
+
+/* The node is derived from the address: each node's part of the region is
+ * contiguous (zone.h, zone_node_of_pfn). */
+int magpage_node_of(const void *p)
+{
+	if (!zone_owns(p))
+		return -1;
+	return numa_node_id(zone_node_of_pfn(addr_to_pfn(p)));
+}

@@ -145,6 +145,7 @@ void mp_init_slow(void)
 		stats_on = opt.stats != STATS_OFF;
 		stats_init();
 		cpu_init();
+		numa_init();
 		uint64_t bytes = zone_region_bytes(opt.region_size);   /* the limits' share */
 		if (zone_init(bytes) == 0) {
 			cache_init();

@@ -23,6 +23,7 @@
 static unsigned cache_max_pages;   /* 2^cache_order, or 0 with no cache */
 
 uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];
+uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
 
 /* Does a cache keep blocks of npages pages? */
 static inline bool cacheable(size_t npages)
@@ -39,6 +40,21 @@ void pa_init(void)
 		pa_onehop[n] = !n || !cacheable(n) || opt.stats != STATS_OFF ? PA_NO_ONEHOP
 			       : cache_kind == CACHE_BONWICK ? (uint8_t)(n - 1)
 							     : PA_ONEHOP_TABLE;
+	/* Several nodes: every free goes through pa_release_block's check. */
+	memset(pa_freehop, PA_NO_ONEHOP, sizeof(pa_freehop));
+	if (!numa_multi)
+		memcpy(pa_freehop, pa_onehop, sizeof(pa_freehop));
+}
+
+/* Several nodes: is the block of the calling thread's node?  A remote one
+ * is counted on its node. */
+static NOINLINE bool pa_local(const struct page_desc *pd)
+{
+	unsigned node = zone_node_of_pfn(desc_pfn(pd));
+	if (node == numa_local_node())
+		return true;
+	__atomic_add_fetch(&numa_stats[node].remote_frees, 1, __ATOMIC_RELAXED);
+	return false;
 }
 
 /* Frees a block of pd->npages pages through the cache when allowed. */
@@ -47,8 +63,14 @@ static void pa_release_block(struct page_desc *pd, bool irq)
 	/* A handler while a fork is prepared: the zone would only defer it. */
 	if (unlikely(irq) && zone_fork_pending() && reserve_put(pd))
 		return;
+	/* A CPU's cache holds only its own node's pages: a block of another
+	 * node goes straight back to its zone (Linux frees a remote page to
+	 * its own zone too). */
+	if (unlikely(numa_multi) && !pa_local(pd))
+		goto to_zone;
 	if (cacheable(pd->npages) && cache_free(pd, irq))
 		return;
+to_zone:
 	zone_free_range(desc_pfn(pd), pd->npages);
 }
 
@@ -146,8 +168,8 @@ void pa_free_chain(struct page_desc *pd)
 
 	while (pd) {
 		struct page_desc *next = pd->next;
-		if (irq || !cacheable(pd->npages)) {
-			pa_release_block(pd, irq);
+		if (irq || !cacheable(pd->npages) || unlikely(numa_multi)) {
+			pa_release_block(pd, irq);   /* several nodes: its check */
 		} else {
 			pd->next = cached;
 			cached = pd;

@@ -21,7 +21,7 @@
 
 struct mp_options opt;
 
-enum opt_type { T_PRESET, T_ENUM, T_UINT, T_SIZE, T_STR };
+enum opt_type { T_PRESET, T_ENUM, T_UINT, T_SIZE, T_STR, T_NUMA };
 
 struct opt_def {
 	const char *name;
@@ -105,6 +105,8 @@ static const struct opt_def defs[] = {
 	  "how the decay purge gives pages back: dontneed = MADV_DONTNEED (RSS drops at once; a reused page faults in zeroed); free = MADV_FREE (cheaper, but RSS drops only when the kernel needs the memory)" },
 	{ "purge_thread", T_ENUM, F(purge_thread), false, 0, 0, false, bools,
 	  "1 = a background thread, started on first need, purges an idle process too; 0 = purging happens only on allocator calls" },
+	{ "numa", T_NUMA, F(numa), false, 2, NUMA_MAX_NODES, false, NULL,
+	  "zones per NUMA node (docs/numa.md): auto = one per node of the machine (sysfs), each part of the region mbind-ed to its node, allocation local first then by distance, the memory policy honoured; one node behaves as off; off = one zone; fake=N = N zones without binding, CPU c on node c*N/ncpus, to test on one node" },
 };
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
 
@@ -253,7 +255,19 @@ static void describe(const struct opt_def *d, char *buf, size_t cap)
 	case T_STR:
 		fmt_snprintf(buf, cap, "a path of at most 255 bytes, no comma");
 		break;
+	case T_NUMA:
+		fmt_snprintf(buf, cap, "auto, off, or fake=N with N from %lu to %lu",
+			     (unsigned long)d->min, (unsigned long)d->max);
+		break;
 	}
+}
+
+/* numa's value as written: auto, off, fake=N. */
+static size_t numa_text(char *buf, size_t cap, uint32_t v)
+{
+	return v == NUMA_AUTO  ? fmt_snprintf(buf, cap, "auto")
+	       : v == NUMA_OFF ? fmt_snprintf(buf, cap, "off")
+			       : fmt_snprintf(buf, cap, "fake=%u", v);
 }
 
 /* A token of the configuration string, escaped to be echoed in a message
@@ -302,6 +316,9 @@ static void value_text(const struct mp_options *o, const struct opt_def *d, char
 	case T_UINT:
 	case T_SIZE:
 		fmt_snprintf(buf, cap, "%lu", (unsigned long)load(o, d));
+		break;
+	case T_NUMA:
+		numa_text(buf, cap, (uint32_t)load(o, d));
 		break;
 	case T_STR:
 		if (!str[0]) {
@@ -364,6 +381,17 @@ static int set_value(struct mp_options *o, const struct opt_def *d, const char *
 			break;
 		store(o, d, num);
 		return 0;
+	case T_NUMA:
+		if (token_eq(v, vn, "auto") || token_eq(v, vn, "off")) {
+			store(o, d, token_eq(v, vn, "auto") ? NUMA_AUTO : NUMA_OFF);
+			return 0;
+		}
+		if (vn > 5 && memcmp(v, "fake=", 5) == 0 && parse_number(v + 5, vn - 5, false, &num) &&
+		    num >= d->min && num <= d->max) {
+			store(o, d, num);
+			return 0;
+		}
+		break;
 	case T_STR:
 		if (vn == 0 || vn >= sizeof(o->stats_file))
 			break;
@@ -480,6 +508,12 @@ static void print_value(struct fmt_buf *b, const struct mp_options *o, const str
 	case T_STR:
 		fmt_printf(b, "%s", (const char *)o + d->off);
 		break;
+	case T_NUMA: {
+		char t[32];
+		numa_text(t, sizeof(t), (uint32_t)load(o, d));
+		fmt_printf(b, "%s", t);
+		break;
+	}
 	}
 }
 
@@ -498,7 +532,8 @@ void options_print(const struct mp_options *o, int fd)
 void options_print_json(struct fmt_buf *b, const struct mp_options *o)
 {
 	for (size_t i = 0; i < NDEFS; i++) {
-		bool quoted = defs[i].type == T_ENUM || defs[i].type == T_PRESET;
+		bool quoted = defs[i].type == T_ENUM || defs[i].type == T_PRESET ||
+			      defs[i].type == T_NUMA;
 		fmt_printf(b, "%s\"%s\":%s", i ? "," : "", defs[i].name, quoted ? "\"" : "");
 		if (defs[i].type == T_STR)
 			fmt_json_string(b, (const char *)o + defs[i].off);   /* from outside */

@@ -2,6 +2,7 @@
  * os.c — every system call the allocator core makes goes through this
  * table, so unit tests can stub and count them.
  */
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -46,6 +47,33 @@ static uint64_t real_coarse_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* NUMA: raw system calls, so that libnuma need not be present. */
+static long real_mbind(void *addr, unsigned long len, int mode, const unsigned long *mask,
+		       unsigned long maxnode, unsigned flags)
+{
+	return syscall(SYS_mbind, addr, len, mode, mask, maxnode, flags);
+}
+
+static long real_get_mempolicy(int *mode, unsigned long *mask, unsigned long maxnode)
+{
+	return syscall(SYS_get_mempolicy, mode, mask, maxnode, NULL, 0UL);
+}
+
+static long real_read_text(const char *path, char *buf, size_t cap)
+{
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	long n = -1;
+
+	if (fd < 0 || cap == 0)
+		return -1;
+	n = syscall(SYS_read, fd, buf, cap - 1);
+	syscall(SYS_close, fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
 struct os_hooks os = {
 	.mmap = mmap,
 	.munmap = munmap,
@@ -56,6 +84,9 @@ struct os_hooks os = {
 	.mem_limit = real_mem_limit,
 	.ncpus = real_ncpus,
 	.coarse_ns = real_coarse_ns,
+	.mbind = real_mbind,
+	.get_mempolicy = real_get_mempolicy,
+	.read_text = real_read_text,
 };
 
 uint64_t os_now_ns(void)

@@ -161,6 +161,7 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, " %lu", ul(z->nr_free[o]));
 	fmt_printf(b, "\n");
+	stats_numa_text(b);
 	fmt_printf(b, "signal (%s, zone_irqsave %s): handler entries %lu, held back while in the zone %lu; malloc-family calls in handlers %lu (free %lu); small requests served as whole pages %lu; glibc frees deferred %lu, drained %lu; re-entries caught %lu; handler levels recovered after siglongjmp %lu\n",
 		   options_enum_name("signal", opt.signal),
 		   options_enum_name("zone_irqsave", opt.zone_irqsave), ul(sig_stats.handler_entries),
@@ -276,6 +277,7 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		   ul(purge_stats.ticks), ul(purge_stats.trips), ul(purge_stats.idle_purges),
 		   ul(purge_stats.wakeups));
 
+	stats_numa_json(b);
 	fmt_printf(b, "\"signal\":{\"zone_irqsave\":\"%s\",\"held_back\":%lu,",
 		   options_enum_name("zone_irqsave", opt.zone_irqsave), ul(sig_stats.deferred_signals));
 	fmt_printf(b, "\"policy\":\"%s\",\"handler_entries\":%lu,\"malloc\":%lu,\"free\":%lu,"

@@ -42,7 +42,7 @@
  *
  *   dirty pages (nr_dirty_pages) = sum of 2^order over the dirty lists
  *
- * Locking: everything below is guarded by z.lock, taken "irqsave": the
+ * Locking: everything below is guarded by z->lock, taken "irqsave": the
  * holder's signals are blocked for exactly as long as it holds the lock, so
  * a handler can never interrupt its own thread inside the zone.  Functions
  * named __zone_* expect the lock held.  No system call is made under the
@@ -53,47 +53,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
-
-struct free_area {
-	struct page_desc *head;   /* dirty blocks of this order, newest first */
-	struct page_desc *tail;   /* ... and the oldest, purged first */
-	struct page_desc *clean;  /* clean blocks (PG_ZERO or PG_ADVISED) */
-	uint64_t nr_free;         /* blocks on both lists */
-};
-
-static struct zone {
-	struct mp_lock lock;      /* the zone lock */
-	struct free_area free_area[MAX_ORDER];
-	uint64_t frontier;        /* first never-used pfn, a multiple of 1024 */
-	uint64_t opened;          /* pfns below are writable; frontier <= opened
-				     <= zg.pages, a multiple of 1024 */
-	uint32_t openers;         /* atomic: threads in __zone_open with the lock
-				     dropped; each opens [o, o + 1024) for an
-				     o <= opened, so opened + 1024 covers them all */
-	uint64_t limit;           /* os.mem_limit() at zone_init; UINT64_MAX:
-				     unlimited, else the region opens step by
-				     step and gives its tail back */
-	uint64_t given_back;      /* pages unmapped by zone_give_back */
-	uint64_t nr_free_pages;   /* pages on the free lists */
-	uint64_t allocs, frees;   /* blocks handed out / taken back */
-	uint64_t batches, batch_blocks, batch_breaks;
-	uint64_t splits, merges, carved, purged_pages;
-	uint64_t nr_dirty_pages;  /* pages on the dirty lists */
-	uint64_t now;             /* coarse clock for this hold's frees; 0 =
-				     not read yet (reset by each zone_lock) */
-	struct page_desc *isolated;  /* blocks off the lists while a purge
-				     madvises them, linked through next */
-	struct page_desc **isolated_end;  /* the last next link of that list */
-	uint64_t isolated_pages;  /* pages in them */
-	bool purging;             /* a purge is in flight (one at a time) */
-	uint64_t purge_runs, purge_calls;
-	uint64_t floor;           /* pfns below it were abandoned in a child of
-				     _Fork (see zone_fork_recover); 0 normally */
-	uint64_t abandoned_pages; /* pages freed below the floor, not reused */
-} z cacheline_aligned;
+#include "zone/zone_impl.h"
 
 struct zone_geom zg;
+struct zone zones[NUMA_MAX_NODES];
+unsigned nr_zones = 1;
 uint64_t zone_tick_at = UINT64_MAX;
 uint32_t zone_tick_pending;
 
@@ -144,10 +108,44 @@ uint64_t zone_region_bytes(uint64_t configured)
 	return bytes & ~(uint64_t)(MAX_BLOCK_BYTES - 1);
 }
 
+/* The region split into nodes' parts: zone i gets [i * node_pages,
+ * (i + 1) * node_pages), the last one the rest; one zone when the region
+ * is too small to give each node a 4 MiB block. */
+static void zones_lay_out(uint64_t pages, uint64_t limit)
+{
+	unsigned nodes = numa_nodes();
+	uint64_t node_pages = (pages / nodes) & ~(uint64_t)(MAX_BLOCK_PAGES - 1);
+
+	if (nodes > 1 && limit != UINT64_MAX)
+		nodes = numa_collapse("a finite RLIMIT_AS or RLIMIT_DATA (the region opens as one zone)");
+	else if (nodes > 1 && node_pages < MAX_BLOCK_PAGES)
+		nodes = numa_collapse("the region is too small for a 4 MiB block per node");
+	else if (nodes > 1 && numa_bind_parts(zg.base, node_pages, pages, nodes) != 0)
+		nodes = numa_collapse("mbind refused");
+	if (nodes == 1)
+		node_pages = 0;
+	nr_zones = nodes;
+	zg.nodes = nodes;
+	zg.node_pages = node_pages;
+	for (unsigned i = 0; i < nodes; i++) {
+		struct zone *z = &zones[i];
+		z->limit = limit;
+		z->start = i * node_pages;
+		z->end = i + 1 < nodes ? (i + 1) * node_pages : pages;
+		z->frontier = z->start;
+		z->opened = limit != UINT64_MAX ? 0 : z->end;
+	}
+}
+
 int zone_init(uint64_t bytes)
 {
-	memset(&z, 0, sizeof(z));
-	z.limit = os.mem_limit();
+	uint64_t limit = os.mem_limit();
+
+	memset(zones, 0, sizeof(zones));
+	nr_zones = 1;
+	zg.nodes = 1;
+	zg.node_pages = 0;
+	zones[0].limit = limit;
 	bytes &= ~(uint64_t)(MAX_BLOCK_BYTES - 1);
 	/* Halve until the reservation fits (ulimit -v, RLIMIT_DATA,
 	 * overcommit_memory=2); with no region at all every request goes to
@@ -160,7 +158,7 @@ int zone_init(uint64_t bytes)
 		if (descs == MAP_FAILED)
 			continue;
 		void *base = reserve_aligned(bytes, MAX_BLOCK_BYTES,
-					     z.limit != UINT64_MAX ? PROT_NONE : PROT_READ | PROT_WRITE);
+					     limit != UINT64_MAX ? PROT_NONE : PROT_READ | PROT_WRITE);
 		if (!base) {
 			os.munmap(descs, dbytes);
 			continue;
@@ -168,7 +166,7 @@ int zone_init(uint64_t bytes)
 		zg.descs = descs;
 		zg.pages = pages;
 		zg.base = (uintptr_t)base;
-		z.opened = z.limit != UINT64_MAX ? 0 : pages;
+		zones_lay_out(pages, limit);
 		__atomic_store_n(&zg.bytes, bytes, __ATOMIC_RELEASE);
 		return 0;
 	}
@@ -186,57 +184,76 @@ int zone_init(uint64_t bytes)
  * list that the next holder of the lock empties.
  */
 static int fork_pending;                    /* atomic */
-static int fork_held;        /* atomic: the forking thread holds the lock */
+static int fork_held;        /* atomic: the forking thread holds the locks */
 static int fork_carving;     /* atomic: handlers inside zone_carve_in_fork */
-static struct page_desc *deferred_frees;    /* atomic; next-linked, npages each */
 static uint64_t deferred_count, refused_allocs;   /* atomic */
 static uint64_t fork_carved;                      /* atomic: see zone_carve_in_fork */
 
-static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t clean, uint64_t stamp);
+static void __zone_free_range(struct zone *z, uint64_t pfn, size_t npages, uint8_t clean,
+			      uint64_t stamp);
+
+/* The zone whose part of the region holds pfn. */
+static inline struct zone *zone_of(uint64_t pfn)
+{
+	return &zones[zone_node_of_pfn(pfn)];
+}
 
 /* The coarse clock, read at most once per lock hold: frees stamp their
  * blocks with it, and the caller's tick compares it after unlocking. */
-static inline uint64_t __zone_now(void)
+static inline uint64_t __zone_now(struct zone *z)
 {
-	if (unlikely(!z.now))
-		z.now = os.coarse_ns();
-	return z.now;
+	if (unlikely(!z->now))
+		z->now = os.coarse_ns();
+	return z->now;
 }
 
-static NOINLINE void __zone_free_deferred(void)
+static NOINLINE void __zone_free_deferred(struct zone *z)
 {
-	struct page_desc *pd = __atomic_exchange_n(&deferred_frees, NULL, __ATOMIC_ACQUIRE);
+	struct page_desc *pd = __atomic_exchange_n(&z->deferred, NULL, __ATOMIC_ACQUIRE);
 	while (pd) {
 		struct page_desc *next = pd->next;
-		__zone_free_range(desc_pfn(pd), pd->npages, 0, __zone_now());
+		__zone_free_range(z, desc_pfn(pd), pd->npages, 0, __zone_now(z));
 		pd = next;
 	}
 }
 
+/* On the deferred list of the zone that holds the block. */
 static void defer_free(struct page_desc *pd, size_t npages)
 {
-	struct page_desc *old = __atomic_load_n(&deferred_frees, __ATOMIC_RELAXED);
+	struct zone *z = zone_of(desc_pfn(pd));
+	struct page_desc *old = __atomic_load_n(&z->deferred, __ATOMIC_RELAXED);
 	pd->npages = (uint32_t)npages;
 	do
 		pd->next = old;
-	while (!__atomic_compare_exchange_n(&deferred_frees, &old, pd, true, __ATOMIC_RELEASE,
+	while (!__atomic_compare_exchange_n(&z->deferred, &old, pd, true, __ATOMIC_RELEASE,
 					    __ATOMIC_RELAXED));
 	__atomic_add_fetch(&deferred_count, 1, __ATOMIC_RELAXED);
 }
 
-static inline void zone_lock(struct zone_irq *irq)
+static coldpath void zone_reentered(void)
 {
 	/* The thread already in the zone can only be here again from a handler
 	 * installed behind the trampoline's back (a raw rt_sigaction): say so
 	 * rather than spin on our own lock for ever. */
+	mp_fatal("re-entered the zone from a signal handler libmagpage did not install "
+		 "(raw rt_sigaction?); cannot continue without deadlocking");
+}
+
+/* The lock is held: what handlers deferred goes in first. */
+static inline void __zone_locked(struct zone *z)
+{
+	z->now = 0;
+	if (unlikely(__atomic_load_n(&z->deferred, __ATOMIC_RELAXED) != NULL))
+		__zone_free_deferred(z);
+}
+
+static inline void zone_lock(struct zone *z, struct zone_irq *irq)
+{
 	if (unlikely(mp_tls.in_zone))
-		mp_fatal("re-entered the zone from a signal handler libmagpage did not install "
-			 "(raw rt_sigaction?); cannot continue without deadlocking");
+		zone_reentered();
 	sigctx_zone_enter(irq);
-	mp_lock(&z.lock);
-	z.now = 0;
-	if (unlikely(__atomic_load_n(&deferred_frees, __ATOMIC_RELAXED) != NULL))
-		__zone_free_deferred();
+	mp_lock(&z->lock);
+	__zone_locked(z);
 }
 
 /* A handler waits for the zone lock, but gives up as soon as the forking
@@ -244,15 +261,14 @@ static inline void zone_lock(struct zone_irq *irq)
  * very thread this handler interrupted may hold one of those.  Before that
  * point (fork_pending, the forker still gathering the cache locks) whoever
  * holds the zone lock waits on nothing a handler can hold. */
-static NOINLINE bool zone_lock_in_handler(struct zone_irq *irq)
+static NOINLINE bool zone_lock_in_handler(struct zone *z, struct zone_irq *irq)
 {
 	unsigned spins = 0;
 
 	if (unlikely(mp_tls.in_zone))
-		mp_fatal("re-entered the zone from a signal handler libmagpage did not install "
-			 "(raw rt_sigaction?); cannot continue without deadlocking");
+		zone_reentered();
 	sigctx_zone_enter(irq);
-	while (!mp_trylock(&z.lock)) {
+	while (!mp_trylock(&z->lock)) {
 		if (__atomic_load_n(&fork_held, __ATOMIC_ACQUIRE)) {
 			sigctx_zone_leave(irq);
 			return false;
@@ -262,25 +278,43 @@ static NOINLINE bool zone_lock_in_handler(struct zone_irq *irq)
 		else
 			sched_yield();
 	}
-	z.now = 0;
-	if (unlikely(__atomic_load_n(&deferred_frees, __ATOMIC_RELAXED) != NULL))
-		__zone_free_deferred();
+	__zone_locked(z);
 	return true;
 }
 
 /* zone_lock, except that a handler never waits while a fork is prepared. */
-static inline bool zone_lock_or_refuse(struct zone_irq *irq)
+static inline bool zone_lock_or_refuse(struct zone *z, struct zone_irq *irq)
 {
 	if (likely(!mp_tls.depth)) {
-		zone_lock(irq);
+		zone_lock(z, irq);
 		return true;
 	}
-	return zone_lock_in_handler(irq);
+	return zone_lock_in_handler(z, irq);
 }
 
-static inline void zone_unlock(struct zone_irq *irq)
+static inline void zone_unlock(struct zone *z, struct zone_irq *irq)
 {
-	mp_unlock(&z.lock);
+	mp_unlock(&z->lock);
+	sigctx_zone_leave(irq);
+}
+
+/* Every zone's lock in node order, inside one irqsave section (the
+ * validator, fork): nothing else ever holds two zone locks. */
+void zone_lock_all(struct zone_irq *irq)
+{
+	if (unlikely(mp_tls.in_zone))
+		zone_reentered();
+	sigctx_zone_enter(irq);
+	for (unsigned i = 0; i < nr_zones; i++) {
+		mp_lock(&zones[i].lock);
+		__zone_locked(&zones[i]);
+	}
+}
+
+void zone_unlock_all(struct zone_irq *irq)
+{
+	for (unsigned i = nr_zones; i-- > 0;)
+		mp_unlock(&zones[i].lock);
 	sigctx_zone_leave(irq);
 }
 
@@ -297,7 +331,7 @@ static inline void zone_tick(uint64_t now)
 
 /* pd's flags say which list: dirty (pd->freed_ns set; raised to the
  * head's if older, which keeps the list in time order) or clean. */
-static inline void list_add(struct free_area *fa, struct page_desc *pd)
+static inline void list_add(struct zone *z, struct free_area *fa, struct page_desc *pd)
 {
 	pd->prev = NULL;
 	if (likely(!(pd->flags & PG_CLEAN))) {
@@ -311,7 +345,7 @@ static inline void list_add(struct free_area *fa, struct page_desc *pd)
 			fa->tail = pd;
 		}
 		fa->head = pd;
-		z.nr_dirty_pages += (size_t)1 << pd->order;
+		z->nr_dirty_pages += (size_t)1 << pd->order;
 	} else {
 		pd->next = fa->clean;
 		if (fa->clean)
@@ -322,7 +356,7 @@ static inline void list_add(struct free_area *fa, struct page_desc *pd)
 }
 
 /* pd's flags must still say which list it is on. */
-static inline void list_del(struct free_area *fa, struct page_desc *pd)
+static inline void list_del(struct zone *z, struct free_area *fa, struct page_desc *pd)
 {
 	struct page_desc *next = pd->next, *prev = pd->prev;
 
@@ -335,7 +369,7 @@ static inline void list_del(struct free_area *fa, struct page_desc *pd)
 			next->prev = prev;
 		else
 			fa->tail = prev;
-		z.nr_dirty_pages -= (size_t)1 << pd->order;
+		z->nr_dirty_pages -= (size_t)1 << pd->order;
 	} else {
 		if (prev)
 			prev->next = next;
@@ -355,7 +389,7 @@ static inline void list_del(struct free_area *fa, struct page_desc *pd)
  * upper half on the free list of the order below.  Halves of a clean block
  * are clean; halves of a dirty one keep its age.
  */
-static void __zone_expand(struct page_desc *pd, unsigned low, unsigned high)
+static void __zone_expand(struct zone *z, struct page_desc *pd, unsigned low, unsigned high)
 {
 	uint8_t clean = pd->flags & PG_CLEAN;
 
@@ -365,24 +399,24 @@ static void __zone_expand(struct page_desc *pd, unsigned low, unsigned high)
 		half->order = (uint8_t)high;
 		half->flags = PG_BUDDY | clean;
 		half->freed_ns = pd->freed_ns;
-		list_add(&z.free_area[high], half);
-		z.nr_free_pages += (size_t)1 << high;
-		z.splits++;
+		list_add(z, &z->free_area[high], half);
+		z->nr_free_pages += (size_t)1 << high;
+		z->splits++;
 	}
 	pd->order = (uint8_t)low;
 }
 
 /* Takes the next order-10 block off the frontier; NULL if none is left
  * that is open (see __zone_open). */
-static struct page_desc *__zone_carve(void)
+static struct page_desc *__zone_carve(struct zone *z)
 {
-	if (z.frontier + MAX_BLOCK_PAGES > z.opened)
+	if (z->frontier + MAX_BLOCK_PAGES > z->opened)
 		return NULL;
-	struct page_desc *pd = pfn_to_desc(z.frontier);
-	z.frontier += MAX_BLOCK_PAGES;
+	struct page_desc *pd = pfn_to_desc(z->frontier);
+	z->frontier += MAX_BLOCK_PAGES;
 	pd->order = MAX_ORDER - 1;
 	pd->flags = PG_ZERO;
-	z.carved++;
+	z->carved++;
 	return pd;
 }
 
@@ -390,24 +424,24 @@ static struct page_desc *__zone_carve(void)
  * newest dirty block of an order before a clean one.  The block keeps its
  * clean bits and freed_ns, for the tail its caller gives back; the caller
  * then leaves only PG_ZERO (zone_taken). */
-static struct page_desc *__zone_rmqueue(unsigned order)
+static struct page_desc *__zone_rmqueue(struct zone *z, unsigned order)
 {
 	for (unsigned o = order; o < MAX_ORDER; o++) {
-		struct free_area *fa = &z.free_area[o];
+		struct free_area *fa = &z->free_area[o];
 		struct page_desc *pd = fa->head ? fa->head : fa->clean;
 		if (!pd)
 			continue;
-		list_del(fa, pd);
-		z.nr_free_pages -= (size_t)1 << o;
+		list_del(z, fa, pd);
+		z->nr_free_pages -= (size_t)1 << o;
 		pd->flags &= PG_CLEAN;
-		__zone_expand(pd, order, o);
-		z.allocs++;
+		__zone_expand(z, pd, order, o);
+		z->allocs++;
 		return pd;
 	}
-	struct page_desc *pd = __zone_carve();
+	struct page_desc *pd = __zone_carve(z);
 	if (pd) {
-		__zone_expand(pd, order, MAX_ORDER - 1);
-		z.allocs++;
+		__zone_expand(z, pd, order, MAX_ORDER - 1);
+		z->allocs++;
 	}
 	return pd;
 }
@@ -420,10 +454,11 @@ static struct page_desc *__zone_rmqueue(unsigned order)
  * younger stamp of its dirty halves.  clean is 0, PG_ZERO or PG_ADVISED;
  * stamp is the block's freed_ns when it is dirty.
  */
-static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t clean, uint64_t stamp)
+static void __zone_free_one(struct zone *z, uint64_t pfn, unsigned order, uint8_t clean,
+			    uint64_t stamp)
 {
-	if (unlikely(pfn < z.floor)) {
-		z.abandoned_pages += (uint64_t)1 << order;
+	if (unlikely(pfn < z->floor)) {
+		z->abandoned_pages += (uint64_t)1 << order;
 		return;
 	}
 	while (order < MAX_ORDER - 1) {
@@ -431,8 +466,8 @@ static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t clean, uint64_
 		struct page_desc *buddy = pfn_to_desc(bpfn);
 		if (!(buddy->flags & PG_BUDDY) || buddy->order != order)
 			break;
-		list_del(&z.free_area[order], buddy);
-		z.nr_free_pages -= (size_t)1 << order;
+		list_del(z, &z->free_area[order], buddy);
+		z->nr_free_pages -= (size_t)1 << order;
 		uint8_t bclean = buddy->flags & PG_CLEAN;
 		if (likely(!(clean | bclean))) {
 			/* stamp is the younger: a free's is the clock now, a
@@ -448,21 +483,22 @@ static void __zone_free_one(uint64_t pfn, unsigned order, uint8_t clean, uint64_
 		buddy->flags = 0;
 		pfn &= ~((uint64_t)1 << order);
 		order++;
-		z.merges++;
+		z->merges++;
 	}
 	struct page_desc *pd = pfn_to_desc(pfn);
 	pd->order = (uint8_t)order;
 	pd->flags = PG_BUDDY | clean;
 	pd->freed_ns = stamp;
-	list_add(&z.free_area[order], pd);
-	z.nr_free_pages += (size_t)1 << order;
+	list_add(z, &z->free_area[order], pd);
+	z->nr_free_pages += (size_t)1 << order;
 }
 
 /* Splits [pfn, pfn + npages) into the largest naturally aligned blocks:
  * at each step the block's order is limited both by pfn's alignment and by
  * the pages left, so both an allocation's tail (starting mid-block) and a
  * whole n-page allocation (starting aligned) decompose correctly. */
-static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t clean, uint64_t stamp)
+static void __zone_free_range(struct zone *z, uint64_t pfn, size_t npages, uint8_t clean,
+			      uint64_t stamp)
 {
 	while (npages) {
 		unsigned o = ilog2_floor(npages);
@@ -474,7 +510,7 @@ static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t clean, uint64
 		if (o > MAX_ORDER - 1)
 			o = MAX_ORDER - 1;
 		pfn_to_desc(pfn)->flags = 0;
-		__zone_free_one(pfn, o, clean, stamp);
+		__zone_free_one(z, pfn, o, clean, stamp);
 		pfn += (uint64_t)1 << o;
 		npages -= (size_t)1 << o;
 	}
@@ -483,67 +519,70 @@ static void __zone_free_range(uint64_t pfn, size_t npages, uint8_t clean, uint64
 /* ---- opening the region under a limit ---------------------------------- */
 
 /*
- * The free lists are empty and the frontier has reached z.opened, below the
+ * The free lists are empty and the frontier has reached z->opened, below the
  * end of the region: make the next 4 MiB writable.  mprotect is a system
  * call, so the lock is dropped around it, as zone_purge does; threads that
  * meet here at once open the same block, which mprotect does not mind.
- * Returns 1 with the lock held and z.opened advanced, 0 with the lock held
+ * Returns 1 with the lock held and z->opened advanced, 0 with the lock held
  * if mprotect failed (RLIMIT_DATA reached: the zone is full), -1 without
  * the lock if a handler could not take it back (a fork in progress).
  */
-static NOINLINE int __zone_open(struct zone_irq *irq)
+static NOINLINE int __zone_open(struct zone *z, struct zone_irq *irq)
 {
-	uint64_t at = z.opened;
+	uint64_t at = z->opened;
 
-	__atomic_add_fetch(&z.openers, 1, __ATOMIC_RELAXED);
-	zone_unlock(irq);
+	__atomic_add_fetch(&z->openers, 1, __ATOMIC_RELAXED);
+	zone_unlock(z, irq);
 	int rc = os.mprotect((void *)(zg.base + (at << PAGE_SHIFT)), MAX_BLOCK_BYTES,
 			     PROT_READ | PROT_WRITE);
-	bool locked = zone_lock_or_refuse(irq);
+	bool locked = zone_lock_or_refuse(z, irq);
 	/* After the system call, so zone_give_back cannot see 0 while it runs. */
-	__atomic_sub_fetch(&z.openers, 1, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(&z->openers, 1, __ATOMIC_RELEASE);
 	if (!locked)
 		return -1;
 	if (rc != 0)
 		return 0;
-	if (z.opened < at + MAX_BLOCK_PAGES)
-		z.opened = at + MAX_BLOCK_PAGES;
+	if (z->opened < at + MAX_BLOCK_PAGES)
+		z->opened = at + MAX_BLOCK_PAGES;
 	return 1;
 }
 
 /* __zone_rmqueue, opening more of the region when it must.  Each pass
- * through __zone_open raises z.opened, so this ends.  *locked is false if
+ * through __zone_open raises z->opened, so this ends.  *locked is false if
  * the lock was lost (then NULL). */
-static struct page_desc *__zone_rmqueue_open(unsigned order, struct zone_irq *irq, bool *locked)
+static struct page_desc *__zone_rmqueue_open(struct zone *z, unsigned order,
+					     struct zone_irq *irq, bool *locked)
 {
-	struct page_desc *pd = __zone_rmqueue(order);
-	while (unlikely(!pd) && z.opened < zg.pages) {
-		int r = __zone_open(irq);
+	struct page_desc *pd = __zone_rmqueue(z, order);
+	while (unlikely(!pd) && z->opened < z->end) {
+		int r = __zone_open(z, irq);
 		if (r <= 0) {
 			*locked = r == 0;
 			return NULL;
 		}
-		pd = __zone_rmqueue(order);
+		pd = __zone_rmqueue(z, order);
 	}
 	return pd;
 }
 
+/* Under a limit there is one zone (zones_lay_out), whose tail this is. */
 size_t zone_give_back(size_t want)
 {
+	struct zone *z = &zones[nr_zones - 1];
 	struct zone_irq saved;
 
-	/* z.limit is written once, by zone_init (0 before it).  A request
+	/* z->limit is written once, by zone_init (0 before it).  A request
 	 * larger than the whole limit fails whatever we give: keep the zone. */
-	if (z.limit == UINT64_MAX || want >= z.limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
+	if (z->limit == UINT64_MAX || want >= z->limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
 		return 0;
-	zone_lock(&saved);
-	uint64_t old = zg.pages, keep = z.frontier;
+	zone_lock(z, &saved);
+	uint64_t old = zg.pages, keep = z->frontier;
 	/* A thread opening a block with the lock dropped opens one below
 	 * opened + 1024: leave that alone, it is not the tail's any more. */
-	if (__atomic_load_n(&z.openers, __ATOMIC_ACQUIRE))
-		keep = z.opened + MAX_BLOCK_PAGES < old ? z.opened + MAX_BLOCK_PAGES : old;
+	if (__atomic_load_n(&z->openers, __ATOMIC_ACQUIRE))
+		keep = z->opened + MAX_BLOCK_PAGES < old ? z->opened + MAX_BLOCK_PAGES : old;
 	if (keep >= old) {
-		zone_unlock(&saved);
+		zone_unlock(z, &saved);
 		return 0;
 	}
 	/* Nothing live is at or above keep (the frontier or beyond), so
@@ -551,10 +590,11 @@ size_t zone_give_back(size_t want)
 	 * not ours once unmapped, and glibc may map them next. */
 	__atomic_store_n(&zg.pages, keep, __ATOMIC_RELAXED);
 	__atomic_store_n(&zg.bytes, keep << PAGE_SHIFT, __ATOMIC_RELEASE);
-	if (z.opened > keep)
-		z.opened = keep;
-	z.given_back += old - keep;
-	zone_unlock(&saved);
+	if (z->opened > keep)
+		z->opened = keep;
+	z->end = keep;
+	z->given_back += old - keep;
+	zone_unlock(z, &saved);
 
 	/* keep and old are multiples of 1024 pages, so the descriptors' cut
 	 * (64 KiB per 1024) falls on a page boundary. */
@@ -568,57 +608,95 @@ size_t zone_give_back(size_t want)
 /* A block just taken off the lists for npages of its 2^order pages: the
  * unused tail goes back as it was (clean, or dirty of the same age), and
  * the block keeps only PG_ZERO. */
-static inline void __zone_taken(struct page_desc *pd, unsigned order, size_t npages)
+static inline void __zone_taken(struct zone *z, struct page_desc *pd, unsigned order,
+				size_t npages)
 {
 	if (npages < ((size_t)1 << order))
-		__zone_free_range(desc_pfn(pd) + npages, ((size_t)1 << order) - npages,
+		__zone_free_range(z, desc_pfn(pd) + npages, ((size_t)1 << order) - npages,
 				  pd->flags & PG_CLEAN, pd->freed_ns);
 	pd->flags &= PG_ZERO;
 }
 
-struct page_desc *zone_alloc(unsigned order, size_t npages)
+/*
+ * Allocation walks the calling thread's zonelist (numa_route: its own node
+ * first, then the others by distance, as the process's memory policy
+ * allows) and stops at the first zone that has the block.  The node
+ * counters (numa_stats, the numastat meanings) are counted under the lock
+ * of the zone that served: hit or miss against the first node of the list,
+ * local or other against the thread's node.  With one zone the list is
+ * {0} and the walk is one pass.
+ */
+static inline void __zone_count_node(const struct numa_route *r, unsigned i, unsigned n)
 {
-	struct zone_irq saved;
-	bool locked = true;
+	unsigned got = r->list[i];
+	struct numa_stats *ns = &numa_stats[got];
 
-	if (!zone_lock_or_refuse(&saved)) {
-		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
-		return NULL;
+	if (likely(i == 0)) {
+		ns->numa_hit += n;
+	} else {
+		ns->numa_miss += n;
+		__atomic_add_fetch(&numa_stats[r->list[0]].numa_foreign, n, __ATOMIC_RELAXED);
 	}
-	struct page_desc *pd = __zone_rmqueue_open(order, &saved, &locked);
-	if (!locked) {
-		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
-		return NULL;
-	}
-	if (pd)
-		__zone_taken(pd, order, npages);
-	zone_unlock(&saved);
-	zone_tick(0);
-	return pd;
+	if (likely(got == r->local))
+		ns->local_node += n;
+	else
+		ns->other_node += n;
 }
 
-unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
-			 struct page_desc **headp, struct page_desc **tailp)
+struct page_desc *zone_alloc(unsigned order, size_t npages)
 {
-	struct page_desc *head = NULL, *tail = NULL;
-	unsigned n = 0, order = ilog2_ceil(npages);
+	struct numa_route r;
+
+	numa_route(&r);
+	for (unsigned i = 0; i < r.len; i++) {
+		struct zone *z = &zones[r.list[i]];
+		struct zone_irq saved;
+		bool locked = true;
+
+		if (!zone_lock_or_refuse(z, &saved)) {
+			__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
+			return NULL;
+		}
+		struct page_desc *pd = __zone_rmqueue_open(z, order, &saved, &locked);
+		if (!locked) {
+			__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
+			return NULL;
+		}
+		if (pd) {
+			__zone_taken(z, pd, order, npages);
+			__zone_count_node(&r, i, 1);
+		}
+		zone_unlock(z, &saved);
+		zone_tick(0);
+		if (pd)
+			return pd;
+	}
+	return NULL;
+}
+
+/* One zone's part of a refill; false if a handler lost the lock. */
+static bool zone_take_from(struct zone *z, const struct numa_route *r, unsigned i,
+			   size_t npages, unsigned max, unsigned min, unsigned *np,
+			   struct page_desc **headp, struct page_desc **tailp)
+{
+	struct page_desc *head = *headp, *tail = *tailp;
+	unsigned n = *np, got = 0, order = ilog2_ceil(npages);
 	struct zone_irq saved;
 	bool locked = true;
 
-	*headp = *tailp = NULL;
-	if (!zone_lock_or_refuse(&saved)) {
+	if (!zone_lock_or_refuse(z, &saved)) {
 		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
-		return 0;
+		return false;
 	}
 	while (n < max) {
-		if (n >= min && mp_lock_is_contended(&z.lock)) {
-			z.batch_breaks++;
+		if (n >= min && mp_lock_is_contended(&z->lock)) {
+			z->batch_breaks++;
 			break;
 		}
-		struct page_desc *pd = __zone_rmqueue_open(order, &saved, &locked);
+		struct page_desc *pd = __zone_rmqueue_open(z, order, &saved, &locked);
 		if (!pd)
 			break;
-		__zone_taken(pd, order, npages);
+		__zone_taken(z, pd, order, npages);
 		pd->npages = (uint32_t)npages;
 		/* Kept in the order taken: physically ascending after a split,
 		 * as rmqueue_bulk returns them. */
@@ -630,69 +708,98 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 			head = pd;
 		tail = pd;
 		n++;
-	}
-	if (likely(locked)) {
-		z.batches++;
-		z.batch_blocks += n;
-		zone_unlock(&saved);
-		zone_tick(0);
+		got++;
 	}
 	*headp = head;
 	*tailp = tail;
+	*np = n;
+	if (unlikely(!locked))
+		return false;
+	z->batches++;
+	z->batch_blocks += got;
+	if (got)
+		__zone_count_node(r, i, got);
+	zone_unlock(z, &saved);
+	zone_tick(0);
+	return true;
+}
+
+/* A refill: from the first zone of the list that has blocks; the next
+ * ones only when it ran dry before giving any. */
+unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
+			 struct page_desc **headp, struct page_desc **tailp)
+{
+	struct numa_route r;
+	unsigned n = 0;
+
+	*headp = *tailp = NULL;
+	numa_route(&r);
+	for (unsigned i = 0; i < r.len && !n; i++)
+		if (!zone_take_from(&zones[r.list[i]], &r, i, npages, max, min, &n, headp, tailp))
+			break;
 	return n;
 }
 
+/* Blocks of several nodes (a drain of a cache that mixes them) go back
+ * zone by zone, one lock hold per run of blocks of the same node. */
 void zone_free_list(struct page_desc *pd)
 {
-	struct zone_irq saved;
-
-	if (!zone_lock_or_refuse(&saved)) {
-		while (pd) {
-			struct page_desc *next = pd->next;
-			defer_free(pd, pd->npages);
-			pd = next;
-		}
-		return;
-	}
 	while (pd) {
-		struct page_desc *next = pd->next;
-		__zone_free_range(desc_pfn(pd), pd->npages, 0, __zone_now());
-		z.frees++;
-		pd = next;
+		struct zone *z = zone_of(desc_pfn(pd));
+		struct zone_irq saved;
+
+		if (!zone_lock_or_refuse(z, &saved)) {
+			while (pd) {
+				struct page_desc *next = pd->next;
+				defer_free(pd, pd->npages);
+				pd = next;
+			}
+			return;
+		}
+		do {
+			struct page_desc *next = pd->next;
+			__zone_free_range(z, desc_pfn(pd), pd->npages, 0, __zone_now(z));
+			z->frees++;
+			pd = next;
+		} while (pd && zone_of(desc_pfn(pd)) == z);
+		uint64_t now = z->now;
+		zone_unlock(z, &saved);
+		zone_tick(now);
 	}
-	uint64_t now = z.now;
-	zone_unlock(&saved);
-	zone_tick(now);
 }
 
 void zone_free_block(struct page_desc *pd, unsigned order)
 {
+	struct zone *z = zone_of(desc_pfn(pd));
 	struct zone_irq saved;
 
-	if (!zone_lock_or_refuse(&saved)) {
+	if (!zone_lock_or_refuse(z, &saved)) {
 		defer_free(pd, (size_t)1 << order);
 		return;
 	}
 	pd->flags = 0;
-	__zone_free_one(desc_pfn(pd), order, 0, __zone_now());
-	z.frees++;
-	uint64_t now = z.now;
-	zone_unlock(&saved);
+	__zone_free_one(z, desc_pfn(pd), order, 0, __zone_now(z));
+	z->frees++;
+	uint64_t now = z->now;
+	zone_unlock(z, &saved);
 	zone_tick(now);
 }
 
+/* A range lies in one zone: it is (part of) a block, and blocks never
+ * straddle a boundary. */
 void zone_free_range(uint64_t pfn, size_t npages)
 {
+	struct zone *z = zone_of(pfn);
 	struct zone_irq saved;
 
-	if (!zone_lock_or_refuse(&saved)) {
+	if (!zone_lock_or_refuse(z, &saved)) {
 		defer_free(pfn_to_desc(pfn), npages);
 		return;
 	}
-	__zone_free_range(pfn, npages, 0, __zone_now());
-	z.frees++;
-	uint64_t now = z.now;
-	zone_unlock(&saved);
+	__zone_free_range(z, pfn, npages, 0, __zone_now(z));
+	z->frees++;
+	uint64_t now = z->now;
+	zone_unlock(z, &saved);
 	zone_tick(now);
 }
 
@@ -700,12 +807,12 @@ void zone_free_range(uint64_t pfn, size_t npages)
 
 /* The oldest dirty block of at least min_order freed at or before cutoff:
  * the oldest of the tails. */
-static struct page_desc *__zone_oldest(uint64_t cutoff, unsigned min_order, unsigned *order)
+static struct page_desc *__zone_oldest(struct zone *z, uint64_t cutoff, unsigned min_order, unsigned *order)
 {
 	struct page_desc *best = NULL;
 
 	for (unsigned o = min_order; o < MAX_ORDER; o++) {
-		struct page_desc *t = z.free_area[o].tail;
+		struct page_desc *t = z->free_area[o].tail;
 		if (t && t->freed_ns <= cutoff && (!best || t->freed_ns < best->freed_ns)) {
 			best = t;
 			*order = o;
@@ -715,10 +822,10 @@ static struct page_desc *__zone_oldest(uint64_t cutoff, unsigned min_order, unsi
 }
 
 /* A PG_ADVISED block of at least min_order (malloc_trim redoes them). */
-static struct page_desc *__zone_advised(unsigned min_order, unsigned *order)
+static struct page_desc *__zone_advised(struct zone *z, unsigned min_order, unsigned *order)
 {
 	for (unsigned o = min_order; o < MAX_ORDER; o++)
-		for (struct page_desc *pd = z.free_area[o].clean; pd; pd = pd->next)
+		for (struct page_desc *pd = z->free_area[o].clean; pd; pd = pd->next)
 			if (pd->flags & PG_ADVISED) {
 				*order = o;
 				return pd;
@@ -728,36 +835,36 @@ static struct page_desc *__zone_advised(unsigned min_order, unsigned *order)
 
 /* Off the lists for the system call: flags 0, so that no free merges into
  * it meanwhile. */
-static void __zone_isolate(struct page_desc *pd, unsigned o)
+static void __zone_isolate(struct zone *z, struct page_desc *pd, unsigned o)
 {
-	list_del(&z.free_area[o], pd);
-	z.nr_free_pages -= (size_t)1 << o;
+	list_del(z, &z->free_area[o], pd);
+	z->nr_free_pages -= (size_t)1 << o;
 	pd->flags = 0;
 	pd->next = NULL;            /* appended: madvised oldest first */
-	if (!z.isolated)
-		z.isolated_end = &z.isolated;
-	*z.isolated_end = pd;
-	z.isolated_end = &pd->next;
-	z.isolated_pages += (size_t)1 << o;
+	if (!z->isolated)
+		z->isolated_end = &z->isolated;
+	*z->isolated_end = pd;
+	z->isolated_end = &pd->next;
+	z->isolated_pages += (size_t)1 << o;
 }
 
 /* Back on the lists, as the system call left each block (its flags say:
  * PG_ZERO or PG_ADVISED, without PG_BUDDY so that nothing merges yet; 0 if
  * the call failed: dirty again, as of now).  Returns the pages purged. */
-static size_t __zone_putback(void)
+static size_t __zone_putback(struct zone *z)
 {
 	size_t pages = 0;
 
-	while (z.isolated) {
-		struct page_desc *pd = z.isolated, *next = pd->next;
+	while (z->isolated) {
+		struct page_desc *pd = z->isolated, *next = pd->next;
 		uint8_t clean = pd->flags & PG_CLEAN;
 		size_t n = (size_t)1 << pd->order;
 		pd->flags = 0;
-		z.isolated = next;
-		z.isolated_pages -= n;
+		z->isolated = next;
+		z->isolated_pages -= n;
 		if (clean)
 			pages += n;
-		__zone_free_one(desc_pfn(pd), pd->order, clean, clean ? 0 : __zone_now());
+		__zone_free_one(z, desc_pfn(pd), pd->order, clean, clean ? 0 : __zone_now(z));
 	}
 	return pages;
 }
@@ -798,8 +905,8 @@ static uint64_t purge_isolated(struct page_desc *pd, int advice)
  * min_order freed at or before cutoff, oldest first, then (redo_advised)
  * every PG_ADVISED block with MADV_DONTNEED.  False if another purge is in
  * flight. */
-static bool zone_purge_run(uint64_t cutoff, unsigned min_order, bool redo_advised, int advice,
-			   size_t *pagesp)
+static bool zone_purge_one(struct zone *z, uint64_t cutoff, unsigned min_order,
+			   bool redo_advised, int advice, size_t *pagesp)
 {
 	struct zone_irq saved;
 	size_t pages = 0;
@@ -807,21 +914,22 @@ static bool zone_purge_run(uint64_t cutoff, unsigned min_order, bool redo_advise
 	int errno_saved = errno;
 
 	*pagesp = 0;
-	zone_lock(&saved);
-	if (z.purging) {
-		zone_unlock(&saved);
+	zone_lock(z, &saved);
+	if (z->purging) {
+		zone_unlock(z, &saved);
 		return false;
 	}
-	z.purging = true;
+	z->purging = true;
 	for (bool advised = false;;) {
 		struct page_desc *pd;
 		unsigned o;
 		size_t batch = 0;
 		while (batch < ZONE_PURGE_BATCH) {
-			pd = advised ? __zone_advised(min_order, &o) : __zone_oldest(cutoff, min_order, &o);
+			pd = advised ? __zone_advised(z, min_order, &o)
+				     : __zone_oldest(z, cutoff, min_order, &o);
 			if (!pd)
 				break;
-			__zone_isolate(pd, o);
+			__zone_isolate(z, pd, o);
 			batch += (size_t)1 << o;
 		}
 		if (!batch) {
@@ -830,19 +938,35 @@ static bool zone_purge_run(uint64_t cutoff, unsigned min_order, bool redo_advise
 			advised = true;
 			continue;
 		}
-		zone_unlock(&saved);
-		calls += purge_isolated(z.isolated, advised ? MADV_DONTNEED : advice);
-		zone_lock(&saved);
-		pages += __zone_putback();
+		zone_unlock(z, &saved);
+		calls += purge_isolated(z->isolated, advised ? MADV_DONTNEED : advice);
+		zone_lock(z, &saved);
+		pages += __zone_putback(z);
 	}
-	z.purging = false;
-	z.purged_pages += pages;
-	z.purge_calls += calls;
+	z->purging = false;
+	z->purged_pages += pages;
+	z->purge_calls += calls;
 	if (pages)
-		z.purge_runs++;
-	zone_unlock(&saved);
+		z->purge_runs++;
+	zone_unlock(z, &saved);
 	errno = errno_saved;
 	*pagesp = pages;
+	return true;
+}
+
+/* Each zone in turn, one lock at a time; false (and the zones after it
+ * untouched) if a purge is in flight on one of them. */
+static bool zone_purge_run(uint64_t cutoff, unsigned min_order, bool redo_advised, int advice,
+			   size_t *pagesp)
+{
+	*pagesp = 0;
+	for (unsigned i = 0; i < nr_zones; i++) {
+		size_t pages;
+		bool done = zone_purge_one(&zones[i], cutoff, min_order, redo_advised, advice, &pages);
+		*pagesp += pages;
+		if (!done)
+			return false;
+	}
 	return true;
 }
 
@@ -864,173 +988,83 @@ bool zone_purge_aged(uint64_t cutoff_ns, int advice, size_t *pages)
 
 uint64_t zone_dirty_hint(void)
 {
-	return __atomic_load_n(&z.nr_dirty_pages, __ATOMIC_RELAXED);
+	uint64_t pages = 0;
+	for (unsigned i = 0; i < nr_zones; i++)
+		pages += __atomic_load_n(&zones[i].nr_dirty_pages, __ATOMIC_RELAXED);
+	return pages;
 }
 
 uint64_t zone_dirty(uint64_t *oldest_ns)
 {
-	struct zone_irq saved;
-	unsigned o;
+	uint64_t pages = 0;
 
 	*oldest_ns = UINT64_MAX;
 	if (!zg.bytes)
 		return 0;
-	zone_lock(&saved);
-	uint64_t pages = z.nr_dirty_pages;
-	struct page_desc *pd = __zone_oldest(UINT64_MAX, 0, &o);
-	if (pd)
-		*oldest_ns = pd->freed_ns;
-	zone_unlock(&saved);
+	for (unsigned i = 0; i < nr_zones; i++) {
+		struct zone *z = &zones[i];
+		struct zone_irq saved;
+		unsigned o;
+		zone_lock(z, &saved);
+		pages += z->nr_dirty_pages;
+		struct page_desc *pd = __zone_oldest(z, UINT64_MAX, 0, &o);
+		if (pd && pd->freed_ns < *oldest_ns)
+			*oldest_ns = pd->freed_ns;
+		zone_unlock(z, &saved);
+	}
 	return pages;
+}
+
+/* Adds zone z's pages and events to zi, under its lock. */
+static void zone_info_add(struct zone *z, struct zone_info *zi)
+{
+	struct zone_irq saved;
+
+	zone_lock(z, &saved);
+	zi->pages += z->end - z->start;
+	zi->given_back_pages += z->given_back;
+	zi->untouched_pages += z->end - z->frontier;
+	zi->free_pages += z->nr_free_pages + (z->end - z->frontier);
+	for (unsigned o = 0; o < MAX_ORDER; o++)
+		zi->nr_free[o] += z->free_area[o].nr_free;
+	zi->lock_acquired += z->lock.acquired;
+	zi->lock_contended += z->lock.contended;
+	zi->lock_wait_ns += z->lock.wait_ns;
+	zi->allocs += z->allocs;
+	zi->frees += z->frees;
+	zi->batches += z->batches;
+	zi->batch_blocks += z->batch_blocks;
+	zi->batch_breaks += z->batch_breaks;
+	zi->splits += z->splits;
+	zi->merges += z->merges;
+	zi->carved += z->carved;
+	zi->purged_pages += z->purged_pages;
+	zi->dirty_pages += z->nr_dirty_pages;
+	zi->purge_runs += z->purge_runs;
+	zi->purge_calls += z->purge_calls;
+	zi->abandoned_pages += z->abandoned_pages;
+	zone_unlock(z, &saved);
 }
 
 void zone_info(struct zone_info *zi)
 {
-	struct zone_irq saved;
-
 	memset(zi, 0, sizeof(*zi));
 	if (!zg.bytes)
 		return;
-	zone_lock(&saved);
-	zi->pages = zg.pages;
-	zi->given_back_pages = z.given_back;
-	zi->untouched_pages = zg.pages - z.frontier;
-	zi->free_pages = z.nr_free_pages + zi->untouched_pages;
-	for (unsigned o = 0; o < MAX_ORDER; o++)
-		zi->nr_free[o] = z.free_area[o].nr_free;
-	zi->lock_acquired = z.lock.acquired;
-	zi->lock_contended = z.lock.contended;
-	zi->lock_wait_ns = z.lock.wait_ns;
-	zi->allocs = z.allocs;
-	zi->frees = z.frees;
-	zi->batches = z.batches;
-	zi->batch_blocks = z.batch_blocks;
-	zi->batch_breaks = z.batch_breaks;
-	zi->splits = z.splits;
-	zi->merges = z.merges;
-	zi->carved = z.carved;
-	zi->purged_pages = z.purged_pages;
-	zi->dirty_pages = z.nr_dirty_pages;
-	zi->purge_runs = z.purge_runs;
-	zi->purge_calls = z.purge_calls;
+	for (unsigned i = 0; i < nr_zones; i++)
+		zone_info_add(&zones[i], zi);
 	zi->fork_deferred_frees = __atomic_load_n(&deferred_count, __ATOMIC_RELAXED);
 	zi->fork_refused_allocs = __atomic_load_n(&refused_allocs, __ATOMIC_RELAXED);
-	zi->abandoned_pages = z.abandoned_pages;
 	zi->fork_carved = __atomic_load_n(&fork_carved, __ATOMIC_RELAXED);
-	zone_unlock(&saved);
 }
 
-/* ---- whole-zone validation (tests) ------------------------------------ */
-
-#define FAIL(...) do { fmt_snprintf(why, cap, __VA_ARGS__); goto out; } while (0)
-
-int zone_validate(uint64_t used_pages, char *why, size_t cap)
+bool zone_node_info(unsigned node, struct zone_info *zi)
 {
-	int rc = -1;
-	struct zone_irq saved;
-	uint8_t *seen = NULL;
-	size_t seen_bytes = 0;
-
-	if (!zg.bytes) {
-		fmt_snprintf(why, cap, "no region");
-		return used_pages == 0 || used_pages == UINT64_MAX ? 0 : -1;
-	}
-	/* The bitmap is mapped before the lock is taken: no system call
-	 * under the zone lock, even in a validator. */
-	seen_bytes = (__atomic_load_n(&zg.pages, __ATOMIC_RELAXED) + 7) / 8 + 1;   /* only shrinks */
-	seen = os.mmap(NULL, seen_bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (seen == MAP_FAILED) {
-		fmt_snprintf(why, cap, "cannot map the validation bitmap");
-		return -1;
-	}
-	zone_lock(&saved);
-	if (z.frontier % MAX_BLOCK_PAGES || z.frontier > z.opened)
-		FAIL("frontier %lu not a multiple of 1024 within %lu open pages",
-		     (unsigned long)z.frontier, (unsigned long)z.opened);
-	if (z.opened % MAX_BLOCK_PAGES || z.opened > zg.pages)
-		FAIL("open pages %lu not a multiple of 1024 within %lu pages",
-		     (unsigned long)z.opened, (unsigned long)zg.pages);
-	if (zg.bytes != zg.pages << PAGE_SHIFT)
-		FAIL("region of %lu bytes but %lu pages", (unsigned long)zg.bytes,
-		     (unsigned long)zg.pages);
-
-	uint64_t listed = 0, dirty_pages = 0;
-	for (unsigned o = 0; o < MAX_ORDER; o++) {
-		uint64_t n = 0;
-		for (int dirty = 1; dirty >= 0; dirty--) {
-			struct page_desc *prev = NULL;
-			const struct page_desc *head = dirty ? z.free_area[o].head : z.free_area[o].clean;
-			for (struct page_desc *pd = (struct page_desc *)head; pd; pd = pd->next) {
-				uint64_t pfn = desc_pfn(pd);
-				if (pd->prev != prev)
-					FAIL("order %u: broken back link at pfn %lu", o, (unsigned long)pfn);
-				if (!(pd->flags & PG_BUDDY) || (pd->flags & (PG_ALLOC | PG_CACHED)))
-					FAIL("order %u: pfn %lu on free list with flags %x", o,
-					     (unsigned long)pfn, pd->flags);
-				if (dirty && (pd->flags & PG_CLEAN))
-					FAIL("order %u: clean pfn %lu (flags %x) on the dirty list", o,
-					     (unsigned long)pfn, pd->flags);
-				if (!dirty && (!(pd->flags & PG_CLEAN) || (pd->flags & PG_CLEAN) == PG_CLEAN))
-					FAIL("order %u: pfn %lu with flags %x on the clean list", o,
-					     (unsigned long)pfn, pd->flags);
-				if (dirty && prev && pd->freed_ns > prev->freed_ns)
-					FAIL("order %u: dirty list out of time order at pfn %lu", o,
-					     (unsigned long)pfn);
-				if (pd->order != o)
-					FAIL("pfn %lu on order-%u list says order %u", (unsigned long)pfn, o, pd->order);
-				if (pfn & (((uint64_t)1 << o) - 1))
-					FAIL("pfn %lu misaligned for order %u", (unsigned long)pfn, o);
-				if (pfn + ((uint64_t)1 << o) > z.frontier)
-					FAIL("pfn %lu order %u beyond the frontier", (unsigned long)pfn, o);
-				for (uint64_t i = pfn; i < pfn + ((uint64_t)1 << o); i++) {
-					if (seen[i / 8] & (1u << (i % 8)))
-						FAIL("page %lu is in two free blocks", (unsigned long)i);
-					seen[i / 8] |= (uint8_t)(1u << (i % 8));
-				}
-				if (o < MAX_ORDER - 1) {
-					struct page_desc *b = pfn_to_desc(pfn ^ ((uint64_t)1 << o));
-					if ((b->flags & PG_BUDDY) && b->order == o)
-						FAIL("pfn %lu order %u and its buddy are both free: not coalesced",
-						     (unsigned long)pfn, o);
-				}
-				prev = pd;
-				n++;
-				if (dirty)
-					dirty_pages += (uint64_t)1 << o;
-				listed += (uint64_t)1 << o;
-			}
-			if (dirty && z.free_area[o].tail != prev)
-				FAIL("order %u: the tail is not the last dirty block", o);
-		}
-		if (n != z.free_area[o].nr_free)
-			FAIL("order %u: nr_free %lu but %lu listed", o,
-			     (unsigned long)z.free_area[o].nr_free, (unsigned long)n);
-	}
-	if (listed != z.nr_free_pages)
-		FAIL("nr_free_pages %lu but %lu pages listed", (unsigned long)z.nr_free_pages,
-		     (unsigned long)listed);
-	if (dirty_pages != z.nr_dirty_pages)
-		FAIL("nr_dirty_pages %lu but %lu dirty pages listed",
-		     (unsigned long)z.nr_dirty_pages, (unsigned long)dirty_pages);
-	/* Every PG_BUDDY head between the floor and the frontier must be on
-	 * a list. */
-	for (uint64_t pfn = z.floor; pfn < z.frontier; pfn++) {
-		struct page_desc *pd = pfn_to_desc(pfn);
-		if ((pd->flags & PG_BUDDY) && !(seen[pfn / 8] & (1u << (pfn % 8))))
-			FAIL("pfn %lu marked free but on no list", (unsigned long)pfn);
-	}
-	if (used_pages != UINT64_MAX && !z.floor &&
-	    used_pages + z.nr_free_pages + z.isolated_pages != z.frontier)
-		FAIL("free %lu + being purged %lu + used %lu != %lu pages in use since start",
-		     (unsigned long)z.nr_free_pages, (unsigned long)z.isolated_pages,
-		     (unsigned long)used_pages, (unsigned long)z.frontier);
-	rc = 0;
-out:
-	zone_unlock(&saved);
-	if (seen)
-		os.munmap(seen, seen_bytes);
-	return rc;
+	memset(zi, 0, sizeof(*zi));
+	if (node >= nr_zones || !zg.bytes)
+		return false;
+	zone_info_add(&zones[node], zi);
+	return true;
 }
 
 /* ---- fork ------------------------------------------------------------- */
@@ -1056,15 +1090,15 @@ void zone_fork_announce(void)
 /*
  * While the forking thread holds the zone lock it touches nothing in the
  * zone, so a handler may take a never-used 4 MiB block off the frontier
- * without the lock: one compare-and-swap on z.frontier.  fork_carving
+ * without the lock: one compare-and-swap on z->frontier.  fork_carving
  * counts handlers doing so; the forker stops them (fork_held = 0) and waits
- * for the ones already in before it unlocks, after which z.frontier is the
+ * for the ones already in before it unlocks, after which z->frontier is the
  * lock's again.  The reserve (pagealloc/reserve.c) uses this when it runs
  * dry in a long fork window.
  */
 void zone_fork_prepare(void)
 {
-	zone_lock(&fork_saved);
+	zone_lock_all(&fork_saved);
 	__atomic_store_n(&fork_held, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -1079,7 +1113,24 @@ void zone_fork_parent(void)
 {
 	fork_stop_carving();
 	__atomic_store_n(&fork_pending, 0, __ATOMIC_RELEASE);
-	zone_unlock(&fork_saved);
+	zone_unlock_all(&fork_saved);
+}
+
+/* One 4 MiB block off the frontier of zone z, or NULL. */
+static struct page_desc *zone_carve_one(struct zone *z)
+{
+	uint64_t f = __atomic_load_n(&z->frontier, __ATOMIC_RELAXED);
+	while (f + MAX_BLOCK_PAGES <= __atomic_load_n(&z->opened, __ATOMIC_RELAXED)) {
+		if (__atomic_compare_exchange_n(&z->frontier, &f, f + MAX_BLOCK_PAGES, false,
+						__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+			struct page_desc *pd = pfn_to_desc(f);
+			pd->order = MAX_ORDER - 1;
+			pd->flags = PG_ZERO;
+			__atomic_add_fetch(&fork_carved, 1, __ATOMIC_RELAXED);
+			return pd;
+		}
+	}
+	return NULL;
 }
 
 /* Signals held back inside: a nested handler would find fork_held cleared
@@ -1092,17 +1143,11 @@ struct page_desc *zone_carve_in_fork(void)
 
 	__atomic_add_fetch(&fork_carving, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&fork_held, __ATOMIC_SEQ_CST)) {
-		uint64_t f = __atomic_load_n(&z.frontier, __ATOMIC_RELAXED);
-		while (f + MAX_BLOCK_PAGES <= __atomic_load_n(&z.opened, __ATOMIC_RELAXED)) {
-			if (__atomic_compare_exchange_n(&z.frontier, &f, f + MAX_BLOCK_PAGES, false,
-							__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-				pd = pfn_to_desc(f);
-				pd->order = MAX_ORDER - 1;
-				pd->flags = PG_ZERO;
-				__atomic_add_fetch(&fork_carved, 1, __ATOMIC_RELAXED);
-				break;
-			}
-		}
+		/* the thread's own node first, then the others by distance */
+		struct numa_route r;
+		numa_route(&r);
+		for (unsigned i = 0; !pd && i < r.len; i++)
+			pd = zone_carve_one(&zones[r.list[i]]);
 	}
 	__atomic_sub_fetch(&fork_carving, 1, __ATOMIC_SEQ_CST);
 	sigctx_unhold(was);
@@ -1121,21 +1166,26 @@ void zone_free_range_deferred(uint64_t pfn, size_t npages)
  * own work; the state (free lists, counts) is inherited, of course. */
 void zone_fork_child(void)
 {
-	/* A purge in flight on another thread left its blocks off the lists:
-	 * back they go, dirty (whatever the parent's madvise did or not). */
-	z.now = 0;
-	for (struct page_desc *pd = z.isolated; pd; pd = pd->next)
-		pd->flags = 0;
-	__zone_putback();
-	z.purging = false;
+	for (unsigned i = 0; i < nr_zones; i++) {
+		struct zone *z = &zones[i];
+		/* A purge in flight on another thread left its blocks off the
+		 * lists: back they go, dirty (whatever the parent's madvise
+		 * did or not). */
+		z->now = 0;
+		for (struct page_desc *pd = z->isolated; pd; pd = pd->next)
+			pd->flags = 0;
+		__zone_putback(z);
+		z->purging = false;
+		z->openers = 0;        /* only the forking thread lives on, not opening */
+		mp_lock_reset(&z->lock);
+		z->lock.acquired = z->lock.contended = z->lock.wait_ns = 0;
+		z->allocs = z->frees = z->batches = z->batch_blocks = z->batch_breaks = 0;
+		z->splits = z->merges = z->carved = z->purged_pages = 0;
+		z->purge_runs = z->purge_calls = 0;
+	}
+	memset(numa_stats, 0, sizeof(numa_stats));
 	fork_pending = 0;
 	fork_held = fork_carving = 0;
-	z.openers = 0;        /* only the forking thread lives on, not opening */
-	mp_lock_reset(&z.lock);
-	z.lock.acquired = z.lock.contended = z.lock.wait_ns = 0;
-	z.allocs = z.frees = z.batches = z.batch_blocks = z.batch_breaks = 0;
-	z.splits = z.merges = z.carved = z.purged_pages = 0;
-	z.purge_runs = z.purge_calls = 0;
 	sigctx_zone_leave(&fork_saved);
 }
 
@@ -1152,26 +1202,29 @@ void zone_fork_recover(void)
 {
 	__atomic_store_n(&fork_pending, 0, __ATOMIC_RELAXED);
 	fork_held = fork_carving = 0;
-	z.openers = 0;
-	z.purging = false;
-	if (!mp_lock_is_held(&z.lock)) {
-		/* only this thread: the lists are whole, the lock free */
-		z.now = 0;
-		for (struct page_desc *pd = z.isolated; pd; pd = pd->next)
-			pd->flags = 0;
-		__zone_putback();
-		return;
+	for (unsigned i = 0; i < nr_zones; i++) {
+		struct zone *z = &zones[i];
+		z->openers = 0;
+		z->purging = false;
+		if (!mp_lock_is_held(&z->lock)) {
+			/* only this thread: the lists are whole, the lock free */
+			z->now = 0;
+			for (struct page_desc *pd = z->isolated; pd; pd = pd->next)
+				pd->flags = 0;
+			__zone_putback(z);
+			continue;
+		}
+		for (unsigned o = 0; o < MAX_ORDER; o++)
+			z->free_area[o] = (struct free_area){ 0 };
+		z->nr_free_pages = z->nr_dirty_pages = 0;
+		z->isolated = NULL;
+		z->isolated_pages = 0;
+		z->floor = z->frontier;
+		mp_lock_reset(&z->lock);
 	}
-	for (unsigned o = 0; o < MAX_ORDER; o++)
-		z.free_area[o] = (struct free_area){ 0 };
-	z.nr_free_pages = z.nr_dirty_pages = 0;
-	z.isolated = NULL;
-	z.isolated_pages = 0;
-	z.floor = z.frontier;
-	mp_lock_reset(&z.lock);
 }
 
 bool zone_limited(void)
 {
-	return z.limit != UINT64_MAX && __atomic_load_n(&zg.bytes, __ATOMIC_RELAXED) != 0;
+	return zones[0].limit != UINT64_MAX && __atomic_load_n(&zg.bytes, __ATOMIC_RELAXED) != 0;
 }

@@ -62,6 +62,10 @@ struct zone_geom {
 	uintptr_t bytes;           /* region size; 0 when there is no region */
 	struct page_desc *descs;   /* descriptor array, one per page */
 	uint64_t pages;            /* bytes >> PAGE_SHIFT, a multiple of 1024 */
+	uint64_t node_pages;       /* pages of each node's part but the last
+				      (which runs to the end); a multiple of
+				      1024; 0 with one zone */
+	uint32_t nodes;            /* zones, one per node: 1..NUMA_MAX_NODES */
 } __attribute__((aligned(64)));
 extern struct zone_geom zg;
 
@@ -84,6 +88,16 @@ static inline uint64_t desc_pfn(const struct page_desc *pd)
 static inline void *desc_to_addr(const struct page_desc *pd)
 {
 	return (void *)(zg.base + (desc_pfn(pd) << 12));
+}
+
+/* The node (zone index) whose part of the region holds pfn: the parts are
+ * contiguous, so it is derived from the address (slow paths only). */
+static inline unsigned zone_node_of_pfn(uint64_t pfn)
+{
+	if (__builtin_expect(zg.nodes <= 1, 1))
+		return 0;
+	uint64_t n = pfn / zg.node_pages;
+	return n < zg.nodes ? (unsigned)n : zg.nodes - 1;
 }
 
 /* Links an array of descriptors into a chain through next (bulk frees). */
@@ -180,6 +194,10 @@ uint64_t zone_dirty_hint(void);
 extern uint64_t zone_tick_at;       /* atomic */
 extern uint32_t zone_tick_pending;  /* atomic */
 void zone_info(struct zone_info *zi);
+/* One node's zone: its pages and free pages (zi->pages, free_pages,
+ * untouched_pages, nr_free[], allocs, frees); the rest 0.  False past the
+ * last zone. */
+bool zone_node_info(unsigned node, struct zone_info *zi);
 /* Whole-zone check: lists, flags, alignment, no overlap, counts; used_pages
  * (pages not free in the zone), if not UINT64_MAX, must match.  Returns 0,
  * or -1 with the reason in why. */

@@ -1,0 +1,74 @@
+/*
+ * zone_impl.h — the zone's private structures, shared by the files of
+ * src/zone only (zone.c, validate.c).  Everyone else goes through zone.h.
+ *
+ * The region is split into one zone per NUMA node (Linux's pg_data_t, see
+ * numa.c): zone i covers the pfns [start, end), the parts tile the region
+ * in node order, and every boundary is a multiple of 1024 pages, so that a
+ * buddy pair never straddles two zones.  With one node (numa:auto on a
+ * one-node machine, numa:off, or a finite RLIMIT_AS/DATA) there is one zone
+ * covering the whole region, exactly as before zones were per node.
+ */
+#ifndef MAGPAGE_ZONE_IMPL_H
+#define MAGPAGE_ZONE_IMPL_H
+
+#include "internal.h"
+
+struct free_area {
+	struct page_desc *head;   /* dirty blocks of this order, newest first */
+	struct page_desc *tail;   /* ... and the oldest, purged first */
+	struct page_desc *clean;  /* clean blocks (PG_ZERO or PG_ADVISED) */
+	uint64_t nr_free;         /* blocks on both lists */
+};
+
+/* Every field but start, end and deferred is guarded by lock.
+ * Free pages of a zone = sum nr_free[order] * 2^order + (end - frontier). */
+struct zone {
+	struct mp_lock lock;      /* the zone lock */
+	struct free_area free_area[MAX_ORDER];
+	uint64_t frontier;        /* first never-used pfn, a multiple of 1024;
+				     start <= frontier <= end */
+	uint64_t opened;          /* pfns below are writable; frontier <= opened
+				     <= end, a multiple of 1024 */
+	uint32_t openers;         /* atomic: threads in __zone_open with the lock
+				     dropped; each opens [o, o + 1024) for an
+				     o <= opened, so opened + 1024 covers them all */
+	uint64_t limit;           /* os.mem_limit() at zone_init; UINT64_MAX:
+				     unlimited, else the region opens step by
+				     step and gives its tail back (one zone) */
+	uint64_t given_back;      /* pages unmapped by zone_give_back */
+	uint64_t nr_free_pages;   /* pages on the free lists */
+	uint64_t allocs, frees;   /* blocks handed out / taken back */
+	uint64_t batches, batch_blocks, batch_breaks;
+	uint64_t splits, merges, carved, purged_pages;
+	uint64_t nr_dirty_pages;  /* pages on the dirty lists */
+	uint64_t now;             /* coarse clock for this hold's frees; 0 =
+				     not read yet (reset by each zone_lock) */
+	struct page_desc *isolated;  /* blocks off the lists while a purge
+				     madvises them, linked through next */
+	struct page_desc **isolated_end;  /* the last next link of that list */
+	uint64_t isolated_pages;  /* pages in them */
+	bool purging;             /* a purge is in flight (one at a time) */
+	uint64_t purge_runs, purge_calls;
+	uint64_t floor;           /* pfns below it were abandoned in a child of
+				     _Fork (see zone_fork_recover); 0 normally */
+	uint64_t abandoned_pages; /* pages freed below the floor, not reused */
+	/* per node (zones tile the region): */
+	uint64_t start, end;      /* this zone's pfns, multiples of 1024; set
+				     by zone_init, end lowered only by
+				     zone_give_back (one zone) */
+	struct page_desc *deferred;  /* atomic: frees a handler could not make
+				     during a fork, next-linked, npages each;
+				     the next holder of this zone's lock frees
+				     them */
+} cacheline_aligned;
+
+extern struct zone zones[NUMA_MAX_NODES];
+extern unsigned nr_zones;         /* 1..NUMA_MAX_NODES, set by zone_init */
+
+/* Takes (and releases) every zone's lock, in node order, as one irqsave
+ * section: the validator, and fork. */
+void zone_lock_all(struct zone_irq *irq);
+void zone_unlock_all(struct zone_irq *irq);
+
+#endif
