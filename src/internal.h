@@ -360,11 +360,22 @@ struct numa_route {
 	unsigned len;           /* >= 1 */
 	unsigned local;         /* the node of the thread's CPU */
 };
-void numa_route(struct numa_route *r);
-/* The node of the calling thread's CPU (0 with one node). */
-unsigned numa_local_node(void);
+void numa_route_multi(struct numa_route *r);
 /* Several zones: frees check the node (pagealloc), see pa_freehop. */
 extern bool numa_multi;
+static inline void numa_route(struct numa_route *r)
+{
+	static const uint8_t node0[1];
+	if (likely(!numa_multi)) {
+		r->list = node0;
+		r->len = 1;
+		r->local = 0;
+		return;
+	}
+	numa_route_multi(r);
+}
+/* The node of the calling thread's CPU (0 with one node). */
+unsigned numa_local_node(void);
 
 /* Per node, the meanings of /sys/devices/system/node/nodeN/numastat, in
  * zone allocations (blocks: a cache refill of n blocks counts n).  The

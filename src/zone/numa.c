@@ -43,7 +43,6 @@ static struct numa_topo topo = { .nr = 1 };
 static struct numa_lists lists = { .len = { 1 } };
 static bool fake;
 static uint32_t il_next;          /* atomic: the interleave cursor */
-static const uint8_t node0[1];    /* the route with one node */
 
 /* ---- the zonelists ------------------------------------------------------ */
 
@@ -341,14 +340,8 @@ unsigned numa_local_node(void)
 	return cpu < NUMA_MAX_CPUS ? topo.cpu_node[cpu] : 0;
 }
 
-void numa_route(struct numa_route *r)
+void numa_route_multi(struct numa_route *r)
 {
-	if (likely(!numa_multi)) {
-		r->list = node0;
-		r->len = 1;
-		r->local = 0;
-		return;
-	}
 	unsigned local = numa_local_node();
 	r->local = local;
 	if (unlikely(lists.il_len)) {

@@ -643,35 +643,58 @@ static inline void __zone_count_node(const struct numa_route *r, unsigned i, uns
 		ns->other_node += n;
 }
 
-struct page_desc *zone_alloc(unsigned order, size_t npages)
+/* One zone's try: the block, or NULL (*refused: a handler did not get the
+ * lock while a fork is prepared; then no other zone is worth asking). */
+static inline struct page_desc *zone_alloc_in(struct zone *z, const struct numa_route *r,
+					      unsigned i, unsigned order, size_t npages,
+					      bool *refused)
+{
+	struct zone_irq saved;
+	bool locked = true;
+
+	if (!zone_lock_or_refuse(z, &saved)) {
+		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
+		*refused = true;
+		return NULL;
+	}
+	struct page_desc *pd = __zone_rmqueue_open(z, order, &saved, &locked);
+	if (!locked) {
+		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
+		*refused = true;
+		return NULL;
+	}
+	if (pd) {
+		__zone_taken(z, pd, order, npages);
+		__zone_count_node(r, i, 1);
+	}
+	zone_unlock(z, &saved);
+	zone_tick(0);
+	return pd;
+}
+
+static NOINLINE struct page_desc *zone_alloc_multi(unsigned order, size_t npages)
 {
 	struct numa_route r;
+	bool refused = false;
 
 	numa_route(&r);
-	for (unsigned i = 0; i < r.len; i++) {
-		struct zone *z = &zones[r.list[i]];
-		struct zone_irq saved;
-		bool locked = true;
-
-		if (!zone_lock_or_refuse(z, &saved)) {
-			__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
-			return NULL;
-		}
-		struct page_desc *pd = __zone_rmqueue_open(z, order, &saved, &locked);
-		if (!locked) {
-			__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
-			return NULL;
-		}
-		if (pd) {
-			__zone_taken(z, pd, order, npages);
-			__zone_count_node(&r, i, 1);
-		}
-		zone_unlock(z, &saved);
-		zone_tick(0);
+	for (unsigned i = 0; i < r.len && !refused; i++) {
+		struct page_desc *pd = zone_alloc_in(&zones[r.list[i]], &r, i, order, npages, &refused);
 		if (pd)
 			return pd;
 	}
 	return NULL;
+}
+
+struct page_desc *zone_alloc(unsigned order, size_t npages)
+{
+	static const uint8_t node0[1];
+	static const struct numa_route one = { .list = node0, .len = 1 };
+	bool refused;
+
+	if (unlikely(numa_multi))
+		return zone_alloc_multi(order, npages);
+	return zone_alloc_in(&zones[0], &one, 0, order, npages, &refused);
 }
 
 /* One zone's part of a refill; false if a handler lost the lock. */
