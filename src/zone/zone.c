@@ -42,11 +42,19 @@
  *
  *   dirty pages (nr_dirty_pages) = sum of 2^order over the dirty lists
  *
- * Locking: everything below is guarded by z->lock, taken "irqsave": the
+ * NUMA: the region is split into one zone per node (zone_impl.h, numa.c),
+ * each with its own lock, lists, frontier and counters; everything above
+ * holds per zone.  Allocation walks the thread's zonelist; a free goes to
+ * the zone whose part holds the block (zone_of: derived from the address).
+ * With one node there is one zone, the whole region, as before.
+ *
+ * Locking: everything of a zone is guarded by z->lock, taken "irqsave": the
  * holder's signals are blocked for exactly as long as it holds the lock, so
  * a handler can never interrupt its own thread inside the zone.  Functions
- * named __zone_* expect the lock held.  No system call is made under the
- * lock: a purge detaches blocks, unlocks, madvises, relocks.
+ * named __zone_* expect the lock held.  One zone lock at a time, except in
+ * zone_lock_all (fork, the validator), which takes them in node order.  No
+ * system call is made under the lock: a purge (zone_purge.c) detaches
+ * blocks, unlocks, madvises, relocks.
  */
 #include <errno.h>
 #include <sched.h>
@@ -198,16 +206,7 @@ static inline struct zone *zone_of(uint64_t pfn)
 	return &zones[zone_node_of_pfn(pfn)];
 }
 
-/* The coarse clock, read at most once per lock hold: frees stamp their
- * blocks with it, and the caller's tick compares it after unlocking. */
-static inline uint64_t __zone_now(struct zone *z)
-{
-	if (unlikely(!z->now))
-		z->now = os.coarse_ns();
-	return z->now;
-}
-
-static NOINLINE void __zone_free_deferred(struct zone *z)
+NOINLINE void __zone_free_deferred(struct zone *z)
 {
 	struct page_desc *pd = __atomic_exchange_n(&z->deferred, NULL, __ATOMIC_ACQUIRE);
 	while (pd) {
@@ -230,30 +229,13 @@ static void defer_free(struct page_desc *pd, size_t npages)
 	__atomic_add_fetch(&deferred_count, 1, __ATOMIC_RELAXED);
 }
 
-static coldpath void zone_reentered(void)
+coldpath void zone_reentered(void)
 {
 	/* The thread already in the zone can only be here again from a handler
 	 * installed behind the trampoline's back (a raw rt_sigaction): say so
 	 * rather than spin on our own lock for ever. */
 	mp_fatal("re-entered the zone from a signal handler libmagpage did not install "
 		 "(raw rt_sigaction?); cannot continue without deadlocking");
-}
-
-/* The lock is held: what handlers deferred goes in first. */
-static inline void __zone_locked(struct zone *z)
-{
-	z->now = 0;
-	if (unlikely(__atomic_load_n(&z->deferred, __ATOMIC_RELAXED) != NULL))
-		__zone_free_deferred(z);
-}
-
-static inline void zone_lock(struct zone *z, struct zone_irq *irq)
-{
-	if (unlikely(mp_tls.in_zone))
-		zone_reentered();
-	sigctx_zone_enter(irq);
-	mp_lock(&z->lock);
-	__zone_locked(z);
 }
 
 /* A handler waits for the zone lock, but gives up as soon as the forking
@@ -292,12 +274,6 @@ static inline bool zone_lock_or_refuse(struct zone *z, struct zone_irq *irq)
 	return zone_lock_in_handler(z, irq);
 }
 
-static inline void zone_unlock(struct zone *z, struct zone_irq *irq)
-{
-	mp_unlock(&z->lock);
-	sigctx_zone_leave(irq);
-}
-
 /* Every zone's lock in node order, inside one irqsave section (the
  * validator, fork): nothing else ever holds two zone locks. */
 void zone_lock_all(struct zone_irq *irq)
@@ -325,60 +301,6 @@ static inline void zone_tick(uint64_t now)
 	if (unlikely(__atomic_load_n(&zone_tick_at, __ATOMIC_RELAXED) <= now) &&
 	    !__atomic_load_n(&zone_tick_pending, __ATOMIC_RELAXED))
 		__atomic_store_n(&zone_tick_pending, 1, __ATOMIC_RELAXED);
-}
-
-/* ---- free lists ------------------------------------------------------- */
-
-/* pd's flags say which list: dirty (pd->freed_ns set; raised to the
- * head's if older, which keeps the list in time order) or clean. */
-static inline void list_add(struct zone *z, struct free_area *fa, struct page_desc *pd)
-{
-	pd->prev = NULL;
-	if (likely(!(pd->flags & PG_CLEAN))) {
-		struct page_desc *h = fa->head;
-		pd->next = h;
-		if (h) {
-			h->prev = pd;
-			if (unlikely(h->freed_ns > pd->freed_ns))
-				pd->freed_ns = h->freed_ns;
-		} else {
-			fa->tail = pd;
-		}
-		fa->head = pd;
-		z->nr_dirty_pages += (size_t)1 << pd->order;
-	} else {
-		pd->next = fa->clean;
-		if (fa->clean)
-			fa->clean->prev = pd;
-		fa->clean = pd;
-	}
-	fa->nr_free++;
-}
-
-/* pd's flags must still say which list it is on. */
-static inline void list_del(struct zone *z, struct free_area *fa, struct page_desc *pd)
-{
-	struct page_desc *next = pd->next, *prev = pd->prev;
-
-	if (likely(!(pd->flags & PG_CLEAN))) {
-		if (prev)
-			prev->next = next;
-		else
-			fa->head = next;
-		if (next)
-			next->prev = prev;
-		else
-			fa->tail = prev;
-		z->nr_dirty_pages -= (size_t)1 << pd->order;
-	} else {
-		if (prev)
-			prev->next = next;
-		else
-			fa->clean = next;
-		if (next)
-			next->prev = prev;
-	}
-	fa->nr_free--;
 }
 
 /* ---- the buddy algorithm ---------------------------------------------- */
@@ -454,7 +376,7 @@ static struct page_desc *__zone_rmqueue(struct zone *z, unsigned order)
  * younger stamp of its dirty halves.  clean is 0, PG_ZERO or PG_ADVISED;
  * stamp is the block's freed_ns when it is dirty.
  */
-static void __zone_free_one(struct zone *z, uint64_t pfn, unsigned order, uint8_t clean,
+void __zone_free_one(struct zone *z, uint64_t pfn, unsigned order, uint8_t clean,
 			    uint64_t stamp)
 {
 	if (unlikely(pfn < z->floor)) {
@@ -824,218 +746,6 @@ void zone_free_range(uint64_t pfn, size_t npages)
 	uint64_t now = z->now;
 	zone_unlock(z, &saved);
 	zone_tick(now);
-}
-
-/* ---- the purge --------------------------------------------------------- */
-
-/* The oldest dirty block of at least min_order freed at or before cutoff:
- * the oldest of the tails. */
-static struct page_desc *__zone_oldest(struct zone *z, uint64_t cutoff, unsigned min_order, unsigned *order)
-{
-	struct page_desc *best = NULL;
-
-	for (unsigned o = min_order; o < MAX_ORDER; o++) {
-		struct page_desc *t = z->free_area[o].tail;
-		if (t && t->freed_ns <= cutoff && (!best || t->freed_ns < best->freed_ns)) {
-			best = t;
-			*order = o;
-		}
-	}
-	return best;
-}
-
-/* A PG_ADVISED block of at least min_order (malloc_trim redoes them). */
-static struct page_desc *__zone_advised(struct zone *z, unsigned min_order, unsigned *order)
-{
-	for (unsigned o = min_order; o < MAX_ORDER; o++)
-		for (struct page_desc *pd = z->free_area[o].clean; pd; pd = pd->next)
-			if (pd->flags & PG_ADVISED) {
-				*order = o;
-				return pd;
-			}
-	return NULL;
-}
-
-/* Off the lists for the system call: flags 0, so that no free merges into
- * it meanwhile. */
-static void __zone_isolate(struct zone *z, struct page_desc *pd, unsigned o)
-{
-	list_del(z, &z->free_area[o], pd);
-	z->nr_free_pages -= (size_t)1 << o;
-	pd->flags = 0;
-	pd->next = NULL;            /* appended: madvised oldest first */
-	if (!z->isolated)
-		z->isolated_end = &z->isolated;
-	*z->isolated_end = pd;
-	z->isolated_end = &pd->next;
-	z->isolated_pages += (size_t)1 << o;
-}
-
-/* Back on the lists, as the system call left each block (its flags say:
- * PG_ZERO or PG_ADVISED, without PG_BUDDY so that nothing merges yet; 0 if
- * the call failed: dirty again, as of now).  Returns the pages purged. */
-static size_t __zone_putback(struct zone *z)
-{
-	size_t pages = 0;
-
-	while (z->isolated) {
-		struct page_desc *pd = z->isolated, *next = pd->next;
-		uint8_t clean = pd->flags & PG_CLEAN;
-		size_t n = (size_t)1 << pd->order;
-		pd->flags = 0;
-		z->isolated = next;
-		z->isolated_pages -= n;
-		if (clean)
-			pages += n;
-		__zone_free_one(z, desc_pfn(pd), pd->order, clean, clean ? 0 : __zone_now(z));
-	}
-	return pages;
-}
-
-/* MADV_FREE needs Linux 4.5; where it is refused, DONTNEED from then on. */
-static int madv_free_refused;
-
-/* Without the lock: madvise each isolated block, leaving the outcome in
- * its flags for __zone_putback.  Returns the system calls made. */
-static uint64_t purge_isolated(struct page_desc *pd, int advice)
-{
-	uint64_t calls = 0;
-
-	for (; pd; pd = pd->next) {
-		void *addr = desc_to_addr(pd);
-		size_t len = (size_t)PAGE_SIZE << pd->order;
-		uint8_t clean = PG_ZERO;
-		int rc;
-		calls++;
-		if (advice == MADV_FREE && !__atomic_load_n(&madv_free_refused, __ATOMIC_RELAXED)) {
-			rc = os.madvise(addr, len, MADV_FREE);
-			clean = PG_ADVISED;
-			if (rc != 0 && errno == EINVAL) {
-				__atomic_store_n(&madv_free_refused, 1, __ATOMIC_RELAXED);
-				rc = os.madvise(addr, len, MADV_DONTNEED);
-				clean = PG_ZERO;
-				calls++;
-			}
-		} else {
-			rc = os.madvise(addr, len, MADV_DONTNEED);
-		}
-		__atomic_store_n(&pd->flags, rc == 0 ? clean : 0, __ATOMIC_RELAXED);
-	}
-	return calls;
-}
-
-/* Purges, ZONE_PURGE_BATCH pages at a time, the dirty blocks of at least
- * min_order freed at or before cutoff, oldest first, then (redo_advised)
- * every PG_ADVISED block with MADV_DONTNEED.  False if another purge is in
- * flight. */
-static bool zone_purge_one(struct zone *z, uint64_t cutoff, unsigned min_order,
-			   bool redo_advised, int advice, size_t *pagesp)
-{
-	struct zone_irq saved;
-	size_t pages = 0;
-	uint64_t calls = 0;
-	int errno_saved = errno;
-
-	*pagesp = 0;
-	zone_lock(z, &saved);
-	if (z->purging) {
-		zone_unlock(z, &saved);
-		return false;
-	}
-	z->purging = true;
-	for (bool advised = false;;) {
-		struct page_desc *pd;
-		unsigned o;
-		size_t batch = 0;
-		while (batch < ZONE_PURGE_BATCH) {
-			pd = advised ? __zone_advised(z, min_order, &o)
-				     : __zone_oldest(z, cutoff, min_order, &o);
-			if (!pd)
-				break;
-			__zone_isolate(z, pd, o);
-			batch += (size_t)1 << o;
-		}
-		if (!batch) {
-			if (advised || !redo_advised)
-				break;
-			advised = true;
-			continue;
-		}
-		zone_unlock(z, &saved);
-		calls += purge_isolated(z->isolated, advised ? MADV_DONTNEED : advice);
-		zone_lock(z, &saved);
-		pages += __zone_putback(z);
-	}
-	z->purging = false;
-	z->purged_pages += pages;
-	z->purge_calls += calls;
-	if (pages)
-		z->purge_runs++;
-	zone_unlock(z, &saved);
-	errno = errno_saved;
-	*pagesp = pages;
-	return true;
-}
-
-/* Each zone in turn, one lock at a time; false (and the zones after it
- * untouched) if a purge is in flight on one of them. */
-static bool zone_purge_run(uint64_t cutoff, unsigned min_order, bool redo_advised, int advice,
-			   size_t *pagesp)
-{
-	*pagesp = 0;
-	for (unsigned i = 0; i < nr_zones; i++) {
-		size_t pages;
-		bool done = zone_purge_one(&zones[i], cutoff, min_order, redo_advised, advice, &pages);
-		*pagesp += pages;
-		if (!done)
-			return false;
-	}
-	return true;
-}
-
-size_t zone_purge(unsigned min_order)
-{
-	size_t pages;
-
-	/* malloc_trim waits for a decay purge in flight: it must find
-	 * everything purged when it returns. */
-	while (!zone_purge_run(UINT64_MAX, min_order, true, MADV_DONTNEED, &pages))
-		sched_yield();
-	return pages;
-}
-
-bool zone_purge_aged(uint64_t cutoff_ns, int advice, size_t *pages)
-{
-	return zone_purge_run(cutoff_ns, 0, false, advice, pages);
-}
-
-uint64_t zone_dirty_hint(void)
-{
-	uint64_t pages = 0;
-	for (unsigned i = 0; i < nr_zones; i++)
-		pages += __atomic_load_n(&zones[i].nr_dirty_pages, __ATOMIC_RELAXED);
-	return pages;
-}
-
-uint64_t zone_dirty(uint64_t *oldest_ns)
-{
-	uint64_t pages = 0;
-
-	*oldest_ns = UINT64_MAX;
-	if (!zg.bytes)
-		return 0;
-	for (unsigned i = 0; i < nr_zones; i++) {
-		struct zone *z = &zones[i];
-		struct zone_irq saved;
-		unsigned o;
-		zone_lock(z, &saved);
-		pages += z->nr_dirty_pages;
-		struct page_desc *pd = __zone_oldest(z, UINT64_MAX, 0, &o);
-		if (pd && pd->freed_ns < *oldest_ns)
-			*oldest_ns = pd->freed_ns;
-		zone_unlock(z, &saved);
-	}
-	return pages;
 }
 
 /* Adds zone z's pages and events to zi, under its lock. */

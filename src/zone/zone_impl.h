@@ -71,4 +71,100 @@ extern unsigned nr_zones;         /* 1..NUMA_MAX_NODES, set by zone_init */
 void zone_lock_all(struct zone_irq *irq);
 void zone_unlock_all(struct zone_irq *irq);
 
+/* ---- shared by zone.c and zone_purge.c (the lock, the lists) ---------- */
+
+/* zone.c */
+void __zone_free_deferred(struct zone *z);
+void zone_reentered(void) __attribute__((__cold__, __noreturn__));
+void __zone_free_one(struct zone *z, uint64_t pfn, unsigned order, uint8_t clean,
+		     uint64_t stamp);
+/* zone_purge.c: puts a purge's isolated blocks back (fork uses it too). */
+size_t __zone_putback(struct zone *z);
+
+/* The coarse clock, read at most once per lock hold: frees stamp their
+ * blocks with it, and the caller's tick compares it after unlocking. */
+static inline uint64_t __zone_now(struct zone *z)
+{
+	if (unlikely(!z->now))
+		z->now = os.coarse_ns();
+	return z->now;
+}
+
+/* The lock is held: what handlers deferred goes in first. */
+static inline void __zone_locked(struct zone *z)
+{
+	z->now = 0;
+	if (unlikely(__atomic_load_n(&z->deferred, __ATOMIC_RELAXED) != NULL))
+		__zone_free_deferred(z);
+}
+
+static inline void zone_lock(struct zone *z, struct zone_irq *irq)
+{
+	if (unlikely(mp_tls.in_zone))
+		zone_reentered();
+	sigctx_zone_enter(irq);
+	mp_lock(&z->lock);
+	__zone_locked(z);
+}
+
+static inline void zone_unlock(struct zone *z, struct zone_irq *irq)
+{
+	mp_unlock(&z->lock);
+	sigctx_zone_leave(irq);
+}
+
+/* ---- free lists ------------------------------------------------------- */
+
+/* pd's flags say which list: dirty (pd->freed_ns set; raised to the
+ * head's if older, which keeps the list in time order) or clean. */
+static inline void list_add(struct zone *z, struct free_area *fa, struct page_desc *pd)
+{
+	pd->prev = NULL;
+	if (likely(!(pd->flags & PG_CLEAN))) {
+		struct page_desc *h = fa->head;
+		pd->next = h;
+		if (h) {
+			h->prev = pd;
+			if (unlikely(h->freed_ns > pd->freed_ns))
+				pd->freed_ns = h->freed_ns;
+		} else {
+			fa->tail = pd;
+		}
+		fa->head = pd;
+		z->nr_dirty_pages += (size_t)1 << pd->order;
+	} else {
+		pd->next = fa->clean;
+		if (fa->clean)
+			fa->clean->prev = pd;
+		fa->clean = pd;
+	}
+	fa->nr_free++;
+}
+
+/* pd's flags must still say which list it is on. */
+static inline void list_del(struct zone *z, struct free_area *fa, struct page_desc *pd)
+{
+	struct page_desc *next = pd->next, *prev = pd->prev;
+
+	if (likely(!(pd->flags & PG_CLEAN))) {
+		if (prev)
+			prev->next = next;
+		else
+			fa->head = next;
+		if (next)
+			next->prev = prev;
+		else
+			fa->tail = prev;
+		z->nr_dirty_pages -= (size_t)1 << pd->order;
+	} else {
+		if (prev)
+			prev->next = next;
+		else
+			fa->clean = next;
+		if (next)
+			next->prev = prev;
+	}
+	fa->nr_free--;
+}
+
 #endif
