@@ -215,5 +215,34 @@ if [ $pad -gt 0 ]; then
 		fail "long %p: the file is named '$name' (${#name} bytes), want 30 times the pid $pid"
 fi
 
+# numa (issue 12): each bad value in one line naming the key, the value and
+# what is accepted; good values silent; verbose:1 shows the one in effect;
+# the JSON report has one node object per zone.
+for v in fake=1 fake=17 fake= fake=x yes 2; do
+	run "numa:$v" /bin/true
+	[ $rc -eq 0 ] && [ "$(lines "$tmp/err")" -eq 1 ] &&
+		grep -qF "bad value '$v' for key 'numa'; accepted: auto, off, or fake=N with N from 2 to 16; numa stays auto" "$tmp/err" ||
+		fail "numa:$v: exit $rc, expected one line naming it: $(cat "$tmp/err")"
+done
+for v in auto off fake=2 fake=16; do
+	run "numa:$v" /bin/true
+	[ $rc -eq 0 ] && [ ! -s "$tmp/err" ] || fail "numa:$v: exit $rc, stderr: $(cat "$tmp/err")"
+done
+run numa:fake=2,verbose:1 /bin/true
+grep -qx "numa:fake=2" "$tmp/err" || fail "numa:fake=2,verbose:1: not in effect: $(cat "$tmp/err")"
+run "numa:fake=2,stats:json,stats_file:$tmp/numa.json" "$helper" 2>/dev/null
+python3 - "$tmp/numa.json" <<'PY' || fail "numa:fake=2: the JSON report's numa object"
+import json, sys
+obj = json.loads(open(sys.argv[1]).readline())
+numa = obj["numa"]
+assert numa["mode"] == "fake=2", numa
+assert [n["node"] for n in numa["nodes"]] == [0, 1], numa
+for n in numa["nodes"]:
+    for k in ("pages", "free_pages", "numa_hit", "numa_miss", "numa_foreign",
+              "local_node", "other_node", "remote_frees"):
+        assert isinstance(n[k], int), (k, n)
+assert sum(n["pages"] for n in numa["nodes"]) == obj["zone"]["pages"], numa
+PY
+
 [ $status -eq 0 ] && echo "conf.sh: all checks passed"
 exit $status
