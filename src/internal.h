@@ -424,10 +424,13 @@ size_t pa_drain_all(void);
 #define PA_NO_ONEHOP 0xff
 extern uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];   /* every live npages: free's
 						     lookup needs no bound */
-/* What free's hops use: pa_onehop's copy with one node; all PA_NO_ONEHOP
- * with several (numa_multi), so that every free reaches pa_free, which
- * sends a block of another node straight back to its zone.  The same one
- * load as before on the fast path: one node costs nothing. */
+/* What free's hops use: pa_onehop's copy with one node.  With several
+ * (numa_multi) every size a hop serves says PA_ONEHOP_NUMA instead, so
+ * that the one-hop free misses and the table hop checks the block's node
+ * first: a block of another node goes on to pa_free, which sends it
+ * straight back to its zone.  The same one load as before on the fast
+ * path: one node costs nothing there. */
+#define PA_ONEHOP_NUMA 0xfd
 extern uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
 
 /*
@@ -490,8 +493,14 @@ static inline bool pa_alloc_table_hop(size_t req_bytes, void **out)
 /* pd heads a live allocation whose PG_ALLOC the caller has cleared. */
 static inline bool pa_free_table_hop(struct page_desc *pd)
 {
-	uint32_t n = pd->npages;
-	if (pa_freehop[n] != PA_ONEHOP_TABLE || (mp_tls.word && !cache.irq_safe))
+	uint8_t hop = pa_freehop[pd->npages];
+	if (hop != PA_ONEHOP_TABLE) {
+		/* several nodes: the design's own free, for a local block only */
+		if (likely(hop != PA_ONEHOP_NUMA) ||
+		    zone_node_of_pfn(desc_pfn(pd)) != numa_local_node())
+			return false;
+	}
+	if (mp_tls.word && !cache.irq_safe)
 		return false;
 	return cache.free(pd);
 }

@@ -40,10 +40,12 @@ void pa_init(void)
 		pa_onehop[n] = !n || !cacheable(n) || opt.stats != STATS_OFF ? PA_NO_ONEHOP
 			       : cache_kind == CACHE_BONWICK ? (uint8_t)(n - 1)
 							     : PA_ONEHOP_TABLE;
-	/* Several nodes: every free goes through pa_release_block's check. */
-	memset(pa_freehop, PA_NO_ONEHOP, sizeof(pa_freehop));
-	if (!numa_multi)
-		memcpy(pa_freehop, pa_onehop, sizeof(pa_freehop));
+	/* Several nodes: frees take the table hop, which checks the node. */
+	memcpy(pa_freehop, pa_onehop, sizeof(pa_freehop));
+	if (numa_multi)
+		for (size_t n = 0; n <= MAX_BLOCK_PAGES; n++)
+			if (pa_freehop[n] != PA_NO_ONEHOP)
+				pa_freehop[n] = PA_ONEHOP_NUMA;
 }
 
 /* Several nodes: is the block of the calling thread's node?  A remote one
