@@ -383,12 +383,15 @@ void __zone_free_one(struct zone *z, uint64_t pfn, unsigned order, uint8_t clean
 		z->abandoned_pages += (uint64_t)1 << order;
 		return;
 	}
+	/* fa walks up with order (a pointer, not an index: the loop runs up
+	 * to ten times per free of a page) */
+	struct free_area *fa = &z->free_area[order];
 	while (order < MAX_ORDER - 1) {
 		uint64_t bpfn = pfn ^ ((uint64_t)1 << order);
 		struct page_desc *buddy = pfn_to_desc(bpfn);
 		if (!(buddy->flags & PG_BUDDY) || buddy->order != order)
 			break;
-		list_del(z, &z->free_area[order], buddy);
+		list_del(z, fa, buddy);
 		z->nr_free_pages -= (size_t)1 << order;
 		uint8_t bclean = buddy->flags & PG_CLEAN;
 		if (likely(!(clean | bclean))) {
@@ -405,13 +408,14 @@ void __zone_free_one(struct zone *z, uint64_t pfn, unsigned order, uint8_t clean
 		buddy->flags = 0;
 		pfn &= ~((uint64_t)1 << order);
 		order++;
+		fa++;
 		z->merges++;
 	}
 	struct page_desc *pd = pfn_to_desc(pfn);
 	pd->order = (uint8_t)order;
 	pd->flags = PG_BUDDY | clean;
 	pd->freed_ns = stamp;
-	list_add(z, &z->free_area[order], pd);
+	list_add(z, fa, pd);
 	z->nr_free_pages += (size_t)1 << order;
 }
 
@@ -732,9 +736,9 @@ void zone_free_block(struct page_desc *pd, unsigned order)
 
 /* A range lies in one zone: it is (part of) a block, and blocks never
  * straddle a boundary. */
-void zone_free_range(uint64_t pfn, size_t npages)
+static inline __attribute__((always_inline)) void zone_free_range_in(struct zone *z, uint64_t pfn,
+								    size_t npages)
 {
-	struct zone *z = zone_of(pfn);
 	struct zone_irq saved;
 
 	if (!zone_lock_or_refuse(z, &saved)) {
@@ -746,6 +750,15 @@ void zone_free_range(uint64_t pfn, size_t npages)
 	uint64_t now = z->now;
 	zone_unlock(z, &saved);
 	zone_tick(now);
+}
+
+/* One node: the zone is a constant, as it was before zones were per node. */
+void zone_free_range(uint64_t pfn, size_t npages)
+{
+	if (likely(!numa_multi))
+		zone_free_range_in(&zones[0], pfn, npages);
+	else
+		zone_free_range_in(zone_of(pfn), pfn, npages);
 }
 
 /* Adds zone z's pages and events to zi, under its lock. */
