@@ -294,8 +294,8 @@ void options_print_doc(int fd);
 struct fmt_buf;
 void options_print_json(struct fmt_buf *b, const struct mp_options *o);
 
-/* MAGPAGE_CONF stats is on (malloc/malloc.c): the caches count their
- * fast-path events too. */
+/* MAGPAGE_CONF stats is on (set by malloc/startup.c): the caches count
+ * their fast-path events too. */
 extern bool mp_stats_on;
 
 /* ------------------------------------------------------------------------
@@ -437,17 +437,11 @@ int mp_trim(size_t pad);
 struct mallinfo2 mp_mallinfo2(void);
 void mp_malloc_stats(void);
 int mp_malloc_info(int options, FILE *fp);
-void mp_init_slow(void);
-extern volatile int mp_initialized;
-static inline void mp_ensure_init(void)
-{
-	if (unlikely(!mp_initialized))
-		mp_init_slow();
-}
-void mp_fork_prepare(void);
-void mp_fork_parent(void);
-void mp_fork_child(void);
-void mp_fork_recover(void);
+/* Start-up (startup.c), after zone_init, cache_init and pa_init: opens the
+ * size routes (zone_ok: there is a region) and sets the glibc bound. */
+void malloc_init(bool zone_ok);
+/* In a fork child: the event counters restart. */
+void malloc_fork_child(void);
 
 /* Counters kept by the malloc layer (sharded by CPU, summed on read).
  * The waste policy's: fb_waste requests of fb_waste_bytes bytes sent to
@@ -497,6 +491,21 @@ void purge_tick(void);
 void purge_free_slow(void);
 /* In the child of fork or _Fork: no thread, nothing in flight. */
 void purge_fork_child(void);
+
+/* ------------------------------------------------------------------------
+ * malloc/startup.c — start-up, the report at exit, fork
+ * ---------------------------------------------------------------------- */
+void mp_init_slow(void);
+extern volatile int mp_initialized;
+static inline void mp_ensure_init(void)
+{
+	if (unlikely(!mp_initialized))
+		mp_init_slow();
+}
+void mp_fork_prepare(void);
+void mp_fork_parent(void);
+void mp_fork_child(void);
+void mp_fork_recover(void);
 
 /* ------------------------------------------------------------------------
  * stats/stats.c — the report (text or JSON), written without malloc

@@ -76,9 +76,9 @@ static struct zone {
 				     step and gives its tail back */
 	uint64_t given_back;      /* pages unmapped by zone_give_back */
 	uint64_t nr_free_pages;   /* pages on the free lists */
-	uint64_t allocs, frees;   /* blocks handed out / taken back */
-	uint64_t batches, batch_blocks, batch_breaks;
-	uint64_t splits, merges, carved, purged_pages;
+#define X(field, json) uint64_t field;   /* events: see ZONE_COUNTERS */
+	ZONE_COUNTERS(X)
+#undef X
 	uint64_t nr_dirty_pages;  /* pages on the dirty lists */
 	uint64_t now;             /* coarse clock for this hold's frees; 0 =
 				     not read yet (reset by each zone_lock) */
@@ -87,7 +87,6 @@ static struct zone {
 	struct page_desc **isolated_end;  /* the last next link of that list */
 	uint64_t isolated_pages;  /* pages in them */
 	bool purging;             /* a purge is in flight (one at a time) */
-	uint64_t purge_runs, purge_calls;
 	uint64_t floor;           /* pfns below it were abandoned in a child of
 				     _Fork (see zone_fork_recover); 0 normally */
 	uint64_t abandoned_pages; /* pages freed below the floor, not reused */
@@ -901,18 +900,10 @@ void zone_info(struct zone_info *zi)
 	zi->lock_acquired = z.lock.acquired;
 	zi->lock_contended = z.lock.contended;
 	zi->lock_wait_ns = z.lock.wait_ns;
-	zi->allocs = z.allocs;
-	zi->frees = z.frees;
-	zi->batches = z.batches;
-	zi->batch_blocks = z.batch_blocks;
-	zi->batch_breaks = z.batch_breaks;
-	zi->splits = z.splits;
-	zi->merges = z.merges;
-	zi->carved = z.carved;
-	zi->purged_pages = z.purged_pages;
+#define X(field, json) zi->field = z.field;
+	ZONE_COUNTERS(X)
+#undef X
 	zi->dirty_pages = z.nr_dirty_pages;
-	zi->purge_runs = z.purge_runs;
-	zi->purge_calls = z.purge_calls;
 	zi->fork_deferred_frees = __atomic_load_n(&deferred_count, __ATOMIC_RELAXED);
 	zi->fork_refused_allocs = __atomic_load_n(&refused_allocs, __ATOMIC_RELAXED);
 	zi->abandoned_pages = z.abandoned_pages;
@@ -1133,9 +1124,9 @@ void zone_fork_child(void)
 	z.openers = 0;        /* only the forking thread lives on, not opening */
 	mp_lock_reset(&z.lock);
 	z.lock.acquired = z.lock.contended = z.lock.wait_ns = 0;
-	z.allocs = z.frees = z.batches = z.batch_blocks = z.batch_breaks = 0;
-	z.splits = z.merges = z.carved = z.purged_pages = 0;
-	z.purge_runs = z.purge_calls = 0;
+#define X(field, json) z.field = 0;
+	ZONE_COUNTERS(X)
+#undef X
 	sigctx_zone_leave(&fork_saved);
 }
 
