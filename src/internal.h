@@ -244,6 +244,7 @@ enum on_invalid { INVALID_ABORT, INVALID_REPORT };
 enum on_exhausted { EXHAUSTED_FALLBACK, EXHAUSTED_NULL };
 enum zone_irqsave { IRQSAVE_DEFER, IRQSAVE_SIGMASK };
 enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
+enum live_mode { LIVE_OFF, LIVE_ON, LIVE_COUNTED };
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
 #define PURGE_DELAY_MS_DEFAULT 100
 
@@ -280,6 +281,7 @@ struct mp_options {
 	uint32_t purge_delay_ms;  /* free memory unused this long is purged; 0 = never */
 	uint32_t purge_advice;    /* enum purge_advice */
 	uint32_t purge_thread;    /* 1: a background thread drives the purge */
+	uint32_t live;            /* enum live_mode: publish live statistics */
 	char stats_file[256];     /* "" = stderr; %p becomes the pid */
 };
 extern struct mp_options opt;
@@ -520,5 +522,18 @@ int stats_path_expand(char *dst, size_t cap, const char *tmpl, int pid);
  * planted file could turn against the process (see stats.c); on failure
  * says why in one line on fd 2 and returns -1. */
 int stats_file_open(const char *tmpl);
+
+/* ------------------------------------------------------------------------
+ * stats/live.c — live statistics in a shared memfd (layout: stats/live.h)
+ * ---------------------------------------------------------------------- */
+/* Start-up, with MAGPAGE_CONF live on: creates and fills the segment. */
+void live_init(void);
+/* Starts the publishing thread; from the library's constructor only (a
+ * malloc made inside libc may hold the locks pthread_create takes). */
+void live_start(void);
+/* In the child of fork (last of the atfork handlers): its own segment and
+ * thread.  In the child of _Fork: none. */
+void live_fork_child(void);
+void live_fork_recover(void);
 
 #endif /* MAGPAGE_INTERNAL_H */

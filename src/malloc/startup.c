@@ -40,7 +40,7 @@ void mp_init_slow(void)
 		const char *conf = secure_getenv("MAGPAGE_CONF");
 		if (options_parse(&opt, conf, 2) && opt.strict)
 			mp_fatal("MAGPAGE_CONF has errors and strict:1 is set; aborting");
-		mp_stats_on = opt.stats != STATS_OFF;
+		mp_stats_on = opt.stats != STATS_OFF || opt.live == LIVE_COUNTED;
 		stats_init();
 		cpu_init();
 		uint64_t bytes = zone_region_bytes(opt.region_size);   /* the limits' share */
@@ -61,6 +61,7 @@ void mp_init_slow(void)
 		fb_init();
 		if (opt.verbose)
 			options_print(&opt, 2);
+		live_init();
 		mp_tls.in_init = 0;
 		__atomic_store_n(&mp_initialized, 1, __ATOMIC_RELEASE);
 	}
@@ -106,6 +107,7 @@ void mp_fork_child(void)
 	reserve_fill();          /* before its counters restart with the rest */
 	memset(&sig_stats, 0, sizeof(sig_stats));
 	memset(&reserve_stats, 0, sizeof(reserve_stats));
+	live_fork_child();       /* last: the structures it reads are the child's */
 }
 
 /*
@@ -122,5 +124,6 @@ void mp_fork_recover(void)
 	purge_fork_child();
 	sigctx_fork_child();
 	mp_lock_reset(&init_lock);
+	live_fork_recover();
 	__atomic_add_fetch(&sig_stats.forks_detected, 1, __ATOMIC_RELAXED);
 }
