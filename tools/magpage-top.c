@@ -59,7 +59,9 @@ static void __attribute__((format(printf, 1, 2))) line(const char *fmt, ...)
 		return;
 	memcpy(frame + flen, buf, (size_t)n);
 	flen += (size_t)n;
-	flen += (size_t)snprintf(frame + flen, sizeof(frame) - flen, screen_on ? "\033[K\r\n" : "\n");
+	/* the last row ends without a newline, which would scroll the screen */
+	const char *end = !screen_on ? "\n" : fline == rows - 1 ? "\033[K" : "\033[K\r\n";
+	flen += (size_t)snprintf(frame + flen, sizeof(frame) - flen, "%s", end);
 	fline++;
 }
 
