@@ -208,7 +208,7 @@ static void show_proc(const struct live_seg *s, const struct live_seg *prev)
 	     s->pid, s->program, s->cache, (unsigned long)s->ncaches, s->period_ms,
 	     (unsigned long)(now > s->publish_ns ? (now - s->publish_ns) / 1000000 : 0),
 	     s->thread == LIVE_THREAD_FAILED ? " (publisher failed: not updating)" : "");
-	line("pages      held %lu (%lu MiB), cached %lu, zone free %lu of %lu (%lu never used, %lu dirty)",
+	line("pages      held %lu (%lu MiB), cached %lu, free %lu of %lu (%lu never used, %lu dirty)",
 	     (unsigned long)z->held_pages, (unsigned long)(z->held_pages >> 8),
 	     (unsigned long)s->cached_pages, (unsigned long)z->free_pages,
 	     (unsigned long)z->pages, (unsigned long)z->untouched_pages,

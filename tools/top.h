@@ -43,7 +43,7 @@ int top_scan(int *pids, int max);
 uint64_t top_now_ns(void);
 
 /* Numbers every view shows.  Percentages are per mille, -1 when unknown
- * (counted says which counters are kept). */
+ * (counted says which counters are kept) or when nothing happened yet. */
 struct top_sums {
 	struct live_cache all;        /* caches summed */
 	long hit_pm;                  /* cache hits per mille of allocations */

@@ -199,9 +199,10 @@ int top_scan(int *pids, int max)
 	return n;
 }
 
+/* -1 (shown as "-") when there is nothing to divide by yet. */
 static long per_mille(uint64_t part, uint64_t whole)
 {
-	return whole ? (long)(part * 1000 / whole) : 0;
+	return whole ? (long)(part * 1000 / whole) : -1;
 }
 
 void top_sum(const struct live_seg *s, struct top_sums *t)
