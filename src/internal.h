@@ -252,6 +252,7 @@ enum on_exhausted { EXHAUSTED_FALLBACK, EXHAUSTED_NULL };
 enum zone_irqsave { IRQSAVE_DEFER, IRQSAVE_SIGMASK };
 enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
 enum numa_conf { NUMA_AUTO = 0, NUMA_OFF = 1 };   /* 2..16: numa:fake=N */
+enum live_mode { LIVE_OFF, LIVE_ON, LIVE_COUNTED };
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
 #define PURGE_DELAY_MS_DEFAULT 100
 
@@ -289,6 +290,7 @@ struct mp_options {
 	uint32_t purge_advice;    /* enum purge_advice */
 	uint32_t purge_thread;    /* 1: a background thread drives the purge */
 	uint32_t numa;            /* NUMA_AUTO, NUMA_OFF, or N >= 2: fake=N */
+	uint32_t live;            /* enum live_mode: publish live statistics */
 	char stats_file[256];     /* "" = stderr; %p becomes the pid */
 };
 extern struct mp_options opt;
@@ -303,8 +305,8 @@ void options_print_doc(int fd);
 struct fmt_buf;
 void options_print_json(struct fmt_buf *b, const struct mp_options *o);
 
-/* MAGPAGE_CONF stats is on (malloc/malloc.c): the caches count their
- * fast-path events too. */
+/* MAGPAGE_CONF stats is on (set by malloc/startup.c): the caches count
+ * their fast-path events too. */
 extern bool mp_stats_on;
 
 /* ------------------------------------------------------------------------
@@ -546,17 +548,11 @@ int mp_trim(size_t pad);
 struct mallinfo2 mp_mallinfo2(void);
 void mp_malloc_stats(void);
 int mp_malloc_info(int options, FILE *fp);
-void mp_init_slow(void);
-extern volatile int mp_initialized;
-static inline void mp_ensure_init(void)
-{
-	if (unlikely(!mp_initialized))
-		mp_init_slow();
-}
-void mp_fork_prepare(void);
-void mp_fork_parent(void);
-void mp_fork_child(void);
-void mp_fork_recover(void);
+/* Start-up (startup.c), after zone_init, cache_init and pa_init: opens the
+ * size routes (zone_ok: there is a region) and sets the glibc bound. */
+void malloc_init(bool zone_ok);
+/* In a fork child: the event counters restart. */
+void malloc_fork_child(void);
 
 /* Counters kept by the malloc layer (sharded by CPU, summed on read).
  * The waste policy's: fb_waste requests of fb_waste_bytes bytes sent to
@@ -608,6 +604,21 @@ void purge_free_slow(void);
 void purge_fork_child(void);
 
 /* ------------------------------------------------------------------------
+ * malloc/startup.c — start-up, the report at exit, fork
+ * ---------------------------------------------------------------------- */
+void mp_init_slow(void);
+extern volatile int mp_initialized;
+static inline void mp_ensure_init(void)
+{
+	if (unlikely(!mp_initialized))
+		mp_init_slow();
+}
+void mp_fork_prepare(void);
+void mp_fork_parent(void);
+void mp_fork_child(void);
+void mp_fork_recover(void);
+
+/* ------------------------------------------------------------------------
  * stats/stats.c — the report (text or JSON), written without malloc
  * ---------------------------------------------------------------------- */
 void stats_init(void);      /* remembers the program name */
@@ -626,5 +637,18 @@ int stats_file_open(const char *tmpl);
  * ---------------------------------------------------------------------- */
 void stats_numa_text(struct fmt_buf *b);
 void stats_numa_json(struct fmt_buf *b);   /* a "numa":{...}, member */
+
+/* ------------------------------------------------------------------------
+ * stats/live.c — live statistics in a shared memfd (layout: stats/live.h)
+ * ---------------------------------------------------------------------- */
+/* Start-up, with MAGPAGE_CONF live on: creates and fills the segment. */
+void live_init(void);
+/* Starts the publishing thread; from the library's constructor only (a
+ * malloc made inside libc may hold the locks pthread_create takes). */
+void live_start(void);
+/* In the child of fork (last of the atfork handlers): its own segment and
+ * thread.  In the child of _Fork: none. */
+void live_fork_child(void);
+void live_fork_recover(void);
 
 #endif /* MAGPAGE_INTERNAL_H */

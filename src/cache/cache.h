@@ -20,20 +20,51 @@ struct page_desc;
 
 #define CACHE_CLASSES 16   /* 1..16 pages */
 
-/* Per cache, per size class.  Written under the cache's lock. */
+/*
+ * Per cache, per size class, one list (X-macro) in report order: it
+ * generates struct cache_counters, the sums over caches (cache_counters_add),
+ * the columns of the text report's table, the JSON report's members
+ * (stats.c) and the live segment (stats/live.h).  Written under the cache's
+ * lock, or per CPU.  X(name, kind, text width, text header); kind count is
+ * a uint64_t summed over caches, kind range a pair name_min, name_max of
+ * uint32_t extremes (pages per batch), never summed:
+ *   allocs        blocks handed out
+ *   hits          ... without a refill
+ *   frees         blocks taken back
+ *   refills       batches moved zone -> cache
+ *   refill_pages  pages in them
+ *   refill        pages per refill, extremes
+ *   drains        batches moved cache -> zone
+ *   drain_pages   pages in them
+ *   drain         pages per drain, extremes
+ *   irq_hits      handler-context trylocks that succeeded
+ *   irq_misses    handler-context trylocks that failed
+ */
+#define CACHE_COUNTERS(X) \
+	X(allocs, count, 10, "allocs") X(hits, count, 10, "hits") \
+	X(frees, count, 10, "frees") X(refills, count, 8, "refills") \
+	X(refill_pages, count, 9, "pages") X(refill, range, 7, "min-max") \
+	X(drains, count, 8, "drains") X(drain_pages, count, 9, "pages") \
+	X(drain, range, 7, "min-max") X(irq_hits, count, 8, "irq-hit") \
+	X(irq_misses, count, 8, "irq-miss")
+
+#define CACHE_FIELD_count(n) uint64_t n;
+#define CACHE_FIELD_range(n) uint32_t n##_min, n##_max;
 struct cache_counters {
-	uint64_t allocs;        /* blocks handed out */
-	uint64_t hits;          /* ... without a refill */
-	uint64_t frees;         /* blocks taken back */
-	uint64_t refills;       /* batches moved zone -> cache */
-	uint64_t refill_pages;  /* pages in them */
-	uint64_t drains;        /* batches moved cache -> zone */
-	uint64_t drain_pages;   /* pages in them */
-	uint64_t irq_hits;      /* handler-context trylock that succeeded */
-	uint64_t irq_misses;    /* handler-context trylock that failed */
-	uint32_t refill_min, refill_max;   /* pages per refill, extremes */
-	uint32_t drain_min, drain_max;     /* pages per drain, extremes */
+#define X(n, kind, w, h) CACHE_FIELD_##kind(n)
+	CACHE_COUNTERS(X)
+#undef X
 };
+
+/* t += c for every count (ranges are per cache, not summed). */
+#define CACHE_ADD_count(n) t->n += c->n;
+#define CACHE_ADD_range(n)
+static inline void cache_counters_add(struct cache_counters *t, const struct cache_counters *c)
+{
+#define X(n, kind, w, h) CACHE_ADD_##kind(n)
+	CACHE_COUNTERS(X)
+#undef X
+}
 
 /* What the statistics report shows of one cache. */
 struct cache_view {

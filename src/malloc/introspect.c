@@ -110,16 +110,17 @@ int magpage_get_stats(struct magpage_stats *st)
 	st->held_pages = pc.held;
 	st->zone_allocs = ms.zone_allocs;
 	st->zone_frees = ms.zone_frees;
+	struct cache_counters all = { 0 };
 	for (unsigned i = 0; i < cache_count(); i++) {
 		struct cache_view v;
 		cache_view(i, &v);
-		for (unsigned o = 0; o < CACHE_CLASSES; o++) {
-			st->cache_allocs += v.c[o].allocs;
-			st->cache_hits += v.c[o].hits;
-			st->cache_refills += v.c[o].refills;
-			st->cache_drains += v.c[o].drains;
-		}
+		for (unsigned o = 0; o < CACHE_CLASSES; o++)
+			cache_counters_add(&all, &v.c[o]);
 	}
+	st->cache_allocs = all.allocs;
+	st->cache_hits = all.hits;
+	st->cache_refills = all.refills;
+	st->cache_drains = all.drains;
 	st->zone_lock_acquired = zi.lock_acquired;
 	st->zone_lock_contended = zi.lock_contended;
 	st->fallback_calls = ms.fb_small + ms.fb_large + ms.fb_waste + ms.fb_foreign +

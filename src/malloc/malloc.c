@@ -22,13 +22,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pthread.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "malloc/fallback.h"
-
-volatile int mp_initialized;
 
 /* Sizes s with s - zone_lo < zone_span go to the zone.  Both stay 0 until
  * initialisation has reserved a region, so that nothing reaches the zone
@@ -82,7 +78,7 @@ struct mstat_shard {
 
 #define MSTAT_SHARDS 16
 static struct mstat_shard mshard[MSTAT_SHARDS];
-bool mp_stats_on;        /* opt.stats != off: the malloc layer counts */
+bool mp_stats_on;        /* set at start-up (startup.c): the malloc layer counts */
 #define stats_on mp_stats_on
 
 static inline void count(unsigned idx, uint64_t n)
@@ -124,62 +120,21 @@ static void route_init(void)
 	}
 }
 
-static struct mp_lock init_lock;
-
-void mp_init_slow(void)
+/* After zone_init, cache_init and pa_init (startup.c): opens the size
+ * routes (zone_ok: a region was reserved) and sets the glibc bound. */
+void malloc_init(bool zone_ok)
 {
-	sigset_t saved;
-
-	if (mp_tls.in_init)
-		return;        /* a call made by init itself: it goes to glibc */
-	/* Signals blocked: a handler on this thread must not find the init
-	 * lock held by the code it interrupted. */
-	sigctx_block_all(&saved);
-	mp_lock(&init_lock);
-	if (!mp_initialized) {
-		mp_tls.in_init = 1;
-		options_defaults(&opt);
-		const char *conf = secure_getenv("MAGPAGE_CONF");
-		if (options_parse(&opt, conf, 2) && opt.strict)
-			mp_fatal("MAGPAGE_CONF has errors and strict:1 is set; aborting");
-		stats_on = opt.stats != STATS_OFF;
-		stats_init();
-		cpu_init();
-		numa_init();
-		uint64_t bytes = zone_region_bytes(opt.region_size);   /* the limits' share */
-		if (zone_init(bytes) == 0) {
-			cache_init();
-			pa_init();
-			zone_lo = opt.threshold;
-			zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
-			waste_max = opt.waste_max;
-			route_init();
-			if (opt.threshold <= (size_t)CACHE_CLASSES << PAGE_SHIFT)
-				onehop_span = ((size_t)CACHE_CLASSES << PAGE_SHIFT) - opt.threshold + 1;
-			mp_onehop_span = onehop_span;
-			purge_init();
-		} else if (bytes) {   /* 0: a limit too small to share, said in README */
-			mp_log("cannot reserve a region of any size; every request goes to glibc");
-		}
-		glibc_below = stats_on || zone_limited() ? 0 : opt.threshold;
-		mp_glibc_below = glibc_below;
-		pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);
-		os_fork_hook = mp_fork_recover;
-		__atomic_store_n(&os_pid, (int)getpid(), __ATOMIC_RELEASE);
-		fb_init();
-		if (opt.verbose)
-			options_print(&opt, 2);
-		mp_tls.in_init = 0;
-		__atomic_store_n(&mp_initialized, 1, __ATOMIC_RELEASE);
+	if (zone_ok) {
+		zone_lo = opt.threshold;
+		zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
+		waste_max = opt.waste_max;
+		route_init();
+		if (opt.threshold <= (size_t)CACHE_CLASSES << PAGE_SHIFT)
+			onehop_span = ((size_t)CACHE_CLASSES << PAGE_SHIFT) - opt.threshold + 1;
+		mp_onehop_span = onehop_span;
 	}
-	mp_unlock(&init_lock);
-	sigctx_restore(&saved);
-}
-
-__attribute__((destructor)) static void mp_fini(void)
-{
-	if (mp_initialized && opt.stats != STATS_OFF)
-		stats_report_at_exit();
+	glibc_below = stats_on || zone_limited() ? 0 : opt.threshold;
+	mp_glibc_below = glibc_below;
 }
 
 /* ---- bad frees ---------------------------------------------------------- */
@@ -769,56 +724,12 @@ void mp_free_bulk(void **ptrs, size_t n)
 	}
 }
 
-/* ---- fork --------------------------------------------------------------- */
+/* ---- fork ------------------------------------------------------------- */
 
-/* Every lock, in one fixed order: init, the caches by index, the zone. */
-void mp_fork_prepare(void)
+/* In a fork child: event counters restart; the live byte counts are state. */
+void malloc_fork_child(void)
 {
-	reserve_fill();          /* for handlers, while the locks are held */
-	zone_fork_announce();
-	mp_lock(&init_lock);
-	cache_fork_prepare();
-	zone_fork_prepare();
-}
-
-void mp_fork_parent(void)
-{
-	zone_fork_parent();
-	cache_fork_parent();
-	mp_unlock(&init_lock);
-	reserve_fill();
-}
-
-void mp_fork_child(void)
-{
-	__atomic_store_n(&os_pid, (int)getpid(), __ATOMIC_RELEASE);
-	sigctx_fork_child();
-	zone_fork_child();
-	cache_fork_child();
-	purge_fork_child();
-	mp_lock_reset(&init_lock);
-	/* Event counters restart in the child; the live byte counts are state. */
 	for (unsigned s = 0; s < MSTAT_SHARDS; s++)
 		for (unsigned i = 0; i < MC_live_requested; i++)
 			mshard[s].c[i] = 0;
-	reserve_fill();          /* before its counters restart with the rest */
-	memset(&sig_stats, 0, sizeof(sig_stats));
-	memset(&reserve_stats, 0, sizeof(reserve_stats));
-}
-
-/*
- * The child of _Fork, found by its pid (os_forked): no atfork handler ran.
- * Only this thread exists, so every lock still held is a ghost's, and the
- * structure it guards is abandoned rather than trusted (zone.c, magazine.c).
- * If _Fork was called from a handler, the child is not in it any more in
- * any sense the allocator cares about.  Must not take any lock.
- */
-void mp_fork_recover(void)
-{
-	zone_fork_recover();
-	cache_fork_recover();    /* before the handler context is cleared */
-	purge_fork_child();
-	sigctx_fork_child();
-	mp_lock_reset(&init_lock);
-	__atomic_add_fetch(&sig_stats.forks_detected, 1, __ATOMIC_RELAXED);
 }

@@ -37,7 +37,7 @@ void pa_init(void)
 	cache_max_pages = cache_enabled ? 1u << order : 0;
 	memset(pa_onehop, PA_NO_ONEHOP, sizeof(pa_onehop));
 	for (size_t n = 0; n <= CACHE_CLASSES; n++)
-		pa_onehop[n] = !n || !cacheable(n) || opt.stats != STATS_OFF ? PA_NO_ONEHOP
+		pa_onehop[n] = !n || !cacheable(n) || mp_stats_on ? PA_NO_ONEHOP
 			       : cache_kind == CACHE_BONWICK ? (uint8_t)(n - 1)
 							     : PA_ONEHOP_TABLE;
 	/* Several nodes: frees take the table hop, which checks the node. */

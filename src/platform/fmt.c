@@ -4,7 +4,7 @@
  * Diagnostics and statistics are written during preload start-up, inside
  * signal handlers and at exit, when stdio may not be usable and malloc
  * must not be called.  Supports %s %c %d %i %u %x %p %% with the l, ll and
- * z length modifiers, a field width and the '-' and '0' flags.
+ * z length modifiers, a field width (or *) and the '-' and '0' flags.
  *
  * Text that comes from outside (MAGPAGE_CONF, a path, argv[0]) is never
  * printed as it is: fmt_escape makes it safe for a message on a terminal,
@@ -75,6 +75,10 @@ static void vformat(struct sink *s, const char *f, va_list ap)
 				break;
 		}
 		int width = 0;
+		if (*f == '*') {          /* the width as an int argument */
+			width = va_arg(ap, int);
+			f++;
+		}
 		while (*f >= '0' && *f <= '9')
 			width = width * 10 + (*f++ - '0');
 		int lng = 0;

@@ -58,18 +58,8 @@ static void collect(struct report *r)
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		cache_view(i, &r->views[i]);
 		r->cached_pages += r->views[i].nr_pages;
-		for (unsigned o = 0; o < CACHE_CLASSES; o++) {
-			struct cache_counters *t = &r->total[o], *c = &r->views[i].c[o];
-			t->allocs += c->allocs;
-			t->hits += c->hits;
-			t->frees += c->frees;
-			t->refills += c->refills;
-			t->refill_pages += c->refill_pages;
-			t->drains += c->drains;
-			t->drain_pages += c->drain_pages;
-			t->irq_hits += c->irq_hits;
-			t->irq_misses += c->irq_misses;
-		}
+		for (unsigned o = 0; o < CACHE_CLASSES; o++)
+			cache_counters_add(&r->total[o], &r->views[i].c[o]);
 	}
 }
 
@@ -86,6 +76,14 @@ static void pct(struct fmt_buf *b, uint64_t part, uint64_t whole)
 }
 
 /* ---- text ----------------------------------------------------------------- */
+
+/* A column of the caches' table, from CACHE_COUNTERS. */
+#define TEXT_count(b, w, c, n) fmt_printf(b, " %*lu", w, ul((c)->n))
+#define TEXT_range(b, w, c, n) do { \
+		char range[24]; \
+		fmt_snprintf(range, sizeof(range), "%u-%u", (c)->n##_min, (c)->n##_max); \
+		fmt_printf(b, " %*s", w, range); \
+	} while (0)
 
 static void print_text(struct fmt_buf *b, const struct report *r)
 {
@@ -115,22 +113,22 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "  invalid frees caught: %lu\n", ul(m->invalid_frees));
 
 	fmt_printf(b, "caches (%s): %lu pages held now\n", cache_name(), ul(r->cached_pages));
-	fmt_printf(b, "  %-4s %-5s %10s %10s %10s %8s %9s %7s %8s %9s %7s %8s %8s\n", "id", "pages",
-		   "allocs", "hits", "frees", "refills", "pages", "min-max", "drains", "pages",
-		   "min-max", "irq-hit", "irq-miss");
+	fmt_printf(b, "  %-4s %-5s", "id", "pages");
+#define X(n, kind, w, h) fmt_printf(b, " %*s", w, h);
+	CACHE_COUNTERS(X)
+#undef X
+	fmt_printf(b, "\n");
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		const struct cache_view *v = &r->views[i];
 		for (unsigned o = 0; o < CACHE_CLASSES; o++) {
 			const struct cache_counters *c = &v->c[o];
-			char rr[24], dr[24];
 			if (!c->allocs && !c->frees && !v->nr_blocks[o])
 				continue;
-			fmt_snprintf(rr, sizeof(rr), "%u-%u", c->refill_min, c->refill_max);
-			fmt_snprintf(dr, sizeof(dr), "%u-%u", c->drain_min, c->drain_max);
-			fmt_printf(b, "  %-4u %-5u %10lu %10lu %10lu %8lu %9lu %7s %8lu %9lu %7s %8lu %8lu\n",
-				   i, o + 1, ul(c->allocs), ul(c->hits), ul(c->frees), ul(c->refills),
-				   ul(c->refill_pages), rr, ul(c->drains), ul(c->drain_pages), dr,
-				   ul(c->irq_hits), ul(c->irq_misses));
+			fmt_printf(b, "  %-4u %-5u", i, o + 1);
+#define X(n, kind, w, h) TEXT_##kind(b, w, c, n);
+			CACHE_COUNTERS(X)
+#undef X
+			fmt_printf(b, "\n");
 		}
 		if (cache.text_cache)
 			cache.text_cache(b, i, v);
@@ -173,14 +171,17 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 
 /* ---- JSON ------------------------------------------------------------------ */
 
+/* The JSON members of one struct cache_counters, from its list. */
+#define JSON_count(b, sep, c, n) fmt_printf(b, "%s\"" #n "\":%lu", sep, ul((c)->n))
+#define JSON_range(b, sep, c, n) \
+	fmt_printf(b, "%s\"" #n "_min\":%u,\"" #n "_max\":%u", sep, (c)->n##_min, (c)->n##_max)
+
 static void json_counters(struct fmt_buf *b, const struct cache_counters *c)
 {
-	fmt_printf(b, "\"allocs\":%lu,\"hits\":%lu,\"frees\":%lu,\"refills\":%lu,\"refill_pages\":%lu,"
-		   "\"refill_min\":%u,\"refill_max\":%u,\"drains\":%lu,\"drain_pages\":%lu,"
-		   "\"drain_min\":%u,\"drain_max\":%u,\"irq_hits\":%lu,\"irq_misses\":%lu",
-		   ul(c->allocs), ul(c->hits), ul(c->frees), ul(c->refills), ul(c->refill_pages),
-		   c->refill_min, c->refill_max, ul(c->drains), ul(c->drain_pages), c->drain_min,
-		   c->drain_max, ul(c->irq_hits), ul(c->irq_misses));
+	const char *sep = "";
+#define X(n, kind, w, h) JSON_##kind(b, sep, c, n); sep = ",";
+	CACHE_COUNTERS(X)
+#undef X
 }
 
 static void print_json(struct fmt_buf *b, const struct report *r)
@@ -189,17 +190,8 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 	const struct zone_info *z = &r->zi;
 	struct cache_counters all = { 0 };
 
-	for (unsigned o = 0; o < CACHE_CLASSES; o++) {
-		all.allocs += r->total[o].allocs;
-		all.hits += r->total[o].hits;
-		all.frees += r->total[o].frees;
-		all.refills += r->total[o].refills;
-		all.refill_pages += r->total[o].refill_pages;
-		all.drains += r->total[o].drains;
-		all.drain_pages += r->total[o].drain_pages;
-		all.irq_hits += r->total[o].irq_hits;
-		all.irq_misses += r->total[o].irq_misses;
-	}
+	for (unsigned o = 0; o < CACHE_CLASSES; o++)
+		cache_counters_add(&all, &r->total[o]);
 	fmt_printf(b, "{\"libmagpage\":1,\"pid\":%d,\"program\":", (int)getpid());
 	fmt_json_string(b, stats_program);
 	fmt_printf(b, ",\"cache\":\"%s\",\"config\":{", cache_name());
@@ -253,27 +245,27 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "]},");
 
 	fmt_printf(b, "\"zone\":{\"pages\":%lu,\"free_pages\":%lu,\"untouched_pages\":%lu,"
-		   "\"lock\":{\"acquired\":%lu,\"contended\":%lu,\"wait_ns\":%lu},"
-		   "\"allocs\":%lu,\"frees\":%lu,\"batches\":%lu,\"batch_blocks\":%lu,\"batch_breaks\":%lu,"
-		   "\"splits\":%lu,\"merges\":%lu,\"carved\":%lu,\"purged_pages\":%lu,"
-		   "\"fork_deferred_frees\":%lu,\"fork_refused_allocs\":%lu,"
+		   "\"lock\":{\"acquired\":%lu,\"contended\":%lu,\"wait_ns\":%lu},",
+		   ul(z->pages), ul(z->free_pages), ul(z->untouched_pages), ul(z->lock_acquired),
+		   ul(z->lock_contended), ul(z->lock_wait_ns));
+#define X(field, json) fmt_printf(b, "\"" json "\":%lu,", ul(z->field));
+	ZONE_EVENT_COUNTERS(X)
+#undef X
+	fmt_printf(b, "\"fork_deferred_frees\":%lu,\"fork_refused_allocs\":%lu,"
 		   "\"fork_reserve\":{\"filled\":%lu,\"served\":%lu,\"returned\":%lu,\"carved\":%lu,\"empty\":%lu},"
 		   "\"forks_detected\":%lu,\"abandoned_pages\":%lu,\"buddyinfo\":[",
-		   ul(z->pages), ul(z->free_pages), ul(z->untouched_pages), ul(z->lock_acquired),
-		   ul(z->lock_contended), ul(z->lock_wait_ns), ul(z->allocs), ul(z->frees),
-		   ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks), ul(z->splits),
-		   ul(z->merges), ul(z->carved), ul(z->purged_pages), ul(z->fork_deferred_frees),
-		   ul(z->fork_refused_allocs), ul(reserve_stats.filled), ul(reserve_stats.served),
-		   ul(reserve_stats.returned), ul(reserve_stats.carved), ul(reserve_stats.empty),
-		   ul(sig_stats.forks_detected),
-		   ul(z->abandoned_pages));
+		   ul(z->fork_deferred_frees), ul(z->fork_refused_allocs), ul(reserve_stats.filled),
+		   ul(reserve_stats.served), ul(reserve_stats.returned), ul(reserve_stats.carved),
+		   ul(reserve_stats.empty), ul(sig_stats.forks_detected), ul(z->abandoned_pages));
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, "%s%lu", o ? "," : "", ul(z->nr_free[o]));
 	fmt_printf(b, "],\"purge\":{\"delay_ms\":%u,\"dirty_pages\":%lu,\"purged_pages\":%lu,"
-		   "\"purged_bytes\":%lu,\"runs\":%lu,\"madvise_calls\":%lu,\"ticks\":%lu,"
-		   "\"trips\":%lu,\"idle_purges\":%lu,\"thread_wakeups\":%lu}},",
-		   opt.purge_delay_ms, ul(z->dirty_pages), ul(z->purged_pages),
-		   ul(z->purged_pages << PAGE_SHIFT), ul(z->purge_runs), ul(z->purge_calls),
+		   "\"purged_bytes\":%lu,", opt.purge_delay_ms, ul(z->dirty_pages),
+		   ul(z->purged_pages), ul(z->purged_pages << PAGE_SHIFT));
+#define X(field, json) fmt_printf(b, "\"" json "\":%lu,", ul(z->field));
+	ZONE_PURGE_COUNTERS(X)
+#undef X
+	fmt_printf(b, "\"ticks\":%lu,\"trips\":%lu,\"idle_purges\":%lu,\"thread_wakeups\":%lu}},",
 		   ul(purge_stats.ticks), ul(purge_stats.trips), ul(purge_stats.idle_purges),
 		   ul(purge_stats.wakeups));
 

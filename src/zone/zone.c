@@ -776,18 +776,10 @@ static void zone_info_add(struct zone *z, struct zone_info *zi)
 	zi->lock_acquired += z->lock.acquired;
 	zi->lock_contended += z->lock.contended;
 	zi->lock_wait_ns += z->lock.wait_ns;
-	zi->allocs += z->allocs;
-	zi->frees += z->frees;
-	zi->batches += z->batches;
-	zi->batch_blocks += z->batch_blocks;
-	zi->batch_breaks += z->batch_breaks;
-	zi->splits += z->splits;
-	zi->merges += z->merges;
-	zi->carved += z->carved;
-	zi->purged_pages += z->purged_pages;
+#define X(field, json) zi->field += z->field;
+	ZONE_COUNTERS(X)
+#undef X
 	zi->dirty_pages += z->nr_dirty_pages;
-	zi->purge_runs += z->purge_runs;
-	zi->purge_calls += z->purge_calls;
 	zi->abandoned_pages += z->abandoned_pages;
 	zone_unlock(z, &saved);
 }
@@ -925,9 +917,9 @@ void zone_fork_child(void)
 		z->openers = 0;        /* only the forking thread lives on, not opening */
 		mp_lock_reset(&z->lock);
 		z->lock.acquired = z->lock.contended = z->lock.wait_ns = 0;
-		z->allocs = z->frees = z->batches = z->batch_blocks = z->batch_breaks = 0;
-		z->splits = z->merges = z->carved = z->purged_pages = 0;
-		z->purge_runs = z->purge_calls = 0;
+#define X(field, json) z->field = 0;
+		ZONE_COUNTERS(X)
+#undef X
 	}
 	memset(numa_stats, 0, sizeof(numa_stats));
 	fork_pending = 0;

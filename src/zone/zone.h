@@ -111,19 +111,43 @@ static inline struct page_desc *desc_chain(struct page_desc **pds, size_t n)
 	return chain;
 }
 
+/*
+ * The zone's event counters, one list (X-macro): it generates the fields of
+ * struct zone (zone.c, under the zone lock) and of struct zone_info, the
+ * copy zone_info makes, the reset in a fork child, the JSON report's
+ * members (stats.c) and the live segment (stats/live.h).  X(field, json):
+ *   allocs        blocks handed out, any path
+ *   frees         blocks taken back, any path
+ *   batches       refills served (zone_take_batch)
+ *   batch_blocks  blocks in them
+ *   batch_breaks  refills stopped early because the lock was contended
+ *   splits        blocks split on allocation (expand)
+ *   merges        buddies merged on free
+ *   carved        4 MiB blocks carved off the frontier
+ *   purged_pages  pages given back to the OS
+ * ZONE_PURGE_COUNTERS, JSON members of "purge":
+ *   purge_runs    zone_purge_aged calls that purged something
+ *   purge_calls   madvise system calls they made
+ */
+#define ZONE_EVENT_COUNTERS(X) \
+	X(allocs, "allocs") X(frees, "frees") X(batches, "batches") \
+	X(batch_blocks, "batch_blocks") X(batch_breaks, "batch_breaks") \
+	X(splits, "splits") X(merges, "merges") X(carved, "carved") \
+	X(purged_pages, "purged_pages")
+#define ZONE_PURGE_COUNTERS(X) \
+	X(purge_runs, "runs") X(purge_calls, "madvise_calls")
+#define ZONE_COUNTERS(X) ZONE_EVENT_COUNTERS(X) ZONE_PURGE_COUNTERS(X)
+
 struct zone_info {
 	uint64_t pages;             /* total pages in the zone */
 	uint64_t free_pages;        /* on free lists + never used */
 	uint64_t untouched_pages;   /* above the frontier: never used at all */
 	uint64_t nr_free[11];       /* blocks per order on the free lists */
 	uint64_t lock_acquired, lock_contended, lock_wait_ns;
-	uint64_t allocs, frees;     /* blocks taken / given, any path */
-	uint64_t batches, batch_blocks;   /* refills served and blocks in them */
-	uint64_t batch_breaks;      /* refills stopped early on contention */
-	uint64_t splits, merges, carved, purged_pages;
+#define X(field, json) uint64_t field;   /* see ZONE_COUNTERS */
+	ZONE_COUNTERS(X)
+#undef X
 	uint64_t dirty_pages;       /* free pages the process touched, not purged */
-	uint64_t purge_runs;        /* zone_purge_aged calls that purged something */
-	uint64_t purge_calls;       /* madvise system calls they made */
 	uint64_t fork_deferred_frees;   /* handler frees deferred during a fork */
 	uint64_t fork_refused_allocs;   /* handler allocations refused during a fork */
 	uint64_t abandoned_pages;       /* _Fork child: pages freed below the floor */

@@ -38,9 +38,9 @@ struct zone {
 				     step and gives its tail back (one zone) */
 	uint64_t given_back;      /* pages unmapped by zone_give_back */
 	uint64_t nr_free_pages;   /* pages on the free lists */
-	uint64_t allocs, frees;   /* blocks handed out / taken back */
-	uint64_t batches, batch_blocks, batch_breaks;
-	uint64_t splits, merges, carved, purged_pages;
+#define X(field, json) uint64_t field;   /* events: see ZONE_COUNTERS */
+	ZONE_COUNTERS(X)
+#undef X
 	uint64_t nr_dirty_pages;  /* pages on the dirty lists */
 	uint64_t now;             /* coarse clock for this hold's frees; 0 =
 				     not read yet (reset by each zone_lock) */
@@ -49,7 +49,6 @@ struct zone {
 	struct page_desc **isolated_end;  /* the last next link of that list */
 	uint64_t isolated_pages;  /* pages in them */
 	bool purging;             /* a purge is in flight (one at a time) */
-	uint64_t purge_runs, purge_calls;
 	uint64_t floor;           /* pfns below it were abandoned in a child of
 				     _Fork (see zone_fork_recover); 0 normally */
 	uint64_t abandoned_pages; /* pages freed below the floor, not reused */

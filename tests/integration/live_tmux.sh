@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# magpage-top as a person uses it, on a real terminal (tmux): start a
+# program with live:1, run `magpage-top PID` in a tmux pane, capture the
+# screen twice, check its fields and that the numbers move, press q and
+# check it exited with status 0 and left the alternate screen; then the
+# same with Ctrl-C, and the list mode (`magpage-top`) with q.
+# Skipped (77) without tmux.  Bounded: ~10 s, every wait has a limit.
+#   live_tmux.sh LIBMAGPAGE LIVE_PROG MAGPAGE_TOP
+set -uo pipefail
+lib=$1 prog=$2 top=$3
+command -v tmux >/dev/null || { echo "live_tmux: SKIPPED: tmux is not installed (scripts/install-deps.sh)"; exit 77; }
+tmp=$(mktemp -d)
+sock=magpage-live-test-$$
+T() { tmux -L "$sock" -f /dev/null "$@"; }
+cleanup() { T kill-server 2>/dev/null; [ -n "${prog_pid:-}" ] && kill -9 "$prog_pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+fail() { echo "live_tmux: FAIL: $*" >&2; [ -f "$tmp/cap1" ] && cat "$tmp/cap1" >&2; exit 1; }
+
+MAGPAGE_CONF=live:1 LD_PRELOAD=$lib timeout 60 "$prog" 40 >"$tmp/prog.out" 2>&1 &
+for _ in $(seq 100); do grep -q '^ready' "$tmp/prog.out" && break; sleep 0.1; done
+prog_pid=$(awk '/^ready/ {print $2}' "$tmp/prog.out")
+[ -n "$prog_pid" ] || fail "live_prog did not start"
+
+# open WINDOW ARGS...: magpage-top ARGS in a new 120x50 window that stays
+# after the program exits, so that its exit status can be read.
+open() {
+	local w=$1; shift
+	T new-session -d -s "$w" -x 120 -y 50 "$top $*" || fail "tmux new-session"
+	T set-option -t "$w" remain-on-exit on >/dev/null
+}
+capture() { T capture-pane -p -t "$1" >"$2"; }
+# gone WINDOW: waits for the pane's program to exit; checks status 0.
+gone() {
+	for _ in $(seq 50); do
+		[ "$(T display-message -p -t "$1" '#{pane_dead}')" = 1 ] && break
+		sleep 0.1
+	done
+	[ "$(T display-message -p -t "$1" '#{pane_dead}')" = 1 ] || fail "$1: still running after $2"
+	local st; st=$(T display-message -p -t "$1" '#{pane_dead_status}')
+	[ "$st" = 0 ] || fail "$1: exit status $st after $2"
+}
+
+# ---- one process, full screen ----------------------------------------------------
+open one "$prog_pid"
+sleep 2.5
+capture one "$tmp/cap1"
+sleep 2.2
+capture one "$tmp/cap2"
+for want in "magpage-top  pid $prog_pid (live_prog)" "cache bonwick" "pages      held" \
+	    "zone lock" "refills" "drains" "hit rate" "purge" "rounding" "signals" \
+	    "handler entries" "held back while in the zone" \
+	    "free blocks per order (buddyinfo)" "cpu    pages" "q quits"; do
+	grep -qF "$want" "$tmp/cap1" || fail "screen lacks '$want'"
+done
+grep -Eq '^ +0 +4K +[0-9]+' "$tmp/cap1" || fail "no order-0 row in the bar chart"
+grep -Eq '^ +10 +4M +[0-9]+' "$tmp/cap1" || fail "no order-10 row in the bar chart"
+grep -Eq '^ +[0-9]+ +[0-9]+ +- +- +[0-9]+ +[0-9]+' "$tmp/cap1" || fail "no CPU row with refills/s and drains/s"
+# numbers move: the zone lock and caches lines (counters and per-second rates)
+l1=$(grep -E '^(zone lock|caches|signals)' "$tmp/cap1")
+l2=$(grep -E '^(zone lock|caches|signals)' "$tmp/cap2")
+[ "$l1" != "$l2" ] || fail "the counters did not move between two captures: $l1"
+echo "live_tmux: first capture:"; grep -E '^(zone lock|caches|signals)' "$tmp/cap1" | sed 's/^/    /'
+echo "live_tmux: second capture:"; grep -E '^(zone lock|caches|signals)' "$tmp/cap2" | sed 's/^/    /'
+T send-keys -t one q
+gone one "q"
+capture one "$tmp/after"
+grep -qF "free blocks per order" "$tmp/after" && fail "the full screen is still shown after q (alternate screen not left)"
+
+# ---- Ctrl-C restores the terminal too ---------------------------------------------
+open two "$prog_pid"
+sleep 1.5
+T send-keys -t two C-c
+gone two "Ctrl-C"
+
+# ---- the list ------------------------------------------------------------------------
+open three
+sleep 1.5
+capture three "$tmp/list"
+grep -qF "PAGES-HELD" "$tmp/list" || fail "list: no header"
+grep -Eq "^ +$prog_pid +live_prog " "$tmp/list" || fail "list: no line for $prog_pid: $(cat "$tmp/list")"
+T send-keys -t three q
+gone three "q (list)"
+echo "live_tmux: PASS"
