@@ -62,6 +62,7 @@ static void pa_release_range(uint64_t pfn, size_t npages, bool irq)
 
 	if (cacheable(npages) && !(pfn & (((uint64_t)1 << order) - 1))) {
 		pd->npages = (uint32_t)npages;
+		pd->order = (uint8_t)order;
 		pa_release_block(pd, irq);
 		return;
 	}
@@ -73,7 +74,8 @@ static void pa_release_range(uint64_t pfn, size_t npages, bool irq)
  * not wait on the caches, and takes a block from the reserve instead: one
  * of *npages pages, or the whole 2^order-page block when the alignment asks
  * for more (then *npages says so). */
-static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npages, bool irq)
+static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npages, bool irq,
+						     int *source)
 {
 	struct page_desc *pd = NULL;
 
@@ -85,9 +87,10 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
 	for (unsigned tries = 0; !pd && irq && tries < 3; tries++) {
 		size_t want = order == ilog2_ceil(*npages) ? *npages : (size_t)1 << order;
 		pd = reserve_take(&want);
-		if (pd)
+		if (pd) {
 			*npages = want;
-		else if (zone_fork_held())
+			*source = PROBE_FROM_RESERVE;
+		} else if (zone_fork_held())
 			break;
 		else
 			pd = zone_alloc(order, *npages);
@@ -99,8 +102,9 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
  * everything else comes here. */
 struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 {
-	unsigned order = ilog2_ceil(npages);
+	unsigned order = ilog2_ceil(npages), block_order = order;
 	struct page_desc *pd = NULL;
+	int source = PROBE_FROM_CACHE;
 	bool irq = sigctx_in_irq();
 
 	/* Cached blocks of n pages start on a 2^ceil(log2 n) boundary; a
@@ -109,17 +113,25 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 		pd = cache_alloc(npages, irq);
 	if (align_order > order)
 		order = align_order;
-	if (!pd)
+	if (!pd) {
 		pd = zone_alloc(order, npages);
+		source = PROBE_FROM_ZONE;
+	}
 	if (unlikely(!pd)) {
-		pd = pa_alloc_exhausted(order, &npages, irq);
+		pd = pa_alloc_exhausted(order, &npages, irq, &source);
 		if (!pd)
 			return NULL;
+		block_order = ilog2_ceil(npages);
 	}
 	/* Blocks from a cache carry PG_CACHED (maybe PG_ZERO), from the zone
-	 * nothing but PG_ZERO: keep only the zero bit. */
+	 * nothing but PG_ZERO: keep only the zero bit.  order: what the
+	 * block's npages make it, whatever alignment it was taken for, so
+	 * that the one-hop paths' tracepoints find it there (pa_release_range
+	 * and pa_shrink keep it too). */
 	pd->npages = (uint32_t)npages;
+	pd->order = (uint8_t)block_order;
 	pd->flags = PG_ALLOC | (pd->flags & PG_ZERO);
+	MP_PROBE4(mm_page_alloc, desc_to_addr(pd), block_order, source, -1);
 	return pd;
 }
 
@@ -133,6 +145,7 @@ void pa_shrink(struct page_desc *pd, size_t keep)
 	size_t npages = pd->npages;
 
 	pd->npages = (uint32_t)keep;
+	pd->order = (uint8_t)ilog2_ceil(keep);
 	pa_release_range(desc_pfn(pd) + keep, npages - keep, sigctx_in_irq());
 }
 
