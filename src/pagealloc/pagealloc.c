@@ -74,8 +74,7 @@ static void pa_release_range(uint64_t pfn, size_t npages, bool irq)
  * not wait on the caches, and takes a block from the reserve instead: one
  * of *npages pages, or the whole 2^order-page block when the alignment asks
  * for more (then *npages says so). */
-static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npages, bool irq,
-						     int *source)
+static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npages, bool irq)
 {
 	struct page_desc *pd = NULL;
 
@@ -87,10 +86,9 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
 	for (unsigned tries = 0; !pd && irq && tries < 3; tries++) {
 		size_t want = order == ilog2_ceil(*npages) ? *npages : (size_t)1 << order;
 		pd = reserve_take(&want);
-		if (pd) {
+		if (pd)
 			*npages = want;
-			*source = PROBE_FROM_RESERVE;
-		} else if (zone_fork_held())
+		else if (zone_fork_held())
 			break;
 		else
 			pd = zone_alloc(order, *npages);
@@ -104,7 +102,6 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 {
 	unsigned order = ilog2_ceil(npages), block_order = order;
 	struct page_desc *pd = NULL;
-	int source = PROBE_FROM_CACHE;
 	bool irq = sigctx_in_irq();
 
 	/* Cached blocks of n pages start on a 2^ceil(log2 n) boundary; a
@@ -113,12 +110,10 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 		pd = cache_alloc(npages, irq);
 	if (align_order > order)
 		order = align_order;
-	if (!pd) {
+	if (!pd)
 		pd = zone_alloc(order, npages);
-		source = PROBE_FROM_ZONE;
-	}
 	if (unlikely(!pd)) {
-		pd = pa_alloc_exhausted(order, &npages, irq, &source);
+		pd = pa_alloc_exhausted(order, &npages, irq);
 		if (!pd)
 			return NULL;
 		block_order = ilog2_ceil(npages);
@@ -128,10 +123,14 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 	 * block's npages make it, whatever alignment it was taken for, so
 	 * that the one-hop paths' tracepoints find it there (pa_release_range
 	 * and pa_shrink keep it too). */
+	uint8_t was = pd->flags;
 	pd->npages = (uint32_t)npages;
 	pd->order = (uint8_t)block_order;
-	pd->flags = PG_ALLOC | (pd->flags & PG_ZERO);
-	MP_PROBE4(mm_page_alloc, desc_to_addr(pd), block_order, source, -1);
+	pd->flags = PG_ALLOC | (was & PG_ZERO);
+	/* off the one-hop paths: the address and source cost instructions */
+	if (MP_PROBE_ENABLED(mm_page_alloc))
+		MP_PROBE4(mm_page_alloc, desc_to_addr(pd), block_order,
+			  (was & PG_CACHED) ? PROBE_FROM_CACHE : PROBE_FROM_ZONE, -1);
 	return pd;
 }
 

@@ -6,10 +6,13 @@
  * (a register, a memory operand or a constant) when the nop runs.  Nobody
  * tracing: the nop is all that executes.  A tracer (bpftrace, perf,
  * SystemTap) puts a breakpoint on the nop and reads the arguments from
- * there.  No semaphores: every argument below is a value the code holds at
+ * there.  On the page paths every argument is a value the code holds at
  * that point anyway, or a field of a descriptor it holds a pointer to (the
- * note names the memory, which the tracer reads); none is computed for the
- * probe.  So the fast path keeps its instruction count (tests/perf).
+ * note names the memory, which the tracer reads): none is computed for the
+ * probe, so the fast path keeps its instruction count but for the nop
+ * (tests/perf).  Probes whose arguments would cost instructions (the
+ * zone's per-block ones: address and CPU under the zone lock; pa_alloc's:
+ * address and source) test their semaphore first (MP_PROBE_ENABLED).
  *
  * The four mm_page_* probes are named after the kernel's kmem tracepoints;
  * address stands for the kernel's struct page, order is the block's order
@@ -17,7 +20,8 @@
  *
  *   mm_page_alloc(addr, order, source, cpu)    a block leaves the page
  *       allocator for the program (malloc, calloc, realloc, memalign...):
- *       source 1 a page cache, 0 the zone, 2 the handlers' fork reserve;
+ *       source 1 a page cache, 0 the zone (or the handlers' reserve
+ *       during a fork, carved from it);
  *       cpu the CPU whose per-CPU array served it (bonwick's one-hop path
  *       on rseq), -1 where the path read no CPU id (use bpftrace's cpu)
  *   mm_page_free(addr, order)                  a block the program freed
@@ -52,13 +56,37 @@
 #ifndef MAGPAGE_PROBES_H
 #define MAGPAGE_PROBES_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every probe, for the semaphores' declarations and definitions. */
+#define MP_PROBE_NAMES(X) \
+	X(mm_page_alloc) X(mm_page_free) X(mm_page_alloc_zone_locked) \
+	X(mm_page_pcpu_drain) X(cache_refill) X(cache_drain) X(zone_lock_wait) \
+	X(purge) X(signal_deferred)
+
 #if MAGPAGE_HAVE_SDT
+/*
+ * Each probe has a semaphore (probes.c): a counter in .probes that the
+ * kernel raises in every process mapping the library while a tracer is
+ * attached (uprobes' reference counter; bpftrace and perf use it).  Only
+ * probes with costly arguments test it, through MP_PROBE_ENABLED, to skip
+ * forming arguments nobody reads: the rest fire unconditionally, a nop
+ * each.
+ */
+#define _SDT_HAS_SEMAPHORES 1
 #include <sys/sdt.h>
+#define MP_PROBE_SEMAPHORE(name) \
+	extern unsigned short magpage_##name##_semaphore __attribute__((visibility("hidden")));
+MP_PROBE_NAMES(MP_PROBE_SEMAPHORE)
+#define MP_PROBE_ENABLED(name) \
+	__builtin_expect(__atomic_load_n(&magpage_##name##_semaphore, __ATOMIC_RELAXED) != 0, 0)
 #define MP_PROBE1(name, a) STAP_PROBE1(magpage, name, a)
 #define MP_PROBE2(name, a, b) STAP_PROBE2(magpage, name, a, b)
 #define MP_PROBE3(name, a, b, c) STAP_PROBE3(magpage, name, a, b, c)
 #define MP_PROBE4(name, a, b, c, d) STAP_PROBE4(magpage, name, a, b, c, d)
 #else
+#define MP_PROBE_ENABLED(name) 0
 #define MP_PROBE_UNUSED(x) ((void)sizeof(x))
 #define MP_PROBE1(name, a) MP_PROBE_UNUSED(a)
 #define MP_PROBE2(name, a, b) (MP_PROBE_UNUSED(a), MP_PROBE_UNUSED(b))
@@ -67,8 +95,29 @@
 	(MP_PROBE_UNUSED(a), MP_PROBE_UNUSED(b), MP_PROBE_UNUSED(c), MP_PROBE_UNUSED(d))
 #endif
 
+/*
+ * The calling thread's CPU id where the kernel keeps it, in glibc's rseq
+ * area, as memory for a probe argument: the tracer reads it, the code only
+ * forms its address (two instructions: the thread pointer, read into a
+ * register because tracers cannot read %fs-relative operands, plus the
+ * area's offset).  Negative (-1, -2) when glibc did not register rseq.
+ * For probes off the fast path (the zone's).
+ */
+extern ptrdiff_t mp_rseq_offset;    /* platform/cpu.h */
+static inline const int32_t *probe_cpu_id_at(void)
+{
+	char *tp;
+#if defined(__x86_64__)
+	__asm__("movq %%fs:0, %0" : "=r"(tp));
+#else
+	tp = __builtin_thread_pointer();
+#endif
+	return (const int32_t *)(tp + mp_rseq_offset + 4);
+}
+#define probe_cpu_id (*probe_cpu_id_at())
+
 /* mm_page_alloc's source argument. */
-enum { PROBE_FROM_ZONE = 0, PROBE_FROM_CACHE = 1, PROBE_FROM_RESERVE = 2 };
+enum { PROBE_FROM_ZONE = 0, PROBE_FROM_CACHE = 1 };
 /* signal_deferred's where argument. */
 enum { PROBE_IN_ZONE = 1, PROBE_IN_CACHE = 2 };
 

@@ -224,6 +224,13 @@ static void defer_free(struct page_desc *pd, size_t npages)
 	__atomic_add_fetch(&deferred_count, 1, __ATOMIC_RELAXED);
 }
 
+/* Contended: wait, and tell a tracer how long (zone_lock_wait). */
+static NOINLINE void zone_lock_contended(void)
+{
+	uint64_t waited = mp_lock_slow(&z.lock);
+	MP_PROBE1(zone_lock_wait, waited);
+}
+
 static inline void zone_lock(struct zone_irq *irq)
 {
 	/* The thread already in the zone can only be here again from a handler
@@ -233,7 +240,8 @@ static inline void zone_lock(struct zone_irq *irq)
 		mp_fatal("re-entered the zone from a signal handler libmagpage did not install "
 			 "(raw rt_sigaction?); cannot continue without deadlocking");
 	sigctx_zone_enter(irq);
-	mp_lock(&z.lock);
+	if (unlikely(!mp_lock_fast(&z.lock)))
+		zone_lock_contended();
 	z.now = 0;
 	if (unlikely(__atomic_load_n(&deferred_frees, __ATOMIC_RELAXED) != NULL))
 		__zone_free_deferred();
@@ -590,8 +598,11 @@ struct page_desc *zone_alloc(unsigned order, size_t npages)
 		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
-	if (pd)
+	if (pd) {
 		__zone_taken(pd, order, npages);
+		if (MP_PROBE_ENABLED(mm_page_alloc_zone_locked))
+			MP_PROBE3(mm_page_alloc_zone_locked, desc_to_addr(pd), order, probe_cpu_id);
+	}
 	zone_unlock(&saved);
 	zone_tick(0);
 	return pd;
@@ -620,6 +631,8 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 			break;
 		__zone_taken(pd, order, npages);
 		pd->npages = (uint32_t)npages;
+		if (MP_PROBE_ENABLED(mm_page_alloc_zone_locked))
+			MP_PROBE3(mm_page_alloc_zone_locked, desc_to_addr(pd), order, probe_cpu_id);
 		/* Kept in the order taken: physically ascending after a split,
 		 * as rmqueue_bulk returns them. */
 		pd->next = NULL;
@@ -656,6 +669,10 @@ void zone_free_list(struct page_desc *pd)
 	}
 	while (pd) {
 		struct page_desc *next = pd->next;
+		/* every caller is a cache giving blocks back: the kernel's
+		 * free_pcppages_bulk */
+		if (MP_PROBE_ENABLED(mm_page_pcpu_drain))
+			MP_PROBE3(mm_page_pcpu_drain, desc_to_addr(pd), pd->order, probe_cpu_id);
 		__zone_free_range(desc_pfn(pd), pd->npages, 0, __zone_now());
 		z.frees++;
 		pd = next;
@@ -841,6 +858,8 @@ static bool zone_purge_run(uint64_t cutoff, unsigned min_order, bool redo_advise
 	if (pages)
 		z.purge_runs++;
 	zone_unlock(&saved);
+	if (pages)
+		MP_PROBE1(purge, pages);
 	errno = errno_saved;
 	*pagesp = pages;
 	return true;
