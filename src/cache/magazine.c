@@ -319,7 +319,7 @@ size_t mag_drain_all(void)
 		cs_enter();
 		mp_lock(&m->lock);
 		pages += m->nr_pages;
-		MP_PROBE3(cache_drain, (int)i, 0, m->nr_pages);   /* class 0: every class */
+		MP_PROBE3(cache_drain, (int)i, 0u, m->nr_pages);   /* class 0: every class */
 		for (unsigned c = 0; c < MAG_CLASSES; c++)
 			while (mag_list(m, c)->nr)
 				chain_for_zone(&chain, __mag_take_tail(m, c), c);

@@ -129,7 +129,7 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 	pd->flags = PG_ALLOC | (was & PG_ZERO);
 	/* off the one-hop paths: the address and source cost instructions */
 	if (MP_PROBE_ENABLED(mm_page_alloc))
-		MP_PROBE4(mm_page_alloc, desc_to_addr(pd), block_order,
+		MP_PROBE4(mm_page_alloc, desc_to_addr(pd), (uint8_t)block_order,
 			  (was & PG_CACHED) ? PROBE_FROM_CACHE : PROBE_FROM_ZONE, -1);
 	return pd;
 }

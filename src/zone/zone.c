@@ -601,7 +601,8 @@ struct page_desc *zone_alloc(unsigned order, size_t npages)
 	if (pd) {
 		__zone_taken(pd, order, npages);
 		if (MP_PROBE_ENABLED(mm_page_alloc_zone_locked))
-			MP_PROBE3(mm_page_alloc_zone_locked, desc_to_addr(pd), order, probe_cpu_id);
+			MP_PROBE3(mm_page_alloc_zone_locked, desc_to_addr(pd), (uint8_t)order,
+				  probe_cpu_id);
 	}
 	zone_unlock(&saved);
 	zone_tick(0);
@@ -632,7 +633,8 @@ unsigned zone_take_batch(size_t npages, unsigned max, unsigned min,
 		__zone_taken(pd, order, npages);
 		pd->npages = (uint32_t)npages;
 		if (MP_PROBE_ENABLED(mm_page_alloc_zone_locked))
-			MP_PROBE3(mm_page_alloc_zone_locked, desc_to_addr(pd), order, probe_cpu_id);
+			MP_PROBE3(mm_page_alloc_zone_locked, desc_to_addr(pd), (uint8_t)order,
+				  probe_cpu_id);
 		/* Kept in the order taken: physically ascending after a split,
 		 * as rmqueue_bulk returns them. */
 		pd->next = NULL;
