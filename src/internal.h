@@ -344,6 +344,7 @@ extern uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];   /* every live npages: free's
  * pa_alloc_onehop_class takes the size class (pa_onehop's value for the
  * page count; PA_NO_ONEHOP fails at once).
  */
+/* A block the one-hop path popped: its descriptor write and tracepoint. */
 static inline void pa_onehop_taken(uint32_t pfn, void **out, int cpu)
 {
 	struct page_desc *pd = pfn_to_desc(pfn);

@@ -25,7 +25,9 @@
  *       cpu the CPU whose per-CPU array served it (bonwick's one-hop path
  *       on rseq), -1 where the path read no CPU id (use bpftrace's cpu)
  *   mm_page_free(addr, order)                  a block the program freed
- *       comes back to the page allocator (free, realloc, free_bulk)
+ *       comes back to the page allocator (free, realloc, free_bulk), fired
+ *       before it can be handed out again; a realloc that shrinks a block
+ *       in place gives its tail back without a probe
  *   mm_page_alloc_zone_locked(addr, order, cpu)
  *                                              a block taken off the buddy
  *       free lists under the zone lock, for a cache's refill or for one
