@@ -20,6 +20,7 @@ want=(build-essential cmake pkg-config libcriterion-dev
       libjemalloc2 libjemalloc-dev liburing-dev numactl libnuma-dev
       python3 git sqlite3 postgresql redis-server redis-tools time
       procps valgrind tmux     # tmux: magpage-top's screen test (live_tmux.sh)
+      systemtap-sdt-dev bpftrace   # USDT probes: <sys/sdt.h>; tests/probes
       clang libclang-rt-dev)   # tests/fuzz; clang only recommends libFuzzer's runtime
 if [ "${1:-}" = main ] || [ "${1:-}" = bench ]; then
   # The main command draws its plots, and compares against the fastest

@@ -51,6 +51,11 @@ static inline bool is_pow2(size_t n) { return n && !(n & (n - 1)); }
 #include "platform/lock.h"
 
 /* ------------------------------------------------------------------------
+ * platform/probes.h — USDT tracepoints, provider magpage (see file)
+ * ---------------------------------------------------------------------- */
+#include "platform/probes.h"
+
+/* ------------------------------------------------------------------------
  * platform/fmt.c — diagnostics without malloc
  * ---------------------------------------------------------------------- */
 #include <stdarg.h>
@@ -444,18 +449,39 @@ extern uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
  * pa_alloc_onehop_class takes the size class (pa_onehop's value for the
  * page count; PA_NO_ONEHOP fails at once).
  */
+/* A block the one-hop path popped: its descriptor write and tracepoint. */
+static inline void pa_onehop_taken(uint32_t pfn, void **out, int cpu)
+{
+	struct page_desc *pd = pfn_to_desc(pfn);
+	/* malloc: no use for PG_ZERO; req_bytes only feeds the statistics,
+	 * and with them on this path is not taken */
+	pd->flags = PG_ALLOC;
+	*out = (void *)(zg.base + ((uintptr_t)pfn << PAGE_SHIFT));
+	/* order: the descriptor's (pa_alloc and the zone keep it), read by
+	 * the tracer, not here */
+	MP_PROBE4(mm_page_alloc, *out, pd->order, PROBE_FROM_CACHE, cpu);
+}
+
 static inline bool pa_alloc_onehop_class(uint8_t cls, void **out)
 {
 	uint32_t pfn;
-	if (likely(cls < CACHE_CLASSES) && likely(bw_pop(cls, &pfn, false))) {
-		struct page_desc *pd = pfn_to_desc(pfn);
-		/* malloc: no use for PG_ZERO; req_bytes only feeds the
-		 * statistics, and with them on this path is not taken */
-		pd->flags = PG_ALLOC;
-		*out = (void *)(zg.base + ((uintptr_t)pfn << PAGE_SHIFT));
+	if (unlikely(cls >= CACHE_CLASSES))
+		return false;
+	/* Two probe sites, one per front end, so that the per-thread one's
+	 * constant CPU (-1) costs no instruction where the two paths join. */
+#if MP_HAVE_RSEQ
+	if (likely(bw_nr_cpus)) {
+		int cpu;
+		if (unlikely(!bw_pop_cpu(cls, &pfn, false, &cpu)))
+			return false;
+		pa_onehop_taken(pfn, out, cpu);
 		return true;
 	}
-	return false;
+#endif
+	if (unlikely(!bw_pop(cls, &pfn, false)))
+		return false;
+	pa_onehop_taken(pfn, out, -1);
+	return true;
 }
 
 /* pd heads a live allocation whose PG_ALLOC the caller has checked. */
@@ -489,6 +515,8 @@ static inline bool pa_alloc_table_hop(size_t req_bytes, void **out)
 	pd->npages = (uint32_t)(idx + 1);
 	pd->flags = PG_ALLOC;
 	*out = desc_to_addr(pd);
+	/* the design read a CPU id, but keeps it: bpftrace's cpu says it */
+	MP_PROBE4(mm_page_alloc, *out, pd->order, PROBE_FROM_CACHE, -1);
 	return true;
 }
 

@@ -355,6 +355,7 @@ static struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *ow
 		return NULL;
 	c->c[k].refills++;
 	c->c[k].refill_blocks += n;
+	MP_PROBE3(cache_refill, cpu, k + 1, n * (k + 1));
 	c->c[k].allocs++;
 	uint32_t mine = buf[--n];
 	if (n) {
@@ -422,12 +423,13 @@ static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine)
 	uint32_t buf[BW_MAXBUF];
 	unsigned k = pd->npages - 1;
 	struct bw_cpu *c;
+	int cpu = -1;
 
 	for (;;) {
 		unsigned n = 0;
 		if (bw_rseq) {
 #if MP_HAVE_RSEQ
-			int cpu = rseq_cpu();
+			cpu = rseq_cpu();
 			if ((unsigned)cpu >= nr_cpus)
 				return false;
 			c = bw_cpu_of(cpu);
@@ -474,6 +476,7 @@ static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine)
 		tune(c, k, 2);
 		c->c[k].spills++;
 		c->c[k].spill_blocks += n;
+		MP_PROBE3(cache_drain, cpu, k + 1, n * (k + 1));
 		depot_put(k, buf, n, irq);
 	}
 }
@@ -536,6 +539,8 @@ static size_t drain_cpu(unsigned cpu)
 		__atomic_store_n(&c->cls[k].h.count, BW_STOPPED, __ATOMIC_RELEASE);
 		free_pfns(c->cls[k].slots, n, k);
 		pages += (size_t)n * (k + 1);
+		if (n)
+			MP_PROBE3(cache_drain, (int)cpu, k + 1, n * (k + 1));
 		c->cls[k].h.high = 2 * batch[k];
 		c->c[k].last = 0;
 		__atomic_store_n(&c->cls[k].h.count, 0, __ATOMIC_RELEASE);
@@ -623,6 +628,8 @@ static size_t bw_drain_all(void)
 			uint32_t n = my_cache->cache.cls[k].h.count;
 			free_pfns(my_cache->cache.cls[k].slots, n, k);
 			pages += (size_t)n * (k + 1);
+			if (n)
+				MP_PROBE3(cache_drain, -1, k + 1, n * (k + 1));
 			my_cache->cache.cls[k].h.count = 0;
 		}
 	}

@@ -69,8 +69,9 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 
 #if MP_HAVE_RSEQ
 /* Pops a block of class k from this CPU's array: one restartable
- * sequence.  False: empty, stopped or no usable CPU id: the slow path. */
-static inline bool bw_pop_cpu(unsigned k, uint32_t *pfn, bool count)
+ * sequence.  False: empty, stopped or no usable CPU id: the slow path.
+ * *at: the CPU whose array gave it (the one-hop path's tracepoint). */
+static inline bool bw_pop_cpu(unsigned k, uint32_t *pfn, bool count, int *at)
 {
 	for (;;) {
 		struct rseq *rs = rseq_area();
@@ -82,6 +83,7 @@ static inline bool bw_pop_cpu(unsigned k, uint32_t *pfn, bool count)
 		if (likely(r == RSEQ_DONE)) {
 			if (count)
 				c->c[k].allocs++;
+			*at = (int)cpu;
 			return true;
 		}
 		if (r != RSEQ_ABORTED)
@@ -140,7 +142,8 @@ static inline bool bw_pop(unsigned k, uint32_t *pfn, bool count)
 		return true;
 	}
 #if MP_HAVE_RSEQ
-	return bw_pop_cpu(k, pfn, count);
+	int at;
+	return bw_pop_cpu(k, pfn, count, &at);
 #else
 	return false;
 #endif

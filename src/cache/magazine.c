@@ -102,6 +102,7 @@ void mag_drain_some(struct magazine *m, unsigned trigger, struct page_desc **cha
 		c = (c + 1) % MAG_CLASSES;
 	}
 	m->drain_next = c;
+	MP_PROBE3(cache_drain, (int)(m - mags), trigger + 1, pages);
 	struct mag_cold_counts *cc = &m->cold[trigger];
 	cc->drains++;
 	cc->drain_pages += pages;
@@ -159,6 +160,7 @@ struct page_desc *mag_fill(struct magazine *m, unsigned cls, struct page_desc *h
 	struct mag_cold_counts *c = &m->cold[cls];
 	c->refills++;
 	c->refill_pages += (uint64_t)n * pages;
+	MP_PROBE3(cache_refill, (int)(m - mags), pages, n * pages);
 	note_batch(&c->refill_min, &c->refill_max, n * pages);
 	/* With several size classes, refills alone can push a magazine over
 	 * its limit: bring it back, coldest blocks first, as a free would. */
@@ -317,6 +319,7 @@ size_t mag_drain_all(void)
 		cs_enter();
 		mp_lock(&m->lock);
 		pages += m->nr_pages;
+		MP_PROBE3(cache_drain, (int)i, 0u, m->nr_pages);   /* class 0: every class */
 		for (unsigned c = 0; c < MAG_CLASSES; c++)
 			while (mag_list(m, c)->nr)
 				chain_for_zone(&chain, __mag_take_tail(m, c), c);

@@ -156,6 +156,7 @@ static NOINLINE struct page_desc *pcpr_refill(int cpu, unsigned cls)
 	st->c[cls].allocs++;
 	st->c[cls].refills++;
 	st->c[cls].refill_pages += (uint64_t)n * (cls + 1);
+	MP_PROBE3(cache_refill, cpu, cls + 1, n * (cls + 1));
 	if (n > 1 && !publish(cls, (uint32_t)desc_pfn(head->next), (uint32_t)desc_pfn(tail), n - 1,
 			      &count, &where))
 		free_chain((uint32_t)desc_pfn(head->next), n - 1, cls);
@@ -219,6 +220,7 @@ static NOINLINE void pcpr_drain_local(unsigned cls)
 	free_chain(cold, drop, cls);
 	pcounts[cpu].c[cls].drains++;
 	pcounts[cpu].c[cls].drain_pages += (uint64_t)drop * (cls + 1);
+	MP_PROBE3(cache_drain, cpu, cls + 1, drop * (cls + 1));
 }
 
 static bool pcpr_free(struct page_desc *pd)
@@ -259,6 +261,7 @@ static size_t pcpr_drain_cpu(unsigned cpu)
 			pages += (size_t)n * (k + 1);
 			pcounts[cpu].c[k].drains++;
 			pcounts[cpu].c[k].drain_pages += (uint64_t)n * (k + 1);
+			MP_PROBE3(cache_drain, (int)cpu, k + 1, n * (k + 1));
 		}
 		__atomic_store_n(&p->word[k], (uint64_t)PCP_EMPTY, __ATOMIC_RELEASE);
 	}

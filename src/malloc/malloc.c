@@ -501,6 +501,10 @@ void mp_free(void *p)
 	uint64_t pfn = off >> PAGE_SHIFT;
 	struct page_desc *pd = pfn_to_desc(pfn);
 	if (likely(!(off & (PAGE_SIZE - 1))) && likely(pd->flags & PG_ALLOC)) {
+		/* Every valid free of a zone block fires here, whichever path
+		 * takes it next (free_slow does not), and before the block can
+		 * be handed out again, as the kernel's does. */
+		MP_PROBE2(mm_page_free, p, pd->order);
 		if (likely(pa_free_onehop(pd, pfn)))
 			return;
 		/* live again (its PG_ZERO, if any, was stale): the slow path
@@ -712,6 +716,7 @@ void mp_free_bulk(void **ptrs, size_t n)
 			bad_pointer("magpage_free_bulk", p, pd);
 			continue;
 		}
+		MP_PROBE2(mm_page_free, p, pd->order);
 		pd->flags = f & (uint8_t)~PG_ALLOC;
 		if (stats_on)
 			account_free(pd);

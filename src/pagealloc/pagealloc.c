@@ -86,6 +86,7 @@ static void pa_release_range(uint64_t pfn, size_t npages, bool irq)
 
 	if (cacheable(npages) && !(pfn & (((uint64_t)1 << order) - 1))) {
 		pd->npages = (uint32_t)npages;
+		pd->order = (uint8_t)order;
 		pa_release_block(pd, irq);
 		return;
 	}
@@ -123,7 +124,7 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
  * everything else comes here. */
 struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 {
-	unsigned order = ilog2_ceil(npages);
+	unsigned order = ilog2_ceil(npages), block_order = order;
 	struct page_desc *pd = NULL;
 	bool irq = sigctx_in_irq();
 
@@ -139,11 +140,21 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 		pd = pa_alloc_exhausted(order, &npages, irq);
 		if (!pd)
 			return NULL;
+		block_order = ilog2_ceil(npages);
 	}
 	/* Blocks from a cache carry PG_CACHED (maybe PG_ZERO), from the zone
-	 * nothing but PG_ZERO: keep only the zero bit. */
+	 * nothing but PG_ZERO: keep only the zero bit.  order: what the
+	 * block's npages make it, whatever alignment it was taken for, so
+	 * that the one-hop paths' tracepoints find it there (pa_release_range
+	 * and pa_shrink keep it too). */
+	uint8_t was = pd->flags;
 	pd->npages = (uint32_t)npages;
-	pd->flags = PG_ALLOC | (pd->flags & PG_ZERO);
+	pd->order = (uint8_t)block_order;
+	pd->flags = PG_ALLOC | (was & PG_ZERO);
+	/* off the one-hop paths: the address and source cost instructions */
+	if (MP_PROBE_ENABLED(mm_page_alloc))
+		MP_PROBE4(mm_page_alloc, desc_to_addr(pd), (uint8_t)block_order,
+			  (was & PG_CACHED) ? PROBE_FROM_CACHE : PROBE_FROM_ZONE, -1);
 	return pd;
 }
 
@@ -157,6 +168,7 @@ void pa_shrink(struct page_desc *pd, size_t keep)
 	size_t npages = pd->npages;
 
 	pd->npages = (uint32_t)keep;
+	pd->order = (uint8_t)ilog2_ceil(keep);
 	pa_release_range(desc_pfn(pd) + keep, npages - keep, sigctx_in_irq());
 }
 

@@ -18,7 +18,7 @@ static inline void cpu_relax(void)
 #endif
 }
 
-void mp_lock_slow(struct mp_lock *l)
+uint64_t mp_lock_slow(struct mp_lock *l)
 {
 	uint64_t t0 = os_now_ns();
 	unsigned spins = 0;
@@ -49,9 +49,11 @@ void mp_lock_slow(struct mp_lock *l)
 			break;
 	}
 	__atomic_sub_fetch(&l->waiters, 1, __ATOMIC_RELAXED);
+	uint64_t waited = os_now_ns() - t0;
 	l->acquired++;
 	l->contended++;
-	l->wait_ns += os_now_ns() - t0;
+	l->wait_ns += waited;
+	return waited;
 }
 
 void mp_lock_wake(struct mp_lock *l)

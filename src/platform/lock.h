@@ -30,7 +30,8 @@ struct mp_lock {
 	uint64_t wait_ns;    /* time spent waiting, summed; by the holder */
 };
 
-void mp_lock_slow(struct mp_lock *l);
+/* Waits for the lock; returns the ns waited (what wait_ns adds). */
+uint64_t mp_lock_slow(struct mp_lock *l);
 void mp_lock_wake(struct mp_lock *l);
 #define MP_LOCK_SLEEPER (1u << 16)
 
@@ -45,13 +46,21 @@ static inline bool mp_trylock(struct mp_lock *l)
 	return true;
 }
 
-static inline void mp_lock(struct mp_lock *l)
+/* mp_lock's uncontended attempt: false, and the caller takes
+ * mp_lock_slow (zone.c does, to report the wait). */
+static inline bool mp_lock_fast(struct mp_lock *l)
 {
 	if (__builtin_expect(__atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE) == 0, 1)) {
 		l->acquired++;
-		return;
+		return true;
 	}
-	mp_lock_slow(l);
+	return false;
+}
+
+static inline void mp_lock(struct mp_lock *l)
+{
+	if (!mp_lock_fast(l))
+		mp_lock_slow(l);
 }
 
 static inline void mp_unlock(struct mp_lock *l)

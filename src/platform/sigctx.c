@@ -226,5 +226,6 @@ bool sigctx_defer_signal(int sig, siginfo_t *si, void *uc)
 	else
 		syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
 	__atomic_add_fetch(&sig_stats.deferred_signals, 1, __ATOMIC_RELAXED);
+	MP_PROBE2(signal_deferred, sig, mp_tls.in_zone ? PROBE_IN_ZONE : PROBE_IN_CACHE);
 	return true;
 }

@@ -229,6 +229,13 @@ static void defer_free(struct page_desc *pd, size_t npages)
 	__atomic_add_fetch(&deferred_count, 1, __ATOMIC_RELAXED);
 }
 
+/* Contended: wait, and tell a tracer how long (zone_lock_wait). */
+NOINLINE void zone_lock_contended(struct zone *z)
+{
+	uint64_t waited = mp_lock_slow(&z->lock);
+	MP_PROBE1(zone_lock_wait, waited);
+}
+
 coldpath void zone_reentered(void)
 {
 	/* The thread already in the zone can only be here again from a handler
@@ -592,6 +599,9 @@ static inline struct page_desc *zone_alloc_in(struct zone *z, const struct numa_
 	if (pd) {
 		__zone_taken(z, pd, order, npages);
 		__zone_count_node(r, i, 1);
+		if (MP_PROBE_ENABLED(mm_page_alloc_zone_locked))
+			MP_PROBE3(mm_page_alloc_zone_locked, desc_to_addr(pd), (uint8_t)order,
+				  probe_cpu_id);
 	}
 	zone_unlock(z, &saved);
 	zone_tick(0);
@@ -647,6 +657,9 @@ static bool zone_take_from(struct zone *z, const struct numa_route *r, unsigned 
 			break;
 		__zone_taken(z, pd, order, npages);
 		pd->npages = (uint32_t)npages;
+		if (MP_PROBE_ENABLED(mm_page_alloc_zone_locked))
+			MP_PROBE3(mm_page_alloc_zone_locked, desc_to_addr(pd), (uint8_t)order,
+				  probe_cpu_id);
 		/* Kept in the order taken: physically ascending after a split,
 		 * as rmqueue_bulk returns them. */
 		pd->next = NULL;
@@ -707,6 +720,11 @@ void zone_free_list(struct page_desc *pd)
 		}
 		do {
 			struct page_desc *next = pd->next;
+			/* every caller is a cache giving blocks back: the
+			 * kernel's free_pcppages_bulk */
+			if (MP_PROBE_ENABLED(mm_page_pcpu_drain))
+				MP_PROBE3(mm_page_pcpu_drain, desc_to_addr(pd), pd->order,
+					  probe_cpu_id);
 			__zone_free_range(z, desc_pfn(pd), pd->npages, 0, __zone_now(z));
 			z->frees++;
 			pd = next;

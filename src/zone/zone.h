@@ -38,7 +38,9 @@ struct page_desc {
 	struct page_desc *next;  /* free list or cache list; guarded by its lock */
 	struct page_desc *prev;  /* ditto (NULL at the head of a list) */
 	uint32_t npages;         /* PG_ALLOC: pages held; PG_CACHED: block size */
-	uint8_t order;           /* PG_BUDDY: order of the free block */
+	uint8_t order;           /* PG_BUDDY: order of the free block;
+				    PG_ALLOC, PG_CACHED: ceil(log2(npages)),
+				    kept by pagealloc for the tracepoints */
 	uint8_t flags;           /* PG_*; PG_ALLOC is cleared atomically by free */
 	uint16_t owner;          /* PG_CACHED: which cache holds it */
 	uint64_t req_bytes;      /* PG_ALLOC: bytes the program asked for */

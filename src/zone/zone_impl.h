@@ -75,6 +75,8 @@ void zone_unlock_all(struct zone_irq *irq);
 /* zone.c */
 void __zone_free_deferred(struct zone *z);
 void zone_reentered(void) __attribute__((__cold__, __noreturn__));
+/* The zone lock was taken: wait for it (zone_lock_wait probe). */
+void zone_lock_contended(struct zone *z);
 void __zone_free_one(struct zone *z, uint64_t pfn, unsigned order, uint8_t clean,
 		     uint64_t stamp);
 /* zone_purge.c: puts a purge's isolated blocks back (fork uses it too). */
@@ -102,7 +104,8 @@ static inline void zone_lock(struct zone *z, struct zone_irq *irq)
 	if (unlikely(mp_tls.in_zone))
 		zone_reentered();
 	sigctx_zone_enter(irq);
-	mp_lock(&z->lock);
+	if (unlikely(!mp_lock_fast(&z->lock)))
+		zone_lock_contended(z);
 	__zone_locked(z);
 }
 

@@ -160,6 +160,8 @@ static bool zone_purge_one(struct zone *z, uint64_t cutoff, unsigned min_order,
 	if (pages)
 		z->purge_runs++;
 	zone_unlock(z, &saved);
+	if (pages)
+		MP_PROBE1(purge, pages);
 	errno = errno_saved;
 	*pagesp = pages;
 	return true;
