@@ -41,7 +41,7 @@
  *       (to the zone, or bonwick's depot), cpu as for cache_refill
  *   zone_lock_wait(ns)                         a contended zone lock, once
  *       taken: how long the thread waited (the uncontended path fires
- *       nothing and measures nothing)
+ *       nothing and measures nothing; nor does a handler's spin on it)
  *   purge(pages)                               pages returned to the OS by
  *       one purge (decay, idle, malloc_trim)
  *   signal_deferred(signo, where)              a signal held back because
