@@ -341,8 +341,9 @@ struct numa_lists {
  * (bit i = t->id[i]).  default/local: every node, nearest first (ties: the
  * lower index); bind: only the set, nearest first; preferred: the
  * preferred node, then the rest nearest to it; preferred_many: the set
- * nearest first, then the rest; interleave: the set in turn, then the
- * rest.  An empty set, or one naming no node of t, is the default. */
+ * nearest first, then the rest; interleave (also weighted): the set in
+ * turn (il), nothing outside it.  An empty set, or one naming no node of
+ * t, is the default. */
 void numa_build_lists(const struct numa_topo *t, int mode, uint64_t mask, struct numa_lists *out);
 /* Parses a sysfs list ("0-3,8,10-11") into bits of mask (bits >= nbits
  * ignored); false if malformed. */
@@ -400,7 +401,9 @@ struct numa_stats {
 extern struct numa_stats numa_stats[NUMA_MAX_NODES];
 
 /* ------------------------------------------------------------------------
- * zone/zone.c — the region, page descriptors, buddy free areas
+ * zone/zone.c — the region, page descriptors, buddy free areas, a zone
+ *               per node (zone_impl.h: what the zone files share)
+ * zone/zone_purge.c — zone_purge, zone_purge_aged, zone_dirty*
  * zone/validate.c — zone_validate
  * ---------------------------------------------------------------------- */
 #include "zone/zone.h"

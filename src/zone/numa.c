@@ -22,7 +22,7 @@
  *    mallocs and waits for that init lock (a deadlock); and libnuma's
  *    constructor allocates;
  *  - three files and two system calls are all of libnuma it would use.
- * libnuma (libnuma-dev) remains the reference the tests compare with.
+ * (numactl and libnuma-dev stay installed for the benchmarks' pinning.)
  * Missing pieces (no sysfs, a machine with more than NUMA_MAX_NODES nodes,
  * mbind refused) leave one zone, said in one line under verbose:1.
  *

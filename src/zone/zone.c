@@ -844,12 +844,12 @@ void zone_fork_announce(void)
 }
 
 /*
- * While the forking thread holds the zone lock it touches nothing in the
- * zone, so a handler may take a never-used 4 MiB block off the frontier
- * without the lock: one compare-and-swap on z->frontier.  fork_carving
- * counts handlers doing so; the forker stops them (fork_held = 0) and waits
- * for the ones already in before it unlocks, after which z->frontier is the
- * lock's again.  The reserve (pagealloc/reserve.c) uses this when it runs
+ * While the forking thread holds the zone locks (every node's) it touches
+ * nothing in the zones, so a handler may take a never-used 4 MiB block off
+ * a frontier without the lock: one compare-and-swap on z->frontier, its own
+ * node's zone first.  fork_carving counts handlers doing so; the forker
+ * stops them (fork_held = 0) and waits for the ones already in before it
+ * unlocks, after which each z->frontier is its lock's again.  The reserve (pagealloc/reserve.c) uses this when it runs
  * dry in a long fork window.
  */
 void zone_fork_prepare(void)
