@@ -42,9 +42,11 @@
  *
  *   dirty pages (nr_dirty_pages) = sum of 2^order over the dirty lists
  *
- * Locking: everything below is guarded by z.lock, taken "irqsave": the
- * holder's signals are blocked for exactly as long as it holds the lock, so
- * a handler can never interrupt its own thread inside the zone.  Functions
+ * Locking: everything below is guarded by z.lock, taken "irqsave": while
+ * a thread holds it, a signal that arrives for that thread is held back
+ * and delivered at unlock (zone_irqsave:defer, the default, no system
+ * call; zone_irqsave:sigmask blocks every signal instead), so a handler can
+ * never interrupt its own thread inside the zone.  Functions
  * named __zone_* expect the lock held.  No system call is made under the
  * lock: a purge detaches blocks, unlocks, madvises, relocks.
  */
@@ -258,7 +260,7 @@ static NOINLINE bool zone_lock_in_handler(struct zone_irq *irq)
 			return false;
 		}
 		if (++spins < 200)
-			__builtin_ia32_pause();
+			cpu_relax();
 		else
 			sched_yield();
 	}
