@@ -377,6 +377,17 @@ def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
     return "".join(text), "".join(md), plot_specs
 
 
+def publish(out, tables, md, specs):
+    """Prints the tables, writes them (text and Markdown) into OUT, draws
+    the plots; returns the plots' paths."""
+    print(tables)
+    with open(os.path.join(out, "tables.txt"), "w") as f:
+        f.write(tables)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(md)
+    return harness_plots.draw(specs, os.path.join(out, "plots"), say)
+
+
 def write_csv(path, samples):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -428,12 +439,7 @@ def retable(args):
         cmd = " ".join(r["command"])
         print(f"Command: `{cmd}` ({r['wall_s'] / 60:.1f} min)\n\n{md}", end="")
         return 0
-    print(tables)
-    with open(os.path.join(out, "tables.txt"), "w") as f:
-        f.write(tables)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(md)
-    pngs = harness_plots.draw(specs, os.path.join(out, "plots"), say)
+    pngs = publish(out, tables, md, specs)
     return report_tail(out, pngs, r["wall_s_per_bench"], r["wall_s"], r["runs"],
                        r["machine"]["nproc"], r["failures"])
 
@@ -502,12 +508,7 @@ def main(argv):
 
     tables, md, specs = render(benches, samples, machine["allocators"], baseline,
                                machine, args.reps, args.bench_reps, started, failures)
-    print(tables)
-    with open(os.path.join(out, "tables.txt"), "w") as f:
-        f.write(tables)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(md)
-    pngs = harness_plots.draw(specs, os.path.join(out, "plots"), say)
+    pngs = publish(out, tables, md, specs)
     write_csv(os.path.join(out, "results.csv"), samples)
     total = time.time() - t_start
     save(samples, failures, runs, wall, complete=True,
