@@ -21,8 +21,8 @@
 # Environment: MAIN_REPS (3), MAIN_APP_REPS (2: rounds of the compile, at
 # most MAIN_REPS), MAIN_FUNCS (1000: size of the generated file),
 # MAIN_BUILD (build: the build directory), MAIN_BUILD_ALL (1: build every
-# target, tests included).  About 6 minutes on 2 cores, clean build
-# included.  Results land in results/main/ (tables.txt,
+# target, tests included).  About 5.5 minutes on 2 idle cores, from a
+# fresh clone, build included (much more on a busy machine).  Results land in results/main/ (tables.txt,
 # summary.md, results.json, results.csv, plots/*.png).
 # Exits non-zero if the build fails, any run crashes, hangs or fails its
 # own checks (a corrupted block, a different object file), or the stats
