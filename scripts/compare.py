@@ -89,6 +89,11 @@ def parse_args(argv):
     p.add_argument("--from-json", action="store_true",
                    help="run nothing: print the tables and draw the plots again "
                         "from OUT/results.json")
+    p.add_argument("--markdown", action="store_true",
+                   help="with --from-json: print the Markdown summary (the "
+                        "command, the machine, every table as median [min..max]) "
+                        "to stdout and write nothing; scripts/docs.py puts it "
+                        "into docs/results/README.md")
     p.add_argument("--quick", action="store_true",
                    help="shorter runs of everything; no kernbench")
     p.add_argument("--build", default=os.path.join(REPO, "build"),
@@ -310,10 +315,11 @@ def rss_table(samples, columns):
 
 
 def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
-           failures):
+           failures, only=None):
     """All tables as one text (each followed by its spread, then the failed
     runs that left cells n/a), the same rows in Markdown (median [min..max]
-    per cell), and the plot specs."""
+    per cell), and the plot specs.  only: the title of the one table to
+    render (BENCH-rss for a benchmark's peak RSS), or None for all."""
     columns = [a["name"] for a in allocs]
     text = [f"# libmagpage comparison, {when}: "
             f"{machine['nproc']} x {machine['cpu_model']}, Linux {machine['kernel']}, "
@@ -338,7 +344,7 @@ def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
         if not bs:
             continue
         for title, desc, rows, prec in b.tables(bs, columns):
-            if not rows:
+            if not rows or only not in (None, title):
                 continue
             printable = [(label, {c: how(v) if v else None for c, v in vals.items()},
                           better) for label, vals, better, how in rows]
@@ -353,7 +359,7 @@ def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
                     title, columns, [(label, vals, better)
                                      for label, vals, better, _ in rows], prec))
         rss = rss_table(bs, columns)
-        if rss:
+        if rss and only in (None, rss[0]):
             title, desc, rows = rss
             printable = [(label, {c: mean(v) if v else None for c, v in vals.items()},
                           better) for label, vals, better in rows]
@@ -369,6 +375,17 @@ def render(benches, samples, allocs, baseline, machine, reps, bench_reps, when,
         md.append(f"\n**FAILED runs ({len(failures)})**\n\n")
         md.extend(f"- {m}\n" for m in failures)
     return "".join(text), "".join(md), plot_specs
+
+
+def publish(out, tables, md, specs):
+    """Prints the tables, writes them (text and Markdown) into OUT, draws
+    the plots; returns the plots' paths."""
+    print(tables)
+    with open(os.path.join(out, "tables.txt"), "w") as f:
+        f.write(tables)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(md)
+    return harness_plots.draw(specs, os.path.join(out, "plots"), say)
 
 
 def write_csv(path, samples):
@@ -418,18 +435,20 @@ def retable(args):
                                base, r["machine"], r["reps"],
                                r.get("bench_reps", {}), r["started"], r["failures"])
     shutil.rmtree(ctx.tmp, ignore_errors=True)
-    print(tables)
-    with open(os.path.join(out, "tables.txt"), "w") as f:
-        f.write(tables)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(md)
-    pngs = harness_plots.draw(specs, os.path.join(out, "plots"), say)
+    if args.markdown:
+        cmd = " ".join(r["command"])
+        print(f"Command: `{cmd}` ({r['wall_s'] / 60:.1f} min)\n\n{md}", end="")
+        return 0
+    pngs = publish(out, tables, md, specs)
     return report_tail(out, pngs, r["wall_s_per_bench"], r["wall_s"], r["runs"],
                        r["machine"]["nproc"], r["failures"])
 
 
 def main(argv):
     args = parse_args(argv)
+    if args.markdown and not args.from_json:
+        say("--markdown goes with --from-json")
+        return 2
     if args.from_json:
         return retable(args)
     t_start = time.time()
@@ -489,12 +508,7 @@ def main(argv):
 
     tables, md, specs = render(benches, samples, machine["allocators"], baseline,
                                machine, args.reps, args.bench_reps, started, failures)
-    print(tables)
-    with open(os.path.join(out, "tables.txt"), "w") as f:
-        f.write(tables)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(md)
-    pngs = harness_plots.draw(specs, os.path.join(out, "plots"), say)
+    pngs = publish(out, tables, md, specs)
     write_csv(os.path.join(out, "results.csv"), samples)
     total = time.time() - t_start
     save(samples, failures, runs, wall, complete=True,

@@ -3,7 +3,8 @@
 # peer allocators with their libraries, plus the run script, so that the
 # scalability run (threads 1..16) can be carried to a 16-core machine that
 # has none of them installed.  Then, there:  OUT=dir bash devbench/run.sh
-#   scripts/devbench-prepare.sh [build-dir]
+# usage: scripts/devbench-prepare.sh [build-dir]
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 b=${1:-build}

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Scalability run on the 16-core device: pagealloc at 1..16 threads, pft,
-# and the global-drain cost, under each allocator.  Prepared here, run there.
+# and the global-drain cost, under each allocator.  Prepared here (by
+# scripts/devbench-prepare.sh, which copies this file to devbench/run.sh),
+# run there.
+# usage: OUT=DIR bash devbench/run.sh     (results in DIR, default /tmp/out)
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 set -u
 cd "$(dirname "$0")"
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"

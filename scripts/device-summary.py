@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """Summarise a devbench run (docs/results/device/pagealloc.csv): ns per
 malloc+free, median of the repetitions [min..max], per batch and thread count,
-one column per allocator.  Usage: scripts/device-summary.py DIR"""
+one column per allocator, as Markdown tables.
+
+usage: scripts/device-summary.py DIR     (DIR/pagealloc.csv, from devbench/run.sh)
+"""
+import argparse
 import collections
 import csv
 import statistics
-import sys
 
+ap = argparse.ArgumentParser(usage="scripts/device-summary.py DIR",
+                             description="Markdown tables of a devbench run's pagealloc.csv.")
+ap.add_argument("dir")
+args = ap.parse_args()
 d = collections.defaultdict(list)
 order = []
-with open(f"{sys.argv[1]}/pagealloc.csv") as f:
+with open(f"{args.dir}/pagealloc.csv") as f:
     for r in csv.reader(f):
         name, batch, threads, ns = r[0], int(r[2]), int(r[3]), float(r[8])
         d[(name, batch, threads)].append(ns)

@@ -251,3 +251,11 @@ def loadavg():
             return float(f.read().split()[0])
     except (OSError, ValueError):
         return None
+
+
+if __name__ == "__main__":
+    import sys
+    print("usage: a module of scripts/compare.py, imported, not run "
+          "(scripts/compare.py --help)\n")
+    print(__doc__)
+    sys.exit(0)

@@ -763,3 +763,11 @@ class Apps(Bench):
 
 BENCHES = {b.name: b for b in (PageAlloc, Pft, XThread, Kernbench, Uring, Apps,
                                SigBench, Burst)}
+
+
+if __name__ == "__main__":
+    import sys
+    print("usage: a module of scripts/compare.py, imported, not run "
+          "(scripts/compare.py --help)\n")
+    print(__doc__)
+    sys.exit(0)

@@ -117,3 +117,11 @@ def draw(specs, outdir, say):
             continue
         done.append(png)
     return done
+
+
+if __name__ == "__main__":
+    import sys
+    print("usage: a module of scripts/compare.py, imported, not run "
+          "(scripts/compare.py --help)\n")
+    print(__doc__)
+    sys.exit(0)

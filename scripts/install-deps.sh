@@ -2,6 +2,7 @@
 # Installs the Debian packages libmagpage needs to build, test and benchmark.
 # Idempotent: packages already present are not touched, and nothing is
 # downloaded from anywhere but Debian's archive.
+# usage: scripts/install-deps.sh [main|bench]
 #   scripts/install-deps.sh          build + test dependencies
 #   scripts/install-deps.sh main     also gnuplot, for the main command's
 #                                    plots, and the peer allocators it

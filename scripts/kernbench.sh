@@ -3,9 +3,9 @@
 # every process of the build (make, sh, gcc, cc1, as, ld ...) running under
 # the allocator being measured.
 #
-#   scripts/kernbench.sh prepare CACHE          once: unpack, configure,
+# usage: scripts/kernbench.sh prepare CACHE          once: unpack, configure,
 #                                               warm-up build, make clean
-#   scripts/kernbench.sh run CACHE OUT [VAR=VALUE ...]
+#        scripts/kernbench.sh run CACHE OUT [VAR=VALUE ...]
 #                                               one timed build; VAR=VALUE
 #                                               (LD_PRELOAD=..., MAGPAGE_CONF=...)
 #                                               are exported to make and so to
@@ -30,10 +30,11 @@
 # Environment: KB_JOBS (default nproc), KB_CONFIG=tiny for plain tinyconfig.
 # Holds a lock on CACHE while it works (flock), so two comparisons sharing
 # CACHE take turns instead of cleaning each other's build.
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 set -euo pipefail
 
 die() { echo "kernbench: FAILED: $*" >&2; exit 1; }
-[ $# -ge 2 ] || { sed -n '2,30p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2; }
 cmd=$1
 mkdir -p "$2"
 cache=$(cd "$2" && pwd)

@@ -16,13 +16,13 @@
 # runs do not collect libmagpage statistics (they cost time); one more,
 # untimed, compile does, and its cc1 report is summarised at the end.
 #
-#   scripts/main.sh            (--help: this text)
+# usage: scripts/main.sh            (no arguments; --help: this text)
 #
 # Environment: MAIN_REPS (3), MAIN_APP_REPS (2: rounds of the compile, at
 # most MAIN_REPS), MAIN_FUNCS (1000: size of the generated file),
 # MAIN_BUILD (build: the build directory), MAIN_BUILD_ALL (1: build every
-# target, tests included).  About 6 minutes on 2 cores, clean build
-# included.  Results land in results/main/ (tables.txt,
+# target, tests included).  About 5.5 minutes on 2 idle cores, from a
+# fresh clone, build included (much more on a busy machine).  Results land in results/main/ (tables.txt,
 # summary.md, results.json, results.csv, plots/*.png).
 # Exits non-zero if the build fails, any run crashes, hangs or fails its
 # own checks (a corrupted block, a different object file), or the stats
@@ -72,11 +72,11 @@ APPS_GCC_FUNCS=$funcs python3 scripts/compare.py --quick \
 say "libmagpage statistics: one more gcc run, untimed, stats on"
 rm -rf "$stats_dir"
 mkdir -p "$stats_dir"
-stats_file=$stats_dir/stats.txt
+stats_file=$stats_dir/stats.json
 python3 bench/gen-cc1-tu.py "$funcs" >"$stats_dir/tu.c"
 gcc -O2 -c "$stats_dir/tu.c" -o "$stats_dir/reference.o"
 rc=0
-env LD_PRELOAD="$lib" MAGPAGE_CONF="stats:1,stats_file:$stats_file" \
+env LD_PRELOAD="$lib" MAGPAGE_CONF="stats:json,stats_file:$stats_file" \
 	gcc -O2 -c "$stats_dir/tu.c" -o "$stats_dir/stats.o" 2>"$stats_dir/gcc.err" || rc=$?
 if [ "$rc" -ne 0 ] || [ -s "$stats_dir/gcc.err" ]; then
 	echo "main: FAILED: gcc under libmagpage with stats on (exit $rc):" >&2
@@ -90,7 +90,7 @@ elif [ ! -s "$stats_file" ]; then
 	fail=1
 else
 	echo "(every preloaded process — gcc, cc1, as — appended its report to $stats_file)"
-	python3 scripts/stats-summary.py "$stats_file" cc1 | tee "$stats_dir/summary.txt"
+	python3 scripts/stats-summary.py "$stats_file" cc1 | tee "$stats_dir/summary.txt" || fail=1
 fi
 rm -f "$stats_dir/stats.o" "$stats_dir/reference.o" "$stats_dir/tu.c"
 

@@ -21,7 +21,7 @@ unit-tested by
 tests/harness/test_mmtests_table.py.
 """
 
-import math
+import statistics
 
 LOWER = "lower"     # lower is better: pndiff
 HIGHER = "higher"   # higher is better: pdiff
@@ -77,22 +77,19 @@ def trimmed_mean(xs):
         return None
     if len(xs) == 1:
         return float(xs[0])
-    kept = sorted(xs)[:-1]
-    return sum(kept) / len(kept)
+    return statistics.fmean(sorted(xs)[:-1])
 
 
 def mean(xs):
+    """The arithmetic mean; None for no samples."""
     xs = list(xs)
-    return sum(xs) / len(xs) if xs else None
+    return float(statistics.fmean(xs)) if xs else None
 
 
 def median(xs):
     """The middle value (the mean of the two middle ones for an even count)."""
-    xs = sorted(xs)
-    if not xs:
-        return None
-    mid = len(xs) // 2
-    return float(xs[mid]) if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+    xs = list(xs)
+    return float(statistics.median(xs)) if xs else None
 
 
 def stddev(xs):
@@ -102,8 +99,7 @@ def stddev(xs):
         return None
     if len(xs) == 1:
         return 0.0
-    m = mean(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    return statistics.stdev(xs)
 
 
 def summary(xs):
@@ -224,3 +220,11 @@ def format_markdown(title, columns, rows, prec=2):
             cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+    print("usage: a module of scripts/compare.py, imported, not run "
+          "(scripts/compare.py --help)\n")
+    print(__doc__)
+    sys.exit(0)

@@ -3,7 +3,7 @@
 # each allocator, counting honestly how each run ended.  Optional: not part
 # of the test command.
 #
-#   scripts/sigpeers.sh [-b build-dir] [-n runs] [-d seconds] [-t threads]
+# usage: scripts/sigpeers.sh [-b build-dir] [-n runs] [-d seconds] [-t threads]
 #                       [-w watchdog-seconds] [-v "plain nodefer"]
 #
 # Allocators: glibc (no preload), jemalloc, mimalloc, tcmalloc (each if its
@@ -22,6 +22,7 @@
 # Prints a Markdown table; the logs of every run stay in a directory named at
 # the end.
 set -u
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 build="$here/build"
@@ -39,7 +40,8 @@ while getopts "b:n:d:t:w:v:h" o; do
 	t) threads=$OPTARG ;;
 	w) watchdog=$OPTARG ;;
 	v) variants=$OPTARG ;;
-	*) sed -n '2,25p' "$0"; exit 2 ;;
+	h) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
 	esac
 done
 

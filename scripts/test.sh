@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (Debian packages,
 # idempotent), builds libmagpage and its tests, and runs them all with ctest.
+# usage: scripts/test.sh [CTEST-ARGS...]
 #   scripts/test.sh              everything
 #   scripts/test.sh -L unit      any further arguments go to ctest
+case "${1:-}" in -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -8,7 +8,8 @@
  *   preload/    exported symbols, lazy init, fork and sigaction interposition
  *   malloc/     C allocation semantics, size routing, fallback allocator
  *   pagealloc/  alloc_pages/free_pages: cache or zone, by order and context
- *   cache/      the page caches (magazine, none) behind one interface
+ *   cache/      the page caches (bonwick, magazine, pcp-rseq, pcp-lock,
+ *               none) behind one interface
  *   zone/       region, page descriptors, buddy free areas
  *   platform/   cpu id, locks, signal context, options, formatter, OS hooks
  *
@@ -120,6 +121,11 @@ uint64_t os_now_ns(void);
  * returns on a wake, a timeout, a signal or a changed word. */
 void os_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_ns);
 void os_futex_wake(uint32_t *word);
+/* membarrier(2), for the caches' remote fence; returns its result. */
+int os_membarrier(int cmd, unsigned flags, int cpu);
+/* Queues sig to the calling thread again: with its siginfo when si is
+ * given (rt_tgsigqueueinfo), else plain (tgkill).  Async-signal-safe. */
+void os_signal_self(int sig, siginfo_t *si);
 /* This process's pid as the library last saw it (start-up, atfork child). */
 extern int os_pid;
 /* Called once in a process the atfork handlers never saw: the child of

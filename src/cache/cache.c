@@ -4,8 +4,6 @@
  * designs, their statistics lines, and the fork sequence around them.
  */
 #include <linux/membarrier.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -80,14 +78,9 @@ void cache_drain_end(uint8_t was)
 
 /* ---- the remote fence ----------------------------------------------------- */
 
-static int membarrier(int cmd, unsigned flags, int cpu)
-{
-	return (int)syscall(__NR_membarrier, cmd, flags, cpu);
-}
-
 bool cache_fence_register(void)
 {
-	return membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0;
+	return os_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) == 0;
 }
 
 static void word_or(char *w, unsigned width, uint64_t bits)
@@ -122,8 +115,8 @@ bool cache_stop_cpu(unsigned cpu, void *words, size_t stride, unsigned n, unsign
 		for (unsigned k = 0; k < n; k++)
 			word_or(base + k * stride, width, stop);
 		uint64_t t0 = os_now_ns();
-		int rc = membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU,
-				    (int)cpu);
+		int rc = os_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU,
+				       (int)cpu);
 		__atomic_add_fetch(&f->fence_ns, os_now_ns() - t0, __ATOMIC_RELAXED);
 		__atomic_add_fetch(&f->fences, 1, __ATOMIC_RELAXED);
 		if (rc != 0) {

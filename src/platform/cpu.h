@@ -18,6 +18,16 @@ extern const ptrdiff_t __rseq_offset;
  * GOT on every fast path. */
 extern ptrdiff_t mp_rseq_offset;
 
+/* The spin-wait hint: pause on x86, a compiler barrier elsewhere. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
 static inline int cpu_current(void)
 {
 	if (__builtin_expect(cpu_rseq_ok, 1)) {

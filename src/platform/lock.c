@@ -1,22 +1,8 @@
 /* lock.c — the slow path of mp_lock: spin, then sleep on a futex. */
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-
 #include "internal.h"
 
 #define SPINS 200                 /* pause iterations before sleeping */
 #define SLEEP_NS 200000           /* futex timeout: bounds a missed wake-up */
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-#endif
-}
 
 uint64_t mp_lock_slow(struct mp_lock *l)
 {
@@ -38,10 +24,9 @@ uint64_t mp_lock_slow(struct mp_lock *l)
 				spins = 0;
 				continue;
 			}
-			struct timespec ts = { 0, SLEEP_NS };
 			__atomic_add_fetch(&l->waiters, MP_LOCK_SLEEPER, __ATOMIC_SEQ_CST);
 			if (__atomic_load_n(&l->locked, __ATOMIC_RELAXED) != 0)
-				syscall(SYS_futex, &l->locked, FUTEX_WAIT_PRIVATE, 1, &ts, NULL, 0);
+				os_futex_wait(&l->locked, 1, SLEEP_NS);
 			__atomic_sub_fetch(&l->waiters, MP_LOCK_SLEEPER, __ATOMIC_RELAXED);
 			spins = SPINS / 2;
 		}
@@ -58,5 +43,5 @@ uint64_t mp_lock_slow(struct mp_lock *l)
 
 void mp_lock_wake(struct mp_lock *l)
 {
-	syscall(SYS_futex, &l->locked, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	os_futex_wake(&l->locked);
 }

@@ -31,7 +31,6 @@
  */
 #include <signal.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -221,10 +220,7 @@ bool sigctx_defer_signal(int sig, siginfo_t *si, void *uc)
 	if (uc)
 		sigaddset(&((ucontext_t *)uc)->uc_sigmask, sig);
 	mp_tls.deferred |= 1ull << (sig - 1);
-	if (si)
-		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, si);
-	else
-		syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+	os_signal_self(sig, si);
 	__atomic_add_fetch(&sig_stats.deferred_signals, 1, __ATOMIC_RELAXED);
 	MP_PROBE2(signal_deferred, sig, mp_tls.in_zone ? PROBE_IN_ZONE : PROBE_IN_CACHE);
 	return true;

@@ -288,7 +288,7 @@ void stats_print(int fd, bool json)
 	static struct mp_lock report_lock;
 	int saved = errno;
 
-	char *mem = mmap(NULL, REPORT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *mem = os.mmap(NULL, REPORT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		return;
 	mp_lock(&report_lock);
@@ -301,7 +301,7 @@ void stats_print(int fd, bool json)
 		print_text(&b, &r);
 	fmt_flush(&b);
 	mp_unlock(&report_lock);
-	munmap(mem, REPORT_BYTES);
+	os.munmap(mem, REPORT_BYTES);
 	errno = saved;
 }
 

@@ -48,10 +48,12 @@
  * the zone whose part holds the block (zone_of: derived from the address).
  * With one node there is one zone, the whole region, as before.
  *
- * Locking: everything of a zone is guarded by z->lock, taken "irqsave": the
- * holder's signals are blocked for exactly as long as it holds the lock, so
- * a handler can never interrupt its own thread inside the zone.  Functions
- * named __zone_* expect the lock held.  One zone lock at a time, except in
+ * Locking: everything of a zone is guarded by z->lock, taken "irqsave":
+ * while a thread holds it, a signal that arrives for that thread is held
+ * back and delivered at unlock (zone_irqsave:defer, the default, no system
+ * call; zone_irqsave:sigmask blocks every signal instead), so a handler can
+ * never interrupt its own thread inside the zone.  Functions named
+ * __zone_* expect the lock held.  One zone lock at a time, except in
  * zone_lock_all (fork, the validator), which takes them in node order.  No
  * system call is made under the lock: a purge (zone_purge.c) detaches
  * blocks, unlocks, madvises, relocks.
@@ -263,7 +265,7 @@ static NOINLINE bool zone_lock_in_handler(struct zone *z, struct zone_irq *irq)
 			return false;
 		}
 		if (++spins < 200)
-			__builtin_ia32_pause();
+			cpu_relax();
 		else
 			sched_yield();
 	}

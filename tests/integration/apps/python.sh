@@ -1,51 +1,65 @@
 #!/usr/bin/env bash
-# python3 under libmagpage, byte-compiling a copy of its standard library.
+# python3 under the allocator, byte-compiling a copy of its standard library
+# (without its test suite; check and quick scale also without idlelib,
+# tkinter and lib2to3).
 #
 # Proves: Debian's python3 (whose object allocator asks malloc for 8 KiB-ish
-# and 4-5 KiB blocks) runs compileall preloaded, in parallel worker processes,
-# at the three optimisation levels, and exits 0; every .py got its three .pyc
-# files; and every .pyc holds exactly the code object that an unpreloaded
-# python3 compiles from the same source (marshal-loaded and compared, since
-# .pyc bytes themselves depend on reference counts).  The page-sized requests
-# were served by the page caches, mostly from hits.
+# and 4-5 KiB blocks) runs compileall preloaded, in parallel worker
+# processes (one per CPU), and exits 0; every .py got its .pyc (check mode:
+# at the three optimisation levels); and every .pyc holds exactly the code
+# object that an unpreloaded python3 compiles from the same source
+# (marshal-loaded and compared, since .pyc bytes themselves depend on
+# reference counts).  Check mode: the page-sized requests were served by the
+# page caches, mostly from hits.  Figure: seconds of compileall.
 #
 # compileall runs as `compileall.main()` with the multiprocessing start
 # method set to "spawn", which is `python3 -m compileall` except for how the
 # workers start: forked workers leave through os._exit(), which skips every
 # exit handler, so their statistics would never be written; spawned workers
 # are fresh interpreters that exit normally.
-#
-# usage: python.sh /abs/path/libmagpage.so [scratch-dir]
 . "$(dirname "$0")/lib.sh"
 
-PYBIN=/usr/bin/python3 # Debian's, not a pyenv shim
-need_prog "$PYBIN"
-apps_init "$@"
+APP_STATS=(--min-allocs 100 --expect-program python3)
 
-STDLIB=$("$PYBIN" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
-[ -d "$STDLIB" ] || fail "python3's standard library $STDLIB is missing"
-# Sources only: no installed packages, no test suite, no binaries, no caches.
-mkdir "$DIR/lib"
-tar -C "$STDLIB" --exclude=./site-packages --exclude=./dist-packages \
-	--exclude=./test --exclude='./config-*' --exclude=./lib-dynload \
-	--exclude=__pycache__ -cf - . | tar -C "$DIR/lib" -xf -
-npy=$(find "$DIR/lib" -name '*.py' | wc -l)
-[ "$npy" -gt 300 ] || fail "only $npy .py files copied from $STDLIB"
-msg "compiling $npy modules from $STDLIB (copy in $DIR/lib)"
+levels() { if [ "$SCALE" = test ]; then echo "0 1 2"; else echo 0; fi; }
 
-w 90 preload "$PYBIN" -c '
+app_prepare() {
+	local skip=() stdlib dst=$WORK/pylib-$SCALE
+	[ ! -e "$dst/.done" ] || return 0
+	rm -rf "$dst"
+	mkdir -p "$dst/src"
+	stdlib=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
+	[ -d "$stdlib" ] || fail "python3's standard library $stdlib is missing"
+	[ "$SCALE" = full ] || skip=(--exclude=./idlelib --exclude=./tkinter --exclude=./lib2to3)
+	# Sources only: no installed packages, no test suite, no binaries, no caches.
+	tar -C "$stdlib" --exclude=./site-packages --exclude=./dist-packages \
+		--exclude=./test "${skip[@]}" --exclude='./config-*' --exclude=./lib-dynload \
+		--exclude=__pycache__ -cf - . | tar -C "$dst/src" -xf -
+	[ "$(find "$dst/src" -name '*.py' | wc -l)" -gt 300 ] || fail "too few .py files copied from $stdlib"
+	touch "$dst/.done"
+}
+
+app_reference() { :; }   # the checker compiles each source afresh
+
+app_run() {
+	local t0 opts=() l
+	for l in $(levels); do opts+=(-o "$l"); done
+	cp -a "$WORK/pylib-$SCALE/src" "$DIR/lib"
+	t0=$(now)
+	m 600 "$PY" -c '
 import compileall, multiprocessing, sys
 multiprocessing.set_start_method("spawn")
-sys.exit(not compileall.main())' -q -f -o 0 -o 1 -o 2 -j 0 "$DIR/lib" \
-	>"$DIR/compileall.log" 2>&1 \
-	|| { tail -30 "$DIR/compileall.log" >&2; fail "compileall failed"; }
-[ ! -s "$DIR/compileall.log" ] || { tail -30 "$DIR/compileall.log" >&2; fail "compileall printed errors"; }
-
-# Unpreloaded: every .py has a .pyc per level, with the right header and
-# the same code object as a fresh compile.
-w 90 "$PYBIN" - "$DIR/lib" <<'EOF' || fail "the .pyc files are missing or wrong"
+sys.exit(not compileall.main())' -q -f "${opts[@]}" -j 0 "$DIR/lib" \
+		>"$DIR/compileall.log" 2>&1 \
+		|| { tail -30 "$DIR/compileall.log" >&2; fail "compileall failed"; }
+	figure compileall_s "$(since "$t0")" lower s
+	[ ! -s "$DIR/compileall.log" ] || { tail -30 "$DIR/compileall.log" >&2; fail "compileall printed errors"; }
+	# Unpreloaded: every .py has a .pyc per level, with the right header and
+	# the same code object as a fresh compile.
+	w 300 "$PY" - "$DIR/lib" $(levels) <<'PYEOF' >"$DIR/check.log" 2>&1 \
+		|| { tail -20 "$DIR/check.log" >&2; fail "the .pyc files are missing or wrong"; }
 import importlib.util, marshal, os, sys
-top = sys.argv[1]
+top, levels = sys.argv[1], [int(x) for x in sys.argv[2:]]
 bad = checked = 0
 for d, _, names in sorted(os.walk(top)):
     for n in sorted(names):
@@ -55,7 +69,7 @@ for d, _, names in sorted(os.walk(top)):
         with open(src, "rb") as f:
             source = f.read()
         st = os.stat(src)
-        for opt in (0, 1, 2):
+        for opt in levels:
             pyc = importlib.util.cache_from_source(src, optimization=opt or "")
             try:
                 with open(pyc, "rb") as f:
@@ -72,6 +86,9 @@ for d, _, names in sorted(os.walk(top)):
             checked += 1
 print(f"{checked} .pyc files match a fresh compile, {bad} bad")
 sys.exit(1 if bad or not checked else 0)
-EOF
+PYEOF
+	checked "$(tail -1 "$DIR/check.log")"
+	rm -rf "$DIR/lib"
+}
 
-check_stats --min-allocs 100 --expect-program python3
+apps_main "$@"

@@ -1,4 +1,4 @@
--- sqlite.sh and scripts/apps.sh (app sqlite): builds the database.
+-- sqlite.sh (its check and measure modes): builds the database.
 .bail on
 PRAGMA journal_mode = OFF;
 PRAGMA synchronous = OFF;

@@ -1,4 +1,4 @@
--- sqlite.sh and scripts/apps.sh (app sqlite): checks it, 12 lines of output.
+-- sqlite.sh (its check and measure modes): checks it, 12 lines of output.
 .bail on
 PRAGMA integrity_check;
 SELECT count(*), sum(k), sum(grp), sum(length(name)), sum(length(small)) FROM item;
