@@ -531,9 +531,10 @@ void live_init(void);
 /* Starts the publishing thread; from the library's constructor only (a
  * malloc made inside libc may hold the locks pthread_create takes). */
 void live_start(void);
-/* In the child of fork (last of the atfork handlers): its own segment and
- * thread.  In the child of _Fork: none. */
-void live_fork_child(void);
+/* In the child of fork (last of the atfork handlers): its own segment, and
+ * its own thread unless fork was called from a signal handler.  In the
+ * child of _Fork: none. */
+void live_fork_child(bool in_handler);
 void live_fork_recover(void);
 
 #endif /* MAGPAGE_INTERNAL_H */
