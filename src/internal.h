@@ -240,11 +240,11 @@ enum cache_kind { CACHE_MAGAZINE, CACHE_NONE, CACHE_PCP_RSEQ, CACHE_PCP_LOCK, CA
 enum mag_map { MAP_CPU, MAP_PAIR };
 enum sig_policy { SIG_BYPASS, SIG_TRYLOCK };
 enum stats_mode { STATS_OFF, STATS_TEXT, STATS_JSON };
+enum live_mode { LIVE_OFF, LIVE_ON, LIVE_COUNTED };
 enum on_invalid { INVALID_ABORT, INVALID_REPORT };
 enum on_exhausted { EXHAUSTED_FALLBACK, EXHAUSTED_NULL };
 enum zone_irqsave { IRQSAVE_DEFER, IRQSAVE_SIGMASK };
 enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
-enum live_mode { LIVE_OFF, LIVE_ON, LIVE_COUNTED };
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
 #define PURGE_DELAY_MS_DEFAULT 100
 
@@ -273,6 +273,7 @@ struct mp_options {
 	uint32_t depot_pages;     /* bonwick: pages the depot holds per size class */
 	uint32_t signal;          /* enum sig_policy */
 	uint32_t stats;           /* enum stats_mode */
+	uint32_t live;            /* enum live_mode: publish live statistics */
 	uint32_t strict;          /* abort on a bad MAGPAGE_CONF */
 	uint32_t verbose;         /* print the effective configuration at start */
 	uint32_t on_invalid;      /* enum on_invalid */
@@ -281,7 +282,6 @@ struct mp_options {
 	uint32_t purge_delay_ms;  /* free memory unused this long is purged; 0 = never */
 	uint32_t purge_advice;    /* enum purge_advice */
 	uint32_t purge_thread;    /* 1: a background thread drives the purge */
-	uint32_t live;            /* enum live_mode: publish live statistics */
 	char stats_file[256];     /* "" = stderr; %p becomes the pid */
 };
 extern struct mp_options opt;
