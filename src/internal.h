@@ -510,20 +510,6 @@ void mp_fork_child(void);
 void mp_fork_recover(void);
 
 /* ------------------------------------------------------------------------
- * stats/stats.c — the report (text or JSON), written without malloc
- * ---------------------------------------------------------------------- */
-void stats_init(void);      /* remembers the program name */
-void stats_print(int fd, bool json);
-void stats_report_at_exit(void);
-/* tmpl with each %p replaced by pid, in dst; -1 if it needs cap bytes or
- * more (nothing is cut), else the length. */
-int stats_path_expand(char *dst, size_t cap, const char *tmpl, int pid);
-/* Opens stats_file (tmpl, %p expanded) for the report, refusing what a
- * planted file could turn against the process (see stats.c); on failure
- * says why in one line on fd 2 and returns -1. */
-int stats_file_open(const char *tmpl);
-
-/* ------------------------------------------------------------------------
  * stats/live.c — live statistics in a shared memfd (layout: stats/live.h)
  * ---------------------------------------------------------------------- */
 /* Start-up, with MAGPAGE_CONF live on: creates and fills the segment. */
@@ -536,5 +522,19 @@ void live_start(void);
  * child of _Fork: none. */
 void live_fork_child(bool in_handler);
 void live_fork_recover(void);
+
+/* ------------------------------------------------------------------------
+ * stats/stats.c — the report (text or JSON), written without malloc
+ * ---------------------------------------------------------------------- */
+void stats_init(void);      /* remembers the program name */
+void stats_print(int fd, bool json);
+void stats_report_at_exit(void);
+/* tmpl with each %p replaced by pid, in dst; -1 if it needs cap bytes or
+ * more (nothing is cut), else the length. */
+int stats_path_expand(char *dst, size_t cap, const char *tmpl, int pid);
+/* Opens stats_file (tmpl, %p expanded) for the report, refusing what a
+ * planted file could turn against the process (see stats.c); on failure
+ * says why in one line on fd 2 and returns -1. */
+int stats_file_open(const char *tmpl);
 
 #endif /* MAGPAGE_INTERNAL_H */
