@@ -20,9 +20,10 @@ esac
 want=(build-essential cmake pkg-config libcriterion-dev
       libjemalloc2 libjemalloc-dev liburing-dev numactl libnuma-dev
       python3 git sqlite3 postgresql redis-server redis-tools time
-      procps valgrind tmux     # tmux: magpage-top's screen test (live_tmux.sh)
+      procps valgrind
       systemtap-sdt-dev bpftrace   # USDT probes: <sys/sdt.h>; tests/probes
       clang libclang-rt-dev)   # tests/fuzz; clang only recommends libFuzzer's runtime
+want+=(tmux)   # magpage-top's screen test (tests/integration/live_tmux.sh)
 if [ "${1:-}" = main ] || [ "${1:-}" = bench ]; then
   # The main command draws its plots, and compares against the fastest
   # peers beside jemalloc (scripts/harness_allocs.py).

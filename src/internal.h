@@ -258,12 +258,12 @@ enum cache_kind { CACHE_MAGAZINE, CACHE_NONE, CACHE_PCP_RSEQ, CACHE_PCP_LOCK, CA
 enum mag_map { MAP_CPU, MAP_PAIR };
 enum sig_policy { SIG_BYPASS, SIG_TRYLOCK };
 enum stats_mode { STATS_OFF, STATS_TEXT, STATS_JSON };
+enum live_mode { LIVE_OFF, LIVE_ON, LIVE_COUNTED };
 enum on_invalid { INVALID_ABORT, INVALID_REPORT };
 enum on_exhausted { EXHAUSTED_FALLBACK, EXHAUSTED_NULL };
 enum zone_irqsave { IRQSAVE_DEFER, IRQSAVE_SIGMASK };
 enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
 enum numa_conf { NUMA_AUTO = 0, NUMA_OFF = 1 };   /* 2..16: numa:fake=N */
-enum live_mode { LIVE_OFF, LIVE_ON, LIVE_COUNTED };
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
 #define PURGE_DELAY_MS_DEFAULT 100
 
@@ -292,6 +292,7 @@ struct mp_options {
 	uint32_t depot_pages;     /* bonwick: pages the depot holds per size class */
 	uint32_t signal;          /* enum sig_policy */
 	uint32_t stats;           /* enum stats_mode */
+	uint32_t live;            /* enum live_mode: publish live statistics */
 	uint32_t strict;          /* abort on a bad MAGPAGE_CONF */
 	uint32_t verbose;         /* print the effective configuration at start */
 	uint32_t on_invalid;      /* enum on_invalid */
@@ -301,7 +302,6 @@ struct mp_options {
 	uint32_t purge_advice;    /* enum purge_advice */
 	uint32_t purge_thread;    /* 1: a background thread drives the purge */
 	uint32_t numa;            /* NUMA_AUTO, NUMA_OFF, or N >= 2: fake=N */
-	uint32_t live;            /* enum live_mode: publish live statistics */
 	char stats_file[256];     /* "" = stderr; %p becomes the pid */
 };
 extern struct mp_options opt;
@@ -656,6 +656,20 @@ void mp_fork_child(void);
 void mp_fork_recover(void);
 
 /* ------------------------------------------------------------------------
+ * stats/live.c — live statistics in a shared memfd (layout: stats/live.h)
+ * ---------------------------------------------------------------------- */
+/* Start-up, with MAGPAGE_CONF live on: creates and fills the segment. */
+void live_init(void);
+/* Starts the publishing thread; from the library's constructor only (a
+ * malloc made inside libc may hold the locks pthread_create takes). */
+void live_start(void);
+/* In the child of fork (last of the atfork handlers): its own segment, and
+ * its own thread unless fork was called from a signal handler.  In the
+ * child of _Fork: none. */
+void live_fork_child(bool in_handler);
+void live_fork_recover(void);
+
+/* ------------------------------------------------------------------------
  * stats/stats.c — the report (text or JSON), written without malloc
  * ---------------------------------------------------------------------- */
 void stats_init(void);      /* remembers the program name */
@@ -675,17 +689,5 @@ int stats_file_open(const char *tmpl);
 void stats_numa_text(struct fmt_buf *b);
 void stats_numa_json(struct fmt_buf *b);   /* a "numa":{...}, member */
 
-/* ------------------------------------------------------------------------
- * stats/live.c — live statistics in a shared memfd (layout: stats/live.h)
- * ---------------------------------------------------------------------- */
-/* Start-up, with MAGPAGE_CONF live on: creates and fills the segment. */
-void live_init(void);
-/* Starts the publishing thread; from the library's constructor only (a
- * malloc made inside libc may hold the locks pthread_create takes). */
-void live_start(void);
-/* In the child of fork (last of the atfork handlers): its own segment and
- * thread.  In the child of _Fork: none. */
-void live_fork_child(void);
-void live_fork_recover(void);
 
 #endif /* MAGPAGE_INTERNAL_H */

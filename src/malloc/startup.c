@@ -98,6 +98,8 @@ void mp_fork_parent(void)
 
 void mp_fork_child(void)
 {
+	bool in_handler = mp_tls.depth != 0;   /* sigctx_fork_child clears it */
+
 	__atomic_store_n(&os_pid, (int)getpid(), __ATOMIC_RELEASE);
 	sigctx_fork_child();
 	zone_fork_child();
@@ -108,7 +110,7 @@ void mp_fork_child(void)
 	reserve_fill();          /* before its counters restart with the rest */
 	memset(&sig_stats, 0, sizeof(sig_stats));
 	memset(&reserve_stats, 0, sizeof(reserve_stats));
-	live_fork_child();       /* last: the structures it reads are the child's */
+	live_fork_child(in_handler);   /* last: what it reads is the child's now */
 }
 
 /*

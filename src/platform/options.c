@@ -40,12 +40,12 @@ static const char *const caches[] = { "magazine", "none", "pcp-rseq", "pcp-lock"
 static const char *const maps[] = { "cpu", "pair", NULL };
 static const char *const sigpol[] = { "bypass", "trylock", NULL };
 static const char *const statsm[] = { "0", "1", "json", NULL };
+static const char *const livem[] = { "0", "1", "counted", NULL };
 static const char *const bools[] = { "0", "1", NULL };
 static const char *const invalid[] = { "abort", "report", NULL };
 static const char *const exhausted[] = { "fallback", "null", NULL };
 static const char *const irqsave[] = { "defer", "sigmask", NULL };
 static const char *const advice[] = { "dontneed", "free", NULL };
-static const char *const livem[] = { "0", "1", "counted", NULL };
 
 #define F(field) offsetof(struct mp_options, field), sizeof(((struct mp_options *)0)->field)
 
@@ -90,6 +90,8 @@ static const struct opt_def defs[] = {
 	  "report at exit: 1 = text, json = one JSON object per process" },
 	{ "stats_file", T_STR, F(stats_file), false, 0, 0, false, NULL,
 	  "append the report to this file instead of stderr; %p becomes the pid; a new file is created 0600, a symbolic link or another user's file is refused" },
+	{ "live", T_ENUM, F(live), false, 0, 0, false, livem,
+	  "1 = publish live statistics for magpage-top in a memfd only this user (and root) can read, refreshed every 250 ms by a thread, gone when the process ends; counted = the same, and the malloc layer counts every call (cache hits, rounding waste, handler allocations), at the fast-path cost of stats:1, without its report at exit" },
 	{ "strict", T_ENUM, F(strict), false, 0, 0, false, bools,
 	  "1 = abort the process on a bad MAGPAGE_CONF instead of using the defaults" },
 	{ "verbose", T_ENUM, F(verbose), false, 0, 0, false, bools,
@@ -108,8 +110,6 @@ static const struct opt_def defs[] = {
 	  "1 = a background thread, started on first need, purges an idle process too; 0 = purging happens only on allocator calls" },
 	{ "numa", T_NUMA, F(numa), false, 2, NUMA_MAX_NODES, false, NULL,
 	  "zones per NUMA node (docs/numa.md): auto = one per node of the machine (sysfs), each part of the region mbind-ed to its node, allocation local first then by distance, the memory policy honoured; one node behaves as off; off = one zone; fake=N = N zones without binding, CPU c on node c*N/ncpus, to test on one node" },
-	{ "live", T_ENUM, F(live), false, 0, 0, false, livem,
-	  "1 = publish live statistics for magpage-top in a memfd only this user (and root) can read, refreshed every 250 ms by a thread, gone when the process ends; counted = the same, and the malloc layer counts every call (cache hits, rounding waste, handler allocations), at the fast-path cost of stats:1, without its report at exit" },
 };
 #define NDEFS (sizeof(defs) / sizeof(defs[0]))
 

@@ -92,6 +92,9 @@ Test(options, every_key_good_value)
 	PARSE_OK(&o, "purge_delay_ms:10000");  cr_assert_eq(o.purge_delay_ms, 10000);
 	PARSE_OK(&o, "purge_advice:free");     cr_assert_eq(o.purge_advice, ADVICE_FREE);
 	PARSE_OK(&o, "purge_thread:1");        cr_assert_eq(o.purge_thread, 1);
+	PARSE_OK(&o, "live:1");                cr_assert_eq(o.live, LIVE_ON);
+	PARSE_OK(&o, "live:counted");          cr_assert_eq(o.live, LIVE_COUNTED);
+	PARSE_OK(&o, "live:0");                cr_assert_eq(o.live, LIVE_OFF);
 	PARSE_OK(&o, "cache_exact:0");         cr_assert_eq(o.cache_exact, 0);
 	PARSE_OK(&o, "cache_exact:1");         cr_assert_eq(o.cache_exact, 1);
 	PARSE_OK(&o, "pcp_high:1000");         cr_assert_eq(o.pcp_high, 1000);
@@ -240,6 +243,7 @@ static const struct bad_case bad[] = {
 	{ "purge_delay_ms:1s", "purge_delay_ms", "0 or an integer from 1 to 10000" },
 	{ "purge_advice:madv_free", "purge_advice", "dontneed | free" },
 	{ "purge_thread:yes", "purge_thread", "0 | 1" },
+	{ "live:2", "live", "0 | 1 | counted" },
 };
 
 Test(options, every_bad_value)
@@ -309,7 +313,7 @@ Test(options, unknown_key)
 		"magazines", "mag_map", "mag_limit", "refill_max", "refill_min", "drain_max",
 		"drain_min", "cache_order", "cache_exact", "pcp_high", "pcp_batch", "depot_pages", "signal", "stats",
 		"stats_file", "strict", "verbose", "on_invalid", "on_exhausted", "zone_irqsave",
-		"purge_delay_ms", "purge_advice", "purge_thread" };
+		"purge_delay_ms", "purge_advice", "purge_thread", "live" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		cr_assert(strstr(msg, keys[i]), "accepted keys miss %s: %s", keys[i], msg);
 
