@@ -126,6 +126,10 @@ int os_membarrier(int cmd, unsigned flags, int cpu);
 /* Queues sig to the calling thread again: with its siginfo when si is
  * given (rt_tgsigqueueinfo), else plain (tgkill).  Async-signal-safe. */
 void os_signal_self(int sig, siginfo_t *si);
+/* Starts fn(NULL) on a detached thread with a 128 KiB stack and every
+ * signal blocked (a library thread never runs the program's handlers);
+ * returns pthread_create's result.  The purge and live publishers. */
+int os_spawn_helper(void *(*fn)(void *));
 /* This process's pid as the library last saw it (start-up, atfork child). */
 extern int os_pid;
 /* Called once in a process the atfork handlers never saw: the child of

@@ -190,24 +190,12 @@ static void *purge_main(void *arg)
 static void thread_start(void)
 {
 	uint32_t expect = THREAD_NONE;
-	sigset_t all, old;
-	pthread_attr_t attr;
-	pthread_t tid;
 	int rc;
 
 	if (!__atomic_compare_exchange_n(&P.thread_state, &expect, THREAD_STARTING, false,
 					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
 		return;
-	sigfillset(&all);
-	os.set_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_attr_init(&attr);
-	if (rc == 0) {
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 128 << 10);
-		rc = pthread_create(&tid, &attr, purge_main, NULL);
-		pthread_attr_destroy(&attr);
-	}
-	os.set_sigmask(SIG_SETMASK, &old, NULL);
+	rc = os_spawn_helper(purge_main);
 	if (rc != 0) {
 		/* EAGAIN under RLIMIT_NPROC, a sandbox: allocator calls drive
 		 * the purge instead. */

@@ -3,6 +3,7 @@
  * table, so unit tests can stub and count them.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <linux/futex.h>
 #include <linux/membarrier.h>
 #include <signal.h>
@@ -120,6 +121,26 @@ void os_signal_self(int sig, siginfo_t *si)
 		syscall(SYS_rt_tgsigqueueinfo, getpid(), (pid_t)syscall(SYS_gettid), sig, si);
 	else
 		syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+}
+
+int os_spawn_helper(void *(*fn)(void *))
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t tid;
+	int rc;
+
+	sigfillset(&all);
+	os.set_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_attr_init(&attr);
+	if (rc == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&attr, 128 << 10);
+		rc = pthread_create(&tid, &attr, fn, NULL);
+		pthread_attr_destroy(&attr);
+	}
+	os.set_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
 }
 
 int os_pid;

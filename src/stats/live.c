@@ -173,23 +173,11 @@ static void *live_main(void *arg)
 /* With every signal blocked, so that no handler ever runs on it. */
 void live_start(void)
 {
-	sigset_t all, old;
-	pthread_attr_t attr;
-	pthread_t tid;
 	int rc;
 
 	if (!seg || seg->thread == LIVE_THREAD_RUNNING)
 		return;
-	sigfillset(&all);
-	os.set_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_attr_init(&attr);
-	if (rc == 0) {
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 128 << 10);
-		rc = pthread_create(&tid, &attr, live_main, NULL);
-		pthread_attr_destroy(&attr);
-	}
-	os.set_sigmask(SIG_SETMASK, &old, NULL);
+	rc = os_spawn_helper(live_main);
 	if (rc != 0) {
 		seg->thread = LIVE_THREAD_FAILED;
 		mp_log("live: cannot start the publishing thread (error %d); the numbers stay as at start-up", rc);

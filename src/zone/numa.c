@@ -111,9 +111,10 @@ void numa_build_lists(const struct numa_topo *t, int mode, uint64_t mask, struct
 
 /* ---- sysfs --------------------------------------------------------------- */
 
-bool numa_parse_list(const char *s, uint64_t *mask, unsigned nbits)
+/* Walks a sysfs list ("0-3,8,10-11"), calling each(lo, hi, arg) per range;
+ * false if malformed. */
+static bool walk_list(const char *s, void (*each)(unsigned long, unsigned long, void *), void *arg)
 {
-	*mask = 0;
 	while (*s && *s != '\n') {
 		unsigned long lo = 0, hi;
 		if (*s < '0' || *s > '9')
@@ -131,8 +132,7 @@ bool numa_parse_list(const char *s, uint64_t *mask, unsigned nbits)
 		}
 		if (hi < lo || hi > 1u << 20)
 			return false;
-		for (unsigned long i = lo; i <= hi && i < nbits; i++)
-			*mask |= 1ull << i;
+		each(lo, hi, arg);
 		if (*s == ',')
 			s++;
 		else if (*s && *s != '\n')
@@ -141,30 +141,42 @@ bool numa_parse_list(const char *s, uint64_t *mask, unsigned nbits)
 	return true;
 }
 
+struct mask_arg {
+	uint64_t *mask;
+	unsigned nbits;
+};
+
+static void set_bits(unsigned long lo, unsigned long hi, void *arg)
+{
+	struct mask_arg *m = arg;
+	for (unsigned long i = lo; i <= hi && i < m->nbits; i++)
+		*m->mask |= 1ull << i;
+}
+
+bool numa_parse_list(const char *s, uint64_t *mask, unsigned nbits)
+{
+	struct mask_arg m = { mask, nbits };
+	*mask = 0;
+	return walk_list(s, set_bits, &m);
+}
+
+struct cpus_arg {
+	uint8_t node;
+	uint8_t *cpu_node;
+};
+
+static void set_cpus(unsigned long lo, unsigned long hi, void *arg)
+{
+	struct cpus_arg *c = arg;
+	for (unsigned long i = lo; i <= hi && i < NUMA_MAX_CPUS; i++)
+		c->cpu_node[i] = c->node;
+}
+
 /* CPUs of a cpulist into cpu_node[] (beyond NUMA_MAX_CPUS: ignored). */
 static bool parse_cpulist(const char *s, uint8_t node, uint8_t *cpu_node)
 {
-	while (*s && *s != '\n') {
-		unsigned long lo = 0, hi;
-		if (*s < '0' || *s > '9')
-			return false;
-		while (*s >= '0' && *s <= '9')
-			lo = lo * 10 + (unsigned long)(*s++ - '0');
-		hi = lo;
-		if (*s == '-') {
-			s++;
-			hi = 0;
-			while (*s >= '0' && *s <= '9')
-				hi = hi * 10 + (unsigned long)(*s++ - '0');
-		}
-		for (unsigned long c = lo; c <= hi && c < NUMA_MAX_CPUS; c++)
-			cpu_node[c] = node;
-		if (*s == ',')
-			s++;
-		else if (*s && *s != '\n')
-			return false;
-	}
-	return true;
+	struct cpus_arg c = { node, cpu_node };
+	return walk_list(s, set_cpus, &c);
 }
 
 #define SYS_NODE "/sys/devices/system/node/"

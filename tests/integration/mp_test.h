@@ -88,14 +88,12 @@ static inline bool mp_conf_has(const char *line)
 	return strstr(buf, want) != NULL;
 }
 
-/* A counter of the JSON statistics report: the number after "key": inside
- * the object that starts at "obj":{.  The report is written without malloc
- * into a memfd, so reading it is no allocator call. */
-static inline unsigned long long mp_report_counter(const char *obj, const char *key)
+/* The JSON statistics report, written without malloc into a memfd, so
+ * reading it is no allocator call; in a static buffer. */
+static inline const char *mp_report_json(void)
 {
 	static char buf[1 << 16];
 	void (*print_stats)(int, int) = (void (*)(int, int))mp_sym("magpage_print_stats");
-	char o[64], k[64];
 	int fd = memfd_create("mp_stats", 0);
 
 	cr_assert_geq(fd, 0);
@@ -104,13 +102,30 @@ static inline unsigned long long mp_report_counter(const char *obj, const char *
 	close(fd);
 	cr_assert_gt(n, 0);
 	buf[n] = '\0';
-	snprintf(o, sizeof(o), "\"%s\":{", obj);
+	return buf;
+}
+
+/* The number after "key": at or after at (a place in the report). */
+static inline unsigned long long mp_json_number(const char *at, const char *key)
+{
+	char k[64];
+
 	snprintf(k, sizeof(k), "\"%s\":", key);
-	const char *at = strstr(buf, o);
-	cr_assert_not_null(at, "no %s in the report", o);
 	at = strstr(at, k);
-	cr_assert_not_null(at, "no %s in %s", k, o);
+	cr_assert_not_null(at, "no %s in the report", k);
 	return strtoull(at + strlen(k), NULL, 10);
+}
+
+/* A counter of the JSON statistics report: the number after "key": inside
+ * the object that starts at "obj":{. */
+static inline unsigned long long mp_report_counter(const char *obj, const char *key)
+{
+	char o[64];
+
+	snprintf(o, sizeof(o), "\"%s\":{", obj);
+	const char *at = strstr(mp_report_json(), o);
+	cr_assert_not_null(at, "no %s in the report", o);
+	return mp_json_number(at, key);
 }
 
 static inline bool mp_has_cache(void)
