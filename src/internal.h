@@ -269,7 +269,7 @@ enum zone_irqsave { IRQSAVE_DEFER, IRQSAVE_SIGMASK };
 enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
 enum numa_conf { NUMA_AUTO = 0, NUMA_OFF = 1 };   /* 2..16: numa:fake=N */
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
-#define PURGE_DELAY_MS_DEFAULT 100
+#define PURGE_DELAY_MS_DEFAULT 20
 
 /* waste_max's default, measured on the real programs (README "Which
  * requests it serves"). */

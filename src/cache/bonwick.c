@@ -58,6 +58,8 @@
 struct bw_depot {
 	struct mp_lock lock;
 	uint32_t nr;            /* blocks on the stack */
+	uint32_t low;           /* the fewest since the last decay: the bottom
+				   low blocks sat unused all that time */
 	uint32_t cap;           /* at most */
 	uint32_t *pfns;         /* cap entries */
 	uint64_t in, out, overflow;   /* blocks taken in, given out, sent to the zone */
@@ -197,6 +199,8 @@ static unsigned depot_take(unsigned k, uint32_t *buf, unsigned want, bool irq)
 		return 0;
 	unsigned n = d->nr < want ? d->nr : want;
 	d->nr -= n;
+	if (d->nr < d->low)
+		d->low = d->nr;
 	memcpy(buf, d->pfns + d->nr, n * sizeof(uint32_t));
 	d->out += n;
 	depot_unlock(k, was);
@@ -562,17 +566,50 @@ static uint64_t traffic_of(const struct bw_cpu *c)
 	return h;
 }
 
-/*
- * The decay purge's hook: a CPU whose arrays saw no traffic since the last
- * call (about purge_delay_ms ago) is drained remotely, as drain_all would,
- * which also puts its high back to two batches; a depot class nothing went
- * in or out of gives its blocks to the zone.  The zone then purges them
- * once they have aged there.  A busy CPU whose count happens to read the
- * same twice is drained too, and refills: a cost of one batch.  Per-thread
- * arrays (no rseq) decay only when their thread exits.
- */
-static uint64_t depot_seen[CACHE_CLASSES];
+/* Bonwick and Adams' depot working set: the blocks at the bottom of a
+ * class's stack that no allocation reached since the last decay (low of
+ * them) were not needed in that interval; they go to the zone, the oldest
+ * first, and the zone purges them once they have aged there.  A class in
+ * steady use keeps what it cycles through; an idle one empties. */
+static size_t depot_reap(unsigned k)
+{
+	struct bw_depot *d = &depot[k];
+	uint32_t buf[BW_MAXBUF];
+	size_t pages = 0;
+	uint8_t was;
 
+	for (;;) {
+		unsigned n = 0;
+		if (!depot_lock(k, false, &was))
+			break;
+		if (d->low) {
+			n = d->low < BW_MAXBUF ? d->low : BW_MAXBUF;
+			memcpy(buf, d->pfns, n * sizeof(uint32_t));
+			memmove(d->pfns, d->pfns + n, (d->nr - n) * sizeof(uint32_t));
+			d->nr -= n;
+			d->low -= n;
+			d->out += n;
+		} else {
+			d->low = d->nr;         /* the next interval starts */
+		}
+		depot_unlock(k, was);
+		if (!n)
+			break;
+		free_pfns(buf, n, k);
+		pages += (size_t)n * (k + 1);
+	}
+	return pages;
+}
+
+/*
+ * The decay purge's hook, about every purge_delay_ms: a CPU whose arrays
+ * saw no traffic since the last call is drained remotely, as drain_all
+ * would, which also puts its high back to two batches; each depot class
+ * gives back what it did not use in the interval (depot_reap).  A busy CPU
+ * whose count happens to read the same twice is drained too, and refills:
+ * a cost of one batch.  Per-thread arrays (no rseq) decay only when their
+ * thread exits.
+ */
 static size_t bw_decay(void)
 {
 	size_t pages = 0;
@@ -589,21 +626,8 @@ static size_t bw_decay(void)
 		c->decay_seen = traffic_of(c);
 	}
 #endif
-	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		struct bw_depot *d = &depot[k];
-		uint64_t seen = __atomic_load_n(&d->in, __ATOMIC_RELAXED) +
-				(__atomic_load_n(&d->out, __ATOMIC_RELAXED) << 32);
-		if (seen == depot_seen[k] && __atomic_load_n(&d->nr, __ATOMIC_RELAXED)) {
-			uint32_t buf[BW_MAXBUF];
-			unsigned n;
-			while ((n = depot_take(k, buf, BW_MAXBUF, false)) != 0) {
-				free_pfns(buf, n, k);
-				pages += (size_t)n * (k + 1);
-			}
-		}
-		depot_seen[k] = __atomic_load_n(&d->in, __ATOMIC_RELAXED) +
-				(__atomic_load_n(&d->out, __ATOMIC_RELAXED) << 32);
-	}
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		pages += depot_reap(k);
 	cache_drain_end(was);
 	__atomic_add_fetch(&decayed_pages, pages, __ATOMIC_RELAXED);
 	return pages;

@@ -351,25 +351,34 @@ static struct page_desc *__zone_carve(struct zone *z)
 	return pd;
 }
 
-/* __rmqueue_smallest: the first block of at least order, split down; the
- * newest dirty block of an order before a clean one.  The block keeps its
+/* __rmqueue_smallest: the smallest block of at least order, split down;
+ * a dirty block of any order before a clean one, the newest of its order.
+ * Dirty memory is resident already: taking a clean block while a larger
+ * dirty one waits costs page faults now, and raises the peak RSS by what
+ * the dirty one holds until the purge gets to it.  The block keeps its
  * clean bits and freed_ns, for the tail its caller gives back; the caller
  * then leaves only PG_ZERO (zone_taken). */
 static struct page_desc *__zone_rmqueue(struct zone *z, unsigned order)
 {
-	for (unsigned o = order; o < MAX_ORDER; o++) {
-		struct free_area *fa = &z->free_area[o];
-		struct page_desc *pd = fa->head ? fa->head : fa->clean;
-		if (!pd)
-			continue;
-		list_del(z, fa, pd);
+	struct page_desc *pd = NULL;
+	unsigned o = order;
+
+	while (o < MAX_ORDER && !(pd = z->free_area[o].head))
+		o++;
+	if (!pd) {
+		o = order;
+		while (o < MAX_ORDER && !(pd = z->free_area[o].clean))
+			o++;
+	}
+	if (pd) {
+		list_del(z, &z->free_area[o], pd);
 		z->nr_free_pages -= (size_t)1 << o;
 		pd->flags &= PG_CLEAN;
 		__zone_expand(z, pd, order, o);
 		z->allocs++;
 		return pd;
 	}
-	struct page_desc *pd = __zone_carve(z);
+	pd = __zone_carve(z);
 	if (pd) {
 		__zone_expand(z, pd, order, MAX_ORDER - 1);
 		z->allocs++;

@@ -252,3 +252,57 @@ Test(purge, unused_cpu_cache_decays_while_busy)
 	cr_assert_geq(decayed, 1, "no cache decayed in 10000 busy milliseconds");
 	cr_assert_eq(purge_counter("idle_purges"), 0, "the process was never idle");
 }
+
+/* Blocks of the 1-page class in the default cache's depot (the first
+ * "blocks" of its "depot" array in the JSON report). */
+static unsigned long long depot_blocks_1page(void)
+{
+	const char *at = strstr(mp_report_json(), "\"depot\":[");
+	cr_assert_not_null(at, "no depot in the report");
+	return mp_json_number(at, "blocks");
+}
+
+/* The depot keeps its working set, not its high-water mark (Bonwick and
+ * Adams' reaping): a class in steady use that once overflowed into the
+ * depot gives back, each decay interval, the blocks no allocation reached
+ * in that interval, while the depot keeps seeing traffic every cycle (so
+ * the rule for idle classes does not apply).  Registered with a 200 ms
+ * delay and the purge thread. */
+Test(purge, depot_gives_back_what_its_working_set_does_not_use)
+{
+	enum { FILL = 4096, CYCLE = 1024 };
+	static void *p[FILL];
+
+	if (!mp_conf_has("purge_delay_ms:200") || mp_conf_has("cache:") ||
+	    mp_conf_has("preset:") || mp_conf_has("numa:fake"))
+		cr_skip_test("for the default cache with purge_delay_ms:200");
+	if (!pin_to(0))
+		cr_skip_test("cannot pin to CPU 0");
+	for (int i = 0; i < FILL; i++) {
+		p[i] = malloc(PAGE);
+		cr_assert_not_null(p[i]);
+		fill(p[i], PAGE, (uint64_t)i);
+	}
+	for (int i = 0; i < FILL; i++)
+		free(p[i]);
+	unsigned long long full = depot_blocks_1page(), now = full;
+	if (full < FILL / 2)
+		cr_skip_test("the depot took only %llu blocks (no rseq?)", full);
+	/* Each cycle empties the CPU's array and takes from the depot, then
+	 * fills the array and gives to the depot again. */
+	for (int round = 0; round < 5000 && now > full / 2; round++) {
+		for (int i = 0; i < CYCLE; i++) {
+			p[i] = malloc(PAGE);
+			cr_assert_not_null(p[i]);
+			fill(p[i], PAGE, (uint64_t)i + 7);
+		}
+		for (int i = 0; i < CYCLE; i++) {
+			cr_assert_eq(check(p[i], PAGE, (uint64_t)i + 7), -1, "block %d changed", i);
+			free(p[i]);
+		}
+		nap_ms(1);
+		now = depot_blocks_1page();
+	}
+	cr_assert_leq(now, full / 2, "the depot still holds %llu of its %llu blocks", now, full);
+	cr_assert_geq(mp_report_counter("caches", "decayed_pages"), full / 2);
+}
