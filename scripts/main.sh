@@ -21,7 +21,7 @@
 # Environment: MAIN_REPS (3), MAIN_APP_REPS (2: rounds of the compile, at
 # most MAIN_REPS), MAIN_FUNCS (1000: size of the generated file),
 # MAIN_BUILD (build: the build directory), MAIN_BUILD_ALL (1: build every
-# target, tests included).  About 6 minutes (5 min 56 s) on 2 idle cores, from a
+# target, tests included).  Under 6 minutes (5 min 40 s) on 2 idle cores, from a
 # fresh clone, build included (much more on a busy machine).  Results land in results/main/ (tables.txt,
 # summary.md, results.json, results.csv, plots/*.png).
 # Exits non-zero if the build fails, any run crashes, hangs or fails its
