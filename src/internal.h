@@ -396,17 +396,24 @@ static inline void numa_route(struct numa_route *r)
 unsigned numa_local_node(void);
 
 /* Per node, the meanings of /sys/devices/system/node/nodeN/numastat, in
- * zone allocations (blocks: a cache refill of n blocks counts n).  The
- * first four are written under the node's zone lock; foreign and
- * remote_frees by anyone, atomically. */
+ * zone allocations (blocks: a cache refill of n blocks counts n), as one
+ * list (X-macro) that generates the struct and both reports (stats_numa.c):
+ *   numa_hit      allocated here, the node intended
+ *   numa_miss     allocated here, another node intended
+ *   numa_foreign  intended here, allocated on another node
+ *   local_node    allocated here for a thread running here
+ *   other_node    allocated here for a thread on another node
+ *   remote_frees  freed on a CPU of another node: straight back to this
+ *                 zone, past every cache (ours, not the kernel's)
+ * The first, second, fourth and fifth are written under the node's zone
+ * lock; numa_foreign and remote_frees by anyone, atomically. */
+#define NUMA_STAT_COUNTERS(X) \
+	X(numa_hit) X(numa_miss) X(numa_foreign) X(local_node) X(other_node)
 struct numa_stats {
-	uint64_t numa_hit;      /* allocated here, the node intended */
-	uint64_t numa_miss;     /* allocated here, another node intended */
-	uint64_t numa_foreign;  /* intended here, allocated on another node */
-	uint64_t local_node;    /* allocated here for a thread running here */
-	uint64_t other_node;    /* allocated here for a thread on another node */
-	uint64_t remote_frees;  /* freed on a CPU of another node: straight
-				   back to this zone, past every cache */
+#define X(field) uint64_t field;
+	NUMA_STAT_COUNTERS(X)
+#undef X
+	uint64_t remote_frees;
 } cacheline_aligned;
 extern struct numa_stats numa_stats[NUMA_MAX_NODES];
 

@@ -20,6 +20,21 @@ static const char *numa_mode(char *buf, size_t cap)
 	return buf;
 }
 
+/* A node's counters, as "name value" pairs after its pages: text puts
+ * "name %lu" with spaces, JSON ""name":%lu" with commas. */
+static void node_counters(struct fmt_buf *b, unsigned i, bool json)
+{
+	const struct numa_stats *s = &numa_stats[i];
+	const char *sep = json ? "," : " ";
+#define X(field) \
+	fmt_printf(b, json ? "%s\"" #field "\":%lu" : "%s" #field " %lu", sep, \
+		   ul(__atomic_load_n(&s->field, __ATOMIC_RELAXED)));
+	NUMA_STAT_COUNTERS(X)
+#undef X
+	fmt_printf(b, json ? ",\"remote_frees\":%lu" : "; remote_frees %lu",
+		   ul(__atomic_load_n(&s->remote_frees, __ATOMIC_RELAXED)));
+}
+
 void stats_numa_text(struct fmt_buf *b)
 {
 	char mode[16];
@@ -28,16 +43,10 @@ void stats_numa_text(struct fmt_buf *b)
 	fmt_printf(b, "numa (%s): %u node%s\n", numa_mode(mode, sizeof(mode)), zg.nodes,
 		   zg.nodes == 1 ? "" : "s");
 	for (unsigned i = 0; zone_node_info(i, &zi); i++) {
-		const struct numa_stats *s = &numa_stats[i];
-		fmt_printf(b, "  node %d: pages %lu, free %lu; numa_hit %lu numa_miss %lu "
-			   "numa_foreign %lu local_node %lu other_node %lu; remote_frees %lu\n",
-			   numa_node_id(i), ul(zi.pages), ul(zi.free_pages),
-			   ul(__atomic_load_n(&s->numa_hit, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->numa_miss, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->numa_foreign, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->local_node, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->other_node, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->remote_frees, __ATOMIC_RELAXED)));
+		fmt_printf(b, "  node %d: pages %lu, free %lu;", numa_node_id(i), ul(zi.pages),
+			   ul(zi.free_pages));
+		node_counters(b, i, false);
+		fmt_printf(b, "\n");
 	}
 }
 
@@ -48,17 +57,10 @@ void stats_numa_json(struct fmt_buf *b)
 
 	fmt_printf(b, "\"numa\":{\"mode\":\"%s\",\"nodes\":[", numa_mode(mode, sizeof(mode)));
 	for (unsigned i = 0; zone_node_info(i, &zi); i++) {
-		const struct numa_stats *s = &numa_stats[i];
-		fmt_printf(b, "%s{\"node\":%d,\"pages\":%lu,\"free_pages\":%lu,\"numa_hit\":%lu,"
-			   "\"numa_miss\":%lu,\"numa_foreign\":%lu,\"local_node\":%lu,"
-			   "\"other_node\":%lu,\"remote_frees\":%lu}",
-			   i ? "," : "", numa_node_id(i), ul(zi.pages), ul(zi.free_pages),
-			   ul(__atomic_load_n(&s->numa_hit, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->numa_miss, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->numa_foreign, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->local_node, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->other_node, __ATOMIC_RELAXED)),
-			   ul(__atomic_load_n(&s->remote_frees, __ATOMIC_RELAXED)));
+		fmt_printf(b, "%s{\"node\":%d,\"pages\":%lu,\"free_pages\":%lu", i ? "," : "",
+			   numa_node_id(i), ul(zi.pages), ul(zi.free_pages));
+		node_counters(b, i, true);
+		fmt_printf(b, "}");
 	}
 	fmt_printf(b, "]},");
 }
