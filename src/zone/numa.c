@@ -200,6 +200,8 @@ static bool read_topology(struct numa_topo *t, const char **why)
 	for (unsigned id = 0; id < 64; id++)
 		if (online & (1ull << id))
 			t->id[t->nr++] = (int)id;
+	if (t->nr == 1)
+		return true;    /* one node: every CPU is its, nothing more to read */
 	for (unsigned i = 0; i < t->nr; i++) {
 		fmt_snprintf(path, sizeof(path), SYS_NODE "node%d/cpulist", t->id[i]);
 		if (os.read_text(path, buf, sizeof(buf)) < 0 ||
