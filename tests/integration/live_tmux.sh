@@ -21,22 +21,24 @@ for _ in $(seq 100); do grep -q '^ready' "$tmp/prog.out" && break; sleep 0.1; do
 prog_pid=$(awk '/^ready/ {print $2}' "$tmp/prog.out")
 [ -n "$prog_pid" ] || fail "live_prog did not start"
 
-# open WINDOW ARGS...: magpage-top ARGS in a new 120x50 window that stays
-# after the program exits, so that its exit status can be read.
+# open WINDOW ARGS...: magpage-top ARGS in a new 120x50 window; a shell
+# around it writes its exit status to $tmp/WINDOW.status when it ends
+# (tmux's own pane_dead_status is not always recorded).
 open() {
 	local w=$1; shift
-	T new-session -d -s "$w" -x 120 -y 50 "$top $*" || fail "tmux new-session"
-	T set-option -t "$w" remain-on-exit on >/dev/null
+	T new-session -d -s "$w" -x 120 -y 50 "$top $*; echo \$? >$tmp/$w.status" ||
+		fail "tmux new-session"
+	T set-option -t "$w" remain-on-exit on >/dev/null   # the screen after exit
 }
 capture() { T capture-pane -p -t "$1" >"$2"; }
-# gone WINDOW: waits for the pane's program to exit; checks status 0.
+# gone WINDOW WHAT: waits for the program to exit after WHAT; checks status 0.
 gone() {
 	for _ in $(seq 50); do
-		[ "$(T display-message -p -t "$1" '#{pane_dead}')" = 1 ] && break
+		[ -s "$tmp/$1.status" ] && break
 		sleep 0.1
 	done
-	[ "$(T display-message -p -t "$1" '#{pane_dead}')" = 1 ] || fail "$1: still running after $2"
-	local st; st=$(T display-message -p -t "$1" '#{pane_dead_status}')
+	[ -s "$tmp/$1.status" ] || fail "$1: still running after $2"
+	local st; st=$(cat "$tmp/$1.status")
 	[ "$st" = 0 ] || fail "$1: exit status $st after $2"
 }
 
