@@ -30,6 +30,7 @@
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define NOINLINE    __attribute__((__noinline__))
+#define ALWAYS_INLINE inline __attribute__((__always_inline__))
 #define coldpath    __attribute__((__cold__, __noinline__))
 #define CACHELINE   64
 #define cacheline_aligned __attribute__((aligned(CACHELINE)))
@@ -459,6 +460,12 @@ extern uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];   /* every live npages: free's
  * path: one node costs nothing there. */
 #define PA_ONEHOP_NUMA 0xfd
 extern uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
+/* The one-hop free's bound: blocks of 1..pa_freehop_span pages are bonwick's
+ * classes 0..span-1 (pa_freehop[n] == n - 1), so that free needs no table
+ * load on its chain of dependent loads; 0 whenever pa_freehop says
+ * otherwise for 1 page (another design, statistics on, several nodes), and
+ * sizes above it take the table hop or pa_free. */
+extern uint32_t pa_freehop_span;
 
 /*
  * The one-hop page path (malloc and free call these first): size class from
@@ -470,13 +477,13 @@ extern uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
  * page count; PA_NO_ONEHOP fails at once).
  */
 /* A block the one-hop path popped: its descriptor write and tracepoint. */
-static inline void pa_onehop_taken(uint32_t pfn, void **out, int cpu)
+static inline void pa_onehop_taken(uint64_t pfn, void **out, int cpu)
 {
 	struct page_desc *pd = pfn_to_desc(pfn);
 	/* malloc: no use for PG_ZERO; req_bytes only feeds the statistics,
 	 * and with them on this path is not taken */
 	pd->flags = PG_ALLOC;
-	*out = (void *)(zg.base + ((uintptr_t)pfn << PAGE_SHIFT));
+	*out = (void *)(zg.base + (pfn << PAGE_SHIFT));
 	/* order: the descriptor's (pa_alloc and the zone keep it), read by
 	 * the tracer, not here */
 	MP_PROBE4(mm_page_alloc, *out, pd->order, PROBE_FROM_CACHE, cpu);
@@ -484,21 +491,22 @@ static inline void pa_onehop_taken(uint32_t pfn, void **out, int cpu)
 
 static inline bool pa_alloc_onehop_class(uint8_t cls, void **out)
 {
-	uint32_t pfn;
+	uint64_t pfn;
 	if (unlikely(cls >= CACHE_CLASSES))
 		return false;
 	/* Two probe sites, one per front end, so that the per-thread one's
-	 * constant CPU (-1) costs no instruction where the two paths join. */
+	 * constant CPU (-1) costs no instruction where the two paths join.
+	 * Which front end runs is never tested: the rseq one's CPU-id bound
+	 * fails when bw_nr_cpus is 0, and the per-thread one finds no cache
+	 * (bw_mine NULL) when the rseq one runs. */
 #if MP_HAVE_RSEQ
-	if (likely(bw_nr_cpus)) {
-		int cpu;
-		if (unlikely(!bw_pop_cpu(cls, &pfn, false, &cpu)))
-			return false;
+	int cpu;
+	if (likely(bw_pop_once(cls, &pfn, &cpu))) {
 		pa_onehop_taken(pfn, out, cpu);
 		return true;
 	}
 #endif
-	if (unlikely(!bw_pop(cls, &pfn, false)))
+	if (unlikely(!bw_pop_thread(cls, &pfn, false)))
 		return false;
 	pa_onehop_taken(pfn, out, -1);
 	return true;
@@ -507,11 +515,14 @@ static inline bool pa_alloc_onehop_class(uint8_t cls, void **out)
 /* pd heads a live allocation whose PG_ALLOC the caller has checked. */
 static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 {
-	uint32_t n = pd->npages;          /* 1..MAX_BLOCK_PAGES */
-	if (likely(pa_freehop[n] < CACHE_CLASSES)) {
+	uint32_t k = pd->npages - 1;      /* npages 1..MAX_BLOCK_PAGES */
+	if (likely(k < pa_freehop_span)) {
 		pd->flags = PG_CACHED;
-		if (likely(bw_push(pa_freehop[n], (uint32_t)pfn, false)))
+#if MP_HAVE_RSEQ
+		if (likely(bw_push_once(k, (uint32_t)pfn)))
 			return true;
+#endif
+		return bw_push_thread(k, (uint32_t)pfn, false);
 	}
 	return false;
 }

@@ -397,7 +397,7 @@ static struct page_desc *bw_alloc_slow(unsigned k);
 static struct page_desc *bw_alloc(size_t npages)
 {
 	unsigned k = (unsigned)npages - 1;
-	uint32_t pfn;
+	uint64_t pfn;
 
 	if (likely(bw_pop(k, &pfn, true)))
 		return pfn_to_desc(pfn);
@@ -443,7 +443,7 @@ static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine)
 			uint32_t high = c->cls[k].h.high;
 			if (cnt < high) {
 				/* room again (another thread popped): push */
-				enum rseq_result r = rseq_bw_push(&c->cls[k].h.count, cpu,
+				enum rseq_result r = rseq_bw_push(&c->cls[k].h.count, (uint32_t)cpu,
 								  (uint32_t)desc_pfn(pd));
 				if (r == RSEQ_DONE) {
 					c->c[k].frees++;

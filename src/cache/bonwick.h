@@ -68,22 +68,51 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 }
 
 #if MP_HAVE_RSEQ
-/* Pops a block of class k from this CPU's array: one restartable
- * sequence.  False: empty, stopped or no usable CPU id: the slow path.
- * *at: the CPU whose array gave it (the one-hop path's tracepoint). */
-static inline bool bw_pop_cpu(unsigned k, uint32_t *pfn, bool count, int *at)
+static inline uint32_t *bw_hdr_of(uint32_t cpu, unsigned k)
+{
+	return &bw_cpu_of(cpu)->cls[k].h.count;
+}
+
+/*
+ * The one-hop path's pop and push: one try of one restartable sequence on
+ * this CPU's array of class k.  False: empty, full, stopped, restarted, or
+ * no usable CPU id (cpu_id is >= bw_nr_cpus without a registration, and
+ * bw_nr_cpus is 0 without the rseq front end): the caller tries the
+ * per-thread front end, which finds no cache with the rseq one running,
+ * then its slow path, which retries a restart and counts it (bw_pop_cpu).  No retry loop here, so that nothing
+ * needed only by a retry stays live across the section.  *at: the CPU
+ * whose array gave the block (the tracepoint's).
+ */
+static inline bool bw_pop_once(unsigned k, uint64_t *pfn, int *at)
+{
+	uint32_t cpu = rseq_cpu_id();
+	if (unlikely(cpu >= bw_nr_cpus))
+		return false;
+	*at = (int)cpu;
+	return likely(rseq_bw_pop(bw_hdr_of(cpu, k), cpu, pfn) == RSEQ_DONE);
+}
+
+static inline bool bw_push_once(unsigned k, uint32_t pfn)
+{
+	uint32_t cpu = rseq_cpu_id();
+	if (unlikely(cpu >= bw_nr_cpus))
+		return false;
+	return likely(rseq_bw_push(bw_hdr_of(cpu, k), cpu, pfn) == RSEQ_DONE);
+}
+
+/* The slow paths' pop: as bw_pop_once, retrying a restart (counted), and
+ * counting the block when count says so. */
+static inline bool bw_pop_cpu(unsigned k, uint64_t *pfn, bool count)
 {
 	for (;;) {
-		struct rseq *rs = rseq_area();
-		unsigned cpu = __atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
+		uint32_t cpu = rseq_cpu_id();
 		if (unlikely(cpu >= bw_nr_cpus))
 			return false;
 		struct bw_cpu *c = bw_cpu_of(cpu);
-		enum rseq_result r = rseq_bw_pop(&c->cls[k].h.count, (int)cpu, pfn);
+		enum rseq_result r = rseq_bw_pop(&c->cls[k].h.count, cpu, pfn);
 		if (likely(r == RSEQ_DONE)) {
 			if (count)
 				c->c[k].allocs++;
-			*at = (int)cpu;
 			return true;
 		}
 		if (r != RSEQ_ABORTED)
@@ -92,22 +121,22 @@ static inline bool bw_pop_cpu(unsigned k, uint32_t *pfn, bool count, int *at)
 	}
 }
 
-static inline bool bw_push_cpu(unsigned k, uint32_t pfn, bool count)
+/* 1: pushed; 0: full or stopped; -1: no usable CPU id (as bw_pop_cpu). */
+static inline int bw_push_cpu(unsigned k, uint32_t pfn, bool count)
 {
 	for (;;) {
-		struct rseq *rs = rseq_area();
-		unsigned cpu = __atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
+		uint32_t cpu = rseq_cpu_id();
 		if (unlikely(cpu >= bw_nr_cpus))
-			return false;
+			return -1;
 		struct bw_cpu *c = bw_cpu_of(cpu);
-		enum rseq_result r = rseq_bw_push(&c->cls[k].h.count, (int)cpu, pfn);
+		enum rseq_result r = rseq_bw_push(&c->cls[k].h.count, cpu, pfn);
 		if (likely(r == RSEQ_DONE)) {
 			if (count)
 				c->c[k].frees++;
-			return true;
+			return 1;
 		}
 		if (r != RSEQ_ABORTED)
-			return false;
+			return 0;
 		c->restarts++;
 	}
 }
@@ -122,55 +151,65 @@ static inline struct bw_cpu *bw_thread_cache(void)
 	return bw_mine;
 }
 
-/* One block of class k (k + 1 pages), or false: then the slow path (bonwick.c).
- * count: add it to the statistics (the fast paths count only with
- * MAGPAGE_CONF stats on, and then they are not taken). */
-static inline bool bw_pop(unsigned k, uint32_t *pfn, bool count)
+/* The per-thread front end (no rseq): one block of class k, or false. */
+static ALWAYS_INLINE bool bw_pop_thread(unsigned k, uint64_t *pfn, bool count)
 {
-	if (unlikely(!bw_nr_cpus)) {
-		struct bw_cpu *c = bw_thread_cache();
-		if (unlikely(!c))
-			return false;
-		struct bw_class *cl = &c->cls[k];
-		uint32_t n = cl->h.count;
-		if (unlikely(!n))
-			return false;
-		if (count)
-			c->c[k].allocs++;
-		cl->h.count = --n;
-		*pfn = cl->slots[n];
-		return true;
-	}
+	struct bw_cpu *c = bw_thread_cache();
+	if (unlikely(!c))
+		return false;
+	struct bw_class *cl = &c->cls[k];
+	uint32_t n = cl->h.count;
+	if (unlikely(!n))
+		return false;
+	if (count)
+		c->c[k].allocs++;
+	cl->h.count = --n;
+	*pfn = cl->slots[n];
+	return true;
+}
+
+static ALWAYS_INLINE bool bw_push_thread(unsigned k, uint32_t pfn, bool count)
+{
+	struct bw_cpu *c = bw_thread_cache();
+	if (unlikely(!c))
+		return false;
+	struct bw_class *cl = &c->cls[k];
+	uint32_t n = cl->h.count;
+	if (unlikely(n >= cl->h.high))
+		return false;
+	if (count)
+		c->c[k].frees++;
+	cl->slots[n] = pfn;
+	cl->h.count = n + 1;
+	return true;
+}
+
+/*
+ * One block of class k (k + 1 pages), or false: then the slow path
+ * (bonwick.c).  count: add it to the statistics (the fast paths count only
+ * with MAGPAGE_CONF stats on, and then they are not taken).  Both front
+ * ends are tried, without a test of which one runs: the rseq one's CPU-id
+ * bound fails when bw_nr_cpus is 0, and the per-thread one has no cache
+ * (bw_mine NULL) while the rseq one runs.
+ */
+static inline bool bw_pop(unsigned k, uint64_t *pfn, bool count)
+{
 #if MP_HAVE_RSEQ
-	int at;
-	return bw_pop_cpu(k, pfn, count, &at);
-#else
-	return false;
+	if (likely(bw_pop_cpu(k, pfn, count)))
+		return true;
 #endif
+	return bw_pop_thread(k, pfn, count);
 }
 
 /* Takes back a block of class k, or false: then the slow path (bonwick.c). */
 static inline bool bw_push(unsigned k, uint32_t pfn, bool count)
 {
-	if (unlikely(!bw_nr_cpus)) {
-		struct bw_cpu *c = bw_thread_cache();
-		if (unlikely(!c))
-			return false;
-		struct bw_class *cl = &c->cls[k];
-		uint32_t n = cl->h.count;
-		if (unlikely(n >= cl->h.high))
-			return false;
-		if (count)
-			c->c[k].frees++;
-		cl->slots[n] = pfn;
-		cl->h.count = n + 1;
-		return true;
-	}
 #if MP_HAVE_RSEQ
-	return bw_push_cpu(k, pfn, count);
-#else
-	return false;
+	int r = bw_push_cpu(k, pfn, count);
+	if (likely(r >= 0))
+		return r;
 #endif
+	return bw_push_thread(k, pfn, count);
 }
 
 #endif

@@ -24,6 +24,7 @@ static unsigned cache_max_pages;   /* 2^cache_order, or 0 with no cache */
 
 uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];
 uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
+uint32_t pa_freehop_span;
 
 /* Does a cache keep blocks of npages pages? */
 static inline bool cacheable(size_t npages)
@@ -46,6 +47,10 @@ void pa_init(void)
 		for (size_t n = 0; n <= MAX_BLOCK_PAGES; n++)
 			if (pa_freehop[n] != PA_NO_ONEHOP)
 				pa_freehop[n] = PA_ONEHOP_NUMA;
+	pa_freehop_span = 0;
+	while (pa_freehop_span < CACHE_CLASSES &&
+	       pa_freehop[pa_freehop_span + 1] == pa_freehop_span)
+		pa_freehop_span++;
 }
 
 /* Several nodes: is the block of the calling thread's node?  A remote one

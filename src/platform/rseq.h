@@ -177,14 +177,53 @@ stopped:
  */
 #define BW_STOPPED 0x80000000u
 
-/* Pops the top pfn of this CPU's array into *pfn. */
-static inline enum rseq_result rseq_bw_pop(uint32_t *hdr, int cpu, uint32_t *pfn)
+/*
+ * The single pop and push are the one-hop path's: they address the rseq
+ * area through %fs (the thread pointer is %fs's base, the area sits at
+ * __rseq_offset from it), which spares the load of the thread pointer at
+ * the head of the fast path's chain of dependent loads, and a register.
+ */
+#if defined(__SEG_FS)
+#define RSEQ_FS_AREA(off) (*(volatile __seg_fs const uint32_t *)(uintptr_t)(mp_rseq_offset + (off)))
+/* This thread's cpu_id, as the sections compare it; >= any CPU count when
+ * the thread has no registration (RSEQ_CPU_ID_UNINITIALIZED and
+ * RSEQ_CPU_ID_REGISTRATION_FAILED are negative). */
+static inline uint32_t rseq_cpu_id(void)
+{
+	return RSEQ_FS_AREA(offsetof(struct rseq, cpu_id));
+}
+#else
+static inline uint32_t rseq_cpu_id(void)
+{
+	return __atomic_load_n(&rseq_area()->cpu_id, __ATOMIC_RELAXED);
+}
+#endif
+
+#define RSEQ_CS_DESC_FS                                                \
+	".pushsection __rseq_cs, \"aw\"\n\t"                           \
+	".balign 32\n\t"                                               \
+	"3:\n\t"                                                       \
+	".long 0x0, 0x0\n\t"                                           \
+	".quad 1f, (2f - 1f), 4f\n\t"                                  \
+	".popsection\n\t"                                              \
+	"leaq 3b(%%rip), %%rax\n\t"                                    \
+	"movq %%rax, %%fs:%c[cs_off](%[rso])\n\t"
+#define RSEQ_FS_IN                                                     \
+	[rso] "r"(mp_rseq_offset), [cpu] "r"(cpu),                     \
+	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
+	[cpu_off] "i"(offsetof(struct rseq, cpu_id))
+
+/* Pops the top pfn of this CPU's array into *pfn (zero-extended: it goes
+ * straight into address arithmetic).  %rax, which the section's
+ * descriptor passes through, is free after it: it holds an output (here
+ * and in push), one register fewer for the fast path. */
+static inline enum rseq_result rseq_bw_pop(uint32_t *hdr, uint32_t cpu, uint64_t *pfn)
 {
 	uint64_t n, v;
 	__asm__ __volatile__ goto(
-		RSEQ_CS_DESC
+		RSEQ_CS_DESC_FS
 		"1:\n\t"
-		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+		"cmpl %[cpu], %%fs:%c[cpu_off](%[rso])\n\t"
 		"jnz %l[aborted]\n\t"
 		"movl (%[hdr]), %k[n]\n\t"
 		"testl %k[n], %k[n]\n\t"
@@ -194,11 +233,11 @@ static inline enum rseq_result rseq_bw_pop(uint32_t *hdr, int cpu, uint32_t *pfn
 		"movl %k[n], (%[hdr])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
-		: [n] "=&r"(n), [v] "=&r"(v)
-		: [hdr] "r"(hdr), RSEQ_COMMON_IN
-		: "rax", "memory", "cc"
+		: [n] "=&r"(n), [v] "=&a"(v)
+		: [hdr] "r"(hdr), RSEQ_FS_IN
+		: "memory", "cc"
 		: aborted, empty);
-	*pfn = (uint32_t)v;
+	*pfn = v;
 	return RSEQ_DONE;
 aborted:
 	return RSEQ_ABORTED;
@@ -207,13 +246,13 @@ empty:
 }
 
 /* Pushes pfn on this CPU's array if count < high. */
-static inline enum rseq_result rseq_bw_push(uint32_t *hdr, int cpu, uint32_t pfn)
+static inline enum rseq_result rseq_bw_push(uint32_t *hdr, uint32_t cpu, uint32_t pfn)
 {
 	uint64_t n;
 	__asm__ __volatile__ goto(
-		RSEQ_CS_DESC
+		RSEQ_CS_DESC_FS
 		"1:\n\t"
-		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
+		"cmpl %[cpu], %%fs:%c[cpu_off](%[rso])\n\t"
 		"jnz %l[aborted]\n\t"
 		"movl (%[hdr]), %k[n]\n\t"
 		"cmpl 4(%[hdr]), %k[n]\n\t"
@@ -223,9 +262,9 @@ static inline enum rseq_result rseq_bw_push(uint32_t *hdr, int cpu, uint32_t pfn
 		"movl %k[n], (%[hdr])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
-		: [n] "=&r"(n)
-		: [hdr] "r"(hdr), [pfn] "r"(pfn), RSEQ_COMMON_IN
-		: "rax", "memory", "cc"
+		: [n] "=&a"(n)
+		: [hdr] "r"(hdr), [pfn] "r"(pfn), RSEQ_FS_IN
+		: "memory", "cc"
 		: aborted, full);
 	return RSEQ_DONE;
 aborted:
