@@ -164,21 +164,29 @@ struct mp_tls {
 		};
 		uint64_t word;              /* both, for one compare with 0 */
 	};
+	uintptr_t free_below;      /* malloc.c: free() hands a pointer below it
+				      straight to glibc.  The region's base
+				      (mp_free_below) once a free on this thread
+				      saw word 0; 0 at thread start, from
+				      sigctx_enter and sigctx_hold on, so that
+				      a handler's free never takes that way */
 	uint8_t in_init;           /* this thread is running mp_init */
 	uint8_t in_zone;           /* between zone_lock and zone_unlock */
 	uint16_t hop_frees;        /* malloc.c: frees the table hop absorbed, to
 				      sample (1 in 64) for the purge */
+	uint32_t alt_size;         /* this thread's sigaltstack from alt_lo,
+				      once seen in use; 0 before */
 	uintptr_t outer_sp;        /* trampoline frame of the outermost live handler on
 				      the thread's own stack; 0 if none */
 	uintptr_t outer_alt_sp;    /* the same on the sigaltstack */
-	uintptr_t alt_lo, alt_hi;  /* this thread's sigaltstack, once seen in use */
+	uintptr_t alt_lo;
 	uint64_t deferred;         /* signals (bit sig-1) held back while in_zone
 				      or in_cache */
 	void *bw_mine;             /* cache/bonwick.c: this thread's arrays when
 				      there is no rseq; here so that the fast
 				      path finds it with the word above */
 };
-_Static_assert(sizeof(struct mp_tls) <= 64, "thread-locals stay tiny");
+_Static_assert(sizeof(struct mp_tls) <= 64, "thread-locals stay tiny (tests/integration: the exports test)");
 extern __thread struct mp_tls mp_tls;
 bool sigctx_in_irq_slow(void);
 /* True when the caller must behave as interrupt context: inside a handler,
@@ -235,6 +243,7 @@ static inline uint8_t sigctx_hold(void)
 {
 	uint8_t was = mp_tls.in_cache;
 	mp_tls.in_cache = 1;
+	mp_tls.free_below = 0;     /* a re-entered free takes the slow way */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	return was;
 }

@@ -60,6 +60,10 @@ static size_t glibc_below;
  * (malloc_trap_arm), so that page-sized requests miss the fast path too. */
 size_t mp_onehop_span;
 static int trap_armed;     /* atomic */
+/* What free_other opens mp_tls.free_below to: the region's base (every
+ * pointer below it is glibc's), UINTPTR_MAX without a region, 0 with
+ * statistics on (every free takes the counting way) and until init. */
+static uintptr_t free_below;
 
 /* ---- counters ----------------------------------------------------------- */
 
@@ -135,6 +139,7 @@ void malloc_init(bool zone_ok)
 	}
 	glibc_below = stats_on || zone_limited() ? 0 : opt.threshold;
 	mp_glibc_below = glibc_below;
+	free_below = stats_on ? 0 : zone_ok ? zg.base : UINTPTR_MAX;
 }
 
 /* ---- bad frees ---------------------------------------------------------- */
@@ -464,6 +469,10 @@ static NOINLINE void free_other_slow(void *p)
 static inline void free_other(void *p)
 {
 	if (likely(!mp_tls.word)) {
+		/* In process context, outside every cache section: mp_free may
+		 * send this thread's pointers below the region to glibc at
+		 * once again (sigctx_enter and sigctx_hold close the way). */
+		mp_tls.free_below = free_below;
 		COUNT(fb_foreign);
 		__libc_free(p);     /* free(NULL) included: glibc returns at once */
 		return;
@@ -484,20 +493,23 @@ static NOINLINE void free_slow(void *p)
 }
 
 /*
- * The fast paths, a leaf with tail calls only: a zone block whose
- * descriptor says live (the always-on double-free check) and whose size the
- * one-hop path caches goes back with one descriptor write and one push; a
- * foreign pointer goes to glibc.  Everything else, free_slow.
+ * The fast paths, a leaf with tail calls only: a pointer below
+ * mp_tls.free_below goes to glibc after that one compare (free(NULL)
+ * included): the threshold is the region's base, and 0 while this thread
+ * runs a handler or holds a cache section, so the compare is the handler
+ * test as well; glibc's pointers above the region (rare: mmap fills from
+ * the top down, and the region is reserved at start-up) find their way
+ * through free_slow.  A zone block whose descriptor says live (the
+ * always-on double-free check) and whose size the one-hop path caches goes
+ * back with one descriptor write and one push.  Everything else, free_slow.
  */
 void mp_free(void *p)
 {
+	if (likely((uintptr_t)p < mp_tls.free_below))
+		return __libc_free(p);
 	uintptr_t off = (uintptr_t)p - zg.base;
-
-	if (likely(off >= zg.bytes)) {
-		if (likely(!mp_tls.word))
-			return __libc_free(p);    /* free(NULL) included */
+	if (unlikely(off >= zg.bytes))
 		return free_slow(p);
-	}
 	uint64_t pfn = off >> PAGE_SHIFT;
 	struct page_desc *pd = pfn_to_desc(pfn);
 	if (likely(!(off & (PAGE_SIZE - 1))) && likely(pd->flags & PG_ALLOC)) {

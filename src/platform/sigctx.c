@@ -41,7 +41,7 @@ struct mp_lock sigctx_act_lock;
 
 static bool on_altstack(uintptr_t sp)
 {
-	return mp_tls.alt_hi && sp >= mp_tls.alt_lo && sp < mp_tls.alt_hi;
+	return sp - mp_tls.alt_lo < mp_tls.alt_size;
 }
 
 /* Clears the handler families the thread provably left, seen from sp. */
@@ -90,8 +90,12 @@ uintptr_t sigctx_enter(uintptr_t sp, bool may_be_on_altstack)
 	if (!alt && may_be_on_altstack) {
 		stack_t ss;
 		if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
+			/* an altstack of 4 GiB or more is taken as its first
+			 * 4 GiB: its handlers' frames are near its top */
+			mp_tls.alt_size = 0;
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
 			mp_tls.alt_lo = (uintptr_t)ss.ss_sp;
-			mp_tls.alt_hi = (uintptr_t)ss.ss_sp + ss.ss_size;
+			mp_tls.alt_size = ss.ss_size > UINT32_MAX ? UINT32_MAX : (uint32_t)ss.ss_size;
 			alt = true;
 		}
 	}
@@ -104,6 +108,10 @@ uintptr_t sigctx_enter(uintptr_t sp, bool may_be_on_altstack)
 	}
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	mp_tls.depth++;
+	/* free()'s glibc way tests only this: the handler's frees of glibc
+	 * pointers take the slow path (deferred), and the first free after it
+	 * in process context opens the way again (malloc.c, free_other). */
+	mp_tls.free_below = 0;
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&sig_stats.handler_entries, 1, __ATOMIC_RELAXED);
 	return sp | alt;
