@@ -507,12 +507,15 @@ void mp_free(void *p)
 {
 	if (likely((uintptr_t)p < mp_tls.free_below))
 		return __libc_free(p);
+	/* The offset rotated right by a page: the pfn when p is page
+	 * aligned, and above every pfn when it is not, so one compare with
+	 * the region's page count checks both */
 	uintptr_t off = (uintptr_t)p - zg.base;
-	if (unlikely(off >= zg.bytes))
+	uint64_t pfn = (off >> PAGE_SHIFT) | (off << (64 - PAGE_SHIFT));
+	if (unlikely(pfn >= zg.pages))
 		return free_slow(p);
-	uint64_t pfn = off >> PAGE_SHIFT;
 	struct page_desc *pd = pfn_to_desc(pfn);
-	if (likely(!(off & (PAGE_SIZE - 1))) && likely(pd->flags & PG_ALLOC)) {
+	if (likely(pd->flags & PG_ALLOC)) {
 		/* Every valid free of a zone block fires here, whichever path
 		 * takes it next (free_slow does not), and before the block can
 		 * be handed out again, as the kernel's does. */
