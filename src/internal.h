@@ -474,7 +474,7 @@ extern uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
  * load on its chain of dependent loads; 0 whenever pa_freehop says
  * otherwise for 1 page (another design, statistics on, several nodes), and
  * sizes above it take the table hop or pa_free. */
-extern uint32_t pa_freehop_span;
+extern uint64_t pa_freehop_span;
 
 /*
  * The one-hop page path (malloc and free call these first): size class from
@@ -482,8 +482,9 @@ extern uint32_t pa_freehop_span;
  * Anything else (another design, alignment, an empty or full array, a
  * remote drain) returns NULL / false and the caller takes pa_alloc /
  * pa_free.  Handlers take it too: the pop and push restart.
- * pa_alloc_onehop_class takes the size class (pa_onehop's value for the
- * page count; PA_NO_ONEHOP fails at once).
+ * pa_alloc_onehop takes the size class as its array's offset in a CPU's
+ * cache (BW_KOFF of pa_onehop's value for the page count); anything above
+ * the last class's fails at once.
  */
 /* A block the one-hop path popped: its descriptor write and tracepoint. */
 static inline void pa_onehop_taken(uint64_t pfn, void **out, int cpu)
@@ -498,10 +499,10 @@ static inline void pa_onehop_taken(uint64_t pfn, void **out, int cpu)
 	MP_PROBE4(mm_page_alloc, *out, pd->order, PROBE_FROM_CACHE, cpu);
 }
 
-static inline bool pa_alloc_onehop_class(uint8_t cls, void **out)
+static inline bool pa_alloc_onehop(uint64_t koff, void **out)
 {
 	uint64_t pfn;
-	if (unlikely(cls >= CACHE_CLASSES))
+	if (unlikely(koff > BW_KOFF(CACHE_CLASSES - 1)))
 		return false;
 	/* Two probe sites, one per front end, so that the per-thread one's
 	 * constant CPU (-1) costs no instruction where the two paths join.
@@ -510,12 +511,12 @@ static inline bool pa_alloc_onehop_class(uint8_t cls, void **out)
 	 * (bw_mine NULL) when the rseq one runs. */
 #if MP_HAVE_RSEQ
 	int cpu;
-	if (likely(bw_pop_once(cls, &pfn, &cpu))) {
+	if (likely(bw_pop_once(koff, &pfn, &cpu))) {
 		pa_onehop_taken(pfn, out, cpu);
 		return true;
 	}
 #endif
-	if (unlikely(!bw_pop_thread(cls, &pfn, false)))
+	if (unlikely(!bw_pop_thread(koff, &pfn, false)))
 		return false;
 	pa_onehop_taken(pfn, out, -1);
 	return true;
@@ -524,14 +525,14 @@ static inline bool pa_alloc_onehop_class(uint8_t cls, void **out)
 /* pd heads a live allocation whose PG_ALLOC the caller has checked. */
 static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 {
-	uint32_t k = pd->npages - 1;      /* npages 1..MAX_BLOCK_PAGES */
+	uint64_t k = (uint64_t)pd->npages - 1;   /* npages 1..MAX_BLOCK_PAGES */
 	if (likely(k < pa_freehop_span)) {
 		pd->flags = PG_CACHED;
 #if MP_HAVE_RSEQ
-		if (likely(bw_push_once(k, (uint32_t)pfn)))
+		if (likely(bw_push_once(BW_KOFF(k), (uint32_t)pfn)))
 			return true;
 #endif
-		return bw_push_thread(k, (uint32_t)pfn, false);
+		return bw_push_thread(BW_KOFF(k), (uint32_t)pfn, false);
 	}
 	return false;
 }

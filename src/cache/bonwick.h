@@ -48,6 +48,9 @@ struct bw_class {
 };
 _Static_assert(offsetof(struct bw_class, slots) == 64, "rseq.h: the array follows the header line");
 _Static_assert(sizeof(struct bw_class) == 2048, "a power of two: a class is a shift away");
+/* Class k's array as an offset in a CPU's cache: what the one-hop
+ * sections add to the CPU's base. */
+#define BW_KOFF(k) ((uint64_t)(k) * sizeof(struct bw_class))
 
 struct bw_cpu {
 	struct bw_class cls[CACHE_CLASSES];
@@ -68,36 +71,39 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 }
 
 #if MP_HAVE_RSEQ
-static inline uint32_t *bw_hdr_of(uint32_t cpu, unsigned k)
+/* &bw_cpu_of(cpu)->cls[k].h.count, in 64-bit arithmetic on values the
+ * caller has zero-extended already (no copies to widen them). */
+static inline uint32_t *bw_hdr_of(uint64_t cpu, uint64_t k)
 {
-	return &bw_cpu_of(cpu)->cls[k].h.count;
+	return (uint32_t *)(bw_base + (cpu << BW_STRIDE_SHIFT) + k * sizeof(struct bw_class));
 }
 
 /*
  * The one-hop path's pop and push: one try of one restartable sequence on
- * this CPU's array of class k.  False: empty, full, stopped, restarted, or
- * no usable CPU id (cpu_id is >= bw_nr_cpus without a registration, and
- * bw_nr_cpus is 0 without the rseq front end): the caller tries the
- * per-thread front end, which finds no cache with the rseq one running,
- * then its slow path, which retries a restart and counts it (bw_pop_cpu).  No retry loop here, so that nothing
- * needed only by a retry stays live across the section.  *at: the CPU
- * whose array gave the block (the tracepoint's).
+ * this CPU's array of the class at offset koff (BW_KOFF; rseq_bw_pop_here: the section reads the CPU
+ * id itself).  False: empty, full, stopped, restarted, or no usable CPU id
+ * (cpu_id is >= bw_nr_cpus without a registration, and bw_nr_cpus is 0
+ * without the rseq front end): the caller tries the per-thread front end,
+ * which finds no cache with the rseq one running, then its slow path,
+ * which retries a restart and counts it (bw_pop_cpu).  No retry loop here,
+ * so that nothing needed only by a retry stays live across the section.
+ * *at: the CPU whose array gave the block (the tracepoint's).
  */
-static inline bool bw_pop_once(unsigned k, uint64_t *pfn, int *at)
+static inline bool bw_pop_once(uint64_t koff, uint64_t *pfn, int *at)
 {
-	uint32_t cpu = rseq_cpu_id();
-	if (unlikely(cpu >= bw_nr_cpus))
-		return false;
-	*at = (int)cpu;
-	return likely(rseq_bw_pop(bw_hdr_of(cpu, k), cpu, pfn) == RSEQ_DONE);
+	uint32_t cpu;
+	if (likely(rseq_bw_pop_here((const char *const *)&bw_base, &bw_nr_cpus, koff, pfn,
+				    &cpu) == RSEQ_DONE)) {
+		*at = (int)cpu;
+		return true;
+	}
+	return false;
 }
 
-static inline bool bw_push_once(unsigned k, uint32_t pfn)
+static inline bool bw_push_once(uint64_t koff, uint32_t pfn)
 {
-	uint32_t cpu = rseq_cpu_id();
-	if (unlikely(cpu >= bw_nr_cpus))
-		return false;
-	return likely(rseq_bw_push(bw_hdr_of(cpu, k), cpu, pfn) == RSEQ_DONE);
+	return likely(rseq_bw_push_here((const char *const *)&bw_base, &bw_nr_cpus, koff,
+					pfn) == RSEQ_DONE);
 }
 
 /* The slow paths' pop: as bw_pop_once, retrying a restart (counted), and
@@ -151,34 +157,36 @@ static inline struct bw_cpu *bw_thread_cache(void)
 	return bw_mine;
 }
 
-/* The per-thread front end (no rseq): one block of class k, or false. */
-static ALWAYS_INLINE bool bw_pop_thread(unsigned k, uint64_t *pfn, bool count)
+/* The per-thread front end (no rseq): one block of the class whose array
+ * is at koff (BW_KOFF), or false.  The offset, as the one-hop path has
+ * it: the array's slots are then one addressing mode away. */
+static ALWAYS_INLINE bool bw_pop_thread(uint64_t koff, uint64_t *pfn, bool count)
 {
 	struct bw_cpu *c = bw_thread_cache();
 	if (unlikely(!c))
 		return false;
-	struct bw_class *cl = &c->cls[k];
+	struct bw_class *cl = (struct bw_class *)((char *)c + koff);
 	uint32_t n = cl->h.count;
 	if (unlikely(!n))
 		return false;
 	if (count)
-		c->c[k].allocs++;
+		c->c[koff / BW_KOFF(1)].allocs++;
 	cl->h.count = --n;
 	*pfn = cl->slots[n];
 	return true;
 }
 
-static ALWAYS_INLINE bool bw_push_thread(unsigned k, uint32_t pfn, bool count)
+static ALWAYS_INLINE bool bw_push_thread(uint64_t koff, uint32_t pfn, bool count)
 {
 	struct bw_cpu *c = bw_thread_cache();
 	if (unlikely(!c))
 		return false;
-	struct bw_class *cl = &c->cls[k];
+	struct bw_class *cl = (struct bw_class *)((char *)c + koff);
 	uint32_t n = cl->h.count;
 	if (unlikely(n >= cl->h.high))
 		return false;
 	if (count)
-		c->c[k].frees++;
+		c->c[koff / BW_KOFF(1)].frees++;
 	cl->slots[n] = pfn;
 	cl->h.count = n + 1;
 	return true;
@@ -198,7 +206,7 @@ static inline bool bw_pop(unsigned k, uint64_t *pfn, bool count)
 	if (likely(bw_pop_cpu(k, pfn, count)))
 		return true;
 #endif
-	return bw_pop_thread(k, pfn, count);
+	return bw_pop_thread(BW_KOFF(k), pfn, count);
 }
 
 /* Takes back a block of class k, or false: then the slow path (bonwick.c). */
@@ -209,7 +217,7 @@ static inline bool bw_push(unsigned k, uint32_t pfn, bool count)
 	if (likely(r >= 0))
 		return r;
 #endif
-	return bw_push_thread(k, pfn, count);
+	return bw_push_thread(BW_KOFF(k), pfn, count);
 }
 
 #endif

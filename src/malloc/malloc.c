@@ -39,15 +39,18 @@ static size_t waste_max = 100;
  * The fast path's size -> class table, the waste policy folded in: a
  * request of s bytes in 1..CACHE_CLASSES pages looks up
  * route[(s - 1) >> ROUTE_SHIFT], the one-hop class of its page count
- * (pa_onehop), or PA_NO_ONEHOP when the one-hop path does not serve that
- * count or when some size of the 512-byte slot is one the policy sends to
- * glibc.  Those take malloc_slow, which decides exactly (zone_size); so the
- * policy costs the fast path nothing: the same shift and load as
- * pa_onehop's.  All PA_NO_ONEHOP until init.
+ * (pa_onehop) as the offset of its array in a CPU's cache (BW_KOFF: the
+ * section adds it as it is), or ROUTE_NONE when the one-hop path does not
+ * serve that count or when some size of the 512-byte slot is one the
+ * policy sends to glibc.  Those take malloc_slow, which decides exactly
+ * (zone_size); so the policy costs the fast path nothing: the same shift
+ * and load as pa_onehop's.  All ROUTE_NONE until init.
  */
 #define ROUTE_SHIFT 9
 #define ROUTE_SLOTS (CACHE_CLASSES << (PAGE_SHIFT - ROUTE_SHIFT))
-static uint8_t route[ROUTE_SLOTS] = { [0 ... ROUTE_SLOTS - 1] = PA_NO_ONEHOP };
+#define ROUTE_NONE 0xffff
+_Static_assert(BW_KOFF(CACHE_CLASSES - 1) < ROUTE_NONE, "route[] holds every class's offset");
+static uint16_t route[ROUTE_SLOTS] = { [0 ... ROUTE_SLOTS - 1] = ROUTE_NONE };
 /* Requests below mp_glibc_below go straight to glibc: zone_lo; 0 while
  * frees deferred by a handler wait (fb_defer_free), so that the next small
  * malloc takes the slow path and drains them; 0 for good with statistics
@@ -120,7 +123,8 @@ static void route_init(void)
 		size_t pages = (i >> (PAGE_SHIFT - ROUTE_SHIFT)) + 1;
 		if (lo < zone_lo)
 			lo = zone_lo;
-		route[i] = waste_ok(lo) ? pa_onehop[pages] : PA_NO_ONEHOP;
+		uint8_t cls = pa_onehop[pages];
+		route[i] = waste_ok(lo) && cls < CACHE_CLASSES ? (uint16_t)BW_KOFF(cls) : ROUTE_NONE;
 	}
 }
 
@@ -433,7 +437,7 @@ static NOINLINE void *malloc_slow(size_t size)
  * trap is armed (malloc_slow fires it); with statistics on the
  * one-hop table is empty and mp_glibc_below 0, so that everything goes the
  * counting way, malloc_slow.  Sizes the waste policy sends to glibc find
- * PA_NO_ONEHOP in route[] and go there through malloc_slow.
+ * ROUTE_NONE in route[] and go there through malloc_slow.
  */
 void *mp_malloc(size_t size)
 {
@@ -445,7 +449,7 @@ void *mp_malloc(size_t size)
 	if (likely(size - zone_lo < mp_onehop_span)) {
 		/* threshold <= size <= CACHE_CLASSES pages; threshold >= 1 */
 		void *p;
-		if (likely(pa_alloc_onehop_class(route[(size - 1) >> ROUTE_SHIFT], &p)))
+		if (likely(pa_alloc_onehop(route[(size - 1) >> ROUTE_SHIFT], &p)))
 			return p;
 	}
 	return malloc_slow(size);

@@ -24,7 +24,7 @@ static unsigned cache_max_pages;   /* 2^cache_order, or 0 with no cache */
 
 uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];
 uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
-uint32_t pa_freehop_span;
+uint64_t pa_freehop_span;
 
 /* Does a cache keep blocks of npages pages? */
 static inline bool cacheable(size_t npages)

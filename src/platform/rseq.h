@@ -208,6 +208,17 @@ static inline uint32_t rseq_cpu_id(void)
 	".popsection\n\t"                                              \
 	"leaq 3b(%%rip), %%rax\n\t"                                    \
 	"movq %%rax, %%fs:%c[cs_off](%[rso])\n\t"
+/* The same, arming through the named output register (any: it is written
+ * again inside the section). */
+#define RSEQ_CS_DESC_FS_VIA(reg)                                       \
+	".pushsection __rseq_cs, \"aw\"\n\t"                           \
+	".balign 32\n\t"                                               \
+	"3:\n\t"                                                       \
+	".long 0x0, 0x0\n\t"                                           \
+	".quad 1f, (2f - 1f), 4f\n\t"                                  \
+	".popsection\n\t"                                              \
+	"leaq 3b(%%rip), %[" #reg "]\n\t"                              \
+	"movq %[" #reg "], %%fs:%c[cs_off](%[rso])\n\t"
 #define RSEQ_FS_IN                                                     \
 	[rso] "r"(mp_rseq_offset), [cpu] "r"(cpu),                     \
 	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
@@ -271,6 +282,92 @@ aborted:
 	return RSEQ_ABORTED;
 full:
 	return RSEQ_LIST_STOPPED;    /* full, or stopped: the slow path decides */
+}
+
+/*
+ * The one-hop path's pop and push: the section reads this thread's CPU id
+ * itself, after its descriptor is armed, and finds the CPU's array from it
+ * (base + cpu * 64 KiB + koff): a migration after that read is a
+ * preemption, which restarts the section, so no compare with an id read
+ * before is needed, and nothing is read outside it.  A CPU id at or above
+ * nr (no registration: the kernel never writes it, and glibc leaves a
+ * negative value) leaves the section at once: RSEQ_LIST_STOPPED with
+ * *cpu unset.  On RSEQ_DONE *cpu is the CPU whose array was used.
+ */
+static inline enum rseq_result rseq_bw_pop_here(const char *const *base, const uint32_t *nr,
+						uint64_t koff, uint64_t *pfn, uint32_t *cpu)
+{
+	uint64_t c, h, n, v;
+	__asm__ __volatile__ goto(
+		RSEQ_CS_DESC_FS_VIA(c)
+		"1:\n\t"
+		"movl %%fs:%c[cpu_off](%[rso]), %k[c]\n\t"
+		"cmpl %[nr], %k[c]\n\t"
+		"jae %l[nocpu]\n\t"
+		"movq %[c], %[h]\n\t"
+		"shlq $16, %[h]\n\t"
+		"addq %[base], %[h]\n\t"
+		"addq %[koff], %[h]\n\t"
+		"movl (%[h]), %k[n]\n\t"
+		"testl %k[n], %k[n]\n\t"
+		"jle %l[empty]\n\t"
+		"decl %k[n]\n\t"
+		"movl 64(%[h], %[n], 4), %k[v]\n\t"
+		"movl %k[n], (%[h])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [c] "=&r"(c), [h] "=&r"(h), [n] "=&r"(n), [v] "=&r"(v)
+		: [rso] "r"(mp_rseq_offset), [koff] "r"(koff), [base] "m"(*base), [nr] "m"(*nr),
+		  [cs_off] "i"(offsetof(struct rseq, rseq_cs)),
+		  [cpu_off] "i"(offsetof(struct rseq, cpu_id))
+		: "memory", "cc"
+		: aborted, empty, nocpu);
+	*pfn = v;
+	*cpu = (uint32_t)c;
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+empty:
+	return RSEQ_LIST_EMPTY;
+nocpu:
+	return RSEQ_LIST_STOPPED;
+}
+
+static inline enum rseq_result rseq_bw_push_here(const char *const *base, const uint32_t *nr,
+						 uint64_t koff, uint32_t pfn)
+{
+	uint64_t h, n;
+	__asm__ __volatile__ goto(
+		RSEQ_CS_DESC_FS_VIA(h)
+		"1:\n\t"
+		"movl %%fs:%c[cpu_off](%[rso]), %k[h]\n\t"
+		"cmpl %[nr], %k[h]\n\t"
+		"jae %l[nocpu]\n\t"
+		"shlq $16, %[h]\n\t"
+		"addq %[base], %[h]\n\t"
+		"addq %[koff], %[h]\n\t"
+		"movl (%[h]), %k[n]\n\t"
+		"cmpl 4(%[h]), %k[n]\n\t"
+		"jae %l[full]\n\t"
+		"movl %k[pfn], 64(%[h], %[n], 4)\n\t"
+		"incl %k[n]\n\t"
+		"movl %k[n], (%[h])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [h] "=&r"(h), [n] "=&r"(n)
+		: [rso] "r"(mp_rseq_offset), [koff] "r"(koff), [pfn] "r"(pfn),
+		  [base] "m"(*base), [nr] "m"(*nr),
+		  [cs_off] "i"(offsetof(struct rseq, rseq_cs)),
+		  [cpu_off] "i"(offsetof(struct rseq, cpu_id))
+		: "memory", "cc"
+		: aborted, full, nocpu);
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+full:
+	return RSEQ_LIST_STOPPED;
+nocpu:
+	return RSEQ_LIST_STOPPED;
 }
 
 /* Moves the top k pfns of this CPU's array (k <= count) into buf. */
