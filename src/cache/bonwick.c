@@ -26,8 +26,14 @@
  * lists' high: a CPU that goes to the depot for the same reason twice in a
  * row (empty, empty, or full, full) doubles its high, up to 2 MiB of blocks
  * per class; a global drain (exhaustion, magpage_drain, malloc_trim) resets
- * it.  Cached memory per CPU is therefore at most 16 x 2 MiB, and the depot
- * holds at most depot_pages pages per class (64 MiB by default).
+ * it.  The growth of all a CPU's classes together is bounded by BW_GROW_PAGES
+ * (see tune): one class may grow to its whole array, as a batch of one size
+ * needs, but a CPU cycling many sizes, each drifting past its capacity now
+ * and then, does not grow them all (that held 16 x 2 MiB per CPU, half of
+ * it idle: 58 MiB peak RSS for 18 MiB live in bench_xthread -m random -t 2).
+ * Cached memory per CPU is therefore at most start_pages + BW_GROW_PAGES
+ * (7.6 + 2 MiB), and the depot holds at most depot_pages pages per class
+ * (64 MiB by default).
  *
  * drain_all reaches other CPUs' arrays as pcp_rseq.c does: set the stopped
  * bit of each count, fence the CPU with membarrier (cache_stop_cpu), then
@@ -54,6 +60,9 @@
 /* Blocks moved per depot or zone trip: the buffer is on the stack of the
  * slow path, which handlers on a small sigaltstack also run (256 bytes). */
 #define BW_MAXBUF 64
+/* Pages a CPU's capacities may grow by, all classes together: room for one
+ * class to grow from its start to its whole array (128 -> 496 pages). */
+#define BW_GROW_PAGES 512
 
 struct bw_depot {
 	struct mp_lock lock;
@@ -76,6 +85,8 @@ static unsigned nr_cpus;
 static bool bw_rseq;                    /* per-CPU front end; else per thread */
 static struct bw_depot depot[CACHE_CLASSES];
 static uint32_t batch[CACHE_CLASSES], max_high[CACHE_CLASSES];
+static uint32_t start_pages;            /* Σ 2 x batch[k] x (k + 1): a CPU's
+					   capacity in pages before tuning */
 static struct cache_fences fenced;
 static uint64_t decayed_pages;          /* atomic: given to the zone by bw_decay */
 static pthread_key_t thread_key;        /* per-thread front end: flush at exit */
@@ -101,6 +112,7 @@ static bool bw_init(void)
 		uint32_t pages = k + 1;
 		batch[k] = 64 / pages >= 4 ? 64 / pages : 4;
 		max_high[k] = BW_SLOTS / pages >= 2 * batch[k] ? BW_SLOTS / pages : 2 * batch[k];
+		start_pages += 2 * batch[k] * pages;
 	}
 	size_t dbytes = 0;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
@@ -301,14 +313,30 @@ static void thread_exit(void *arg)
 
 /* ---- allocation -------------------------------------------------------- */
 
+/* Capacity of all c's classes, in pages: start_pages plus what tune gave. */
+static uint32_t high_pages(const struct bw_cpu *c)
+{
+	uint32_t pages = 0;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		pages += __atomic_load_n(&c->cls[k].h.high, __ATOMIC_RELAXED) * (k + 1);
+	return pages;
+}
+
 /* A CPU (or thread) went to the depot for the same reason twice in a row:
- * its working set is larger than its array; let it hold more. */
+ * its working set is larger than its array; let it hold more, within the
+ * CPU's growth budget (BW_GROW_PAGES).  Sixteen loads, once per depot
+ * trip, not per block. */
 static void tune(struct bw_cpu *c, unsigned k, uint8_t why)
 {
 	struct bw_hdr *h = &c->cls[k].h;
 	if (c->c[k].last == why && h->high < max_high[k]) {
 		uint32_t nh = h->high * 2 < max_high[k] ? h->high * 2 : max_high[k];
-		__atomic_store_n(&h->high, nh, __ATOMIC_RELAXED);
+		uint32_t used = high_pages(c), cap = start_pages + BW_GROW_PAGES;
+		uint32_t room = used < cap ? (cap - used) / (k + 1) : 0;
+		if (nh > h->high + room)
+			nh = h->high + room;
+		if (nh > h->high)
+			__atomic_store_n(&h->high, nh, __ATOMIC_RELAXED);
 	}
 	c->c[k].last = why;
 }

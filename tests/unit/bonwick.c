@@ -1,0 +1,77 @@
+/*
+ * bonwick.c — unit tests for the default page cache (cache/bonwick.c),
+ * driven through pa_* directly.
+ *
+ * The test pins itself to CPU 0 first, so "this CPU's arrays" are view 0
+ * (or, without rseq, this thread's).
+ */
+#include <criterion/criterion.h>
+#include <sched.h>
+
+#include "internal.h"
+
+#define ZONE_BYTES ((uint64_t)256 << 20)
+
+TestSuite(bonwick, .timeout = 120);
+
+static void start(void)
+{
+	cpu_set_t set;
+
+	options_defaults(&opt);
+	opt.cache = CACHE_BONWICK;
+	opt.depot_pages = 64;       /* the smallest: spills reach the zone */
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+	cpu_init();
+	cr_assert_eq(zone_init(ZONE_BYTES), 0);
+	cache_init();
+	pa_init();
+	cr_assert_eq(cache_kind, CACHE_BONWICK);
+}
+
+static void validate(uint64_t used)
+{
+	char why[256] = "";
+	cr_assert_eq(zone_validate(used, why, sizeof(why)), 0, "%s", why);
+}
+
+/*
+ * Batches of every size class, each larger than a whole array, make every
+ * class go to the depot for the same reason again and again: each would
+ * grow to its whole array (496 pages, 31 MiB for the sixteen).  Together
+ * they may grow by BW_GROW_PAGES only, so what one CPU's arrays hold stays
+ * within the starting capacities (two batches of 64 pages' worth of blocks,
+ * at least 4 blocks, per class) plus 512 pages.
+ */
+Test(bonwick, growth_bounded_per_cpu)
+{
+	enum { ROUNDS = 4, MAX_N = 1100 };
+	static struct page_desc *pds[MAX_N];
+	uint64_t start_pages = 0, most = 0;
+
+	start();
+	for (unsigned p = 1; p <= CACHE_CLASSES; p++)
+		start_pages += 2 * (64 / p >= 4 ? 64 / p : 4) * p;
+	for (int r = 0; r < ROUNDS; r++)
+		for (unsigned p = 1; p <= CACHE_CLASSES; p++) {
+			unsigned n = 1024 / p + 64;
+			for (unsigned i = 0; i < n; i++) {
+				pds[i] = pa_alloc(p, 0);
+				cr_assert_not_null(pds[i]);
+				pds[i]->flags &= (uint8_t)~PG_ALLOC;  /* as free() does */
+			}
+			for (unsigned i = 0; i < n; i++)
+				pa_free(pds[i]);
+			struct cache_view v;
+			cache_view(0, &v);
+			if (v.nr_pages > most)
+				most = v.nr_pages;
+		}
+	cr_assert_leq(most, start_pages + 512,
+		      "CPU 0's arrays held %lu pages; the bound is %lu + 512",
+		      (unsigned long)most, (unsigned long)start_pages);
+	pa_drain_all();
+	validate(0);
+}
