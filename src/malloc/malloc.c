@@ -49,6 +49,10 @@ static size_t waste_max = 100;
 #define ROUTE_SHIFT 9
 #define ROUTE_SLOTS (CACHE_CLASSES << (PAGE_SHIFT - ROUTE_SHIFT))
 #define ROUTE_NONE 0xffff
+/* Every size of the slot is one the waste policy sends to glibc:
+ * malloc_slow sends it there first thing (it fails the fast path's compare
+ * as ROUTE_NONE does). */
+#define ROUTE_GLIBC 0xfffe
 _Static_assert(BW_KOFF(CACHE_CLASSES - 1) < ROUTE_NONE, "route[] holds every class's offset");
 static uint16_t route[ROUTE_SLOTS] = { [0 ... ROUTE_SLOTS - 1] = ROUTE_NONE };
 /* Requests below mp_glibc_below go straight to glibc: zone_lo; 0 while
@@ -112,6 +116,7 @@ void malloc_stats_read(struct malloc_stats *out)
 /* ---- initialisation ----------------------------------------------------- */
 
 static bool waste_ok(size_t size);
+static inline bool zone_range(size_t size);
 
 /* After pa_init: route[] from pa_onehop and the policy.  Waste falls as
  * the size grows within a page count, so a slot is all-zone when its
@@ -123,8 +128,13 @@ static void route_init(void)
 		size_t pages = (i >> (PAGE_SHIFT - ROUTE_SHIFT)) + 1;
 		if (lo < zone_lo)
 			lo = zone_lo;
+		size_t hi = (i + 1) << ROUTE_SHIFT;
 		uint8_t cls = pa_onehop[pages];
-		route[i] = waste_ok(lo) && cls < CACHE_CLASSES ? (uint16_t)BW_KOFF(cls) : ROUTE_NONE;
+		if (waste_ok(lo))
+			route[i] = cls < CACHE_CLASSES ? (uint16_t)BW_KOFF(cls) : ROUTE_NONE;
+		else
+			route[i] = zone_range(lo) && !waste_ok(hi) && !stats_on ? ROUTE_GLIBC
+										: ROUTE_NONE;
 	}
 }
 
@@ -417,6 +427,13 @@ static NOINLINE void *malloc_slow(size_t size)
 	void *p;
 
 	trap_check();
+	/* A page plus a header that the waste policy sends to glibc (redis's
+	 * 4101 bytes): there at once in process context, unless frees deferred
+	 * by a handler wait to be drained (mp_glibc_below 0 says so, and with
+	 * statistics on, route[] has no ROUTE_GLIBC). */
+	if (size - zone_lo < onehop_span && route[(size - 1) >> ROUTE_SHIFT] == ROUTE_GLIBC &&
+	    likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) && likely(!mp_tls.word))
+		return fb_malloc(size);
 	if (zone_size(size) && pa_alloc_table_hop(size, &p)) {
 		tick_check();  /* its refills reach the zone from inside the cache */
 		return p;      /* counts nothing: with statistics on it is not taken */
