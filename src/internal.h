@@ -166,20 +166,21 @@ struct mp_tls {
 	};
 	uintptr_t free_below;      /* malloc.c: free() hands a pointer below it
 				      straight to glibc.  The region's base
-				      (mp_free_below) once a free on this thread
-				      saw word 0; 0 at thread start, from
-				      sigctx_enter and sigctx_hold on, so that
-				      a handler's free never takes that way */
+				      (malloc.c's free_below) once a free on
+				      this thread saw word 0; 0 at thread start,
+				      and from sigctx_enter, sigctx_hold and the
+				      magazines' cs_enter on, so that a handler's
+				      free never takes that way */
 	uint8_t in_init;           /* this thread is running mp_init */
 	uint8_t in_zone;           /* between zone_lock and zone_unlock */
 	uint16_t hop_frees;        /* malloc.c: frees the table hop absorbed, to
 				      sample (1 in 64) for the purge */
-	uint32_t alt_size;         /* this thread's sigaltstack from alt_lo,
-				      once seen in use; 0 before */
+	uint32_t alt_size;         /* see alt_lo; 0 before */
 	uintptr_t outer_sp;        /* trampoline frame of the outermost live handler on
 				      the thread's own stack; 0 if none */
 	uintptr_t outer_alt_sp;    /* the same on the sigaltstack */
-	uintptr_t alt_lo;
+	uintptr_t alt_lo;          /* this thread's sigaltstack, [alt_lo,
+				      alt_lo + alt_size), once seen in use */
 	uint64_t deferred;         /* signals (bit sig-1) held back while in_zone
 				      or in_cache */
 	void *bw_mine;             /* cache/bonwick.c: this thread's arrays when
@@ -472,8 +473,8 @@ extern uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
 /* The one-hop free's bound: blocks of 1..pa_freehop_span pages are bonwick's
  * classes 0..span-1 (pa_freehop[n] == n - 1), so that free needs no table
  * load on its chain of dependent loads; 0 whenever pa_freehop says
- * otherwise for 1 page (another design, statistics on, several nodes), and
- * sizes above it take the table hop or pa_free. */
+ * otherwise for 1 page (another design, statistics on, several nodes).
+ * Sizes above it look at pa_freehop (a class past a gap) off the hot path. */
 extern uint64_t pa_freehop_span;
 
 /*
@@ -526,15 +527,18 @@ static inline bool pa_alloc_onehop(uint64_t koff, void **out)
 static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 {
 	uint64_t k = (uint64_t)pd->npages - 1;   /* npages 1..MAX_BLOCK_PAGES */
-	if (likely(k < pa_freehop_span)) {
-		pd->flags = PG_CACHED;
-#if MP_HAVE_RSEQ
-		if (likely(bw_push_once(BW_KOFF(k), (uint32_t)pfn)))
-			return true;
-#endif
-		return bw_push_thread(BW_KOFF(k), (uint32_t)pfn, false);
+	if (unlikely(k >= pa_freehop_span)) {
+		/* a class past a gap (cache_exact:0 keeps powers of two only) */
+		k = pa_freehop[pd->npages];
+		if (k >= CACHE_CLASSES)
+			return false;
 	}
-	return false;
+	pd->flags = PG_CACHED;
+#if MP_HAVE_RSEQ
+	if (likely(bw_push_once(BW_KOFF(k), (uint32_t)pfn)))
+		return true;
+#endif
+	return bw_push_thread(BW_KOFF(k), (uint32_t)pfn, false);
 }
 
 /*

@@ -71,21 +71,15 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 }
 
 #if MP_HAVE_RSEQ
-/* &bw_cpu_of(cpu)->cls[k].h.count, in 64-bit arithmetic on values the
- * caller has zero-extended already (no copies to widen them). */
-static inline uint32_t *bw_hdr_of(uint64_t cpu, uint64_t k)
-{
-	return (uint32_t *)(bw_base + (cpu << BW_STRIDE_SHIFT) + k * sizeof(struct bw_class));
-}
-
 /*
  * The one-hop path's pop and push: one try of one restartable sequence on
- * this CPU's array of the class at offset koff (BW_KOFF; rseq_bw_pop_here: the section reads the CPU
- * id itself).  False: empty, full, stopped, restarted, or no usable CPU id
+ * this CPU's array of the class at offset koff (BW_KOFF; rseq_bw_pop_here:
+ * the section reads the CPU id itself).  False: empty, full, stopped, restarted, or no usable CPU id
  * (cpu_id is >= bw_nr_cpus without a registration, and bw_nr_cpus is 0
  * without the rseq front end): the caller tries the per-thread front end,
  * which finds no cache with the rseq one running, then its slow path,
- * which retries a restart and counts it (bw_pop_cpu).  No retry loop here,
+ * whose own sections retry a restart and count it (bw_pop_cpu; a restart
+ * here is not counted).  No retry loop here,
  * so that nothing needed only by a retry stays live across the section.
  * *at: the CPU whose array gave the block (the tracepoint's).
  */

@@ -76,6 +76,7 @@ static inline struct mag_list *mag_list(struct magazine *m, unsigned cls)
 static inline void cs_enter(void)
 {
 	mp_tls.in_cache = 1;
+	mp_tls.free_below = 0;     /* a re-entered free takes the slow way */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 

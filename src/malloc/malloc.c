@@ -53,7 +53,7 @@ static size_t waste_max = 100;
  * malloc_slow sends it there first thing (it fails the fast path's compare
  * as ROUTE_NONE does). */
 #define ROUTE_GLIBC 0xfffe
-_Static_assert(BW_KOFF(CACHE_CLASSES - 1) < ROUTE_NONE, "route[] holds every class's offset");
+_Static_assert(BW_KOFF(CACHE_CLASSES - 1) < ROUTE_GLIBC, "route[] holds every class's offset");
 static uint16_t route[ROUTE_SLOTS] = { [0 ... ROUTE_SLOTS - 1] = ROUTE_NONE };
 /* Requests below mp_glibc_below go straight to glibc: zone_lo; 0 while
  * frees deferred by a handler wait (fb_defer_free), so that the next small

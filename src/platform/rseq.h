@@ -293,6 +293,9 @@ full:
  * nr (no registration: the kernel never writes it, and glibc leaves a
  * negative value) leaves the section at once: RSEQ_LIST_STOPPED with
  * *cpu unset.  On RSEQ_DONE *cpu is the CPU whose array was used.
+ * Only after cpu_init: the descriptor is stored before anything is
+ * checked, at %fs + mp_rseq_offset, which is glibc's area only once set
+ * (every caller is reached through bounds that init opens).
  */
 static inline enum rseq_result rseq_bw_pop_here(const char *const *base, const uint32_t *nr,
 						uint64_t koff, uint64_t *pfn, uint32_t *cpu)

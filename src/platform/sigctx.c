@@ -90,12 +90,14 @@ uintptr_t sigctx_enter(uintptr_t sp, bool may_be_on_altstack)
 	if (!alt && may_be_on_altstack) {
 		stack_t ss;
 		if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
-			/* an altstack of 4 GiB or more is taken as its first
-			 * 4 GiB: its handlers' frames are near its top */
+			/* an altstack of 4 GiB or more is taken as its top
+			 * 4 GiB, where its handlers' frames are */
+			size_t size = ss.ss_size > UINT32_MAX ? UINT32_MAX : ss.ss_size;
 			mp_tls.alt_size = 0;
 			__atomic_signal_fence(__ATOMIC_SEQ_CST);
-			mp_tls.alt_lo = (uintptr_t)ss.ss_sp;
-			mp_tls.alt_size = ss.ss_size > UINT32_MAX ? UINT32_MAX : (uint32_t)ss.ss_size;
+			mp_tls.alt_lo = (uintptr_t)ss.ss_sp + ss.ss_size - size;
+			__atomic_signal_fence(__ATOMIC_SEQ_CST);
+			mp_tls.alt_size = (uint32_t)size;
 			alt = true;
 		}
 	}
