@@ -60,6 +60,10 @@
 /* Blocks moved per depot or zone trip: the buffer is on the stack of the
  * slow path, which handlers on a small sigaltstack also run (256 bytes). */
 #define BW_MAXBUF 64
+/* The same in process context, whose stack is the thread's: a refill or a
+ * spill of a grown array (high 496) is one depot trip, not four (batch
+ * 1024 made 32 trips per round with 64). */
+#define BW_MAXBUF_PROC 256
 /* Pages a CPU's capacities may grow by, all classes together: room for one
  * class to grow from its start to its whole array (128 -> 496 pages). */
 #define BW_GROW_PAGES 512
@@ -362,9 +366,9 @@ static unsigned fetch(unsigned k, uint32_t *buf, unsigned want, bool irq, struct
 
 /* The array was empty (or stopped): refill it with half its capacity and
  * hand one block out.  NULL sends the caller to the zone path. */
-static struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *own)
+static struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *own,
+					  uint32_t *buf, unsigned cap)
 {
-	uint32_t buf[BW_MAXBUF];
 	struct bw_cpu *c = own;
 	int cpu = -1;
 
@@ -380,8 +384,8 @@ static struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *ow
 		return NULL;         /* a remote drain owns it: the zone path */
 	tune(c, k, 1);
 	unsigned want = c->cls[k].h.high / 2;
-	if (want > BW_MAXBUF)
-		want = BW_MAXBUF;
+	if (want > cap)
+		want = cap;
 	unsigned n = fetch(k, buf, want, irq, &c->c[k]);
 	if (n == 0)
 		return NULL;
@@ -436,12 +440,27 @@ static struct page_desc *bw_alloc(size_t npages)
  * siglongjmp must not abandon the blocks they hold in hand (buf, or a
  * per-thread array cut short).  What needs the handler test is decided
  * before. */
+/* The buffer in a frame of its own for each context, so that a handler's
+ * frame stays small (altstack_small: the library's share of a 4 KiB
+ * sigaltstack under 1 KiB). */
+static NOINLINE struct page_desc *alloc_slow_irq(unsigned k, struct bw_cpu *mine)
+{
+	uint32_t buf[BW_MAXBUF];
+	return alloc_slow_held(k, true, mine, buf, BW_MAXBUF);
+}
+
+static NOINLINE struct page_desc *alloc_slow_proc(unsigned k, struct bw_cpu *mine)
+{
+	uint32_t buf[BW_MAXBUF_PROC];
+	return alloc_slow_held(k, false, mine, buf, BW_MAXBUF_PROC);
+}
+
 static NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 {
 	bool irq = sigctx_in_irq();
 	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
 	uint8_t was = sigctx_hold();
-	struct page_desc *pd = alloc_slow_held(k, irq, mine);
+	struct page_desc *pd = irq ? alloc_slow_irq(k, mine) : alloc_slow_proc(k, mine);
 	sigctx_unhold(was);
 	return pd;
 }
@@ -450,9 +469,9 @@ static NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 
 /* The array was full (or stopped): give its top half to the depot, then
  * keep the block.  False sends the caller to the zone path. */
-static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine)
+static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine,
+			   uint32_t *buf, unsigned cap)
 {
-	uint32_t buf[BW_MAXBUF];
 	unsigned k = pd->npages - 1;
 	struct bw_cpu *c;
 	int cpu = -1;
@@ -482,8 +501,8 @@ static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine)
 				continue;
 			}
 			n = high / 2 < cnt ? high / 2 : cnt;
-			if (n > BW_MAXBUF)
-				n = BW_MAXBUF;
+			if (n > cap)
+				n = cap;
 			enum rseq_result r = rseq_bw_pop_n(&c->cls[k].h.count, cpu, buf, n);
 			if (r == RSEQ_ABORTED) {
 				c->restarts++;
@@ -501,7 +520,7 @@ static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine)
 				c->c[k].frees++;
 				return true;
 			}
-			n = cnt / 2 < BW_MAXBUF ? cnt / 2 : BW_MAXBUF;
+			n = cnt / 2 < cap ? cnt / 2 : cap;
 			c->cls[k].h.count -= n;
 			memcpy(buf, &c->cls[k].slots[c->cls[k].h.count], n * sizeof(uint32_t));
 		}
@@ -523,12 +542,24 @@ static bool bw_free(struct page_desc *pd)
 	return bw_free_slow(pd);
 }
 
+static NOINLINE bool free_slow_irq(struct page_desc *pd, struct bw_cpu *mine)
+{
+	uint32_t buf[BW_MAXBUF];
+	return free_slow_held(pd, true, mine, buf, BW_MAXBUF);
+}
+
+static NOINLINE bool free_slow_proc(struct page_desc *pd, struct bw_cpu *mine)
+{
+	uint32_t buf[BW_MAXBUF_PROC];
+	return free_slow_held(pd, false, mine, buf, BW_MAXBUF_PROC);
+}
+
 static NOINLINE bool bw_free_slow(struct page_desc *pd)
 {
 	bool irq = sigctx_in_irq();
 	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
 	uint8_t was = sigctx_hold();
-	bool kept = free_slow_held(pd, irq, mine);
+	bool kept = irq ? free_slow_irq(pd, mine) : free_slow_proc(pd, mine);
 	sigctx_unhold(was);
 	return kept;
 }
