@@ -346,7 +346,8 @@ static void tune(struct bw_cpu *c, unsigned k, uint8_t why)
 }
 
 /* Fills buf with up to want blocks of k+1 pages: the depot, else the zone. */
-static unsigned fetch(unsigned k, uint32_t *buf, unsigned want, bool irq, struct bw_counts *st)
+static ALWAYS_INLINE unsigned fetch(unsigned k, uint32_t *buf, unsigned want, bool irq,
+				     struct bw_counts *st)
 {
 	unsigned n = depot_take(k, buf, want, irq);
 	if (n) {
@@ -366,8 +367,8 @@ static unsigned fetch(unsigned k, uint32_t *buf, unsigned want, bool irq, struct
 
 /* The array was empty (or stopped): refill it with half its capacity and
  * hand one block out.  NULL sends the caller to the zone path. */
-static struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *own,
-					  uint32_t *buf, unsigned cap)
+static ALWAYS_INLINE struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *own,
+							 uint32_t *buf, unsigned cap)
 {
 	struct bw_cpu *c = own;
 	int cpu = -1;
@@ -440,27 +441,29 @@ static struct page_desc *bw_alloc(size_t npages)
  * siglongjmp must not abandon the blocks they hold in hand (buf, or a
  * per-thread array cut short).  What needs the handler test is decided
  * before. */
-/* The buffer in a frame of its own for each context, so that a handler's
- * frame stays small (altstack_small: the library's share of a 4 KiB
+/* Process context's slow path, with its big buffer in a frame of its own:
+ * a handler's path (bw_alloc_slow's own frame, a 64-block buffer) stays as
+ * small as it was (altstack_small: the library's share of a 4 KiB
  * sigaltstack under 1 KiB). */
-static NOINLINE struct page_desc *alloc_slow_irq(unsigned k, struct bw_cpu *mine)
-{
-	uint32_t buf[BW_MAXBUF];
-	return alloc_slow_held(k, true, mine, buf, BW_MAXBUF);
-}
-
-static NOINLINE struct page_desc *alloc_slow_proc(unsigned k, struct bw_cpu *mine)
+static NOINLINE struct page_desc *alloc_slow_proc(unsigned k)
 {
 	uint32_t buf[BW_MAXBUF_PROC];
-	return alloc_slow_held(k, false, mine, buf, BW_MAXBUF_PROC);
+	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
+	uint8_t was = sigctx_hold();
+	struct page_desc *pd = alloc_slow_held(k, false, mine, buf, BW_MAXBUF_PROC);
+	sigctx_unhold(was);
+	return pd;
 }
 
 static NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 {
+	uint32_t buf[BW_MAXBUF];
 	bool irq = sigctx_in_irq();
+	if (!irq)
+		return alloc_slow_proc(k);
 	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
 	uint8_t was = sigctx_hold();
-	struct page_desc *pd = irq ? alloc_slow_irq(k, mine) : alloc_slow_proc(k, mine);
+	struct page_desc *pd = alloc_slow_held(k, true, mine, buf, BW_MAXBUF);
 	sigctx_unhold(was);
 	return pd;
 }
@@ -469,8 +472,8 @@ static NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 
 /* The array was full (or stopped): give its top half to the depot, then
  * keep the block.  False sends the caller to the zone path. */
-static bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine,
-			   uint32_t *buf, unsigned cap)
+static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine,
+					  uint32_t *buf, unsigned cap)
 {
 	unsigned k = pd->npages - 1;
 	struct bw_cpu *c;
@@ -542,24 +545,26 @@ static bool bw_free(struct page_desc *pd)
 	return bw_free_slow(pd);
 }
 
-static NOINLINE bool free_slow_irq(struct page_desc *pd, struct bw_cpu *mine)
-{
-	uint32_t buf[BW_MAXBUF];
-	return free_slow_held(pd, true, mine, buf, BW_MAXBUF);
-}
-
-static NOINLINE bool free_slow_proc(struct page_desc *pd, struct bw_cpu *mine)
+/* As alloc_slow_proc. */
+static NOINLINE bool free_slow_proc(struct page_desc *pd)
 {
 	uint32_t buf[BW_MAXBUF_PROC];
-	return free_slow_held(pd, false, mine, buf, BW_MAXBUF_PROC);
+	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
+	uint8_t was = sigctx_hold();
+	bool kept = free_slow_held(pd, false, mine, buf, BW_MAXBUF_PROC);
+	sigctx_unhold(was);
+	return kept;
 }
 
 static NOINLINE bool bw_free_slow(struct page_desc *pd)
 {
+	uint32_t buf[BW_MAXBUF];
 	bool irq = sigctx_in_irq();
+	if (!irq)
+		return free_slow_proc(pd);
 	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
 	uint8_t was = sigctx_hold();
-	bool kept = irq ? free_slow_irq(pd, mine) : free_slow_proc(pd, mine);
+	bool kept = free_slow_held(pd, true, mine, buf, BW_MAXBUF);
 	sigctx_unhold(was);
 	return kept;
 }
