@@ -86,8 +86,8 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 static inline bool bw_pop_once(uint64_t koff, uint64_t *pfn, int *at)
 {
 	uint32_t cpu;
-	if (likely(rseq_bw_pop_here((const char *const *)&bw_base, &bw_nr_cpus, koff, pfn,
-				    &cpu) == RSEQ_DONE)) {
+	if (likely(rseq_bw_pop_here((uint64_t)bw_base + koff, &bw_nr_cpus, pfn, &cpu) ==
+		   RSEQ_DONE)) {
 		*at = (int)cpu;
 		return true;
 	}
@@ -96,8 +96,7 @@ static inline bool bw_pop_once(uint64_t koff, uint64_t *pfn, int *at)
 
 static inline bool bw_push_once(uint64_t koff, uint32_t pfn)
 {
-	return likely(rseq_bw_push_here((const char *const *)&bw_base, &bw_nr_cpus, koff,
-					pfn) == RSEQ_DONE);
+	return likely(rseq_bw_push_here((uint64_t)bw_base + koff, &bw_nr_cpus, pfn) == RSEQ_DONE);
 }
 
 /* The slow paths' pop: as bw_pop_once, retrying a restart (counted), and

@@ -287,7 +287,9 @@ full:
 /*
  * The one-hop path's pop and push: the section reads this thread's CPU id
  * itself, after its descriptor is armed, and finds the CPU's array from it
- * (base + cpu * 64 KiB + koff): a migration after that read is a
+ * (basek + cpu * 64 KiB, basek being the CPU caches' base plus the class's
+ * offset, added before the section so that the address waits for one add
+ * after the CPU id): a migration after that read is a
  * preemption, which restarts the section, so no compare with an id read
  * before is needed, and nothing is read outside it.  A CPU id at or above
  * nr (no registration: the kernel never writes it, and glibc leaves a
@@ -297,10 +299,12 @@ full:
  * checked, at %fs + mp_rseq_offset, which is glibc's area only once set
  * (every caller is reached through bounds that init opens).
  */
-static inline enum rseq_result rseq_bw_pop_here(const char *const *base, const uint32_t *nr,
-						uint64_t koff, uint64_t *pfn, uint32_t *cpu)
+static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *nr,
+						uint64_t *pfn, uint32_t *cpu)
 {
 	uint64_t c, h, n, v;
+	/* the top slot is read at 60 + 4 x count, before the decrement, so
+	 * that the slot's load waits only for the count's */
 	__asm__ __volatile__ goto(
 		RSEQ_CS_DESC_FS_VIA(c)
 		"1:\n\t"
@@ -309,18 +313,17 @@ static inline enum rseq_result rseq_bw_pop_here(const char *const *base, const u
 		"jae %l[nocpu]\n\t"
 		"movq %[c], %[h]\n\t"
 		"shlq $16, %[h]\n\t"
-		"addq %[base], %[h]\n\t"
-		"addq %[koff], %[h]\n\t"
+		"addq %[basek], %[h]\n\t"
 		"movl (%[h]), %k[n]\n\t"
 		"testl %k[n], %k[n]\n\t"
 		"jle %l[empty]\n\t"
+		"movl 60(%[h], %[n], 4), %k[v]\n\t"
 		"decl %k[n]\n\t"
-		"movl 64(%[h], %[n], 4), %k[v]\n\t"
 		"movl %k[n], (%[h])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [c] "=&r"(c), [h] "=&r"(h), [n] "=&r"(n), [v] "=&r"(v)
-		: [rso] "r"(mp_rseq_offset), [koff] "r"(koff), [base] "m"(*base), [nr] "m"(*nr),
+		: [rso] "r"(mp_rseq_offset), [basek] "r"(basek), [nr] "m"(*nr),
 		  [cs_off] "i"(offsetof(struct rseq, rseq_cs)),
 		  [cpu_off] "i"(offsetof(struct rseq, cpu_id))
 		: "memory", "cc"
@@ -336,8 +339,7 @@ nocpu:
 	return RSEQ_LIST_STOPPED;
 }
 
-static inline enum rseq_result rseq_bw_push_here(const char *const *base, const uint32_t *nr,
-						 uint64_t koff, uint32_t pfn)
+static inline enum rseq_result rseq_bw_push_here(uint64_t basek, const uint32_t *nr, uint32_t pfn)
 {
 	uint64_t h, n;
 	__asm__ __volatile__ goto(
@@ -347,8 +349,7 @@ static inline enum rseq_result rseq_bw_push_here(const char *const *base, const 
 		"cmpl %[nr], %k[h]\n\t"
 		"jae %l[nocpu]\n\t"
 		"shlq $16, %[h]\n\t"
-		"addq %[base], %[h]\n\t"
-		"addq %[koff], %[h]\n\t"
+		"addq %[basek], %[h]\n\t"
 		"movl (%[h]), %k[n]\n\t"
 		"cmpl 4(%[h]), %k[n]\n\t"
 		"jae %l[full]\n\t"
@@ -358,8 +359,7 @@ static inline enum rseq_result rseq_bw_push_here(const char *const *base, const 
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [h] "=&r"(h), [n] "=&r"(n)
-		: [rso] "r"(mp_rseq_offset), [koff] "r"(koff), [pfn] "r"(pfn),
-		  [base] "m"(*base), [nr] "m"(*nr),
+		: [rso] "r"(mp_rseq_offset), [basek] "r"(basek), [pfn] "r"(pfn), [nr] "m"(*nr),
 		  [cs_off] "i"(offsetof(struct rseq, rseq_cs)),
 		  [cpu_off] "i"(offsetof(struct rseq, cpu_id))
 		: "memory", "cc"
