@@ -34,15 +34,19 @@ static inline struct rseq *rseq_area(void)
 	return (struct rseq *)((char *)__builtin_thread_pointer() + mp_rseq_offset);
 }
 
-/* The critical-section descriptor (start, length, abort) and the abort
- * stub, preceded by glibc's signature as the kernel requires. */
-#define RSEQ_CS_DESC                                                   \
+/* The critical-section descriptor (start 1f, length to 2f, abort 4f) at
+ * 3b, and the abort stub, preceded by glibc's signature as the kernel
+ * requires.  RSEQ_CS_DESC arms the descriptor through %rax in the area
+ * at %[rs]; the fs-relative forms below arm it through %fs. */
+#define RSEQ_CS_TABLE                                                  \
 	".pushsection __rseq_cs, \"aw\"\n\t"                           \
 	".balign 32\n\t"                                               \
 	"3:\n\t"                                                       \
 	".long 0x0, 0x0\n\t"                                           \
 	".quad 1f, (2f - 1f), 4f\n\t"                                  \
-	".popsection\n\t"                                              \
+	".popsection\n\t"
+#define RSEQ_CS_DESC                                                   \
+	RSEQ_CS_TABLE                                                  \
 	"leaq 3b(%%rip), %%rax\n\t"                                    \
 	"movq %%rax, %c[cs_off](%[rs])\n\t"
 #define RSEQ_ABORT_STUB(label)                                         \
@@ -199,26 +203,16 @@ static inline uint32_t rseq_cpu_id(void)
 }
 #endif
 
-#define RSEQ_CS_DESC_FS                                                \
-	".pushsection __rseq_cs, \"aw\"\n\t"                           \
-	".balign 32\n\t"                                               \
-	"3:\n\t"                                                       \
-	".long 0x0, 0x0\n\t"                                           \
-	".quad 1f, (2f - 1f), 4f\n\t"                                  \
-	".popsection\n\t"                                              \
-	"leaq 3b(%%rip), %%rax\n\t"                                    \
-	"movq %%rax, %%fs:%c[cs_off](%[rso])\n\t"
-/* The same, arming through the named output register (any: it is written
- * again inside the section). */
+/* Armed through the named output register (any: it is written again
+ * inside the section), or through %rax (clobbered). */
 #define RSEQ_CS_DESC_FS_VIA(reg)                                       \
-	".pushsection __rseq_cs, \"aw\"\n\t"                           \
-	".balign 32\n\t"                                               \
-	"3:\n\t"                                                       \
-	".long 0x0, 0x0\n\t"                                           \
-	".quad 1f, (2f - 1f), 4f\n\t"                                  \
-	".popsection\n\t"                                              \
+	RSEQ_CS_TABLE                                                  \
 	"leaq 3b(%%rip), %[" #reg "]\n\t"                              \
 	"movq %[" #reg "], %%fs:%c[cs_off](%[rso])\n\t"
+#define RSEQ_CS_DESC_FS                                                \
+	RSEQ_CS_TABLE                                                  \
+	"leaq 3b(%%rip), %%rax\n\t"                                    \
+	"movq %%rax, %%fs:%c[cs_off](%[rso])\n\t"
 #define RSEQ_FS_IN                                                     \
 	[rso] "r"(mp_rseq_offset), [cpu] "r"(cpu),                     \
 	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
@@ -284,6 +278,22 @@ full:
 	return RSEQ_LIST_STOPPED;    /* full, or stopped: the slow path decides */
 }
 
+/* The start of both sections: this CPU's id into %[reg] (zero-extended),
+ * out to nocpu at nr or past; then RSEQ_BW_HEADER turns the id in %[hreg]
+ * into the address of the array's header. */
+#define RSEQ_BW_HERE(reg)                                              \
+	"1:\n\t"                                                       \
+	"movl %%fs:%c[cpu_off](%[rso]), %k[" #reg "]\n\t"              \
+	"cmpl %[nr], %k[" #reg "]\n\t"                                 \
+	"jae %l[nocpu]\n\t"
+#define RSEQ_BW_HEADER(hreg)                                           \
+	"shlq $16, %[" #hreg "]\n\t"                                   \
+	"addq %[basek], %[" #hreg "]\n\t"
+#define RSEQ_BW_IN                                                     \
+	[rso] "r"(mp_rseq_offset), [basek] "r"(basek), [nr] "m"(*nr),  \
+	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
+	[cpu_off] "i"(offsetof(struct rseq, cpu_id))
+
 /*
  * The one-hop path's pop and push: the section reads this thread's CPU id
  * itself, after its descriptor is armed, and finds the CPU's array from it
@@ -307,13 +317,9 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *
 	 * that the slot's load waits only for the count's */
 	__asm__ __volatile__ goto(
 		RSEQ_CS_DESC_FS_VIA(c)
-		"1:\n\t"
-		"movl %%fs:%c[cpu_off](%[rso]), %k[c]\n\t"
-		"cmpl %[nr], %k[c]\n\t"
-		"jae %l[nocpu]\n\t"
+		RSEQ_BW_HERE(c)
 		"movq %[c], %[h]\n\t"
-		"shlq $16, %[h]\n\t"
-		"addq %[basek], %[h]\n\t"
+		RSEQ_BW_HEADER(h)
 		"movl (%[h]), %k[n]\n\t"
 		"testl %k[n], %k[n]\n\t"
 		"jle %l[empty]\n\t"
@@ -323,9 +329,7 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [c] "=&r"(c), [h] "=&r"(h), [n] "=&r"(n), [v] "=&r"(v)
-		: [rso] "r"(mp_rseq_offset), [basek] "r"(basek), [nr] "m"(*nr),
-		  [cs_off] "i"(offsetof(struct rseq, rseq_cs)),
-		  [cpu_off] "i"(offsetof(struct rseq, cpu_id))
+		: RSEQ_BW_IN
 		: "memory", "cc"
 		: aborted, empty, nocpu);
 	*pfn = v;
@@ -344,32 +348,24 @@ static inline enum rseq_result rseq_bw_push_here(uint64_t basek, const uint32_t 
 	uint64_t h, n;
 	__asm__ __volatile__ goto(
 		RSEQ_CS_DESC_FS_VIA(h)
-		"1:\n\t"
-		"movl %%fs:%c[cpu_off](%[rso]), %k[h]\n\t"
-		"cmpl %[nr], %k[h]\n\t"
-		"jae %l[nocpu]\n\t"
-		"shlq $16, %[h]\n\t"
-		"addq %[basek], %[h]\n\t"
+		RSEQ_BW_HERE(h)
+		RSEQ_BW_HEADER(h)
 		"movl (%[h]), %k[n]\n\t"
 		"cmpl 4(%[h]), %k[n]\n\t"
-		"jae %l[full]\n\t"
+		"jae %l[nocpu]\n\t"
 		"movl %k[pfn], 64(%[h], %[n], 4)\n\t"
 		"incl %k[n]\n\t"
 		"movl %k[n], (%[h])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [h] "=&r"(h), [n] "=&r"(n)
-		: [rso] "r"(mp_rseq_offset), [basek] "r"(basek), [pfn] "r"(pfn), [nr] "m"(*nr),
-		  [cs_off] "i"(offsetof(struct rseq, rseq_cs)),
-		  [cpu_off] "i"(offsetof(struct rseq, cpu_id))
+		: [pfn] "r"(pfn), RSEQ_BW_IN
 		: "memory", "cc"
-		: aborted, full, nocpu);
+		: aborted, nocpu);
 	return RSEQ_DONE;
 aborted:
 	return RSEQ_ABORTED;
-full:
-	return RSEQ_LIST_STOPPED;
-nocpu:
+nocpu:                       /* no CPU id, or the array full or stopped */
 	return RSEQ_LIST_STOPPED;
 }
 
