@@ -37,6 +37,8 @@ struct bw_counts {
 	uint64_t depot_hits;    /* refills the depot answered */
 	uint64_t zone_refills;  /* refills that went to the zone */
 	uint8_t last;           /* 1 = the last slow event was a refill, 2 = a spill */
+	uint8_t turns;          /* the last 8 slow events, newest in bit 0: 1 where
+				   the event's reason differed from the one before */
 };
 
 /* One size class of one CPU: its header line, then its array, so that the

@@ -75,3 +75,66 @@ Test(bonwick, growth_bounded_per_cpu)
 	pa_drain_all();
 	validate(0);
 }
+
+/* Blocks of one page straight from the zone, live as pa_alloc leaves them
+ * (a page another CPU's array handed out, as far as CPU 0 knows). */
+static void take_from_zone(struct page_desc **pds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		pds[i] = zone_alloc(0, 1);
+		cr_assert_not_null(pds[i]);
+		pds[i]->npages = 1;
+		pds[i]->order = 0;
+		pds[i]->flags = PG_ALLOC;
+	}
+}
+
+/* The most single pages CPU 0's array held while n of them were freed. */
+static uint32_t free_all_watching(struct page_desc **pds, unsigned n)
+{
+	uint32_t most = 0;
+	for (unsigned i = 0; i < n; i++) {
+		pds[i]->flags &= (uint8_t)~PG_ALLOC;   /* as free() does */
+		pa_free(pds[i]);
+		struct cache_view v;
+		cache_view(0, &v);
+		if (v.nr_blocks[0] > most)
+			most = v.nr_blocks[0];
+	}
+	return most;
+}
+
+/*
+ * A CPU that only frees (a consumer of blocks another CPU allocated) spills
+ * a batch per depot trip whatever its capacity: its array keeps the
+ * starting two batches (128 single pages) however long it goes on.  The same
+ * CPU allocating and freeing batches larger than its array turns at each
+ * end and grows: the rule is the traffic's direction, not its volume.
+ */
+Test(bonwick, one_way_traffic_does_not_grow)
+{
+	enum { N = 2000 };
+	static struct page_desc *pds[N];
+
+	start();
+	for (int r = 0; r < 3; r++) {
+		take_from_zone(pds, N);
+		uint32_t most = free_all_watching(pds, N);
+		cr_assert_leq(most, 128, "round %d: a freeing-only CPU's array held %u pages, "
+			      "past its starting 128", r, most);
+	}
+	uint32_t most = 0;
+	for (int r = 0; r < 3; r++) {
+		for (unsigned i = 0; i < N; i++) {
+			pds[i] = pa_alloc(1, 0);
+			cr_assert_not_null(pds[i]);
+		}
+		uint32_t m = free_all_watching(pds, N);
+		if (m > most)
+			most = m;
+	}
+	cr_assert_gt(most, 128, "allocating and freeing batches of %d: the array never "
+		     "grew past 128 pages", N);
+	pa_drain_all();
+	validate(0);
+}
