@@ -53,7 +53,10 @@ static size_t waste_max = 100;
  * malloc_slow sends it there first thing (it fails the fast path's compare
  * as ROUTE_NONE does). */
 #define ROUTE_GLIBC 0xfffe
-_Static_assert(BW_KOFF(CACHE_CLASSES - 1) < ROUTE_GLIBC, "route[] holds every class's offset");
+/* Every size of the slot goes to another design's own alloc (pa_onehop's
+ * PA_ONEHOP_TABLE): malloc_table_hop, straight from mp_malloc. */
+#define ROUTE_TABLE 0xfffd
+_Static_assert(BW_KOFF(CACHE_CLASSES - 1) < ROUTE_TABLE, "route[] holds every class's offset");
 static uint16_t route[ROUTE_SLOTS] = { [0 ... ROUTE_SLOTS - 1] = ROUTE_NONE };
 /* Requests below mp_glibc_below go straight to glibc: zone_lo; 0 while
  * frees deferred by a handler wait (fb_defer_free), so that the next small
@@ -131,7 +134,8 @@ static void route_init(void)
 		size_t hi = (i + 1) << ROUTE_SHIFT;
 		uint8_t cls = pa_onehop[pages];
 		if (waste_ok(lo))
-			route[i] = cls < CACHE_CLASSES ? (uint16_t)BW_KOFF(cls) : ROUTE_NONE;
+			route[i] = cls < CACHE_CLASSES ? (uint16_t)BW_KOFF(cls) :
+				   cls == PA_ONEHOP_TABLE ? ROUTE_TABLE : ROUTE_NONE;
 		else
 			route[i] = zone_range(lo) && !waste_ok(hi) && !stats_on ? ROUTE_GLIBC
 										: ROUTE_NONE;
@@ -345,6 +349,8 @@ static NOINLINE void account_free(const struct page_desc *pd)
 	count(MC_live_held, -((uint64_t)pd->npages << PAGE_SHIFT));
 }
 
+static void page_release(struct page_desc *pd);
+
 static inline void page_free(void *p, const char *fn)
 {
 	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
@@ -362,6 +368,13 @@ static inline void page_free(void *p, const char *fn)
 	pd->flags = f & (uint8_t)~PG_ALLOC;
 	if (unlikely(stats_on))
 		account_free(pd);
+	page_release(pd);
+}
+
+/* A live block whose checks are made and whose PG_ALLOC is cleared: the
+ * other designs' hop, else pa_free; the purge hears of both. */
+static void page_release(struct page_desc *pd)
+{
 	if (stats_on || !pa_free_table_hop(pd)) {
 		pa_free(pd);
 		tick_check();
@@ -456,6 +469,20 @@ static NOINLINE void *malloc_slow(size_t size)
  * counting way, malloc_slow.  Sizes the waste policy sends to glibc find
  * ROUTE_NONE in route[] and go there through malloc_slow.
  */
+/* Another design's hop for a size route[] sends it (ROUTE_TABLE):
+ * malloc_slow's without its tests of the size, which route[] made. */
+static NOINLINE void *malloc_table_hop(size_t size)
+{
+	void *p;
+	trap_check();
+	if (likely(pa_alloc_table_hop(size, &p))) {
+		tick_check();  /* its refills reach the zone from inside the cache */
+		return p;
+	}
+	COUNT(malloc_calls);
+	return page_alloc(size, 0, false);
+}
+
 void *mp_malloc(size_t size)
 {
 	if (likely(size < mp_glibc_below)) {
@@ -466,8 +493,11 @@ void *mp_malloc(size_t size)
 	if (likely(size - zone_lo < mp_onehop_span)) {
 		/* threshold <= size <= CACHE_CLASSES pages; threshold >= 1 */
 		void *p;
-		if (likely(pa_alloc_onehop(route[(size - 1) >> ROUTE_SHIFT], &p)))
+		uint64_t koff = route[(size - 1) >> ROUTE_SHIFT];
+		if (likely(pa_alloc_onehop(koff, &p)))
 			return p;
+		if (koff == ROUTE_TABLE)
+			return malloc_table_hop(size);
 	}
 	return malloc_slow(size);
 }
@@ -513,6 +543,19 @@ static NOINLINE void free_slow(void *p)
 	free_other(p);
 }
 
+/* A valid free that bonwick's one-hop path did not take: another design's
+ * (straight to its hop: mp_free made page_free's checks), a full array, or
+ * statistics on (free_slow counts it).  Its PG_ZERO, if any, was stale. */
+static NOINLINE void free_hop_missed(void *p, struct page_desc *pd)
+{
+	if (unlikely(stats_on)) {
+		pd->flags = PG_ALLOC;     /* live again: free_slow decides */
+		return free_slow(p);
+	}
+	pd->flags = 0;
+	page_release(pd);
+}
+
 /*
  * The fast paths, a leaf with tail calls only: a pointer below
  * mp_tls.free_below goes to glibc after that one compare (free(NULL)
@@ -543,9 +586,7 @@ void mp_free(void *p)
 		MP_PROBE2(mm_page_free, p, pd->order);
 		if (likely(pa_free_onehop(pd, pfn)))
 			return;
-		/* live again (its PG_ZERO, if any, was stale): the slow path
-		 * decides */
-		pd->flags = PG_ALLOC;
+		return free_hop_missed(p, pd);
 	}
 	free_slow(p);
 }
