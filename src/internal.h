@@ -429,8 +429,10 @@ struct numa_stats {
 extern struct numa_stats numa_stats[NUMA_MAX_NODES];
 
 /* ------------------------------------------------------------------------
- * zone/zone.c — the region, page descriptors, buddy free areas, a zone
- *               per node (zone_impl.h: what the zone files share)
+ * zone/zone.c — page descriptors, buddy free areas, a zone per node
+ *               (zone_impl.h: what the zone files share)
+ * zone/region.c — zone_region_bytes, zone_init, zone_give_back, zone_limited
+ * zone/zone_fork.c — zone_fork_*, zone_carve_in_fork, zone_free_range_deferred
  * zone/zone_purge.c — zone_purge, zone_purge_aged, zone_dirty*
  * zone/validate.c — zone_validate
  * ---------------------------------------------------------------------- */

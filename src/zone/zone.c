@@ -1,9 +1,9 @@
 /*
  * zone.c — the region, its page descriptors and the buddy allocator.
  *
- * The region is one anonymous MAP_NORESERVE mapping, aligned to the largest
- * block (order 10, 4 MiB), so that a block of order k always starts at a pfn
- * that is a multiple of 2^k, and a block's buddy is pfn ^ (1 << k).
+ * The region (region.c) is one mapping aligned to the largest block (order
+ * 10, 4 MiB), so that a block of order k always starts at a pfn that is a
+ * multiple of 2^k, and a block's buddy is pfn ^ (1 << k).
  *
  * Nothing is touched at start-up.  The zone keeps a frontier: pages below it
  * have been handed out at least once and live on the free lists or with
@@ -16,15 +16,8 @@
  * Free pages = sum over order of nr_free[order] * 2^order
  *            + (pages - frontier)                    [never used]
  *
- * Under a finite RLIMIT_AS or RLIMIT_DATA the region must not eat the
- * program's budget (zone_region_bytes sizes it), and two more things hold:
- * the region is reserved PROT_NONE, which RLIMIT_DATA does not count, and
- * opened (made writable) 4 MiB at a time just ahead of the frontier
- * (__zone_open), so it costs the data limit only what has been carved; and
- * when glibc runs out, the never-used tail above the frontier is unmapped
- * (zone_give_back), so the program has at least the address space it would
- * have had without us.  Unlimited, the whole region is writable from the
- * start and neither happens.
+ * Under a finite RLIMIT_AS or RLIMIT_DATA the region opens 4 MiB at a time
+ * just ahead of the frontier (__zone_open, region.c).
  *
  * Free blocks are dirty (the process touched them) or clean (PG_ZERO:
  * never used or purged with MADV_DONTNEED; PG_ADVISED: purged with
@@ -54,7 +47,8 @@
  * call; zone_irqsave:sigmask blocks every signal instead), so a handler can
  * never interrupt its own thread inside the zone.  Functions named
  * __zone_* expect the lock held.  One zone lock at a time, except in
- * zone_lock_all (fork, the validator), which takes them in node order.  No
+ * zone_lock_all (fork, zone_fork.c; the validator), which takes them in
+ * node order.  No
  * system call is made under the lock: a purge (zone_purge.c) detaches
  * blocks, unlocks, madvises, relocks.
  */
@@ -71,133 +65,11 @@ unsigned nr_zones = 1;
 uint64_t zone_tick_at = UINT64_MAX;
 uint32_t zone_tick_pending;
 
-/* ---- the reservation -------------------------------------------------- */
-
-static void *reserve_aligned(size_t bytes, size_t align, int prot)
-{
-	size_t len = bytes + align;
-	char *p = os.mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
-	size_t head = start - (uintptr_t)p, tail = len - head - bytes;
-	if (head)
-		os.munmap(p, head);
-	if (tail)
-		os.munmap((char *)start + bytes, tail);
-	return (void *)start;
-}
-
-/*
- * The region's share of a finite limit L (the tighter of RLIMIT_AS and
- * RLIMIT_DATA): the default region and its descriptors together take at
- * most L / ZONE_LIMIT_SHARE.  Below one 4 MiB block there is no region, and
- * every request goes to glibc.  A configured size is used as given: whoever
- * sets region_size under a limit has chosen; zone_init still halves it until
- * it fits, and zone_give_back still applies.
- */
-#define ZONE_LIMIT_SHARE 8
-
-uint64_t zone_region_bytes(uint64_t configured)
-{
-	if (configured)
-		return configured;
-	uint64_t bytes = os.phys_bytes();
-	uint64_t cap = (uint64_t)64 << 30;
-	if (bytes == 0)
-		bytes = (uint64_t)1 << 30;
-	if (bytes > cap)
-		bytes = cap;
-	uint64_t limit = os.mem_limit();
-	if (limit != UINT64_MAX) {
-		/* pages with their descriptors that fit in the share */
-		uint64_t fit = limit / ZONE_LIMIT_SHARE / (PAGE_SIZE + sizeof(struct page_desc));
-		if (bytes > fit << PAGE_SHIFT)
-			bytes = fit << PAGE_SHIFT;
-	}
-	return bytes & ~(uint64_t)(MAX_BLOCK_BYTES - 1);
-}
-
-/* The region split into nodes' parts: zone i gets [i * node_pages,
- * (i + 1) * node_pages), the last one the rest; one zone when the region
- * is too small to give each node a 4 MiB block. */
-static void zones_lay_out(uint64_t pages, uint64_t limit)
-{
-	unsigned nodes = numa_nodes();
-	uint64_t node_pages = (pages / nodes) & ~(uint64_t)(MAX_BLOCK_PAGES - 1);
-
-	if (nodes > 1 && limit != UINT64_MAX)
-		nodes = numa_collapse("a finite RLIMIT_AS or RLIMIT_DATA (the region opens as one zone)");
-	else if (nodes > 1 && node_pages < MAX_BLOCK_PAGES)
-		nodes = numa_collapse("the region is too small for a 4 MiB block per node");
-	else if (nodes > 1 && numa_bind_parts(zg.base, node_pages, pages, nodes) != 0)
-		nodes = numa_collapse("mbind refused");
-	if (nodes == 1)
-		node_pages = 0;
-	nr_zones = nodes;
-	zg.nodes = nodes;
-	zg.node_pages = node_pages;
-	for (unsigned i = 0; i < nodes; i++) {
-		struct zone *z = &zones[i];
-		z->limit = limit;
-		z->start = i * node_pages;
-		z->end = i + 1 < nodes ? (i + 1) * node_pages : pages;
-		z->frontier = z->start;
-		z->opened = limit != UINT64_MAX ? 0 : z->end;
-	}
-}
-
-int zone_init(uint64_t bytes)
-{
-	uint64_t limit = os.mem_limit();
-
-	memset(zones, 0, sizeof(zones));
-	nr_zones = 1;
-	zg.nodes = 1;
-	zg.node_pages = 0;
-	zones[0].limit = limit;
-	bytes &= ~(uint64_t)(MAX_BLOCK_BYTES - 1);
-	/* Halve until the reservation fits (ulimit -v, RLIMIT_DATA,
-	 * overcommit_memory=2); with no region at all every request goes to
-	 * the fallback allocator. */
-	for (; bytes >= MAX_BLOCK_BYTES; bytes = (bytes / 2) & ~(uint64_t)(MAX_BLOCK_BYTES - 1)) {
-		uint64_t pages = bytes >> PAGE_SHIFT;
-		size_t dbytes = (pages * sizeof(struct page_desc) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-		void *descs = os.mmap(NULL, dbytes, PROT_READ | PROT_WRITE,
-				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (descs == MAP_FAILED)
-			continue;
-		void *base = reserve_aligned(bytes, MAX_BLOCK_BYTES,
-					     limit != UINT64_MAX ? PROT_NONE : PROT_READ | PROT_WRITE);
-		if (!base) {
-			os.munmap(descs, dbytes);
-			continue;
-		}
-		zg.descs = descs;
-		zg.pages = pages;
-		zg.base = (uintptr_t)base;
-		zones_lay_out(pages, limit);
-		__atomic_store_n(&zg.bytes, bytes, __ATOMIC_RELEASE);
-		return 0;
-	}
-	return -1;
-}
-
 /* ---- irqsave locking -------------------------------------------------- */
 
-/*
- * A fork in progress: the forking thread takes the zone lock in its prepare
- * handler and then waits for glibc's arena locks.  A handler running on a
- * thread that holds one of those (it interrupted glibc's malloc) must not
- * wait for the zone lock, or neither can go on.  Such a handler only tries
- * the lock: an allocation fails (ENOMEM), a free is deferred on a lock-free
- * list that the next holder of the lock empties.
- */
-static int fork_pending;                    /* atomic */
-static int fork_held;        /* atomic: the forking thread holds the locks */
-static int fork_carving;     /* atomic: handlers inside zone_carve_in_fork */
+/* A handler that found the lock refused during a fork (zone_fork.c): its
+ * frees deferred, its allocations refused. */
 static uint64_t deferred_count, refused_allocs;   /* atomic */
-static uint64_t fork_carved;                      /* atomic: see zone_carve_in_fork */
 
 static void __zone_free_range(struct zone *z, uint64_t pfn, size_t npages, uint8_t clean,
 			      uint64_t stamp);
@@ -219,7 +91,7 @@ NOINLINE void __zone_free_deferred(struct zone *z)
 }
 
 /* On the deferred list of the zone that holds the block. */
-static void defer_free(struct page_desc *pd, size_t npages)
+void zone_defer_free(struct page_desc *pd, size_t npages)
 {
 	struct zone *z = zone_of(desc_pfn(pd));
 	struct page_desc *old = __atomic_load_n(&z->deferred, __ATOMIC_RELAXED);
@@ -252,7 +124,7 @@ coldpath void zone_reentered(void)
  * very thread this handler interrupted may hold one of those.  Before that
  * point (fork_pending, the forker still gathering the cache locks) whoever
  * holds the zone lock waits on nothing a handler can hold. */
-static NOINLINE bool zone_lock_in_handler(struct zone *z, struct zone_irq *irq)
+NOINLINE bool zone_lock_in_handler(struct zone *z, struct zone_irq *irq)
 {
 	unsigned spins = 0;
 
@@ -271,16 +143,6 @@ static NOINLINE bool zone_lock_in_handler(struct zone *z, struct zone_irq *irq)
 	}
 	__zone_locked(z);
 	return true;
-}
-
-/* zone_lock, except that a handler never waits while a fork is prepared. */
-static inline bool zone_lock_or_refuse(struct zone *z, struct zone_irq *irq)
-{
-	if (likely(!mp_tls.depth)) {
-		zone_lock(z, irq);
-		return true;
-	}
-	return zone_lock_in_handler(z, irq);
 }
 
 /* Every zone's lock in node order, inside one irqsave section (the
@@ -460,37 +322,6 @@ static void __zone_free_range(struct zone *z, uint64_t pfn, size_t npages, uint8
 	}
 }
 
-/* ---- opening the region under a limit ---------------------------------- */
-
-/*
- * The free lists are empty and the frontier has reached z->opened, below the
- * end of the region: make the next 4 MiB writable.  mprotect is a system
- * call, so the lock is dropped around it, as zone_purge does; threads that
- * meet here at once open the same block, which mprotect does not mind.
- * Returns 1 with the lock held and z->opened advanced, 0 with the lock held
- * if mprotect failed (RLIMIT_DATA reached: the zone is full), -1 without
- * the lock if a handler could not take it back (a fork in progress).
- */
-static NOINLINE int __zone_open(struct zone *z, struct zone_irq *irq)
-{
-	uint64_t at = z->opened;
-
-	__atomic_add_fetch(&z->openers, 1, __ATOMIC_RELAXED);
-	zone_unlock(z, irq);
-	int rc = os.mprotect((void *)(zg.base + (at << PAGE_SHIFT)), MAX_BLOCK_BYTES,
-			     PROT_READ | PROT_WRITE);
-	bool locked = zone_lock_or_refuse(z, irq);
-	/* After the system call, so zone_give_back cannot see 0 while it runs. */
-	__atomic_sub_fetch(&z->openers, 1, __ATOMIC_RELEASE);
-	if (!locked)
-		return -1;
-	if (rc != 0)
-		return 0;
-	if (z->opened < at + MAX_BLOCK_PAGES)
-		z->opened = at + MAX_BLOCK_PAGES;
-	return 1;
-}
-
 /* __zone_rmqueue, opening more of the region when it must.  Each pass
  * through __zone_open raises z->opened, so this ends.  *locked is false if
  * the lock was lost (then NULL). */
@@ -507,44 +338,6 @@ static struct page_desc *__zone_rmqueue_open(struct zone *z, unsigned order,
 		pd = __zone_rmqueue(z, order);
 	}
 	return pd;
-}
-
-/* Under a limit there is one zone (zones_lay_out), whose tail this is. */
-size_t zone_give_back(size_t want)
-{
-	struct zone *z = &zones[nr_zones - 1];
-	struct zone_irq saved;
-
-	/* z->limit is written once, by zone_init (0 before it).  A request
-	 * larger than the whole limit fails whatever we give: keep the zone. */
-	if (z->limit == UINT64_MAX || want >= z->limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
-		return 0;
-	zone_lock(z, &saved);
-	uint64_t old = zg.pages, keep = z->frontier;
-	/* A thread opening a block with the lock dropped opens one below
-	 * opened + 1024: leave that alone, it is not the tail's any more. */
-	if (__atomic_load_n(&z->openers, __ATOMIC_ACQUIRE))
-		keep = z->opened + MAX_BLOCK_PAGES < old ? z->opened + MAX_BLOCK_PAGES : old;
-	if (keep >= old) {
-		zone_unlock(z, &saved);
-		return 0;
-	}
-	/* Nothing live is at or above keep (the frontier or beyond), so
-	 * zone_owns may change its answer for those addresses only: they are
-	 * not ours once unmapped, and glibc may map them next. */
-	__atomic_store_n(&zg.pages, keep, __ATOMIC_RELAXED);
-	__atomic_store_n(&zg.bytes, keep << PAGE_SHIFT, __ATOMIC_RELEASE);
-	if (z->opened > keep)
-		z->opened = keep;
-	z->end = keep;
-	z->given_back += old - keep;
-	zone_unlock(z, &saved);
-
-	/* keep and old are multiples of 1024 pages, so the descriptors' cut
-	 * (64 KiB per 1024) falls on a page boundary. */
-	os.munmap((void *)(zg.base + (keep << PAGE_SHIFT)), (old - keep) << PAGE_SHIFT);
-	os.munmap(zg.descs + keep, (old - keep) * sizeof(struct page_desc));
-	return (old - keep) << PAGE_SHIFT;
 }
 
 /* ---- the zone's interface --------------------------------------------- */
@@ -724,7 +517,7 @@ void zone_free_list(struct page_desc *pd)
 		if (!zone_lock_or_refuse(z, &saved)) {
 			while (pd) {
 				struct page_desc *next = pd->next;
-				defer_free(pd, pd->npages);
+				zone_defer_free(pd, pd->npages);
 				pd = next;
 			}
 			return;
@@ -752,7 +545,7 @@ void zone_free_block(struct page_desc *pd, unsigned order)
 	struct zone_irq saved;
 
 	if (!zone_lock_or_refuse(z, &saved)) {
-		defer_free(pd, (size_t)1 << order);
+		zone_defer_free(pd, (size_t)1 << order);
 		return;
 	}
 	pd->flags = 0;
@@ -771,7 +564,7 @@ static inline __attribute__((always_inline)) void zone_free_range_in(struct zone
 	struct zone_irq saved;
 
 	if (!zone_lock_or_refuse(z, &saved)) {
-		defer_free(pfn_to_desc(pfn), npages);
+		zone_defer_free(pfn_to_desc(pfn), npages);
 		return;
 	}
 	__zone_free_range(z, pfn, npages, 0, __zone_now(z));
@@ -832,166 +625,4 @@ bool zone_node_info(unsigned node, struct zone_info *zi)
 		return false;
 	zone_info_add(&zones[node], zi);
 	return true;
-}
-
-/* ---- fork ------------------------------------------------------------- */
-
-static struct zone_irq fork_saved;
-
-bool zone_fork_pending(void)
-{
-	return __atomic_load_n(&fork_pending, __ATOMIC_RELAXED) != 0;
-}
-
-bool zone_fork_held(void)
-{
-	return __atomic_load_n(&fork_held, __ATOMIC_ACQUIRE) != 0;
-}
-
-/* Called first of all fork preparations, before any lock is taken. */
-void zone_fork_announce(void)
-{
-	__atomic_store_n(&fork_pending, 1, __ATOMIC_RELEASE);
-}
-
-/*
- * While the forking thread holds the zone locks (every node's) it touches
- * nothing in the zones, so a handler may take a never-used 4 MiB block off
- * a frontier without the lock: one compare-and-swap on z->frontier, its own
- * node's zone first.  fork_carving counts handlers doing so; the forker
- * stops them (fork_held = 0) and waits for the ones already in before it
- * unlocks, after which each z->frontier is its lock's again.  The reserve (pagealloc/reserve.c) uses this when it runs
- * dry in a long fork window.
- */
-void zone_fork_prepare(void)
-{
-	zone_lock_all(&fork_saved);
-	__atomic_store_n(&fork_held, 1, __ATOMIC_SEQ_CST);
-}
-
-static void fork_stop_carving(void)
-{
-	__atomic_store_n(&fork_held, 0, __ATOMIC_SEQ_CST);
-	while (__atomic_load_n(&fork_carving, __ATOMIC_SEQ_CST))
-		sched_yield();
-}
-
-void zone_fork_parent(void)
-{
-	fork_stop_carving();
-	__atomic_store_n(&fork_pending, 0, __ATOMIC_RELEASE);
-	zone_unlock_all(&fork_saved);
-}
-
-/* One 4 MiB block off the frontier of zone z, or NULL. */
-static struct page_desc *zone_carve_one(struct zone *z)
-{
-	uint64_t f = __atomic_load_n(&z->frontier, __ATOMIC_RELAXED);
-	while (f + MAX_BLOCK_PAGES <= __atomic_load_n(&z->opened, __ATOMIC_RELAXED)) {
-		if (__atomic_compare_exchange_n(&z->frontier, &f, f + MAX_BLOCK_PAGES, false,
-						__ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-			struct page_desc *pd = pfn_to_desc(f);
-			pd->order = MAX_ORDER - 1;
-			pd->flags = PG_ZERO;
-			__atomic_add_fetch(&fork_carved, 1, __ATOMIC_RELAXED);
-			return pd;
-		}
-	}
-	return NULL;
-}
-
-/* Signals held back inside: a nested handler would find fork_held cleared
- * and wait for the zone lock, which the forker keeps until this carver has
- * left, and this carver cannot leave until that handler returns. */
-struct page_desc *zone_carve_in_fork(void)
-{
-	struct page_desc *pd = NULL;
-	uint8_t was = sigctx_hold();
-
-	__atomic_add_fetch(&fork_carving, 1, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&fork_held, __ATOMIC_SEQ_CST)) {
-		/* the thread's own node first, then the others by distance */
-		struct numa_route r;
-		numa_route(&r);
-		for (unsigned i = 0; !pd && i < r.len; i++)
-			pd = zone_carve_one(&zones[r.list[i]]);
-	}
-	__atomic_sub_fetch(&fork_carving, 1, __ATOMIC_SEQ_CST);
-	sigctx_unhold(was);
-	return pd;
-}
-
-/* Hands [pfn, pfn + npages) to the zone without its lock: the next holder
- * frees it (the list drained in zone_lock). */
-void zone_free_range_deferred(uint64_t pfn, size_t npages)
-{
-	if (npages)
-		defer_free(pfn_to_desc(pfn), npages);
-}
-
-/* In the child, events start from zero so that each process reports its
- * own work; the state (free lists, counts) is inherited, of course. */
-void zone_fork_child(void)
-{
-	for (unsigned i = 0; i < nr_zones; i++) {
-		struct zone *z = &zones[i];
-		/* A purge in flight on another thread left its blocks off the
-		 * lists: back they go, dirty (whatever the parent's madvise
-		 * did or not). */
-		z->now = 0;
-		for (struct page_desc *pd = z->isolated; pd; pd = pd->next)
-			pd->flags = 0;
-		__zone_putback(z);
-		z->purging = false;
-		z->openers = 0;        /* only the forking thread lives on, not opening */
-		mp_lock_reset(&z->lock);
-		z->lock.acquired = z->lock.contended = z->lock.wait_ns = 0;
-#define X(field, json) z->field = 0;
-		ZONE_COUNTERS(X)
-#undef X
-	}
-	memset(numa_stats, 0, sizeof(numa_stats));
-	fork_pending = 0;
-	fork_held = fork_carving = 0;
-	sigctx_zone_leave(&fork_saved);
-}
-
-/*
- * A child of _Fork (no atfork handlers ran): a zone lock still held belongs
- * to a thread that does not exist here, maybe in the middle of a list
- * update, so the lists cannot be trusted.  They are abandoned: the zone goes
- * on from the frontier, whose 4 MiB blocks are whole (a buddy pair never
- * crosses a 1024-page boundary), and a block freed below it is dropped.
- * The child of a fork under a held lock usually execs or exits soon; it
- * must be able to allocate meanwhile.  Called by the only thread.
- */
-void zone_fork_recover(void)
-{
-	__atomic_store_n(&fork_pending, 0, __ATOMIC_RELAXED);
-	fork_held = fork_carving = 0;
-	for (unsigned i = 0; i < nr_zones; i++) {
-		struct zone *z = &zones[i];
-		z->openers = 0;
-		z->purging = false;
-		if (!mp_lock_is_held(&z->lock)) {
-			/* only this thread: the lists are whole, the lock free */
-			z->now = 0;
-			for (struct page_desc *pd = z->isolated; pd; pd = pd->next)
-				pd->flags = 0;
-			__zone_putback(z);
-			continue;
-		}
-		for (unsigned o = 0; o < MAX_ORDER; o++)
-			z->free_area[o] = (struct free_area){ 0 };
-		z->nr_free_pages = z->nr_dirty_pages = 0;
-		z->isolated = NULL;
-		z->isolated_pages = 0;
-		z->floor = z->frontier;
-		mp_lock_reset(&z->lock);
-	}
-}
-
-bool zone_limited(void)
-{
-	return zones[0].limit != UINT64_MAX && __atomic_load_n(&zg.bytes, __ATOMIC_RELAXED) != 0;
 }

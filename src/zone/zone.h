@@ -157,6 +157,7 @@ struct zone_info {
 	uint64_t given_back_pages;      /* never-used tail unmapped under a limit */
 };
 
+/* ---- region.c ---- */
 /* The region size to reserve for a configured region_size (0 = default):
  * the default is the machine's memory, at most 64 GiB, and under a finite
  * RLIMIT_AS or RLIMIT_DATA at most 1/8 of the limit with the descriptors,
@@ -175,6 +176,7 @@ size_t zone_give_back(size_t want);
 /* A finite RLIMIT_AS or RLIMIT_DATA shaped the region: glibc's ENOMEM is
  * worth a retry after zone_give_back. */
 bool zone_limited(void);
+/* ---- zone.c ---- */
 /* A block of 2^order pages of which the first npages are kept and the
  * tail goes back to the free areas at once.  NULL if the zone is empty. */
 struct page_desc *zone_alloc(unsigned order, size_t npages);
@@ -189,6 +191,7 @@ void zone_free_list(struct page_desc *head);
 void zone_free_block(struct page_desc *pd, unsigned order);
 /* Frees npages from pfn, split into naturally aligned power-of-two blocks. */
 void zone_free_range(uint64_t pfn, size_t npages);
+/* ---- zone_purge.c ---- */
 /* Returns every dirty free block of at least min_order to the OS with
  * MADV_DONTNEED, and redoes blocks purged with MADV_FREE (malloc_trim),
  * with the zone lock dropped around the system calls.  Returns pages
@@ -209,6 +212,7 @@ bool zone_purge_aged(uint64_t cutoff_ns, int advice, size_t *pages);
 uint64_t zone_dirty(uint64_t *oldest_ns);
 /* The same count without the lock (a hint: it may be a moment stale). */
 uint64_t zone_dirty_hint(void);
+/* ---- zone.c: the purge driver's tick, the statistics ---- */
 /*
  * The purge driver's tick (malloc/purge.c; the zone knows nothing above
  * it).  A zone call that freed pages, as it releases the lock, sets
@@ -224,10 +228,12 @@ void zone_info(struct zone_info *zi);
  * untouched_pages, nr_free[], allocs, frees); the rest 0.  False past the
  * last zone. */
 bool zone_node_info(unsigned node, struct zone_info *zi);
+/* ---- validate.c ---- */
 /* Whole-zone check: lists, flags, alignment, no overlap, counts; used_pages
  * (pages not free in the zone), if not UINT64_MAX, must match.  Returns 0,
  * or -1 with the reason in why. */
 int zone_validate(uint64_t used_pages, char *why, size_t cap);
+/* ---- zone_fork.c ---- */
 /* A fork is being prepared: handlers get no zone lock until it is done. */
 bool zone_fork_pending(void);
 /* ... and the forking thread holds the zone lock now (handlers are refused). */

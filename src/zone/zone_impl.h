@@ -1,6 +1,7 @@
 /*
  * zone_impl.h — the zone's private structures, shared by the files of
- * src/zone only (zone.c, validate.c).  Everyone else goes through zone.h.
+ * src/zone only (zone.c, region.c, zone_fork.c, zone_purge.c, validate.c,
+ * numa.c).  Everyone else goes through zone.h.
  *
  * The region is split into one zone per NUMA node (Linux's pg_data_t, see
  * numa.c): zone i covers the pfns [start, end), the parts tile the region
@@ -79,8 +80,19 @@ void zone_reentered(void) __attribute__((__cold__, __noreturn__));
 void zone_lock_contended(struct zone *z);
 void __zone_free_one(struct zone *z, uint64_t pfn, unsigned order, uint8_t clean,
 		     uint64_t stamp);
+/* A handler's wait for the lock, refused while a fork holds it. */
+bool zone_lock_in_handler(struct zone *z, struct zone_irq *irq);
+/* A free the lock refused: the next holder of pd's zone's lock makes it. */
+void zone_defer_free(struct page_desc *pd, size_t npages);
 /* zone_purge.c: puts a purge's isolated blocks back (fork uses it too). */
 size_t __zone_putback(struct zone *z);
+/* region.c: makes the next 4 MiB of z writable, the lock dropped around
+ * the mprotect; 1 done, 0 refused (the lock held), -1 the lock lost. */
+int __zone_open(struct zone *z, struct zone_irq *irq);
+/* zone_fork.c: a fork in progress (see there); atomic. */
+extern int fork_pending;      /* the forker is gathering its locks */
+extern int fork_held;         /* the forker holds every zone lock */
+extern uint64_t fork_carved;  /* 4 MiB blocks handlers carved meanwhile */
 
 /* The coarse clock, read at most once per lock hold: frees stamp their
  * blocks with it, and the caller's tick compares it after unlocking. */
@@ -113,6 +125,16 @@ static inline void zone_unlock(struct zone *z, struct zone_irq *irq)
 {
 	mp_unlock(&z->lock);
 	sigctx_zone_leave(irq);
+}
+
+/* zone_lock, except that a handler never waits while a fork is prepared. */
+static inline bool zone_lock_or_refuse(struct zone *z, struct zone_irq *irq)
+{
+	if (likely(!mp_tls.depth)) {
+		zone_lock(z, irq);
+		return true;
+	}
+	return zone_lock_in_handler(z, irq);
 }
 
 /* ---- free lists ------------------------------------------------------- */

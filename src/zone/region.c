@@ -1,0 +1,209 @@
+/*
+ * region.c — the zone's region: reserving it, laying it out in one zone per
+ * node, and, under a finite RLIMIT_AS or RLIMIT_DATA, opening it 4 MiB at a
+ * time and giving its unused tail back.
+ *
+ * The region is one anonymous MAP_NORESERVE mapping, aligned to the largest
+ * block (order 10, 4 MiB), so that a block of order k always starts at a pfn
+ * that is a multiple of 2^k, and a block's buddy is pfn ^ (1 << k).  Its
+ * descriptors are a second NORESERVE mapping, one per page; nothing of
+ * either is touched here.
+ *
+ * Under a finite limit the region must not eat the program's budget
+ * (zone_region_bytes sizes it), and two more things hold: the region is
+ * reserved PROT_NONE, which RLIMIT_DATA does not count, and opened (made
+ * writable) 4 MiB at a time just ahead of the frontier (__zone_open), so it
+ * costs the data limit only what has been carved; and when glibc runs out,
+ * the never-used tail above the frontier is unmapped (zone_give_back), so
+ * the program has at least the address space it would have had without us.
+ * Unlimited, the whole region is writable from the start and neither
+ * happens.
+ */
+#include <string.h>
+#include <sys/mman.h>
+
+#include "zone/zone_impl.h"
+
+static void *reserve_aligned(size_t bytes, size_t align, int prot)
+{
+	size_t len = bytes + align;
+	char *p = os.mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uintptr_t start = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	size_t head = start - (uintptr_t)p, tail = len - head - bytes;
+	if (head)
+		os.munmap(p, head);
+	if (tail)
+		os.munmap((char *)start + bytes, tail);
+	return (void *)start;
+}
+
+/*
+ * The region's share of a finite limit L (the tighter of RLIMIT_AS and
+ * RLIMIT_DATA): the default region and its descriptors together take at
+ * most L / ZONE_LIMIT_SHARE.  Below one 4 MiB block there is no region, and
+ * every request goes to glibc.  A configured size is used as given: whoever
+ * sets region_size under a limit has chosen; zone_init still halves it until
+ * it fits, and zone_give_back still applies.
+ */
+#define ZONE_LIMIT_SHARE 8
+
+uint64_t zone_region_bytes(uint64_t configured)
+{
+	if (configured)
+		return configured;
+	uint64_t bytes = os.phys_bytes();
+	uint64_t cap = (uint64_t)64 << 30;
+	if (bytes == 0)
+		bytes = (uint64_t)1 << 30;
+	if (bytes > cap)
+		bytes = cap;
+	uint64_t limit = os.mem_limit();
+	if (limit != UINT64_MAX) {
+		/* pages with their descriptors that fit in the share */
+		uint64_t fit = limit / ZONE_LIMIT_SHARE / (PAGE_SIZE + sizeof(struct page_desc));
+		if (bytes > fit << PAGE_SHIFT)
+			bytes = fit << PAGE_SHIFT;
+	}
+	return bytes & ~(uint64_t)(MAX_BLOCK_BYTES - 1);
+}
+
+/* The region split into nodes' parts: zone i gets [i * node_pages,
+ * (i + 1) * node_pages), the last one the rest; one zone when the region
+ * is too small to give each node a 4 MiB block. */
+static void zones_lay_out(uint64_t pages, uint64_t limit)
+{
+	unsigned nodes = numa_nodes();
+	uint64_t node_pages = (pages / nodes) & ~(uint64_t)(MAX_BLOCK_PAGES - 1);
+
+	if (nodes > 1 && limit != UINT64_MAX)
+		nodes = numa_collapse("a finite RLIMIT_AS or RLIMIT_DATA (the region opens as one zone)");
+	else if (nodes > 1 && node_pages < MAX_BLOCK_PAGES)
+		nodes = numa_collapse("the region is too small for a 4 MiB block per node");
+	else if (nodes > 1 && numa_bind_parts(zg.base, node_pages, pages, nodes) != 0)
+		nodes = numa_collapse("mbind refused");
+	if (nodes == 1)
+		node_pages = 0;
+	nr_zones = nodes;
+	zg.nodes = nodes;
+	zg.node_pages = node_pages;
+	for (unsigned i = 0; i < nodes; i++) {
+		struct zone *z = &zones[i];
+		z->limit = limit;
+		z->start = i * node_pages;
+		z->end = i + 1 < nodes ? (i + 1) * node_pages : pages;
+		z->frontier = z->start;
+		z->opened = limit != UINT64_MAX ? 0 : z->end;
+	}
+}
+
+int zone_init(uint64_t bytes)
+{
+	uint64_t limit = os.mem_limit();
+
+	memset(zones, 0, sizeof(zones));
+	nr_zones = 1;
+	zg.nodes = 1;
+	zg.node_pages = 0;
+	zones[0].limit = limit;
+	bytes &= ~(uint64_t)(MAX_BLOCK_BYTES - 1);
+	/* Halve until the reservation fits (ulimit -v, RLIMIT_DATA,
+	 * overcommit_memory=2); with no region at all every request goes to
+	 * the fallback allocator. */
+	for (; bytes >= MAX_BLOCK_BYTES; bytes = (bytes / 2) & ~(uint64_t)(MAX_BLOCK_BYTES - 1)) {
+		uint64_t pages = bytes >> PAGE_SHIFT;
+		size_t dbytes = (pages * sizeof(struct page_desc) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+		void *descs = os.mmap(NULL, dbytes, PROT_READ | PROT_WRITE,
+				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (descs == MAP_FAILED)
+			continue;
+		void *base = reserve_aligned(bytes, MAX_BLOCK_BYTES,
+					     limit != UINT64_MAX ? PROT_NONE : PROT_READ | PROT_WRITE);
+		if (!base) {
+			os.munmap(descs, dbytes);
+			continue;
+		}
+		zg.descs = descs;
+		zg.pages = pages;
+		zg.base = (uintptr_t)base;
+		zones_lay_out(pages, limit);
+		__atomic_store_n(&zg.bytes, bytes, __ATOMIC_RELEASE);
+		return 0;
+	}
+	return -1;
+}
+
+/* ---- opening the region under a limit ---------------------------------- */
+
+/*
+ * The free lists are empty and the frontier has reached z->opened, below the
+ * end of the region: make the next 4 MiB writable.  mprotect is a system
+ * call, so the lock is dropped around it, as zone_purge does; threads that
+ * meet here at once open the same block, which mprotect does not mind.
+ * Returns 1 with the lock held and z->opened advanced, 0 with the lock held
+ * if mprotect failed (RLIMIT_DATA reached: the zone is full), -1 without
+ * the lock if a handler could not take it back (a fork in progress).
+ */
+NOINLINE int __zone_open(struct zone *z, struct zone_irq *irq)
+{
+	uint64_t at = z->opened;
+
+	__atomic_add_fetch(&z->openers, 1, __ATOMIC_RELAXED);
+	zone_unlock(z, irq);
+	int rc = os.mprotect((void *)(zg.base + (at << PAGE_SHIFT)), MAX_BLOCK_BYTES,
+			     PROT_READ | PROT_WRITE);
+	bool locked = zone_lock_or_refuse(z, irq);
+	/* After the system call, so zone_give_back cannot see 0 while it runs. */
+	__atomic_sub_fetch(&z->openers, 1, __ATOMIC_RELEASE);
+	if (!locked)
+		return -1;
+	if (rc != 0)
+		return 0;
+	if (z->opened < at + MAX_BLOCK_PAGES)
+		z->opened = at + MAX_BLOCK_PAGES;
+	return 1;
+}
+
+/* Under a limit there is one zone (zones_lay_out), whose tail this is. */
+size_t zone_give_back(size_t want)
+{
+	struct zone *z = &zones[nr_zones - 1];
+	struct zone_irq saved;
+
+	/* z->limit is written once, by zone_init (0 before it).  A request
+	 * larger than the whole limit fails whatever we give: keep the zone. */
+	if (z->limit == UINT64_MAX || want >= z->limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
+		return 0;
+	zone_lock(z, &saved);
+	uint64_t old = zg.pages, keep = z->frontier;
+	/* A thread opening a block with the lock dropped opens one below
+	 * opened + 1024: leave that alone, it is not the tail's any more. */
+	if (__atomic_load_n(&z->openers, __ATOMIC_ACQUIRE))
+		keep = z->opened + MAX_BLOCK_PAGES < old ? z->opened + MAX_BLOCK_PAGES : old;
+	if (keep >= old) {
+		zone_unlock(z, &saved);
+		return 0;
+	}
+	/* Nothing live is at or above keep (the frontier or beyond), so
+	 * zone_owns may change its answer for those addresses only: they are
+	 * not ours once unmapped, and glibc may map them next. */
+	__atomic_store_n(&zg.pages, keep, __ATOMIC_RELAXED);
+	__atomic_store_n(&zg.bytes, keep << PAGE_SHIFT, __ATOMIC_RELEASE);
+	if (z->opened > keep)
+		z->opened = keep;
+	z->end = keep;
+	z->given_back += old - keep;
+	zone_unlock(z, &saved);
+
+	/* keep and old are multiples of 1024 pages, so the descriptors' cut
+	 * (64 KiB per 1024) falls on a page boundary. */
+	os.munmap((void *)(zg.base + (keep << PAGE_SHIFT)), (old - keep) << PAGE_SHIFT);
+	os.munmap(zg.descs + keep, (old - keep) * sizeof(struct page_desc));
+	return (old - keep) << PAGE_SHIFT;
+}
+
+bool zone_limited(void)
+{
+	return zones[0].limit != UINT64_MAX && __atomic_load_n(&zg.bytes, __ATOMIC_RELAXED) != 0;
+}
