@@ -129,7 +129,7 @@ struct cache_ops {
 extern const struct cache_ops cache_magazine_ops;   /* magazine.c: the RFC's */
 extern const struct cache_ops cache_pcp_lock_ops;   /* pcp_lock.c: Linux 6.x */
 extern const struct cache_ops cache_pcp_rseq_ops;   /* pcp_rseq.c: Linux 3.9 */
-extern const struct cache_ops cache_bonwick_ops;    /* bonwick.c: the default */
+extern const struct cache_ops cache_bonwick_ops;    /* bonwick.c (and bonwick_remote.c): the default */
 extern const struct cache_ops cache_none_ops;       /* cache.c: the zone only */
 
 extern struct cache_ops cache;   /* the design in use, from cache_init on */

@@ -1,0 +1,70 @@
+/*
+ * bonwick_impl.h — what the default cache's two files share: bonwick.c (a
+ * CPU's own path: init, the depot, allocation and free) and
+ * bonwick_remote.c (what is done to the caches from outside: global
+ * drains, the decay, statistics, fork).  Private to them; everyone else
+ * goes through cache.h and bonwick.h.
+ */
+#ifndef MAGPAGE_BONWICK_IMPL_H
+#define MAGPAGE_BONWICK_IMPL_H
+
+#include <pthread.h>
+
+#include "internal.h"
+
+/* Blocks moved per depot or zone trip: the buffer is on the stack of the
+ * slow path, which handlers on a small sigaltstack also run (256 bytes). */
+#define BW_MAXBUF 64
+
+/* One size class's depot: a stack of block pfns under its lock. */
+struct bw_depot {
+	struct mp_lock lock;
+	uint32_t nr;            /* blocks on the stack */
+	uint32_t low;           /* the fewest since the last decay: the bottom
+				   low blocks sat unused all that time */
+	uint32_t cap;           /* at most */
+	uint32_t *pfns;         /* cap entries */
+	uint64_t in, out, overflow;   /* blocks taken in, given out, sent to the zone */
+} cacheline_aligned;
+
+/* The per-thread front end (no rseq): a thread's arrays, on a list. */
+struct bw_thread {
+	struct bw_cpu cache;    /* first: bw_mine points here */
+	struct bw_thread *next, *prev;
+};
+
+extern unsigned bw_ncpus;                   /* os.ncpus() at init */
+extern bool bw_rseq;                        /* per-CPU front end; else per thread */
+extern struct bw_depot bw_depots[CACHE_CLASSES];
+extern uint32_t bw_batch[CACHE_CLASSES];    /* blocks per refill; high starts at 2x */
+extern struct cache_fences bw_fenced;       /* remote drains' membarrier fences */
+extern uint64_t bw_decayed;                 /* atomic: pages bw_decay gave the zone */
+extern pthread_key_t bw_thread_key;         /* per-thread front end: flush at exit */
+extern struct mp_lock bw_threads_lock;      /* guards the thread list */
+extern struct bw_thread *bw_threads;        /* per-thread front ends, for the stats */
+
+#define my_cache ((struct bw_thread *)bw_mine)
+
+/* ---- bonwick.c ---- */
+/* Locks class k's depot with signals held back; a handler only tries.
+ * False: not taken.  *was: for bw_depot_unlock. */
+bool bw_depot_lock(unsigned k, bool irq, uint8_t *was);
+void bw_depot_unlock(unsigned k, uint8_t was);
+/* Up to want blocks from class k's depot into buf; how many. */
+unsigned bw_depot_take(unsigned k, uint32_t *buf, unsigned want, bool irq);
+/* n blocks of k+1 pages, by pfn, back to the zone. */
+void bw_free_pfns(const uint32_t *pfns, unsigned n, unsigned k);
+
+/* ---- bonwick_remote.c: the ops the cache table names ---- */
+size_t bw_drain_all(void);
+size_t bw_decay(void);
+void bw_view(unsigned i, struct cache_view *v);
+uint64_t bw_depot_pages(void);
+void bw_text(struct fmt_buf *b);
+void bw_json(struct fmt_buf *b);
+void bw_fork_prepare(void);
+void bw_fork_parent(void);
+void bw_fork_child(void);
+void bw_fork_recover(void);
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * bonwick_remote.c — what is done to the default cache's arrays and depot
+ * from outside their CPU's own path (bonwick.c): the global drain (zone
+ * exhausted, magpage_drain, malloc_trim), the decay purge's hook, the
+ * statistics' view, and fork.
+ *
+ * A remote drain reaches other CPUs' arrays as pcp_rseq.c does: set the
+ * stopped bit of each count, fence the CPU with membarrier
+ * (cache_stop_cpu), then empty the array.
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "internal.h"
+#include "cache/bonwick_impl.h"
+#include "platform/rseq.h"
+
+/* ---- global drain ------------------------------------------------------ */
+
+#if MP_HAVE_RSEQ
+/* The IPI: stop every array of cpu, fence it, then they are ours. */
+static size_t drain_cpu(unsigned cpu)
+{
+	struct bw_cpu *c = bw_cpu_of(cpu);
+	size_t pages = 0;
+	bool any = false;
+
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		any |= __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED) != 0;
+	if (!any)
+		return 0;
+	if (!cache_stop_cpu(cpu, &c->cls[0].h.count, sizeof(c->cls[0]), CACHE_CLASSES, 32,
+			    BW_STOPPED, &bw_fenced))
+		return 0;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint32_t n = __atomic_load_n(&c->cls[k].h.count, __ATOMIC_ACQUIRE) & ~BW_STOPPED;
+		/* Empty but still stopped while its blocks go to the zone: a
+		 * child of _Fork taken meanwhile must not free them again. */
+		__atomic_store_n(&c->cls[k].h.count, BW_STOPPED, __ATOMIC_RELEASE);
+		bw_free_pfns(c->cls[k].slots, n, k);
+		pages += (size_t)n * (k + 1);
+		if (n)
+			MP_PROBE3(cache_drain, (int)cpu, k + 1, n * (k + 1));
+		c->cls[k].h.high = 2 * bw_batch[k];
+		c->c[k].last = c->c[k].turns = 0;
+		__atomic_store_n(&c->cls[k].h.count, 0, __ATOMIC_RELEASE);
+	}
+	return pages;
+}
+#endif
+
+/* What a CPU's arrays have done: any refill, spill or change of count
+ * since the last look changes it (the fast paths count nothing, but
+ * move the counts). */
+static uint64_t traffic_of(const struct bw_cpu *c)
+{
+	uint64_t h = 0;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		h = h * 31 + c->c[k].refills + (c->c[k].spills << 20);
+		h = h * 31 + __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED);
+	}
+	return h;
+}
+
+/* Bonwick and Adams' depot working set: the blocks at the bottom of a
+ * class's stack that no allocation reached since the last decay (low of
+ * them) were not needed in that interval; they go to the zone, the oldest
+ * first, and the zone purges them once they have aged there.  A class in
+ * steady use keeps what it cycles through; an idle one empties. */
+static size_t depot_reap(unsigned k)
+{
+	struct bw_depot *d = &bw_depots[k];
+	uint32_t buf[BW_MAXBUF];
+	size_t pages = 0;
+	uint8_t was;
+
+	for (;;) {
+		unsigned n = 0;
+		if (!bw_depot_lock(k, false, &was))
+			break;
+		if (d->low) {
+			n = d->low < BW_MAXBUF ? d->low : BW_MAXBUF;
+			memcpy(buf, d->pfns, n * sizeof(uint32_t));
+			memmove(d->pfns, d->pfns + n, (d->nr - n) * sizeof(uint32_t));
+			d->nr -= n;
+			d->low -= n;
+			d->out += n;
+		} else {
+			d->low = d->nr;         /* the next interval starts */
+		}
+		bw_depot_unlock(k, was);
+		if (!n)
+			break;
+		bw_free_pfns(buf, n, k);
+		pages += (size_t)n * (k + 1);
+	}
+	return pages;
+}
+
+/*
+ * The decay purge's hook, about every purge_delay_ms: a CPU whose arrays
+ * saw no traffic since the last call is drained remotely, as drain_all
+ * would, which also puts its high back to two batches; each depot class
+ * gives back what it did not use in the interval (depot_reap).  A busy CPU
+ * whose count happens to read the same twice is drained too, and refills:
+ * a cost of one batch.  Per-thread arrays (no rseq) decay only when their
+ * thread exits.
+ */
+size_t bw_decay(void)
+{
+	size_t pages = 0;
+	uint8_t was;
+
+	if (!cache_drain_begin(false, &was))
+		return 0;
+#if MP_HAVE_RSEQ
+	for (unsigned cpu = 0; bw_rseq && cpu < bw_ncpus; cpu++) {
+		struct bw_cpu *c = bw_cpu_of(cpu);
+		uint64_t seen = traffic_of(c);
+		if (seen == c->decay_seen)
+			pages += drain_cpu(cpu);
+		c->decay_seen = traffic_of(c);
+	}
+#endif
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		pages += depot_reap(k);
+	cache_drain_end(was);
+	__atomic_add_fetch(&bw_decayed, pages, __ATOMIC_RELAXED);
+	return pages;
+}
+
+size_t bw_drain_all(void)
+{
+	size_t pages = 0;
+	bool irq = sigctx_in_irq();
+	uint8_t was;
+
+	if (!cache_drain_begin(irq, &was))
+		return 0;
+#if MP_HAVE_RSEQ
+	if (bw_rseq)
+		for (unsigned c = 0; c < bw_ncpus; c++)
+			pages += drain_cpu(c);
+#endif
+	if (!bw_rseq && my_cache && !irq) {
+		/* Other threads' arrays are theirs alone: only this one. */
+		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+			uint32_t n = my_cache->cache.cls[k].h.count;
+			bw_free_pfns(my_cache->cache.cls[k].slots, n, k);
+			pages += (size_t)n * (k + 1);
+			if (n)
+				MP_PROBE3(cache_drain, -1, k + 1, n * (k + 1));
+			my_cache->cache.cls[k].h.count = 0;
+		}
+	}
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint32_t buf[BW_MAXBUF];
+		unsigned n;
+		while ((n = bw_depot_take(k, buf, BW_MAXBUF, irq)) != 0) {
+			bw_free_pfns(buf, n, k);
+			pages += (size_t)n * (k + 1);
+		}
+	}
+	cache_drain_end(was);
+	return pages;
+}
+
+/* ---- statistics and fork ----------------------------------------------- */
+
+static void view_of(const struct bw_cpu *c, unsigned id, struct cache_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->id = id;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint32_t n = __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED) & ~BW_STOPPED;
+		const struct bw_counts *s = &c->c[k];
+		v->nr_blocks[k] = n;
+		v->nr_pages += n * (k + 1);
+		v->c[k] = (struct cache_counters){
+			.allocs = s->allocs, .frees = s->frees,
+			.hits = s->allocs > s->refills ? s->allocs - s->refills : 0,
+			.refills = s->refills, .refill_pages = s->refill_blocks * (k + 1),
+			.drains = s->spills, .drain_pages = s->spill_blocks * (k + 1),
+		};
+	}
+	v->restarts = c->restarts;
+}
+
+void bw_view(unsigned i, struct cache_view *v)
+{
+	if (bw_rseq) {
+		view_of(bw_cpu_of(i), i, v);
+		return;
+	}
+	memset(v, 0, sizeof(*v));
+	uint8_t was = sigctx_hold();
+	mp_lock(&bw_threads_lock);
+	unsigned j = 0;
+	for (struct bw_thread *t = bw_threads; t; t = t->next, j++)
+		if (j == i) {
+			view_of(&t->cache, i, v);
+			break;
+		}
+	mp_unlock(&bw_threads_lock);
+	sigctx_unhold(was);
+}
+
+uint64_t bw_depot_pages(void)
+{
+	uint64_t pages = 0;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		pages += __atomic_load_n(&bw_depots[k].nr, __ATOMIC_RELAXED) * (k + 1);
+	return pages;
+}
+
+void bw_text(struct fmt_buf *b)
+{
+	cache_text_fences(b, &bw_fenced);
+	fmt_printf(b, "  decay: %lu pages of unused arrays and depot classes given to the zone\n",
+		   (unsigned long)__atomic_load_n(&bw_decayed, __ATOMIC_RELAXED));
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		const struct bw_depot *d = &bw_depots[k];
+		uint64_t nr = __atomic_load_n(&d->nr, __ATOMIC_RELAXED);
+		if (nr || d->in || d->overflow)
+			fmt_printf(b, "  depot %u-page: %lu blocks now; %lu taken in, %lu given out, %lu sent to the zone (full)\n",
+				   k + 1, (unsigned long)nr, (unsigned long)d->in,
+				   (unsigned long)d->out, (unsigned long)d->overflow);
+	}
+}
+
+void bw_json(struct fmt_buf *b)
+{
+	cache_json_fences(b, &bw_fenced);
+	fmt_printf(b, ",\"decayed_pages\":%lu,\"depot\":[",
+		   (unsigned long)__atomic_load_n(&bw_decayed, __ATOMIC_RELAXED));
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		const struct bw_depot *d = &bw_depots[k];
+		fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu}",
+			   k ? "," : "", k + 1,
+			   (unsigned long)__atomic_load_n(&d->nr, __ATOMIC_RELAXED),
+			   (unsigned long)d->in, (unsigned long)d->out, (unsigned long)d->overflow);
+	}
+	fmt_printf(b, "]");
+}
+
+/* Fixed order: (cache.c) the drain lock, the depots by class, then (the
+ * caller) the zone; signals held back by cache.c.  The per-CPU arrays need
+ * no lock: the child's copy of an array is whatever its last committed
+ * count says. */
+static bool fork_in_handler;    /* the forking thread was in a handler */
+
+void bw_fork_prepare(void)
+{
+	fork_in_handler = mp_tls.depth != 0;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		mp_lock(&bw_depots[k].lock);
+}
+
+void bw_fork_parent(void)
+{
+	for (unsigned k = CACHE_CLASSES; k-- > 0;)
+		mp_unlock(&bw_depots[k].lock);
+}
+
+void bw_fork_child(void)
+{
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		mp_lock_reset(&bw_depots[k].lock);
+		bw_depots[k].in = bw_depots[k].out = bw_depots[k].overflow = 0;
+	}
+	mp_lock_reset(&bw_threads_lock);
+	memset(&bw_fenced, 0, sizeof(bw_fenced));
+	bw_decayed = 0;
+	if (bw_rseq)
+		for (unsigned c = 0; c < bw_ncpus; c++) {
+			memset(bw_cpu_of(c)->c, 0, sizeof(bw_cpu_of(c)->c));
+			bw_cpu_of(c)->restarts = 0;
+		}
+	/* Per-thread front end: only this thread lives on; the others'
+	 * arrays are unreachable here (their blocks stay with them).  Forked
+	 * from a handler, the child keeps running that handler, which may
+	 * have interrupted this thread in the middle of an array update that
+	 * will complete when it returns: the arrays are abandoned (their
+	 * blocks leak) rather than shared by two updates. */
+	if (!bw_rseq && fork_in_handler && bw_mine) {
+		bw_mine = NULL;
+		pthread_setspecific(bw_thread_key, NULL);   /* no flush at exit either */
+	}
+	if (!bw_rseq) {
+		bw_threads = my_cache;
+		if (bw_threads)
+			bw_threads->next = bw_threads->prev = NULL;
+	}
+}
+
+/* A child of _Fork: a depot whose lock a vanished thread held is
+ * abandoned (its blocks dropped), as the zone's lists are. */
+void bw_fork_recover(void)
+{
+	if (!bw_rseq && mp_tls.depth && bw_mine) {
+		bw_mine = NULL;         /* see bw_fork_child */
+		pthread_setspecific(bw_thread_key, NULL);
+	}
+	if (!bw_rseq) {
+		bw_threads = my_cache;     /* the only thread here */
+		if (bw_threads)
+			bw_threads->next = bw_threads->prev = NULL;
+	}
+	/* A remote drain cut short: its arrays stay stopped with the blocks
+	 * not yet freed (count keeps them) or none (count is BW_STOPPED). */
+	for (unsigned c = 0; bw_rseq && c < bw_ncpus; c++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			bw_cpu_of(c)->cls[k].h.count &= ~BW_STOPPED;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		if (mp_lock_is_held(&bw_depots[k].lock) && !mp_tls.in_cache) {
+			bw_depots[k].nr = 0;
+			mp_lock_reset(&bw_depots[k].lock);
+		}
+	mp_lock_reset(&bw_threads_lock);
+}
+
