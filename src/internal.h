@@ -604,11 +604,14 @@ bool reserve_put(struct page_desc *pd);
 uint64_t reserve_pages(void);
 
 /* ------------------------------------------------------------------------
- * malloc/malloc.c — C allocation semantics
+ * malloc/malloc.c — C allocation semantics: routing, malloc and free
+ * malloc/family.c — calloc, realloc, the aligned calls, usable size,
+ *                   free_bulk (malloc_impl.h: what the two share)
  * ---------------------------------------------------------------------- */
 void *mp_malloc(size_t size);
 void mp_free(void *p);
 void mp_free_sized(void *p, size_t size);
+/* family.c */
 void *mp_calloc(size_t n, size_t m);
 void *mp_realloc(void *p, size_t size);
 void *mp_reallocarray(void *p, size_t n, size_t m);
@@ -619,10 +622,12 @@ void *mp_valloc(size_t size);
 void *mp_pvalloc(size_t size);
 size_t mp_usable_size(void *p);
 void mp_free_bulk(void **ptrs, size_t n);
+/* introspect.c */
 int mp_trim(size_t pad);
 struct mallinfo2 mp_mallinfo2(void);
 void mp_malloc_stats(void);
 int mp_malloc_info(int options, FILE *fp);
+/* malloc.c */
 /* Start-up (startup.c), after zone_init, cache_init and pa_init: opens the
  * size routes (zone_ok: there is a region) and sets the glibc bound. */
 void malloc_init(bool zone_ok);

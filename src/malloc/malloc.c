@@ -23,18 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "malloc/fallback.h"
+#include "malloc/malloc_impl.h"
 
-/* Sizes s with s - zone_lo < zone_span go to the zone.  Both stay 0 until
- * initialisation has reserved a region, so that nothing reaches the zone
- * early, and the first page-sized request takes the slow path into init. */
-static size_t zone_lo, zone_span;
+size_t zone_lo, zone_span;    /* malloc_impl.h */
 /* The same for the sizes the one-hop path may serve (up to CACHE_CLASSES
  * pages), so that one compare also bounds its table index. */
 static size_t onehop_span;
-/* opt.waste_max, set at init; 100 sends nothing away. */
-static size_t waste_max = 100;
+size_t waste_max = 100;
 /*
  * The fast path's size -> class table, the waste policy folded in: a
  * request of s bytes in 1..CACHE_CLASSES pages looks up
@@ -65,7 +60,7 @@ static uint16_t route[ROUTE_SLOTS] = { [0 ... ROUTE_SLOTS - 1] = ROUTE_NONE };
  * (glibc's ENOMEM is retried after the zone gives back its unused tail,
  * fb_malloc).  glibc_below is what it returns to once drained. */
 size_t mp_glibc_below;
-static size_t glibc_below;
+size_t glibc_below;
 /* The fast path's copy of onehop_span: 0 while the purge trap is armed
  * (malloc_trap_arm), so that page-sized requests miss the fast path too. */
 size_t mp_onehop_span;
@@ -77,31 +72,9 @@ static uintptr_t free_below;
 
 /* ---- counters ----------------------------------------------------------- */
 
-enum {
-#define X(n) MC_##n,
-	MALLOC_COUNTERS(X)
-#undef X
-	MC_live_requested,
-	MC_live_held,
-	MC_COUNT
-};
-
-struct mstat_shard {
-	uint64_t c[MC_COUNT];
-} cacheline_aligned;
-
-#define MSTAT_SHARDS 16
-static struct mstat_shard mshard[MSTAT_SHARDS];
+struct mstat_shard mshard[MSTAT_SHARDS];
 bool mp_stats_on;        /* set at start-up (startup.c): the malloc layer counts */
-#define stats_on mp_stats_on
 
-static inline void count(unsigned idx, uint64_t n)
-{
-	if (unlikely(stats_on))
-		__atomic_add_fetch(&mshard[cpu_current() & (MSTAT_SHARDS - 1)].c[idx], n,
-				   __ATOMIC_RELAXED);
-}
-#define COUNT(name) count(MC_##name, 1)
 
 void malloc_stats_read(struct malloc_stats *out)
 {
@@ -118,8 +91,6 @@ void malloc_stats_read(struct malloc_stats *out)
 
 /* ---- initialisation ----------------------------------------------------- */
 
-static bool waste_ok(size_t size);
-static inline bool zone_range(size_t size);
 
 /* After pa_init: route[] from pa_onehop and the policy.  Waste falls as
  * the size grows within a page count, so a slot is all-zone when its
@@ -180,7 +151,7 @@ static bool inside_free_block(uint64_t pfn)
 	return false;
 }
 
-static coldpath void bad_pointer(const char *fn, void *p, const struct page_desc *pd)
+coldpath void bad_pointer(const char *fn, void *p, const struct page_desc *pd)
 {
 	const char *why = "not the start of a live allocation";
 	int saved = errno;
@@ -192,16 +163,6 @@ static coldpath void bad_pointer(const char *fn, void *p, const struct page_desc
 		mp_fatal("%s(): invalid pointer %p (%s)", fn, p, why);
 	mp_log("%s(): invalid pointer %p (%s); call ignored", fn, p, why);
 	errno = saved;
-}
-
-/* The descriptor of p if p starts a live zone allocation, else NULL. */
-static inline struct page_desc *live_desc(void *p)
-{
-	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
-	if (unlikely(((uintptr_t)p & (PAGE_SIZE - 1)) ||
-		     !(__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) & PG_ALLOC)))
-		return NULL;
-	return pd;
 }
 
 /* ---- the purge trap ------------------------------------------------------ */
@@ -233,49 +194,10 @@ static inline void trap_check(void)
 		malloc_trap_fire();
 }
 
-/* After a call into pagealloc, outside every lock: a zone call found the
- * purge driver's tick due. */
-static inline void tick_check(void)
-{
-	if (unlikely(__atomic_load_n(&zone_tick_pending, __ATOMIC_RELAXED)))
-		purge_tick();
-}
-
 /* ---- the zone side ------------------------------------------------------ */
 
-static inline size_t pages_of(size_t size)
-{
-	return size ? (size + PAGE_SIZE - 1) >> PAGE_SHIFT : 1;
-}
-
-/*
- * The waste policy: a request of n > 1 pages' worth of bytes is served as n
- * whole pages only if what they waste, n * 4096 - size, is at most
- * waste_max percent of them.  With waste_max:25 the smallest sizes kept
- * are 6144 (2 pages), 9216 (3), 12289 (4); one-page requests are
- * threshold's business.
- */
-static inline bool waste_ok(size_t size)
-{
-	size_t held = pages_of(size) << PAGE_SHIFT;
-	return size <= PAGE_SIZE || (held - size) * 100 <= waste_max * held;
-}
-
-/* In the zone's range: threshold .. 4 MiB, once initialised. */
-static inline bool zone_range(size_t size)
-{
-	return size - zone_lo < zone_span;
-}
-
-/* Served by the zone in process context: in range and not sent away by
- * the waste policy.  Handlers take any size in range (handler_alloc). */
-static inline bool zone_size(size_t size)
-{
-	return zone_range(size) && waste_ok(size);
-}
-
 /* Why glibc serves a process-context request of size bytes. */
-static void count_fallback(size_t size)
+void count_fallback(size_t size)
 {
 	if (likely(!stats_on))
 		return;
@@ -313,7 +235,7 @@ static NOINLINE void account_alloc(size_t size, size_t npages)
 }
 
 /* size bytes as whole pages, aligned to 2^align_order pages. */
-static void *page_alloc(size_t size, unsigned align_order, bool zero)
+void *page_alloc(size_t size, unsigned align_order, bool zero)
 {
 	size_t npages = pages_of(size);
 	/* calloc, memalign & co. reuse cached blocks too: not idle */
@@ -342,7 +264,7 @@ static void *page_alloc(size_t size, unsigned align_order, bool zero)
 	return p;
 }
 
-static NOINLINE void account_free(const struct page_desc *pd)
+NOINLINE void account_free(const struct page_desc *pd)
 {
 	COUNT(zone_frees);
 	count(MC_live_requested, -pd->req_bytes);
@@ -393,17 +315,9 @@ static void page_release(struct page_desc *pd)
 
 /* ---- the glibc side ----------------------------------------------------- */
 
-static inline void drain_deferred(void)
-{
-	if (unlikely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED) != glibc_below))
-		__atomic_store_n(&mp_glibc_below, glibc_below, __ATOMIC_RELAXED);
-	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) != NULL))
-		count(MC_sig_deferred_drained, fb_drain_deferred());
-}
-
 /* A request glibc would serve, made in a signal handler: glibc is not
  * async-signal-safe, so the zone serves it as whole pages, or nothing. */
-static NOINLINE void *handler_alloc(size_t size, bool zero)
+NOINLINE void *handler_alloc(size_t size, bool zero)
 {
 	COUNT(sig_malloc);
 	if (size > MAX_BLOCK_BYTES || !zg.bytes) {
@@ -595,215 +509,6 @@ void mp_free_sized(void *p, size_t size)
 {
 	(void)size;   /* the descriptors know the size; glibc ignores it too */
 	mp_free(p);
-}
-
-void *mp_calloc(size_t n, size_t m)
-{
-	size_t size;
-
-	COUNT(calloc_calls);
-	if (unlikely(__builtin_mul_overflow(n, m, &size) || size > PTRDIFF_MAX)) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	mp_ensure_init();
-	if (zone_size(size))
-		return page_alloc(size, 0, true);
-	if (unlikely(sigctx_in_irq()))
-		return handler_alloc(size, true);
-	drain_deferred();
-	count_fallback(size);
-	return fb_calloc(n, m);
-}
-
-/* Moves a block to a new home: allocate, copy, free.  On failure the old
- * block is untouched. */
-static void *realloc_move(void *p, size_t old_usable, size_t size)
-{
-	void *q = mp_malloc(size);
-	if (!q)
-		return NULL;
-	memcpy(q, p, old_usable < size ? old_usable : size);
-	mp_free(p);
-	return q;
-}
-
-void *mp_realloc(void *p, size_t size)
-{
-	COUNT(realloc_calls);
-	if (!p)
-		return mp_malloc(size);
-	if (size == 0) {             /* glibc: free and return NULL */
-		mp_free(p);
-		return NULL;
-	}
-	if (unlikely(size > PTRDIFF_MAX)) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (zone_owns(p)) {
-		struct page_desc *pd = live_desc(p);
-		if (!pd) {
-			bad_pointer("realloc", p, pfn_to_desc(addr_to_pfn(p)));
-			errno = EINVAL;
-			return NULL;
-		}
-		size_t have = pd->npages, want = pages_of(size);
-		/* A size the policy sends away moves to glibc, except in a
-		 * handler, where glibc cannot serve it. */
-		if (want <= have && (zone_size(size) || (zone_range(size) && sigctx_in_irq()))) {
-			/* Same pages, or fewer: stay, giving the tail back. */
-			if (stats_on) {
-				count(MC_live_requested, size - pd->req_bytes);
-				count(MC_live_held, -((have - want) << PAGE_SHIFT));
-			}
-			pd->req_bytes = size;
-			if (want < have) {
-				pa_shrink(pd, want);
-				tick_check();
-			}
-			COUNT(realloc_in_place);
-			return p;
-		}
-		return realloc_move(p, have << PAGE_SHIFT, size);
-	}
-	mp_ensure_init();
-	if (unlikely(sigctx_in_irq()) || zone_size(size))
-		return realloc_move(p, fb_usable_size(p), size);
-	drain_deferred();
-	count_fallback(size);
-	return fb_realloc(p, size);
-}
-
-void *mp_reallocarray(void *p, size_t n, size_t m)
-{
-	size_t size;
-	if (__builtin_mul_overflow(n, m, &size)) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	return mp_realloc(p, size);
-}
-
-/* Every aligned entry point ends here; align is a power of two. */
-static void *aligned_impl(size_t align, size_t size)
-{
-	COUNT(memalign_calls);
-	if (unlikely(size > PTRDIFF_MAX)) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	if (align <= 16)
-		return mp_malloc(size);
-	mp_ensure_init();
-	bool irq = sigctx_in_irq();
-	if (align <= MAX_BLOCK_BYTES && (zone_size(size) || (irq && zg.bytes && size <= MAX_BLOCK_BYTES))) {
-		unsigned ao = align > PAGE_SIZE ? ilog2_floor(align) - PAGE_SHIFT : 0;
-		/* The block must be large enough to be that aligned, and fit. */
-		if (pages_of(size) <= MAX_BLOCK_PAGES)
-			return page_alloc(size, ao, false);
-	}
-	if (irq) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	drain_deferred();
-	COUNT(fb_align);
-	return fb_memalign(align, size);
-}
-
-int mp_posix_memalign(void **out, size_t align, size_t size)
-{
-	if (align < sizeof(void *) || !is_pow2(align))
-		return EINVAL;
-	int saved = errno;
-	void *p = aligned_impl(align, size);
-	if (!p) {
-		errno = saved;
-		return ENOMEM;
-	}
-	*out = p;
-	return 0;
-}
-
-/* C17 (DR 460): a non-power-of-two alignment is an error.  glibc 2.36
- * rounds it up instead; 2.38 and later agree with this. */
-void *mp_aligned_alloc(size_t align, size_t size)
-{
-	if (!is_pow2(align)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	return aligned_impl(align, size);
-}
-
-/* glibc's memalign: round the alignment up to a power of two. */
-void *mp_memalign(size_t align, size_t size)
-{
-	if (align > SIZE_MAX / 2 + 1) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (!is_pow2(align))
-		align = align ? (size_t)1 << ilog2_ceil(align) : 1;
-	return aligned_impl(align, size);
-}
-
-void *mp_valloc(size_t size)
-{
-	return aligned_impl(PAGE_SIZE, size);
-}
-
-void *mp_pvalloc(size_t size)
-{
-	size_t rounded;
-	if (__builtin_add_overflow(size, PAGE_SIZE - 1, &rounded)) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	rounded &= ~(PAGE_SIZE - 1);
-	return aligned_impl(PAGE_SIZE, rounded ? rounded : PAGE_SIZE);
-}
-
-size_t mp_usable_size(void *p)
-{
-	if (!p)
-		return 0;
-	if (zone_owns(p)) {
-		struct page_desc *pd = live_desc(p);
-		return pd ? (size_t)pd->npages << PAGE_SHIFT : 0;
-	}
-	return fb_usable_size(p);
-}
-
-void mp_free_bulk(void **ptrs, size_t n)
-{
-	struct page_desc *chain = NULL;
-
-	for (size_t i = 0; i < n; i++) {
-		void *p = ptrs[i];
-		if (!zone_owns(p)) {
-			mp_free(p);
-			continue;
-		}
-		COUNT(free_calls);
-		struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
-		uint8_t f = pd->flags;
-		if (((uintptr_t)p & (PAGE_SIZE - 1)) || !(f & PG_ALLOC)) {
-			bad_pointer("magpage_free_bulk", p, pd);
-			continue;
-		}
-		MP_PROBE2(mm_page_free, p, pd->order);
-		pd->flags = f & (uint8_t)~PG_ALLOC;
-		if (stats_on)
-			account_free(pd);
-		pd->next = chain;       /* the descriptor is ours again: link it */
-		chain = pd;
-	}
-	if (chain) {
-		pa_free_chain(chain);
-		tick_check();
-	}
 }
 
 /* ---- fork ------------------------------------------------------------- */

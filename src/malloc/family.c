@@ -1,0 +1,220 @@
+/*
+ * family.c — the rest of the malloc family over malloc.c's routing: calloc
+ * (fresh zone pages are not cleared again), realloc (in place when the
+ * pages suffice, the tail given back), the aligned entry points (zone
+ * blocks aligned up to 4 MiB), malloc_usable_size and magpage_free_bulk.
+ * Ownership is by address, as in malloc.c.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "malloc/malloc_impl.h"
+
+void *mp_calloc(size_t n, size_t m)
+{
+	size_t size;
+
+	COUNT(calloc_calls);
+	if (unlikely(__builtin_mul_overflow(n, m, &size) || size > PTRDIFF_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	mp_ensure_init();
+	if (zone_size(size))
+		return page_alloc(size, 0, true);
+	if (unlikely(sigctx_in_irq()))
+		return handler_alloc(size, true);
+	drain_deferred();
+	count_fallback(size);
+	return fb_calloc(n, m);
+}
+
+/* Moves a block to a new home: allocate, copy, free.  On failure the old
+ * block is untouched. */
+static void *realloc_move(void *p, size_t old_usable, size_t size)
+{
+	void *q = mp_malloc(size);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old_usable < size ? old_usable : size);
+	mp_free(p);
+	return q;
+}
+
+void *mp_realloc(void *p, size_t size)
+{
+	COUNT(realloc_calls);
+	if (!p)
+		return mp_malloc(size);
+	if (size == 0) {             /* glibc: free and return NULL */
+		mp_free(p);
+		return NULL;
+	}
+	if (unlikely(size > PTRDIFF_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (zone_owns(p)) {
+		struct page_desc *pd = live_desc(p);
+		if (!pd) {
+			bad_pointer("realloc", p, pfn_to_desc(addr_to_pfn(p)));
+			errno = EINVAL;
+			return NULL;
+		}
+		size_t have = pd->npages, want = pages_of(size);
+		/* A size the policy sends away moves to glibc, except in a
+		 * handler, where glibc cannot serve it. */
+		if (want <= have && (zone_size(size) || (zone_range(size) && sigctx_in_irq()))) {
+			/* Same pages, or fewer: stay, giving the tail back. */
+			if (stats_on) {
+				count(MC_live_requested, size - pd->req_bytes);
+				count(MC_live_held, -((have - want) << PAGE_SHIFT));
+			}
+			pd->req_bytes = size;
+			if (want < have) {
+				pa_shrink(pd, want);
+				tick_check();
+			}
+			COUNT(realloc_in_place);
+			return p;
+		}
+		return realloc_move(p, have << PAGE_SHIFT, size);
+	}
+	mp_ensure_init();
+	if (unlikely(sigctx_in_irq()) || zone_size(size))
+		return realloc_move(p, fb_usable_size(p), size);
+	drain_deferred();
+	count_fallback(size);
+	return fb_realloc(p, size);
+}
+
+void *mp_reallocarray(void *p, size_t n, size_t m)
+{
+	size_t size;
+	if (__builtin_mul_overflow(n, m, &size)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return mp_realloc(p, size);
+}
+
+/* Every aligned entry point ends here; align is a power of two. */
+static void *aligned_impl(size_t align, size_t size)
+{
+	COUNT(memalign_calls);
+	if (unlikely(size > PTRDIFF_MAX)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (align <= 16)
+		return mp_malloc(size);
+	mp_ensure_init();
+	bool irq = sigctx_in_irq();
+	if (align <= MAX_BLOCK_BYTES && (zone_size(size) || (irq && zg.bytes && size <= MAX_BLOCK_BYTES))) {
+		unsigned ao = align > PAGE_SIZE ? ilog2_floor(align) - PAGE_SHIFT : 0;
+		/* The block must be large enough to be that aligned, and fit. */
+		if (pages_of(size) <= MAX_BLOCK_PAGES)
+			return page_alloc(size, ao, false);
+	}
+	if (irq) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	drain_deferred();
+	COUNT(fb_align);
+	return fb_memalign(align, size);
+}
+
+int mp_posix_memalign(void **out, size_t align, size_t size)
+{
+	if (align < sizeof(void *) || !is_pow2(align))
+		return EINVAL;
+	int saved = errno;
+	void *p = aligned_impl(align, size);
+	if (!p) {
+		errno = saved;
+		return ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
+/* C17 (DR 460): a non-power-of-two alignment is an error.  glibc 2.36
+ * rounds it up instead; 2.38 and later agree with this. */
+void *mp_aligned_alloc(size_t align, size_t size)
+{
+	if (!is_pow2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return aligned_impl(align, size);
+}
+
+/* glibc's memalign: round the alignment up to a power of two. */
+void *mp_memalign(size_t align, size_t size)
+{
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!is_pow2(align))
+		align = align ? (size_t)1 << ilog2_ceil(align) : 1;
+	return aligned_impl(align, size);
+}
+
+void *mp_valloc(size_t size)
+{
+	return aligned_impl(PAGE_SIZE, size);
+}
+
+void *mp_pvalloc(size_t size)
+{
+	size_t rounded;
+	if (__builtin_add_overflow(size, PAGE_SIZE - 1, &rounded)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	rounded &= ~(PAGE_SIZE - 1);
+	return aligned_impl(PAGE_SIZE, rounded ? rounded : PAGE_SIZE);
+}
+
+size_t mp_usable_size(void *p)
+{
+	if (!p)
+		return 0;
+	if (zone_owns(p)) {
+		struct page_desc *pd = live_desc(p);
+		return pd ? (size_t)pd->npages << PAGE_SHIFT : 0;
+	}
+	return fb_usable_size(p);
+}
+
+void mp_free_bulk(void **ptrs, size_t n)
+{
+	struct page_desc *chain = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		void *p = ptrs[i];
+		if (!zone_owns(p)) {
+			mp_free(p);
+			continue;
+		}
+		COUNT(free_calls);
+		struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
+		uint8_t f = pd->flags;
+		if (((uintptr_t)p & (PAGE_SIZE - 1)) || !(f & PG_ALLOC)) {
+			bad_pointer("magpage_free_bulk", p, pd);
+			continue;
+		}
+		MP_PROBE2(mm_page_free, p, pd->order);
+		pd->flags = f & (uint8_t)~PG_ALLOC;
+		if (stats_on)
+			account_free(pd);
+		pd->next = chain;       /* the descriptor is ours again: link it */
+		chain = pd;
+	}
+	if (chain) {
+		pa_free_chain(chain);
+		tick_check();
+	}
+}

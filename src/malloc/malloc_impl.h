@@ -1,0 +1,119 @@
+/*
+ * malloc_impl.h — what the malloc front end's two files share: malloc.c
+ * (size routing, the fast paths, malloc and free, the zone and glibc
+ * sides) and family.c (calloc, realloc, the aligned entry points,
+ * malloc_usable_size, magpage_free_bulk).  Private to them; everyone else
+ * goes through internal.h.
+ */
+#ifndef MAGPAGE_MALLOC_IMPL_H
+#define MAGPAGE_MALLOC_IMPL_H
+
+#include "internal.h"
+#include "malloc/fallback.h"
+
+/* ---- counters (MAGPAGE_CONF stats), per CPU shard ---- */
+enum {
+#define X(n) MC_##n,
+	MALLOC_COUNTERS(X)
+#undef X
+	MC_live_requested,
+	MC_live_held,
+	MC_COUNT
+};
+
+struct mstat_shard {
+	uint64_t c[MC_COUNT];
+} cacheline_aligned;
+
+#define MSTAT_SHARDS 16
+extern struct mstat_shard mshard[MSTAT_SHARDS];   /* summed by malloc_stats_read */
+#define stats_on mp_stats_on
+
+static inline void count(unsigned idx, uint64_t n)
+{
+	if (unlikely(stats_on))
+		__atomic_add_fetch(&mshard[cpu_current() & (MSTAT_SHARDS - 1)].c[idx], n,
+				   __ATOMIC_RELAXED);
+}
+#define COUNT(name) count(MC_##name, 1)
+
+/* ---- size routing (malloc.c sets these at init) ---- */
+/* Sizes s with s - zone_lo < zone_span go to the zone.  Both stay 0 until
+ * initialisation has reserved a region, so that nothing reaches the zone
+ * early, and the first page-sized request takes the slow path into init. */
+extern size_t zone_lo, zone_span;
+extern size_t waste_max;      /* opt.waste_max, set at init; 100 sends nothing away */
+extern size_t glibc_below;    /* what mp_glibc_below returns to once drained */
+
+static inline size_t pages_of(size_t size)
+{
+	return size ? (size + PAGE_SIZE - 1) >> PAGE_SHIFT : 1;
+}
+
+/*
+ * The waste policy: a request of n > 1 pages' worth of bytes is served as n
+ * whole pages only if what they waste, n * 4096 - size, is at most
+ * waste_max percent of them.  With waste_max:25 the smallest sizes kept
+ * are 6144 (2 pages), 9216 (3), 12289 (4); one-page requests are
+ * threshold's business.
+ */
+static inline bool waste_ok(size_t size)
+{
+	size_t held = pages_of(size) << PAGE_SHIFT;
+	return size <= PAGE_SIZE || (held - size) * 100 <= waste_max * held;
+}
+
+/* In the zone's range: threshold .. 4 MiB, once initialised. */
+static inline bool zone_range(size_t size)
+{
+	return size - zone_lo < zone_span;
+}
+
+/* Served by the zone in process context: in range and not sent away by
+ * the waste policy.  Handlers take any size in range (handler_alloc). */
+static inline bool zone_size(size_t size)
+{
+	return zone_range(size) && waste_ok(size);
+}
+
+/* After a call into pagealloc, outside every lock: a zone call found the
+ * purge driver's tick due. */
+static inline void tick_check(void)
+{
+	if (unlikely(__atomic_load_n(&zone_tick_pending, __ATOMIC_RELAXED)))
+		purge_tick();
+}
+
+static inline void drain_deferred(void)
+{
+	if (unlikely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED) != glibc_below))
+		__atomic_store_n(&mp_glibc_below, glibc_below, __ATOMIC_RELAXED);
+	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) != NULL))
+		count(MC_sig_deferred_drained, fb_drain_deferred());
+}
+
+/* The descriptor of p if p starts a live zone allocation, else NULL. */
+static inline struct page_desc *live_desc(void *p)
+{
+	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
+	if (unlikely(((uintptr_t)p & (PAGE_SIZE - 1)) ||
+		     !(__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) & PG_ALLOC)))
+		return NULL;
+	return pd;
+}
+
+/* ---- malloc.c ---- */
+/* size bytes as whole pages (2^align_order aligned), zeroed if zero;
+ * NULL (errno ENOMEM) or glibc's answer when the zone is exhausted. */
+void *page_alloc(size_t size, unsigned align_order, bool zero);
+/* A request glibc would serve, made in a signal handler: the zone's. */
+void *handler_alloc(size_t size, bool zero);
+/* Why glibc serves a process-context request (statistics). */
+void count_fallback(size_t size);
+/* An invalid or double free: reported, then abort or ignore (on_invalid). */
+void bad_pointer(const char *fn, void *p, const struct page_desc *pd)
+	__attribute__((__cold__));
+/* A live zone block freed: the statistics' live counts. */
+void account_free(const struct page_desc *pd);
+
+#endif
