@@ -323,13 +323,16 @@ static uint32_t high_pages(const struct bw_cpu *c)
 static void tune(struct bw_cpu *c, unsigned k, uint8_t why)
 {
 	struct bw_hdr *h = &c->cls[k].h;
-	uint8_t last = c->c[k].last;
-	c->c[k].turns = (uint8_t)(c->c[k].turns << 1 | (last && last != why));
-	/* Only a class that turned (a refill after a spill, or a spill after
-	 * a refill) within its last 8 trips grows: one that only refills (a
+	uint8_t last = c->c[k].last, run = c->c[k].run;
+	bool turned = last && last != why && run >= 2;
+	c->c[k].turns = (uint8_t)(c->c[k].turns << 1 | turned);
+	c->c[k].run = last == why ? (uint8_t)(run + (run < 255)) : 1;
+	/* Only a class that turned (refills after a run of spills, or the
+	 * reverse) within its last 8 trips grows: one that only refills (a
 	 * producer) or only spills (a consumer of another CPU's blocks) moves
 	 * a batch per trip at any capacity, so a larger array would only park
-	 * more of its pages (bench_pagealloc -m remote). */
+	 * more of its pages (bench_pagealloc -m remote).  A lone trip the
+	 * other way (the consumer's one malloc) is not a turn. */
 	if (last == why && c->c[k].turns && h->high < max_high[k]) {
 		uint32_t nh = h->high * 2 < max_high[k] ? h->high * 2 : max_high[k];
 		uint32_t used = high_pages(c), cap = start_pages + BW_GROW_PAGES;

@@ -38,7 +38,9 @@ struct bw_counts {
 	uint64_t zone_refills;  /* refills that went to the zone */
 	uint8_t last;           /* 1 = the last slow event was a refill, 2 = a spill */
 	uint8_t turns;          /* the last 8 slow events, newest in bit 0: 1 where
-				   the event's reason differed from the one before */
+				   the reason changed after a run of 2 or more */
+	uint8_t run;            /* slow events in a row for the reason last says
+				   (saturates at 255) */
 };
 
 /* One size class of one CPU: its header line, then its array, so that the

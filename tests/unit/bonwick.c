@@ -107,7 +107,8 @@ static uint32_t free_all_watching(struct page_desc **pds, unsigned n)
 /*
  * A CPU that only frees (a consumer of blocks another CPU allocated) spills
  * a batch per depot trip whatever its capacity: its array keeps the
- * starting two batches (128 single pages) however long it goes on.  The same
+ * starting two batches (128 single pages) however long it goes on, one
+ * allocation before it notwithstanding.  The same
  * CPU allocating and freeing batches larger than its array turns at each
  * end and grows: the rule is the traffic's direction, not its volume.
  */
@@ -117,6 +118,10 @@ Test(bonwick, one_way_traffic_does_not_grow)
 	static struct page_desc *pds[N];
 
 	start();
+	/* One malloc first, as a consumer thread makes: its refill is one
+	 * trip the other way, not a turn. */
+	struct page_desc *one = pa_alloc(1, 0);
+	cr_assert_not_null(one);
 	for (int r = 0; r < 3; r++) {
 		take_from_zone(pds, N);
 		uint32_t most = free_all_watching(pds, N);
@@ -135,6 +140,8 @@ Test(bonwick, one_way_traffic_does_not_grow)
 	}
 	cr_assert_gt(most, 128, "allocating and freeing batches of %d: the array never "
 		     "grew past 128 pages", N);
+	one->flags &= (uint8_t)~PG_ALLOC;
+	pa_free(one);
 	pa_drain_all();
 	validate(0);
 }
