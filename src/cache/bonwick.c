@@ -24,15 +24,17 @@
  *
  * Capacity is tuned per CPU and class, the way Linux 6.7 tunes the per-CPU
  * lists' high: a CPU that goes to the depot for the same reason twice in a
- * row (empty, empty, or full, full), having gone for the other reason within
- * its last 8 trips, doubles its high, up to 2 MiB of blocks per class; a
- * global drain (exhaustion, magpage_drain, malloc_trim) resets it.  Traffic
- * one way only (a CPU that frees what others allocate) does not grow it: a
- * consumer parked up to 2 MiB per class for nothing (bench_pagealloc -m
- * remote -t 2: peak RSS 12.9 MiB for 8 MiB in flight, 10.8 without).  The growth of all a CPU's classes together is bounded by BW_GROW_PAGES
- * (see tune): one class may grow to its whole array, as a batch of one size
- * needs, but a CPU cycling many sizes, each drifting past its capacity now
- * and then, does not grow them all (that held 16 x 2 MiB per CPU, half of
+ * row (empty, empty, or full, full), having turned from a run of two or
+ * more trips for the other reason within its last 8, doubles its high, up
+ * to 2 MiB of blocks per class; a global drain (exhaustion, magpage_drain,
+ * malloc_trim) resets it.  Traffic one way only (a CPU that frees what
+ * others allocate) does not grow it: a consumer parked up to 2 MiB per
+ * class for nothing (bench_pagealloc -m remote -t 2: peak RSS 12.2 MiB for
+ * 8 MiB in flight, 10.7 without).  The growth of all a CPU's classes
+ * together is bounded by BW_GROW_PAGES (see tune): one class may grow to
+ * its whole array, as a batch of one size needs, but a CPU cycling many
+ * sizes, each drifting past its capacity now and then, does not grow them
+ * all (that held 16 x 2 MiB per CPU, half of
  * it idle: 58 MiB peak RSS for 18 MiB live in bench_xthread -m random -t 2).
  * Cached memory per CPU is therefore at most start_pages + BW_GROW_PAGES
  * (7.6 + 2 MiB), and the depot holds at most depot_pages pages per class
@@ -316,8 +318,9 @@ static uint32_t high_pages(const struct bw_cpu *c)
 	return pages;
 }
 
-/* A CPU (or thread) went to the depot for the same reason twice in a row:
- * its working set is larger than its array; let it hold more, within the
+/* A CPU (or thread) went to the depot for the same reason twice in a row,
+ * and turned within its last 8 trips: its working set is larger than its
+ * array; let it hold more, within the
  * CPU's growth budget (BW_GROW_PAGES).  Sixteen loads, once per depot
  * trip, not per block. */
 static void tune(struct bw_cpu *c, unsigned k, uint8_t why)

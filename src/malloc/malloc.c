@@ -75,7 +75,6 @@ static uintptr_t free_below;
 struct mstat_shard mshard[MSTAT_SHARDS];
 bool mp_stats_on;        /* set at start-up (startup.c): the malloc layer counts */
 
-
 void malloc_stats_read(struct malloc_stats *out)
 {
 	uint64_t sum[MC_COUNT] = { 0 };
@@ -90,7 +89,6 @@ void malloc_stats_read(struct malloc_stats *out)
 }
 
 /* ---- initialisation ----------------------------------------------------- */
-
 
 /* After pa_init: route[] from pa_onehop and the policy.  Waste falls as
  * the size grows within a page count, so a slot is all-zone when its
