@@ -369,18 +369,6 @@ static NOINLINE void *malloc_slow(size_t size)
 	return malloc_other(size);
 }
 
-/*
- * The fast paths, a leaf with tail calls only:
- *   page-sized: one-hop, size class from a table, one pop, one descriptor
- *               write (pa_alloc_onehop); anything it cannot do, malloc_slow;
- *   smaller:    straight to glibc (a compare, and one with this thread's
- *               handler word) unless mp_glibc_below says otherwise.
- * mp_onehop_span and mp_glibc_below are 0 until init and while the purge
- * trap is armed (malloc_slow fires it); with statistics on the
- * one-hop table is empty and mp_glibc_below 0, so that everything goes the
- * counting way, malloc_slow.  Sizes the waste policy sends to glibc find
- * ROUTE_NONE in route[] and go there through malloc_slow.
- */
 /* Another design's hop for a size route[] sends it (ROUTE_TABLE):
  * malloc_slow's without its tests of the size, which route[] made. */
 static NOINLINE void *malloc_table_hop(size_t size)
@@ -395,6 +383,20 @@ static NOINLINE void *malloc_table_hop(size_t size)
 	return page_alloc(size, 0, false);
 }
 
+/*
+ * The fast paths, a leaf with tail calls only:
+ *   page-sized: one-hop, size class from a table, one pop, one descriptor
+ *               write (pa_alloc_onehop); another design's sizes
+ *               (ROUTE_TABLE), malloc_table_hop; anything else, malloc_slow;
+ *   smaller:    straight to glibc (a compare, and one with this thread's
+ *               handler word) unless mp_glibc_below says otherwise.
+ * mp_onehop_span and mp_glibc_below are 0 until init and while the purge
+ * trap is armed (malloc_slow fires it); with statistics on the
+ * one-hop table is empty and mp_glibc_below 0, so that everything goes the
+ * counting way, malloc_slow.  Sizes the waste policy sends to glibc find
+ * ROUTE_GLIBC in route[] (ROUTE_NONE where a slot holds sizes of both
+ * kinds) and go there through malloc_slow.
+ */
 void *mp_malloc(size_t size)
 {
 	if (likely(size < mp_glibc_below)) {
