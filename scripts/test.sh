@@ -11,4 +11,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
+cmake --build build -j"$(nproc)" --target fuzzers    # not in "all": test programs only
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
