@@ -496,8 +496,9 @@ static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct 
 			uint32_t high = c->cls[k].h.high;
 			if (cnt < high) {
 				/* room again (another thread popped): push */
-				enum rseq_result r = rseq_bw_push(&c->cls[k].h.count, (uint32_t)cpu,
-								  (uint32_t)desc_pfn(pd));
+				enum rseq_result r = rseq_bw_push_here((uint64_t)bw_base + BW_KOFF(k),
+								       &bw_nr_cpus,
+								       (uint32_t)desc_pfn(pd));
 				if (r == RSEQ_DONE) {
 					c->c[k].frees++;
 					return true;

@@ -103,44 +103,53 @@ static inline bool bw_push_once(uint64_t koff, uint32_t pfn)
 	return likely(rseq_bw_push_here((uint64_t)bw_base + koff, &bw_nr_cpus, pfn) == RSEQ_DONE);
 }
 
-/* The slow paths' pop: as bw_pop_once, retrying a restart (counted), and
- * counting the block when count says so. */
+/* A section restarted: counted on the CPU the thread is on now. */
+static inline void bw_count_restart(void)
+{
+	uint32_t cpu = rseq_cpu_id();
+	if (cpu < bw_nr_cpus)
+		bw_cpu_of(cpu)->restarts++;
+}
+
+/* The slow paths' pop: bw_pop_once's section, retrying a restart
+ * (counted), and counting the block on the CPU that gave it when count
+ * says so. */
 static inline bool bw_pop_cpu(unsigned k, uint64_t *pfn, bool count)
 {
 	for (;;) {
-		uint32_t cpu = rseq_cpu_id();
-		if (unlikely(cpu >= bw_nr_cpus))
-			return false;
-		struct bw_cpu *c = bw_cpu_of(cpu);
-		enum rseq_result r = rseq_bw_pop(&c->cls[k].h.count, cpu, pfn);
+		uint32_t cpu;
+		enum rseq_result r = rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(k), &bw_nr_cpus,
+						      pfn, &cpu);
 		if (likely(r == RSEQ_DONE)) {
 			if (count)
-				c->c[k].allocs++;
+				bw_cpu_of(cpu)->c[k].allocs++;
 			return true;
 		}
 		if (r != RSEQ_ABORTED)
 			return false;
-		c->restarts++;
+		bw_count_restart();
 	}
 }
 
-/* 1: pushed; 0: full or stopped; -1: no usable CPU id (as bw_pop_cpu). */
+/* 1: pushed; 0: full or stopped; -1: no usable CPU id (as bw_pop_cpu).
+ * The count goes to the CPU read before the section: a migration between
+ * the two miscounts one, as the counters allow. */
 static inline int bw_push_cpu(unsigned k, uint32_t pfn, bool count)
 {
 	for (;;) {
 		uint32_t cpu = rseq_cpu_id();
 		if (unlikely(cpu >= bw_nr_cpus))
 			return -1;
-		struct bw_cpu *c = bw_cpu_of(cpu);
-		enum rseq_result r = rseq_bw_push(&c->cls[k].h.count, cpu, pfn);
+		enum rseq_result r = rseq_bw_push_here((uint64_t)bw_base + BW_KOFF(k), &bw_nr_cpus,
+						       pfn);
 		if (likely(r == RSEQ_DONE)) {
 			if (count)
-				c->c[k].frees++;
+				bw_cpu_of(cpu)->c[k].frees++;
 			return 1;
 		}
 		if (r != RSEQ_ABORTED)
 			return 0;
-		c->restarts++;
+		bw_count_restart();
 	}
 }
 #endif

@@ -182,7 +182,8 @@ stopped:
 #define BW_STOPPED 0x80000000u
 
 /*
- * The single pop and push are the one-hop path's: they address the rseq
+ * The single pop and push (rseq_bw_pop_here, rseq_bw_push_here below),
+ * the one-hop path's and the slow paths' alike, address the rseq
  * area through %fs (the thread pointer is %fs's base, the area sits at
  * __rseq_offset from it), which spares the load of the thread pointer at
  * the head of the fast path's chain of dependent loads, and a register.
@@ -204,79 +205,12 @@ static inline uint32_t rseq_cpu_id(void)
 #endif
 
 /* Armed through the named output register (any: it is written again
- * inside the section), or through %rax (clobbered). */
+ * inside the section). */
 #define RSEQ_CS_DESC_FS_VIA(reg)                                       \
 	RSEQ_CS_TABLE                                                  \
 	"leaq 3b(%%rip), %[" #reg "]\n\t"                              \
 	"movq %[" #reg "], %%fs:%c[cs_off](%[rso])\n\t"
-#define RSEQ_CS_DESC_FS                                                \
-	RSEQ_CS_TABLE                                                  \
-	"leaq 3b(%%rip), %%rax\n\t"                                    \
-	"movq %%rax, %%fs:%c[cs_off](%[rso])\n\t"
-#define RSEQ_FS_IN                                                     \
-	[rso] "r"(mp_rseq_offset), [cpu] "r"(cpu),                     \
-	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
-	[cpu_off] "i"(offsetof(struct rseq, cpu_id))
 
-/* Pops the top pfn of this CPU's array into *pfn (zero-extended: it goes
- * straight into address arithmetic).  %rax, which the section's
- * descriptor passes through, is free after it: it holds an output (here
- * and in push), one register fewer for the fast path. */
-static inline enum rseq_result rseq_bw_pop(uint32_t *hdr, uint32_t cpu, uint64_t *pfn)
-{
-	uint64_t n, v;
-	__asm__ __volatile__ goto(
-		RSEQ_CS_DESC_FS
-		"1:\n\t"
-		"cmpl %[cpu], %%fs:%c[cpu_off](%[rso])\n\t"
-		"jnz %l[aborted]\n\t"
-		"movl (%[hdr]), %k[n]\n\t"
-		"testl %k[n], %k[n]\n\t"
-		"jle %l[empty]\n\t"
-		"decl %k[n]\n\t"
-		"movl 64(%[hdr], %[n], 4), %k[v]\n\t"
-		"movl %k[n], (%[hdr])\n\t"
-		"2:\n\t"
-		RSEQ_ABORT_STUB(aborted)
-		: [n] "=&r"(n), [v] "=&a"(v)
-		: [hdr] "r"(hdr), RSEQ_FS_IN
-		: "memory", "cc"
-		: aborted, empty);
-	*pfn = v;
-	return RSEQ_DONE;
-aborted:
-	return RSEQ_ABORTED;
-empty:
-	return RSEQ_LIST_EMPTY;
-}
-
-/* Pushes pfn on this CPU's array if count < high. */
-static inline enum rseq_result rseq_bw_push(uint32_t *hdr, uint32_t cpu, uint32_t pfn)
-{
-	uint64_t n;
-	__asm__ __volatile__ goto(
-		RSEQ_CS_DESC_FS
-		"1:\n\t"
-		"cmpl %[cpu], %%fs:%c[cpu_off](%[rso])\n\t"
-		"jnz %l[aborted]\n\t"
-		"movl (%[hdr]), %k[n]\n\t"
-		"cmpl 4(%[hdr]), %k[n]\n\t"
-		"jae %l[full]\n\t"
-		"movl %k[pfn], 64(%[hdr], %[n], 4)\n\t"
-		"incl %k[n]\n\t"
-		"movl %k[n], (%[hdr])\n\t"
-		"2:\n\t"
-		RSEQ_ABORT_STUB(aborted)
-		: [n] "=&a"(n)
-		: [hdr] "r"(hdr), [pfn] "r"(pfn), RSEQ_FS_IN
-		: "memory", "cc"
-		: aborted, full);
-	return RSEQ_DONE;
-aborted:
-	return RSEQ_ABORTED;
-full:
-	return RSEQ_LIST_STOPPED;    /* full, or stopped: the slow path decides */
-}
 
 /* The start of both sections: this CPU's id into %[reg] (zero-extended),
  * out to nocpu at nr or past; then RSEQ_BW_HEADER turns the id in %[hreg]
