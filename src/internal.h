@@ -528,19 +528,21 @@ static inline bool pa_alloc_onehop(uint64_t koff, void **out)
 /* pd heads a live allocation whose PG_ALLOC the caller has checked. */
 static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 {
-	uint64_t k = (uint64_t)pd->npages - 1;   /* npages 1..MAX_BLOCK_PAGES */
-	if (unlikely(k >= pa_freehop_span)) {
+	/* the class's page count: npages (1..MAX_BLOCK_PAGES) */
+	uint64_t pages = pd->npages;
+	if (unlikely(pages - 1 >= pa_freehop_span)) {
 		/* a class past a gap (cache_exact:0 keeps powers of two only) */
-		k = pa_freehop[pd->npages];
+		uint64_t k = pa_freehop[pages];
 		if (k >= CACHE_CLASSES)
 			return false;
+		pages = k + 1;
 	}
 	pd->flags = PG_CACHED;
 #if MP_HAVE_RSEQ
-	if (likely(bw_push_once(BW_KOFF(k), (uint32_t)pfn)))
+	if (likely(bw_push_once(pages, (uint32_t)pfn)))
 		return true;
 #endif
-	return bw_push_thread(BW_KOFF(k), (uint32_t)pfn, false);
+	return bw_push_thread(BW_KOFF(pages - 1), (uint32_t)pfn, false);
 }
 
 /*

@@ -72,6 +72,7 @@
 #define BW_GROW_PAGES 512
 
 char *bw_base;                          /* bw_ncpus strides (rseq front end) */
+uint64_t bw_base_less1;
 unsigned bw_nr_cpus;                    /* 0 = the per-thread front end */
 unsigned bw_ncpus;
 bool bw_rseq;
@@ -129,6 +130,7 @@ static bool bw_init(void)
 				     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (cpus != MAP_FAILED) {
 			bw_base = cpus;
+			bw_base_less1 = (uint64_t)cpus - BW_KOFF(1);
 			for (unsigned c = 0; c < bw_ncpus; c++)
 				init_cpu(bw_cpu_of(c));
 			bw_rseq = true;
@@ -496,7 +498,7 @@ static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct 
 			uint32_t high = c->cls[k].h.high;
 			if (cnt < high) {
 				/* room again (another thread popped): push */
-				enum rseq_result r = rseq_bw_push_here((uint64_t)bw_base + BW_KOFF(k),
+				enum rseq_result r = rseq_bw_push_here((uint64_t)bw_base, BW_KOFF(k),
 								       &bw_nr_cpus,
 								       (uint32_t)desc_pfn(pd));
 				if (r == RSEQ_DONE) {

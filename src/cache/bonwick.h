@@ -65,6 +65,7 @@ struct bw_cpu {
 _Static_assert(sizeof(struct bw_cpu) <= (1u << BW_STRIDE_SHIFT), "a CPU's cache fits its stride");
 
 extern char *bw_base;            /* CPU 0's struct bw_cpu; rseq front end */
+extern uint64_t bw_base_less1;   /* bw_base - BW_KOFF(1): bw_push_once's base */
 extern unsigned bw_nr_cpus;      /* 0 without the rseq front end */
 #define bw_mine (*(struct bw_cpu **)&mp_tls.bw_mine)   /* per-thread front end */
 
@@ -98,9 +99,13 @@ static inline bool bw_pop_once(uint64_t koff, uint64_t *pfn, int *at)
 	return false;
 }
 
-static inline bool bw_push_once(uint64_t koff, uint32_t pfn)
+/* The push takes the class by its page count (class pages - 1): its
+ * offset, BW_KOFF(pages) from a base one class lower, is then a shift of
+ * the descriptor's npages, which free loads last. */
+static inline bool bw_push_once(uint64_t pages, uint32_t pfn)
 {
-	return likely(rseq_bw_push_here((uint64_t)bw_base + koff, &bw_nr_cpus, pfn) == RSEQ_DONE);
+	return likely(rseq_bw_push_here(bw_base_less1, BW_KOFF(pages), &bw_nr_cpus, pfn) ==
+		      RSEQ_DONE);
 }
 
 /* A section restarted: counted on the CPU the thread is on now. */
@@ -140,7 +145,7 @@ static inline int bw_push_cpu(unsigned k, uint32_t pfn, bool count)
 		uint32_t cpu = rseq_cpu_id();
 		if (unlikely(cpu >= bw_nr_cpus))
 			return -1;
-		enum rseq_result r = rseq_bw_push_here((uint64_t)bw_base + BW_KOFF(k), &bw_nr_cpus,
+		enum rseq_result r = rseq_bw_push_here((uint64_t)bw_base, BW_KOFF(k), &bw_nr_cpus,
 						       pfn);
 		if (likely(r == RSEQ_DONE)) {
 			if (count)

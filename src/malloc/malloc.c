@@ -492,7 +492,9 @@ void mp_free(void *p)
 	uint64_t pfn = (off >> PAGE_SHIFT) | (off << (64 - PAGE_SHIFT));
 	if (unlikely(pfn >= zg.pages))
 		return free_slow(p);
-	struct page_desc *pd = pfn_to_desc(pfn);
+	/* from p, not pfn: the descriptor's load then waits for a shift and
+	 * an add, not four steps (the checks above are branches, predicted) */
+	struct page_desc *pd = addr_to_desc(p);
 	if (likely(pd->flags & PG_ALLOC)) {
 		/* Every valid free of a zone block fires here, whichever path
 		 * takes it next (free_slow does not), and before the block can

@@ -224,7 +224,7 @@ static inline uint32_t rseq_cpu_id(void)
 	"shlq $16, %[" #hreg "]\n\t"                                   \
 	"addq %[basek], %[" #hreg "]\n\t"
 #define RSEQ_BW_IN                                                     \
-	[rso] "r"(mp_rseq_offset), [basek] "r"(basek), [nr] "m"(*nr),  \
+	[rso] "r"(mp_rseq_offset), [nr] "m"(*nr),                      \
 	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
 	[cpu_off] "i"(offsetof(struct rseq, cpu_id))
 
@@ -263,7 +263,7 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [c] "=&r"(c), [h] "=&r"(h), [n] "=&r"(n), [v] "=&r"(v)
-		: RSEQ_BW_IN
+		: [basek] "r"(basek), RSEQ_BW_IN
 		: "memory", "cc"
 		: aborted, empty, nocpu);
 	*pfn = v;
@@ -277,23 +277,31 @@ nocpu:
 	return RSEQ_LIST_STOPPED;
 }
 
-static inline enum rseq_result rseq_bw_push_here(uint64_t basek, const uint32_t *nr, uint32_t pfn)
+/* The push takes the class's offset apart from the base (basek: the
+ * caches' base less any bias the caller folded into koff; a register or
+ * memory, which spares free a register), and adds it in the loads'
+ * addressing: free's offset comes from the descriptor, at the end of its
+ * chain of dependent loads, so that it then waits for the address
+ * generation alone. */
+static inline enum rseq_result rseq_bw_push_here(uint64_t basek, uint64_t koff, const uint32_t *nr,
+						 uint32_t pfn)
 {
 	uint64_t h, n;
 	__asm__ __volatile__ goto(
 		RSEQ_CS_DESC_FS_VIA(h)
 		RSEQ_BW_HERE(h)
 		RSEQ_BW_HEADER(h)
-		"movl (%[h]), %k[n]\n\t"
-		"cmpl 4(%[h]), %k[n]\n\t"
+		"movl (%[h], %[k]), %k[n]\n\t"
+		"cmpl 4(%[h], %[k]), %k[n]\n\t"
 		"jae %l[nocpu]\n\t"
+		"addq %[k], %[h]\n\t"
 		"movl %k[pfn], 64(%[h], %[n], 4)\n\t"
 		"incl %k[n]\n\t"
 		"movl %k[n], (%[h])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [h] "=&r"(h), [n] "=&r"(n)
-		: [pfn] "r"(pfn), RSEQ_BW_IN
+		: [pfn] "r"(pfn), [k] "r"(koff), [basek] "rm"(basek), RSEQ_BW_IN
 		: "memory", "cc"
 		: aborted, nocpu);
 	return RSEQ_DONE;

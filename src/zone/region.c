@@ -127,6 +127,7 @@ int zone_init(uint64_t bytes)
 		zg.descs = descs;
 		zg.pages = pages;
 		zg.base = (uintptr_t)base;
+		zg.desc_bias = (uintptr_t)descs - (zg.base >> (PAGE_SHIFT - 6));
 		zones_lay_out(pages, limit);
 		__atomic_store_n(&zg.bytes, bytes, __ATOMIC_RELEASE);
 		return 0;

@@ -68,6 +68,10 @@ struct zone_geom {
 				      (which runs to the end); a multiple of
 				      1024; 0 with one zone */
 	uint32_t nodes;            /* zones, one per node: 1..NUMA_MAX_NODES */
+	/* descs minus base >> 6: a page-aligned address's descriptor is its
+	 * address >> 6 plus this (addr_to_desc), a shift and an add where
+	 * pfn_to_desc(addr_to_pfn()) takes four */
+	uintptr_t desc_bias;
 } __attribute__((aligned(64)));
 extern struct zone_geom zg;
 
@@ -82,6 +86,13 @@ static inline uint64_t addr_to_pfn(const void *p)
 static inline struct page_desc *pfn_to_desc(uint64_t pfn)
 {
 	return zg.descs + pfn;
+}
+/* p page aligned and inside the region (the caller has checked both). */
+static inline struct page_desc *addr_to_desc(const void *p)
+{
+	_Static_assert(sizeof(struct page_desc) << (PAGE_SHIFT - 6) == PAGE_SIZE,
+		       "a descriptor per page: 64 bytes for 4 KiB");
+	return (struct page_desc *)(((uintptr_t)p >> (PAGE_SHIFT - 6)) + zg.desc_bias);
 }
 static inline uint64_t desc_pfn(const struct page_desc *pd)
 {
