@@ -458,10 +458,18 @@ void pa_free_bulk(struct page_desc **pds, size_t n);
 void pa_free_chain(struct page_desc *chain);   /* linked through next */
 size_t pa_drain_all(void);
 /* npages (1..8) -> how the one-hop path serves it: bonwick's size class
- * (npages - 1), PA_ONEHOP_TABLE (another design, through its table), or
- * PA_NO_ONEHOP (a size no cache keeps, or statistics on); index 0 unused. */
+ * (npages - 1), PA_ONEHOP_TABLE (another design, through its table),
+ * PA_ONEHOP_PCPR (pcp-rseq: the same, after one try of its inline pop or
+ * push), or PA_NO_ONEHOP (a size no cache keeps, or statistics on); index
+ * 0 unused. */
+#define PA_ONEHOP_PCPR 0xfc
 #define PA_ONEHOP_TABLE 0xfe
 #define PA_NO_ONEHOP 0xff
+/* Does the design hop (pa_alloc_table_hop, pa_free_table_hop) take it? */
+static inline bool pa_hop_table(uint8_t hop)
+{
+	return hop == PA_ONEHOP_TABLE || hop == PA_ONEHOP_PCPR;
+}
 extern uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];   /* every live npages: free's
 						     lookup needs no bound */
 /* What free's hops use: pa_onehop's copy with one node.  With several
@@ -555,7 +563,7 @@ static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 static inline bool pa_alloc_table_hop(size_t req_bytes, void **out)
 {
 	size_t idx = (req_bytes - 1) >> PAGE_SHIFT;
-	if (idx >= CACHE_CLASSES || pa_onehop[idx + 1] != PA_ONEHOP_TABLE ||
+	if (idx >= CACHE_CLASSES || !pa_hop_table(pa_onehop[idx + 1]) ||
 	    (mp_tls.word && !cache.irq_safe))
 		return false;
 	struct page_desc *pd = cache.alloc(idx + 1);
@@ -573,7 +581,7 @@ static inline bool pa_alloc_table_hop(size_t req_bytes, void **out)
 static inline bool pa_free_table_hop(struct page_desc *pd)
 {
 	uint8_t hop = pa_freehop[pd->npages];
-	if (hop != PA_ONEHOP_TABLE) {
+	if (!pa_hop_table(hop)) {
 		/* several nodes: the design's own free, for a local block only */
 		if (likely(hop != PA_ONEHOP_NUMA) ||
 		    zone_node_of_pfn(desc_pfn(pd)) != numa_local_node())

@@ -216,8 +216,10 @@ void cache_text_restarts(struct fmt_buf *b, unsigned i, const struct cache_view 
 void cache_text_fences(struct fmt_buf *b, const struct cache_fences *f);
 void cache_json_fences(struct fmt_buf *b, const struct cache_fences *f);
 
-/* bonwick's fast path, inline for the one-hop path (internal.h). */
+/* bonwick's fast path, inline for the one-hop path (internal.h), and
+ * pcp-rseq's for the design hops (malloc.c). */
 #include "platform/rseq.h"
 #include "cache/bonwick.h"
+#include "cache/pcp_rseq.h"
 
 #endif

@@ -34,10 +34,6 @@
 #include "internal.h"
 #include "platform/rseq.h"
 
-struct pcp_cpu {
-	uint64_t word[CACHE_CLASSES];     /* the lists; see rseq.h for the layout */
-} cacheline_aligned;
-
 struct pcp_counts {
 	struct mag_view_counts {
 		uint64_t allocs, frees, refills, refill_pages, drains, drain_pages;
@@ -45,10 +41,13 @@ struct pcp_counts {
 	uint64_t restarts;                /* critical sections aborted and retried */
 } cacheline_aligned;
 
-static struct pcp_cpu *pcps;          /* nr_cpus entries */
+char *pcpr_lists;                    /* pcp_rseq.h */
+unsigned pcpr_nr_cpus;
+uint32_t pcpr_high[CACHE_CLASSES];
+static struct pcp_cpu *pcps;          /* pcpr_lists: nr_cpus entries */
 static struct pcp_counts *pcounts;    /* nr_cpus entries */
 static unsigned nr_cpus;
-static uint32_t high[CACHE_CLASSES], batch[CACHE_CLASSES];   /* in blocks */
+static uint32_t batch[CACHE_CLASSES];   /* in blocks; high: pcpr_high */
 static struct cache_fences fenced;
 
 #define NEXT_OFF offsetof(struct page_desc, pcp_next)
@@ -76,11 +75,13 @@ static bool pcpr_init(void)
 			pcps[c].word[k] = PCP_EMPTY;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		uint32_t pages = k + 1;
-		high[k] = opt.pcp_high / pages ? opt.pcp_high / pages : 1;
+		pcpr_high[k] = opt.pcp_high / pages ? opt.pcp_high / pages : 1;
 		batch[k] = opt.pcp_batch / pages ? opt.pcp_batch / pages : 1;
-		if (batch[k] > high[k])
-			batch[k] = high[k];
+		if (batch[k] > pcpr_high[k])
+			batch[k] = pcpr_high[k];
 	}
+	pcpr_lists = mem;
+	pcpr_nr_cpus = nr_cpus;
 	return true;
 #else
 	mp_log("cache:pcp-rseq is implemented for x86-64 only; using pcp-lock");
@@ -101,24 +102,26 @@ static inline int this_cpu(void)
 	return cpu >= 0 && (unsigned)cpu < nr_cpus ? cpu : -1;
 }
 
+/* A section restarted: counted on the CPU the thread is on now. */
+static void count_restart(void)
+{
+	int cpu = this_cpu();
+	if (cpu >= 0)
+		pcounts[cpu].restarts++;
+}
+
 /* Publishes a private chain on the current CPU; false if the list is
  * stopped (a remote drain) or rseq is unusable: the caller frees it. */
-static bool publish(unsigned cls, uint32_t first, uint32_t last, uint32_t n, uint32_t *count,
-		    int *cpu_out)
+static bool publish(unsigned cls, uint32_t first, uint32_t last, uint32_t n, uint32_t *count)
 {
 	for (;;) {
-		int cpu = this_cpu();
-		if (cpu < 0)
-			return false;
-		enum rseq_result r = rseq_pcp_push(&pcps[cpu].word[cls], zg.descs, NEXT_OFF, cpu,
-						   first, last, n, count);
-		if (r == RSEQ_DONE) {
-			*cpu_out = cpu;
+		enum rseq_result r = rseq_pcp_push_here(pcpr_list_base(cls), &pcpr_nr_cpus, first,
+							&pfn_to_desc(last)->pcp_next, n, count);
+		if (r == RSEQ_DONE)
 			return true;
-		}
 		if (r == RSEQ_LIST_STOPPED)
 			return false;
-		pcounts[cpu].restarts++;
+		count_restart();
 	}
 }
 
@@ -144,7 +147,6 @@ static NOINLINE struct page_desc *pcpr_refill(int cpu, unsigned cls)
 	struct page_desc *head, *tail;
 	unsigned n = zone_take_batch(cls + 1, batch[cls], batch[cls], &head, &tail);
 	uint32_t count;
-	int where;
 
 	if (n == 0)
 		return NULL;
@@ -158,7 +160,7 @@ static NOINLINE struct page_desc *pcpr_refill(int cpu, unsigned cls)
 	st->c[cls].refill_pages += (uint64_t)n * (cls + 1);
 	MP_PROBE3(cache_refill, cpu, cls + 1, n * (cls + 1));
 	if (n > 1 && !publish(cls, (uint32_t)desc_pfn(head->next), (uint32_t)desc_pfn(tail), n - 1,
-			      &count, &where))
+			      &count))
 		free_chain((uint32_t)desc_pfn(head->next), n - 1, cls);
 	return head;
 }
@@ -169,24 +171,26 @@ static struct page_desc *pcpr_alloc(size_t npages)
 	uint32_t pfn;
 
 	for (;;) {
+		enum rseq_result r = rseq_pcp_pop_here(pcpr_list_base(cls), &pcpr_nr_cpus,
+						       (uint64_t)zg.descs + NEXT_OFF, &pfn);
+		/* the CPU the section ran on, or the one a refill is for: a
+		 * migration since only misplaces a count or a refill */
 		int cpu = this_cpu();
-		if (unlikely(cpu < 0))
-			return NULL;
-		enum rseq_result r = rseq_pcp_pop(&pcps[cpu].word[cls], zg.descs, NEXT_OFF, cpu, &pfn);
 		if (likely(r == RSEQ_DONE)) {
-			pcounts[cpu].c[cls].allocs++;   /* hits = allocs - refills */
+			if (cpu >= 0)   /* hits = allocs - refills */
+				pcounts[cpu].c[cls].allocs++;
 			return pfn_to_desc(pfn);
 		}
 		if (r == RSEQ_ABORTED) {
-			pcounts[cpu].restarts++;
+			count_restart();
 			continue;
 		}
-		return r == RSEQ_LIST_EMPTY ? pcpr_refill(cpu, cls) : NULL;
+		return r == RSEQ_LIST_EMPTY && cpu >= 0 ? pcpr_refill(cpu, cls) : NULL;
 	}
 }
 
 /* count reached high: keep the hottest count - batch, drain the rest. */
-static NOINLINE void pcpr_drain_local(unsigned cls)
+NOINLINE void pcpr_drain_local(unsigned cls)
 {
 	uint64_t word;
 	int cpu;
@@ -211,8 +215,7 @@ static NOINLINE void pcpr_drain_local(unsigned cls)
 		for (uint32_t i = 1; i < keep; i++)
 			last = pfn_to_desc(last)->pcp_next;
 		cold = pfn_to_desc(last)->pcp_next;
-		int where;
-		if (!publish(cls, first, last, keep, &count, &where)) {
+		if (!publish(cls, first, last, keep, &count)) {
 			cold = first;
 			drop = n;
 		}
@@ -228,13 +231,13 @@ static bool pcpr_free(struct page_desc *pd)
 	unsigned cls = pd->npages - 1;
 	uint32_t pfn = (uint32_t)desc_pfn(pd), count;
 
-	int cpu;
-
 	pd->flags = PG_CACHED;
-	if (unlikely(!publish(cls, pfn, pfn, 1, &count, &cpu)))
+	if (unlikely(!publish(cls, pfn, pfn, 1, &count)))
 		return false;
-	pcounts[cpu].c[cls].frees++;
-	if (unlikely(count >= high[cls]))
+	int cpu = this_cpu();
+	if (cpu >= 0)
+		pcounts[cpu].c[cls].frees++;
+	if (unlikely(count >= pcpr_high[cls]))
 		pcpr_drain_local(cls);
 	return true;
 }
@@ -284,6 +287,7 @@ static size_t pcpr_drain_all(void)
 #else  /* !MP_HAVE_RSEQ: pcpr_init() said no, nothing below is reached */
 
 static struct page_desc *pcpr_alloc(size_t npages) { (void)npages; return NULL; }
+void pcpr_drain_local(unsigned cls) { (void)cls; }
 static bool pcpr_free(struct page_desc *pd) { (void)pd; return false; }
 static size_t pcpr_drain_all(void) { return 0; }
 

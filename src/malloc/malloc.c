@@ -104,7 +104,7 @@ static void route_init(void)
 		uint8_t cls = pa_onehop[pages];
 		if (waste_ok(lo))
 			route[i] = cls < CACHE_CLASSES ? (uint16_t)BW_KOFF(cls) :
-				   cls == PA_ONEHOP_TABLE ? ROUTE_TABLE : ROUTE_NONE;
+				   pa_hop_table(cls) ? ROUTE_TABLE : ROUTE_NONE;
 		else
 			route[i] = zone_range(lo) && !waste_ok(hi) && !stats_on ? ROUTE_GLIBC
 										: ROUTE_NONE;
@@ -371,7 +371,7 @@ static NOINLINE void *malloc_slow(size_t size)
 
 /* Another design's hop for a size route[] sends it (ROUTE_TABLE):
  * malloc_slow's without its tests of the size, which route[] made. */
-static NOINLINE void *malloc_table_hop(size_t size)
+static NOINLINE void *malloc_design_hop(size_t size)
 {
 	void *p;
 	trap_check();
@@ -381,6 +381,26 @@ static NOINLINE void *malloc_table_hop(size_t size)
 	}
 	COUNT(malloc_calls);
 	return page_alloc(size, 0, false);
+}
+
+/* route[] says ROUTE_TABLE: for pcp-rseq, one try of its inline pop
+ * first, which, like bonwick's one-hop path, leaves the trap to
+ * malloc_slow (an armed trap closes mp_onehop_span, so that this is not
+ * reached) and counts nothing (with statistics on, route[] sends nothing
+ * here); otherwise, or if that missed, the design's hop. */
+static NOINLINE void *malloc_table_hop(size_t size)
+{
+#if MP_HAVE_RSEQ
+	size_t pages = ((size - 1) >> PAGE_SHIFT) + 1;    /* size >= 1 */
+	uint32_t pfn;
+	if (pa_onehop[pages] == PA_ONEHOP_PCPR && likely(pcpr_pop_once(pages - 1, &pfn))) {
+		void *p;
+		pfn_to_desc(pfn)->npages = (uint32_t)pages;
+		pa_onehop_taken(pfn, &p, -1);
+		return p;
+	}
+#endif
+	return malloc_design_hop(size);
 }
 
 /*
@@ -457,15 +477,36 @@ static NOINLINE void free_slow(void *p)
 	free_other(p);
 }
 
+/* A pcp-rseq push left its list at the high mark: the drain, which
+ * reaches the zone from inside the cache, hence the tick, and tells the
+ * purge that the caches hold freed memory, as page_release does. */
+static NOINLINE void free_hop_drain(unsigned cls)
+{
+	pcpr_drain_local(cls);
+	tick_check();
+	purge_free_slow();
+}
+
 /* A valid free that bonwick's one-hop path did not take: another design's
- * (straight to its hop: mp_free made page_free's checks), a full array, or
- * statistics on (free_slow counts it).  Its PG_ZERO, if any, was stale. */
+ * (pcp-rseq's inline push first, then its hop: mp_free made page_free's
+ * checks), a full array, or statistics on (free_slow counts it).  Its
+ * PG_ZERO, if any, was stale. */
 static NOINLINE void free_hop_missed(void *p, struct page_desc *pd)
 {
 	if (unlikely(stats_on)) {
 		pd->flags = PG_ALLOC;     /* live again: free_slow decides */
 		return free_slow(p);
 	}
+#if MP_HAVE_RSEQ
+	uint32_t pages = pd->npages;
+	if (pa_freehop[pages] == PA_ONEHOP_PCPR) {
+		int r = pcpr_push_once(pd, (uint32_t)addr_to_pfn(p), pages - 1);
+		if (likely(r == 1))
+			return;
+		if (r == 2)
+			return free_hop_drain(pages - 1);
+	}
+#endif
 	pd->flags = 0;
 	page_release(pd);
 }

@@ -39,8 +39,9 @@ void pa_init(void)
 	memset(pa_onehop, PA_NO_ONEHOP, sizeof(pa_onehop));
 	for (size_t n = 0; n <= CACHE_CLASSES; n++)
 		pa_onehop[n] = !n || !cacheable(n) || mp_stats_on ? PA_NO_ONEHOP
-			       : cache_kind == CACHE_BONWICK ? (uint8_t)(n - 1)
-							     : PA_ONEHOP_TABLE;
+			       : cache_kind == CACHE_BONWICK  ? (uint8_t)(n - 1)
+			       : cache_kind == CACHE_PCP_RSEQ ? PA_ONEHOP_PCPR
+							      : PA_ONEHOP_TABLE;
 	/* Several nodes: frees take the table hop, which checks the node. */
 	memcpy(pa_freehop, pa_onehop, sizeof(pa_freehop));
 	if (numa_multi)

@@ -61,88 +61,6 @@ static inline struct rseq *rseq_area(void)
 	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
 	[cpu_off] "i"(offsetof(struct rseq, cpu_id))
 
-/* Pops the first block of *w on this CPU into *pfn. */
-static inline enum rseq_result rseq_pcp_pop(uint64_t *w, const void *descs, size_t next_off,
-					    int cpu, uint32_t *pfn)
-{
-	uint64_t word, head, nw;
-	__asm__ goto(
-		RSEQ_CS_DESC
-		"1:\n\t"
-		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
-		"jnz %l[aborted]\n\t"
-		"movq (%[w]), %[word]\n\t"
-		"btq $63, %[word]\n\t"
-		"jc %l[stopped]\n\t"
-		"movl %k[word], %k[head]\n\t"
-		"cmpl $-1, %k[head]\n\t"
-		"je %l[empty]\n\t"
-		"movq %[head], %%rax\n\t"
-		"shlq $6, %%rax\n\t"
-		"addq %[descs], %%rax\n\t"
-		"movl (%%rax, %[off]), %%eax\n\t"
-		"movq %[word], %[nw]\n\t"
-		"shrq $32, %[nw]\n\t"
-		"decq %[nw]\n\t"
-		"shlq $32, %[nw]\n\t"
-		"orq %%rax, %[nw]\n\t"
-		"movq %[nw], (%[w])\n\t"
-		"2:\n\t"
-		RSEQ_ABORT_STUB(aborted)
-		: [word] "=&r"(word), [head] "=&r"(head), [nw] "=&r"(nw)
-		: [w] "r"(w), [descs] "r"(descs), [off] "r"(next_off), RSEQ_COMMON_IN
-		: "rax", "memory", "cc"
-		: aborted, empty, stopped);
-	*pfn = (uint32_t)head;
-	return RSEQ_DONE;
-aborted:
-	return RSEQ_ABORTED;
-empty:
-	return RSEQ_LIST_EMPTY;
-stopped:
-	return RSEQ_LIST_STOPPED;
-}
-
-/* Pushes the private chain first..last (n blocks, linked by pcp_next) in
- * front of *w; *count gets the new count. */
-static inline enum rseq_result rseq_pcp_push(uint64_t *w, void *descs, size_t next_off, int cpu,
-					     uint64_t first, uint64_t last, uint64_t n,
-					     uint32_t *count)
-{
-	uint64_t word, nw;
-	__asm__ goto(
-		RSEQ_CS_DESC
-		"1:\n\t"
-		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
-		"jnz %l[aborted]\n\t"
-		"movq (%[w]), %[word]\n\t"
-		"btq $63, %[word]\n\t"
-		"jc %l[stopped]\n\t"
-		"movq %[last], %%rax\n\t"
-		"shlq $6, %%rax\n\t"
-		"addq %[descs], %%rax\n\t"
-		"movl %k[word], (%%rax, %[off])\n\t"
-		"movq %[word], %[nw]\n\t"
-		"shrq $32, %[nw]\n\t"
-		"addq %[n], %[nw]\n\t"
-		"shlq $32, %[nw]\n\t"
-		"orq %[first], %[nw]\n\t"
-		"movq %[nw], (%[w])\n\t"
-		"2:\n\t"
-		RSEQ_ABORT_STUB(aborted)
-		: [word] "=&r"(word), [nw] "=&r"(nw)
-		: [w] "r"(w), [descs] "r"(descs), [off] "r"(next_off), [first] "r"(first),
-		  [last] "r"(last), [n] "r"(n), RSEQ_COMMON_IN
-		: "rax", "memory", "cc"
-		: aborted, stopped);
-	*count = PCP_COUNT(nw);
-	return RSEQ_DONE;
-aborted:
-	return RSEQ_ABORTED;
-stopped:
-	return RSEQ_LIST_STOPPED;
-}
-
 /* Takes the whole list: *taken gets the old word, the list is left empty. */
 static inline enum rseq_result rseq_pcp_take_all(uint64_t *w, int cpu, uint64_t *taken)
 {
@@ -308,6 +226,94 @@ static inline enum rseq_result rseq_bw_push_here(uint64_t basek, uint64_t koff, 
 aborted:
 	return RSEQ_ABORTED;
 nocpu:                       /* no CPU id, or the array full or stopped */
+	return RSEQ_LIST_STOPPED;
+}
+
+/*
+ * pcp-rseq's pop and push (cache/pcp_rseq.c: its slow paths, and the
+ * one-hop path's pcpr_pop_once and pcpr_push_once), which read the CPU id
+ * inside the section as the two above do: this CPU's list is the word at
+ * basek + cpu * 128 (struct pcp_cpu; basek is the lists' base plus the
+ * class's word).  A block's link is its descriptor's pcp_next, at
+ * descs_next + pfn * 64.  RSEQ_LIST_STOPPED: no usable CPU id (at or above
+ * nr), or a remote drain owns the list.
+ */
+#define PCP_CPU_SHIFT 7
+
+/* Pops the first block of this CPU's list into *pfn. */
+static inline enum rseq_result rseq_pcp_pop_here(uint64_t basek, const uint32_t *nr,
+						 uint64_t descs_next, uint32_t *pfn)
+{
+	uint64_t l, w, h, t;
+	__asm__ __volatile__ goto(
+		RSEQ_CS_DESC_FS_VIA(l)
+		RSEQ_BW_HERE(l)
+		"shlq %[shift], %[l]\n\t"
+		"addq %[basek], %[l]\n\t"
+		"movq (%[l]), %[w]\n\t"
+		"btq $63, %[w]\n\t"
+		"jc %l[nocpu]\n\t"
+		"movl %k[w], %k[h]\n\t"
+		"cmpl $-1, %k[h]\n\t"
+		"je %l[empty]\n\t"
+		"movq %[h], %[t]\n\t"
+		"shlq $6, %[t]\n\t"
+		"movl (%[t], %[dn]), %k[t]\n\t"
+		"shrq $32, %[w]\n\t"
+		"decq %[w]\n\t"
+		"shlq $32, %[w]\n\t"
+		"orq %[t], %[w]\n\t"
+		"movq %[w], (%[l])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [l] "=&r"(l), [w] "=&r"(w), [h] "=&r"(h), [t] "=&r"(t)
+		: [basek] "r"(basek), [dn] "r"(descs_next), [shift] "i"(PCP_CPU_SHIFT), RSEQ_BW_IN
+		: "memory", "cc"
+		: aborted, empty, nocpu);
+	*pfn = (uint32_t)h;
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+empty:
+	return RSEQ_LIST_EMPTY;
+nocpu:
+	return RSEQ_LIST_STOPPED;
+}
+
+/* Pushes the private chain first..last (n blocks linked by pcp_next;
+ * lastp: &last's pcp_next) in front of this CPU's list; *count gets the
+ * list's new count. */
+static inline enum rseq_result rseq_pcp_push_here(uint64_t basek, const uint32_t *nr,
+						  uint32_t first, uint32_t *lastp, uint64_t n,
+						  uint32_t *count)
+{
+	uint64_t l, w;
+	__asm__ __volatile__ goto(
+		RSEQ_CS_DESC_FS_VIA(l)
+		RSEQ_BW_HERE(l)
+		"shlq %[shift], %[l]\n\t"
+		"addq %[basek], %[l]\n\t"
+		"movq (%[l]), %[w]\n\t"
+		"btq $63, %[w]\n\t"
+		"jc %l[nocpu]\n\t"
+		"movl %k[w], (%[lastp])\n\t"
+		"shrq $32, %[w]\n\t"
+		"addq %[n], %[w]\n\t"
+		"shlq $32, %[w]\n\t"
+		"orq %q[first], %[w]\n\t"
+		"movq %[w], (%[l])\n\t"
+		"2:\n\t"
+		RSEQ_ABORT_STUB(aborted)
+		: [l] "=&r"(l), [w] "=&r"(w)
+		: [basek] "r"(basek), [first] "r"((uint64_t)first), [lastp] "r"(lastp), [n] "ri"(n),
+		  [shift] "i"(PCP_CPU_SHIFT), RSEQ_BW_IN
+		: "memory", "cc"
+		: aborted, nocpu);
+	*count = PCP_COUNT(w);
+	return RSEQ_DONE;
+aborted:
+	return RSEQ_ABORTED;
+nocpu:
 	return RSEQ_LIST_STOPPED;
 }
 

@@ -127,8 +127,10 @@ Test(introspect, stats_count_page_cache_traffic)
 		free(p);
 	}
 	struct magpage_stats s1 = mp_stats();
-	if (mp_conf_has("cache:bonwick") && mp_conf_has("stats:0")) {
-		/* the one-hop path counts nothing unless statistics are on */
+	if ((mp_conf_has("cache:bonwick") || mp_conf_has("cache:pcp-rseq")) &&
+	    mp_conf_has("stats:0")) {
+		/* the one-hop paths (bonwick's, and pcp-rseq's inline pop
+		 * and push) count nothing unless statistics are on */
 		cr_assert_eq(s1.held_pages, s0.held_pages);
 	} else if (mp_has_cache()) {
 		cr_assert_geq(s1.cache_allocs, s0.cache_allocs + 100, "cache_allocs %lu -> %lu",
@@ -161,6 +163,45 @@ Test(introspect, a_freed_page_is_reused_first)
 		cr_assert_eq(q, p, "iteration %d: freed %p, got %p", i, p, q);
 		free(q);
 	}
+}
+
+/* pcp-rseq (vanilla39): the frees of a batch larger than a list's high
+ * mark drain it as they go, on the inline push as on the design's own, so
+ * that the list never holds more than high blocks; what the drains gave
+ * back serves the next batch. */
+Test(introspect, pcp_rseq_lists_drain_at_their_high_mark, .timeout = 30)
+{
+	enum { N = 600, HIGH = 186, BATCH = 31 };
+	static void *blk[N];
+
+	if (!mp_conf_has("cache:pcp-rseq") || !mp_conf_has("pcp_high:186") ||
+	    !mp_conf_has("pcp_batch:31"))
+		cr_skip_test("pcp-rseq with high 186 and batch 31 (vanilla39) only");
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(sched_getcpu(), &set);
+	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+
+	for (int round = 0; round < 3; round++) {
+		struct magpage_stats s0 = mp_stats();
+		for (int i = 0; i < N; i++) {
+			blk[i] = malloc(4096);
+			cr_assert_not_null(blk[i]);
+			memset(blk[i], round + i, 4096);
+		}
+		for (int i = 0; i < N; i++) {
+			cr_assert_eq(((unsigned char *)blk[i])[4095], (unsigned char)(round + i));
+			free(blk[i]);
+		}
+		struct magpage_stats s1 = mp_stats();
+		cr_assert_leq(s1.cached_pages, HIGH, "round %d: %lu pages cached, high %d", round,
+			      (unsigned long)s1.cached_pages, HIGH);
+		cr_assert_geq(s1.cache_drains - s0.cache_drains, (N - HIGH) / BATCH - 1,
+			      "round %d: %lu drains for %d frees", round,
+			      (unsigned long)(s1.cache_drains - s0.cache_drains), N);
+		cr_assert_eq(s1.held_pages, s0.held_pages, "round %d", round);
+	}
+	cr_assert_eq(mp_stats().invalid_frees, 0);
 }
 
 Test(introspect, free_bulk_frees_pages_and_foreign_pointers, .timeout = 30)
