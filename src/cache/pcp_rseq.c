@@ -26,7 +26,10 @@
  *
  * Counters are per CPU and updated with plain increments outside the
  * critical sections: a thread preempted between two increments by another on
- * the same CPU can lose one.  They are statistics, never state.
+ * the same CPU can lose one.  They are statistics, never state.  malloc and
+ * free try one inline pop or push first (pcp_rseq.h), as bonwick's one-hop
+ * path does, which counts nothing: with statistics on it is not taken, and
+ * every call comes here.
  */
 #include <string.h>
 #include <sys/mman.h>

@@ -136,7 +136,9 @@ static void seg_create(void)
 	s->start_ns = os_now_ns();
 	s->period_ms = LIVE_PERIOD_MS;
 	s->counted = mp_stats_on;
-	s->hits_counted = mp_stats_on || (zg.bytes && cache_kind != CACHE_BONWICK);
+	/* the designs with an inline pop and push count nothing there */
+	s->hits_counted = mp_stats_on || (zg.bytes && cache_kind != CACHE_BONWICK &&
+					  cache_kind != CACHE_PCP_RSEQ);
 	size_t n = 0;
 	for (const char *c = program_invocation_short_name; c && c[n] && n < sizeof(s->program) - 1; n++)
 		s->program[n] = c[n];

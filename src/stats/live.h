@@ -82,7 +82,9 @@ struct live_seg {
 					      fast path counts nothing */
 	uint32_t hits_counted;             /* 1: the caches' allocs and hits are
 					      complete (counted, or a design
-					      that counts them itself) */
+					      that counts them itself: not
+					      bonwick, not pcp-rseq, whose
+					      inline pop and push do not) */
 	char program[64];                  /* NUL-terminated, as at start-up */
 	char cache[16];                    /* the design's name */
 	/* ---- body: rewritten by each publish ------------------------------ */
