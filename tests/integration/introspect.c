@@ -20,6 +20,15 @@
 
 TestSuite(introspect, .init = mp_api_load);
 
+/* The per-CPU caches are per CPU: keep the test on the one it runs on. */
+static void pin_here(void)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(sched_getcpu(), &set);
+	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+}
+
 Test(introspect, mallinfo2_follows_page_blocks)
 {
 	enum { N = 256 };
@@ -150,10 +159,7 @@ Test(introspect, a_freed_page_is_reused_first)
 {
 	if (!mp_has_cache())
 		cr_skip_test("cache:none: no magazine to be LIFO");
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(sched_getcpu(), &set);
-	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+	pin_here();
 
 	for (int i = 0; i < 100; i++) {
 		void *p = malloc(4096);
@@ -177,10 +183,7 @@ Test(introspect, pcp_rseq_lists_drain_at_their_high_mark, .timeout = 30)
 	if (!mp_conf_has("cache:pcp-rseq") || !mp_conf_has("pcp_high:186") ||
 	    !mp_conf_has("pcp_batch:31"))
 		cr_skip_test("pcp-rseq with high 186 and batch 31 (vanilla39) only");
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(sched_getcpu(), &set);
-	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+	pin_here();
 
 	for (int round = 0; round < 3; round++) {
 		struct magpage_stats s0 = mp_stats();
@@ -216,10 +219,7 @@ Test(introspect, free_bulk_frees_pages_and_foreign_pointers, .timeout = 30)
 	 * nodes (numa:fake=2) a thread that migrated between the frees and the
 	 * mallocs took the other node's pages ("only 351 of 1000 blocks reused
 	 * freed pages", 2 runs in 8 under ctest -j2) */
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(sched_getcpu(), &set);
-	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+	pin_here();
 
 	struct magpage_stats s0 = mp_stats();
 	for (int i = 0; i < N; i++) {
