@@ -10,7 +10,9 @@
 
 #include "malloc/malloc_impl.h"
 
-void *mp_calloc(size_t n, size_t m)
+/* Everything mp_calloc's fast path leaves: counting on, the zone, an
+ * overflow, a handler, frees a handler deferred, the ENOMEM retry. */
+static NOINLINE void *calloc_slow(size_t n, size_t m)
 {
 	size_t size;
 
@@ -29,6 +31,19 @@ void *mp_calloc(size_t n, size_t m)
 	return fb_calloc(n, m);
 }
 
+/* A small calloc goes to glibc after mp_malloc's two tests (the size
+ * against mp_glibc_below, which is 0 whenever the slow path has work: no
+ * init yet, statistics on, deferred frees, a limited address space, the
+ * purge trap; and this thread's handler word): a compiler's hash tables
+ * and bitmaps call it as often as malloc.  The product may have wrapped:
+ * glibc makes the same test and fails with ENOMEM, as calloc_slow does. */
+void *mp_calloc(size_t n, size_t m)
+{
+	if (likely(n * m < mp_glibc_below && !mp_tls.word))
+		return __libc_calloc(n, m);
+	return calloc_slow(n, m);
+}
+
 /* Moves a block to a new home: allocate, copy, free.  On failure the old
  * block is untouched. */
 static void *realloc_move(void *p, size_t old_usable, size_t size)
@@ -41,7 +56,8 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
 	return q;
 }
 
-void *mp_realloc(void *p, size_t size)
+/* Everything mp_realloc's fast path leaves. */
+static NOINLINE void *realloc_slow(void *p, size_t size)
 {
 	COUNT(realloc_calls);
 	if (!p)
@@ -86,6 +102,18 @@ void *mp_realloc(void *p, size_t size)
 	drain_deferred();
 	count_fallback(size);
 	return fb_realloc(p, size);
+}
+
+/* A glibc block (or NULL) resized to a size glibc keeps goes to glibc
+ * after free's and malloc's tests: the pointer below this thread's
+ * free_below (the region's base; 0 in a handler or a cache section, and
+ * until this thread's first free), the size below mp_glibc_below.  glibc's
+ * realloc(p, 0) frees and returns NULL, as the slow path does. */
+void *mp_realloc(void *p, size_t size)
+{
+	if (likely((uintptr_t)p < mp_tls.free_below && size < mp_glibc_below))
+		return __libc_realloc(p, size);
+	return realloc_slow(p, size);
 }
 
 void *mp_reallocarray(void *p, size_t n, size_t m)

@@ -50,6 +50,9 @@ valgrind --tool=callgrind, from two runs of N1 and N2 pairs.
                        environment's, so MAGPAGE_CONF=preset:rfc2013
                        insn_budget.sh ... works too)
   -s, --size BYTES     block size (default 4096)
+  -K, --kind KIND      what a pair is: malloc (malloc + free, the
+                       default), calloc (calloc(1, size) + free) or
+                       realloc (realloc(NULL, size) + free)
   -n, --pairs N1,N2    the two run lengths (default 20000,40000)
   -w, --warmup W       warm-up pairs before each run's measured loop
                        (default 1000)
@@ -74,7 +77,7 @@ fallback is what is measured.
 EOF
 }
 
-lib='' conf_set=0 conf='' size=4096 n1=20000 n2=40000 warm=1000 added=0
+lib='' conf_set=0 conf='' size=4096 kind=malloc n1=20000 n2=40000 warm=1000 added=0
 budget='' expect='' top=0 byfile=0 keep=''
 die() { echo "insn_budget: $*" >&2; exit 2; }
 need() { [ $# -ge 2 ] || die "$1 needs a value (--help)"; }
@@ -84,6 +87,7 @@ while [ $# -gt 0 ]; do
 	-p|--preload) need "$@"; lib=$2; shift ;;
 	-c|--conf) need "$@"; conf=$2; conf_set=1; shift ;;
 	-s|--size) need "$@"; size=$2; shift ;;
+	-K|--kind) need "$@"; kind=$2; shift ;;
 	-n|--pairs) need "$@"; n1=${2%%,*}; n2=${2#*,}; shift ;;
 	-w|--warmup) need "$@"; warm=$2; shift ;;
 	-a|--added) added=1 ;;
@@ -105,6 +109,7 @@ if ! { isnum "$size" && isnum "$n1" && isnum "$n2" && isnum "$warm" && isnum "$t
 	die "size, pairs, warmup and top are whole numbers"
 fi
 [ "$n2" -gt "$n1" ] || die "--pairs N1,N2 needs N2 > N1"
+case $kind in malloc|calloc|realloc) ;; *) die "--kind takes malloc, calloc or realloc" ;; esac
 [ -z "$budget" ] || [[ $budget =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "bad budget '$budget'"
 case $expect in ''|yes|no) ;; *) die "--expect-owned takes yes or no" ;; esac
 [ -x "$driver" ] || die "no driver program '$driver'"
@@ -146,7 +151,7 @@ run() {
 	env "${envs[@]}" "${pin[@]}" valgrind --tool=callgrind \
 		--callgrind-out-file="$out/$tag.$n.out" \
 		--compress-strings=no --compress-pos=no \
-		"$driver" "$size" "$n" "$warm" >"$out/$tag.$n.txt" 2>"$out/$tag.$n.err"
+		"$driver" "$size" "$n" "$warm" "$kind" >"$out/$tag.$n.txt" 2>"$out/$tag.$n.err"
 	rc=$?
 	if [ $rc -ne 0 ] || ! grep -q '^insn_pairs:' "$out/$tag.$n.txt"; then
 		echo "insn_budget: the driver failed under valgrind (exit $rc):" >&2
@@ -205,6 +210,7 @@ measure() {
 measure lib "$lib"
 lib_pair=$per_pair lib_info=$info
 label="$name size $size"
+[ "$kind" = malloc ] || label="$label $kind"
 if [ "${lib_info#owned -}" = "$lib_info" ]; then
 	# libmagpage answered: say which configuration was measured.
 	if [ "$conf_set" = 1 ]; then c=$conf; else c=${MAGPAGE_CONF:-}; fi
