@@ -216,13 +216,8 @@ unsigned bw_depot_take(unsigned k, uint32_t *buf, unsigned want, bool irq)
 void bw_free_pfns(const uint32_t *pfns, unsigned n, unsigned k)
 {
 	struct page_desc *head = NULL;
-	for (unsigned i = 0; i < n; i++) {
-		struct page_desc *pd = pfn_to_desc(pfns[i]);
-		pd->flags = 0;
-		pd->npages = k + 1;
-		pd->next = head;
-		head = pd;
-	}
+	for (unsigned i = 0; i < n; i++)
+		chain_for_zone(&head, pfn_to_desc(pfns[i]), k);
 	if (head)
 		zone_free_list(head);
 }

@@ -210,6 +210,16 @@ bool cache_stop_cpu(unsigned cpu, void *words, size_t stride, unsigned n, unsign
 /* Register for the fences above; false if the kernel will not. */
 bool cache_fence_register(void);
 
+/* A block of class cls leaving a cache for the zone, onto *chain (for
+ * zone_free_list, which reads pd->npages). */
+static inline void chain_for_zone(struct page_desc **chain, struct page_desc *pd, unsigned cls)
+{
+	pd->flags = 0;
+	pd->npages = cls + 1;
+	pd->next = *chain;
+	*chain = pd;
+}
+
 /* Statistics lines shared by designs of one family. */
 void cache_text_lock(struct fmt_buf *b, unsigned i, const struct cache_view *v);
 void cache_text_restarts(struct fmt_buf *b, unsigned i, const struct cache_view *v);

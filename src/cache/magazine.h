@@ -146,15 +146,6 @@ static inline void note_batch(uint32_t *lo, uint32_t *hi, uint32_t pages)
 		*hi = pages;
 }
 
-/* A block leaving for the zone: zone_free_list reads pd->npages. */
-static inline void chain_for_zone(struct page_desc **chain, struct page_desc *pd, unsigned cls)
-{
-	pd->flags = 0;
-	pd->npages = cls + 1;
-	pd->next = *chain;
-	*chain = pd;
-}
-
 /* The magazine a CPU prefers, and this thread's CPU. */
 static inline unsigned mag_preferred_of_cpu(int cpu)
 {

@@ -136,10 +136,7 @@ static void free_chain(uint32_t pfn, uint32_t n, unsigned cls)
 	while (n-- && pfn != PCP_EMPTY) {
 		struct page_desc *pd = pfn_to_desc(pfn);
 		pfn = pd->pcp_next;
-		pd->flags = 0;
-		pd->npages = cls + 1;
-		pd->next = head;
-		head = pd;
+		chain_for_zone(&head, pd, cls);
 	}
 	if (head)
 		zone_free_list(head);

@@ -240,19 +240,27 @@ nocpu:                       /* no CPU id, or the array full or stopped */
  */
 #define PCP_CPU_SHIFT 7
 
+/* Both sections' start: arm, this CPU's list word's address into %[l]
+ * (out to nocpu without a usable CPU id), the word into %[w], out to
+ * nocpu if a remote drain owns the list. */
+#define RSEQ_PCP_HERE                                                  \
+	RSEQ_CS_DESC_FS_VIA(l)                                         \
+	RSEQ_BW_HERE(l)                                                \
+	"shlq %[shift], %[l]\n\t"                                      \
+	"addq %[basek], %[l]\n\t"                                      \
+	"movq (%[l]), %[w]\n\t"                                        \
+	"btq $63, %[w]\n\t"                                            \
+	"jc %l[nocpu]\n\t"
+#define RSEQ_PCP_IN                                                    \
+	[basek] "r"(basek), [shift] "i"(PCP_CPU_SHIFT), RSEQ_BW_IN
+
 /* Pops the first block of this CPU's list into *pfn. */
 static inline enum rseq_result rseq_pcp_pop_here(uint64_t basek, const uint32_t *nr,
 						 uint64_t descs_next, uint32_t *pfn)
 {
 	uint64_t l, w, h, t;
 	__asm__ __volatile__ goto(
-		RSEQ_CS_DESC_FS_VIA(l)
-		RSEQ_BW_HERE(l)
-		"shlq %[shift], %[l]\n\t"
-		"addq %[basek], %[l]\n\t"
-		"movq (%[l]), %[w]\n\t"
-		"btq $63, %[w]\n\t"
-		"jc %l[nocpu]\n\t"
+		RSEQ_PCP_HERE
 		"movl %k[w], %k[h]\n\t"
 		"cmpl $-1, %k[h]\n\t"
 		"je %l[empty]\n\t"
@@ -267,7 +275,7 @@ static inline enum rseq_result rseq_pcp_pop_here(uint64_t basek, const uint32_t 
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [l] "=&r"(l), [w] "=&r"(w), [h] "=&r"(h), [t] "=&r"(t)
-		: [basek] "r"(basek), [dn] "r"(descs_next), [shift] "i"(PCP_CPU_SHIFT), RSEQ_BW_IN
+		: [dn] "r"(descs_next), RSEQ_PCP_IN
 		: "memory", "cc"
 		: aborted, empty, nocpu);
 	*pfn = (uint32_t)h;
@@ -289,13 +297,7 @@ static inline enum rseq_result rseq_pcp_push_here(uint64_t basek, const uint32_t
 {
 	uint64_t l, w;
 	__asm__ __volatile__ goto(
-		RSEQ_CS_DESC_FS_VIA(l)
-		RSEQ_BW_HERE(l)
-		"shlq %[shift], %[l]\n\t"
-		"addq %[basek], %[l]\n\t"
-		"movq (%[l]), %[w]\n\t"
-		"btq $63, %[w]\n\t"
-		"jc %l[nocpu]\n\t"
+		RSEQ_PCP_HERE
 		"movl %k[w], (%[lastp])\n\t"
 		"shrq $32, %[w]\n\t"
 		"addq %[n], %[w]\n\t"
@@ -305,8 +307,7 @@ static inline enum rseq_result rseq_pcp_push_here(uint64_t basek, const uint32_t
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [l] "=&r"(l), [w] "=&r"(w)
-		: [basek] "r"(basek), [first] "r"((uint64_t)first), [lastp] "r"(lastp), [n] "ri"(n),
-		  [shift] "i"(PCP_CPU_SHIFT), RSEQ_BW_IN
+		: [first] "r"((uint64_t)first), [lastp] "r"(lastp), [n] "ri"(n), RSEQ_PCP_IN
 		: "memory", "cc"
 		: aborted, nocpu);
 	*count = PCP_COUNT(w);
