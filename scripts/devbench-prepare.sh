@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 b=${1:-build}
 rm -rf devbench && mkdir -p devbench/lib
 cp -L "$b/libmagpage.so.0" devbench/lib/libmagpage.so
-cp "$b/bench/bench_pagealloc" "$b/bench/bench_pft" devbench/
+cp "$b/bench/bench_pagealloc" "$b/bench/bench_pft" "$b/bench/bench_xthread" devbench/
 cc -O2 -fno-builtin bench/drain.c -o devbench/drain -lpthread -ldl
 for l in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/x86_64-linux-gnu/libtcmalloc.so.4 \
          /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /lib/x86_64-linux-gnu/libunwind.so.8; do

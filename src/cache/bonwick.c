@@ -38,7 +38,8 @@
  * it idle: 58 MiB peak RSS for 18 MiB live in bench_xthread -m random -t 2).
  * Cached memory per CPU is therefore at most start_pages + BW_GROW_PAGES
  * (7.6 + 2 MiB), and the depot holds at most depot_pages pages per class
- * (64 MiB by default).
+ * (by default 16384 per CPU: 64 MiB of 1-page blocks per CPU, see
+ * depot_limit).
  *
  * What others do to these arrays and the depot (drains, the decay,
  * statistics, fork) is in bonwick_remote.c; what the two files share, in
@@ -70,6 +71,9 @@
 /* Pages a CPU's capacities may grow by, all classes together: room for one
  * class to grow from its start to its whole array (128 -> 496 pages). */
 #define BW_GROW_PAGES 512
+/* depot_pages:0, the default: room per CPU, and at most (as depot_pages). */
+#define DEPOT_PAGES_PER_CPU 16384
+#define DEPOT_PAGES_MAX     (1u << 22)
 
 char *bw_base;                          /* bw_ncpus strides (rseq front end) */
 uint64_t bw_base_less1;
@@ -97,6 +101,25 @@ static void init_cpu(struct bw_cpu *c)
 	}
 }
 
+/*
+ * Pages each class's depot may hold: depot_pages, or by default
+ * DEPOT_PAGES_PER_CPU per CPU.  The depot is what every CPU's batches
+ * beyond its arrays go through, so the room it needs grows with the CPUs
+ * freeing at once: with a fixed 16384, 16 threads each cycling a batch of
+ * 16384 pages sent 3 of every 4 pages through the zone lock, at 540-760 ns
+ * a pair against 46-51 with room for all (16-core device, docs/results/
+ * issue9/session7.md).  What the depot holds but does not use goes back
+ * to the zone at the next decay (depot_reap), so the room costs memory
+ * only for the interval after a burst.
+ */
+static uint32_t depot_limit(void)
+{
+	if (opt.depot_pages)
+		return opt.depot_pages;
+	uint64_t pages = (uint64_t)DEPOT_PAGES_PER_CPU * bw_ncpus;
+	return pages < DEPOT_PAGES_MAX ? (uint32_t)pages : DEPOT_PAGES_MAX;
+}
+
 static bool bw_init(void)
 {
 	bw_ncpus = (unsigned)os.ncpus();
@@ -107,10 +130,11 @@ static bool bw_init(void)
 		start_pages += 2 * bw_batch[k] * pages;
 	}
 	size_t dbytes = 0;
+	uint32_t limit = depot_limit();
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		/* Several nodes: no depot, which every CPU shares (it would mix
 		 * the nodes' pages); batches go to their own zones. */
-		bw_depots[k].cap = numa_multi ? 0 : opt.depot_pages / (k + 1);
+		bw_depots[k].cap = numa_multi ? 0 : limit / (k + 1);
 		dbytes += bw_depots[k].cap * sizeof(uint32_t);
 	}
 	char *mem = os.mmap(NULL, dbytes + PAGE_SIZE, PROT_READ | PROT_WRITE,

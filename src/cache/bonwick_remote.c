@@ -222,8 +222,8 @@ void bw_text(struct fmt_buf *b)
 		const struct bw_depot *d = &bw_depots[k];
 		uint64_t nr = __atomic_load_n(&d->nr, __ATOMIC_RELAXED);
 		if (nr || d->in || d->overflow)
-			fmt_printf(b, "  depot %u-page: %lu blocks now; %lu taken in, %lu given out, %lu sent to the zone (full)\n",
-				   k + 1, (unsigned long)nr, (unsigned long)d->in,
+			fmt_printf(b, "  depot %u-page: %lu blocks now (room for %u); %lu taken in, %lu given out, %lu sent to the zone (full)\n",
+				   k + 1, (unsigned long)nr, d->cap, (unsigned long)d->in,
 				   (unsigned long)d->out, (unsigned long)d->overflow);
 	}
 }
@@ -235,9 +235,9 @@ void bw_json(struct fmt_buf *b)
 		   (unsigned long)__atomic_load_n(&bw_decayed, __ATOMIC_RELAXED));
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		const struct bw_depot *d = &bw_depots[k];
-		fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu}",
+		fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"cap\":%u,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu}",
 			   k ? "," : "", k + 1,
-			   (unsigned long)__atomic_load_n(&d->nr, __ATOMIC_RELAXED),
+			   (unsigned long)__atomic_load_n(&d->nr, __ATOMIC_RELAXED), d->cap,
 			   (unsigned long)d->in, (unsigned long)d->out, (unsigned long)d->overflow);
 	}
 	fmt_printf(b, "]");

@@ -82,8 +82,8 @@ static const struct opt_def defs[] = {
 	  "pcp-rseq, pcp-lock: blocks a per-CPU list holds before a free drains a batch" },
 	{ "pcp_batch", T_UINT, F(pcp_batch), false, 1, 1u << 16, false, NULL,
 	  "pcp-rseq, pcp-lock: blocks moved per refill and per drain" },
-	{ "depot_pages", T_UINT, F(depot_pages), false, 64, 1u << 22, false, NULL,
-	  "bonwick: pages the depot behind the per-CPU magazines keeps per size class before batches go back to the zone" },
+	{ "depot_pages", T_UINT, F(depot_pages), false, 64, 1u << 22, true, NULL,
+	  "bonwick: pages the depot behind the per-CPU magazines keeps per size class before batches go back to the zone; 0 = 16384 per CPU (64 MiB of 1-page blocks per CPU), at most 4194304" },
 	{ "signal", T_ENUM, F(signal), false, 0, 0, false, sigpol,
 	  "handler-context calls: bypass = always the zone (the RFC); trylock = one trylock of the preferred cache, else the zone (Linux 6.2)" },
 	{ "stats", T_ENUM, F(stats), false, 0, 0, false, statsm,
@@ -120,7 +120,7 @@ void options_defaults(struct mp_options *o)
 	o->cache = CACHE_BONWICK;
 	o->threshold = PAGE_SIZE;
 	o->waste_max = WASTE_MAX_DEFAULT;
-	o->depot_pages = 16384;
+	o->depot_pages = 0;
 	o->magazines = 0;
 	o->mag_map = MAP_CPU;
 	o->mag_limit = 1024;

@@ -9,18 +9,20 @@
 #include <sched.h>
 
 #include "internal.h"
+#include "cache/bonwick_impl.h"
 
 #define ZONE_BYTES ((uint64_t)256 << 20)
 
 TestSuite(bonwick, .timeout = 120);
 
-static void start(void)
+/* depot_pages: 0 = the default room, 16384 per CPU. */
+static void start_depot(uint32_t depot_pages)
 {
 	cpu_set_t set;
 
 	options_defaults(&opt);
 	opt.cache = CACHE_BONWICK;
-	opt.depot_pages = 64;       /* the smallest: spills reach the zone */
+	opt.depot_pages = depot_pages;
 	CPU_ZERO(&set);
 	CPU_SET(0, &set);
 	cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
@@ -29,6 +31,11 @@ static void start(void)
 	cache_init();
 	pa_init();
 	cr_assert_eq(cache_kind, CACHE_BONWICK);
+}
+
+static void start(void)
+{
+	start_depot(64);            /* the smallest: spills reach the zone */
 }
 
 static void validate(uint64_t used)
@@ -142,6 +149,48 @@ Test(bonwick, one_way_traffic_does_not_grow)
 		     "grew past 128 pages", N);
 	one->flags &= (uint8_t)~PG_ALLOC;
 	pa_free(one);
+	pa_drain_all();
+	validate(0);
+}
+
+/* Frees n single pages taken from the zone; what the depot sent on to the
+ * zone because it was full. */
+static uint64_t depot_overflow_of(unsigned n)
+{
+	static struct page_desc *pds[40000];
+	cr_assert_leq(n, 40000);
+	take_from_zone(pds, n);
+	uint64_t before = bw_depots[0].overflow;
+	free_all_watching(pds, n);
+	return bw_depots[0].overflow - before;
+}
+
+/*
+ * The depot's room grows with the CPUs that free into it: by default
+ * 16384 pages per CPU for each class (a class of k pages, 16384 / k blocks
+ * per CPU), up to 4194304 pages.  A burst of frees that fits is kept whole;
+ * the old fixed room (depot_pages:16384, given here) sends the same burst
+ * partly to the zone, which is what 16 CPUs cycling large batches queued on.
+ */
+Test(bonwick, depot_room_grows_with_the_cpus)
+{
+	uint64_t want = (uint64_t)16384 * (unsigned)os.ncpus();
+	if (want > (1u << 22))
+		want = 1u << 22;
+	start_depot(0);
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		cr_assert_eq(bw_depots[k].cap, want / (k + 1), "class %u: room for %u blocks, want %lu",
+			     k + 1, bw_depots[k].cap, (unsigned long)(want / (k + 1)));
+	unsigned n = want < 40000 ? (unsigned)want : 40000;
+	cr_assert_eq(depot_overflow_of(n), 0, "%u single pages freed: the depot, room %u, "
+		     "sent some to the zone", n, bw_depots[0].cap);
+	pa_drain_all();
+	validate(0);
+
+	start_depot(16384);
+	cr_assert_eq(bw_depots[0].cap, 16384);
+	cr_assert_gt(depot_overflow_of(20000), 0, "20000 pages into room for 16384: "
+		     "nothing went to the zone");
 	pa_drain_all();
 	validate(0);
 }

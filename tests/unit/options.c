@@ -53,7 +53,7 @@ Test(options, defaults)
 	options_defaults(&o);
 	cr_assert_eq(o.preset, 0);
 	cr_assert_eq(o.cache, CACHE_BONWICK);
-	cr_assert_eq(o.depot_pages, 16384);
+	cr_assert_eq(o.depot_pages, 0);
 	cr_assert_eq(o.region_size, 0);
 	cr_assert_eq(o.threshold, 4096);
 	cr_assert_eq(o.waste_max, WASTE_MAX_DEFAULT);
