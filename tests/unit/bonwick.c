@@ -129,12 +129,24 @@ Test(bonwick, one_way_traffic_does_not_grow)
 	 * trip the other way, not a turn. */
 	struct page_desc *one = pa_alloc(1, 0);
 	cr_assert_not_null(one);
+	struct cache_view v0, v1;
 	for (int r = 0; r < 3; r++) {
+		if (r == 1)
+			cache_view(0, &v0);
 		take_from_zone(pds, N);
 		uint32_t most = free_all_watching(pds, N);
 		cr_assert_leq(most, 128, "round %d: a freeing-only CPU's array held %u pages, "
 			      "past its starting 128", r, most);
 	}
+	/* Its trips, one way, move the whole array (one_way): 128 blocks a
+	 * spill once the run is under way, where half would be 64. */
+	cache_view(0, &v1);
+	uint64_t spills = v1.c[0].drains - v0.c[0].drains;
+	uint64_t spilled = v1.c[0].drain_pages - v0.c[0].drain_pages;
+	cr_assert_gt(spills, 0);
+	cr_assert_geq(spilled / spills, 120, "a freeing-only CPU spilled %lu pages in %lu trips: "
+		      "%lu a trip, not its whole array of 128", (unsigned long)spilled,
+		      (unsigned long)spills, (unsigned long)(spilled / spills));
 	uint32_t most = 0;
 	for (int r = 0; r < 3; r++) {
 		for (unsigned i = 0; i < N; i++) {
