@@ -13,7 +13,7 @@
 # devbench/run.sh), run there.
 # usage: OUT=DIR bash devbench/run.sh     (results in DIR, default /tmp/out)
 #   REPS (3), THREADS ("1 2 4 8 16"), BATCHES (1,16,64,1024,4096,16384),
-#   REMOTE_THREADS ("2 16"), XTHREAD_THREADS ("16"), DEADLINE (480)
+#   REMOTE_THREADS ("2 16"), XTHREAD_THREADS ("16"), DEADLINE (480), EXTRA, SKIP
 case "${1:-}" in -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;; esac
 set -u
 cd "$(dirname "$0")"
@@ -48,8 +48,19 @@ each() { # csv allocs-array-name cmd...: one line per result, prefixed name,rep,
 		run "$p" "$c" "$@" 2>>"$OUT/log.txt" | grep -v '^#' | sed "s/^/$n,$rep,/" >> "$OUT/$csv"
 	done
 }
-all=("${peers[@]}" "${designs[@]}")
-fast=("${peers[@]}" "${designs[@]:0:3}")
+# EXTRA: more columns, "name|library|conf;...", a library relative to this
+# directory (a build from before a change, say), run with the peers and the
+# default in every part.
+extra=()
+IFS=';' read -r -a extra <<<"${EXTRA:-}"
+for i in "${!extra[@]}"; do extra[i]=$(sed "s#|lib/#|$PWD/lib/#" <<<"${extra[i]}"); done
+all=("${peers[@]}" "${designs[0]}" "${extra[@]}" "${designs[@]:1}")
+fast=("${peers[@]}" "${designs[0]}" "${extra[@]}" "${designs[@]:1:2}")
+# SKIP: names left out of every part ("rfc2013 none", say)
+for s in ${SKIP:-}; do
+	for i in "${!all[@]}"; do [[ ${all[i]} == "$s|"* ]] && unset 'all[i]'; done
+	for i in "${!fast[@]}"; do [[ ${fast[i]} == "$s|"* ]] && unset 'fast[i]'; done
+done
 : > "$OUT/log.txt"; : > "$OUT/pagealloc.csv"; : > "$OUT/remote.csv"; : > "$OUT/xthread.csv"
 for rep in $(seq 1 "$REPS"); do
 	for t in ${THREADS:-1 2 4 8 16}; do
