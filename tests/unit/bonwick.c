@@ -138,7 +138,7 @@ Test(bonwick, one_way_traffic_does_not_grow)
 		cr_assert_leq(most, 128, "round %d: a freeing-only CPU's array held %u pages, "
 			      "past its starting 128", r, most);
 	}
-	/* Its trips, one way, move the whole array (only_spills): 128 blocks a
+	/* Its spills, one way, move the whole array (only_spills): 128 blocks a
 	 * spill once the run is under way, where half would be 64. */
 	cache_view(0, &v1);
 	uint64_t spills = v1.c[0].drains - v0.c[0].drains;
