@@ -15,8 +15,12 @@
  * one makes it restart, so handlers use these arrays too.
  *
  *   per CPU   per class a line with [count|high], then its array; then the counters
- *   depot     per class: a stack of pfns under a lock, at most depot_cap
- *             blocks; beyond it batches go to the zone
+ *   depot     per class: a stack of pfns under a lock, at most depot_pages
+ *             pages; beyond it batches go to the zone.  Sharded, one shard
+ *             per 4 CPUs (up to 16), each its share of the room and its
+ *             own locks: a CPU spills into its own shard and refills from
+ *             it first, then from the others; eight producer-consumer pairs
+ *             on 16 CPUs queued on one lock per class
  *
  * The depot lock is taken with signals held back (in_cache, as the RFC
  * magazine's lock), so a handler never interrupts its own thread holding it;
@@ -80,7 +84,8 @@ uint64_t bw_base_less1;
 unsigned bw_nr_cpus;                    /* 0 = the per-thread front end */
 unsigned bw_ncpus;
 bool bw_rseq;
-struct bw_depot bw_depots[CACHE_CLASSES];
+unsigned bw_shards = 1;
+struct bw_depot bw_depots[BW_SHARDS_MAX][CACHE_CLASSES];
 uint32_t bw_batch[CACHE_CLASSES];
 static uint32_t max_high[CACHE_CLASSES];
 static uint32_t start_pages;            /* Σ 2 x bw_batch[k] x (k + 1): a CPU's
@@ -131,22 +136,30 @@ static bool bw_init(void)
 	}
 	size_t dbytes = 0;
 	uint32_t limit = depot_limit();
-	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		/* Several nodes: no depot, which every CPU shares (it would mix
-		 * the nodes' pages); batches go to their own zones. */
-		bw_depots[k].cap = numa_multi ? 0 : limit / (k + 1);
-		dbytes += bw_depots[k].cap * sizeof(uint32_t);
-	}
+	bw_shards = (bw_ncpus + BW_SHARD_CPUS - 1) / BW_SHARD_CPUS;
+	if (bw_shards > BW_SHARDS_MAX)
+		bw_shards = BW_SHARDS_MAX;
+	if (bw_shards < 1)
+		bw_shards = 1;
+	for (unsigned s = 0; s < bw_shards; s++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+			/* Several nodes: no depot, which every CPU shares (it
+			 * would mix the nodes' pages); batches go to their own
+			 * zones. */
+			bw_depots[s][k].cap = numa_multi ? 0 : limit / (k + 1) / bw_shards;
+			dbytes += bw_depots[s][k].cap * sizeof(uint32_t);
+		}
 	char *mem = os.mmap(NULL, dbytes + PAGE_SIZE, PROT_READ | PROT_WRITE,
 			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (mem == MAP_FAILED) {
 		mp_log("cache:bonwick: cannot map its depot; using magazine");
 		return false;
 	}
-	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		bw_depots[k].pfns = (uint32_t *)mem;
-		mem += bw_depots[k].cap * sizeof(uint32_t);
-	}
+	for (unsigned s = 0; s < bw_shards; s++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+			bw_depots[s][k].pfns = (uint32_t *)mem;
+			mem += bw_depots[s][k].cap * sizeof(uint32_t);
+		}
 #if MP_HAVE_RSEQ
 	if (cpu_rseq_ok && cache_fence_register()) {
 		size_t bytes = (size_t)bw_ncpus << BW_STRIDE_SHIFT;
@@ -202,29 +215,28 @@ static inline int rseq_cpu(void)
 
 /* ---- the depot --------------------------------------------------------- */
 
-/* Locks class k's depot with signals held back; a handler only tries.
- * False: not taken.  *was: for depot_unlock. */
-bool bw_depot_lock(unsigned k, bool irq, uint8_t *was)
+/* Locks depot d with signals held back; a handler only tries.
+ * False: not taken.  *was: for bw_depot_unlock. */
+bool bw_depot_lock(struct bw_depot *d, bool irq, uint8_t *was)
 {
 	*was = sigctx_hold();
-	if (irq ? mp_trylock(&bw_depots[k].lock) : (mp_lock(&bw_depots[k].lock), true))
+	if (irq ? mp_trylock(&d->lock) : (mp_lock(&d->lock), true))
 		return true;
 	sigctx_unhold(*was);
 	return false;
 }
 
-void bw_depot_unlock(unsigned k, uint8_t was)
+void bw_depot_unlock(struct bw_depot *d, uint8_t was)
 {
-	mp_unlock(&bw_depots[k].lock);
+	mp_unlock(&d->lock);
 	sigctx_unhold(was);
 }
 
-/* Up to want blocks from the depot into buf. */
-unsigned bw_depot_take(unsigned k, uint32_t *buf, unsigned want, bool irq)
+/* Up to want blocks from depot d into buf. */
+unsigned bw_depot_take(struct bw_depot *d, uint32_t *buf, unsigned want, bool irq)
 {
-	struct bw_depot *d = &bw_depots[k];
 	uint8_t was;
-	if (!__atomic_load_n(&d->nr, __ATOMIC_RELAXED) || !bw_depot_lock(k, irq, &was))
+	if (!__atomic_load_n(&d->nr, __ATOMIC_RELAXED) || !bw_depot_lock(d, irq, &was))
 		return 0;
 	unsigned n = d->nr < want ? d->nr : want;
 	d->nr -= n;
@@ -232,8 +244,33 @@ unsigned bw_depot_take(unsigned k, uint32_t *buf, unsigned want, bool irq)
 		d->low = d->nr;
 	memcpy(buf, d->pfns + d->nr, n * sizeof(uint32_t));
 	d->out += n;
-	bw_depot_unlock(k, was);
+	bw_depot_unlock(d, was);
 	return n;
+}
+
+/* The shard of a CPU (-1: the one the thread runs on): CPUs in runs of
+ * BW_SHARD_CPUS, so that neighbours, which share caches, share a shard. */
+static unsigned shard_of(int cpu)
+{
+	if (bw_shards == 1)
+		return 0;
+	if (cpu < 0)
+		cpu = cpu_current();
+	return (unsigned)cpu < bw_ncpus ? (unsigned)cpu * bw_shards / bw_ncpus : 0;
+}
+
+/* Up to want blocks of class k for cpu: its own shard first, then the
+ * others in turn (a CPU that allocates what CPUs of another shard free). */
+static unsigned depot_take(unsigned k, int cpu, uint32_t *buf, unsigned want, bool irq)
+{
+	unsigned s = shard_of(cpu);
+	for (unsigned i = 0; i < bw_shards; i++) {
+		unsigned n = bw_depot_take(&bw_depots[s][k], buf, want, irq);
+		if (n)
+			return n;
+		s = s + 1 < bw_shards ? s + 1 : 0;
+	}
+	return 0;
 }
 
 /* n blocks of k+1 pages, by pfn, back to the zone. */
@@ -246,22 +283,27 @@ void bw_free_pfns(const uint32_t *pfns, unsigned n, unsigned k)
 		zone_free_list(head);
 }
 
-/* Gives n blocks to the depot; what does not fit goes to the zone. */
-static void depot_put(unsigned k, const uint32_t *buf, unsigned n, bool irq)
+/* Gives n blocks of k+1 pages to depot d; what does not fit goes to the zone. */
+void bw_depot_put(struct bw_depot *d, unsigned k, const uint32_t *buf, unsigned n, bool irq)
 {
-	struct bw_depot *d = &bw_depots[k];
 	unsigned kept = 0;
 	uint8_t was;
 
-	if (bw_depot_lock(k, irq, &was)) {
+	if (bw_depot_lock(d, irq, &was)) {
 		kept = d->cap - d->nr < n ? d->cap - d->nr : n;
 		memcpy(d->pfns + d->nr, buf, kept * sizeof(uint32_t));
 		d->nr += kept;
 		d->in += kept;
 		d->overflow += n - kept;
-		bw_depot_unlock(k, was);
+		bw_depot_unlock(d, was);
 	}
 	bw_free_pfns(buf + kept, n - kept, k);
+}
+
+/* A spill of cpu (-1: this thread's CPU) goes to its own shard. */
+static void depot_put(unsigned k, int cpu, const uint32_t *buf, unsigned n, bool irq)
+{
+	bw_depot_put(&bw_depots[shard_of(cpu)][k], k, buf, n, irq);
 }
 
 /* ---- the front end: this CPU's arrays, or this thread's ------------------ */
@@ -305,7 +347,7 @@ static void flush_array(struct bw_cpu *c, unsigned k)
 {
 	uint32_t n = c->cls[k].h.count & ~BW_STOPPED;
 	if (n)
-		depot_put(k, c->cls[k].slots, n, false);
+		depot_put(k, -1, c->cls[k].slots, n, false);
 	c->cls[k].h.count = 0;
 }
 
@@ -387,10 +429,10 @@ static inline bool only_spills(const struct bw_cpu *c, unsigned k)
 }
 
 /* Fills buf with up to want blocks of k+1 pages: the depot, else the zone. */
-static ALWAYS_INLINE unsigned fetch(unsigned k, uint32_t *buf, unsigned want, bool irq,
+static ALWAYS_INLINE unsigned fetch(unsigned k, int cpu, uint32_t *buf, unsigned want, bool irq,
 				     struct bw_counts *st)
 {
-	unsigned n = bw_depot_take(k, buf, want, irq);
+	unsigned n = depot_take(k, cpu, buf, want, irq);
 	if (n) {
 		st->depot_hits++;
 		return n;
@@ -428,7 +470,7 @@ static ALWAYS_INLINE struct page_desc *alloc_slow_held(unsigned k, bool irq, str
 	unsigned want = c->cls[k].h.high / 2;
 	if (want > cap)
 		want = cap;
-	unsigned n = fetch(k, buf, want, irq, &c->c[k]);
+	unsigned n = fetch(k, cpu, buf, want, irq, &c->c[k]);
 	if (n == 0)
 		return NULL;
 	c->c[k].refills++;
@@ -461,7 +503,7 @@ static ALWAYS_INLINE struct page_desc *alloc_slow_held(unsigned k, bool irq, str
 			stored = true;
 		}
 		if (!stored)
-			depot_put(k, buf, n, irq);
+			depot_put(k, cpu, buf, n, irq);
 	}
 	return pfn_to_desc(mine);
 }
@@ -575,7 +617,7 @@ static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct 
 		c->c[k].spills++;
 		c->c[k].spill_blocks += n;
 		MP_PROBE3(cache_drain, cpu, k + 1, n * (k + 1));
-		depot_put(k, buf, n, irq);
+		depot_put(k, cpu, buf, n, irq);
 	}
 }
 

@@ -16,7 +16,14 @@
  * slow path, which handlers on a small sigaltstack also run (256 bytes). */
 #define BW_MAXBUF 64
 
-/* One size class's depot: a stack of block pfns under its lock. */
+/* The depot is sharded: one shard per BW_SHARD_CPUS CPUs, up to
+ * BW_SHARDS_MAX, each a depot per size class under its own lock.  A CPU
+ * gives its spills to its own shard and refills from it first, then from
+ * the others, before the zone. */
+#define BW_SHARD_CPUS 4
+#define BW_SHARDS_MAX 16
+
+/* One size class's depot in one shard: a stack of block pfns under its lock. */
 struct bw_depot {
 	struct mp_lock lock;
 	uint32_t nr;            /* blocks on the stack */
@@ -35,7 +42,8 @@ struct bw_thread {
 
 extern unsigned bw_ncpus;                   /* os.ncpus() at init */
 extern bool bw_rseq;                        /* per-CPU front end; else per thread */
-extern struct bw_depot bw_depots[CACHE_CLASSES];
+extern unsigned bw_shards;                  /* depot shards in use, 1..BW_SHARDS_MAX */
+extern struct bw_depot bw_depots[BW_SHARDS_MAX][CACHE_CLASSES];
 extern uint32_t bw_batch[CACHE_CLASSES];    /* blocks per refill; high starts at 2x */
 extern struct cache_fences bw_fenced;       /* remote drains' membarrier fences */
 extern uint64_t bw_decayed;                 /* atomic: pages bw_decay gave the zone */
@@ -46,12 +54,14 @@ extern struct bw_thread *bw_threads;        /* per-thread front ends, for the st
 #define my_cache ((struct bw_thread *)bw_mine)
 
 /* ---- bonwick.c ---- */
-/* Locks class k's depot with signals held back; a handler only tries.
+/* Locks a depot with signals held back; a handler only tries.
  * False: not taken.  *was: for bw_depot_unlock. */
-bool bw_depot_lock(unsigned k, bool irq, uint8_t *was);
-void bw_depot_unlock(unsigned k, uint8_t was);
-/* Up to want blocks from class k's depot into buf; how many. */
-unsigned bw_depot_take(unsigned k, uint32_t *buf, unsigned want, bool irq);
+bool bw_depot_lock(struct bw_depot *d, bool irq, uint8_t *was);
+void bw_depot_unlock(struct bw_depot *d, uint8_t was);
+/* Up to want blocks from depot d into buf; how many. */
+unsigned bw_depot_take(struct bw_depot *d, uint32_t *buf, unsigned want, bool irq);
+/* Gives n blocks of k+1 pages to depot d; what does not fit goes to the zone. */
+void bw_depot_put(struct bw_depot *d, unsigned k, const uint32_t *buf, unsigned n, bool irq);
 /* n blocks of k+1 pages, by pfn, back to the zone. */
 void bw_free_pfns(const uint32_t *pfns, unsigned n, unsigned k);
 

@@ -67,16 +67,15 @@ static uint64_t traffic_of(const struct bw_cpu *c)
  * them) were not needed in that interval; they go to the zone, the oldest
  * first, and the zone purges them once they have aged there.  A class in
  * steady use keeps what it cycles through; an idle one empties. */
-static size_t depot_reap(unsigned k)
+static size_t depot_reap(struct bw_depot *d, unsigned k)
 {
-	struct bw_depot *d = &bw_depots[k];
 	uint32_t buf[BW_MAXBUF];
 	size_t pages = 0;
 	uint8_t was;
 
 	for (;;) {
 		unsigned n = 0;
-		if (!bw_depot_lock(k, false, &was))
+		if (!bw_depot_lock(d, false, &was))
 			break;
 		if (d->low) {
 			n = d->low < BW_MAXBUF ? d->low : BW_MAXBUF;
@@ -88,7 +87,7 @@ static size_t depot_reap(unsigned k)
 		} else {
 			d->low = d->nr;         /* the next interval starts */
 		}
-		bw_depot_unlock(k, was);
+		bw_depot_unlock(d, was);
 		if (!n)
 			break;
 		bw_free_pfns(buf, n, k);
@@ -122,8 +121,9 @@ size_t bw_decay(void)
 		c->decay_seen = traffic_of(c);
 	}
 #endif
-	for (unsigned k = 0; k < CACHE_CLASSES; k++)
-		pages += depot_reap(k);
+	for (unsigned sh = 0; sh < bw_shards; sh++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			pages += depot_reap(&bw_depots[sh][k], k);
 	cache_drain_end(was);
 	__atomic_add_fetch(&bw_decayed, pages, __ATOMIC_RELAXED);
 	return pages;
@@ -153,14 +153,15 @@ size_t bw_drain_all(void)
 			my_cache->cache.cls[k].h.count = 0;
 		}
 	}
-	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		uint32_t buf[BW_MAXBUF];
-		unsigned n;
-		while ((n = bw_depot_take(k, buf, BW_MAXBUF, irq)) != 0) {
-			bw_free_pfns(buf, n, k);
-			pages += (size_t)n * (k + 1);
+	for (unsigned sh = 0; sh < bw_shards; sh++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+			uint32_t buf[BW_MAXBUF];
+			unsigned n;
+			while ((n = bw_depot_take(&bw_depots[sh][k], buf, BW_MAXBUF, irq)) != 0) {
+				bw_free_pfns(buf, n, k);
+				pages += (size_t)n * (k + 1);
+			}
 		}
-	}
 	cache_drain_end(was);
 	return pages;
 }
@@ -208,9 +209,29 @@ void bw_view(unsigned i, struct cache_view *v)
 uint64_t bw_depot_pages(void)
 {
 	uint64_t pages = 0;
-	for (unsigned k = 0; k < CACHE_CLASSES; k++)
-		pages += __atomic_load_n(&bw_depots[k].nr, __ATOMIC_RELAXED) * (k + 1);
+	for (unsigned sh = 0; sh < bw_shards; sh++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			pages += __atomic_load_n(&bw_depots[sh][k].nr, __ATOMIC_RELAXED) * (k + 1);
 	return pages;
+}
+
+/* Class k's depot, all shards together. */
+struct depot_sum {
+	uint64_t nr, cap, in, out, overflow;
+};
+
+static struct depot_sum depot_sum(unsigned k)
+{
+	struct depot_sum t = { 0 };
+	for (unsigned sh = 0; sh < bw_shards; sh++) {
+		const struct bw_depot *d = &bw_depots[sh][k];
+		t.nr += __atomic_load_n(&d->nr, __ATOMIC_RELAXED);
+		t.cap += d->cap;
+		t.in += d->in;
+		t.out += d->out;
+		t.overflow += d->overflow;
+	}
+	return t;
 }
 
 void bw_text(struct fmt_buf *b)
@@ -218,27 +239,29 @@ void bw_text(struct fmt_buf *b)
 	cache_text_fences(b, &bw_fenced);
 	fmt_printf(b, "  decay: %lu pages of unused arrays and depot classes given to the zone\n",
 		   (unsigned long)__atomic_load_n(&bw_decayed, __ATOMIC_RELAXED));
+	if (bw_shards > 1)
+		fmt_printf(b, "  depot: %u shards of %u CPUs, each its own lock\n", bw_shards,
+			   (bw_ncpus + bw_shards - 1) / bw_shards);
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		const struct bw_depot *d = &bw_depots[k];
-		uint64_t nr = __atomic_load_n(&d->nr, __ATOMIC_RELAXED);
-		if (nr || d->in || d->overflow)
-			fmt_printf(b, "  depot %u-page: %lu blocks now (room for %u); %lu taken in, %lu given out, %lu sent to the zone (full)\n",
-				   k + 1, (unsigned long)nr, d->cap, (unsigned long)d->in,
-				   (unsigned long)d->out, (unsigned long)d->overflow);
+		struct depot_sum d = depot_sum(k);
+		if (d.nr || d.in || d.overflow)
+			fmt_printf(b, "  depot %u-page: %lu blocks now (room for %lu); %lu taken in, %lu given out, %lu sent to the zone (full)\n",
+				   k + 1, (unsigned long)d.nr, (unsigned long)d.cap,
+				   (unsigned long)d.in, (unsigned long)d.out,
+				   (unsigned long)d.overflow);
 	}
 }
 
 void bw_json(struct fmt_buf *b)
 {
 	cache_json_fences(b, &bw_fenced);
-	fmt_printf(b, ",\"decayed_pages\":%lu,\"depot\":[",
-		   (unsigned long)__atomic_load_n(&bw_decayed, __ATOMIC_RELAXED));
+	fmt_printf(b, ",\"decayed_pages\":%lu,\"depot_shards\":%u,\"depot\":[",
+		   (unsigned long)__atomic_load_n(&bw_decayed, __ATOMIC_RELAXED), bw_shards);
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		const struct bw_depot *d = &bw_depots[k];
-		fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"cap\":%u,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu}",
-			   k ? "," : "", k + 1,
-			   (unsigned long)__atomic_load_n(&d->nr, __ATOMIC_RELAXED), d->cap,
-			   (unsigned long)d->in, (unsigned long)d->out, (unsigned long)d->overflow);
+		struct depot_sum d = depot_sum(k);
+		fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"cap\":%lu,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu}",
+			   k ? "," : "", k + 1, (unsigned long)d.nr, (unsigned long)d.cap,
+			   (unsigned long)d.in, (unsigned long)d.out, (unsigned long)d.overflow);
 	}
 	fmt_printf(b, "]");
 }
@@ -252,22 +275,26 @@ static bool fork_in_handler;    /* the forking thread was in a handler */
 void bw_fork_prepare(void)
 {
 	fork_in_handler = mp_tls.depth != 0;
-	for (unsigned k = 0; k < CACHE_CLASSES; k++)
-		mp_lock(&bw_depots[k].lock);
+	for (unsigned sh = 0; sh < bw_shards; sh++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			mp_lock(&bw_depots[sh][k].lock);
 }
 
 void bw_fork_parent(void)
 {
-	for (unsigned k = CACHE_CLASSES; k-- > 0;)
-		mp_unlock(&bw_depots[k].lock);
+	for (unsigned sh = bw_shards; sh-- > 0;)
+		for (unsigned k = CACHE_CLASSES; k-- > 0;)
+			mp_unlock(&bw_depots[sh][k].lock);
 }
 
 void bw_fork_child(void)
 {
-	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		mp_lock_reset(&bw_depots[k].lock);
-		bw_depots[k].in = bw_depots[k].out = bw_depots[k].overflow = 0;
-	}
+	for (unsigned sh = 0; sh < bw_shards; sh++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+			struct bw_depot *d = &bw_depots[sh][k];
+			mp_lock_reset(&d->lock);
+			d->in = d->out = d->overflow = 0;
+		}
 	mp_lock_reset(&bw_threads_lock);
 	memset(&bw_fenced, 0, sizeof(bw_fenced));
 	bw_decayed = 0;
@@ -311,10 +338,13 @@ void bw_fork_recover(void)
 	for (unsigned c = 0; bw_rseq && c < bw_ncpus; c++)
 		for (unsigned k = 0; k < CACHE_CLASSES; k++)
 			bw_cpu_of(c)->cls[k].h.count &= ~BW_STOPPED;
-	for (unsigned k = 0; k < CACHE_CLASSES; k++)
-		if (mp_lock_is_held(&bw_depots[k].lock) && !mp_tls.in_cache) {
-			bw_depots[k].nr = 0;
-			mp_lock_reset(&bw_depots[k].lock);
+	for (unsigned sh = 0; sh < bw_shards; sh++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+			struct bw_depot *d = &bw_depots[sh][k];
+			if (mp_lock_is_held(&d->lock) && !mp_tls.in_cache) {
+				d->nr = 0;
+				mp_lock_reset(&d->lock);
+			}
 		}
 	mp_lock_reset(&bw_threads_lock);
 }

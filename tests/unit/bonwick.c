@@ -165,24 +165,25 @@ Test(bonwick, one_way_traffic_does_not_grow)
 	validate(0);
 }
 
-/* Frees n single pages taken from the zone; what the depot sent on to the
- * zone because it was full. */
+/* Frees n single pages taken from the zone on CPU 0; what its depot shard
+ * sent on to the zone because it was full. */
 static uint64_t depot_overflow_of(unsigned n)
 {
 	static struct page_desc *pds[40000];
 	cr_assert_leq(n, 40000);
 	take_from_zone(pds, n);
-	uint64_t before = bw_depots[0].overflow;
+	uint64_t before = bw_depots[0][0].overflow;
 	free_all_watching(pds, n);
-	return bw_depots[0].overflow - before;
+	return bw_depots[0][0].overflow - before;
 }
 
 /*
  * The depot's room grows with the CPUs that free into it: by default
  * 16384 pages per CPU for each class (a class of k pages, 16384 / k blocks
- * per CPU), up to 4194304 pages.  A burst of frees that fits is kept whole;
- * the old fixed room (depot_pages:16384, given here) sends the same burst
- * partly to the zone, which is what 16 CPUs cycling large batches queued on.
+ * per CPU), up to 4194304 pages, shared out among its shards.  A burst of
+ * frees that fits is kept whole; the old fixed room (depot_pages:16384,
+ * given here) sends the same burst partly to the zone, which is what 16
+ * CPUs cycling large batches queued on.
  */
 Test(bonwick, depot_room_grows_with_the_cpus)
 {
@@ -190,19 +191,80 @@ Test(bonwick, depot_room_grows_with_the_cpus)
 	if (want > (1u << 22))
 		want = 1u << 22;
 	start_depot(0);
-	for (unsigned k = 0; k < CACHE_CLASSES; k++)
-		cr_assert_eq(bw_depots[k].cap, want / (k + 1), "class %u: room for %u blocks, want %lu",
-			     k + 1, bw_depots[k].cap, (unsigned long)(want / (k + 1)));
-	unsigned n = want < 40000 ? (unsigned)want : 40000;
+	for (unsigned sh = 0; sh < bw_shards; sh++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			cr_assert_eq(bw_depots[sh][k].cap, want / (k + 1) / bw_shards,
+				     "shard %u, class %u: room for %u blocks, want %lu", sh, k + 1,
+				     bw_depots[sh][k].cap, (unsigned long)(want / (k + 1) / bw_shards));
+	unsigned n = bw_depots[0][0].cap < 40000 ? bw_depots[0][0].cap : 40000;
 	cr_assert_eq(depot_overflow_of(n), 0, "%u single pages freed: the depot, room %u, "
-		     "sent some to the zone", n, bw_depots[0].cap);
+		     "sent some to the zone", n, bw_depots[0][0].cap);
 	pa_drain_all();
 	validate(0);
 
 	start_depot(16384);
-	cr_assert_eq(bw_depots[0].cap, 16384);
-	cr_assert_gt(depot_overflow_of(20000), 0, "20000 pages into room for 16384: "
-		     "nothing went to the zone");
+	cr_assert_eq(bw_depots[0][0].cap, 16384 / bw_shards);
+	cr_assert_gt(depot_overflow_of(20000), 0, "20000 pages into room for %u: "
+		     "nothing went to the zone", bw_depots[0][0].cap);
 	pa_drain_all();
+	validate(0);
+}
+
+static int sixteen_cpus(void)
+{
+	return 16;
+}
+
+/*
+ * Sixteen CPUs (os.ncpus stubbed; the test runs on CPU 0) make four depot
+ * shards of four CPUs, each with its own lock and a quarter of the room.
+ * CPU 0 spills into its own shard only; with its shard empty, its refill
+ * takes what another shard holds before it goes to the zone; a global
+ * drain empties every shard.
+ */
+Test(bonwick, depot_shards_per_four_cpus)
+{
+	enum { N = 1000, PUT = 200 };
+	static struct page_desc *pds[N];
+
+	os.ncpus = sixteen_cpus;
+	start_depot(0);
+	cr_assert_eq(bw_shards, 4);
+	cr_assert_eq(bw_depots[3][0].cap, 16384 * 16 / 4);
+
+	/* Blocks freed on CPUs 12-15 wait in shard 3. */
+	uint32_t pfns[PUT];
+	take_from_zone(pds, PUT);
+	for (unsigned i = 0; i < PUT; i++) {
+		pds[i]->flags = PG_CACHED;
+		pfns[i] = (uint32_t)desc_pfn(pds[i]);
+	}
+	bw_depot_put(&bw_depots[3][0], 0, pfns, PUT, false);
+	cr_assert_eq(bw_depots[3][0].nr, PUT);
+
+	/* CPU 0's array and shard are empty: its refill takes from shard 3. */
+	struct page_desc *one = pa_alloc(1, 0);
+	cr_assert_not_null(one);
+	bool theirs = false;
+	for (unsigned i = 0; i < PUT; i++)
+		theirs |= one == pds[i];
+	cr_assert(theirs, "CPU 0's block did not come from shard 3");
+	cr_assert_lt(bw_depots[3][0].nr, PUT, "shard 3 still holds all %u blocks", PUT);
+	cr_assert_eq(bw_depots[3][0].out, PUT - bw_depots[3][0].nr);
+
+	/* CPU 0's spills go to shard 0, none to the others. */
+	take_from_zone(pds, N);
+	free_all_watching(pds, N);
+	cr_assert_gt(bw_depots[0][0].in, 0);
+	for (unsigned sh = 1; sh < 4; sh++)
+		cr_assert_eq(bw_depots[sh][0].in, sh == 3 ? PUT : 0, "shard %u took in %lu blocks",
+			     sh, (unsigned long)bw_depots[sh][0].in);
+
+	one->flags &= (uint8_t)~PG_ALLOC;
+	pa_free(one);
+	pa_drain_all();
+	for (unsigned sh = 0; sh < 4; sh++)
+		cr_assert_eq(bw_depots[sh][0].nr, 0, "shard %u kept %u blocks after a drain", sh,
+			     bw_depots[sh][0].nr);
 	validate(0);
 }
