@@ -111,6 +111,26 @@ static void route_init(void)
 	}
 }
 
+/* The globals mp_malloc and mp_free read on every one-hop call, with what
+ * they inline (platform/rseq.h's sections, the default cache's bases). */
+unsigned mp_onehop_reads(struct mp_span *out, unsigned max)
+{
+	const struct mp_span all[] = {
+		{ &mp_glibc_below, sizeof(mp_glibc_below) },
+		{ &mp_onehop_span, sizeof(mp_onehop_span) },
+		{ &zone_lo, sizeof(zone_lo) },
+		{ route, sizeof(route) },
+		{ &zg, sizeof(zg) },
+		{ &mp_rseq_offset, sizeof(mp_rseq_offset) },
+		{ &bw_base, sizeof(bw_base) },
+		{ &bw_base_less1, sizeof(bw_base_less1) },
+		{ &bw_nr_cpus, sizeof(bw_nr_cpus) },
+	};
+	unsigned n = sizeof(all) / sizeof(all[0]) < max ? sizeof(all) / sizeof(all[0]) : max;
+	memcpy(out, all, n * sizeof(all[0]));
+	return n;
+}
+
 /* After zone_init, cache_init and pa_init (startup.c): opens the size
  * routes (zone_ok: a region was reserved) and sets the glibc bound. */
 void malloc_init(bool zone_ok)

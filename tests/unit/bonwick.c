@@ -268,3 +268,35 @@ Test(bonwick, depot_shards_per_four_cpus)
 			     bw_depots[sh][0].nr);
 	validate(0);
 }
+
+/*
+ * The classes' header lines, stored to by every push and pop, share no
+ * page offset with a line of the globals the one-hop path loads right
+ * after (a load with the low 12 bits of a store in flight waits for it).
+ */
+Test(bonwick, header_lines_clear_of_hot_globals)
+{
+	/* Lines at page offsets 0x000, 0x840 and 0x880..0x8ff (a 128-byte
+	 * table): 0x000 and 0x040 clash, 0x080 and 0x0c0 clash at +2 KiB. */
+	static char page[3 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
+	struct mp_span fake[] = { { page + PAGE_SIZE, 8 }, { page + 0x840, 8 },
+				  { page + 2 * PAGE_SIZE + 0x880, 128 } };
+	cr_assert_eq(bw_header_offset(fake, 3), 0x100);
+	cr_assert_eq(bw_header_offset(fake, 0), 0);
+
+	start();
+	if (!bw_base)
+		cr_skip_test("no rseq front end here");
+	struct mp_span hot[16];
+	unsigned n = mp_onehop_reads(hot, 16);
+	cr_assert_geq(n, 5);
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uintptr_t hdr = (uintptr_t)&bw_cpu_of(0)->cls[k].h & (PAGE_SIZE - 1);
+		for (unsigned i = 0; i < n; i++)
+			for (uintptr_t a = (uintptr_t)hot[i].p & ~(uintptr_t)63;
+			     a < (uintptr_t)hot[i].p + hot[i].size; a += 64)
+				cr_assert_neq(a & (PAGE_SIZE - 1), hdr,
+					      "class %u's header line and global %u (%p) share page "
+					      "offset %#lx", k + 1, i, hot[i].p, (unsigned long)hdr);
+	}
+}
