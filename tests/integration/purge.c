@@ -241,16 +241,32 @@ Test(purge, unused_cpu_cache_decays_while_busy)
 	if (rc)
 		cr_skip_test("cannot pin to CPU 1");
 	uint64_t decayed = 0;
+	long longest = 0;       /* ms: the longest gap between two mallocs */
+	struct timespec was, now;
+	clock_gettime(CLOCK_MONOTONIC, &was);
 	for (int round = 0; round < 10000 && !decayed; round++) {
 		nap_ms(1);
 		void *q = malloc(PAGE), *s = malloc(64);
 		cr_assert(q && s);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long gap = (now.tv_sec - was.tv_sec) * 1000 + (now.tv_nsec - was.tv_nsec) / 1000000;
+		if (gap > longest)
+			longest = gap;
+		was = now;
 		free(q);
 		free(s);
 		decayed = mp_report_counter("caches", "decayed_pages");
 	}
 	cr_assert_geq(decayed, 1, "no cache decayed in 10000 busy milliseconds");
-	cr_assert_eq(purge_counter("idle_purges"), 0, "the process was never idle");
+	/* Never idle, unless the machine kept this thread off its CPU for
+	 * most of a delay (a loaded CI runner: the purge thread then rightly
+	 * finds the process idle); the decay above is asserted either way. */
+	if (longest < 100)
+		cr_assert_eq(purge_counter("idle_purges"), 0, "the process was never idle "
+			     "(longest gap between its mallocs %ld ms)", longest);
+	else
+		cr_log_warn("a gap of %ld ms between two mallocs: the idle check is moot",
+			    longest);
 }
 
 /* Blocks of the 1-page class in the default cache's depot (the first
