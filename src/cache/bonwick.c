@@ -445,14 +445,14 @@ static void tune(struct bw_cpu *c, unsigned k, uint8_t why)
 /*
  * The last trip to the depot was a spill too and none of the last 8
  * turned: the class's traffic runs one way.  A spill of such a CPU, one
- * that only frees what others allocate, gives the depot its whole array, not half of it: keeping the
- * other half for allocations is what the loaded and previous magazines are
- * for, and none come.  Each of its depot lock holds then moves twice the
- * blocks; eight producer and consumer pairs on the 16-core device queued
- * on that lock (bench_pagealloc -m remote -t 16).  Refills stay at half
- * the array: filling it whole would make a CPU hold more, and classes in
- * random traffic look one-way for a few trips (bench_xthread -m random -t
- * 1: peak RSS 23.6 MiB against 22.7).
+ * that only frees what others allocate, gives the depot its whole array,
+ * not half of it: keeping the other half for allocations is what the
+ * loaded and previous magazines are for, and none come.  Each of its depot
+ * lock holds then moves twice the blocks; eight producer and consumer
+ * pairs on the 16-core device queued on that lock (bench_pagealloc -m
+ * remote -t 16).  Refills stay at half the array: filling it whole would
+ * make a CPU hold more, and classes in random traffic look one-way for a
+ * few trips (bench_xthread -m random -t 1: peak RSS 23.6 MiB against 22.7).
  */
 static inline bool only_spills(const struct bw_cpu *c, unsigned k)
 {
