@@ -304,6 +304,7 @@ struct mp_options {
 	uint32_t cache_exact;     /* cache non-power-of-two sizes as such */
 	uint32_t pcp_high;        /* pcp-*: blocks a per-CPU list holds before draining */
 	uint32_t pcp_batch;       /* pcp-*: blocks per refill and per drain */
+	uint32_t depot_shards;    /* bonwick: 0 = one per BW_SHARD_CPUS CPUs */
 	uint32_t depot_pages;     /* bonwick: pages the depot holds per size class;
 				     0 = DEPOT_PAGES_PER_CPU per CPU */
 	uint32_t signal;          /* enum sig_policy */

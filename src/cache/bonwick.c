@@ -166,7 +166,8 @@ static bool bw_init(void)
 	}
 	size_t dbytes = 0;
 	uint32_t limit = depot_limit();
-	bw_shards = (bw_ncpus + BW_SHARD_CPUS - 1) / BW_SHARD_CPUS;
+	bw_shards = opt.depot_shards ? opt.depot_shards
+				     : (bw_ncpus + BW_SHARD_CPUS - 1) / BW_SHARD_CPUS;
 	if (bw_shards > BW_SHARDS_MAX)
 		bw_shards = BW_SHARDS_MAX;
 	if (bw_shards < 1)

@@ -17,7 +17,8 @@
 #define BW_MAXBUF 64
 
 /* The depot is sharded: one shard per BW_SHARD_CPUS CPUs, up to
- * BW_SHARDS_MAX, each a depot per size class under its own lock.  A CPU
+ * BW_SHARDS_MAX (or depot_shards of them), each a depot per size class
+ * under its own lock.  A CPU
  * gives its spills to its own shard and refills from it first, then from
  * the others, before the zone. */
 #define BW_SHARD_CPUS 4

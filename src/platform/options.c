@@ -84,6 +84,8 @@ static const struct opt_def defs[] = {
 	  "pcp-rseq, pcp-lock: blocks moved per refill and per drain" },
 	{ "depot_pages", T_UINT, F(depot_pages), false, 64, 1u << 22, true, NULL,
 	  "bonwick: pages the depot behind the per-CPU magazines keeps per size class before batches go back to the zone; 0 = 16384 per CPU (64 MiB of 1-page blocks per CPU), at most 4194304" },
+	{ "depot_shards", T_UINT, F(depot_shards), false, 1, 16, true, NULL,
+	  "bonwick: shards of the depot, each with its own lock per size class and its share of depot_pages; a CPU spills into its own shard and refills from it first; 0 = one per 4 CPUs" },
 	{ "signal", T_ENUM, F(signal), false, 0, 0, false, sigpol,
 	  "handler-context calls: bypass = always the zone (the RFC); trylock = one trylock of the preferred cache, else the zone (Linux 6.2)" },
 	{ "stats", T_ENUM, F(stats), false, 0, 0, false, statsm,
@@ -121,6 +123,7 @@ void options_defaults(struct mp_options *o)
 	o->threshold = PAGE_SIZE;
 	o->waste_max = WASTE_MAX_DEFAULT;
 	o->depot_pages = 0;
+	o->depot_shards = 0;
 	o->magazines = 0;
 	o->mag_map = MAP_CPU;
 	o->mag_limit = 1024;

@@ -54,6 +54,7 @@ Test(options, defaults)
 	cr_assert_eq(o.preset, 0);
 	cr_assert_eq(o.cache, CACHE_BONWICK);
 	cr_assert_eq(o.depot_pages, 0);
+	cr_assert_eq(o.depot_shards, 0);
 	cr_assert_eq(o.region_size, 0);
 	cr_assert_eq(o.threshold, 4096);
 	cr_assert_eq(o.waste_max, WASTE_MAX_DEFAULT);
@@ -88,6 +89,8 @@ Test(options, every_key_good_value)
 	PARSE_OK(&o, "cache:pcp-lock");        cr_assert_eq(o.cache, CACHE_PCP_LOCK);
 	PARSE_OK(&o, "cache:bonwick");         cr_assert_eq(o.cache, CACHE_BONWICK);
 	PARSE_OK(&o, "depot_pages:64");        cr_assert_eq(o.depot_pages, 64);
+	PARSE_OK(&o, "depot_shards:16");       cr_assert_eq(o.depot_shards, 16);
+	PARSE_OK(&o, "depot_shards:0");        cr_assert_eq(o.depot_shards, 0);
 	PARSE_OK(&o, "purge_delay_ms:0");      cr_assert_eq(o.purge_delay_ms, 0);
 	PARSE_OK(&o, "purge_delay_ms:10000");  cr_assert_eq(o.purge_delay_ms, 10000);
 	PARSE_OK(&o, "purge_advice:free");     cr_assert_eq(o.purge_advice, ADVICE_FREE);
@@ -240,6 +243,7 @@ static const struct bad_case bad[] = {
 	{ "magazines:", "magazines", "power of two" },
 	{ "magazines: 4", "magazines", "power of two" },
 	{ "purge_delay_ms:10001", "purge_delay_ms", "0 or an integer from 1 to 10000" },
+	{ "depot_shards:17", "depot_shards", "0 or an integer from 1 to 16" },
 	{ "purge_delay_ms:1s", "purge_delay_ms", "0 or an integer from 1 to 10000" },
 	{ "purge_advice:madv_free", "purge_advice", "dontneed | free" },
 	{ "purge_thread:yes", "purge_thread", "0 | 1" },
@@ -311,7 +315,7 @@ Test(options, unknown_key)
 	/* It lists every key. */
 	static const char *const keys[] = { "preset", "cache", "region_size", "threshold",
 		"magazines", "mag_map", "mag_limit", "refill_max", "refill_min", "drain_max",
-		"drain_min", "cache_order", "cache_exact", "pcp_high", "pcp_batch", "depot_pages", "signal", "stats",
+		"drain_min", "cache_order", "cache_exact", "pcp_high", "pcp_batch", "depot_pages", "depot_shards", "signal", "stats",
 		"stats_file", "strict", "verbose", "on_invalid", "on_exhausted", "zone_irqsave",
 		"purge_delay_ms", "purge_advice", "purge_thread", "live" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
