@@ -56,6 +56,15 @@ static inline struct rseq *rseq_area(void)
 	"4:\n\t"                                                       \
 	"jmp %l[" #label "]\n\t"                                       \
 	".popsection\n\t"
+/* A pop section's exits, after its asm goto names them: restarted, the
+ * list empty, or no usable CPU id / the list stopped. */
+#define RSEQ_POP_EXITS                                                 \
+aborted:                                                               \
+	return RSEQ_ABORTED;                                           \
+empty:                                                                 \
+	return RSEQ_LIST_EMPTY;                                        \
+nocpu:                                                                 \
+	return RSEQ_LIST_STOPPED
 #define RSEQ_COMMON_IN                                                 \
 	[rs] "r"(rseq_area()), [cpu] "r"(cpu),                         \
 	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
@@ -187,12 +196,7 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *
 	*pfn = v;
 	*cpu = (uint32_t)c;
 	return RSEQ_DONE;
-aborted:
-	return RSEQ_ABORTED;
-empty:
-	return RSEQ_LIST_EMPTY;
-nocpu:
-	return RSEQ_LIST_STOPPED;
+	RSEQ_POP_EXITS;
 }
 
 /* The push takes the class's offset apart from the base (basek: the
@@ -280,12 +284,7 @@ static inline enum rseq_result rseq_pcp_pop_here(uint64_t basek, const uint32_t 
 		: aborted, empty, nocpu);
 	*pfn = (uint32_t)h;
 	return RSEQ_DONE;
-aborted:
-	return RSEQ_ABORTED;
-empty:
-	return RSEQ_LIST_EMPTY;
-nocpu:
-	return RSEQ_LIST_STOPPED;
+	RSEQ_POP_EXITS;
 }
 
 /* Pushes the private chain first..last (n blocks linked by pcp_next;
