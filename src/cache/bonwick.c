@@ -6,10 +6,11 @@
  * Per CPU and size class (1..16 pages) an array of block pfns with a count
  * and a capacity, high.  Bonwick's loaded and previous magazines are the two
  * halves of that array: a CPU whose array runs empty takes a full magazine's
- * worth (high / 2) from the depot, one whose array fills gives its top half
- * to the depot, so a CPU that alternates allocations and frees around the
- * boundary never goes to the depot twice in a row, which is what the
- * loaded/previous pair buys.  Push and pop are one restartable sequence each
+ * worth (high / 2) from the depot, one whose array fills gives half of it
+ * to the depot (its oldest half, the newest staying on top for the next
+ * allocations; free_slow_held), so a CPU that alternates allocations and
+ * frees around the boundary never goes to the depot twice in a row, which
+ * is what the loaded/previous pair buys.  Push and pop are one restartable sequence each
  * on glibc's rseq area (platform/rseq.h): no lock, no atomic instruction, a
  * write of one array slot and one count.  A signal handler that interrupts
  * one makes it restart, so handlers use these arrays too.
@@ -72,6 +73,10 @@
  * spill of a grown array (high 496) is one depot trip, not four (batch
  * 1024 made 32 trips per round with 64). */
 #define BW_MAXBUF_PROC 256
+/* A spill in process context that leaves at most this many blocks gives
+ * the depot the array's oldest blocks and keeps the newest (free_slow_held);
+ * a larger remainder is spilled from the top, as handlers always do. */
+#define BW_KEEP_HOT 64
 /* Pages a CPU's capacities may grow by, all classes together: room for one
  * class to grow from its start to its whole array (128 -> 496 pages). */
 #define BW_GROW_PAGES 512
@@ -480,6 +485,35 @@ static ALWAYS_INLINE unsigned fetch(unsigned k, int cpu, uint32_t *buf, unsigned
 	return n;
 }
 
+/* n blocks of class k in hand go on top of the array of the CPU this runs
+ * on (rseq; the per-thread front end: own's), else, full or stopped, to
+ * the depot. */
+static ALWAYS_INLINE void stash(unsigned k, struct bw_cpu *own, const uint32_t *buf, unsigned n,
+				bool irq)
+{
+	int cpu = -1;
+	if (bw_rseq) {
+#if MP_HAVE_RSEQ
+		for (;;) {
+			cpu = rseq_cpu();
+			if ((unsigned)cpu >= bw_ncpus)
+				break;
+			enum rseq_result r = rseq_bw_push_n(&bw_cpu_of(cpu)->cls[k].h.count, cpu, buf, n);
+			if (r == RSEQ_DONE)
+				return;
+			if (r != RSEQ_ABORTED)
+				break;
+			bw_cpu_of(cpu)->restarts++;
+		}
+#endif
+	} else if (own->cls[k].h.count + n <= own->cls[k].h.high) {
+		memcpy(&own->cls[k].slots[own->cls[k].h.count], buf, n * sizeof(uint32_t));
+		own->cls[k].h.count += n;
+		return;
+	}
+	depot_put(k, cpu, buf, n, irq);
+}
+
 /* The array was empty (or stopped): refill it with half its capacity and
  * hand one block out.  NULL sends the caller to the zone path. */
 static ALWAYS_INLINE struct page_desc *alloc_slow_held(unsigned k, bool irq, struct bw_cpu *own,
@@ -510,33 +544,8 @@ static ALWAYS_INLINE struct page_desc *alloc_slow_held(unsigned k, bool irq, str
 	MP_PROBE3(cache_refill, cpu, k + 1, n * (k + 1));
 	c->c[k].allocs++;
 	uint32_t mine = buf[--n];
-	if (n) {
-		bool stored = false;
-#if MP_HAVE_RSEQ
-		if (bw_rseq) {
-			for (;;) {
-				cpu = rseq_cpu();
-				if ((unsigned)cpu >= bw_ncpus)
-					break;
-				enum rseq_result r = rseq_bw_push_n(&bw_cpu_of(cpu)->cls[k].h.count, cpu, buf, n);
-				if (r == RSEQ_DONE) {
-					stored = true;
-					break;
-				}
-				if (r != RSEQ_ABORTED)
-					break;
-				bw_cpu_of(cpu)->restarts++;
-			}
-		}
-#endif
-		if (!bw_rseq && c->cls[k].h.count + n <= c->cls[k].h.high) {
-			memcpy(&c->cls[k].slots[c->cls[k].h.count], buf, n * sizeof(uint32_t));
-			c->cls[k].h.count += n;
-			stored = true;
-		}
-		if (!stored)
-			depot_put(k, cpu, buf, n, irq);
-	}
+	if (n)
+		stash(k, c, buf, n, irq);
 	return pfn_to_desc(mine);
 }
 
@@ -585,10 +594,26 @@ static NOINLINE struct page_desc *bw_alloc_slow(unsigned k)
 
 /* ---- free -------------------------------------------------------------- */
 
-/* The array was full (or stopped): give its top half to the depot, then
- * keep the block.  False sends the caller to the zone path. */
+/*
+ * The array was full (or stopped): give half of it to the depot (all of
+ * it, only_spills), then keep the block.  False sends the caller to the
+ * zone path.
+ *
+ * Which half: the array's top holds the blocks freed last, whose lines the
+ * program has just touched and which the next allocations hand out; its
+ * bottom, the ones freed longest ago.  With hot (process context) and at
+ * most BW_KEEP_HOT blocks staying, the bottom goes and the top stays, as
+ * Linux's per-CPU lists give the buddy their cold tail
+ * (free_pcppages_bulk).  Under rseq the array cannot be shifted down in one
+ * section (one restarted halfway would leave it half moved), so the top is
+ * set aside (one section), the blocks below it taken (another) and the top
+ * put back (a third; the depot if the array changed meanwhile): copies
+ * that cost a batch of 1024 blocks 3-4 cycles a pair with 248 kept, hence
+ * the bound.  Otherwise (a handler, whose frame has no room for a second
+ * buffer, or a grown array) the top half goes.
+ */
 static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct bw_cpu *mine,
-					  uint32_t *buf, unsigned cap)
+					  uint32_t *buf, uint32_t *hot, unsigned cap)
 {
 	unsigned k = pd->npages - 1;
 	struct bw_cpu *c;
@@ -622,7 +647,18 @@ static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct 
 			n = only_spills(c, k) || high / 2 > cnt ? cnt : high / 2;
 			if (n > cap)
 				n = cap;
-			enum rseq_result r = rseq_bw_pop_n(&c->cls[k].h.count, cpu, buf, n);
+			uint32_t keep = cnt - n;
+			enum rseq_result r = RSEQ_DONE;
+			if (hot && keep && keep <= BW_KEEP_HOT)
+				r = rseq_bw_pop_n(&c->cls[k].h.count, cpu, hot, keep);
+			else
+				keep = 0;
+			if (r == RSEQ_DONE)
+				r = rseq_bw_pop_n(&c->cls[k].h.count, cpu, buf, n);
+			else
+				keep = 0;       /* nothing set aside */
+			if (keep)
+				stash(k, c, hot, keep, irq);
 			if (r == RSEQ_ABORTED) {
 				c->restarts++;
 				continue;
@@ -642,8 +678,14 @@ static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct 
 			n = only_spills(c, k) ? cnt : cnt / 2;
 			if (n > cap)
 				n = cap;
-			c->cls[k].h.count -= n;
-			memcpy(buf, &c->cls[k].slots[c->cls[k].h.count], n * sizeof(uint32_t));
+			uint32_t keep = cnt - n, *slots = c->cls[k].slots;
+			c->cls[k].h.count = keep;
+			if (hot && keep <= BW_KEEP_HOT) {
+				memcpy(buf, slots, n * sizeof(uint32_t));
+				memmove(slots, slots + n, keep * sizeof(uint32_t));
+			} else {
+				memcpy(buf, slots + keep, n * sizeof(uint32_t));
+			}
 		}
 		tune(c, k, 2);
 		c->c[k].spills++;
@@ -666,10 +708,10 @@ static bool bw_free(struct page_desc *pd)
 /* As alloc_slow_proc. */
 static NOINLINE bool free_slow_proc(struct page_desc *pd)
 {
-	uint32_t buf[BW_MAXBUF_PROC];
+	uint32_t buf[BW_MAXBUF_PROC], hot[BW_KEEP_HOT];
 	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
 	uint8_t was = sigctx_hold();
-	bool kept = free_slow_held(pd, false, mine, buf, BW_MAXBUF_PROC);
+	bool kept = free_slow_held(pd, false, mine, buf, hot, BW_MAXBUF_PROC);
 	sigctx_unhold(was);
 	return kept;
 }
@@ -682,7 +724,7 @@ static NOINLINE bool bw_free_slow(struct page_desc *pd)
 		return free_slow_proc(pd);
 	struct bw_cpu *mine = bw_rseq ? NULL : thread_cache();
 	uint8_t was = sigctx_hold();
-	bool kept = free_slow_held(pd, true, mine, buf, BW_MAXBUF);
+	bool kept = free_slow_held(pd, true, mine, buf, NULL, BW_MAXBUF);
 	sigctx_unhold(was);
 	return kept;
 }

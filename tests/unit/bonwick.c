@@ -165,6 +165,42 @@ Test(bonwick, one_way_traffic_does_not_grow)
 	validate(0);
 }
 
+/*
+ * A spill gives the depot the array's oldest blocks and keeps the newest,
+ * the ones the program touched last, for the next allocations
+ * (free_slow_held): 128 single pages freed in order fill CPU 0's array;
+ * the 129th spills the first 64 freed, and the next 65 allocations hand out
+ * the 129th, then the 128th down to the 65th.
+ */
+Test(bonwick, spill_keeps_the_newest_blocks)
+{
+	enum { N = 129, SPILL = 64 };
+	static struct page_desc *pds[N];
+
+	start_depot(0);
+	take_from_zone(pds, N);
+	uint32_t most = free_all_watching(pds, N);
+	cr_assert_eq(most, N - 1, "the array held %u blocks at most, not %d", most, N - 1);
+	cr_assert_eq(bw_depots[0][0].nr, SPILL, "the depot holds %u blocks, not %d",
+		     bw_depots[0][0].nr, SPILL);
+	for (int i = N - 1; i >= SPILL; i--) {
+		struct page_desc *pd = pa_alloc(1, 0);
+		int got = -1;
+		for (int j = 0; j < N; j++)
+			got = pds[j] == pd ? j : got;
+		cr_assert_eq(got, i, "allocation %d handed out the block freed %dth, not %dth "
+			     "(-1: none of them)", N - 1 - i, got, i);
+	}
+	cr_assert_eq(bw_depots[0][0].nr, SPILL, "the depot was reached before the array "
+		     "emptied");
+	for (int i = SPILL; i < N; i++) {
+		pds[i]->flags &= (uint8_t)~PG_ALLOC;   /* as free() does */
+		pa_free(pds[i]);
+	}
+	pa_drain_all();
+	validate(0);
+}
+
 /* Frees n single pages taken from the zone on CPU 0; what its depot shard
  * sent on to the zone because it was full. */
 static uint64_t depot_overflow_of(unsigned n)
