@@ -10,10 +10,10 @@
  * to the depot (its oldest half, the newest staying on top for the next
  * allocations; free_slow_held), so a CPU that alternates allocations and
  * frees around the boundary never goes to the depot twice in a row, which
- * is what the loaded/previous pair buys.  Push and pop are one restartable sequence each
- * on glibc's rseq area (platform/rseq.h): no lock, no atomic instruction, a
- * write of one array slot and one count.  A signal handler that interrupts
- * one makes it restart, so handlers use these arrays too.
+ * is what the loaded/previous pair buys.  Push and pop are one restartable
+ * sequence each on glibc's rseq area (platform/rseq.h): no lock, no atomic
+ * instruction, a write of one array slot and one count.  A signal handler
+ * that interrupts one makes it restart, so handlers use these arrays too.
  *
  *   per CPU   per class a line with [count|high], then its array; then the counters
  *   depot     per class: a stack of pfns under a lock, at most depot_pages

@@ -188,8 +188,8 @@ Test(bonwick, spill_keeps_the_newest_blocks)
 		int got = -1;
 		for (int j = 0; j < N; j++)
 			got = pds[j] == pd ? j : got;
-		cr_assert_eq(got, i, "allocation %d handed out the block freed %dth, not %dth "
-			     "(-1: none of them)", N - 1 - i, got, i);
+		cr_assert_eq(got, i, "allocation %d handed out free number %d (counting from 0; "
+			     "-1: none of them), not %d", N - 1 - i, got, i);
 	}
 	cr_assert_eq(bw_depots[0][0].nr, SPILL, "the depot was reached before the array "
 		     "emptied");
