@@ -645,6 +645,15 @@ int mp_malloc_info(int options, FILE *fp);
 void malloc_init(bool zone_ok);
 /* In a fork child: the event counters restart. */
 void malloc_fork_child(void);
+/* Memory a path reads: mp_onehop_reads' answer. */
+struct mp_span {
+	const void *p;
+	size_t size;
+};
+/* The globals malloc and free read on every one-hop call, into out (at
+ * most max); how many.  bw_init keeps its arrays' header lines off their
+ * page offsets (4K aliasing, see there). */
+unsigned mp_onehop_reads(struct mp_span *out, unsigned max);
 
 /* Counters kept by the malloc layer (sharded by CPU, summed on read).
  * The waste policy's: fb_waste requests of fb_waste_bytes bytes sent to
@@ -698,15 +707,6 @@ void purge_fork_child(void);
 /* ------------------------------------------------------------------------
  * malloc/startup.c — start-up, the report at exit, fork
  * ---------------------------------------------------------------------- */
-/* Memory a path reads: mp_onehop_reads' answer. */
-struct mp_span {
-	const void *p;
-	size_t size;
-};
-/* The globals malloc and free read on every one-hop call, into out (at
- * most max); how many.  bw_init keeps its arrays' header lines off their
- * page offsets (4K aliasing, see there). */
-unsigned mp_onehop_reads(struct mp_span *out, unsigned max);
 void mp_init_slow(void);
 extern volatile int mp_initialized;
 static inline void mp_ensure_init(void)

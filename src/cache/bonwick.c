@@ -647,18 +647,14 @@ static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct 
 			n = only_spills(c, k) || high / 2 > cnt ? cnt : high / 2;
 			if (n > cap)
 				n = cap;
-			uint32_t keep = cnt - n;
-			enum rseq_result r = RSEQ_DONE;
-			if (hot && keep && keep <= BW_KEEP_HOT)
-				r = rseq_bw_pop_n(&c->cls[k].h.count, cpu, hot, keep);
-			else
-				keep = 0;
-			if (r == RSEQ_DONE)
+			uint32_t keep = hot && cnt - n <= BW_KEEP_HOT ? cnt - n : 0;
+			enum rseq_result r = keep ? rseq_bw_pop_n(&c->cls[k].h.count, cpu, hot, keep)
+						  : RSEQ_DONE;
+			if (r == RSEQ_DONE) {
 				r = rseq_bw_pop_n(&c->cls[k].h.count, cpu, buf, n);
-			else
-				keep = 0;       /* nothing set aside */
-			if (keep)
-				stash(k, c, hot, keep, irq);
+				if (keep)       /* set aside: back on top */
+					stash(k, c, hot, keep, irq);
+			}
 			if (r == RSEQ_ABORTED) {
 				c->restarts++;
 				continue;
