@@ -292,7 +292,8 @@ struct mp_options {
 	uint64_t region_size;     /* bytes; 0 = physical memory, capped at 64 GiB */
 	uint64_t threshold;       /* requests of at least this many bytes use the zone */
 	uint32_t waste_max;       /* percent: a request over a page wasting more of
-				     its pages than this goes to glibc (100: never) */
+				     its pages than this goes to a run or glibc (100: never) */
+	uint32_t runs;            /* 1: sizes the waste policy turns away share runs */
 	uint32_t magazines;       /* 0 = auto: next power of two >= CPUs, 2..64 */
 	uint32_t mag_map;         /* enum mag_map */
 	uint32_t mag_limit;       /* pages a magazine holds before it drains */
@@ -654,6 +655,29 @@ struct mp_span {
  * most max); how many.  bw_init keeps its arrays' header lines off their
  * page offsets (4K aliasing, see there). */
 unsigned mp_onehop_reads(struct mp_span *out, unsigned max);
+
+/* malloc/runs.c: the page-plus-header sizes the waste policy turns away,
+ * as objects of runs (N objects of k pages + 4096/N bytes in kN + 1 pages). */
+#define RUN_CLASSES 6
+struct runs_stats {
+	uint64_t allocs, frees;      /* objects handed out and taken back */
+	uint64_t made, released;     /* runs taken from and given back to the zone */
+	uint64_t live, live_bytes;   /* objects live now, and their object bytes */
+	uint64_t runs, pages;        /* runs held now, and their pages */
+	uint64_t spare_pages;        /* pages of the wholly free runs kept */
+	uint64_t deferred;           /* handler frees deferred (a bin was locked) */
+};
+void runs_stats(struct runs_stats *out);
+/* Every class's spare run (the one wholly free run each keeps) back to the
+ * zone: pages given back. */
+size_t runs_drain(void);
+/* Every bin's lists against the descriptors: 0, or -1 with what is wrong
+ * in why (the unit tests, beside zone_validate). */
+int runs_validate(char *why, size_t cap);
+void runs_fork_prepare(void);
+void runs_fork_parent(void);
+void runs_fork_child(void);
+void runs_fork_recover(void);
 
 /* Counters kept by the malloc layer (sharded by CPU, summed on read).
  * The waste policy's: fb_waste requests of fb_waste_bytes bytes sent to

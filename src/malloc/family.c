@@ -27,6 +27,9 @@ static NOINLINE void *calloc_slow(size_t n, size_t m)
 	if (unlikely(sigctx_in_irq()))
 		return handler_alloc(size, true);
 	drain_deferred();
+	void *p = run_try(size, true);
+	if (p)
+		return p;
 	count_fallback(size);
 	return fb_calloc(n, m);
 }
@@ -56,6 +59,24 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
 	return q;
 }
 
+/* A run object resized: in place if malloc would give the new size an
+ * object of the same class, else moved. */
+static void *realloc_run(void *p, struct page_desc *pd, size_t size)
+{
+	const char *why;
+	int cls = run_class_of_object(p, pd, &why);
+	if (cls < 0) {
+		bad_pointer_why("realloc", p, why);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (run_size(size) == cls && !sigctx_in_irq()) {
+		COUNT(realloc_in_place);
+		return p;
+	}
+	return realloc_move(p, run_object_size(cls), size);
+}
+
 /* Everything mp_realloc's fast path leaves. */
 static NOINLINE void *realloc_slow(void *p, size_t size)
 {
@@ -72,6 +93,8 @@ static NOINLINE void *realloc_slow(void *p, size_t size)
 	}
 	if (zone_owns(p)) {
 		struct page_desc *pd = live_desc(p);
+		if (!pd && (pfn_to_desc(addr_to_pfn(p))->flags & PG_RUN))
+			return realloc_run(p, pfn_to_desc(addr_to_pfn(p)), size);
 		if (!pd) {
 			bad_pointer("realloc", p, pfn_to_desc(addr_to_pfn(p)));
 			errno = EINVAL;
@@ -97,7 +120,7 @@ static NOINLINE void *realloc_slow(void *p, size_t size)
 		return realloc_move(p, have << PAGE_SHIFT, size);
 	}
 	mp_ensure_init();
-	if (unlikely(sigctx_in_irq()) || zone_size(size))
+	if (unlikely(sigctx_in_irq()) || zone_size(size) || run_size(size) >= 0)
 		return realloc_move(p, fb_usable_size(p), size);
 	drain_deferred();
 	count_fallback(size);
@@ -212,6 +235,8 @@ size_t mp_usable_size(void *p)
 		return 0;
 	if (zone_owns(p)) {
 		struct page_desc *pd = live_desc(p);
+		if (!pd && (pfn_to_desc(addr_to_pfn(p))->flags & PG_RUN))
+			return run_usable_size(p, pfn_to_desc(addr_to_pfn(p)));
 		return pd ? (size_t)pd->npages << PAGE_SHIFT : 0;
 	}
 	return fb_usable_size(p);
@@ -231,7 +256,10 @@ void mp_free_bulk(void **ptrs, size_t n)
 		struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
 		uint8_t f = pd->flags;
 		if (((uintptr_t)p & (PAGE_SIZE - 1)) || !(f & PG_ALLOC)) {
-			bad_pointer("magpage_free_bulk", p, pd);
+			if (f & PG_RUN)
+				run_free(p, pd, "magpage_free_bulk");
+			else
+				bad_pointer("magpage_free_bulk", p, pd);
 			continue;
 		}
 		MP_PROBE2(mm_page_free, p, pd->order);

@@ -26,7 +26,11 @@ static void census(struct page_census *pc, struct zone_info *zi)
 		cache_view(i, &v);
 		pc->cached += v.nr_pages;
 	}
-	pc->cached += cache_depot_pages() + reserve_pages();
+	struct runs_stats rs;
+	runs_stats(&rs);
+	/* a run whose objects are all free is cached memory, as a page
+	 * cache's block is; a run with a live object is the program's */
+	pc->cached += cache_depot_pages() + reserve_pages() + rs.spare_pages;
 	uint64_t not_held = pc->listed_free + pc->cached;
 	pc->held = pc->touched > not_held ? pc->touched - not_held : 0;
 }
@@ -50,7 +54,9 @@ struct mallinfo2 mp_mallinfo2(void)
 int mp_trim(size_t pad)
 {
 	mp_ensure_init();
-	size_t drained = pa_drain_all();
+	/* the spare runs first: their pages go through the caches */
+	size_t drained = runs_drain();
+	drained += pa_drain_all();
 	size_t purged = zg.bytes ? zone_purge(0) : 0;
 	int fb = fb_trim(pad);
 	return (drained || purged || fb) ? 1 : 0;
@@ -141,7 +147,8 @@ void magpage_free_bulk(void **ptrs, size_t n)
 size_t magpage_drain(void)
 {
 	mp_ensure_init();
-	return pa_drain_all();
+	size_t pages = runs_drain();     /* first: its pages go through the caches */
+	return pages + pa_drain_all();
 }
 
 void magpage_print_config(int fd)

@@ -139,6 +139,7 @@ void malloc_init(bool zone_ok)
 		zone_lo = opt.threshold;
 		zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
 		waste_max = opt.waste_max;
+		runs_init(true);
 		route_init();
 		if (opt.threshold <= (size_t)CACHE_CLASSES << PAGE_SHIFT)
 			onehop_span = ((size_t)CACHE_CLASSES << PAGE_SHIFT) - opt.threshold + 1;
@@ -171,11 +172,16 @@ static bool inside_free_block(uint64_t pfn)
 
 coldpath void bad_pointer(const char *fn, void *p, const struct page_desc *pd)
 {
-	const char *why = "not the start of a live allocation";
-	int saved = errno;
 	(void)pd;
-	if (((uintptr_t)p & (PAGE_SIZE - 1)) == 0 && inside_free_block(addr_to_pfn(p)))
-		why = "double free: the block is already free";
+	bad_pointer_why(fn, p,
+			((uintptr_t)p & (PAGE_SIZE - 1)) == 0 && inside_free_block(addr_to_pfn(p))
+				? "double free: the block is already free"
+				: "not the start of a live allocation");
+}
+
+coldpath void bad_pointer_why(const char *fn, void *p, const char *why)
+{
+	int saved = errno;
 	__atomic_add_fetch(&mshard[0].c[MC_invalid_frees], 1, __ATOMIC_RELAXED);
 	if (opt.on_invalid == INVALID_ABORT)
 		mp_fatal("%s(): invalid pointer %p (%s)", fn, p, why);
@@ -302,7 +308,10 @@ static inline void page_free(void *p, const char *fn)
 	 * freeing the same block at the same instant race, as with glibc. */
 	uint8_t f = pd->flags;
 	if (unlikely(((uintptr_t)p & (PAGE_SIZE - 1)) || !(f & PG_ALLOC))) {
-		bad_pointer(fn, p, pd);
+		if (f & PG_RUN)
+			run_free(p, pd, fn);
+		else
+			bad_pointer(fn, p, pd);
 		return;
 	}
 	pd->flags = f & (uint8_t)~PG_ALLOC;
@@ -359,6 +368,9 @@ static NOINLINE void *malloc_other(size_t size)
 	if (unlikely(sigctx_in_irq()))
 		return handler_alloc(size, false);
 	drain_deferred();
+	void *p = run_try(size, false);
+	if (p)
+		return p;
 	count_fallback(size);
 	return fb_malloc(size);
 }
@@ -377,8 +389,10 @@ static NOINLINE void *malloc_slow(size_t size)
 	 * by a handler wait to be drained (mp_glibc_below 0 says so, and with
 	 * statistics on, route[] has no ROUTE_GLIBC). */
 	if (size - zone_lo < onehop_span && route[(size - 1) >> ROUTE_SHIFT] == ROUTE_GLIBC &&
-	    likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) && likely(!mp_tls.word))
-		return fb_malloc(size);
+	    likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) && likely(!mp_tls.word)) {
+		p = run_try(size, false);
+		return p ? p : fb_malloc(size);
+	}
 	if (zone_size(size) && pa_alloc_table_hop(size, &p)) {
 		tick_check();  /* its refills reach the zone from inside the cache */
 		return p;      /* counts nothing: with statistics on it is not taken */

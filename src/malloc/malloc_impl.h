@@ -115,5 +115,41 @@ void bad_pointer(const char *fn, void *p, const struct page_desc *pd)
 	__attribute__((__cold__));
 /* A live zone block freed: the statistics' live counts. */
 void account_free(const struct page_desc *pd);
+/* An invalid or double free, for the reason given. */
+void bad_pointer_why(const char *fn, void *p, const char *why) __attribute__((__cold__));
+
+/* ---- runs.c ---- */
+extern bool runs_on;             /* opt.runs, and a region */
+void runs_init(bool zone_ok);
+/* The run class serving size bytes (a size the waste policy turns away),
+ * or -1: glibc's. */
+int run_class_of(size_t size);
+size_t run_object_size(int cls);
+/* An object of class cls (its first size bytes zeroed if zero), or NULL:
+ * no run to be had.  Process context. */
+void *run_alloc(int cls, bool zero, size_t size);
+/* p, in a page whose descriptor pd has PG_RUN: freed, or reported (fn
+ * names the call) if it is not a live object's start. */
+void run_free(void *p, struct page_desc *pd, const char *fn);
+/* p's object bytes, or 0 if p is not a live object's start. */
+size_t run_usable_size(void *p, struct page_desc *pd);
+/* p's class, or -1 if p is not a live object's start (why says how). */
+int run_class_of_object(void *p, struct page_desc *pd, const char **why);
+
+/* The run class malloc gives a size in process context: a size in the
+ * zone's range that the waste policy turns away, if a class fits; else -1
+ * (whole pages, or glibc). */
+static inline int run_size(size_t size)
+{
+	return zone_range(size) && !waste_ok(size) ? run_class_of(size) : -1;
+}
+
+/* A size the waste policy turns away, as a run object if a class fits;
+ * NULL: glibc's (or the zone could not make a run). */
+static inline void *run_try(size_t size, bool zero)
+{
+	int cls = run_size(size);
+	return cls < 0 ? NULL : run_alloc(cls, zero, size);
+}
 
 #endif

@@ -134,6 +134,7 @@ static void idle_purge(void)
 
 	add(&purge_stats.idle_purges);
 	__atomic_store_n(&P.cache_dirty, false, __ATOMIC_RELAXED);
+	runs_drain();            /* first: the spare runs' pages go through the caches */
 	pa_drain_all();          /* process context: purge_trip turns handlers away */
 	zone_purge_aged(os.coarse_ns(), P.advice, &pages);
 	P.next_purge = 0;

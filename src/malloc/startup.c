@@ -84,6 +84,7 @@ void mp_fork_prepare(void)
 	reserve_fill();          /* for handlers, while the locks are held */
 	zone_fork_announce();
 	mp_lock(&init_lock);
+	runs_fork_prepare();
 	cache_fork_prepare();
 	zone_fork_prepare();
 }
@@ -92,6 +93,7 @@ void mp_fork_parent(void)
 {
 	zone_fork_parent();
 	cache_fork_parent();
+	runs_fork_parent();
 	mp_unlock(&init_lock);
 	reserve_fill();
 }
@@ -104,6 +106,7 @@ void mp_fork_child(void)
 	sigctx_fork_child();
 	zone_fork_child();
 	cache_fork_child();
+	runs_fork_child();
 	purge_fork_child();
 	mp_lock_reset(&init_lock);
 	malloc_fork_child();
@@ -124,6 +127,7 @@ void mp_fork_recover(void)
 {
 	zone_fork_recover();
 	cache_fork_recover();    /* before the handler context is cleared */
+	runs_fork_recover();
 	purge_fork_child();
 	sigctx_fork_child();
 	mp_lock_reset(&init_lock);

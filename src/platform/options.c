@@ -59,7 +59,9 @@ static const struct opt_def defs[] = {
 	{ "threshold", T_SIZE, F(threshold), false, 1, 4u << 20, false, NULL,
 	  "requests of at least this many bytes (up to 4 MiB) are served from the zone as whole pages" },
 	{ "waste_max", T_UINT, F(waste_max), false, 0, 100, false, NULL,
-	  "a request of more than a page whose rounding up to whole pages would waste more than this percent of the pages it holds goes to glibc instead (4101 bytes: 49.9% of 2 pages; 8224: 33.1% of 3); 100 = never, every size from threshold to 4 MiB gets pages; signal handlers always get pages" },
+	  "a request of more than a page whose rounding up to whole pages would waste more than this percent of the pages it holds gets an object of a run instead (runs), or glibc's where no run class fits (4101 bytes: 49.9% of 2 pages; 8224: 33.1% of 3); 100 = never, every size from threshold to 4 MiB gets pages; signal handlers always get pages" },
+	{ "runs", T_ENUM, F(runs), false, 0, 0, false, bools,
+	  "1 = the sizes waste_max turns away that a run class fits (with 25: 4097..6143 and 8193..9215 bytes) get objects of runs: N objects of 4352, 4608, 5120, 6144, 8704 or 9216 bytes in kN + 1 pages, each starting in a page of its own; 0 = they go to glibc" },
 	{ "magazines", T_UINT, F(magazines), true, 1, MAX_CACHES, true, NULL,
 	  "number of magazines, a power of two; 0 = the CPU count rounded up to a power of two (at least 2)" },
 	{ "mag_map", T_ENUM, F(mag_map), false, 0, 0, false, maps,
@@ -122,6 +124,7 @@ void options_defaults(struct mp_options *o)
 	o->cache = CACHE_BONWICK;
 	o->threshold = PAGE_SIZE;
 	o->waste_max = WASTE_MAX_DEFAULT;
+	o->runs = 1;
 	o->depot_pages = 0;
 	o->depot_shards = 0;
 	o->magazines = 0;

@@ -40,6 +40,7 @@ void stats_init(void)
 struct report {
 	struct zone_info zi;
 	struct malloc_stats ms;
+	struct runs_stats rs;
 	struct cache_view views[MAX_CACHES];
 	struct cache_counters total[CACHE_CLASSES];   /* summed over caches */
 	uint64_t cached_pages;
@@ -51,6 +52,7 @@ static void collect(struct report *r)
 	memset(r, 0, sizeof(*r));
 	zone_info(&r->zi);
 	malloc_stats_read(&r->ms);
+	runs_stats(&r->rs);
 	r->ncaches = cache_count();
 	if (r->ncaches > MAX_CACHES)
 		r->ncaches = MAX_CACHES;    /* bonwick per thread: the first ones */
@@ -110,6 +112,11 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 		   "kept in the zone: %lu over a page and not whole pages, wasting %lu bytes\n",
 		   opt.waste_max, ul(m->fb_waste), ul(m->fb_waste_bytes), ul(m->waste_kept),
 		   ul(m->waste_kept_bytes));
+	fmt_printf(b, "  runs (%s): %lu objects live (%lu bytes) in %lu runs of %lu pages; "
+		   "%lu allocations, %lu frees; %lu runs made, %lu given back; "
+		   "%lu handler frees deferred\n", opt.runs ? "on" : "off", ul(r->rs.live),
+		   ul(r->rs.live_bytes), ul(r->rs.runs), ul(r->rs.pages), ul(r->rs.allocs),
+		   ul(r->rs.frees), ul(r->rs.made), ul(r->rs.released), ul(r->rs.deferred));
 	fmt_printf(b, "  invalid frees caught: %lu\n", ul(m->invalid_frees));
 
 	fmt_printf(b, "caches (%s): %lu pages held now\n", cache_name(), ul(r->cached_pages));
@@ -212,9 +219,15 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		   ul(m->fb_small), ul(m->fb_large), ul(m->fb_waste), ul(m->fb_foreign),
 		   ul(m->fb_exhausted), ul(m->fb_align));
 	fmt_printf(b, "\"waste\":{\"max_pct\":%u,\"sent\":%lu,\"sent_bytes\":%lu,"
-		   "\"kept\":%lu,\"kept_bytes\":%lu},\"invalid_frees\":%lu},",
+		   "\"kept\":%lu,\"kept_bytes\":%lu},",
 		   opt.waste_max, ul(m->fb_waste), ul(m->fb_waste_bytes), ul(m->waste_kept),
-		   ul(m->waste_kept_bytes), ul(m->invalid_frees));
+		   ul(m->waste_kept_bytes));
+	fmt_printf(b, "\"runs\":{\"on\":%s,\"live\":%lu,\"live_bytes\":%lu,\"held\":%lu,"
+		   "\"pages\":%lu,\"allocs\":%lu,\"frees\":%lu,\"made\":%lu,\"released\":%lu,"
+		   "\"deferred\":%lu},\"invalid_frees\":%lu},", opt.runs ? "true" : "false",
+		   ul(r->rs.live), ul(r->rs.live_bytes), ul(r->rs.runs), ul(r->rs.pages),
+		   ul(r->rs.allocs), ul(r->rs.frees), ul(r->rs.made), ul(r->rs.released),
+		   ul(r->rs.deferred), ul(m->invalid_frees));
 
 	fmt_printf(b, "\"caches\":{\"type\":\"%s\",\"count\":%u,\"cached_pages\":%lu,", cache_name(),
 		   r->ncaches, ul(r->cached_pages));

@@ -20,6 +20,9 @@
  *   PG_ADVISED with PG_BUDDY: purged with MADV_FREE: not resident once the
  *              kernel has reclaimed it, but it may read back its old
  *              contents, so not known zero
+ *   PG_RUN     a page where an object of a run starts (malloc/runs.c),
+ *              the run's first page included: the run is a held block
+ *              whose head never carries PG_ALLOC
  * A free block with PG_ZERO or PG_ADVISED is "clean": nothing to purge.
  * The others on the free lists are "dirty": they hold memory the process
  * touched and may give back (the decay purge, zone_purge_aged).
@@ -31,6 +34,7 @@ enum {
 	PG_ALLOC = 4,
 	PG_ZERO = 8,
 	PG_ADVISED = 16,
+	PG_RUN = 32,
 	PG_CLEAN = PG_ZERO | PG_ADVISED,
 };
 

@@ -13,7 +13,8 @@
  * The shadow keeps each live block's pointer, size and fill seed.  Checked:
  * every returned block is aligned as asked, does not overlap a live one,
  * has a usable size of at least its size (exactly the whole pages for a zone
- * block), and a zone block only ever serves a size the zone serves; calloc
+ * block, exactly its object for a run's), and a zone block only ever serves
+ * a size the zone serves (a run object, a size of its run class); calloc
  * memory is zero; a pattern written into each block (both ends and two
  * words on each of up to 33 pages) is intact when the block is freed or
  * moved by realloc;
@@ -45,6 +46,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "malloc/malloc_impl.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -220,11 +222,32 @@ static size_t zone_bytes_of(size_t size)
 	return size ? (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1) : PAGE_SIZE;
 }
 
-/* Bytes the block covers: whole pages in the zone, else what was asked. */
+/* The run class of the object p starts, or -1 (a page block, glibc's). */
+static int run_cls(const unsigned char *p)
+{
+	if (!zone_owns(p))
+		return -1;
+	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
+	if (!(pd->flags & PG_RUN))
+		return -1;
+	const char *why;
+	return run_class_of_object((void *)p, pd, &why);
+}
+
+/* Bytes a zone block of size bytes at p holds: its run object's, or whole
+ * pages. */
+static size_t zone_block_bytes(const unsigned char *p, size_t size)
+{
+	int c = run_cls(p);
+	return c >= 0 ? run_object_size(c) : zone_bytes_of(size);
+}
+
+/* Bytes the block covers: whole pages or a run object in the zone, else
+ * what was asked. */
 static size_t extent(const unsigned char *p, size_t size)
 {
 	if (zone_owns(p))
-		return zone_bytes_of(size);
+		return zone_block_bytes(p, size);
 	return size ? size : 1;
 }
 
@@ -239,7 +262,13 @@ static void verify(unsigned s, const char *when)
 static void check_usable(const unsigned char *p, size_t size, const char *what)
 {
 	size_t u = mp_usable_size((void *)p);
-	if (zone_owns(p)) {
+	int c = run_cls(p);
+	if (c >= 0) {
+		CHECK(run_size(size) == c, "%s(%zu): an object of run class %d (%zu bytes)",
+		      what, size, c, run_object_size(c));
+		CHECK(u == run_object_size(c) && u >= size, "%s(%zu): usable size %zu, the object has %zu",
+		      what, size, u, run_object_size(c));
+	} else if (zone_owns(p)) {
 		CHECK(size >= opt.threshold && size <= MAX_BLOCK_BYTES,
 		      "%s(%zu): a zone block for a size the zone does not serve", what, size);
 		CHECK(((uintptr_t)p & (PAGE_SIZE - 1)) == 0, "%s(%zu): zone block %p not page aligned",
@@ -286,13 +315,30 @@ static void release(unsigned s)
 	live[s].p = NULL;
 }
 
-/* Pages of live zone blocks, as the shadow sees them. */
+/* Pages of live zone blocks, as the shadow sees them: each block's pages,
+ * and each run with a live object once. */
 static uint64_t live_zone_pages(void)
 {
+	const struct page_desc *runs[SLOTS];
+	unsigned nruns = 0;
 	uint64_t n = 0;
-	for (unsigned i = 0; i < SLOTS; i++)
-		if (live[i].p && zone_owns(live[i].p))
+	for (unsigned i = 0; i < SLOTS; i++) {
+		if (!live[i].p || !zone_owns(live[i].p))
+			continue;
+		if (run_cls(live[i].p) < 0) {
 			n += zone_bytes_of(live[i].size) >> PAGE_SHIFT;
+			continue;
+		}
+		const struct page_desc *pd = pfn_to_desc(addr_to_pfn(live[i].p));
+		const struct page_desc *h = pd - pd->reserved32;
+		unsigned j = 0;
+		while (j < nruns && runs[j] != h)
+			j++;
+		if (j == nruns) {
+			runs[nruns++] = h;
+			n += h->npages;
+		}
+	}
 	return n;
 }
 
@@ -304,7 +350,9 @@ static uint64_t cached_pages(void)
 		cache_view(i, &v);
 		n += v.nr_pages;
 	}
-	return n;
+	struct runs_stats rs;
+	runs_stats(&rs);
+	return n + rs.spare_pages;   /* the wholly free runs kept, one per class */
 }
 
 /* Pages not free in the zone are live blocks or cached ones, nothing else.
@@ -318,6 +366,8 @@ static void validate(const char *when)
 	if (zone_validate(live_pages + cached, why, sizeof(why)) != 0)
 		fail("zone_validate %s (%lu pages live, %lu cached): %s", when,
 		     (unsigned long)live_pages, (unsigned long)cached, why);
+	if (runs_validate(why, sizeof(why)) != 0)
+		fail("runs_validate %s: %s", when, why);
 }
 
 /* ---- bad pointers -------------------------------------------------------- */
@@ -420,7 +470,7 @@ static bool inside_live(const unsigned char *x)
  * (a later page's descriptor) or not. */
 static unsigned char *interior(unsigned s, uint64_t r)
 {
-	size_t bytes = zone_bytes_of(live[s].size), pages = bytes >> PAGE_SHIFT;
+	size_t bytes = zone_block_bytes(live[s].p, live[s].size), pages = bytes >> PAGE_SHIFT;
 	if (r & 1 && pages > 1)
 		return live[s].p + PAGE_SIZE * (1 + (r >> 1) % (pages - 1));
 	return live[s].p + 1 + (r >> 1) % (bytes - 1);
@@ -757,9 +807,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (unsigned i = 0; i < SLOTS; i++)
 			release(i);
 	}
+	runs_drain();            /* first: the spare runs' pages go through the caches */
 	pa_drain_all();
 	uint64_t cached = cached_pages();
-	CHECK(cached == 0, "%lu pages still cached after pa_drain_all", (unsigned long)cached);
+	CHECK(cached == 0, "%lu pages still cached after pa_drain_all and runs_drain",
+	      (unsigned long)cached);
 	validate("after freeing everything and draining");
 	return 0;
 }

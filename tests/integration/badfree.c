@@ -11,6 +11,10 @@
  *     with its buddy when it was freed;
  *   - free of an interior pointer (p + 4096, p + 16 of a 3-page block) and
  *     realloc of a freed block abort with "invalid pointer";
+ *   - the same for an object of a run (a page plus a header): a double
+ *     free names "double free", free of p + 16 and of p + 4096 (inside
+ *     the object) and realloc of a freed object "invalid pointer", and the
+ *     neighbouring object of the same run stays intact;
  *   - with on_invalid:report the process lives on: the message is printed,
  *     the call is ignored, magpage_get_stats counts it in invalid_frees,
  *     and the heap still works.
@@ -173,6 +177,48 @@ Test(badfree, report_mode_survives_interior_frees)
 Test(badfree, report_mode_realloc_of_a_freed_block_returns_null)
 {
 	run_helper(&r, "on_invalid:report", "realloc-freed", NULL);
+	expect_report(&r, "realloc(): invalid pointer", 1);
+	cr_assert_not_null(strstr(r.out, "realloc returned (nil)"), "stdout: %s", r.out);
+}
+
+/* ---- objects of runs (4101 bytes: class 4352, 16 to a run of 17 pages;
+ * 8300 bytes: class 8704, 8 to a run of 17 pages) ---- */
+
+Test(badfree, double_free_of_a_run_object_aborts)
+{
+	run_helper(&r, NULL, "run-double", "4101");
+	expect_abort(&r, "double free");
+	run_helper(&r, NULL, "run-double", "8300");
+	expect_abort(&r, "double free");
+}
+
+Test(badfree, free_inside_a_run_object_aborts)
+{
+	run_helper(&r, NULL, "run-interior", "4101");
+	expect_abort(&r, "invalid pointer");
+	run_helper(&r, NULL, "run-interior-page", "8300");
+	expect_abort(&r, "invalid pointer");
+}
+
+Test(badfree, realloc_of_a_freed_run_object_aborts)
+{
+	run_helper(&r, NULL, "run-realloc-freed", "5000");
+	expect_abort(&r, "realloc(): invalid pointer");
+}
+
+Test(badfree, report_mode_survives_bad_frees_of_run_objects)
+{
+	run_helper(&r, "on_invalid:report", "run-double", "4101");
+	expect_report(&r, "double free", 1);
+	run_helper(&r, "on_invalid:report", "run-double", "9000");
+	expect_report(&r, "double free", 1);
+	/* p + 16, and p + 4096: inside the object's second page, where the
+	 * next object starts 256 bytes further on */
+	run_helper(&r, "on_invalid:report", "run-interior", "4101");
+	expect_report(&r, "invalid pointer", 1);
+	run_helper(&r, "on_invalid:report", "run-interior-page", "4101");
+	expect_report(&r, "invalid pointer", 1);
+	run_helper(&r, "on_invalid:report", "run-realloc-freed", "6000");
 	expect_report(&r, "realloc(): invalid pointer", 1);
 	cr_assert_not_null(strstr(r.out, "realloc returned (nil)"), "stdout: %s", r.out);
 }

@@ -9,6 +9,11 @@
  *                                lower buddy was freed (the two merged)
  *   mp_helper interior OFFSET    free a 3-page block at p + OFFSET
  *   mp_helper realloc-freed      realloc a page block already freed
+ *   mp_helper run-double SIZE    free a run object (a page-plus-header
+ *                                SIZE) twice, beside a live one
+ *   mp_helper run-interior SIZE  free a run object at p + 16
+ *   mp_helper run-interior-page SIZE    free a run object at p + 4096
+ *   mp_helper run-realloc-freed SIZE    realloc a run object already freed
  *   mp_helper forkexit N         N children each allocate and exit(0)
  *
  * Before it frees anything it prints "ptr 0x..." (the pointer of the bad
@@ -17,6 +22,7 @@
  * works ("heap ok") and exits 0.  Exit 2 means a usage or setup error.
  */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +165,47 @@ int main(int argc, char **argv)
 		void *q = realloc(p, 100);
 		printf("realloc returned %p\n", q);
 		return survived();
+	}
+	if (strncmp(mode, "run-", 4) == 0 && arg > 4096) {
+		/* Two objects of the same run class: the bad call on b must
+		 * leave a (its neighbour in the run) alone. */
+		size_t size = (size_t)arg;
+		char *a = malloc(size), *b = malloc(size);
+		if (!a || !b || malloc_usable_size(a) % 4096 == 0) {
+			printf("setup: malloc(%zu) is not a run object\n", size);
+			return 2;
+		}
+		memset(a, 0x55, size);
+		memset(b, 0x44, size);
+		int rc;
+		if (strcmp(mode, "run-double") == 0) {
+			say_ptr(b);
+			free(b);
+			free(b);
+			rc = survived();
+		} else if (strncmp(mode, "run-interior", 12) == 0) {
+			size_t off = strcmp(mode, "run-interior-page") == 0 ? 4096 : 16;
+			say_ptr(b + off);
+			free(b + off);
+			rc = survived();
+			for (size_t k = 0; k < size; k++)
+				if ((unsigned char)b[k] != 0x44)
+					return 6;
+			free(b);
+		} else if (strcmp(mode, "run-realloc-freed") == 0) {
+			say_ptr(b);
+			free(b);
+			void *q = realloc(b, 100);
+			printf("realloc returned %p\n", q);
+			rc = survived();
+		} else {
+			return 2;
+		}
+		for (size_t k = 0; k < size; k++)
+			if ((unsigned char)a[k] != 0x55)
+				return 7;
+		free(a);
+		return rc;
 	}
 	if (strcmp(mode, "forkexit") == 0)
 		return forkexit((int)arg);

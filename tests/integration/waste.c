@@ -3,17 +3,21 @@
  * LD_PRELOAD=libmagpage.so, in whatever MAGPAGE_CONF the ctest entry sets.
  *
  * Proves (README "Which requests it serves"):
- *   - a request of n > 1 pages' worth of bytes is served by the zone only
- *     if n * 4096 - size <= waste_max% of n * 4096, else by glibc; every
- *     size from 4096 to 40 KiB, through malloc (fast path and slow path
- *     alike), calloc, realloc (from glibc and from the zone),
- *     aligned_alloc, posix_memalign, memalign and valloc;
+ *   - a request of n > 1 pages' worth of bytes is served by the zone as
+ *     whole pages only if n * 4096 - size <= waste_max% of n * 4096; else
+ *     (runs:1, the default) by an object of the run class that fits it,
+ *     exactly that class's bytes, 256-byte aligned, or by glibc where no
+ *     class fits; every size from 4096 to 40 KiB, through malloc (fast path
+ *     and slow path alike), calloc, realloc (from glibc and from the zone),
+ *     and whole pages or glibc for aligned_alloc, posix_memalign, memalign
+ *     and valloc (an alignment above 16 never gets a run object);
  *   - the boundaries, written out for waste_max 0, 10, 25 and 100 (the
  *     sizes on each side of them);
  *   - a signal handler gets zone pages for every size (glibc is not
  *     signal-safe), whatever waste_max says;
  *   - with stats on, the policy's counters: requests and bytes sent to
- *     glibc, and the rounding waste kept in the zone.
+ *     glibc, objects the runs served, and the rounding waste kept in the
+ *     zone.
  */
 #include <malloc.h>
 #include <signal.h>
@@ -52,6 +56,66 @@ static bool zone_expected(size_t size, unsigned long waste_max, size_t threshold
 	return size <= PAGE || (held - size) * 100 <= waste_max * held;
 }
 
+/* The run classes, written out (README): object bytes, and the pages of
+ * an object rounded down; a class serves the sizes above k pages up to its
+ * object's bytes that no smaller class serves. */
+static const struct {
+	size_t bytes, k;
+} run_classes[] = {
+	{ 4352, 1 }, { 4608, 1 }, { 5120, 1 }, { 6144, 1 }, { 8704, 2 }, { 9216, 2 },
+};
+
+/* The object bytes of the run class that fits size, or 0. */
+static size_t run_bytes_for(size_t size)
+{
+	for (size_t i = 0; i < sizeof(run_classes) / sizeof(run_classes[0]); i++)
+		if (size > run_classes[i].k * PAGE && size <= run_classes[i].bytes)
+			return run_classes[i].bytes;
+	return 0;
+}
+
+enum home { GLIBC, PAGES, RUN };
+static const char *const home_name[] = { "glibc", "whole pages", "a run object" };
+
+/* Where malloc must put size bytes in process context. */
+static enum home home_expected(size_t size, unsigned long waste_max, size_t threshold)
+{
+	if (zone_expected(size, waste_max, threshold))
+		return PAGES;
+	if (conf_number("runs") && size >= threshold && size <= MAX_ZONE_BLOCK && run_bytes_for(size))
+		return RUN;
+	return GLIBC;
+}
+
+/* Where p is: a run object is the zone's and not whole pages (object 0
+ * of a run is page aligned, but its usable size is not pages). */
+static enum home home_of(void *p)
+{
+	if (!mp.owns(p))
+		return GLIBC;
+	return ((uintptr_t)p % PAGE == 0 && malloc_usable_size(p) % PAGE == 0) ? PAGES : RUN;
+}
+
+/* p, from a request of size bytes, is where the README says, and a run
+ * object is its class's bytes, 256-byte aligned. */
+static void assert_home(void *p, size_t size, enum home want, const char *what)
+{
+	cr_assert_not_null(p, "%s(%zu) failed", what, size);
+	enum home got = home_of(p);
+	cr_assert_eq(got, want, "%s(%zu): %s, not %s", what, size, home_name[got], home_name[want]);
+	if (got == RUN) {
+		cr_assert_eq(malloc_usable_size(p), run_bytes_for(size),
+			     "%s(%zu): usable size %zu of a run object", what, size, malloc_usable_size(p));
+		cr_assert_aligned(p, 256);
+	}
+}
+
+/* An aligned entry point (alignment above 16): pages or glibc, never a run. */
+static enum home aligned_home(size_t size, unsigned long waste_max, size_t threshold)
+{
+	return zone_expected(size, waste_max, threshold) ? PAGES : GLIBC;
+}
+
 #define SWEEP_LO 4096
 #define SWEEP_HI (10 * PAGE)
 
@@ -60,15 +124,14 @@ Test(waste, every_size_routed_by_the_formula, .timeout = 60)
 	unsigned long w = conf_number("waste_max");
 	size_t t = conf_number("threshold");
 	for (size_t s = SWEEP_LO; s <= SWEEP_HI; s++) {
-		bool want = zone_expected(s, w, t);
+		enum home want = home_expected(s, w, t);
 		void *p = malloc(s);
-		cr_assert_not_null(p);
-		cr_assert_eq(!!mp.owns(p), want, "malloc(%zu) with waste_max %lu: owned %d", s, w,
-			     mp.owns(p));
+		assert_home(p, s, want, "malloc");
 		((char *)p)[s - 1] = 1;
 		/* Again, now that a block of its class may sit in the cache. */
 		void *q = malloc(s);
-		cr_assert_eq(!!mp.owns(q), want, "second malloc(%zu): owned %d", s, mp.owns(q));
+		assert_home(q, s, want, "second malloc");
+		cr_assert_neq(p, q);
 		free(p);
 		free(q);
 	}
@@ -79,43 +142,53 @@ Test(waste, every_entry_point_agrees, .timeout = 60)
 	unsigned long w = conf_number("waste_max");
 	size_t t = conf_number("threshold");
 	for (size_t s = SWEEP_LO; s <= SWEEP_HI; s += 7) {
-		bool want = zone_expected(s, w, t);
+		enum home want = home_expected(s, w, t), aligned = aligned_home(s, w, t);
 		void *p = calloc(1, s);
-		cr_assert_eq(!!mp.owns(p), want, "calloc(1, %zu)", s);
+		assert_home(p, s, want, "calloc");
 		cr_assert_eq(first_nonzero(p, s), -1, "calloc(1, %zu) not zeroed", s);
+		fill(p, s, s);                     /* dirty it for the next calloc */
+		free(p);
+		p = calloc(s, 1);
+		assert_home(p, s, want, "calloc again");
+		cr_assert_eq(first_nonzero(p, s), -1, "calloc(%zu, 1) not zeroed", s);
 		free(p);
 
-		p = realloc(malloc(100), s);      /* from glibc */
-		cr_assert_eq(!!mp.owns(p), want, "realloc(small -> %zu)", s);
+		p = malloc(100);
+		fill(p, 100, s);
+		p = realloc(p, s);                 /* from glibc */
+		assert_home(p, s, want, "realloc(small ->)");
+		cr_assert_eq(check(p, 100, s), -1, "realloc(small -> %zu) lost the contents", s);
 		free(p);
 		p = realloc(malloc(20 * PAGE), s); /* from the zone, shrinking */
-		cr_assert_eq(!!mp.owns(p), want, "realloc(20 pages -> %zu)", s);
-		p = realloc(p, s + 1);             /* same pages, or one more */
-		cr_assert_eq(!!mp.owns(p), zone_expected(s + 1, w, t), "realloc(%zu -> %zu)", s,
-			     s + 1);
+		assert_home(p, s, want, "realloc(20 pages ->)");
+		fill(p, s, s + 1);
+		p = realloc(p, s + 1);             /* same pages or object, or a move */
+		assert_home(p, s + 1, home_expected(s + 1, w, t), "realloc(+1 ->)");
+		cr_assert_eq(check(p, s, s + 1), -1, "realloc(%zu -> %zu) lost the contents", s, s + 1);
 		free(p);
 
 		p = aligned_alloc(64, s);
-		cr_assert_eq(!!mp.owns(p), want, "aligned_alloc(64, %zu)", s);
+		assert_home(p, s, aligned, "aligned_alloc(64, )");
 		cr_assert_aligned(p, 64);
 		free(p);
 		cr_assert_eq(posix_memalign(&p, 4096, s), 0);
-		cr_assert_eq(!!mp.owns(p), want, "posix_memalign(4096, %zu)", s);
+		assert_home(p, s, aligned, "posix_memalign(4096, )");
 		cr_assert_aligned(p, 4096);
 		free(p);
 		p = memalign(8192, s);
-		cr_assert_eq(!!mp.owns(p), want, "memalign(8192, %zu)", s);
+		assert_home(p, s, aligned, "memalign(8192, )");
 		cr_assert_aligned(p, 8192);
 		free(p);
 		p = valloc(s);
-		cr_assert_eq(!!mp.owns(p), want, "valloc(%zu)", s);
+		assert_home(p, s, aligned, "valloc");
 		cr_assert_aligned(p, 4096);
 		free(p);
 	}
 }
 
 /* The boundaries of each waste_max value these tests run with, written
- * out: the last size glibc gets and the first the zone keeps. */
+ * out: the last size whole pages do not serve (a run object's or glibc's)
+ * and the first they do. */
 struct boundary {
 	unsigned long waste_max;
 	size_t glibc, zone;
@@ -144,10 +217,11 @@ Test(waste, boundaries_written_out)
 		if (bounds[i].waste_max != w)
 			continue;
 		void *g = malloc(bounds[i].glibc), *z = malloc(bounds[i].zone);
-		cr_assert_not(mp.owns(g), "waste_max %lu: malloc(%zu) came from the zone", w,
+		cr_assert_neq(home_of(g), PAGES, "waste_max %lu: malloc(%zu) got whole pages", w,
 			      bounds[i].glibc);
-		cr_assert(mp.owns(z), "waste_max %lu: malloc(%zu) did not come from the zone", w,
-			  bounds[i].zone);
+		assert_home(g, bounds[i].glibc, home_expected(bounds[i].glibc, w, 4096), "malloc");
+		cr_assert_eq(home_of(z), PAGES, "waste_max %lu: malloc(%zu) did not get whole pages",
+			     w, bounds[i].zone);
 		free(g);
 		free(z);
 		checked++;
@@ -190,8 +264,8 @@ Test(waste, handlers_get_zone_pages_for_every_size)
 	sigaction(SIGUSR1, &old, NULL);
 	/* Process context again: the policy applies. */
 	void *p = malloc(4101);
-	cr_assert_eq(!!mp.owns(p), zone_expected(4101, conf_number("waste_max"),
-						 conf_number("threshold")));
+	assert_home(p, 4101, home_expected(4101, conf_number("waste_max"), conf_number("threshold")),
+		    "malloc after the handler");
 	free(p);
 }
 
@@ -205,18 +279,23 @@ Test(waste, counters)
 	size_t t = conf_number("threshold");
 	static const size_t sizes[] = { 4101, 4104, 4129, 4368, 8224, 8248, 6000, 7000,
 					8000, 12000, 9 * PAGE + 100 };
-	unsigned long sent = 0, sent_bytes = 0, kept = 0, kept_bytes = 0;
+	unsigned long sent = 0, sent_bytes = 0, kept = 0, kept_bytes = 0, in_runs = 0;
 
 	unsigned long s0 = mp_report_counter("waste", "sent"), b0 = mp_report_counter("waste", "sent_bytes");
 	unsigned long k0 = mp_report_counter("waste", "kept"), kb0 = mp_report_counter("waste", "kept_bytes");
 	unsigned long f0 = mp_report_counter("fallback", "waste");
+	unsigned long r0 = mp_report_counter("runs", "allocs");
 	cr_assert_eq(mp_report_counter("waste", "max_pct"), w);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		size_t s = sizes[i], held = (s + PAGE - 1) / PAGE * PAGE;
 		void *p = malloc(s);
-		if (zone_expected(s, w, t)) {
+		enum home h = home_expected(s, w, t);
+		assert_home(p, s, h, "malloc");
+		if (h == PAGES) {
 			kept++;
 			kept_bytes += held - s;
+		} else if (h == RUN) {
+			in_runs++;
 		} else {
 			sent++;
 			sent_bytes += s;
@@ -230,4 +309,5 @@ Test(waste, counters)
 	cr_assert_eq(mp_report_counter("fallback", "waste") - f0, sent);
 	cr_assert_eq(mp_report_counter("waste", "kept") - k0, kept);
 	cr_assert_eq(mp_report_counter("waste", "kept_bytes") - kb0, kept_bytes);
+	cr_assert_eq(mp_report_counter("runs", "allocs") - r0, in_runs);
 }

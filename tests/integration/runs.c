@@ -1,0 +1,305 @@
+/*
+ * runs.c — the page-plus-header sizes as objects of runs (src/malloc/runs.c),
+ * under LD_PRELOAD=libmagpage.so.
+ *
+ * Proves (README "Which requests it serves"):
+ *   - objects of every class, many at once, never overlap, keep what was
+ *     written into all their usable bytes, and are aligned to 256 bytes;
+ *   - a run is taken from the zone once per N objects (17 pages for 16
+ *     objects of 4352 bytes): held pages grow by the run, not per object;
+ *     when every object is free one run per class is kept (cached, not
+ *     held) and a second goes back; magpage_drain gives back the one kept;
+ *   - a fork child finds its parent's objects intact and can free them and
+ *     allocate more;
+ *   - threads freeing each other's objects, and a signal handler freeing
+ *     objects while another thread works the same class, lose nothing:
+ *     afterwards no object is live and no page is held;
+ *   - the statistics report's runs object counts what happened.
+ * With runs:0 each test checks that these sizes went to glibc instead.
+ */
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+
+#include "mp_test.h"
+
+TestSuite(runs, .init = mp_api_load, .timeout = 60);
+
+static bool runs_on(void)
+{
+	return mp_conf_has("runs:1") && mp_conf_has("waste_max:25") &&
+	       mp_conf_has("threshold:4096");
+}
+
+/* One size per class edge: the smallest and largest each class serves. */
+static const size_t sizes[] = { 4097, 4352, 4353, 4608, 4609, 5120, 5121, 6143, 8193, 8704,
+				8705, 9215 };
+#define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
+static const size_t object_bytes[NSIZES] = { 4352, 4352, 4608, 4608, 5120, 5120, 6144, 6144,
+					     8704, 8704, 9216, 9216 };
+
+static int by_address(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+Test(runs, objects_are_distinct_aligned_and_keep_their_contents)
+{
+	enum { PER = 40 };
+	static uintptr_t all[NSIZES * PER];
+	static unsigned char *p[NSIZES][PER];
+	bool on = runs_on();
+	size_t n = 0;
+
+	for (unsigned r = 0; r < PER; r++)
+		for (unsigned s = 0; s < NSIZES; s++) {
+			unsigned char *q = malloc(sizes[s]);
+			cr_assert_not_null(q);
+			p[s][r] = q;
+			if (!on) {
+				cr_assert_not(mp.owns(q), "runs off: malloc(%zu) is the zone's", sizes[s]);
+				continue;
+			}
+			cr_assert(mp.owns(q), "malloc(%zu) is not the zone's", sizes[s]);
+			cr_assert_eq(malloc_usable_size(q), object_bytes[s], "malloc(%zu): usable %zu",
+				     sizes[s], malloc_usable_size(q));
+			cr_assert_aligned(q, 256);
+			fill(q, object_bytes[s], s * 1000 + r);
+			all[n++] = (uintptr_t)q;
+		}
+	if (!on)
+		goto out;
+	qsort(all, n, sizeof(all[0]), by_address);
+	for (size_t i = 0; i + 1 < n; i++)
+		cr_assert_leq(all[i] + malloc_usable_size((void *)all[i]), all[i + 1],
+			      "objects %p and %p overlap", (void *)all[i], (void *)all[i + 1]);
+	for (unsigned s = 0; s < NSIZES; s++)
+		for (unsigned r = 0; r < PER; r++)
+			cr_assert_pattern(p[s][r], object_bytes[s], s * 1000 + r);
+out:
+	/* every other one, then the rest: runs become partial, then free */
+	for (unsigned r = 0; r < PER; r += 2)
+		for (unsigned s = 0; s < NSIZES; s++)
+			free(p[s][r]);
+	for (unsigned r = 1; r < PER; r += 2)
+		for (unsigned s = 0; s < NSIZES; s++) {
+			if (on)
+				cr_assert_pattern(p[s][r], object_bytes[s], s * 1000 + r);
+			free(p[s][r]);
+		}
+}
+
+Test(runs, a_run_per_n_objects_one_kept_when_free_drain_gives_it_back)
+{
+	if (!runs_on())
+		cr_skip_test("runs off, or another waste_max or threshold");
+	void *o[17];
+	mp.drain();
+	struct magpage_stats s0 = mp_stats();
+	/* the test harness's own objects, if it has any, stay as they are */
+	unsigned long long live0 = mp_report_counter("runs", "live");
+	unsigned long long held0 = mp_report_counter("runs", "held");
+	for (int i = 0; i < 16; i++)
+		o[i] = malloc(4101);            /* class 4352: 16 in a run of 17 pages */
+	struct magpage_stats s1 = mp_stats();
+	cr_assert_eq(s1.held_pages - s0.held_pages, 17, "16 objects hold %lu pages",
+		     (unsigned long)(s1.held_pages - s0.held_pages));
+	o[16] = malloc(4200);
+	struct magpage_stats s2 = mp_stats();
+	cr_assert_eq(s2.held_pages - s1.held_pages, 17, "the 17th object: %lu more pages",
+		     (unsigned long)(s2.held_pages - s1.held_pages));
+	for (int i = 0; i < 17; i++)
+		free(o[i]);
+	struct magpage_stats s3 = mp_stats();
+	cr_assert_eq(s3.held_pages, s0.held_pages, "all freed, yet %lu pages held (%lu before)",
+		     (unsigned long)s3.held_pages, (unsigned long)s0.held_pages);
+	cr_assert_eq(mp_report_counter("runs", "live"), live0);
+	cr_assert_eq(mp_report_counter("runs", "held"), held0 + 1, "one run kept");
+	cr_assert_geq(mp_report_counter("runs", "released"), 1, "the second run went back");
+	cr_assert_geq(s3.cached_pages, s0.cached_pages + 17, "the kept run is cached");
+	cr_assert_geq(mp.drain(), 17);
+	cr_assert_eq(mp_report_counter("runs", "held"), held0, "magpage_drain kept a run");
+	/* and the class works again from nothing */
+	void *x = malloc(4101);
+	cr_assert_eq(malloc_usable_size(x), 4352);
+	free(x);
+}
+
+Test(runs, a_fork_child_uses_its_parents_objects)
+{
+	enum { N = 50 };
+	unsigned char *p[N];
+	for (int i = 0; i < N; i++) {
+		size_t s = sizes[i % NSIZES];
+		p[i] = malloc(s);
+		fill(p[i], s, (uint64_t)i);
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		for (int i = 0; i < N; i++) {
+			size_t s = sizes[i % NSIZES];
+			if (check(p[i], s, (uint64_t)i) != -1)
+				_exit(10);
+			free(p[i]);
+			p[i] = malloc(s);
+			if (!p[i])
+				_exit(11);
+			memset(p[i], i, s);
+		}
+		for (int i = 0; i < N; i++)
+			free(p[i]);
+		_exit(0);
+	}
+	int st;
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status 0x%x", st);
+	for (int i = 0; i < N; i++) {
+		cr_assert_pattern(p[i], sizes[i % NSIZES], (uint64_t)i);
+		free(p[i]);
+	}
+}
+
+/* ---- threads ------------------------------------------------------------- */
+
+#define RING 256
+static _Atomic(void *) ring[RING];
+static atomic_int stop;
+
+static atomic_long corrupt;
+
+static void *worker(void *arg)
+{
+	uint64_t x = (uintptr_t)arg * 0x9E3779B97F4A7C15ull + 1;
+	while (!atomic_load(&stop)) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		size_t s = sizes[x % NSIZES];
+		unsigned char *p = malloc(s);
+		if (!p)
+			abort();
+		/* its size at the start, a tag at the end */
+		memcpy(p, &s, sizeof(s));
+		p[s - 1] = (unsigned char)(s * 7);
+		/* swap it into a random slot: whoever held the old one frees it */
+		unsigned char *old = atomic_exchange(&ring[(x >> 32) % RING], p);
+		if (old) {
+			size_t os;
+			memcpy(&os, old, sizeof(os));
+			if (os > malloc_usable_size(old) || old[os - 1] != (unsigned char)(os * 7))
+				atomic_fetch_add(&corrupt, 1);
+			free(old);
+		}
+	}
+	return NULL;
+}
+
+Test(runs, threads_free_each_others_objects)
+{
+	enum { T = 4 };
+	pthread_t t[T];
+	mp.drain();
+	struct magpage_stats s0 = mp_stats();
+	unsigned long long live0 = mp_report_counter("runs", "live");
+	atomic_store(&stop, 0);
+	for (int i = 0; i < T; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)(i + 1)), 0);
+	usleep(700 * 1000);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < T; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < RING; i++)
+		free(atomic_exchange(&ring[i], NULL));
+	mp.drain();
+	struct magpage_stats s1 = mp_stats();
+	cr_assert_eq(s1.held_pages, s0.held_pages, "%lu pages held after, %lu before",
+		     (unsigned long)s1.held_pages, (unsigned long)s0.held_pages);
+	cr_assert_eq(mp_report_counter("runs", "live"), live0);
+	cr_assert_eq(s1.invalid_frees, 0);
+	cr_assert_eq(atomic_load(&corrupt), 0, "objects changed while they were live");
+	if (runs_on())
+		cr_assert_gt(mp_report_counter("runs", "allocs"), 1000);
+}
+
+/* A handler frees objects from its own stash while another thread takes
+ * and gives back objects of the same class: a handler that finds the
+ * class's lock held defers its free, and the next call drains it. */
+#define STASH 4096
+static void *stash[STASH];
+static atomic_int stash_top;
+static atomic_long handler_frees;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	int n = atomic_load(&stash_top);
+	for (int k = 0; k < 8 && n > 0; k++) {
+		if (atomic_compare_exchange_strong(&stash_top, &n, n - 1)) {
+			free(stash[n - 1]);
+			atomic_fetch_add(&handler_frees, 1);
+			n--;
+		}
+	}
+}
+
+static void *churn(void *arg)
+{
+	sigset_t m;
+	(void)arg;
+	sigemptyset(&m);
+	sigaddset(&m, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &m, NULL);   /* the handler runs on the main thread */
+	while (!atomic_load(&stop))
+		free(malloc(4101));
+	return NULL;
+}
+
+Test(runs, a_handler_frees_objects_while_another_thread_works_the_class)
+{
+	pthread_t t;
+	struct sigaction sa, old;
+	struct itimerval it = { { 0, 200 }, { 0, 200 } }, off = { { 0, 0 }, { 0, 0 } };
+
+	mp.drain();
+	struct magpage_stats s0 = mp_stats();
+	unsigned long long live0 = mp_report_counter("runs", "live");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;
+	sa.sa_flags = SA_RESTART;
+	cr_assert_eq(sigaction(SIGALRM, &sa, &old), 0);
+	atomic_store(&stop, 0);
+	cr_assert_eq(pthread_create(&t, NULL, churn, NULL), 0);
+	for (int round = 0; round < 20; round++) {
+		/* refill the stash (the handler only takes from it) */
+		sigset_t m, was;
+		sigemptyset(&m);
+		sigaddset(&m, SIGALRM);
+		pthread_sigmask(SIG_BLOCK, &m, &was);
+		while (atomic_load(&stash_top) < STASH) {
+			void *p = malloc(4101);
+			cr_assert_not_null(p);
+			stash[atomic_load(&stash_top)] = p;
+			atomic_fetch_add(&stash_top, 1);
+		}
+		pthread_sigmask(SIG_SETMASK, &was, NULL);
+		setitimer(ITIMER_REAL, &it, NULL);
+		while (atomic_load(&stash_top) > 0)
+			free(malloc(4101));      /* process-context calls drain */
+		setitimer(ITIMER_REAL, &off, NULL);
+	}
+	atomic_store(&stop, 1);
+	pthread_join(t, NULL);
+	sigaction(SIGALRM, &old, NULL);
+	free(malloc(4101));                  /* drains what is still deferred */
+	mp.drain();
+	struct magpage_stats s1 = mp_stats();
+	cr_assert_eq(atomic_load(&handler_frees), 20 * STASH);
+	cr_assert_eq(mp_report_counter("runs", "live"), live0, "objects still live (deferred %llu)",
+		     mp_report_counter("runs", "deferred"));
+	cr_assert_eq(s1.held_pages, s0.held_pages);
+	cr_assert_eq(s1.invalid_frees, 0);
+}
