@@ -658,7 +658,7 @@ unsigned mp_onehop_reads(struct mp_span *out, unsigned max);
 
 /* malloc/runs.c: the page-plus-header sizes the waste policy turns away,
  * as objects of runs (N objects of k pages + 4096/N bytes in kN + 1 pages). */
-#define RUN_CLASSES 6
+#define RUN_CLASSES 128        /* 1 or 2 pages + 64..4096 bytes, in steps of 64 */
 struct runs_stats {
 	uint64_t allocs, frees;      /* objects handed out and taken back */
 	uint64_t made, released;     /* runs taken from and given back to the zone */
@@ -668,9 +668,13 @@ struct runs_stats {
 	uint64_t deferred;           /* handler frees deferred (a bin was locked) */
 };
 void runs_stats(struct runs_stats *out);
+/* The statistics report's line per class that served anything. */
+void runs_text(struct fmt_buf *b);
 /* Every class's spare run (the one wholly free run each keeps) back to the
  * zone: pages given back. */
 size_t runs_drain(void);
+/* The decay: the spare runs of classes idle since the last call. */
+size_t runs_decay(void);
 /* Every bin's lists against the descriptors: 0, or -1 with what is wrong
  * in why (the unit tests, beside zone_validate). */
 int runs_validate(char *why, size_t cap);

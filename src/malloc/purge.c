@@ -121,6 +121,7 @@ static void purge_old(uint64_t now)
 	 * they age like any free block */
 	if (now >= P.next_decay) {
 		P.next_decay = now + P.delay;
+		runs_decay();          /* first: the runs' pages go through the caches */
 		cache_decay();
 	}
 	zone_purge_aged(now - P.delay, P.advice, &pages);

@@ -3,23 +3,27 @@
  *
  * A request of a page or two plus a header (4101, 8224 bytes) would waste
  * up to half its pages as whole pages, so the waste policy turns it away
- * (waste_ok).  Rather than glibc, it gets an object in a run: kN + 1 pages
- * cut into N objects of k pages + 4096/N bytes.  Object i then starts in
- * page i*k of the run, at offset i*4096/N, so that every object starts in
- * a page of its own, and the descriptor of that page says which object it
- * is (the run's head, its class):
+ * (waste_ok).  Rather than glibc, it gets an object in a run: N objects of
+ * k pages + h bytes, k = 1 or 2 and the header room h a multiple of 64, in
+ * kN + 1 pages, N = 4096 / h.  Object i starts in page i*k of the
+ * run, at offset i*h (N*h <= 4096), so that every object starts in a page
+ * of its own, and the descriptor of that page says which object it is:
  *
- *   class   object  k   N   run pages   serves (bytes)   wastes at most
- *     0      4352   1  16      17       4097..4352          5.9%
- *     1      4608   1   8       9       4353..4608          5.5%
- *     2      5120   1   4       5       4609..5120          10%
- *     3      6144   1   2       3       5121..6144          16.7%
- *     4      8704   2   8      17       8193..8704          5.9%
- *     5      9216   2   4       9       8705..9216          5.5%
+ *   a size of k pages + d bytes (0 < d <= 4096, k = 1, 2) has h = d
+ *   rounded up to 64: 4101 -> 4096 + 64 (64 in 65 pages), sqlite's 4368
+ *   -> 4096 + 320 (12 in 13 pages), 5000 -> 4096 + 960 (4 in 5),
+ *   8224 -> 8192 + 64 (64 in 129)
  *
- * Only the sizes the policy turns away come here (with the default
- * waste_max 25: 4097..6143 and 8193..9215 bytes); a size no class fits
- * (waste_max below 17 turns away more) goes to glibc as before.
+ * so an object wastes less than 64 bytes, and a run less than a page
+ * (N objects of 4096 + h leave 4096 - N*h of the last page).  16 objects
+ * of 4160 bytes in 17 pages would hold 6% more than the objects need:
+ * python's 4101-byte bytes objects took 7 MiB more than under glibc.
+ * That is 63 classes per k (index (k - 1) * 64 + h / 64 - 1; h = 4096
+ * would be whole pages: the last 63 bytes below a page multiple, which
+ * only waste_max below 2 turns away, go to glibc).  Only the
+ * sizes the policy turns away come here (with the default waste_max 25:
+ * 4097..6143 and 8193..9215 bytes); three pages and more go to glibc when
+ * the policy turns them away (waste_max below 25), as before.
  *
  * Descriptors (zone.h).  The run is one block of kN + 1 pages held from
  * the zone.  Every page where an object starts carries PG_RUN, its class in
@@ -53,11 +57,10 @@ struct run_class {
 	uint16_t n;             /* objects per run */
 };
 
-/* N <= 16: a run's free objects are a bitmap in one word. */
-static const struct run_class rclass[RUN_CLASSES] = {
-	{ 4352, 1, 16 }, { 4608, 1, 8 }, { 5120, 1, 4 }, { 6144, 1, 2 },
-	{ 8704, 2, 8 }, { 9216, 2, 4 },
-};
+#define RUN_STEP   64           /* header room granularity, and object alignment */
+#define RUN_MAX_N  64           /* objects per run (4096 / 64): a bitmap in one word */
+/* Filled by runs_init from the rule above. */
+static struct run_class rclass[RUN_CLASSES];
 
 struct run_bin {
 	struct mp_lock lock;
@@ -67,6 +70,8 @@ struct run_bin {
 	uint64_t made, released;     /* runs */
 	uint64_t live;               /* objects live now */
 	uint64_t runs;               /* runs held now */
+	uint64_t peak;               /* the most runs held at once */
+	uint64_t decay_seen;         /* allocs at the last runs_decay */
 } cacheline_aligned;
 
 static struct run_bin bins[RUN_CLASSES];
@@ -74,22 +79,27 @@ static void *deferred;               /* handler frees that found a bin locked */
 static uint64_t deferred_count;      /* atomic */
 bool runs_on;                        /* opt.runs and a region */
 
+/* A run's bitmap with every object free. */
+static inline uint64_t all_free(const struct run_class *rc)
+{
+	return rc->n == 64 ? ~0ull : (1ull << rc->n) - 1;
+}
+
 static inline uint32_t run_pages(const struct run_class *rc)
 {
 	return (uint32_t)rc->k * rc->n + 1;
 }
 
-/* The class of a size, or -1. */
+/* The class of a size, or -1: more than one page, at most three less 64
+ * bytes (a header room of a whole page would make whole pages). */
 int run_class_of(size_t size)
 {
-	if (!runs_on)
+	if (!runs_on || size <= PAGE_SIZE || size > 3 * PAGE_SIZE - RUN_STEP)
 		return -1;
-	for (int c = 0; c < RUN_CLASSES; c++) {
-		const struct run_class *rc = &rclass[c];
-		if (size > (size_t)rc->k << PAGE_SHIFT && size <= rc->size)
-			return c;
-	}
-	return -1;
+	size_t k = (size - 1) >> PAGE_SHIFT, d = size - (k << PAGE_SHIFT);
+	if (d > PAGE_SIZE - RUN_STEP)
+		return -1;
+	return (int)((k - 1) * (PAGE_SIZE / RUN_STEP) + (d + RUN_STEP - 1) / RUN_STEP - 1);
 }
 
 size_t run_object_size(int cls)
@@ -99,6 +109,14 @@ size_t run_object_size(int cls)
 
 void runs_init(bool zone_ok)
 {
+	_Static_assert(RUN_CLASSES == 2 * PAGE_SIZE / RUN_STEP, "64 classes per page count");
+	for (unsigned c = 0; c < RUN_CLASSES; c++) {
+		unsigned k = 1 + c / (PAGE_SIZE / RUN_STEP);
+		unsigned h = (c % (PAGE_SIZE / RUN_STEP) + 1) * RUN_STEP;
+		unsigned n = PAGE_SIZE / h < RUN_MAX_N ? PAGE_SIZE / h : RUN_MAX_N;
+		rclass[c] = (struct run_class){ .size = (k << PAGE_SHIFT) + h, .k = (uint16_t)k,
+						.n = (uint16_t)n };
+	}
 	runs_on = zone_ok && opt.runs;
 }
 
@@ -150,7 +168,7 @@ static void run_format(struct page_desc *h, unsigned cls)
 	}
 	h->owner = (uint16_t)cls;
 	h->reserved32 = 0;
-	h->req_bytes = (1ull << rc->n) - 1;
+	h->req_bytes = all_free(rc);
 	h->pcp_next = rc->n;
 	h->next = h->prev = NULL;
 	__atomic_store_n(&h->flags, (uint8_t)PG_RUN, __ATOMIC_RELEASE);
@@ -227,7 +245,8 @@ void *run_alloc(int cls, bool zero, size_t size)
 		if (fresh) {
 			run_format(fresh, (unsigned)cls);
 			b->made++;
-			b->runs++;
+			if (++b->runs > b->peak)
+				b->peak = b->runs;
 			h = fresh;
 			fresh = NULL;
 			break;
@@ -363,10 +382,10 @@ static void drain_deferred_runs(void)
 	}
 }
 
-/* Every class's spare run back to the zone (malloc_trim, magpage_drain,
- * an idle process's purge): the pages given back.  A handler only tries
- * each lock. */
-size_t runs_drain(void)
+/* The spare runs back to the zone: every class's (all), or those of the
+ * classes that allocated nothing since the last call (the decay); the
+ * pages given back.  A handler only tries each lock. */
+static size_t give_back_spares(bool all)
 {
 	size_t pages = 0;
 	bool irq = sigctx_in_irq();
@@ -375,7 +394,11 @@ size_t runs_drain(void)
 		struct run_bin *b = &bins[c];
 		struct page_desc *h;
 		uint8_t was;
-		if (!__atomic_load_n(&b->spare, __ATOMIC_RELAXED))
+		uint64_t allocs = __atomic_load_n(&b->allocs, __ATOMIC_RELAXED);
+		bool idle = allocs == b->decay_seen;
+		if (!all)
+			b->decay_seen = allocs;
+		if (!__atomic_load_n(&b->spare, __ATOMIC_RELAXED) || (!all && !idle))
 			continue;
 		if (irq) {
 			was = sigctx_hold();
@@ -402,7 +425,40 @@ size_t runs_drain(void)
 	return pages;
 }
 
+/* malloc_trim, magpage_drain, an idle process's purge. */
+size_t runs_drain(void)
+{
+	return give_back_spares(true);
+}
+
+/* The decay purge, every purge_delay_ms while the process works: a class
+ * that allocated nothing in the interval gives its spare run back, so that
+ * a size used once does not keep its run. */
+size_t runs_decay(void)
+{
+	return give_back_spares(false);
+}
+
 /* ---- statistics, validation, fork ------------------------------------- */
+
+/* The statistics report's lines per class that served anything. */
+void runs_text(struct fmt_buf *b)
+{
+	for (int c = 0; c < RUN_CLASSES; c++) {
+		const struct run_bin *bin = &bins[c];
+		const struct run_class *rc = &rclass[c];
+		uint64_t allocs = __atomic_load_n(&bin->allocs, __ATOMIC_RELAXED);
+		if (!allocs)
+			continue;
+		fmt_printf(b, "    %5u-byte objects, %2u in %2u pages: %lu live in %lu runs (at most "
+			   "%lu at once); %lu allocations\n", (unsigned)rc->size, (unsigned)rc->n,
+			   (unsigned)run_pages(rc),
+			   (unsigned long)__atomic_load_n(&bin->live, __ATOMIC_RELAXED),
+			   (unsigned long)__atomic_load_n(&bin->runs, __ATOMIC_RELAXED),
+			   (unsigned long)__atomic_load_n(&bin->peak, __ATOMIC_RELAXED),
+			   (unsigned long)allocs);
+	}
+}
 
 void runs_stats(struct runs_stats *out)
 {
@@ -435,7 +491,7 @@ int runs_validate(char *why, size_t cap)
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
 		const struct run_class *rc = &rclass[c];
-		uint64_t all = (1ull << rc->n) - 1;
+		uint64_t all = all_free(rc);
 		uint64_t free_objs = 0, listed = 0, full;
 		uint8_t was;
 		int bad = 0;

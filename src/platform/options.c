@@ -61,7 +61,7 @@ static const struct opt_def defs[] = {
 	{ "waste_max", T_UINT, F(waste_max), false, 0, 100, false, NULL,
 	  "a request of more than a page whose rounding up to whole pages would waste more than this percent of the pages it holds gets an object of a run instead (runs), or glibc's where no run class fits (4101 bytes: 49.9% of 2 pages; 8224: 33.1% of 3); 100 = never, every size from threshold to 4 MiB gets pages; signal handlers always get pages" },
 	{ "runs", T_ENUM, F(runs), false, 0, 0, false, bools,
-	  "1 = the sizes waste_max turns away that a run class fits (with 25: 4097..6143 and 8193..9215 bytes) get objects of runs: N objects of 4352, 4608, 5120, 6144, 8704 or 9216 bytes in kN + 1 pages, each starting in a page of its own; 0 = they go to glibc" },
+	  "1 = the sizes of one or two pages plus a header that waste_max turns away (with 25: 4097..6143 and 8193..9215 bytes) get objects of runs: N objects of k pages plus the header rounded up to 64 bytes in kN + 1 pages, each starting in a page of its own (4101 bytes: 4160, 64 in 65 pages); 0 = they go to glibc" },
 	{ "magazines", T_UINT, F(magazines), true, 1, MAX_CACHES, true, NULL,
 	  "number of magazines, a power of two; 0 = the CPU count rounded up to a power of two (at least 2)" },
 	{ "mag_map", T_ENUM, F(mag_map), false, 0, 0, false, maps,

@@ -117,6 +117,7 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 		   "%lu handler frees deferred\n", opt.runs ? "on" : "off", ul(r->rs.live),
 		   ul(r->rs.live_bytes), ul(r->rs.runs), ul(r->rs.pages), ul(r->rs.allocs),
 		   ul(r->rs.frees), ul(r->rs.made), ul(r->rs.released), ul(r->rs.deferred));
+	runs_text(b);
 	fmt_printf(b, "  invalid frees caught: %lu\n", ul(m->invalid_frees));
 
 	fmt_printf(b, "caches (%s): %lu pages held now\n", cache_name(), ul(r->cached_pages));

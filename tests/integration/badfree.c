@@ -181,8 +181,8 @@ Test(badfree, report_mode_realloc_of_a_freed_block_returns_null)
 	cr_assert_not_null(strstr(r.out, "realloc returned (nil)"), "stdout: %s", r.out);
 }
 
-/* ---- objects of runs (4101 bytes: class 4352, 16 to a run of 17 pages;
- * 8300 bytes: class 8704, 8 to a run of 17 pages) ---- */
+/* ---- objects of runs (4101 bytes: objects of 4160, 64 to a run of 65
+ * pages; 8300 bytes: 8320, 32 to a run of 65 pages) ---- */
 
 Test(badfree, double_free_of_a_run_object_aborts)
 {

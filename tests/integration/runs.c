@@ -3,12 +3,14 @@
  * under LD_PRELOAD=libmagpage.so.
  *
  * Proves (README "Which requests it serves"):
- *   - objects of every class, many at once, never overlap, keep what was
- *     written into all their usable bytes, and are aligned to 256 bytes;
- *   - a run is taken from the zone once per N objects (17 pages for 16
- *     objects of 4352 bytes): held pages grow by the run, not per object;
+ *   - objects of classes across the range, many at once, never overlap,
+ *     keep what was written into all their usable bytes (k pages plus the
+ *     rest rounded up to 64 bytes), and are aligned to 64 bytes;
+ *   - a run is taken from the zone once per N objects (65 pages for 64
+ *     objects of 4160 bytes): held pages grow by the run, not per object;
  *     when every object is free one run per class is kept (cached, not
- *     held) and a second goes back; magpage_drain gives back the one kept;
+ *     held) and a second goes back; magpage_drain gives back the one kept,
+ *     and so does the decay for a class left idle;
  *   - a fork child finds its parent's objects intact and can free them and
  *     allocate more;
  *   - threads freeing each other's objects, and a signal handler freeing
@@ -34,12 +36,13 @@ static bool runs_on(void)
 	       mp_conf_has("threshold:4096");
 }
 
-/* One size per class edge: the smallest and largest each class serves. */
-static const size_t sizes[] = { 4097, 4352, 4353, 4608, 4609, 5120, 5121, 6143, 8193, 8704,
-				8705, 9215 };
+/* Class edges across the range: the smallest and largest size of a class,
+ * and sqlite's page-cache entry (4368). */
+static const size_t sizes[] = { 4097, 4160, 4161, 4368, 4415, 5000, 6143, 8193, 8256, 8257,
+				9215 };
 #define NSIZES (sizeof(sizes) / sizeof(sizes[0]))
-static const size_t object_bytes[NSIZES] = { 4352, 4352, 4608, 4608, 5120, 5120, 6144, 6144,
-					     8704, 8704, 9216, 9216 };
+static const size_t object_bytes[NSIZES] = { 4160, 4160, 4224, 4416, 4416, 5056, 6144, 8256,
+					     8256, 8320, 9216 };
 
 static int by_address(const void *a, const void *b)
 {
@@ -67,7 +70,7 @@ Test(runs, objects_are_distinct_aligned_and_keep_their_contents)
 			cr_assert(mp.owns(q), "malloc(%zu) is not the zone's", sizes[s]);
 			cr_assert_eq(malloc_usable_size(q), object_bytes[s], "malloc(%zu): usable %zu",
 				     sizes[s], malloc_usable_size(q));
-			cr_assert_aligned(q, 256);
+			cr_assert_aligned(q, 64);
 			fill(q, object_bytes[s], s * 1000 + r);
 			all[n++] = (uintptr_t)q;
 		}
@@ -97,22 +100,22 @@ Test(runs, a_run_per_n_objects_one_kept_when_free_drain_gives_it_back)
 {
 	if (!runs_on())
 		cr_skip_test("runs off, or another waste_max or threshold");
-	void *o[17];
+	void *o[65];
 	mp.drain();
 	struct magpage_stats s0 = mp_stats();
 	/* the test harness's own objects, if it has any, stay as they are */
 	unsigned long long live0 = mp_report_counter("runs", "live");
 	unsigned long long held0 = mp_report_counter("runs", "held");
-	for (int i = 0; i < 16; i++)
-		o[i] = malloc(4101);            /* class 4352: 16 in a run of 17 pages */
+	for (int i = 0; i < 64; i++)
+		o[i] = malloc(4101);            /* 4096 + 64: 64 in a run of 65 pages */
 	struct magpage_stats s1 = mp_stats();
-	cr_assert_eq(s1.held_pages - s0.held_pages, 17, "16 objects hold %lu pages",
+	cr_assert_eq(s1.held_pages - s0.held_pages, 65, "64 objects hold %lu pages",
 		     (unsigned long)(s1.held_pages - s0.held_pages));
-	o[16] = malloc(4200);
+	o[64] = malloc(4150);               /* the same class */
 	struct magpage_stats s2 = mp_stats();
-	cr_assert_eq(s2.held_pages - s1.held_pages, 17, "the 17th object: %lu more pages",
+	cr_assert_eq(s2.held_pages - s1.held_pages, 65, "the 65th object: %lu more pages",
 		     (unsigned long)(s2.held_pages - s1.held_pages));
-	for (int i = 0; i < 17; i++)
+	for (int i = 0; i < 65; i++)
 		free(o[i]);
 	struct magpage_stats s3 = mp_stats();
 	cr_assert_eq(s3.held_pages, s0.held_pages, "all freed, yet %lu pages held (%lu before)",
@@ -120,13 +123,33 @@ Test(runs, a_run_per_n_objects_one_kept_when_free_drain_gives_it_back)
 	cr_assert_eq(mp_report_counter("runs", "live"), live0);
 	cr_assert_eq(mp_report_counter("runs", "held"), held0 + 1, "one run kept");
 	cr_assert_geq(mp_report_counter("runs", "released"), 1, "the second run went back");
-	cr_assert_geq(s3.cached_pages, s0.cached_pages + 17, "the kept run is cached");
-	cr_assert_geq(mp.drain(), 17);
+	cr_assert_geq(s3.cached_pages, s0.cached_pages + 65, "the kept run is cached");
+	cr_assert_geq(mp.drain(), 65);
 	cr_assert_eq(mp_report_counter("runs", "held"), held0, "magpage_drain kept a run");
 	/* and the class works again from nothing */
 	void *x = malloc(4101);
-	cr_assert_eq(malloc_usable_size(x), 4352);
+	cr_assert_eq(malloc_usable_size(x), 4160);
 	free(x);
+}
+
+Test(runs, the_decay_gives_back_an_idle_classs_run)
+{
+	if (!runs_on())
+		cr_skip_test("runs off, or another waste_max or threshold");
+	if (mp_conf_has("purge_delay_ms:0"))
+		cr_skip_test("no decay");
+	mp.drain();
+	unsigned long long held0 = mp_report_counter("runs", "held");
+	free(malloc(5000));                  /* 4096 + 960: 4 in a run of 5 pages */
+	cr_assert_eq(mp_report_counter("runs", "held"), held0 + 1, "the run is kept");
+	/* Another class keeps the process busy past two decays (20 ms each):
+	 * the idle class's run goes back, the busy class's stays. */
+	for (int i = 0; i < 200; i++) {
+		free(malloc(4101));
+		usleep(1000);
+	}
+	cr_assert_leq(mp_report_counter("runs", "held"), held0 + 1,
+		      "the 5000-byte class's run was not given back");
 }
 
 Test(runs, a_fork_child_uses_its_parents_objects)

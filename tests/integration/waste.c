@@ -6,7 +6,7 @@
  *   - a request of n > 1 pages' worth of bytes is served by the zone as
  *     whole pages only if n * 4096 - size <= waste_max% of n * 4096; else
  *     (runs:1, the default) by an object of the run class that fits it,
- *     exactly that class's bytes, 256-byte aligned, or by glibc where no
+ *     exactly that class's bytes, 64-byte aligned, or by glibc where no
  *     class fits; every size from 4096 to 40 KiB, through malloc (fast path
  *     and slow path alike), calloc, realloc (from glibc and from the zone),
  *     and whole pages or glibc for aligned_alloc, posix_memalign, memalign
@@ -56,22 +56,15 @@ static bool zone_expected(size_t size, unsigned long waste_max, size_t threshold
 	return size <= PAGE || (held - size) * 100 <= waste_max * held;
 }
 
-/* The run classes, written out (README): object bytes, and the pages of
- * an object rounded down; a class serves the sizes above k pages up to its
- * object's bytes that no smaller class serves. */
-static const struct {
-	size_t bytes, k;
-} run_classes[] = {
-	{ 4352, 1 }, { 4608, 1 }, { 5120, 1 }, { 6144, 1 }, { 8704, 2 }, { 9216, 2 },
-};
-
-/* The object bytes of the run class that fits size, or 0. */
+/* The run object for size, as the README gives it: k pages (1 or 2) plus
+ * what is left rounded up to 64 bytes, unless that is a whole page; 0 for
+ * other sizes. */
 static size_t run_bytes_for(size_t size)
 {
-	for (size_t i = 0; i < sizeof(run_classes) / sizeof(run_classes[0]); i++)
-		if (size > run_classes[i].k * PAGE && size <= run_classes[i].bytes)
-			return run_classes[i].bytes;
-	return 0;
+	if (size <= PAGE || size > 3 * PAGE)
+		return 0;
+	size_t k = (size - 1) / PAGE, h = (size - k * PAGE + 63) / 64 * 64;
+	return h < PAGE ? k * PAGE + h : 0;
 }
 
 enum home { GLIBC, PAGES, RUN };
@@ -97,7 +90,7 @@ static enum home home_of(void *p)
 }
 
 /* p, from a request of size bytes, is where the README says, and a run
- * object is its class's bytes, 256-byte aligned. */
+ * object is its class's bytes, 64-byte aligned. */
 static void assert_home(void *p, size_t size, enum home want, const char *what)
 {
 	cr_assert_not_null(p, "%s(%zu) failed", what, size);
@@ -106,7 +99,7 @@ static void assert_home(void *p, size_t size, enum home want, const char *what)
 	if (got == RUN) {
 		cr_assert_eq(malloc_usable_size(p), run_bytes_for(size),
 			     "%s(%zu): usable size %zu of a run object", what, size, malloc_usable_size(p));
-		cr_assert_aligned(p, 256);
+		cr_assert_aligned(p, 64);
 	}
 }
 
