@@ -6,7 +6,8 @@
  * aligned; anything else goes to glibc.  The waste policy makes one
  * exception: a request of more than a page whose rounding up to whole
  * pages would waste more than opt.waste_max percent of them (a page plus a
- * header: 4101, 8224 bytes) goes to glibc too (waste_ok).  Ownership is
+ * header: 4101, 8224 bytes) gets an object of a run instead (runs.c), or
+ * glibc's where no run class fits or with runs:0 (waste_ok).  Ownership is
  * decided by address: a pointer inside the region is ours, anything else
  * is glibc's, so every block goes back to whoever served it.
  *
@@ -17,7 +18,8 @@
  * Invalid frees are caught from the page descriptors: a pointer inside the
  * region must be the first page of a live allocation (PG_ALLOC), and free
  * clears that flag, so a second free of the same block fails the check
- * instead of corrupting the free lists.
+ * instead of corrupting the free lists; or the start of a live run object
+ * (PG_RUN on its page, its bit in the run's bitmap, runs.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -44,8 +46,8 @@ size_t waste_max = 100;
 #define ROUTE_SHIFT 9
 #define ROUTE_SLOTS (CACHE_CLASSES << (PAGE_SHIFT - ROUTE_SHIFT))
 #define ROUTE_NONE 0xffff
-/* Every size of the slot is one the waste policy sends to glibc:
- * malloc_slow sends it there first thing (it fails the fast path's compare
+/* Every size of the slot is one the waste policy turns away: malloc_slow
+ * sends it to a run or glibc first thing (it fails the fast path's compare
  * as ROUTE_NONE does). */
 #define ROUTE_GLIBC 0xfffe
 /* Every size of the slot goes to another design's own alloc (pa_onehop's
@@ -135,11 +137,11 @@ unsigned mp_onehop_reads(struct mp_span *out, unsigned max)
  * routes (zone_ok: a region was reserved) and sets the glibc bound. */
 void malloc_init(bool zone_ok)
 {
+	runs_init(zone_ok);
 	if (zone_ok) {
 		zone_lo = opt.threshold;
 		zone_span = MAX_BLOCK_BYTES - opt.threshold + 1;
 		waste_max = opt.waste_max;
-		runs_init(true);
 		route_init();
 		if (opt.threshold <= (size_t)CACHE_CLASSES << PAGE_SHIFT)
 			onehop_span = ((size_t)CACHE_CLASSES << PAGE_SHIFT) - opt.threshold + 1;
@@ -384,10 +386,11 @@ static NOINLINE void *malloc_slow(size_t size)
 	void *p;
 
 	trap_check();
-	/* A page plus a header that the waste policy sends to glibc (redis's
-	 * 4101 bytes): there at once in process context, unless frees deferred
-	 * by a handler wait to be drained (mp_glibc_below 0 says so, and with
-	 * statistics on, route[] has no ROUTE_GLIBC). */
+	/* A page plus a header that the waste policy turns away (redis's
+	 * 4101 bytes): a run object, or glibc's, at once in process context,
+	 * unless frees deferred by a handler wait to be drained
+	 * (mp_glibc_below 0 says so, and with statistics on, route[] has no
+	 * ROUTE_GLIBC). */
 	if (size - zone_lo < onehop_span && route[(size - 1) >> ROUTE_SHIFT] == ROUTE_GLIBC &&
 	    likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) && likely(!mp_tls.word)) {
 		p = run_try(size, false);

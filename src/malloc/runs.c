@@ -82,7 +82,7 @@ bool runs_on;                        /* opt.runs and a region */
 /* A run's bitmap with every object free. */
 static inline uint64_t all_free(const struct run_class *rc)
 {
-	return rc->n == 64 ? ~0ull : (1ull << rc->n) - 1;
+	return rc->n == RUN_MAX_N ? ~0ull : (1ull << rc->n) - 1;
 }
 
 static inline uint32_t run_pages(const struct run_class *rc)

@@ -213,7 +213,7 @@ Test(badfree, report_mode_survives_bad_frees_of_run_objects)
 	run_helper(&r, "on_invalid:report", "run-double", "9000");
 	expect_report(&r, "double free", 1);
 	/* p + 16, and p + 4096: inside the object's second page, where the
-	 * next object starts 256 bytes further on */
+	 * next object starts 64 bytes further on */
 	run_helper(&r, "on_invalid:report", "run-interior", "4101");
 	expect_report(&r, "invalid pointer", 1);
 	run_helper(&r, "on_invalid:report", "run-interior-page", "4101");
