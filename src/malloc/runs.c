@@ -390,6 +390,8 @@ static size_t give_back_spares(bool all)
 	size_t pages = 0;
 	bool irq = sigctx_in_irq();
 
+	if (!irq && __atomic_load_n(&deferred, __ATOMIC_RELAXED))
+		drain_deferred_runs();      /* their runs may be wholly free now */
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
 		struct page_desc *h;
