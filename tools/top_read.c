@@ -302,6 +302,12 @@ void top_json(FILE *f, const struct live_seg *s, uint64_t now_ns)
 	fprintf(f, ",\"live_bytes_requested\":%ld,\"live_bytes_held\":%ld}",
 		(long)s->malloc.live_requested, (long)s->malloc.live_held);
 
+	fprintf(f, ",\"runs\":{\"live\":%lu,\"live_bytes\":%lu,\"held\":%lu,\"pages\":%lu,"
+		"\"spare_pages\":%lu,\"allocs\":%lu,\"frees\":%lu,\"made\":%lu,\"released\":%lu,"
+		"\"deferred\":%lu}", LU(s->runs.live), LU(s->runs.live_bytes), LU(s->runs.runs),
+		LU(s->runs.pages), LU(s->runs.spare_pages), LU(s->runs.allocs), LU(s->runs.frees),
+		LU(s->runs.made), LU(s->runs.released), LU(s->runs.deferred));
+
 	fprintf(f, ",\"signal\":{\"handler_entries\":%lu,\"held_back\":%lu,\"reentry_caught\":%lu,"
 		"\"malloc\":%lu,\"free\":%lu}", LU(s->sig.handler_entries),
 		LU(s->sig.deferred_signals), LU(s->sig.reentry_caught), LU(s->malloc.sig_malloc),

@@ -62,6 +62,7 @@ static void collect(struct live_seg *s)
 	malloc_stats_read(&s->malloc);
 	s->sig = sig_stats;
 	s->purge = purge_stats;
+	runs_stats(&s->runs);
 
 	unsigned n = zg.bytes ? cache_count() : 0;
 	if (n > LIVE_CACHES)

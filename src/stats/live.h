@@ -28,7 +28,7 @@
 #include "internal.h"
 
 #define LIVE_MAGIC      0x3145564c4750414dull   /* "MAPGLVE1", little-endian */
-#define LIVE_VERSION    1
+#define LIVE_VERSION    2                       /* 2: runs */
 #define LIVE_MEMFD_NAME "magpage-live"          /* /proc/PID/fd/N ->
 						   "/memfd:magpage-live (deleted)" */
 #define LIVE_CACHES     64                      /* caches published: MAX_CACHES */
@@ -94,6 +94,7 @@ struct live_seg {
 	struct malloc_stats malloc;        /* MALLOC_COUNTERS: complete when counted */
 	struct sig_stats sig;              /* handler entries, signals held back */
 	struct purge_stats purge;          /* the purge driver's ticks and trips */
+	struct runs_stats runs;            /* the page-plus-header runs (always counted) */
 	struct live_cache caches[LIVE_CACHES];
 };
 

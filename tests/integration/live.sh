@@ -65,8 +65,11 @@ pid = int(sys.argv[3])
 for d in (a, b):
     assert d["pid"] == pid and d["program"] == "live_prog", d["pid"]
     assert d["publisher"] == "running" and d["period_ms"] == 250
-    for k in ("zone", "caches", "malloc", "signal", "purge"):
+    for k in ("zone", "caches", "malloc", "signal", "purge", "runs"):
         assert k in d, k
+    for k in ("live", "live_bytes", "held", "pages", "spare_pages", "allocs", "frees",
+              "made", "released", "deferred"):
+        assert k in d["runs"], k
     z = d["zone"]
     for k in ("pages", "free_pages", "held_pages", "lock", "allocs", "frees", "batches",
               "splits", "merges", "purged_pages", "purge_runs", "buddyinfo"):
@@ -82,6 +85,9 @@ assert b["publishes"] > a["publishes"], (a["publishes"], b["publishes"])
 moved = lambda d: d["zone"]["lock"]["acquired"] + d["caches"]["refills"] + d["caches"]["drains"]
 assert moved(b) > moved(a), "zone lock, refills and drains did not move"
 assert b["signal"]["handler_entries"] > a["signal"]["handler_entries"], "handler entries"
+# its 4196- and 8292-byte blocks are run objects (counted with live:1 too)
+assert b["runs"]["allocs"] > a["runs"]["allocs"] > 0, (a["runs"], b["runs"])
+assert b["runs"]["held"] > 0 and b["runs"]["pages"] > 0
 print(f"live: plain: publishes {a['publishes']} -> {b['publishes']}, "
       f"lock+refills+drains {moved(a)} -> {moved(b)}")
 EOF
