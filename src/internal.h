@@ -257,6 +257,35 @@ static inline void sigctx_unhold(uint8_t was)
 		sigctx_release_deferred();
 }
 
+/* A lock a handler must never find held by the code it interrupted, taken
+ * with this thread's signals held back; try_only (a handler: the forking
+ * thread holds it across fork) only tries it.  False: not taken, nothing
+ * held back. */
+static inline bool sigctx_lock(struct mp_lock *l, bool try_only, uint8_t *was)
+{
+	*was = sigctx_hold();
+	if (try_only ? mp_trylock(l) : (mp_lock(l), true))
+		return true;
+	sigctx_unhold(*was);
+	return false;
+}
+static inline void sigctx_unlock(struct mp_lock *l, uint8_t was)
+{
+	mp_unlock(l);
+	sigctx_unhold(was);
+}
+
+/* Pushes p (whose first word becomes the link) on a lock-free stack that
+ * one consumer takes whole (an exchange with NULL): no ABA. */
+static inline void mp_stack_push(void **head, void *p)
+{
+	void *old = __atomic_load_n(head, __ATOMIC_RELAXED);
+	do
+		*(void **)p = old;
+	while (!__atomic_compare_exchange_n(head, &old, p, true, __ATOMIC_RELEASE,
+					    __ATOMIC_RELAXED));
+}
+
 struct sig_stats {
 	uint64_t handler_entries;   /* handler invocations through the trampoline */
 	uint64_t stale_frames;      /* handler levels recovered after siglongjmp out of them */

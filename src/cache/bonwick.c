@@ -256,17 +256,12 @@ static inline int rseq_cpu(void)
  * False: not taken.  *was: for bw_depot_unlock. */
 bool bw_depot_lock(struct bw_depot *d, bool irq, uint8_t *was)
 {
-	*was = sigctx_hold();
-	if (irq ? mp_trylock(&d->lock) : (mp_lock(&d->lock), true))
-		return true;
-	sigctx_unhold(*was);
-	return false;
+	return sigctx_lock(&d->lock, irq, was);
 }
 
 void bw_depot_unlock(struct bw_depot *d, uint8_t was)
 {
-	mp_unlock(&d->lock);
-	sigctx_unhold(was);
+	sigctx_unlock(&d->lock, was);
 }
 
 /* Up to want blocks from depot d into buf. */

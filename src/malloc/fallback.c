@@ -111,11 +111,7 @@ void fb_defer_free(void *p)
 	/* The next small malloc, on any thread, takes the slow path and
 	 * drains: the fast path's own size test is the poll. */
 	__atomic_store_n(&mp_glibc_below, 0, __ATOMIC_RELAXED);
-	void *old = __atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED);
-	do
-		*(void **)p = old;
-	while (!__atomic_compare_exchange_n(&fb_deferred_head, &old, p, true,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+	mp_stack_push(&fb_deferred_head, p);
 }
 
 /* Push-only producers and a consumer that takes the whole list at once:

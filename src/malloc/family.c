@@ -92,11 +92,11 @@ static NOINLINE void *realloc_slow(void *p, size_t size)
 		return NULL;
 	}
 	if (zone_owns(p)) {
-		struct page_desc *pd = live_desc(p);
-		if (!pd && (pfn_to_desc(addr_to_pfn(p))->flags & PG_RUN))
-			return realloc_run(p, pfn_to_desc(addr_to_pfn(p)), size);
+		struct page_desc *pd = live_desc(p), *page = pfn_to_desc(addr_to_pfn(p));
+		if (!pd && (page->flags & PG_RUN))
+			return realloc_run(p, page, size);
 		if (!pd) {
-			bad_pointer("realloc", p, pfn_to_desc(addr_to_pfn(p)));
+			bad_pointer("realloc", p, page);
 			errno = EINVAL;
 			return NULL;
 		}
@@ -234,9 +234,9 @@ size_t mp_usable_size(void *p)
 	if (!p)
 		return 0;
 	if (zone_owns(p)) {
-		struct page_desc *pd = live_desc(p);
-		if (!pd && (pfn_to_desc(addr_to_pfn(p))->flags & PG_RUN))
-			return run_usable_size(p, pfn_to_desc(addr_to_pfn(p)));
+		struct page_desc *pd = live_desc(p), *page = pfn_to_desc(addr_to_pfn(p));
+		if (!pd && (page->flags & PG_RUN))
+			return run_usable_size(p, page);
 		return pd ? (size_t)pd->npages << PAGE_SHIFT : 0;
 	}
 	return fb_usable_size(p);

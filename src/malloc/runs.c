@@ -66,9 +66,8 @@ struct run_bin {
 	struct mp_lock lock;
 	struct page_desc *partial;   /* runs with free and live objects */
 	struct page_desc *spare;     /* a run whose objects are all free */
-	uint64_t allocs, frees;      /* objects; under the lock */
+	uint64_t allocs, frees;      /* objects (live: the difference); under the lock */
 	uint64_t made, released;     /* runs */
-	uint64_t live;               /* objects live now */
 	uint64_t runs;               /* runs held now */
 	uint64_t peak;               /* the most runs held at once */
 	uint64_t decay_seen;         /* allocs at the last runs_decay */
@@ -83,6 +82,14 @@ bool runs_on;                        /* opt.runs and a region */
 static inline uint64_t all_free(const struct run_class *rc)
 {
 	return rc->n == RUN_MAX_N ? ~0ull : (1ull << rc->n) - 1;
+}
+
+/* Objects of a bin live now, read without its lock: frees first, so that
+ * the difference never goes below 0. */
+static uint64_t bin_live(const struct run_bin *b)
+{
+	uint64_t frees = __atomic_load_n(&b->frees, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&b->allocs, __ATOMIC_RELAXED) - frees;
 }
 
 static inline uint32_t run_pages(const struct run_class *rc)
@@ -122,14 +129,12 @@ void runs_init(bool zone_ok)
 
 static void lock_bin(struct run_bin *b, uint8_t *was)
 {
-	*was = sigctx_hold();
-	mp_lock(&b->lock);
+	sigctx_lock(&b->lock, false, was);
 }
 
 static void unlock_bin(struct run_bin *b, uint8_t was)
 {
-	mp_unlock(&b->lock);
-	sigctx_unhold(was);
+	sigctx_unlock(&b->lock, was);
 }
 
 static void list_add(struct run_bin *b, struct page_desc *h)
@@ -175,15 +180,13 @@ static void run_format(struct page_desc *h, unsigned cls)
 }
 
 /* Under the bin's lock: the run's pages lose their marks, so that nothing
- * in them passes for an object once the zone has them back. */
+ * in them passes for an object once the zone has them back (owner and
+ * reserved32 mean something only beside PG_RUN). */
 static void run_unformat(struct page_desc *h, const struct run_class *rc)
 {
 	uint32_t pages = run_pages(rc);
-	for (uint32_t j = 0; j < pages; j++) {
+	for (uint32_t j = 0; j < pages; j++)
 		__atomic_store_n(&h[j].flags, (uint8_t)0, __ATOMIC_RELAXED);
-		h[j].reserved32 = 0;
-	}
-	h->req_bytes = 0;
 }
 
 /* A run's pages back to the zone (the bin's lock not held). */
@@ -210,7 +213,6 @@ static bool free_locked(struct run_bin *b, struct page_desc *h, unsigned cls, un
 	h->req_bytes |= 1ull << i;
 	uint32_t nfree = ++h->pcp_next;
 	b->frees++;
-	b->live--;
 	if (nfree == 1)
 		list_add(b, h);             /* was full */
 	if (nfree == rc->n) {
@@ -227,7 +229,14 @@ static bool free_locked(struct run_bin *b, struct page_desc *h, unsigned cls, un
 	return true;
 }
 
-static void drain_deferred_runs(void);
+static NOINLINE void drain_deferred_slow(void);
+
+/* The frees handlers deferred, if any, outside a handler. */
+static inline void drain_deferred_runs(void)
+{
+	if (unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) && !sigctx_in_irq())
+		drain_deferred_slow();
+}
 
 /* One object of class cls, or NULL (the zone has no run to give): the
  * caller falls back to glibc.  Process context only. */
@@ -238,8 +247,7 @@ void *run_alloc(int cls, bool zero, size_t size)
 	struct page_desc *h, *fresh = NULL;
 	uint8_t was;
 
-	if (unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)))
-		drain_deferred_runs();
+	drain_deferred_runs();
 	lock_bin(b, &was);
 	while (!(h = b->partial) && !(h = b->spare)) {
 		if (fresh) {
@@ -267,7 +275,6 @@ void *run_alloc(int cls, bool zero, size_t size)
 	if (--h->pcp_next == 0)
 		list_del(b, h);
 	b->allocs++;
-	b->live++;
 	unlock_bin(b, was);
 	if (fresh) {                        /* another thread made one meanwhile */
 		fresh->flags = 0;
@@ -297,15 +304,6 @@ static bool locate(void *p, struct page_desc *pd, struct page_desc **h, unsigned
 	return (uintptr_t)p == (uintptr_t)desc_to_addr(*h) + (uintptr_t)*i * rc->size;
 }
 
-size_t run_usable_size(void *p, struct page_desc *pd)
-{
-	struct page_desc *h;
-	unsigned c, i;
-	if (!locate(p, pd, &h, &c, &i) || ((h->req_bytes >> i) & 1))
-		return 0;
-	return rclass[c].size;
-}
-
 #define NOT_START "not the start of a live allocation"
 #define FREE_ALREADY "double free: the object is already free"
 
@@ -324,14 +322,11 @@ int run_class_of_object(void *p, struct page_desc *pd, const char **why)
 	return (int)c;
 }
 
-static void defer(void *p)
+size_t run_usable_size(void *p, struct page_desc *pd)
 {
-	void *old = __atomic_load_n(&deferred, __ATOMIC_RELAXED);
-	do
-		*(void **)p = old;
-	while (!__atomic_compare_exchange_n(&deferred, &old, p, true, __ATOMIC_RELEASE,
-					    __ATOMIC_RELAXED));
-	__atomic_add_fetch(&deferred_count, 1, __ATOMIC_RELAXED);
+	const char *why;
+	int c = run_class_of_object(p, pd, &why);
+	return c < 0 ? 0 : rclass[c].size;
 }
 
 /* Frees run object p (pd: its page's descriptor, PG_RUN seen); fn names
@@ -347,17 +342,12 @@ void run_free(void *p, struct page_desc *pd, const char *fn)
 		return;
 	}
 	struct run_bin *b = &bins[c];
-	if (unlikely(sigctx_in_irq())) {
-		was = sigctx_hold();
-		if (!mp_trylock(&b->lock)) {
-			sigctx_unhold(was);
-			defer(p);
-			return;
-		}
-	} else {
-		if (unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)))
-			drain_deferred_runs();
-		lock_bin(b, &was);
+	bool irq = sigctx_in_irq();
+	drain_deferred_runs();
+	if (!sigctx_lock(&b->lock, irq, &was)) {
+		mp_stack_push(&deferred, p);         /* a handler, the lock held */
+		__atomic_add_fetch(&deferred_count, 1, __ATOMIC_RELAXED);
+		return;
 	}
 	if (!free_locked(b, h, c, i, &release)) {
 		unlock_bin(b, was);
@@ -370,10 +360,8 @@ void run_free(void *p, struct page_desc *pd, const char *fn)
 }
 
 /* Process context: the frees handlers deferred. */
-static void drain_deferred_runs(void)
+static NOINLINE void drain_deferred_slow(void)
 {
-	if (sigctx_in_irq())
-		return;
 	void *p = __atomic_exchange_n(&deferred, NULL, __ATOMIC_ACQUIRE);
 	while (p) {
 		void *next = *(void **)p;
@@ -390,8 +378,7 @@ static size_t give_back_spares(bool all)
 	size_t pages = 0;
 	bool irq = sigctx_in_irq();
 
-	if (!irq && __atomic_load_n(&deferred, __ATOMIC_RELAXED))
-		drain_deferred_runs();      /* their runs may be wholly free now */
+	drain_deferred_runs();              /* their runs may be wholly free now */
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
 		struct page_desc *h;
@@ -402,15 +389,8 @@ static size_t give_back_spares(bool all)
 			b->decay_seen = allocs;
 		if (!__atomic_load_n(&b->spare, __ATOMIC_RELAXED) || (!all && !idle))
 			continue;
-		if (irq) {
-			was = sigctx_hold();
-			if (!mp_trylock(&b->lock)) {
-				sigctx_unhold(was);
-				continue;
-			}
-		} else {
-			lock_bin(b, &was);
-		}
+		if (!sigctx_lock(&b->lock, irq, &was))
+			continue;
 		h = b->spare;
 		b->spare = NULL;
 		if (h) {
@@ -455,7 +435,7 @@ void runs_text(struct fmt_buf *b)
 		fmt_printf(b, "    %5u-byte objects, %2u in %2u pages: %lu live in %lu runs (at most "
 			   "%lu at once); %lu allocations\n", (unsigned)rc->size, (unsigned)rc->n,
 			   (unsigned)run_pages(rc),
-			   (unsigned long)__atomic_load_n(&bin->live, __ATOMIC_RELAXED),
+			   (unsigned long)bin_live(bin),
 			   (unsigned long)__atomic_load_n(&bin->runs, __ATOMIC_RELAXED),
 			   (unsigned long)__atomic_load_n(&bin->peak, __ATOMIC_RELAXED),
 			   (unsigned long)allocs);
@@ -471,11 +451,11 @@ void runs_stats(struct runs_stats *out)
 		out->frees += __atomic_load_n(&b->frees, __ATOMIC_RELAXED);
 		out->made += __atomic_load_n(&b->made, __ATOMIC_RELAXED);
 		out->released += __atomic_load_n(&b->released, __ATOMIC_RELAXED);
-		out->live += __atomic_load_n(&b->live, __ATOMIC_RELAXED);
+		out->live += bin_live(b);
 		uint64_t runs = __atomic_load_n(&b->runs, __ATOMIC_RELAXED);
 		out->runs += runs;
 		out->pages += runs * run_pages(&rclass[c]);
-		out->live_bytes += __atomic_load_n(&b->live, __ATOMIC_RELAXED) * rclass[c].size;
+		out->live_bytes += bin_live(b) * rclass[c].size;
 		if (__atomic_load_n(&b->spare, __ATOMIC_RELAXED))
 			out->spare_pages += run_pages(&rclass[c]);
 	}
@@ -514,7 +494,7 @@ int runs_validate(char *why, size_t cap)
 		 * those of the listed runs that are not free */
 		full = b->runs - listed - (b->spare ? 1 : 0);
 		if (!bad && (listed + (b->spare ? 1 : 0) > b->runs ||
-			     b->live != full * rc->n + listed * rc->n - free_objs))
+			     b->allocs - b->frees != full * rc->n + listed * rc->n - free_objs))
 			bad = 4;
 		unlock_bin(b, was);
 		if (bad) {
