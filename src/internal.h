@@ -693,8 +693,13 @@ struct runs_stats {
 	uint64_t made, released;     /* runs taken from and given back to the zone */
 	uint64_t live, live_bytes;   /* objects live now, and their object bytes */
 	uint64_t runs, pages;        /* runs held now, and their pages */
-	uint64_t spare_pages;        /* pages of the wholly free runs kept */
+	uint64_t idle_pages;         /* pages of the runs with no live object: the
+					spare runs kept, and runs whose taken
+					objects all sit in CPU caches */
 	uint64_t deferred;           /* handler frees deferred (a bin was locked) */
+	uint64_t cached;             /* objects in the CPUs' caches now */
+	uint64_t cache_drained;      /* objects the drains and the decay took from them */
+	uint64_t cache_cpus;         /* CPUs with caches of objects: 0 = none (no rseq) */
 };
 void runs_stats(struct runs_stats *out);
 /* The statistics report's line per class that served anything. */
@@ -723,7 +728,8 @@ void runs_fork_recover(void);
 	X(fb_exhausted)   X(fb_align)       X(invalid_frees)  X(sig_malloc) \
 	X(sig_free)       X(sig_small_zone) X(sig_deferred)   X(sig_deferred_drained) \
 	X(calloc_memset_skipped) X(realloc_in_place) \
-	X(fb_waste)       X(fb_waste_bytes) X(waste_kept)     X(waste_kept_bytes)
+	X(fb_waste)       X(fb_waste_bytes) X(waste_kept)     X(waste_kept_bytes) \
+	X(run_allocs)     X(run_frees)
 struct malloc_stats {
 #define X(n) uint64_t n;
 	MALLOC_COUNTERS(X)

@@ -234,9 +234,11 @@ static void show_proc(const struct live_seg *s, const struct live_seg *prev)
 		     (unsigned long)(s->malloc.live_held >> 20));
 	else
 		line("rounding   - (live:counted counts rounding waste)");
-	line("runs       %lu objects live (%lu MiB) in %lu runs of %lu pages; %s allocations/s",
+	line("runs       %lu objects live (%lu MiB), %lu in CPU caches, in %lu runs of %lu pages; "
+	     "%s objects/s taken from runs",
 	     (unsigned long)s->runs.live, (unsigned long)(s->runs.live_bytes >> 20),
-	     (unsigned long)s->runs.runs, (unsigned long)s->runs.pages,
+	     (unsigned long)s->runs.cached, (unsigned long)s->runs.runs,
+	     (unsigned long)s->runs.pages,
 	     rate(s->runs.allocs, prev ? prev->runs.allocs : 0, s, prev, a, sizeof(a)));
 	line("signals    %lu handler entries, %lu held back while in the zone, handler allocations %s",
 	     (unsigned long)s->sig.handler_entries, (unsigned long)s->sig.deferred_signals,

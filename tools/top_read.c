@@ -303,10 +303,12 @@ void top_json(FILE *f, const struct live_seg *s, uint64_t now_ns)
 		(long)s->malloc.live_requested, (long)s->malloc.live_held);
 
 	fprintf(f, ",\"runs\":{\"live\":%lu,\"live_bytes\":%lu,\"held\":%lu,\"pages\":%lu,"
-		"\"spare_pages\":%lu,\"allocs\":%lu,\"frees\":%lu,\"made\":%lu,\"released\":%lu,"
-		"\"deferred\":%lu}", LU(s->runs.live), LU(s->runs.live_bytes), LU(s->runs.runs),
-		LU(s->runs.pages), LU(s->runs.spare_pages), LU(s->runs.allocs), LU(s->runs.frees),
-		LU(s->runs.made), LU(s->runs.released), LU(s->runs.deferred));
+		"\"idle_pages\":%lu,\"allocs\":%lu,\"frees\":%lu,\"made\":%lu,\"released\":%lu,"
+		"\"deferred\":%lu,\"cached\":%lu,\"cache_drained\":%lu}", LU(s->runs.live),
+		LU(s->runs.live_bytes), LU(s->runs.runs),
+		LU(s->runs.pages), LU(s->runs.idle_pages), LU(s->runs.allocs), LU(s->runs.frees),
+		LU(s->runs.made), LU(s->runs.released), LU(s->runs.deferred), LU(s->runs.cached),
+		LU(s->runs.cache_drained));
 
 	fprintf(f, ",\"signal\":{\"handler_entries\":%lu,\"held_back\":%lu,\"reentry_caught\":%lu,"
 		"\"malloc\":%lu,\"free\":%lu}", LU(s->sig.handler_entries),

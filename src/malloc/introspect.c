@@ -28,9 +28,10 @@ static void census(struct page_census *pc, struct zone_info *zi)
 	}
 	struct runs_stats rs;
 	runs_stats(&rs);
-	/* a run whose objects are all free is cached memory, as a page
-	 * cache's block is; a run with a live object is the program's */
-	pc->cached += cache_depot_pages() + reserve_pages() + rs.spare_pages;
+	/* a run with no live object (all free, or in CPU caches) is cached
+	 * memory, as a page cache's block is; a run with a live object is
+	 * the program's */
+	pc->cached += cache_depot_pages() + reserve_pages() + rs.idle_pages;
 	uint64_t not_held = pc->listed_free + pc->cached;
 	pc->held = pc->touched > not_held ? pc->touched - not_held : 0;
 }

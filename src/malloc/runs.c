@@ -41,19 +41,40 @@
  * wholly free run goes back to the zone.  The lock also makes the
  * double-free check exact: a free finds the object's bit already set.
  *
+ * Per CPU, in front of the bins, a cache of free objects per class (with
+ * rseq; off without it): an array of object numbers (the object's offset
+ * in the region / 64) pushed and popped by the page caches' restartable
+ * sections (platform/rseq.h), so that a malloc and free of these sizes
+ * takes no lock.  An empty array takes up to half its capacity from one
+ * run of the bin (one lock hold), a full one gives back the newest half;
+ * the capacity is 128 KiB of objects, at most 48 (4101 bytes: 30).  An
+ * object is the program's while PG_RUN_LIVE is set on the descriptor of
+ * the page it starts in: set when malloc hands it out, cleared by free,
+ * which is how free tells a double free from a first one whether the
+ * object went back to its run or to an array.  In its run's bitmap an
+ * object in an array counts as taken: a bin's allocs - frees is what the
+ * program holds plus what the arrays hold.  What the arrays hold goes back
+ * to the runs on malloc_trim, magpage_drain and when the zone runs out
+ * (runs_drain), and on the decay for a class whose array on a CPU did not
+ * move in the interval (runs_decay): the CPU's arrays are stopped and
+ * fenced as the page caches' are (cache_stop_cpu), under rc_drain_lock.
+ *
  * Signal handlers: a handler's request of these sizes gets whole pages, as
  * every handler request does (handler_alloc); a handler's free of an
- * object only tries the lock, and if another thread holds it, pushes the
- * object on a stack the next process-context call drains (the object's
- * first word is the link).
+ * object goes to its CPU's array (the section restarts if the handler
+ * interrupted one), else only tries the bin's lock, and if another thread
+ * holds it, pushes the object on a stack the next process-context call
+ * drains (the object's first word is the link).
  */
 #include <string.h>
+#include <sys/mman.h>
 
 #include "malloc/malloc_impl.h"
 
 struct run_class {
 	uint32_t size;          /* object bytes: k pages + 4096 / N */
-	uint16_t k;             /* pages per object, rounded down */
+	uint8_t k;              /* pages per object, rounded down: 1 or 2 */
+	uint8_t kshift;         /* log2(k): free divides by k with a shift */
 	uint16_t n;             /* objects per run */
 };
 
@@ -77,6 +98,37 @@ static struct run_bin bins[RUN_CLASSES];
 static void *deferred;               /* handler frees that found a bin locked */
 static uint64_t deferred_count;      /* atomic */
 bool runs_on;                        /* opt.runs and a region */
+
+/* ---- the per-CPU caches of objects ---- */
+
+#define RC_CLASS_BYTES 256           /* a class's header line and array */
+#define RC_SLOTS ((RC_CLASS_BYTES - 64) / 4)
+#define RC_CAP_BYTES (128u << 10)    /* objects an array holds, in bytes */
+/* Object numbers are 32 bits: regions up to 256 GiB (larger: no caches). */
+#define RC_MAX_REGION (1ull << 38)
+
+/* One class of one CPU: the page caches' layout (cache/bonwick.h), so that
+ * their sections serve it: count | high, then the array at +64. */
+struct rc_class {
+	struct bw_hdr h;
+	uint32_t seen;               /* count at the last decay (rc_drain_lock) */
+	uint32_t pad[13];
+	uint32_t slots[RC_SLOTS];
+};
+_Static_assert(sizeof(struct rc_class) == RC_CLASS_BYTES, "a class is a shift away");
+_Static_assert(offsetof(struct rc_class, slots) == 64, "rseq.h: the array follows the header line");
+_Static_assert(RUN_CLASSES * RC_CLASS_BYTES <= (1u << BW_STRIDE_SHIFT),
+	       "a CPU's classes fit the sections' stride");
+
+static char *rc_base;                /* CPU 0's classes; CPU c's c << 16 on */
+static uint32_t rc_nr_cpus;          /* CPUs with caches: 0 = none (no rseq) */
+static uint32_t rc_batch[RUN_CLASSES];   /* objects per refill; capacity twice that */
+/* The classes any CPU's array may hold objects of: [rc_lo, rc_hi), grown
+ * before an array first gets a capacity (rc_open). */
+static uint32_t rc_lo = RUN_CLASSES, rc_hi;
+static struct mp_lock rc_drain_lock; /* remote drains; fork takes it first */
+static struct cache_fences rc_fenced;
+static uint64_t rc_drained;          /* objects the drains gave back to the runs */
 
 /* A run's bitmap with every object free. */
 static inline uint64_t all_free(const struct run_class *rc)
@@ -121,10 +173,58 @@ void runs_init(bool zone_ok)
 		unsigned k = 1 + c / (PAGE_SIZE / RUN_STEP);
 		unsigned h = (c % (PAGE_SIZE / RUN_STEP) + 1) * RUN_STEP;
 		unsigned n = PAGE_SIZE / h < RUN_MAX_N ? PAGE_SIZE / h : RUN_MAX_N;
-		rclass[c] = (struct run_class){ .size = (k << PAGE_SHIFT) + h, .k = (uint16_t)k,
+		rclass[c] = (struct run_class){ .size = (k << PAGE_SHIFT) + h, .k = (uint8_t)k, .kshift = (uint8_t)(k - 1),
 						.n = (uint16_t)n };
 	}
 	runs_on = zone_ok && opt.runs;
+	for (unsigned c = 0; c < RUN_CLASSES; c++) {
+		uint32_t cap = RC_CAP_BYTES / rclass[c].size;
+		if (cap > RC_SLOTS)
+			cap = RC_SLOTS;
+		rc_batch[c] = cap / 2;
+	}
+#if MP_HAVE_RSEQ
+	/* The caches need the fence for their remote drains, and object
+	 * numbers of 32 bits. */
+	if (runs_on && cpu_rseq_ok && zg.bytes <= RC_MAX_REGION && cache_fence_register()) {
+		unsigned n = (unsigned)os.ncpus();
+		void *m = os.mmap(NULL, (size_t)n << BW_STRIDE_SHIFT, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (m != MAP_FAILED) {
+			rc_base = m;
+			__atomic_store_n(&rc_nr_cpus, n, __ATOMIC_RELEASE);
+		}
+	}
+#endif
+}
+
+static inline struct rc_class *rc_of(unsigned cpu, unsigned cls)
+{
+	return (struct rc_class *)(rc_base + ((size_t)cpu << BW_STRIDE_SHIFT) +
+				   (size_t)cls * RC_CLASS_BYTES);
+}
+
+static inline uint32_t obj_id(const void *p)
+{
+	return (uint32_t)(((uintptr_t)p - zg.base) >> 6);
+}
+
+static inline void *obj_ptr(uint64_t id)
+{
+	return (void *)(zg.base + (id << 6));
+}
+
+/* The descriptor of the page an object starts in. */
+static inline struct page_desc *obj_page(const void *p)
+{
+	return addr_to_desc((const void *)((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1)));
+}
+
+/* The object is the program's now, or no longer. */
+static inline void obj_set_live(void *p)
+{
+	struct page_desc *pd = obj_page(p);
+	__atomic_store_n(&pd->flags, (uint8_t)(pd->flags | PG_RUN_LIVE), __ATOMIC_RELAXED);
 }
 
 static void lock_bin(struct run_bin *b, uint8_t *was)
@@ -238,16 +338,20 @@ static inline void drain_deferred_runs(void)
 		drain_deferred_slow();
 }
 
-/* One object of class cls, or NULL (the zone has no run to give): the
- * caller falls back to glibc.  Process context only. */
-void *run_alloc(int cls, bool zero, size_t size)
+/*
+ * Up to want objects of class cls from one run of its bin (a new run if it
+ * has none), their numbers into ids: how many, 0 if the zone has no run to
+ * give (the caller falls back to glibc).  Taking from one run only, a
+ * class whose program holds exactly N objects holds one run.  Process
+ * context only.
+ */
+static unsigned bin_take(int cls, uint32_t *ids, unsigned want)
 {
 	const struct run_class *rc = &rclass[cls];
 	struct run_bin *b = &bins[cls];
 	struct page_desc *h, *fresh = NULL;
 	uint8_t was;
 
-	drain_deferred_runs();
 	lock_bin(b, &was);
 	while (!(h = b->partial) && !(h = b->spare)) {
 		if (fresh) {
@@ -263,24 +367,170 @@ void *run_alloc(int cls, bool zero, size_t size)
 		fresh = pa_alloc(run_pages(rc), 0);
 		tick_check();
 		if (!fresh)
-			return NULL;
+			return 0;
 		lock_bin(b, &was);
 	}
 	if (h == b->spare)
 		b->spare = NULL;
 	if (h->pcp_next == rc->n)
 		list_add(b, h);             /* the spare, or just made */
-	unsigned i = (unsigned)__builtin_ctzll(h->req_bytes);
-	h->req_bytes &= ~(1ull << i);
-	if (--h->pcp_next == 0)
+	const char *base = desc_to_addr(h);
+	unsigned n = 0;
+	while (n < want && h->pcp_next) {
+		unsigned i = (unsigned)__builtin_ctzll(h->req_bytes);
+		h->req_bytes &= ~(1ull << i);
+		h->pcp_next--;
+		ids[n++] = obj_id(base + (size_t)i * rc->size);
+	}
+	if (h->pcp_next == 0)
 		list_del(b, h);
-	b->allocs++;
+	b->allocs += n;
 	unlock_bin(b, was);
 	if (fresh) {                        /* another thread made one meanwhile */
 		fresh->flags = 0;
 		run_release(fresh);
 	}
-	void *p = (char *)desc_to_addr(h) + (size_t)i * rc->size;
+	return n;
+}
+
+/* Objects of class cls that nobody holds (in no array, not the program's)
+ * back to their runs, under one hold of the bin's lock; the runs that
+ * become wholly free beyond the spare go back to the zone.  Process
+ * context only. */
+static void bin_put(int cls, const uint32_t *ids, unsigned n)
+{
+	const struct run_class *rc = &rclass[cls];
+	struct run_bin *b = &bins[cls];
+	struct page_desc *gone = NULL, *release;
+	void *bad = NULL;
+	uint8_t was;
+
+	lock_bin(b, &was);
+	for (unsigned j = 0; j < n; j++) {
+		void *p = obj_ptr(ids[j]);
+		struct page_desc *pd = obj_page(p);
+		uint32_t back = pd->reserved32;
+		if (!free_locked(b, pd - back, (unsigned)cls, back >> rc->kshift, &release)) {
+			bad = p;                /* a double free that raced its first */
+			continue;
+		}
+		if (release) {              /* unformatted: its link is ours */
+			release->next = gone;
+			gone = release;
+		}
+	}
+	unlock_bin(b, was);
+	while (gone) {
+		struct page_desc *next = gone->next;
+		run_release(gone);
+		gone = next;
+	}
+	if (bad)
+		bad_pointer_why("free", bad, "double free: the object is already free");
+}
+
+#if MP_HAVE_RSEQ
+/* cpu's array of class cls gets its capacity on first use (the classes any
+ * array may hold widen first, for the drains): true if it had none. */
+static bool rc_open(struct rc_class *c, unsigned cls)
+{
+	if (likely(__atomic_load_n(&c->h.high, __ATOMIC_RELAXED)))
+		return false;
+	uint32_t v = __atomic_load_n(&rc_lo, __ATOMIC_RELAXED);
+	while (cls < v && !__atomic_compare_exchange_n(&rc_lo, &v, cls, false, __ATOMIC_SEQ_CST,
+							__ATOMIC_RELAXED))
+		;
+	v = __atomic_load_n(&rc_hi, __ATOMIC_RELAXED);
+	while (cls + 1 > v && !__atomic_compare_exchange_n(&rc_hi, &v, cls + 1, false,
+							   __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		;
+	__atomic_store_n(&c->h.high, 2 * rc_batch[cls], __ATOMIC_RELEASE);
+	return true;
+}
+
+/* Objects taken for the array of the CPU this thread runs on: in, or back
+ * to their runs if the array has no room (or is being drained). */
+static void rc_stash(int cls, uint32_t *ids, unsigned n)
+{
+	for (int tries = 0; tries < 4; tries++) {
+		uint32_t cpu = rseq_cpu_id();
+		if (cpu >= rc_nr_cpus)
+			break;
+		struct rc_class *c = rc_of(cpu, (unsigned)cls);
+		rc_open(c, (unsigned)cls);
+		enum rseq_result r = rseq_bw_push_n(&c->h.count, (int)cpu, ids, n);
+		if (r == RSEQ_DONE)
+			return;
+		if (r != RSEQ_ABORTED)
+			break;
+	}
+	bin_put(cls, ids, n);
+}
+
+/* This CPU's array of the class was empty: half its capacity from the bin,
+ * one for the caller. */
+static NOINLINE void *rc_refill(int cls)
+{
+	uint32_t ids[RC_SLOTS];
+	unsigned n = bin_take(cls, ids, rc_batch[cls]);
+	if (!n)
+		return NULL;
+	if (n > 1)
+		rc_stash(cls, ids + 1, n - 1);
+	return obj_ptr(ids[0]);
+}
+
+/* This CPU's array of the class was full (or had no capacity yet): its
+ * newest half and object id go back to their runs; false if that could not
+ * be done here (a handler, which must not wait for the bin's lock; the
+ * section restarted), and the caller frees id alone. */
+static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
+{
+	uint32_t buf[RC_SLOTS + 1];
+	if (sigctx_in_irq())
+		return false;
+	uint32_t cpu = rseq_cpu_id();
+	if (cpu >= rc_nr_cpus)
+		return false;
+	struct rc_class *c = rc_of(cpu, cls);
+	if (rc_open(c, cls) && rseq_bw_push_here((uint64_t)rc_base, (uint64_t)cls * RC_CLASS_BYTES,
+						 &rc_nr_cpus, id) == RSEQ_DONE)
+		return true;
+	unsigned n = rc_batch[cls];
+	if (rseq_bw_pop_n(&c->h.count, (int)cpu, buf, n) != RSEQ_DONE)
+		return false;
+	buf[n] = id;
+	bin_put((int)cls, buf, n + 1);
+	return true;
+}
+#endif
+
+/* One object of class cls, or NULL (the zone has no run to give): the
+ * caller falls back to glibc.  Process context only. */
+void *run_alloc(int cls, bool zero, size_t size)
+{
+	void *p = NULL;
+
+	drain_deferred_runs();
+#if MP_HAVE_RSEQ
+	uint64_t id;
+	uint32_t cpu;
+	if (likely(rseq_bw_pop_here((uint64_t)rc_base + (uint64_t)cls * RC_CLASS_BYTES,
+				    &rc_nr_cpus, &id, &cpu) == RSEQ_DONE))
+		p = obj_ptr(id);
+	else if (rc_nr_cpus)
+		p = rc_refill(cls);
+	else
+#endif
+	{
+		uint32_t one;
+		if (bin_take(cls, &one, 1))
+			p = obj_ptr(one);
+	}
+	if (!p)
+		return NULL;
+	obj_set_live(p);
+	COUNT(run_allocs);
 	if (zero)
 		memset(p, 0, size);
 	return p;
@@ -296,11 +546,11 @@ static bool locate(void *p, struct page_desc *pd, struct page_desc **h, unsigned
 	if (c >= RUN_CLASSES)
 		return false;
 	const struct run_class *rc = &rclass[c];
-	if (back % rc->k || back / rc->k >= rc->n)
+	if ((back & (rc->k - 1u)) || (back >> rc->kshift) >= rc->n)
 		return false;
 	*h = pd - back;
 	*cls = c;
-	*i = back / rc->k;
+	*i = back >> rc->kshift;
 	return (uintptr_t)p == (uintptr_t)desc_to_addr(*h) + (uintptr_t)*i * rc->size;
 }
 
@@ -315,7 +565,7 @@ int run_class_of_object(void *p, struct page_desc *pd, const char **why)
 		*why = NOT_START;
 		return -1;
 	}
-	if ((h->req_bytes >> i) & 1) {
+	if (!(__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) & PG_RUN_LIVE)) {
 		*why = FREE_ALREADY;
 		return -1;
 	}
@@ -329,20 +579,16 @@ size_t run_usable_size(void *p, struct page_desc *pd)
 	return c < 0 ? 0 : rclass[c].size;
 }
 
-/* Frees run object p (pd: its page's descriptor, PG_RUN seen); fn names
- * the call in a report of a bad pointer. */
-void run_free(void *p, struct page_desc *pd, const char *fn)
+/* Object i of run h (class c), no longer the program's, back to its run:
+ * a handler only tries the bin's lock, and defers the free if another
+ * thread holds it. */
+static void obj_to_bin(void *p, struct page_desc *h, unsigned c, unsigned i, const char *fn)
 {
-	struct page_desc *h, *release;
-	unsigned c, i;
+	struct run_bin *b = &bins[c];
+	struct page_desc *release;
+	bool irq = sigctx_in_irq();
 	uint8_t was;
 
-	if (!locate(p, pd, &h, &c, &i)) {
-		bad_pointer_why(fn, p, NOT_START);
-		return;
-	}
-	struct run_bin *b = &bins[c];
-	bool irq = sigctx_in_irq();
 	drain_deferred_runs();
 	if (!sigctx_lock(&b->lock, irq, &was)) {
 		mp_stack_push(&deferred, p);         /* a handler, the lock held */
@@ -359,15 +605,217 @@ void run_free(void *p, struct page_desc *pd, const char *fn)
 		run_release(release);
 }
 
-/* Process context: the frees handlers deferred. */
+/* Frees run object p (pd: its page's descriptor, PG_RUN seen); fn names
+ * the call in a report of a bad pointer.  The object goes to this CPU's
+ * array, or, that full, with the array's newest half to the bin. */
+void run_free(void *p, struct page_desc *pd, const char *fn)
+{
+	struct page_desc *h;
+	unsigned c, i;
+	uint8_t f = __atomic_load_n(&pd->flags, __ATOMIC_RELAXED);
+
+	if (!locate(p, pd, &h, &c, &i)) {
+		bad_pointer_why(fn, p, NOT_START);
+		return;
+	}
+	if (!(f & PG_RUN_LIVE)) {
+		bad_pointer_why(fn, p, FREE_ALREADY);
+		return;
+	}
+	/* a plain load and store, as page_free's check: two threads freeing
+	 * the same object at the same instant race, as with glibc */
+	__atomic_store_n(&pd->flags, (uint8_t)(f & ~PG_RUN_LIVE), __ATOMIC_RELAXED);
+	COUNT(run_frees);
+#if MP_HAVE_RSEQ
+	if (likely(rseq_bw_push_here((uint64_t)rc_base, (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
+				     obj_id(p)) == RSEQ_DONE))
+		return;
+	if (rc_nr_cpus && rc_spill(c, obj_id(p)))
+		return;
+#endif
+	obj_to_bin(p, h, c, i, fn);
+}
+
+/* Process context: the frees handlers deferred (their objects' live marks
+ * are cleared already). */
 static NOINLINE void drain_deferred_slow(void)
 {
 	void *p = __atomic_exchange_n(&deferred, NULL, __ATOMIC_ACQUIRE);
 	while (p) {
 		void *next = *(void **)p;
-		run_free(p, pfn_to_desc(addr_to_pfn(p)), "free");
+		struct page_desc *h;
+		unsigned c, i;
+		if (locate(p, obj_page(p), &h, &c, &i))
+			obj_to_bin(p, h, c, i, "free");
 		p = next;
 	}
+}
+
+#if MP_HAVE_RSEQ
+/*
+ * cpu's arrays of classes [lo, hi) back to the runs: every object (all), or
+ * those of the classes whose count has not moved since the last decay (a
+ * class in use whose count happens to read the same twice is emptied too,
+ * and refills: a cost of one batch).  The arrays are stopped and cpu
+ * fenced first, as the page caches' remote drains do; the classes not
+ * taken are let go as they were.  rc_drain_lock held, process context.
+ * Returns the objects given back.
+ */
+static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
+{
+	uint64_t take[(RUN_CLASSES + 63) / 64] = { 0 };
+	size_t objs = 0;
+	bool any = false;
+
+	for (unsigned k = lo; k < hi; k++) {
+		struct rc_class *c = rc_of(cpu, k);
+		uint32_t n = __atomic_load_n(&c->h.count, __ATOMIC_RELAXED);
+		if (n && (all || n == c->seen)) {
+			take[k / 64] |= 1ull << (k % 64);
+			any = true;
+		}
+		if (c->seen != n)
+			c->seen = n;
+	}
+	if (!any || !cache_stop_cpu(cpu, &rc_of(cpu, lo)->h.count, RC_CLASS_BYTES, hi - lo, 32,
+				    BW_STOPPED, &rc_fenced))
+		return 0;
+	for (unsigned k = lo; k < hi; k++) {
+		struct rc_class *c = rc_of(cpu, k);
+		uint32_t n = __atomic_load_n(&c->h.count, __ATOMIC_ACQUIRE) & ~BW_STOPPED;
+		if (!((take[k / 64] >> (k % 64)) & 1)) {
+			__atomic_store_n(&c->h.count, n, __ATOMIC_RELEASE);
+			continue;
+		}
+		/* Empty but still stopped while its objects go back: a child
+		 * of _Fork taken meanwhile must not free them again. */
+		__atomic_store_n(&c->h.count, BW_STOPPED, __ATOMIC_RELEASE);
+		bin_put((int)k, c->slots, n);
+		objs += n;
+		c->seen = 0;
+		__atomic_store_n(&c->h.count, 0, __ATOMIC_RELEASE);
+	}
+	return objs;
+}
+#endif
+
+/* Every CPU's arrays (all), or their classes idle since the last decay,
+ * back to the runs; not in a handler, which must not wait for the locks. */
+static size_t rc_drain(bool all)
+{
+	size_t objs = 0;
+#if MP_HAVE_RSEQ
+	if (!__atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE) || sigctx_in_irq())
+		return 0;
+	uint8_t was = sigctx_hold();
+	mp_lock(&rc_drain_lock);
+	unsigned lo = __atomic_load_n(&rc_lo, __ATOMIC_ACQUIRE);
+	unsigned hi = __atomic_load_n(&rc_hi, __ATOMIC_ACQUIRE);
+	for (unsigned cpu = 0; lo < hi && cpu < rc_nr_cpus; cpu++)
+		objs += rc_drain_cpu(cpu, lo, hi, all);
+	__atomic_add_fetch(&rc_drained, objs, __ATOMIC_RELAXED);
+	mp_unlock(&rc_drain_lock);
+	sigctx_unhold(was);
+#else
+	(void)all;
+#endif
+	return objs;
+}
+
+/* Objects of class cls in the CPUs' arrays now (racy: statistics). */
+static uint64_t rc_cached(unsigned cls)
+{
+	uint64_t n = 0;
+	if (cls < __atomic_load_n(&rc_lo, __ATOMIC_RELAXED) ||
+	    cls >= __atomic_load_n(&rc_hi, __ATOMIC_RELAXED))
+		return 0;
+	for (unsigned cpu = 0; cpu < __atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE); cpu++)
+		n += __atomic_load_n(&rc_of(cpu, cls)->h.count, __ATOMIC_RELAXED) & ~BW_STOPPED;
+	return n;
+}
+
+/* The head of the run whose object id sits in a cache of class cls, or
+ * NULL if the descriptors do not say so (read racily: the statistics). */
+static struct page_desc *cached_head(uint32_t id, unsigned cls)
+{
+	uint64_t pfn = id >> (PAGE_SHIFT - 6);
+	if (pfn >= zg.pages)
+		return NULL;
+	struct page_desc *pd = pfn_to_desc(pfn);
+	uint32_t back = __atomic_load_n(&pd->reserved32, __ATOMIC_RELAXED);
+	if (!(__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) & PG_RUN) || pd->owner != cls ||
+	    back > pfn)
+		return NULL;
+	struct page_desc *h = pd - back;
+	if (!(__atomic_load_n(&h->flags, __ATOMIC_RELAXED) & PG_RUN) || h->owner != cls ||
+	    h->reserved32)
+		return NULL;
+	return h;
+}
+
+/* Calls fn(head, cls, arg) for each object in the CPUs' caches (rc_drain_lock
+ * held). */
+static void each_cached(void (*fn)(struct page_desc *, unsigned, void *), void *arg)
+{
+	unsigned lo = __atomic_load_n(&rc_lo, __ATOMIC_ACQUIRE);
+	unsigned hi = __atomic_load_n(&rc_hi, __ATOMIC_ACQUIRE);
+	for (unsigned cpu = 0; cpu < __atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE); cpu++)
+		for (unsigned k = lo; k < hi; k++) {
+			const struct rc_class *c = rc_of(cpu, k);
+			uint32_t n = __atomic_load_n(&c->h.count, __ATOMIC_RELAXED) & ~BW_STOPPED;
+			for (uint32_t j = 0; j < n && j < RC_SLOTS; j++) {
+				struct page_desc *h = cached_head(c->slots[j], k);
+				if (h)
+					fn(h, k, arg);
+			}
+		}
+}
+
+/* A run head's reserved[0] is this count's scratch (nobody else uses it). */
+static void tally_zero(struct page_desc *h, unsigned cls, void *arg)
+{
+	(void)cls, (void)arg;
+	h->reserved[0] = 0;
+}
+
+static void tally_one(struct page_desc *h, unsigned cls, void *arg)
+{
+	(void)cls, (void)arg;
+	if (h->reserved[0] != UINT64_MAX)
+		h->reserved[0]++;
+}
+
+/* A run whose taken objects (n less its free count) all sit in caches. */
+static void tally_idle(struct page_desc *h, unsigned cls, void *arg)
+{
+	const struct run_class *rc = &rclass[cls];
+	uint32_t nfree = __atomic_load_n(&h->pcp_next, __ATOMIC_RELAXED);
+	if (h->reserved[0] != UINT64_MAX && nfree < rc->n && rc->n - nfree == h->reserved[0])
+		*(uint64_t *)arg += run_pages(rc);
+	h->reserved[0] = UINT64_MAX;       /* counted once */
+}
+
+/* Pages of the runs none of whose objects the program holds: the spare
+ * runs, and those whose taken objects all sit in the CPUs' caches (exact
+ * when the process is quiet; a reader that finds a drain in progress, or a
+ * handler, counts the spares only). */
+static uint64_t idle_pages(void)
+{
+	uint64_t pages = 0;
+	for (int c = 0; c < RUN_CLASSES; c++)
+		if (__atomic_load_n(&bins[c].spare, __ATOMIC_RELAXED))
+			pages += run_pages(&rclass[c]);
+	if (!__atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE) || sigctx_in_irq())
+		return pages;
+	uint8_t was = sigctx_hold();
+	if (mp_trylock(&rc_drain_lock)) {
+		each_cached(tally_zero, NULL);
+		each_cached(tally_one, NULL);
+		each_cached(tally_idle, &pages);
+		mp_unlock(&rc_drain_lock);
+	}
+	sigctx_unhold(was);
+	return pages;
 }
 
 /* The spare runs back to the zone: every class's (all), or those of the
@@ -379,6 +827,7 @@ static size_t give_back_spares(bool all)
 	bool irq = sigctx_in_irq();
 
 	drain_deferred_runs();              /* their runs may be wholly free now */
+	rc_drain(all);                      /* likewise */
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
 		struct page_desc *h;
@@ -407,15 +856,17 @@ static size_t give_back_spares(bool all)
 	return pages;
 }
 
-/* malloc_trim, magpage_drain, an idle process's purge. */
+/* malloc_trim, magpage_drain, an idle process's purge: the CPUs' arrays
+ * too. */
 size_t runs_drain(void)
 {
 	return give_back_spares(true);
 }
 
-/* The decay purge, every purge_delay_ms while the process works: a class
- * that allocated nothing in the interval gives its spare run back, so that
- * a size used once does not keep its run. */
+/* The decay purge, every purge_delay_ms while the process works: a CPU's
+ * array that did not move in the interval gives its objects back to their
+ * runs, and a class that allocated nothing in the interval gives its spare
+ * run back, so that a size used once does not keep its run. */
 size_t runs_decay(void)
 {
 	return give_back_spares(false);
@@ -432,10 +883,11 @@ void runs_text(struct fmt_buf *b)
 		uint64_t allocs = __atomic_load_n(&bin->allocs, __ATOMIC_RELAXED);
 		if (!allocs)
 			continue;
-		fmt_printf(b, "    %5u-byte objects, %2u in %2u pages: %lu live in %lu runs (at most "
-			   "%lu at once); %lu allocations\n", (unsigned)rc->size, (unsigned)rc->n,
-			   (unsigned)run_pages(rc),
-			   (unsigned long)bin_live(bin),
+		uint64_t cached = rc_cached((unsigned)c), out = bin_live(bin);
+		fmt_printf(b, "    %5u-byte objects, %2u in %2u pages: %lu live, %lu in CPU caches, in %lu "
+			   "runs (at most %lu at once); %lu allocations\n", (unsigned)rc->size,
+			   (unsigned)rc->n, (unsigned)run_pages(rc),
+			   (unsigned long)(out > cached ? out - cached : 0), (unsigned long)cached,
 			   (unsigned long)__atomic_load_n(&bin->runs, __ATOMIC_RELAXED),
 			   (unsigned long)__atomic_load_n(&bin->peak, __ATOMIC_RELAXED),
 			   (unsigned long)allocs);
@@ -451,15 +903,19 @@ void runs_stats(struct runs_stats *out)
 		out->frees += __atomic_load_n(&b->frees, __ATOMIC_RELAXED);
 		out->made += __atomic_load_n(&b->made, __ATOMIC_RELAXED);
 		out->released += __atomic_load_n(&b->released, __ATOMIC_RELAXED);
-		out->live += bin_live(b);
+		uint64_t cached = rc_cached((unsigned)c), taken = bin_live(b);
+		uint64_t live = taken > cached ? taken - cached : 0;
+		out->live += live;
+		out->cached += cached;
 		uint64_t runs = __atomic_load_n(&b->runs, __ATOMIC_RELAXED);
 		out->runs += runs;
 		out->pages += runs * run_pages(&rclass[c]);
-		out->live_bytes += bin_live(b) * rclass[c].size;
-		if (__atomic_load_n(&b->spare, __ATOMIC_RELAXED))
-			out->spare_pages += run_pages(&rclass[c]);
+		out->live_bytes += live * rclass[c].size;
 	}
+	out->idle_pages = idle_pages();
 	out->deferred = __atomic_load_n(&deferred_count, __ATOMIC_RELAXED);
+	out->cache_drained = __atomic_load_n(&rc_drained, __ATOMIC_RELAXED);
+	out->cache_cpus = __atomic_load_n(&rc_nr_cpus, __ATOMIC_RELAXED);
 }
 
 /*
@@ -515,6 +971,7 @@ static uint8_t fork_was;
 void runs_fork_prepare(void)
 {
 	fork_was = sigctx_hold();
+	mp_lock(&rc_drain_lock);              /* first, as a drain takes it first */
 	for (int c = 0; c < RUN_CLASSES; c++)
 		mp_lock(&bins[c].lock);
 }
@@ -523,6 +980,7 @@ void runs_fork_parent(void)
 {
 	for (int c = RUN_CLASSES - 1; c >= 0; c--)
 		mp_unlock(&bins[c].lock);
+	mp_unlock(&rc_drain_lock);
 	sigctx_unhold(fork_was);
 }
 
@@ -530,6 +988,7 @@ void runs_fork_child(void)
 {
 	for (int c = 0; c < RUN_CLASSES; c++)
 		mp_lock_reset(&bins[c].lock);
+	mp_lock_reset(&rc_drain_lock);
 	sigctx_unhold(fork_was);
 }
 
@@ -538,6 +997,15 @@ void runs_fork_child(void)
  * objects the program holds, and their frees still find them). */
 void runs_fork_recover(void)
 {
+	/* A drain cut short: its arrays stay stopped with the objects not yet
+	 * given back (count keeps them) or none (count is BW_STOPPED). */
+	if (mp_lock_is_held(&rc_drain_lock)) {
+		unsigned lo = rc_lo, hi = rc_hi;
+		for (unsigned cpu = 0; cpu < rc_nr_cpus; cpu++)
+			for (unsigned k = lo; k < hi; k++)
+				rc_of(cpu, k)->h.count &= ~BW_STOPPED;
+		mp_lock_reset(&rc_drain_lock);
+	}
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
 		if (mp_lock_is_held(&b->lock)) {

@@ -28,7 +28,7 @@
 #include "internal.h"
 
 #define LIVE_MAGIC      0x3145564c4750414dull   /* "MAPGLVE1", little-endian */
-#define LIVE_VERSION    2                       /* 2: runs */
+#define LIVE_VERSION    3                       /* 2: runs; 3: their CPU caches */
 #define LIVE_MEMFD_NAME "magpage-live"          /* /proc/PID/fd/N ->
 						   "/memfd:magpage-live (deleted)" */
 #define LIVE_CACHES     64                      /* caches published: MAX_CACHES */

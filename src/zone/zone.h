@@ -23,6 +23,9 @@
  *   PG_RUN     a page where an object of a run starts (malloc/runs.c),
  *              the run's first page included: the run is a held block
  *              whose head never carries PG_ALLOC
+ *   PG_RUN_LIVE with PG_RUN: the object that starts in this page is the
+ *              program's (not free in its run, nor in a CPU's cache of
+ *              objects): free's check, as PG_ALLOC is for blocks
  * A free block with PG_ZERO or PG_ADVISED is "clean": nothing to purge.
  * The others on the free lists are "dirty": they hold memory the process
  * touched and may give back (the decay purge, zone_purge_aged).
@@ -35,6 +38,7 @@ enum {
 	PG_ZERO = 8,
 	PG_ADVISED = 16,
 	PG_RUN = 32,
+	PG_RUN_LIVE = 64,
 	PG_CLEAN = PG_ZERO | PG_ADVISED,
 };
 

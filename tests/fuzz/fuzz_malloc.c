@@ -352,7 +352,7 @@ static uint64_t cached_pages(void)
 	}
 	struct runs_stats rs;
 	runs_stats(&rs);
-	return n + rs.spare_pages;   /* the wholly free runs kept, one per class */
+	return n + rs.idle_pages;    /* the runs with no live object */
 }
 
 /* Pages not free in the zone are live blocks or cached ones, nothing else.

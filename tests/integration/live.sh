@@ -67,7 +67,7 @@ for d in (a, b):
     assert d["publisher"] == "running" and d["period_ms"] == 250
     for k in ("zone", "caches", "malloc", "signal", "purge", "runs"):
         assert k in d, k
-    for k in ("live", "live_bytes", "held", "pages", "spare_pages", "allocs", "frees",
+    for k in ("live", "live_bytes", "held", "pages", "idle_pages", "allocs", "frees",
               "made", "released", "deferred"):
         assert k in d["runs"], k
     z = d["zone"]

@@ -117,13 +117,23 @@ Test(runs, a_run_per_n_objects_one_kept_when_free_drain_gives_it_back)
 		     (unsigned long)(s2.held_pages - s1.held_pages));
 	for (int i = 0; i < 65; i++)
 		free(o[i]);
+	/* A run none of whose objects is live is cached memory, whether its
+	 * objects went back to it or sit in this CPU's cache of objects. */
 	struct magpage_stats s3 = mp_stats();
 	cr_assert_eq(s3.held_pages, s0.held_pages, "all freed, yet %lu pages held (%lu before)",
 		     (unsigned long)s3.held_pages, (unsigned long)s0.held_pages);
 	cr_assert_eq(mp_report_counter("runs", "live"), live0);
-	cr_assert_eq(mp_report_counter("runs", "held"), held0 + 1, "one run kept");
-	cr_assert_geq(mp_report_counter("runs", "released"), 1, "the second run went back");
 	cr_assert_geq(s3.cached_pages, s0.cached_pages + 65, "the kept run is cached");
+	if (!mp_report_counter("runs", "cache_cpus")) {
+		/* the bin alone: the first run wholly free is kept, the
+		 * second goes back */
+		cr_assert_eq(mp_report_counter("runs", "held"), held0 + 1, "one run kept");
+		cr_assert_geq(mp_report_counter("runs", "released"), 1, "the second run went back");
+	} else {
+		/* objects in this CPU's cache keep their runs: at most both */
+		cr_assert_leq(mp_report_counter("runs", "held"), held0 + 2);
+		cr_assert_gt(mp_report_counter("runs", "cached"), 0, "nothing in the CPU cache");
+	}
 	cr_assert_geq(mp.drain(), 65);
 	cr_assert_eq(mp_report_counter("runs", "held"), held0, "magpage_drain kept a run");
 	/* and the class works again from nothing */
@@ -250,8 +260,8 @@ Test(runs, threads_free_each_others_objects)
 	cr_assert_eq(mp_report_counter("runs", "live"), live0);
 	cr_assert_eq(s1.invalid_frees, 0);
 	cr_assert_eq(atomic_load(&corrupt), 0, "objects changed while they were live");
-	if (runs_on())
-		cr_assert_gt(mp_report_counter("runs", "allocs"), 1000);
+	if (runs_on())           /* objects taken from runs, batches with the CPU caches */
+		cr_assert_gt(mp_report_counter("runs", "allocs"), 0);
 }
 
 /* A handler frees objects from its own stash while another thread takes

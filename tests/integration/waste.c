@@ -277,7 +277,7 @@ Test(waste, counters)
 	unsigned long s0 = mp_report_counter("waste", "sent"), b0 = mp_report_counter("waste", "sent_bytes");
 	unsigned long k0 = mp_report_counter("waste", "kept"), kb0 = mp_report_counter("waste", "kept_bytes");
 	unsigned long f0 = mp_report_counter("fallback", "waste");
-	unsigned long r0 = mp_report_counter("runs", "allocs");
+	unsigned long r0 = mp_report_counter("runs", "object_mallocs");
 	cr_assert_eq(mp_report_counter("waste", "max_pct"), w);
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		size_t s = sizes[i], held = (s + PAGE - 1) / PAGE * PAGE;
@@ -302,5 +302,5 @@ Test(waste, counters)
 	cr_assert_eq(mp_report_counter("fallback", "waste") - f0, sent);
 	cr_assert_eq(mp_report_counter("waste", "kept") - k0, kept);
 	cr_assert_eq(mp_report_counter("waste", "kept_bytes") - kb0, kept_bytes);
-	cr_assert_eq(mp_report_counter("runs", "allocs") - r0, in_runs);
+	cr_assert_eq(mp_report_counter("runs", "object_mallocs") - r0, in_runs);
 }
