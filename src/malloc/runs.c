@@ -393,15 +393,26 @@ static unsigned bin_take(int cls, uint32_t *ids, unsigned want)
 	return n;
 }
 
+/* The runs bin_put took off their bins, back to the zone. */
+static void release_chain(struct page_desc *gone)
+{
+	while (gone) {
+		struct page_desc *next = gone->next;
+		run_release(gone);
+		gone = next;
+	}
+}
+
 /* Objects of class cls that nobody holds (in no array, not the program's)
- * back to their runs, under one hold of the bin's lock; the runs that
- * become wholly free beyond the spare go back to the zone.  Process
- * context only. */
-static void bin_put(int cls, const uint32_t *ids, unsigned n)
+ * back to their runs, under one hold of the bin's lock.  The runs that
+ * become wholly free beyond the spare are unformatted and put on *gone
+ * (linked through next) for the caller to release_chain outside its
+ * locks.  Process context only. */
+static void bin_put_keep(int cls, const uint32_t *ids, unsigned n, struct page_desc **gone)
 {
 	const struct run_class *rc = &rclass[cls];
 	struct run_bin *b = &bins[cls];
-	struct page_desc *gone = NULL, *release;
+	struct page_desc *release;
 	void *bad = NULL;
 	uint8_t was;
 
@@ -415,18 +426,21 @@ static void bin_put(int cls, const uint32_t *ids, unsigned n)
 			continue;
 		}
 		if (release) {              /* unformatted: its link is ours */
-			release->next = gone;
-			gone = release;
+			release->next = *gone;
+			*gone = release;
 		}
 	}
 	unlock_bin(b, was);
-	while (gone) {
-		struct page_desc *next = gone->next;
-		run_release(gone);
-		gone = next;
-	}
 	if (bad)
 		bad_pointer_why("free", bad, "double free: the object is already free");
+}
+
+/* The same, the runs released at once. */
+static void bin_put(int cls, const uint32_t *ids, unsigned n)
+{
+	struct page_desc *gone = NULL;
+	bin_put_keep(cls, ids, n, &gone);
+	release_chain(gone);
 }
 
 #if MP_HAVE_RSEQ
@@ -658,10 +672,12 @@ static NOINLINE void drain_deferred_slow(void)
  * class in use whose count happens to read the same twice is emptied too,
  * and refills: a cost of one batch).  The arrays are stopped and cpu
  * fenced first, as the page caches' remote drains do; the classes not
- * taken are let go as they were.  rc_drain_lock held, process context.
- * Returns the objects given back.
+ * taken are let go as they were.  rc_drain_lock held (signals held back),
+ * process context.  Returns the objects given back; the runs they free
+ * go on *gone.
  */
-static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
+static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all,
+			   struct page_desc **gone)
 {
 	uint64_t take[(RUN_CLASSES + 63) / 64] = { 0 };
 	size_t objs = 0;
@@ -690,7 +706,7 @@ static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 		/* Empty but still stopped while its objects go back: a child
 		 * of _Fork taken meanwhile must not free them again. */
 		__atomic_store_n(&c->h.count, BW_STOPPED, __ATOMIC_RELEASE);
-		bin_put((int)k, c->slots, n);
+		bin_put_keep((int)k, c->slots, n, gone);
 		objs += n;
 		c->seen = 0;
 		__atomic_store_n(&c->h.count, 0, __ATOMIC_RELEASE);
@@ -700,11 +716,15 @@ static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 #endif
 
 /* Every CPU's arrays (all), or their classes idle since the last decay,
- * back to the runs; not in a handler, which must not wait for the locks. */
+ * back to the runs; not in a handler, which must not wait for the locks.
+ * rc_drain_lock is taken with signals held back, as fork takes it; the
+ * runs freed go back to the zone after (while signals are held back,
+ * sigctx_in_irq would send them the handlers' way). */
 static size_t rc_drain(bool all)
 {
 	size_t objs = 0;
 #if MP_HAVE_RSEQ
+	struct page_desc *gone = NULL;
 	if (!__atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE) || sigctx_in_irq())
 		return 0;
 	uint8_t was = sigctx_hold();
@@ -712,10 +732,11 @@ static size_t rc_drain(bool all)
 	unsigned lo = __atomic_load_n(&rc_lo, __ATOMIC_ACQUIRE);
 	unsigned hi = __atomic_load_n(&rc_hi, __ATOMIC_ACQUIRE);
 	for (unsigned cpu = 0; lo < hi && cpu < rc_nr_cpus; cpu++)
-		objs += rc_drain_cpu(cpu, lo, hi, all);
+		objs += rc_drain_cpu(cpu, lo, hi, all, &gone);
 	__atomic_add_fetch(&rc_drained, objs, __ATOMIC_RELAXED);
 	mp_unlock(&rc_drain_lock);
 	sigctx_unhold(was);
+	release_chain(gone);
 #else
 	(void)all;
 #endif
@@ -885,7 +906,7 @@ void runs_text(struct fmt_buf *b)
 			continue;
 		uint64_t cached = rc_cached((unsigned)c), out = bin_live(bin);
 		fmt_printf(b, "    %5u-byte objects, %2u in %2u pages: %lu live, %lu in CPU caches, in %lu "
-			   "runs (at most %lu at once); %lu allocations\n", (unsigned)rc->size,
+			   "runs (at most %lu at once); %lu taken from runs\n", (unsigned)rc->size,
 			   (unsigned)rc->n, (unsigned)run_pages(rc),
 			   (unsigned long)(out > cached ? out - cached : 0), (unsigned long)cached,
 			   (unsigned long)__atomic_load_n(&bin->runs, __ATOMIC_RELAXED),
