@@ -16,11 +16,14 @@
  *   - threads freeing each other's objects, and a signal handler freeing
  *     objects while another thread works the same class, lose nothing:
  *     afterwards no object is live and no page is held;
+ *   - with rseq, a freed object goes to this CPU's cache of its size and
+ *     comes back newest first; magpage_drain empties the caches;
  *   - the statistics report's runs object counts what happened.
  * With runs:0 each test checks that these sizes went to glibc instead.
  */
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/time.h>
@@ -140,6 +143,47 @@ Test(runs, a_run_per_n_objects_one_kept_when_free_drain_gives_it_back)
 	void *x = malloc(4101);
 	cr_assert_eq(malloc_usable_size(x), 4160);
 	free(x);
+}
+
+/* With rseq, a freed object goes to this CPU's cache of its size, the next
+ * malloc of the size takes it back from there (the newest first), and
+ * magpage_drain empties the caches into the runs. */
+Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
+{
+	enum { N = 20 };
+	if (!runs_on())
+		cr_skip_test("runs off, or another waste_max or threshold");
+	if (!mp_report_counter("runs", "cache_cpus"))
+		cr_skip_test("no CPU caches of objects (no rseq)");
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);   /* one CPU's cache */
+	mp.drain();
+	cr_assert_eq(mp_report_counter("runs", "cached"), 0, "objects cached after magpage_drain");
+	unsigned long long live0 = mp_report_counter("runs", "live");
+	unsigned long long held0 = mp_report_counter("runs", "held");
+	void *p[N], *q[N];
+	for (int i = 0; i < N; i++)
+		p[i] = malloc(4101);
+	cr_assert_eq(mp_report_counter("runs", "live"), live0 + N);
+	for (int i = 0; i < N; i++)
+		free(p[i]);
+	unsigned long long cached = mp_report_counter("runs", "cached");
+	cr_assert_geq(cached, N, "%llu objects cached after %d frees", cached, N);
+	cr_assert_eq(mp_report_counter("runs", "live"), live0);
+	/* the newest first: the last one freed comes back first */
+	for (int i = 0; i < N; i++)
+		q[i] = malloc(4101);
+	cr_assert_eq(q[0], p[N - 1], "malloc after free: %p, the last freed was %p", q[0], p[N - 1]);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(q[i], p[N - 1 - i], "object %d: %p, not %p", i, q[i], p[N - 1 - i]);
+	for (int i = 0; i < N; i++)
+		free(q[i]);
+	cr_assert_geq(mp.drain(), 65, "the run of 65 pages did not go back");
+	cr_assert_eq(mp_report_counter("runs", "cached"), 0);
+	cr_assert_eq(mp_report_counter("runs", "held"), held0);
+	cr_assert_geq(mp_report_counter("runs", "cache_drained"), N);
 }
 
 Test(runs, the_decay_gives_back_an_idle_classs_run)
