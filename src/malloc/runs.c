@@ -54,8 +54,8 @@
  * object went back to its run or to an array.  In its run's bitmap an
  * object in an array counts as taken: a bin's allocs - frees is what the
  * program holds plus what the arrays hold.  What the arrays hold goes back
- * to the runs on malloc_trim, magpage_drain and when the zone runs out
- * (runs_drain), and on the decay for a class whose array on a CPU did not
+ * to the runs on malloc_trim, magpage_drain (runs_drain), when the zone
+ * has no run to give a class that needs one (refill), and on the decay for a class whose array on a CPU did not
  * move in the interval (runs_decay): the CPU's arrays are stopped and
  * fenced as the page caches' are (cache_stop_cpu), under rc_drain_lock.
  *
@@ -127,7 +127,9 @@ static uint32_t rc_batch[RUN_CLASSES];   /* objects per refill; capacity twice t
  * before an array first gets a capacity (rc_open). */
 static uint32_t rc_lo = RUN_CLASSES, rc_hi;
 static struct mp_lock rc_drain_lock; /* remote drains; fork takes it first */
+#if MP_HAVE_RSEQ
 static struct cache_fences rc_fenced;
+#endif
 static uint64_t rc_drained;          /* objects the drains gave back to the runs */
 
 /* A run's bitmap with every object free. */
@@ -339,41 +341,27 @@ static inline void drain_deferred_runs(void)
 }
 
 /*
- * Up to want objects of class cls from one run of its bin (a new run if it
- * has none), their numbers into ids: how many, 0 if the zone has no run to
- * give (the caller falls back to glibc).  Taking from one run only, a
- * class whose program holds exactly N objects holds one run.  Process
- * context only.
+ * Up to want objects of class cls from one run of its bin, their numbers
+ * into ids: how many, 0 if the bin has no run with a free object (the
+ * caller grows it, bin_grow).  Taking from one run only, a class whose
+ * program holds exactly N objects holds one run.
  */
 static unsigned bin_take(int cls, uint32_t *ids, unsigned want)
 {
 	const struct run_class *rc = &rclass[cls];
 	struct run_bin *b = &bins[cls];
-	struct page_desc *h, *fresh = NULL;
+	struct page_desc *h;
 	uint8_t was;
 
 	lock_bin(b, &was);
-	while (!(h = b->partial) && !(h = b->spare)) {
-		if (fresh) {
-			run_format(fresh, (unsigned)cls);
-			b->made++;
-			if (++b->runs > b->peak)
-				b->peak = b->runs;
-			h = fresh;
-			fresh = NULL;
-			break;
-		}
+	if (!(h = b->partial) && !(h = b->spare)) {
 		unlock_bin(b, was);
-		fresh = pa_alloc(run_pages(rc), 0);
-		tick_check();
-		if (!fresh)
-			return 0;
-		lock_bin(b, &was);
+		return 0;
 	}
 	if (h == b->spare)
 		b->spare = NULL;
 	if (h->pcp_next == rc->n)
-		list_add(b, h);             /* the spare, or just made */
+		list_add(b, h);             /* the spare */
 	const char *base = desc_to_addr(h);
 	unsigned n = 0;
 	while (n < want && h->pcp_next) {
@@ -386,61 +374,110 @@ static unsigned bin_take(int cls, uint32_t *ids, unsigned want)
 		list_del(b, h);
 	b->allocs += n;
 	unlock_bin(b, was);
-	if (fresh) {                        /* another thread made one meanwhile */
-		fresh->flags = 0;
-		run_release(fresh);
-	}
 	return n;
 }
 
-/* The runs bin_put took off their bins, back to the zone. */
-static void release_chain(struct page_desc *gone)
-{
-	while (gone) {
-		struct page_desc *next = gone->next;
-		run_release(gone);
-		gone = next;
-	}
-}
-
-/* Objects of class cls that nobody holds (in no array, not the program's)
- * back to their runs, under one hold of the bin's lock.  The runs that
- * become wholly free beyond the spare are unformatted and put on *gone
- * (linked through next) for the caller to release_chain outside its
- * locks.  Process context only. */
-static void bin_put_keep(int cls, const uint32_t *ids, unsigned n, struct page_desc **gone)
+/* A new run for class cls's bin, its spare (or back to the zone if another
+ * thread gave the bin one meanwhile): false if the zone has none to give.
+ * Process context, no lock held. */
+static bool bin_grow(int cls)
 {
 	const struct run_class *rc = &rclass[cls];
 	struct run_bin *b = &bins[cls];
-	struct page_desc *release;
+	uint8_t was;
+
+	struct page_desc *fresh = pa_alloc(run_pages(rc), 0);
+	tick_check();
+	if (!fresh)
+		return false;
+	lock_bin(b, &was);
+	bool use = !b->partial && !b->spare;
+	if (use) {
+		run_format(fresh, (unsigned)cls);
+		b->made++;
+		if (++b->runs > b->peak)
+			b->peak = b->runs;
+		b->spare = fresh;
+	}
+	unlock_bin(b, was);
+	if (!use) {
+		fresh->flags = 0;
+		run_release(fresh);
+	}
+	return true;
+}
+
+/*
+ * Runs that bin_put took off their bins (wholly free beyond the spare,
+ * unformatted), linked through next under orphan_lock, waiting to go back
+ * to the zone: bin_put runs with signals held back, under which a run's
+ * release would take the handlers' way (sigctx_in_irq), so its callers
+ * call release_orphans once they let signals in.  A handler that leaves by
+ * siglongjmp in between leaves them here for the next call, not lost.
+ */
+static struct page_desc *orphans;
+static struct mp_lock orphan_lock;
+
+/* The orphans back to the zone, one at a time: the pages given back. */
+static size_t release_orphans(void)
+{
+	size_t pages = 0;
+
+	while (__atomic_load_n(&orphans, __ATOMIC_RELAXED)) {
+		uint8_t was = sigctx_hold();
+		mp_lock(&orphan_lock);
+		struct page_desc *h = orphans;
+		if (h)
+			orphans = h->next;
+		mp_unlock(&orphan_lock);
+		sigctx_unhold(was);
+		if (!h)
+			break;
+		pages += h->npages;
+		run_release(h);
+	}
+	return pages;
+}
+
+static struct page_desc *cached_head(uint32_t id, unsigned cls);
+
+/* Objects of class cls that nobody holds (in no array, not the program's)
+ * back to their runs, under one hold of the bin's lock; the runs that
+ * become wholly free beyond the spare go on the orphans.  Process
+ * context, with or without signals held back. */
+static void bin_put(int cls, const uint32_t *ids, unsigned n)
+{
+	const struct run_class *rc = &rclass[cls];
+	struct run_bin *b = &bins[cls];
+	struct page_desc *release, *gone = NULL, *last = NULL;
 	void *bad = NULL;
 	uint8_t was;
 
 	lock_bin(b, &was);
 	for (unsigned j = 0; j < n; j++) {
-		void *p = obj_ptr(ids[j]);
-		struct page_desc *pd = obj_page(p);
-		uint32_t back = pd->reserved32;
-		if (!free_locked(b, pd - back, (unsigned)cls, back >> rc->kshift, &release)) {
-			bad = p;                /* a double free that raced its first */
+		struct page_desc *h = cached_head(ids[j], (unsigned)cls);
+		struct page_desc *pd = obj_page(obj_ptr(ids[j]));
+		if (!h || !free_locked(b, h, (unsigned)cls, pd->reserved32 >> rc->kshift,
+					&release)) {
+			bad = obj_ptr(ids[j]);  /* a double free that raced its first */
 			continue;
 		}
 		if (release) {              /* unformatted: its link is ours */
-			release->next = *gone;
-			*gone = release;
+			release->next = gone;
+			gone = release;
+			if (!last)
+				last = release;
 		}
+	}
+	if (gone) {
+		mp_lock(&orphan_lock);
+		last->next = orphans;
+		orphans = gone;
+		mp_unlock(&orphan_lock);
 	}
 	unlock_bin(b, was);
 	if (bad)
 		bad_pointer_why("free", bad, "double free: the object is already free");
-}
-
-/* The same, the runs released at once. */
-static void bin_put(int cls, const uint32_t *ids, unsigned n)
-{
-	struct page_desc *gone = NULL;
-	bin_put_keep(cls, ids, n, &gone);
-	release_chain(gone);
 }
 
 #if MP_HAVE_RSEQ
@@ -480,20 +517,51 @@ static void rc_stash(int cls, uint32_t *ids, unsigned n)
 	}
 	bin_put(cls, ids, n);
 }
+#endif
 
-/* This CPU's array of the class was empty: half its capacity from the bin,
- * one for the caller. */
-static NOINLINE void *rc_refill(int cls)
+static size_t rc_drain(bool all);
+
+/*
+ * One object of class cls from its bin, and, with the CPU caches, up to
+ * half a capacity more for this CPU's array: the bin grows by a run when
+ * it has none, and if the zone has none to give, the CPUs' caches give
+ * their objects back once first.  NULL: nothing to be had.  The objects
+ * taken stay reachable with signals held back until they are in the array
+ * (a handler that left by siglongjmp could strand them otherwise).
+ * Process context only.
+ */
+static NOINLINE void *refill(int cls)
 {
 	uint32_t ids[RC_SLOTS];
-	unsigned n = bin_take(cls, ids, rc_batch[cls]);
-	if (!n)
-		return NULL;
-	if (n > 1)
-		rc_stash(cls, ids + 1, n - 1);
-	return obj_ptr(ids[0]);
+	unsigned want = 1;
+	bool drained = false;
+
+#if MP_HAVE_RSEQ
+	if (rseq_cpu_id() < __atomic_load_n(&rc_nr_cpus, __ATOMIC_RELAXED))
+		want = rc_batch[cls];
+#endif
+	for (;;) {
+		uint8_t was = sigctx_hold();
+		unsigned n = bin_take(cls, ids, want);
+#if MP_HAVE_RSEQ
+		if (n > 1)
+			rc_stash(cls, ids + 1, n - 1);
+#endif
+		sigctx_unhold(was);
+		if (n) {
+			release_orphans();
+			return obj_ptr(ids[0]);
+		}
+		if (bin_grow(cls))
+			continue;
+		if (drained || !rc_drain(true))
+			return NULL;
+		release_orphans();
+		drained = true;
+	}
 }
 
+#if MP_HAVE_RSEQ
 /* This CPU's array of the class was full (or had no capacity yet): its
  * newest half and object id go back to their runs; false if that could not
  * be done here (a handler, which must not wait for the bin's lock; the
@@ -511,10 +579,15 @@ static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
 						 &rc_nr_cpus, id) == RSEQ_DONE)
 		return true;
 	unsigned n = rc_batch[cls];
-	if (rseq_bw_pop_n(&c->h.count, (int)cpu, buf, n) != RSEQ_DONE)
+	uint8_t was = sigctx_hold();        /* buf stays reachable, as refill's */
+	if (rseq_bw_pop_n(&c->h.count, (int)cpu, buf, n) != RSEQ_DONE) {
+		sigctx_unhold(was);
 		return false;
+	}
 	buf[n] = id;
 	bin_put((int)cls, buf, n + 1);
+	sigctx_unhold(was);
+	release_orphans();
 	return true;
 }
 #endif
@@ -527,21 +600,21 @@ void *run_alloc(int cls, bool zero, size_t size)
 
 	drain_deferred_runs();
 #if MP_HAVE_RSEQ
-	uint64_t id;
-	uint32_t cpu;
-	if (likely(rseq_bw_pop_here((uint64_t)rc_base + (uint64_t)cls * RC_CLASS_BYTES,
-				    &rc_nr_cpus, &id, &cpu) == RSEQ_DONE))
-		p = obj_ptr(id);
-	else if (rc_nr_cpus)
-		p = rc_refill(cls);
-	else
-#endif
-	{
-		uint32_t one;
-		if (bin_take(cls, &one, 1))
-			p = obj_ptr(one);
+	for (int tries = 0; tries < 2; tries++) {    /* a restart is not an empty array */
+		uint64_t id;
+		uint32_t cpu;
+		enum rseq_result r = rseq_bw_pop_here((uint64_t)rc_base +
+						      (uint64_t)cls * RC_CLASS_BYTES,
+						      &rc_nr_cpus, &id, &cpu);
+		if (likely(r == RSEQ_DONE)) {
+			p = obj_ptr(id);
+			break;
+		}
+		if (r != RSEQ_ABORTED)
+			break;
 	}
-	if (!p)
+#endif
+	if (!p && !(p = refill(cls)))
 		return NULL;
 	obj_set_live(p);
 	COUNT(run_allocs);
@@ -641,9 +714,15 @@ void run_free(void *p, struct page_desc *pd, const char *fn)
 	__atomic_store_n(&pd->flags, (uint8_t)(f & ~PG_RUN_LIVE), __ATOMIC_RELAXED);
 	COUNT(run_frees);
 #if MP_HAVE_RSEQ
-	if (likely(rseq_bw_push_here((uint64_t)rc_base, (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
-				     obj_id(p)) == RSEQ_DONE))
-		return;
+	for (int tries = 0; tries < 2; tries++) {    /* a restart is not a full array */
+		enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base,
+						       (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
+						       obj_id(p));
+		if (likely(r == RSEQ_DONE))
+			return;
+		if (r != RSEQ_ABORTED)
+			break;
+	}
 	if (rc_nr_cpus && rc_spill(c, obj_id(p)))
 		return;
 #endif
@@ -674,10 +753,9 @@ static NOINLINE void drain_deferred_slow(void)
  * fenced first, as the page caches' remote drains do; the classes not
  * taken are let go as they were.  rc_drain_lock held (signals held back),
  * process context.  Returns the objects given back; the runs they free
- * go on *gone.
+ * go on the orphans.
  */
-static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all,
-			   struct page_desc **gone)
+static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 {
 	uint64_t take[(RUN_CLASSES + 63) / 64] = { 0 };
 	size_t objs = 0;
@@ -706,7 +784,7 @@ static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all,
 		/* Empty but still stopped while its objects go back: a child
 		 * of _Fork taken meanwhile must not free them again. */
 		__atomic_store_n(&c->h.count, BW_STOPPED, __ATOMIC_RELEASE);
-		bin_put_keep((int)k, c->slots, n, gone);
+		bin_put((int)k, c->slots, n);
 		objs += n;
 		c->seen = 0;
 		__atomic_store_n(&c->h.count, 0, __ATOMIC_RELEASE);
@@ -718,13 +796,11 @@ static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all,
 /* Every CPU's arrays (all), or their classes idle since the last decay,
  * back to the runs; not in a handler, which must not wait for the locks.
  * rc_drain_lock is taken with signals held back, as fork takes it; the
- * runs freed go back to the zone after (while signals are held back,
- * sigctx_in_irq would send them the handlers' way). */
+ * runs freed wait on the orphans for the caller's release_orphans. */
 static size_t rc_drain(bool all)
 {
 	size_t objs = 0;
 #if MP_HAVE_RSEQ
-	struct page_desc *gone = NULL;
 	if (!__atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE) || sigctx_in_irq())
 		return 0;
 	uint8_t was = sigctx_hold();
@@ -732,11 +808,10 @@ static size_t rc_drain(bool all)
 	unsigned lo = __atomic_load_n(&rc_lo, __ATOMIC_ACQUIRE);
 	unsigned hi = __atomic_load_n(&rc_hi, __ATOMIC_ACQUIRE);
 	for (unsigned cpu = 0; lo < hi && cpu < rc_nr_cpus; cpu++)
-		objs += rc_drain_cpu(cpu, lo, hi, all, &gone);
+		objs += rc_drain_cpu(cpu, lo, hi, all);
 	__atomic_add_fetch(&rc_drained, objs, __ATOMIC_RELAXED);
 	mp_unlock(&rc_drain_lock);
 	sigctx_unhold(was);
-	release_chain(gone);
 #else
 	(void)all;
 #endif
@@ -818,8 +893,8 @@ static void tally_idle(struct page_desc *h, unsigned cls, void *arg)
 
 /* Pages of the runs none of whose objects the program holds: the spare
  * runs, and those whose taken objects all sit in the CPUs' caches (exact
- * when the process is quiet; a reader that finds a drain in progress, or a
- * handler, counts the spares only). */
+ * when the process is quiet; a handler, which must not wait for
+ * rc_drain_lock, counts the spares only). */
 static uint64_t idle_pages(void)
 {
 	uint64_t pages = 0;
@@ -829,12 +904,11 @@ static uint64_t idle_pages(void)
 	if (!__atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE) || sigctx_in_irq())
 		return pages;
 	uint8_t was = sigctx_hold();
-	if (mp_trylock(&rc_drain_lock)) {
-		each_cached(tally_zero, NULL);
-		each_cached(tally_one, NULL);
-		each_cached(tally_idle, &pages);
-		mp_unlock(&rc_drain_lock);
-	}
+	mp_lock(&rc_drain_lock);            /* no drain moves objects meanwhile */
+	each_cached(tally_zero, NULL);
+	each_cached(tally_one, NULL);
+	each_cached(tally_idle, &pages);
+	mp_unlock(&rc_drain_lock);
 	sigctx_unhold(was);
 	return pages;
 }
@@ -849,6 +923,7 @@ static size_t give_back_spares(bool all)
 
 	drain_deferred_runs();              /* their runs may be wholly free now */
 	rc_drain(all);                      /* likewise */
+	pages += release_orphans();         /* the runs that freed */
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
 		struct page_desc *h;
@@ -995,10 +1070,12 @@ void runs_fork_prepare(void)
 	mp_lock(&rc_drain_lock);              /* first, as a drain takes it first */
 	for (int c = 0; c < RUN_CLASSES; c++)
 		mp_lock(&bins[c].lock);
+	mp_lock(&orphan_lock);
 }
 
 void runs_fork_parent(void)
 {
+	mp_unlock(&orphan_lock);
 	for (int c = RUN_CLASSES - 1; c >= 0; c--)
 		mp_unlock(&bins[c].lock);
 	mp_unlock(&rc_drain_lock);
@@ -1010,6 +1087,7 @@ void runs_fork_child(void)
 	for (int c = 0; c < RUN_CLASSES; c++)
 		mp_lock_reset(&bins[c].lock);
 	mp_lock_reset(&rc_drain_lock);
+	mp_lock_reset(&orphan_lock);
 	sigctx_unhold(fork_was);
 }
 
@@ -1027,6 +1105,8 @@ void runs_fork_recover(void)
 				rc_of(cpu, k)->h.count &= ~BW_STOPPED;
 		mp_lock_reset(&rc_drain_lock);
 	}
+	/* orphans: a push or pop is two stores, the list whole after each */
+	mp_lock_reset(&orphan_lock);
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
 		if (mp_lock_is_held(&b->lock)) {
