@@ -420,6 +420,20 @@ static NOINLINE void *malloc_design_hop(size_t size)
 	return page_alloc(size, 0, false);
 }
 
+/* route[] says ROUTE_GLIBC (every size of the slot is one the waste policy
+ * turns away, in the zone's range): a run object, or glibc's, at once in
+ * process context, as malloc_slow's first test does, without its tests of
+ * the size (the trap, when armed, closes the way here: mp_onehop_span). */
+static NOINLINE void *malloc_run_hop(size_t size)
+{
+	if (likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) && likely(!mp_tls.word)) {
+		int cls = run_class_of(size);
+		void *p = cls < 0 ? NULL : run_alloc(cls, false, size);
+		return p ? p : fb_malloc(size);
+	}
+	return malloc_slow(size);
+}
+
 /* route[] says ROUTE_TABLE: for pcp-rseq, one try of its inline pop
  * first, which, like bonwick's one-hop path, leaves the trap to
  * malloc_slow (an armed trap closes mp_onehop_span, so that this is not
@@ -444,7 +458,8 @@ static NOINLINE void *malloc_table_hop(size_t size)
  * The fast paths, a leaf with tail calls only:
  *   page-sized: one-hop, size class from a table, one pop, one descriptor
  *               write (pa_alloc_onehop); another design's sizes
- *               (ROUTE_TABLE), malloc_table_hop; anything else, malloc_slow;
+ *               (ROUTE_TABLE), malloc_table_hop; the waste policy's
+ *               (ROUTE_GLIBC), malloc_run_hop; anything else, malloc_slow;
  *   smaller:    straight to glibc (a compare, and one with this thread's
  *               handler word) unless mp_glibc_below says otherwise.
  * mp_onehop_span and mp_glibc_below are 0 until init and while the purge
@@ -469,6 +484,8 @@ void *mp_malloc(size_t size)
 			return p;
 		if (koff == ROUTE_TABLE)
 			return malloc_table_hop(size);
+		if (koff == ROUTE_GLIBC)
+			return malloc_run_hop(size);
 	}
 	return malloc_slow(size);
 }
