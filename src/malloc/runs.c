@@ -625,7 +625,7 @@ void *run_alloc(int cls, bool zero, size_t size)
 
 /* The run object p starts (its page's descriptor pd has PG_RUN): its
  * run's head, class and index, or false if p is not an object's start. */
-static bool locate(void *p, struct page_desc *pd, struct page_desc **h, unsigned *cls,
+static ALWAYS_INLINE bool locate(void *p, struct page_desc *pd, struct page_desc **h, unsigned *cls,
 		   unsigned *i)
 {
 	uint32_t back = __atomic_load_n(&pd->reserved32, __ATOMIC_RELAXED);
