@@ -525,7 +525,8 @@ static size_t rc_drain(bool all);
  * One object of class cls from its bin, and, with the CPU caches, up to
  * half a capacity more for this CPU's array: the bin grows by a run when
  * it has none, and if the zone has none to give, the CPUs' caches give
- * their objects back once first.  NULL: nothing to be had.  The objects
+ * their objects back once first.  NULL: nothing to be had (glibc serves
+ * the request).  The objects
  * taken stay reachable with signals held back until they are in the array
  * (a handler that left by siglongjmp could strand them otherwise).
  * Process context only.
@@ -540,7 +541,8 @@ static NOINLINE void *refill(int cls)
 	if (rseq_cpu_id() < __atomic_load_n(&rc_nr_cpus, __ATOMIC_RELAXED))
 		want = rc_batch[cls];
 #endif
-	for (;;) {
+	/* bounded: other threads may empty each new run first */
+	for (int round = 0; round < 8; round++) {
 		uint8_t was = sigctx_hold();
 		unsigned n = bin_take(cls, ids, want);
 #if MP_HAVE_RSEQ
@@ -559,6 +561,7 @@ static NOINLINE void *refill(int cls)
 		release_orphans();
 		drained = true;
 	}
+	return NULL;
 }
 
 #if MP_HAVE_RSEQ

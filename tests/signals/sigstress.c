@@ -8,7 +8,7 @@
  *
  * N threads allocate, fill with a pattern, verify and free blocks of mixed
  * sizes: page-sized, odd page multiples (3, 5 pages), page plus a header
- * (4104: glibc's by the waste policy, a zone page in a handler), just under a multiple (8032), and small (16..2000 B).  Each thread
+ * (4104: an object of a run, a zone page in a handler), just under a multiple (8032), and small (16..2000 B).  Each thread
  * has two POSIX timers of its own (SIGEV_THREAD_ID, CLOCK_MONOTONIC), one
  * sending SIGALRM and one SIGRTMIN, together one signal per period
  * (100 us: 10 kHz per thread).  The handlers malloc / calloc / realloc /
