@@ -17,7 +17,8 @@
  *     objects while another thread works the same class, lose nothing:
  *     afterwards no object is live and no page is held;
  *   - with rseq, a freed object goes to this CPU's cache of its size and
- *     comes back newest first; magpage_drain empties the caches;
+ *     comes back newest first; magpage_drain empties the caches, and so
+ *     does a size that finds the zone full (region_size:4m variant);
  *   - the statistics report's runs object counts what happened.
  * With runs:0 each test checks that these sizes went to glibc instead.
  */
@@ -184,6 +185,53 @@ Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
 	cr_assert_eq(mp_report_counter("runs", "cached"), 0);
 	cr_assert_eq(mp_report_counter("runs", "held"), held0);
 	cr_assert_geq(mp_report_counter("runs", "cache_drained"), N);
+}
+
+/* With the zone full of runs that objects in this CPU's cache keep
+ * (object 0 of each, freed first, sits at the bottom of the array), a size
+ * that needs a run of its own still gets one: the CPUs' caches give their
+ * objects back first (refill's drain), and the runs go back to the zone.
+ * Needs a small region: integration.runs.zone_full (region_size:4m). */
+Test(runs, a_full_zone_gets_back_the_runs_the_cpu_caches_pin)
+{
+	enum { MAX = 2048 };
+	static void *o[MAX];
+	size_t n = 0, runs = 0;
+	if (!mp_conf_has("region_size:4194304"))
+		cr_skip_test("needs region_size:4m (integration.runs.zone_full)");
+	if (!runs_on() || !mp_report_counter("runs", "cache_cpus"))
+		cr_skip_test("runs or their CPU caches off");
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+	mp.drain();
+	while (n < MAX) {                    /* until glibc answers: the zone is full */
+		void *p = malloc(4101);
+		cr_assert_not_null(p);
+		if (!mp.owns(p)) {
+			free(p);
+			break;
+		}
+		o[n++] = p;
+	}
+	cr_assert_lt(n, MAX, "the zone never filled");
+	for (size_t i = 0; i < n; i++)       /* object 0 of each run: page aligned */
+		if (((uintptr_t)o[i] & (PAGE - 1)) == 0) {
+			free(o[i]);
+			o[i] = NULL;
+			runs++;
+		}
+	cr_assert_geq(runs, 3, "%zu runs in a 4 MiB region", runs);
+	for (size_t i = 0; i < n; i++)
+		free(o[i]);
+	cr_assert_geq(mp_report_counter("runs", "held"), runs, "the cached objects keep their runs");
+	unsigned long long drained0 = mp_report_counter("runs", "cache_drained");
+	void *y = malloc(8224);              /* a run of 129 pages */
+	cr_assert(mp.owns(y), "malloc(8224) went to glibc: the runs the caches pin stayed");
+	cr_assert_gt(mp_report_counter("runs", "cache_drained"), drained0);
+	free(y);
+	mp.drain();
 }
 
 Test(runs, the_decay_gives_back_an_idle_classs_run)
