@@ -55,9 +55,10 @@
  * object in an array counts as taken: a bin's allocs - frees is what the
  * program holds plus what the arrays hold.  What the arrays hold goes back
  * to the runs on malloc_trim, magpage_drain (runs_drain), when the zone
- * has no run to give a class that needs one (refill), and on the decay for a class whose array on a CPU did not
- * move in the interval (runs_decay): the CPU's arrays are stopped and
- * fenced as the page caches' are (cache_stop_cpu), under rc_drain_lock.
+ * has no run to give a class that needs one (refill), and on the decay for
+ * a class whose array on a CPU did not move in the interval (runs_decay):
+ * the CPU's arrays are stopped and fenced as the page caches' are
+ * (cache_stop_cpu), under rc_drain_lock.
  *
  * Signal handlers: a handler's request of these sizes gets whole pages, as
  * every handler request does (handler_alloc); a handler's free of an
@@ -175,8 +176,8 @@ void runs_init(bool zone_ok)
 		unsigned k = 1 + c / (PAGE_SIZE / RUN_STEP);
 		unsigned h = (c % (PAGE_SIZE / RUN_STEP) + 1) * RUN_STEP;
 		unsigned n = PAGE_SIZE / h < RUN_MAX_N ? PAGE_SIZE / h : RUN_MAX_N;
-		rclass[c] = (struct run_class){ .size = (k << PAGE_SHIFT) + h, .k = (uint8_t)k, .kshift = (uint8_t)(k - 1),
-						.n = (uint16_t)n };
+		rclass[c] = (struct run_class){ .size = (k << PAGE_SHIFT) + h, .k = (uint8_t)k,
+						.kshift = (uint8_t)(k - 1), .n = (uint16_t)n };
 	}
 	runs_on = zone_ok && opt.runs;
 	for (unsigned c = 0; c < RUN_CLASSES; c++) {

@@ -115,8 +115,9 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "  runs (%s): %lu objects live (%lu bytes), %lu in CPU caches (%s), in %lu "
 		   "runs of %lu pages; %lu objects taken from runs, %lu given back (%lu by "
 		   "the caches' drains); %lu runs made, %lu given back; "
-		   "%lu handler frees deferred; objects malloc'd %lu, freed %lu\n", opt.runs ? "on" : "off", ul(r->rs.live),
-		   ul(r->rs.live_bytes), ul(r->rs.cached), r->rs.cache_cpus ? "on" : "off",
+		   "%lu handler frees deferred; objects malloc'd %lu, freed %lu\n",
+		   opt.runs ? "on" : "off", ul(r->rs.live), ul(r->rs.live_bytes), ul(r->rs.cached),
+		   r->rs.cache_cpus ? "on" : "off",
 		   ul(r->rs.runs), ul(r->rs.pages), ul(r->rs.allocs), ul(r->rs.frees),
 		   ul(r->rs.cache_drained), ul(r->rs.made), ul(r->rs.released),
 		   ul(r->rs.deferred), ul(m->run_allocs), ul(m->run_frees));
