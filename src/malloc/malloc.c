@@ -379,6 +379,23 @@ static NOINLINE void *malloc_other(size_t size)
 
 /* ---- the malloc family -------------------------------------------------- */
 
+/* A size of a ROUTE_GLIBC slot (every size of it one the waste policy
+ * turns away, in the zone's range) goes to a run object, or glibc's, at
+ * once in process context, unless frees deferred by a handler wait to be
+ * drained (mp_glibc_below 0 says so; with statistics on, route[] has no
+ * ROUTE_GLIBC). */
+static inline bool run_way_open(void)
+{
+	return likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) && likely(!mp_tls.word);
+}
+
+static inline void *run_or_glibc(size_t size)
+{
+	int cls = run_class_of(size);
+	void *p = cls < 0 ? NULL : run_alloc(cls, false, size);
+	return p ? p : fb_malloc(size);
+}
+
 /* Everything mp_malloc's fast paths leave: counting on, the zone path, the
  * glibc path with its ENOMEM retry, and the rare cases. */
 static NOINLINE void *malloc_slow(size_t size)
@@ -386,16 +403,11 @@ static NOINLINE void *malloc_slow(size_t size)
 	void *p;
 
 	trap_check();
-	/* A page plus a header that the waste policy turns away (redis's
-	 * 4101 bytes): a run object, or glibc's, at once in process context,
-	 * unless frees deferred by a handler wait to be drained
-	 * (mp_glibc_below 0 says so, and with statistics on, route[] has no
-	 * ROUTE_GLIBC). */
+	/* A page plus a header (redis's 4101 bytes), reached here when the
+	 * trap closed malloc_run_hop's way */
 	if (size - zone_lo < onehop_span && route[(size - 1) >> ROUTE_SHIFT] == ROUTE_GLIBC &&
-	    likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) && likely(!mp_tls.word)) {
-		p = run_try(size, false);
-		return p ? p : fb_malloc(size);
-	}
+	    run_way_open())
+		return run_or_glibc(size);
 	if (zone_size(size) && pa_alloc_table_hop(size, &p)) {
 		tick_check();  /* its refills reach the zone from inside the cache */
 		return p;      /* counts nothing: with statistics on it is not taken */
@@ -420,17 +432,12 @@ static NOINLINE void *malloc_design_hop(size_t size)
 	return page_alloc(size, 0, false);
 }
 
-/* route[] says ROUTE_GLIBC (every size of the slot is one the waste policy
- * turns away, in the zone's range): a run object, or glibc's, at once in
- * process context, as malloc_slow's first test does, without its tests of
+/* route[] says ROUTE_GLIBC: run_or_glibc without malloc_slow's tests of
  * the size (the trap, when armed, closes the way here: mp_onehop_span). */
 static NOINLINE void *malloc_run_hop(size_t size)
 {
-	if (likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) && likely(!mp_tls.word)) {
-		int cls = run_class_of(size);
-		void *p = cls < 0 ? NULL : run_alloc(cls, false, size);
-		return p ? p : fb_malloc(size);
-	}
+	if (run_way_open())
+		return run_or_glibc(size);
 	return malloc_slow(size);
 }
 
