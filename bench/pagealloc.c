@@ -15,6 +15,10 @@
  *   -r R       outer samples (default 10)
  *   -i I       inner iterations per sample (default 100; reduced for big
  *              batches so that one sample stays under ~50 ms)
+ *   -p SIZE,N  before anything, each thread allocates N blocks of SIZE,
+ *              touches and frees them (untimed): a program that moves from
+ *              one block size to another (-p 64k,1000 -s 48k: a cache
+ *              that lends its idle 64 KiB blocks to 48 KiB requests)
  *   -m MODE    local (default): each thread allocates and frees its batch;
  *              remote: threads pair up (0,1), (2,3)...; the first allocates
  *              a batch, hands it over, the second frees it — the RFC's
@@ -67,6 +71,7 @@ static struct {
 	int outer;
 	int inner;
 	enum mode mode;
+	size_t prior_size, prior_n;     /* -p: the untimed phase before */
 } opt = { .threads = 1, .size = 4096, .outer = 10, .inner = 100 };
 
 static double tsc_hz;
@@ -340,6 +345,17 @@ static void *worker_main(void *arg)
 		bench_die("thread %d: sched_setaffinity(cpu %d): %s", w->id, w->cpu,
 		    strerror(errno));
 	sort_scratch = w->scratch;
+	if (opt.prior_n) {
+		void **p = bench_map(opt.prior_n * sizeof(*p));
+		for (size_t j = 0; j < opt.prior_n; j++) {
+			if (!(p[j] = malloc(opt.prior_size)))
+				bench_die("-p: malloc(%zu) failed", opt.prior_size);
+			memset(p[j], 0x5a, opt.prior_size);
+		}
+		for (size_t j = 0; j < opt.prior_n; j++)
+			free(p[j]);
+		bench_unmap(p, opt.prior_n * sizeof(*p));
+	}
 
 	for (int b = 0; b < opt.nbatch; b++) {
 		size_t n = opt.batch[b];
@@ -398,7 +414,7 @@ static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [-b 1,2,..] [-t threads] [-s size] [-r outer] "
-		"[-i inner] [-m local|remote]\n"
+		"[-i inner] [-p size,n] [-m local|remote]\n"
 		"Run it under the allocator to measure: "
 		"LD_PRELOAD=/path/liballoc.so %s ...\n", argv0, argv0);
 	exit(2);
@@ -408,13 +424,26 @@ static void parse_args(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "b:t:s:r:i:m:h")) != -1) {
+	while ((c = getopt(argc, argv, "b:t:s:r:i:p:m:h")) != -1) {
 		switch (c) {
 		case 'b': parse_batches(optarg); break;
 		case 't': opt.threads = atoi(optarg); break;
 		case 's': opt.size = bench_parse_size(optarg, "size"); break;
 		case 'r': opt.outer = atoi(optarg); break;
 		case 'i': opt.inner = atoi(optarg); break;
+		case 'p': {
+			const char *comma = strchr(optarg, ',');
+			char sz[64];
+			if (!comma || (size_t)(comma - optarg) >= sizeof(sz))
+				bench_die("-p takes SIZE,N (e.g. 64k,1000), not '%s'", optarg);
+			memcpy(sz, optarg, (size_t)(comma - optarg));
+			sz[comma - optarg] = '\0';
+			opt.prior_size = bench_parse_size(sz, "-p size");
+			opt.prior_n = strtoul(comma + 1, NULL, 10);
+			if (!opt.prior_size || !opt.prior_n || opt.prior_n > 1000000)
+				bench_die("-p takes SIZE,N with N from 1 to 1000000, not '%s'", optarg);
+			break;
+		}
 		case 'm':
 			if (!strcmp(optarg, "local"))
 				opt.mode = MODE_LOCAL;
@@ -499,6 +528,9 @@ int main(int argc, char **argv)
 	       opt.size, opt.outer, opt.inner, SAMPLE_BUDGET_S * 1e3, tsc_hz,
 	       pre && *pre ? pre : "none", conf && *conf ? conf : "unset",
 	       (unsigned long long)bench_timer_overhead(), opt.outer);
+	if (opt.prior_n)
+		printf("# prior: each thread allocated, touched and freed %zu blocks of %zu bytes "
+		       "first (-p)\n", opt.prior_n, opt.prior_size);
 	printf("# batch,threads,size,alloc_cycles,free_cycles,total_cycles,"
 	       "total_ns,alloc_stddev,free_stddev\n");
 	fflush(stdout);

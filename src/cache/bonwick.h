@@ -36,6 +36,8 @@ struct bw_counts {
 	uint64_t spill_blocks;
 	uint64_t depot_hits;    /* refills the depot answered */
 	uint64_t zone_refills;  /* refills that went to the zone */
+	uint64_t borrowed;      /* allocations given a block of a larger class
+				   (borrow; counted in allocs too) */
 	uint8_t last;           /* 1 = the last slow event was a refill, 2 = a spill */
 	uint8_t turns;          /* the last 8 slow events, newest in bit 0: 1 where
 				   the reason changed after a run of 2 or more */
@@ -201,6 +203,22 @@ static ALWAYS_INLINE bool bw_push_thread(uint64_t koff, uint32_t pfn, bool count
 	cl->slots[n] = pfn;
 	cl->h.count = n + 1;
 	return true;
+}
+
+/* An allocation of class k given a larger class's block (cache_borrow):
+ * counted on this CPU, or thread (a migration miscounts one). */
+static inline void bw_count_borrowed(unsigned k)
+{
+#if MP_HAVE_RSEQ
+	uint32_t cpu = rseq_cpu_id();
+	if (cpu < bw_nr_cpus) {
+		bw_cpu_of(cpu)->c[k].borrowed++;
+		return;
+	}
+#endif
+	struct bw_cpu *c = bw_thread_cache();
+	if (c)
+		c->c[k].borrowed++;
 }
 
 /*

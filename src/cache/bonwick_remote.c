@@ -179,7 +179,8 @@ static void view_of(const struct bw_cpu *c, unsigned id, struct cache_view *v)
 		v->nr_pages += n * (k + 1);
 		v->c[k] = (struct cache_counters){
 			.allocs = s->allocs, .frees = s->frees,
-			.hits = s->allocs > s->refills ? s->allocs - s->refills : 0,
+			.hits = s->allocs > s->refills + s->borrowed
+					? s->allocs - s->refills - s->borrowed : 0,
 			.refills = s->refills, .refill_pages = s->refill_blocks * (k + 1),
 			.drains = s->spills, .drain_pages = s->spill_blocks * (k + 1),
 		};
@@ -234,6 +235,30 @@ static struct depot_sum depot_sum(unsigned k)
 	return t;
 }
 
+/* Per class, the allocations that borrowed a larger block, over every CPU
+ * (or thread); their total is returned. */
+static uint64_t borrowed_sums(uint64_t out[CACHE_CLASSES])
+{
+	uint64_t total = 0;
+	memset(out, 0, CACHE_CLASSES * sizeof(out[0]));
+	if (bw_rseq) {
+		for (unsigned i = 0; i < bw_ncpus; i++)
+			for (unsigned k = 0; k < CACHE_CLASSES; k++)
+				out[k] += bw_cpu_of(i)->c[k].borrowed;
+	} else {
+		uint8_t was = sigctx_hold();
+		mp_lock(&bw_threads_lock);
+		for (struct bw_thread *t = bw_threads; t; t = t->next)
+			for (unsigned k = 0; k < CACHE_CLASSES; k++)
+				out[k] += t->cache.c[k].borrowed;
+		mp_unlock(&bw_threads_lock);
+		sigctx_unhold(was);
+	}
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		total += out[k];
+	return total;
+}
+
 void bw_text(struct fmt_buf *b)
 {
 	cache_text_fences(b, &bw_fenced);
@@ -242,6 +267,14 @@ void bw_text(struct fmt_buf *b)
 	if (bw_shards > 1)
 		fmt_printf(b, "  depot: %u shards of %u CPUs, each its own lock\n", bw_shards,
 			   (bw_ncpus + bw_shards - 1) / bw_shards);
+	uint64_t borrowed[CACHE_CLASSES];
+	if (borrowed_sums(borrowed)) {
+		fmt_printf(b, "  borrowed (cache_borrow): a larger cached block for an empty class,");
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			if (borrowed[k])
+				fmt_printf(b, " %u-page %lu", k + 1, (unsigned long)borrowed[k]);
+		fmt_printf(b, "\n");
+	}
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		struct depot_sum d = depot_sum(k);
 		if (d.nr || d.in || d.overflow)
@@ -255,7 +288,12 @@ void bw_text(struct fmt_buf *b)
 void bw_json(struct fmt_buf *b)
 {
 	cache_json_fences(b, &bw_fenced);
-	fmt_printf(b, ",\"decayed_pages\":%lu,\"depot_shards\":%u,\"depot\":[",
+	uint64_t borrowed[CACHE_CLASSES];
+	borrowed_sums(borrowed);
+	fmt_printf(b, ",\"borrowed\":[");
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		fmt_printf(b, "%s%lu", k ? "," : "", (unsigned long)borrowed[k]);
+	fmt_printf(b, "],\"decayed_pages\":%lu,\"depot_shards\":%u,\"depot\":[",
 		   (unsigned long)__atomic_load_n(&bw_decayed, __ATOMIC_RELAXED), bw_shards);
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		struct depot_sum d = depot_sum(k);

@@ -94,6 +94,10 @@ struct cache_ops {
 				     3, as Linux's per-CPU lists do) */
 	bool (*init)(void);       /* false: unusable here (cache_init falls back) */
 	struct page_desc *(*alloc)(size_t npages);   /* NULL: go to the zone */
+	/* Process context: as alloc, but a class the design has run out of
+	 * may be answered with a cached block of up to most pages, which
+	 * keeps its size (pd->npages).  NULL: the design always uses alloc. */
+	struct page_desc *(*alloc_fit)(size_t npages, size_t most);
 	bool (*free)(struct page_desc *pd);          /* false: the caller frees
 							it to the zone */
 	/* Handler context, for designs that are not irq_safe, under the
@@ -146,6 +150,13 @@ static inline struct page_desc *cache_alloc(size_t npages, bool irq)
 	if (likely(!irq) || cache.irq_safe)
 		return cache.alloc(npages);
 	return cache.alloc_irq ? cache.alloc_irq(npages) : NULL;
+}
+/* A block of npages..most pages (most > npages: pagealloc's cache_borrow). */
+static inline struct page_desc *cache_alloc_fit(size_t npages, size_t most, bool irq)
+{
+	if (likely(!irq) && cache.alloc_fit)
+		return cache.alloc_fit(npages, most);
+	return cache_alloc(npages, irq);
 }
 static inline bool cache_free(struct page_desc *pd, bool irq)
 {

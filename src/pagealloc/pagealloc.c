@@ -24,6 +24,7 @@ static unsigned cache_max_pages;   /* 2^cache_order, or 0 with no cache */
 
 uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];
 uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
+uint8_t pa_fit_most[CACHE_CLASSES + 1];
 uint64_t pa_freehop_span;
 
 /* Does a cache keep blocks of npages pages? */
@@ -42,6 +43,13 @@ void pa_init(void)
 			       : cache_kind == CACHE_BONWICK  ? (uint8_t)(n - 1)
 			       : cache_kind == CACHE_PCP_RSEQ ? PA_ONEHOP_PCPR
 							      : PA_ONEHOP_TABLE;
+	for (size_t n = 0; n <= CACHE_CLASSES; n++) {
+		pa_fit_most[n] = (uint8_t)n;
+		for (size_t m = n + 1; n && opt.cache_borrow && cache.alloc_fit && cacheable(n) &&
+				       m <= cache_max_pages; m++)
+			if (cacheable(m) && (m - n) * 100 <= m * opt.waste_max)
+				pa_fit_most[n] = (uint8_t)m;
+	}
 	/* Several nodes: frees take the table hop, which checks the node. */
 	memcpy(pa_freehop, pa_onehop, sizeof(pa_freehop));
 	if (numa_multi)
@@ -127,17 +135,25 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
 }
 
 /* The one-hop path (internal.h) has been tried first by malloc and free;
- * everything else comes here. */
-struct page_desc *pa_alloc(size_t npages, unsigned align_order)
+ * everything else comes here.  A cached block may have up to most pages. */
+static ALWAYS_INLINE struct page_desc *alloc_block(size_t npages, size_t most,
+						    unsigned align_order)
 {
 	unsigned order = ilog2_ceil(npages), block_order = order;
 	struct page_desc *pd = NULL;
 	bool irq = sigctx_in_irq();
 
 	/* Cached blocks of n pages start on a 2^ceil(log2 n) boundary; a
-	 * stricter alignment goes to the zone. */
-	if (likely(align_order <= order) && cacheable(npages))
-		pd = cache_alloc(npages, irq);
+	 * stricter alignment goes to the zone.  A larger block's boundary is
+	 * at least as strict. */
+	if (likely(align_order <= order) && cacheable(npages)) {
+		if (most == npages) {
+			pd = cache_alloc(npages, irq);
+		} else if ((pd = cache_alloc_fit(npages, most, irq)) && pd->npages > npages) {
+			npages = pd->npages;
+			block_order = ilog2_ceil(npages);
+		}
+	}
 	if (align_order > order)
 		order = align_order;
 	if (!pd)
@@ -162,6 +178,17 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 		MP_PROBE4(mm_page_alloc, desc_to_addr(pd), (uint8_t)block_order,
 			  (was & PG_CACHED) ? PROBE_FROM_CACHE : PROBE_FROM_ZONE, -1);
 	return pd;
+}
+
+struct page_desc *pa_alloc(size_t npages, unsigned align_order)
+{
+	return alloc_block(npages, npages, align_order);
+}
+
+struct page_desc *pa_alloc_fit(size_t npages, unsigned align_order)
+{
+	return alloc_block(npages, npages <= CACHE_CLASSES ? pa_fit_most[npages] : npages,
+			   align_order);
 }
 
 void pa_free(struct page_desc *pd)

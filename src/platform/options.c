@@ -80,6 +80,8 @@ static const struct opt_def defs[] = {
 	  "highest order the caches hold (0..4: up to 16 pages; the lock designs stop at 3); higher orders go to the zone" },
 	{ "cache_exact", T_ENUM, F(cache_exact), false, 0, 0, false, bools,
 	  "1 = the caches also keep 3-, 5-, 6-, 7-, 9- to 15-page blocks as such; 0 = powers of two only, other sizes go to the zone" },
+	{ "cache_borrow", T_ENUM, F(cache_borrow), false, 0, 0, false, bools,
+	  "bonwick: 1 = a request whose size class has no block on this CPU or in the depot takes a cached block of a larger class that leaves at most waste_max percent of it unused (with 25: 3 pages take 4, 9 take up to 12) before it goes to the zone; the block keeps its size (malloc_usable_size) and goes back to its own class when freed; 0 = exact classes only" },
 	{ "pcp_high", T_UINT, F(pcp_high), false, 1, 1u << 16, false, NULL,
 	  "pcp-rseq, pcp-lock: blocks a per-CPU list holds before a free drains a batch" },
 	{ "pcp_batch", T_UINT, F(pcp_batch), false, 1, 1u << 16, false, NULL,
@@ -136,6 +138,7 @@ void options_defaults(struct mp_options *o)
 	o->drain_min = 16;
 	o->cache_order = 4;
 	o->cache_exact = 1;
+	o->cache_borrow = 1;
 	o->pcp_high = 186;
 	o->pcp_batch = 31;
 	o->signal = SIG_BYPASS;
@@ -160,6 +163,7 @@ static void apply_preset(struct mp_options *o, uint32_t preset)
 		o->drain_min = 16;
 		o->cache_order = 0;
 		o->cache_exact = 0;
+		o->cache_borrow = 0;
 		o->signal = SIG_BYPASS;
 	} else if (preset == 2) {   /* vanilla39: zone_batchsize() for a zone >= 512 MiB */
 		o->cache = CACHE_PCP_RSEQ;
@@ -167,12 +171,14 @@ static void apply_preset(struct mp_options *o, uint32_t preset)
 		o->pcp_high = 6 * 31;
 		o->cache_order = 0;
 		o->cache_exact = 0;
+		o->cache_borrow = 0;
 	} else if (preset == 3) {   /* linux6: batch for a large zone; high ~ a magazine */
 		o->cache = CACHE_PCP_LOCK;
 		o->pcp_batch = 63;
 		o->pcp_high = 1024;
 		o->cache_order = 3;
 		o->cache_exact = 0;
+		o->cache_borrow = 0;
 		o->signal = SIG_TRYLOCK;
 	}
 }

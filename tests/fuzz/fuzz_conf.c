@@ -111,6 +111,7 @@ static void check_bounds(const struct mp_options *o, const char *conf)
 	IN(drain_min, 1, o->drain_max);
 	IN(cache_order, 0, CACHE_ORDERS - 1);
 	NAMED(cache_exact);
+	NAMED(cache_borrow);
 	IN(pcp_high, 1, 1u << 16);
 	IN(pcp_batch, 1, 1u << 16);
 	NAMED(signal);

@@ -234,12 +234,13 @@ static int run_cls(const unsigned char *p)
 	return run_class_of_object((void *)p, pd, &why);
 }
 
-/* Bytes a zone block of size bytes at p holds: its run object's, or whole
- * pages. */
-static size_t zone_block_bytes(const unsigned char *p, size_t size)
+/* Bytes the zone block at p holds: its run object's, or the pages its
+ * descriptor says (check_usable bounds them). */
+static size_t zone_block_bytes(const unsigned char *p)
 {
 	int c = run_cls(p);
-	return c >= 0 ? run_object_size(c) : zone_bytes_of(size);
+	return c >= 0 ? run_object_size(c)
+		      : (size_t)pfn_to_desc(addr_to_pfn(p))->npages << PAGE_SHIFT;
 }
 
 /* Bytes the block covers: whole pages or a run object in the zone, else
@@ -247,7 +248,7 @@ static size_t zone_block_bytes(const unsigned char *p, size_t size)
 static size_t extent(const unsigned char *p, size_t size)
 {
 	if (zone_owns(p))
-		return zone_block_bytes(p, size);
+		return zone_block_bytes(p);
 	return size ? size : 1;
 }
 
@@ -273,8 +274,14 @@ static void check_usable(const unsigned char *p, size_t size, const char *what)
 		      "%s(%zu): a zone block for a size the zone does not serve", what, size);
 		CHECK(((uintptr_t)p & (PAGE_SIZE - 1)) == 0, "%s(%zu): zone block %p not page aligned",
 		      what, size, (const void *)p);
-		CHECK(u == zone_bytes_of(size), "%s(%zu): usable size %zu, the block has %zu",
-		      what, size, u, zone_bytes_of(size));
+		/* whole pages, or (cache_borrow) a cached block of a larger
+		 * class that leaves at most waste_max percent unused */
+		size_t pages = zone_bytes_of(size) >> PAGE_SHIFT;
+		size_t most = pages <= CACHE_CLASSES ? pa_fit_most[pages] : pages;
+		CHECK(u == zone_block_bytes(p) && u >= pages << PAGE_SHIFT &&
+		      u <= most << PAGE_SHIFT && u % PAGE_SIZE == 0,
+		      "%s(%zu): usable size %zu, the block has %zu, may have %zu to %zu pages",
+		      what, size, u, zone_block_bytes(p), pages, most);
 	} else {
 		CHECK(u >= size, "%s(%zu): usable size %zu", what, size, u);
 	}
@@ -326,7 +333,7 @@ static uint64_t live_zone_pages(void)
 		if (!live[i].p || !zone_owns(live[i].p))
 			continue;
 		if (run_cls(live[i].p) < 0) {
-			n += zone_bytes_of(live[i].size) >> PAGE_SHIFT;
+			n += zone_block_bytes(live[i].p) >> PAGE_SHIFT;
 			continue;
 		}
 		const struct page_desc *pd = pfn_to_desc(addr_to_pfn(live[i].p));
@@ -470,7 +477,7 @@ static bool inside_live(const unsigned char *x)
  * (a later page's descriptor) or not. */
 static unsigned char *interior(unsigned s, uint64_t r)
 {
-	size_t bytes = zone_block_bytes(live[s].p, live[s].size), pages = bytes >> PAGE_SHIFT;
+	size_t bytes = zone_block_bytes(live[s].p), pages = bytes >> PAGE_SHIFT;
 	if (r & 1 && pages > 1)
 		return live[s].p + PAGE_SIZE * (1 + (r >> 1) % (pages - 1));
 	return live[s].p + 1 + (r >> 1) % (bytes - 1);

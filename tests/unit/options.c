@@ -67,6 +67,7 @@ Test(options, defaults)
 	cr_assert_eq(o.drain_min, 16);
 	cr_assert_eq(o.cache_order, 4);
 	cr_assert_eq(o.cache_exact, 1);
+	cr_assert_eq(o.cache_borrow, 1);
 	cr_assert_eq(o.signal, SIG_BYPASS);
 	cr_assert_eq(o.zone_irqsave, IRQSAVE_DEFER);
 	cr_assert_eq(o.stats, STATS_OFF);
@@ -100,6 +101,8 @@ Test(options, every_key_good_value)
 	PARSE_OK(&o, "live:0");                cr_assert_eq(o.live, LIVE_OFF);
 	PARSE_OK(&o, "cache_exact:0");         cr_assert_eq(o.cache_exact, 0);
 	PARSE_OK(&o, "cache_exact:1");         cr_assert_eq(o.cache_exact, 1);
+	PARSE_OK(&o, "cache_borrow:0");        cr_assert_eq(o.cache_borrow, 0);
+	PARSE_OK(&o, "cache_borrow:1");        cr_assert_eq(o.cache_borrow, 1);
 	PARSE_OK(&o, "pcp_high:1000");         cr_assert_eq(o.pcp_high, 1000);
 	PARSE_OK(&o, "pcp_batch:63");          cr_assert_eq(o.pcp_batch, 63);
 	PARSE_OK(&o, "zone_irqsave:sigmask");  cr_assert_eq(o.zone_irqsave, IRQSAVE_SIGMASK);
@@ -229,6 +232,7 @@ static const struct bad_case bad[] = {
 	{ "drain_min:70000", "drain_min", "from 1 to 65536" },
 	{ "cache_order:5", "cache_order", "from 0 to 4" },
 	{ "cache_exact:2", "cache_exact", "0 | 1" },
+	{ "cache_borrow:yes", "cache_borrow", "0 | 1" },
 	{ "pcp_high:0", "pcp_high", "from 1 to 65536" },
 	{ "pcp_batch:65537", "pcp_batch", "from 1 to 65536" },
 	{ "zone_irqsave:block", "zone_irqsave", "defer | sigmask" },
@@ -315,7 +319,7 @@ Test(options, unknown_key)
 	/* It lists every key. */
 	static const char *const keys[] = { "preset", "cache", "region_size", "threshold",
 		"magazines", "mag_map", "mag_limit", "refill_max", "refill_min", "drain_max",
-		"drain_min", "cache_order", "cache_exact", "pcp_high", "pcp_batch", "depot_pages", "depot_shards", "signal", "stats",
+		"drain_min", "cache_order", "cache_exact", "cache_borrow", "pcp_high", "pcp_batch", "depot_pages", "depot_shards", "signal", "stats",
 		"stats_file", "strict", "verbose", "on_invalid", "on_exhausted", "zone_irqsave",
 		"purge_delay_ms", "purge_advice", "purge_thread", "live" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -377,6 +381,7 @@ static void assert_rfc2013(const struct mp_options *o)
 	cr_assert_eq(o->drain_min, 16);
 	cr_assert_eq(o->cache_order, 0);
 	cr_assert_eq(o->cache_exact, 0);
+	cr_assert_eq(o->cache_borrow, 0);
 	cr_assert_eq(o->signal, SIG_BYPASS);
 	cr_assert_eq(o->cache, CACHE_MAGAZINE);
 }
@@ -516,7 +521,7 @@ Test(options, print_effective_configuration)
 		"preset:rfc2013\n", "cache:magazine\n", "region_size:0\n", "threshold:4096\n",
 		"magazines:2\n", "mag_map:pair\n", "mag_limit:1024\n", "refill_max:384\n",
 		"refill_min:16\n", "drain_max:64\n", "drain_min:16\n", "cache_order:0\n",
-		"cache_exact:0\n", "signal:bypass\n", "stats:json\n", "stats_file:/tmp/x\n", "strict:0\n",
+		"cache_exact:0\n", "cache_borrow:0\n", "signal:bypass\n", "stats:json\n", "stats_file:/tmp/x\n", "strict:0\n",
 		"verbose:0\n", "on_invalid:abort\n", "on_exhausted:fallback\n",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
