@@ -520,15 +520,18 @@ static NOINLINE struct page_desc *borrow(unsigned k, unsigned most, int cpu, str
 {
 	for (unsigned j = k + 1; j <= most; j++) {
 		uint64_t pfn;
-		unsigned want = c->cls[j].h.high / 2, n;
-		if (bw_pop(j, &pfn, false)) {
-			n = 0;
-		} else if ((n = depot_take(j, cpu, buf, want < cap ? want : cap, false)) != 0) {
+		if (!bw_pop(j, &pfn, false)) {
+			unsigned want = c->cls[j].h.high / 2;
+			unsigned n = depot_take(j, cpu, buf, want < cap ? want : cap, false);
+			if (!n)
+				continue;
+			/* the lender's refill, tuned as its own would be: a
+			 * lender whose blocks keep coming back to be lent
+			 * again grows its array */
+			tune(c, j, 1);
 			pfn = buf[--n];
 			if (n)
 				stash(j, c, buf, n, false);
-		} else {
-			continue;
 		}
 		c->c[k].allocs++;
 		c->c[k].borrowed++;

@@ -205,6 +205,20 @@ static ALWAYS_INLINE bool bw_push_thread(uint64_t koff, uint32_t pfn, bool count
 	return true;
 }
 
+/* A hint, without a section: is class k's array on this CPU empty (or
+ * stopped)?  False when it cannot tell (the per-thread front end). */
+static inline bool bw_empty_here(unsigned k)
+{
+#if MP_HAVE_RSEQ
+	uint32_t cpu = rseq_cpu_id();
+	if (cpu < bw_nr_cpus)
+		return (int32_t)__atomic_load_n(&bw_cpu_of(cpu)->cls[k].h.count,
+						__ATOMIC_RELAXED) <= 0;
+#endif
+	(void)k;
+	return false;
+}
+
 /* An allocation of class k given a larger class's block (cache_borrow):
  * counted on this CPU, or thread (a migration miscounts one). */
 static inline void bw_count_borrowed(unsigned k)

@@ -476,7 +476,7 @@ static NOINLINE void *malloc_borrow_hop(size_t size, uint64_t koff)
 	size_t pages = koff / BW_KOFF(1) + 1;
 	void *p;
 	for (size_t m = pages + 1; m <= pa_fit_most[pages]; m++)
-		if (pa_alloc_onehop(BW_KOFF(m - 1), &p)) {
+		if (!bw_empty_here((unsigned)m - 1) && pa_alloc_onehop(BW_KOFF(m - 1), &p)) {
 			bw_count_borrowed((unsigned)pages - 1);
 			return p;
 		}
