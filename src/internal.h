@@ -484,10 +484,10 @@ void pa_init(void);
 /* Allocates npages (1..1024) aligned to 2^align_order pages; returns the
  * head descriptor with PG_ALLOC set and npages recorded, or NULL. */
 struct page_desc *pa_alloc(size_t npages, unsigned align_order);
-/* The same, for malloc's blocks: with cache_borrow, a cached block of a
- * few more pages (at most waste_max percent of it unused) when the class
- * of npages has none; pd->npages says how many. */
-struct page_desc *pa_alloc_fit(size_t npages, unsigned align_order);
+/* The same, for malloc's blocks: with cache_borrow, a cached block of up
+ * to most pages (pa_fit_most) when the class of npages has none;
+ * pd->npages says how many. */
+struct page_desc *pa_alloc_fit(size_t npages, size_t most, unsigned align_order);
 /* Frees a live allocation whose PG_ALLOC flag the caller has just cleared. */
 void pa_free(struct page_desc *pd);
 /* Gives back pages [keep, pd->npages) of a live allocation. */
@@ -519,8 +519,10 @@ extern uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];   /* every live npages: free's
 #define PA_ONEHOP_NUMA 0xfd
 extern uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
 /* cache_borrow: the most pages a block handed out for n pages may have, n
- * where none other may be (pa_init): a block of m pages for n wastes
- * (m - n) / m of itself, at most waste_max percent. */
+ * where none other may be (pa_init): a block of m pages for n leaves
+ * (m - n) / m of its pages unused, at most waste_max percent.  Pages, not
+ * bytes: the bytes a request leaves unused in its own last page are held
+ * whatever block it gets. */
 extern uint8_t pa_fit_most[CACHE_CLASSES + 1];
 /* The one-hop free's bound: blocks of 1..pa_freehop_span pages are bonwick's
  * classes 0..span-1 (pa_freehop[n] == n - 1), so that free needs no table

@@ -291,6 +291,15 @@ static unsigned shard_of(int cpu)
 	return (unsigned)cpu < bw_ncpus ? (unsigned)cpu * bw_shards / bw_ncpus : 0;
 }
 
+/* Has class k's depot no block, in any shard?  A hint, without the locks. */
+bool bw_depot_empty(unsigned k)
+{
+	for (unsigned s = 0; s < bw_shards; s++)
+		if (__atomic_load_n(&bw_depots[s][k].nr, __ATOMIC_RELAXED))
+			return false;
+	return true;
+}
+
 /* Up to want blocks of class k for cpu: its own shard first, then the
  * others in turn (a CPU that allocates what CPUs of another shard free). */
 static unsigned depot_take(unsigned k, int cpu, uint32_t *buf, unsigned want, bool irq)
@@ -513,22 +522,35 @@ static ALWAYS_INLINE void stash(unsigned k, struct bw_cpu *own, const uint32_t *
  * mix of 1- to 16-page sizes each class otherwise keeps the blocks of its
  * own busiest moment, idle while the others are busy (bench_xthread -m
  * random -t 1: 21.3 MiB peak RSS, 16.9 borrowing, at the same speed;
- * docs/results/issue9/session11.md).  Process context, signals held back.
+ * docs/results/issue9/session11.md).  Process context, signals held back
+ * (so that the per-thread front end's arrays are popped here directly:
+ * bw_pop's own way to them is closed while signals are held).
  */
 static NOINLINE struct page_desc *borrow(unsigned k, unsigned most, int cpu, struct bw_cpu *c,
 					  uint32_t *buf, unsigned cap)
 {
 	for (unsigned j = k + 1; j <= most; j++) {
 		uint64_t pfn;
-		if (!bw_pop(j, &pfn, false)) {
+		bool got;
+		if (bw_rseq) {
+			got = bw_pop(j, &pfn, false);
+		} else if ((got = c->cls[j].h.count != 0)) {
+			c->cls[j].h.count--;
+			pfn = c->cls[j].slots[c->cls[j].h.count];
+		}
+		if (!got) {
 			unsigned want = c->cls[j].h.high / 2;
 			unsigned n = depot_take(j, cpu, buf, want < cap ? want : cap, false);
 			if (!n)
 				continue;
-			/* the lender's refill, tuned as its own would be: a
-			 * lender whose blocks keep coming back to be lent
-			 * again grows its array */
+			/* the lender's refill, counted and tuned as its own
+			 * would be: a lender whose blocks keep coming back to
+			 * be lent again grows its array */
 			tune(c, j, 1);
+			c->c[j].depot_hits++;
+			c->c[j].refills++;
+			c->c[j].refill_blocks += n;
+			MP_PROBE3(cache_refill, cpu, j + 1, n * (j + 1));
 			pfn = buf[--n];
 			if (n)
 				stash(j, c, buf, n, false);

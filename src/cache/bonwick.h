@@ -37,7 +37,8 @@ struct bw_counts {
 	uint64_t depot_hits;    /* refills the depot answered */
 	uint64_t zone_refills;  /* refills that went to the zone */
 	uint64_t borrowed;      /* allocations given a block of a larger class
-				   (borrow; counted in allocs too) */
+				   (cache_borrow; the slow path's are in allocs
+				   too, malloc's miss path's are not) */
 	uint8_t last;           /* 1 = the last slow event was a refill, 2 = a spill */
 	uint8_t turns;          /* the last 8 slow events, newest in bit 0: 1 where
 				   the reason changed after a run of 2 or more */
@@ -218,6 +219,9 @@ static inline bool bw_empty_here(unsigned k)
 	(void)k;
 	return false;
 }
+
+/* Has class k's depot no block (bonwick.c)?  A hint, without its locks. */
+bool bw_depot_empty(unsigned k);
 
 /* An allocation of class k given a larger class's block (cache_borrow):
  * counted on this CPU, or thread (a migration miscounts one). */

@@ -266,7 +266,10 @@ void *page_alloc(size_t size, unsigned align_order, bool zero)
 	size_t npages = pages_of(size);
 	/* calloc, memalign & co. reuse cached blocks too: not idle */
 	trap_check();
-	struct page_desc *pd = pa_alloc_fit(npages, align_order);
+	/* calloc's blocks are their own pages only: a borrowed block's tail
+	 * would need zeroing too, as its usable size says */
+	size_t most = !zero && npages <= CACHE_CLASSES ? pa_fit_most[npages] : npages;
+	struct page_desc *pd = pa_alloc_fit(npages, most, align_order);
 	tick_check();
 
 	if (unlikely(!pd)) {
@@ -463,19 +466,23 @@ static NOINLINE void *malloc_table_hop(size_t size)
 
 /*
  * route[] gave class k (its array's offset), whose array on this CPU was
- * empty: with cache_borrow, a block of a larger class from this CPU's
- * arrays, the nearest first, as the one-hop path pops (pagealloc's
- * borrow does the same through the depot, off this path).  Without it a
- * size whose class a larger one lends to (a program that moved from
+ * empty: with cache_borrow and its depot empty too, a block of a larger
+ * class from this CPU's arrays, the nearest first (pa_fit_most), as the
+ * one-hop path pops (bonwick's
+ * borrow does the same with the depot too, on the slow path).  Without
+ * it a size whose class a larger one lends to (a program that moved from
  * 64 KiB blocks to 48 KiB ones) would take the slow path on every call,
  * its blocks going home to the larger class at each free: 218 cycles a
- * pair against 35.
+ * pair against 35 in a loop.
  */
 static NOINLINE void *malloc_borrow_hop(size_t size, uint64_t koff)
 {
-	size_t pages = koff / BW_KOFF(1) + 1;
+	size_t pages = koff / BW_KOFF(1) + 1, most = pa_fit_most[pages];
 	void *p;
-	for (size_t m = pages + 1; m <= pa_fit_most[pages]; m++)
+	/* its own depot first, as the slow path's refill takes it */
+	if (most == pages || !bw_depot_empty((unsigned)pages - 1))
+		return malloc_slow(size);
+	for (size_t m = pages + 1; m <= most; m++)
 		if (!bw_empty_here((unsigned)m - 1) && pa_alloc_onehop(BW_KOFF(m - 1), &p)) {
 			bw_count_borrowed((unsigned)pages - 1);
 			return p;

@@ -185,10 +185,9 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order)
 	return alloc_block(npages, npages, align_order);
 }
 
-struct page_desc *pa_alloc_fit(size_t npages, unsigned align_order)
+struct page_desc *pa_alloc_fit(size_t npages, size_t most, unsigned align_order)
 {
-	return alloc_block(npages, npages <= CACHE_CLASSES ? pa_fit_most[npages] : npages,
-			   align_order);
+	return alloc_block(npages, most, align_order);
 }
 
 void pa_free(struct page_desc *pd)

@@ -81,7 +81,7 @@ static const struct opt_def defs[] = {
 	{ "cache_exact", T_ENUM, F(cache_exact), false, 0, 0, false, bools,
 	  "1 = the caches also keep 3-, 5-, 6-, 7-, 9- to 15-page blocks as such; 0 = powers of two only, other sizes go to the zone" },
 	{ "cache_borrow", T_ENUM, F(cache_borrow), false, 0, 0, false, bools,
-	  "bonwick: 1 = a request whose size class has no block on this CPU or in the depot takes a cached block of a larger class that leaves at most waste_max percent of it unused (with 25: 3 pages take 4, 9 take up to 12) before it goes to the zone; the block keeps its size (malloc_usable_size) and goes back to its own class when freed; 0 = exact classes only" },
+	  "bonwick: 1 = a request whose size class has no block on this CPU or in the depot takes a cached block of a larger class that leaves at most waste_max percent of its pages unused (with 25: 3 pages take 4, 9 take up to 12; calloc never) before it goes to the zone; the block keeps its size (malloc_usable_size) and goes back to its own class when freed; 0 = exact classes only" },
 	{ "pcp_high", T_UINT, F(pcp_high), false, 1, 1u << 16, false, NULL,
 	  "pcp-rseq, pcp-lock: blocks a per-CPU list holds before a free drains a batch" },
 	{ "pcp_batch", T_UINT, F(pcp_batch), false, 1, 1u << 16, false, NULL,

@@ -150,7 +150,12 @@ static unsigned long long borrowed_of(size_t n)
 /* cache_borrow: a size whose class has no block on this CPU nor in the
  * depot takes this CPU's cached block of a larger class, the nearest that
  * leaves at most 25% of it unused; the block keeps its size and goes back
- * to its own class when freed.  A class further up is not asked. */
+ * to its own class when freed.  A class further up is not asked.  malloc
+ * borrows on
+ * its one-hop path's miss (malloc_borrow_hop), or on its slow path
+ * (bonwick's borrow) with statistics on or while the purge trap is armed,
+ * which the drain leaves it: integration.semantics.nopurge
+ * (purge_delay_ms:0, no trap) takes the first, .stats the second. */
 Test(routing, an_empty_class_borrows_a_larger_cached_block)
 {
 	if (most_pages(13) != 16)
@@ -166,9 +171,9 @@ Test(routing, an_empty_class_borrows_a_larger_cached_block)
 		cr_assert_not_null(big[i]);
 		memset(big[i], 0x11 * (i + 1), 16 * PAGE);
 	}
+	unsigned long long b0 = borrowed_of(13);
 	for (int i = 0; i < 4; i++)
 		free(big[i]);                  /* 16-page class: big[3] on top */
-	unsigned long long b0 = borrowed_of(13);
 
 	void *p = malloc(13 * PAGE);
 	cr_assert_eq(p, big[3], "malloc(13 pages) = %p, not the 16-page block freed last (%p)",
@@ -189,6 +194,35 @@ Test(routing, an_empty_class_borrows_a_larger_cached_block)
 	for (int i = 0; i < 4; i++)
 		cr_assert_neq(r, big[i], "malloc(9 pages) took a 16-page block");
 	free(r);
+
+	/* With 5-page blocks cached, 4 pages take one (a fifth unused), and
+	 * so do 3 pages and a byte (4 pages: the bytes unused in the last
+	 * page of a request are held whatever block it gets); calloc's
+	 * blocks do not borrow (they would need zeroing as far as their
+	 * usable size) */
+	void *five[2];
+	for (int i = 0; i < 2; i++) {
+		five[i] = malloc(5 * PAGE);
+		cr_assert_not_null(five[i]);
+	}
+	free(five[0]);
+	free(five[1]);
+	void *four = malloc(4 * PAGE);
+	cr_assert_eq(four, five[1], "malloc(4 pages) = %p, not the 5-page block freed last (%p)",
+		     four, five[1]);
+	cr_assert_eq(malloc_usable_size(four), 5 * PAGE);
+	void *odd = malloc(3 * PAGE + 1);
+	cr_assert_eq(odd, five[0], "malloc(3 pages + 1) = %p, not the other 5-page block (%p)",
+		     odd, five[0]);
+	cr_assert_eq(malloc_usable_size(odd), 5 * PAGE);
+	free(odd);
+	free(four);                        /* both home: the 5-page class */
+	void *zeroed = calloc(1, 4 * PAGE);
+	cr_assert_not_null(zeroed);
+	cr_assert_eq(malloc_usable_size(zeroed), 4 * PAGE, "calloc(4 pages): usable %zu",
+		     malloc_usable_size(zeroed));
+	cr_assert(zeroed != five[0] && zeroed != five[1], "calloc(4 pages) took a 5-page block");
+	free(zeroed);
 	mp.drain();
 }
 
