@@ -359,7 +359,10 @@ static uint64_t cached_pages(void)
 	}
 	struct runs_stats rs;
 	runs_stats(&rs);
-	return n + rs.idle_pages;    /* the runs with no live object */
+	/* the runs with no live object, and the default cache's depot,
+	 * where a full array spills (corpus/malloc/depot-spill failed here
+	 * while this count lacked it) */
+	return n + rs.idle_pages + cache_depot_pages();
 }
 
 /* Pages not free in the zone are live blocks or cached ones, nothing else.
