@@ -441,7 +441,8 @@ static void parse_args(int argc, char **argv)
 			opt.prior_size = bench_parse_size(sz, "-p size");
 			opt.prior_n = strtoul(comma + 1, NULL, 10);
 			if (!opt.prior_size || !opt.prior_n || opt.prior_n > 1000000)
-				bench_die("-p takes SIZE,N with N from 1 to 1000000, not '%s'", optarg);
+				bench_die("-p takes SIZE,N with N from 1 to 1000000, not '%s'",
+					  optarg);
 			break;
 		}
 		case 'm':

@@ -269,7 +269,8 @@ void bw_text(struct fmt_buf *b)
 			   (bw_ncpus + bw_shards - 1) / bw_shards);
 	uint64_t borrowed[CACHE_CLASSES];
 	if (borrowed_sums(borrowed)) {
-		fmt_printf(b, "  borrowed (cache_borrow): a larger cached block for an empty class,");
+		fmt_printf(b, "  borrowed (cache_borrow): a larger cached block for an empty "
+			   "class,");
 		for (unsigned k = 0; k < CACHE_CLASSES; k++)
 			if (borrowed[k])
 				fmt_printf(b, " %u-page %lu", k + 1, (unsigned long)borrowed[k]);

@@ -319,7 +319,8 @@ Test(options, unknown_key)
 	/* It lists every key. */
 	static const char *const keys[] = { "preset", "cache", "region_size", "threshold",
 		"magazines", "mag_map", "mag_limit", "refill_max", "refill_min", "drain_max",
-		"drain_min", "cache_order", "cache_exact", "cache_borrow", "pcp_high", "pcp_batch", "depot_pages", "depot_shards", "signal", "stats",
+		"drain_min", "cache_order", "cache_exact", "cache_borrow",
+		"pcp_high", "pcp_batch", "depot_pages", "depot_shards", "signal", "stats",
 		"stats_file", "strict", "verbose", "on_invalid", "on_exhausted", "zone_irqsave",
 		"purge_delay_ms", "purge_advice", "purge_thread", "live" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
@@ -521,7 +522,8 @@ Test(options, print_effective_configuration)
 		"preset:rfc2013\n", "cache:magazine\n", "region_size:0\n", "threshold:4096\n",
 		"magazines:2\n", "mag_map:pair\n", "mag_limit:1024\n", "refill_max:384\n",
 		"refill_min:16\n", "drain_max:64\n", "drain_min:16\n", "cache_order:0\n",
-		"cache_exact:0\n", "cache_borrow:0\n", "signal:bypass\n", "stats:json\n", "stats_file:/tmp/x\n", "strict:0\n",
+		"cache_exact:0\n", "cache_borrow:0\n",
+		"signal:bypass\n", "stats:json\n", "stats_file:/tmp/x\n", "strict:0\n",
 		"verbose:0\n", "on_invalid:abort\n", "on_exhausted:fallback\n",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
