@@ -523,7 +523,7 @@ static ALWAYS_INLINE void stash(unsigned k, struct bw_cpu *own, const uint32_t *
  * own busiest moment, idle while the others are busy (bench_xthread -m
  * random -t 1: 21.3 MiB peak RSS, 16.9 borrowing, at the same speed;
  * docs/results/issue9/session11.md).  Process context, signals held back
- * (so that the per-thread front end's arrays are popped here directly:
+ * (so that the per-thread front end's arrays are popped with bw_pop_array:
  * bw_pop's own way to them is closed while signals are held).
  */
 static NOINLINE struct page_desc *borrow(unsigned k, unsigned most, int cpu, struct bw_cpu *c,
@@ -531,13 +531,8 @@ static NOINLINE struct page_desc *borrow(unsigned k, unsigned most, int cpu, str
 {
 	for (unsigned j = k + 1; j <= most; j++) {
 		uint64_t pfn;
-		bool got;
-		if (bw_rseq) {
-			got = bw_pop(j, &pfn, false);
-		} else if ((got = c->cls[j].h.count != 0)) {
-			c->cls[j].h.count--;
-			pfn = c->cls[j].slots[c->cls[j].h.count];
-		}
+		bool got = bw_rseq ? bw_pop(j, &pfn, false)
+				   : bw_pop_array(c, BW_KOFF(j), &pfn, false);
 		if (!got) {
 			unsigned want = c->cls[j].h.high / 2;
 			unsigned n = depot_take(j, cpu, buf, want < cap ? want : cap, false);

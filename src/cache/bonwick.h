@@ -171,14 +171,12 @@ static inline struct bw_cpu *bw_thread_cache(void)
 	return bw_mine;
 }
 
-/* The per-thread front end (no rseq): one block of the class whose array
- * is at koff (BW_KOFF), or false.  The offset, as the one-hop path has
- * it: the array's slots are then one addressing mode away. */
-static ALWAYS_INLINE bool bw_pop_thread(uint64_t koff, uint64_t *pfn, bool count)
+/* One block of the class whose array is at koff (BW_KOFF) in c, a
+ * thread's arrays, or false.  The offset, as the one-hop path has it: the
+ * array's slots are then one addressing mode away. */
+static ALWAYS_INLINE bool bw_pop_array(struct bw_cpu *c, uint64_t koff, uint64_t *pfn,
+					bool count)
 {
-	struct bw_cpu *c = bw_thread_cache();
-	if (unlikely(!c))
-		return false;
 	struct bw_class *cl = (struct bw_class *)((char *)c + koff);
 	uint32_t n = cl->h.count;
 	if (unlikely(!n))
@@ -188,6 +186,16 @@ static ALWAYS_INLINE bool bw_pop_thread(uint64_t koff, uint64_t *pfn, bool count
 	cl->h.count = --n;
 	*pfn = cl->slots[n];
 	return true;
+}
+
+/* The per-thread front end (no rseq): this thread's arrays, never from a
+ * handler (bw_thread_cache). */
+static ALWAYS_INLINE bool bw_pop_thread(uint64_t koff, uint64_t *pfn, bool count)
+{
+	struct bw_cpu *c = bw_thread_cache();
+	if (unlikely(!c))
+		return false;
+	return bw_pop_array(c, koff, pfn, count);
 }
 
 static ALWAYS_INLINE bool bw_push_thread(uint64_t koff, uint32_t pfn, bool count)
