@@ -100,6 +100,8 @@ uint64_t bw_decayed;
 pthread_key_t bw_thread_key;
 struct mp_lock bw_threads_lock;
 struct bw_thread *bw_threads;
+struct bw_counts bw_gone[CACHE_CLASSES];
+uint32_t bw_gone_threads;
 
 static void thread_exit(void *arg);
 
@@ -221,20 +223,6 @@ static bool bw_init(void)
 	if (opt.verbose)
 		mp_log("cache:bonwick: no rseq here; using one array set per thread");
 	return true;
-}
-
-static unsigned bw_count(void)
-{
-	if (bw_rseq)
-		return bw_ncpus;
-	unsigned n = 0;
-	uint8_t was = sigctx_hold();
-	mp_lock(&bw_threads_lock);
-	for (struct bw_thread *t = bw_threads; t; t = t->next)
-		n++;
-	mp_unlock(&bw_threads_lock);
-	sigctx_unhold(was);
-	return n;
 }
 
 /* This thread's CPU as its rseq area says, -1 if unusable: the sections
@@ -399,6 +387,21 @@ static void thread_exit(void *arg)
 		flush_array(&t->cache, k);
 	uint8_t was = sigctx_hold();
 	mp_lock(&bw_threads_lock);
+	/* its counters stay in the totals (the stats' last row) */
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		const struct bw_counts *c = &t->cache.c[k];
+		struct bw_counts *g = &bw_gone[k];
+		g->allocs += c->allocs;
+		g->frees += c->frees;
+		g->refills += c->refills;
+		g->refill_blocks += c->refill_blocks;
+		g->spills += c->spills;
+		g->spill_blocks += c->spill_blocks;
+		g->depot_hits += c->depot_hits;
+		g->zone_refills += c->zone_refills;
+		g->borrowed += c->borrowed;
+	}
+	bw_gone_threads++;
 	if (t->prev)
 		t->prev->next = t->next;
 	else
@@ -806,7 +809,7 @@ const struct cache_ops cache_bonwick_ops = {
 	.count = bw_count,
 	.view = bw_view,
 	.depot_pages = bw_depot_pages,
-	.text_cache = cache_text_restarts,
+	.text_cache = bw_text_row,
 	.text_design = bw_text,
 	.json_design = bw_json,
 	.fork_prepare = bw_fork_prepare,

@@ -51,6 +51,10 @@ extern uint64_t bw_decayed;                 /* atomic: pages bw_decay gave the z
 extern pthread_key_t bw_thread_key;         /* per-thread front end: flush at exit */
 extern struct mp_lock bw_threads_lock;      /* guards the thread list */
 extern struct bw_thread *bw_threads;        /* per-thread front ends, for the stats */
+/* Per-thread front end: what the threads that exited counted, added as
+ * each exits (thread_exit), under bw_threads_lock; for the stats. */
+extern struct bw_counts bw_gone[CACHE_CLASSES];
+extern uint32_t bw_gone_threads;
 
 #define my_cache ((struct bw_thread *)bw_mine)
 
@@ -73,7 +77,9 @@ void bw_free_pfns(const uint32_t *pfns, unsigned n, unsigned k);
 /* ---- bonwick_remote.c: the ops the cache table names ---- */
 size_t bw_drain_all(void);
 size_t bw_decay(void);
+unsigned bw_count(void);
 void bw_view(unsigned i, struct cache_view *v);
+void bw_text_row(struct fmt_buf *b, unsigned i, const struct cache_view *v);
 uint64_t bw_depot_pages(void);
 void bw_text(struct fmt_buf *b);
 void bw_json(struct fmt_buf *b);

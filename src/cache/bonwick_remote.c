@@ -168,43 +168,127 @@ size_t bw_drain_all(void)
 
 /* ---- statistics and fork ----------------------------------------------- */
 
-static void view_of(const struct bw_cpu *c, unsigned id, struct cache_view *v)
+/* Adds counters of every class (a CPU's, or the exited threads') to v. */
+static void view_add_counts(struct cache_view *v, const struct bw_counts s[CACHE_CLASSES])
 {
-	memset(v, 0, sizeof(*v));
-	v->id = id;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
-		uint32_t n = __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED) & ~BW_STOPPED;
-		const struct bw_counts *s = &c->c[k];
-		v->nr_blocks[k] = n;
-		v->nr_pages += n * (k + 1);
-		v->c[k] = (struct cache_counters){
-			.allocs = s->allocs, .frees = s->frees,
-			.hits = s->allocs > s->refills + s->borrowed
-					? s->allocs - s->refills - s->borrowed : 0,
-			.refills = s->refills, .refill_pages = s->refill_blocks * (k + 1),
-			.drains = s->spills, .drain_pages = s->spill_blocks * (k + 1),
+		struct cache_counters c = {
+			.allocs = s[k].allocs, .frees = s[k].frees,
+			.hits = s[k].allocs > s[k].refills + s[k].borrowed
+					? s[k].allocs - s[k].refills - s[k].borrowed : 0,
+			.refills = s[k].refills, .refill_pages = s[k].refill_blocks * (k + 1),
+			.drains = s[k].spills, .drain_pages = s[k].spill_blocks * (k + 1),
 		};
+		cache_counters_add(&v->c[k], &c);
 	}
-	v->restarts = c->restarts;
 }
 
-void bw_view(unsigned i, struct cache_view *v)
+/* Adds a CPU's (or thread's) arrays and counters to v. */
+static void view_add(struct cache_view *v, const struct bw_cpu *c)
 {
-	if (bw_rseq) {
-		view_of(bw_cpu_of(i), i, v);
-		return;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		uint32_t n = __atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED) & ~BW_STOPPED;
+		v->nr_blocks[k] += n;
+		v->nr_pages += n * (k + 1);
 	}
-	memset(v, 0, sizeof(*v));
+	view_add_counts(v, c->c);
+	v->restarts += c->restarts;
+}
+
+/*
+ * The report's rows: one per CPU (without rseq, per live thread), at most
+ * MAX_CACHES.  Past that, and once a thread has exited, the last row sums
+ * the CPUs or threads the others leave no room for and the exited
+ * threads' counters, so that the totals miss nothing.  *alone: the rows
+ * that are one cache each; the next one, if any, is the sum.
+ */
+static unsigned rows(unsigned units, bool gone, unsigned *alone)
+{
+	if (!gone && units <= MAX_CACHES) {
+		*alone = units;
+		return units;
+	}
+	*alone = units < MAX_CACHES - 1 ? units : MAX_CACHES - 1;
+	return *alone + 1;
+}
+
+/* Per-thread front end: the live threads; under bw_threads_lock. */
+static unsigned live_threads(void)
+{
+	unsigned n = 0;
+	for (struct bw_thread *t = bw_threads; t; t = t->next)
+		n++;
+	return n;
+}
+
+unsigned bw_count(void)
+{
+	unsigned alone, n;
+	if (bw_rseq)
+		return rows(bw_ncpus, false, &alone);
 	uint8_t was = sigctx_hold();
 	mp_lock(&bw_threads_lock);
-	unsigned j = 0;
-	for (struct bw_thread *t = bw_threads; t; t = t->next, j++)
-		if (j == i) {
-			view_of(&t->cache, i, v);
-			break;
-		}
+	n = rows(live_threads(), bw_gone_threads != 0, &alone);
 	mp_unlock(&bw_threads_lock);
 	sigctx_unhold(was);
+	return n;
+}
+
+/* Row i as bw_count numbered them (threads may have come and gone since:
+ * a row past the sum is empty, never a second sum). */
+void bw_view(unsigned i, struct cache_view *v)
+{
+	unsigned alone, j = 0;
+	memset(v, 0, sizeof(*v));
+	v->id = i;
+	if (bw_rseq) {
+		rows(bw_ncpus, false, &alone);
+		for (unsigned cpu = i; cpu < bw_ncpus && (cpu == i || i == alone); cpu++)
+			view_add(v, bw_cpu_of(cpu));
+		if (i == alone)
+			v->merged = bw_ncpus - alone;
+		return;
+	}
+	uint8_t was = sigctx_hold();
+	mp_lock(&bw_threads_lock);
+	rows(live_threads(), bw_gone_threads != 0, &alone);
+	for (struct bw_thread *t = bw_threads; t; t = t->next, j++) {
+		if (j == i && i < alone) {
+			view_add(v, &t->cache);
+			break;
+		}
+		if (j >= alone && i == alone) {
+			view_add(v, &t->cache);
+			v->merged++;
+		}
+	}
+	if (i == alone) {
+		view_add_counts(v, bw_gone);
+		v->merged += bw_gone_threads;
+		v->gone = bw_gone_threads;
+	}
+	mp_unlock(&bw_threads_lock);
+	sigctx_unhold(was);
+}
+
+/* After a row's lines: rseq's restarts, and what a sum row sums. */
+void bw_text_row(struct fmt_buf *b, unsigned i, const struct cache_view *v)
+{
+	if (bw_rseq)
+		cache_text_restarts(b, i, v);
+	if (!v->merged)
+		return;
+	if (bw_rseq) {
+		fmt_printf(b, "  %-4u sums CPUs %u to %u\n", i, i, i + v->merged - 1);
+		return;
+	}
+	fmt_printf(b, "  %-4u sums", i);
+	if (v->merged > v->gone)
+		fmt_printf(b, " the arrays of %u live threads past the first %u%s", v->merged - v->gone,
+			   i, v->gone ? " and" : "");
+	if (v->gone)
+		fmt_printf(b, " the counts of %u threads that exited", v->gone);
+	fmt_printf(b, "\n");
 }
 
 uint64_t bw_depot_pages(void)
@@ -251,6 +335,8 @@ static uint64_t borrowed_sums(uint64_t out[CACHE_CLASSES])
 		for (struct bw_thread *t = bw_threads; t; t = t->next)
 			for (unsigned k = 0; k < CACHE_CLASSES; k++)
 				out[k] += t->cache.c[k].borrowed;
+		for (unsigned k = 0; k < CACHE_CLASSES; k++)
+			out[k] += bw_gone[k].borrowed;
 		mp_unlock(&bw_threads_lock);
 		sigctx_unhold(was);
 	}
@@ -354,8 +440,12 @@ void bw_fork_child(void)
 	}
 	if (!bw_rseq) {
 		bw_threads = my_cache;
-		if (bw_threads)
+		if (bw_threads) {
 			bw_threads->next = bw_threads->prev = NULL;
+			memset(bw_threads->cache.c, 0, sizeof(bw_threads->cache.c));
+		}
+		memset(bw_gone, 0, sizeof(bw_gone));
+		bw_gone_threads = 0;
 	}
 }
 

@@ -75,6 +75,11 @@ struct cache_view {
 	uint64_t trylock_failed;           /* trylocks that failed */
 	uint64_t restarts;                 /* pcp-rseq: critical sections restarted */
 	struct cache_counters c[CACHE_CLASSES];   /* c[n - 1]: blocks of n pages */
+	/* A design with more caches than the report has rows (MAX_CACHES)
+	 * sums the rest in its last row: merged caches, gone of them the
+	 * counters of threads that exited (bonwick's per-thread arrays).
+	 * Both 0 for a row that is one cache. */
+	uint32_t merged, gone;
 };
 
 /*

@@ -66,7 +66,8 @@ static void collect(struct live_seg *s)
 
 	unsigned n = zg.bytes ? cache_count() : 0;
 	if (n > LIVE_CACHES)
-		n = LIVE_CACHES;       /* the first ones (bonwick per thread, huge machines) */
+		n = LIVE_CACHES;   /* the first ones: pcp-rseq past 64 CPUs (bonwick sums
+				      the rest in its last row) */
 	s->ncaches = n;
 	uint64_t cached = zg.bytes ? cache_depot_pages() + reserve_pages() : 0;
 	for (unsigned i = 0; i < n; i++) {

@@ -55,7 +55,8 @@ static void collect(struct report *r)
 	runs_stats(&r->rs);
 	r->ncaches = cache_count();
 	if (r->ncaches > MAX_CACHES)
-		r->ncaches = MAX_CACHES;    /* bonwick per thread: the first ones */
+		r->ncaches = MAX_CACHES;   /* the first ones: pcp-rseq past 64 CPUs
+					      (bonwick sums the rest in its last row) */
 	r->cached_pages = cache_depot_pages();
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		cache_view(i, &r->views[i]);
@@ -252,10 +253,12 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, ",\"list\":[");
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		const struct cache_view *v = &r->views[i];
-		fmt_printf(b, "%s{\"id\":%u,\"nr_pages\":%u,\"lock\":{\"acquired\":%lu,\"contended\":%lu,"
-			   "\"wait_ns\":%lu,\"trylock_failed\":%lu},\"restarts\":%lu,\"sizes\":[", i ? "," : "", i,
-			   v->nr_pages, ul(v->lock_acquired), ul(v->lock_contended),
-			   ul(v->lock_wait_ns), ul(v->trylock_failed), ul(v->restarts));
+		fmt_printf(b, "%s{\"id\":%u,\"merged\":%u,\"gone\":%u,\"nr_pages\":%u,"
+			   "\"lock\":{\"acquired\":%lu,\"contended\":%lu,\"wait_ns\":%lu,"
+			   "\"trylock_failed\":%lu},\"restarts\":%lu,\"sizes\":[", i ? "," : "", i,
+			   v->merged, v->gone, v->nr_pages, ul(v->lock_acquired),
+			   ul(v->lock_contended), ul(v->lock_wait_ns), ul(v->trylock_failed),
+			   ul(v->restarts));
 		for (unsigned o = 0; o < CACHE_CLASSES; o++) {
 			fmt_printf(b, "%s{\"pages\":%u,\"nr_blocks\":%u,", o ? "," : "", o + 1, v->nr_blocks[o]);
 			json_counters(b, &v->c[o]);

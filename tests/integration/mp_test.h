@@ -92,7 +92,7 @@ static inline bool mp_conf_has(const char *line)
  * reading it is no allocator call; in a static buffer. */
 static inline const char *mp_report_json(void)
 {
-	static char buf[1 << 16];
+	static char buf[1 << 20];   /* 64 cache rows of 16 sizes: about 200 KiB */
 	void (*print_stats)(int, int) = (void (*)(int, int))mp_sym("magpage_print_stats");
 	int fd = memfd_create("mp_stats", 0);
 
@@ -101,6 +101,7 @@ static inline const char *mp_report_json(void)
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	close(fd);
 	cr_assert_gt(n, 0);
+	cr_assert_lt((size_t)n, sizeof(buf) - 1, "the report did not fit in %zu bytes", sizeof(buf));
 	buf[n] = '\0';
 	return buf;
 }

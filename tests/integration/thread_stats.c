@@ -1,0 +1,102 @@
+/*
+ * thread_stats.c — the statistics keep every thread's counts.
+ *
+ * Proves, under LD_PRELOAD with stats on (every page allocation counted):
+ * with THREADS threads alive at once, each having made PAIRS malloc+free
+ * pairs of 8 KiB, the cache totals count them all, and the report's totals
+ * agree with magpage_get_stats's although the report has room for 64 cache
+ * rows only; once the threads have exited their counts are still there.
+ * Without rseq (integration.thread_stats.norseq) the default cache keeps
+ * one set of arrays per thread: more threads than rows, whose last row
+ * sums the rest ("merged") and the threads that exited ("gone").
+ * Bounded: the threads only wait on each other, and ctest's timeout ends
+ * a hang.  Not a benchmark.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/rseq.h>
+
+#include "mp_test.h"
+
+enum { THREADS = 80, PAIRS = 50, ROWS = 64, SIZE = 8192 };
+
+static pthread_barrier_t done, leave;
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < PAIRS; i++) {
+		unsigned char *p = malloc(SIZE);
+		if (!p)
+			return (void *)1;
+		p[0] = p[SIZE - 1] = (unsigned char)i;
+		free(p);
+	}
+	pthread_barrier_wait(&done);     /* all alive at once */
+	pthread_barrier_wait(&leave);
+	return NULL;
+}
+
+/* The last row of the report's cache list: its "merged" and "gone". */
+static void last_row(const char *json, unsigned long long *merged, unsigned long long *gone)
+{
+	const char *at = strstr(json, "\"list\":[");
+	const char *row = NULL;
+	cr_assert_not_null(at, "no cache list in the report");
+	while ((at = strstr(at, "{\"id\":")) != NULL)
+		row = at++;
+	cr_assert_not_null(row, "an empty cache list");
+	*merged = mp_json_number(row, "merged");
+	*gone = mp_json_number(row, "gone");
+}
+
+/* The report's totals and magpage_get_stats's, read with no allocation
+ * between them: the same count, at least want more than base. */
+static void assert_totals(unsigned long long base, unsigned long long want)
+{
+	struct magpage_stats st = mp_stats();
+	unsigned long long json = mp_report_counter("caches", "allocs");
+	cr_assert_eq(json, st.cache_allocs, "report %llu allocs, magpage_get_stats %llu", json,
+		     (unsigned long long)st.cache_allocs);
+	cr_assert_geq(st.cache_allocs - base, want, "%llu allocations counted of %llu",
+		      (unsigned long long)st.cache_allocs - base, want);
+	cr_assert_leq(mp_report_counter("caches", "count"), ROWS);
+}
+
+Test(thread_stats, every_thread_stays_counted, .init = mp_api_load, .timeout = 60)
+{
+	pthread_t t[THREADS];
+	bool per_thread = __rseq_size == 0;    /* glibc registered no rseq area */
+	unsigned long long merged, gone;
+
+	cr_assert(mp_conf_has("stats:1"), "run with MAGPAGE_CONF=stats:1");
+	cr_assert(mp_conf_has("cache:bonwick"));
+	unsigned long long base = mp_stats().cache_allocs;
+	pthread_barrier_init(&done, NULL, THREADS + 1);
+	pthread_barrier_init(&leave, NULL, THREADS + 1);
+	for (int i = 0; i < THREADS; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, worker, NULL), 0);
+
+	pthread_barrier_wait(&done);
+	assert_totals(base, THREADS * PAIRS);
+	last_row(mp_report_json(), &merged, &gone);
+	if (per_thread) {
+		/* 63 threads a row each, the last row the other 17 or more */
+		cr_assert_eq(mp_report_counter("caches", "count"), ROWS);
+		cr_assert_geq(merged, THREADS - (ROWS - 1), "last row merged %llu", merged);
+	}
+
+	pthread_barrier_wait(&leave);
+	for (int i = 0; i < THREADS; i++) {
+		void *r;
+		cr_assert_eq(pthread_join(t[i], &r), 0);
+		cr_assert_null(r, "a worker's malloc failed");
+	}
+	assert_totals(base, THREADS * PAIRS);
+	last_row(mp_report_json(), &merged, &gone);
+	if (per_thread)
+		cr_assert_geq(gone, THREADS, "last row: %llu threads gone", gone);
+	else
+		cr_assert_eq(gone, 0);
+}
