@@ -195,23 +195,6 @@ static void view_add(struct cache_view *v, const struct bw_cpu *c)
 	v->restarts += c->restarts;
 }
 
-/*
- * The report's rows: one per CPU (without rseq, per live thread), at most
- * MAX_CACHES.  Past that, and once a thread has exited, the last row sums
- * the CPUs or threads the others leave no room for and the exited
- * threads' counters, so that the totals miss nothing.  *alone: the rows
- * that are one cache each; the next one, if any, is the sum.
- */
-static unsigned rows(unsigned units, bool gone, unsigned *alone)
-{
-	if (!gone && units <= MAX_CACHES) {
-		*alone = units;
-		return units;
-	}
-	*alone = units < MAX_CACHES - 1 ? units : MAX_CACHES - 1;
-	return *alone + 1;
-}
-
 /* Per-thread front end: the live threads; under bw_threads_lock. */
 static unsigned live_threads(void)
 {
@@ -221,74 +204,53 @@ static unsigned live_threads(void)
 	return n;
 }
 
+/* One cache per CPU; without rseq one per live thread, and once threads
+ * have exited one more, their counts, so that the totals miss nothing
+ * (cache_view sums what the statistics have no room for). */
 unsigned bw_count(void)
 {
-	unsigned alone, n;
 	if (bw_rseq)
-		return rows(bw_ncpus, false, &alone);
+		return bw_ncpus;
 	uint8_t was = sigctx_hold();
 	mp_lock(&bw_threads_lock);
-	n = rows(live_threads(), bw_gone_threads != 0, &alone);
+	unsigned n = live_threads() + (bw_gone_threads != 0);
 	mp_unlock(&bw_threads_lock);
 	sigctx_unhold(was);
 	return n;
 }
 
-/* Row i as bw_count numbered them (threads may have come and gone since:
- * a row past the sum is empty, never a second sum). */
+/* Cache i as bw_count numbered them (threads may have come and gone
+ * since: one past the last is empty). */
 void bw_view(unsigned i, struct cache_view *v)
 {
-	unsigned alone, j = 0;
 	memset(v, 0, sizeof(*v));
 	v->id = i;
 	if (bw_rseq) {
-		rows(bw_ncpus, false, &alone);
-		for (unsigned cpu = i; cpu < bw_ncpus && (cpu == i || i == alone); cpu++)
-			view_add(v, bw_cpu_of(cpu));
-		if (i == alone)
-			v->merged = bw_ncpus - alone;
+		view_add(v, bw_cpu_of(i));
 		return;
 	}
 	uint8_t was = sigctx_hold();
 	mp_lock(&bw_threads_lock);
-	rows(live_threads(), bw_gone_threads != 0, &alone);
-	for (struct bw_thread *t = bw_threads; t; t = t->next, j++) {
-		if (j == i && i < alone) {
-			view_add(v, &t->cache);
-			break;
-		}
-		if (j >= alone && i == alone) {
-			view_add(v, &t->cache);
-			v->merged++;
-		}
-	}
-	if (i == alone) {
+	unsigned j = 0;
+	struct bw_thread *t = bw_threads;
+	for (; t && j < i; t = t->next)
+		j++;
+	if (t) {
+		view_add(v, &t->cache);
+	} else if (j == i && bw_gone_threads) {
 		view_add_counts(v, bw_gone);
-		v->merged += bw_gone_threads;
-		v->gone = bw_gone_threads;
+		v->merged = v->gone = bw_gone_threads;
 	}
 	mp_unlock(&bw_threads_lock);
 	sigctx_unhold(was);
 }
 
-/* After a row's lines: rseq's restarts, and what a sum row sums. */
+/* After a cache's lines: rseq's restarts (the per-thread arrays have
+ * none). */
 void bw_text_row(struct fmt_buf *b, unsigned i, const struct cache_view *v)
 {
 	if (bw_rseq)
 		cache_text_restarts(b, i, v);
-	if (!v->merged)
-		return;
-	if (bw_rseq) {
-		fmt_printf(b, "  %-4u sums CPUs %u to %u\n", i, i, i + v->merged - 1);
-		return;
-	}
-	fmt_printf(b, "  %-4u sums", i);
-	if (v->merged > v->gone)
-		fmt_printf(b, " the arrays of %u live threads past the first %u%s", v->merged - v->gone,
-			   i, v->gone ? " and" : "");
-	if (v->gone)
-		fmt_printf(b, " the counts of %u threads that exited", v->gone);
-	fmt_printf(b, "\n");
 }
 
 uint64_t bw_depot_pages(void)

@@ -4,6 +4,7 @@
  * designs, their statistics lines, and the fork sequence around them.
  */
 #include <linux/membarrier.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -152,6 +153,53 @@ void cache_text_lock(struct fmt_buf *b, unsigned i, const struct cache_view *v)
 void cache_text_restarts(struct fmt_buf *b, unsigned i, const struct cache_view *v)
 {
 	fmt_printf(b, "  %-4u rseq: %lu critical sections restarted\n", i, ul(v->restarts));
+}
+
+void cache_text_merged(struct fmt_buf *b, unsigned i, const struct cache_view *v)
+{
+	uint32_t caches = v->merged - v->gone;
+	if (!v->merged)
+		return;
+	fmt_printf(b, "  %-4u", i);
+	if (caches)
+		fmt_printf(b, " sums caches %u to %u%s", i, i + caches - 1, v->gone ? " and" : "");
+	if (v->gone)
+		fmt_printf(b, " the counts of %u threads that exited", v->gone);
+	fmt_printf(b, "\n");
+}
+
+/* Adds row w to row v. */
+static void view_add(struct cache_view *v, const struct cache_view *w)
+{
+	v->nr_pages += w->nr_pages;
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		v->nr_blocks[k] += w->nr_blocks[k];
+		cache_counters_add(&v->c[k], &w->c[k]);
+	}
+	v->lock_acquired += w->lock_acquired;
+	v->lock_contended += w->lock_contended;
+	v->lock_wait_ns += w->lock_wait_ns;
+	v->trylock_failed += w->trylock_failed;
+	v->restarts += w->restarts;
+	v->merged += w->merged ? w->merged : 1;
+	v->gone += w->gone;
+}
+
+void cache_view(unsigned i, struct cache_view *v)
+{
+	unsigned n = cache.count();
+	if (n <= MAX_CACHES || i < MAX_CACHES - 1) {
+		cache.view(i, v);
+		return;
+	}
+	/* the last row: the design's caches MAX_CACHES - 1 to n - 1 */
+	memset(v, 0, sizeof(*v));
+	v->id = i;
+	for (unsigned j = i; j < n; j++) {
+		struct cache_view w;
+		cache.view(j, &w);
+		view_add(v, &w);
+	}
 }
 
 void cache_text_fences(struct fmt_buf *b, const struct cache_fences *f)

@@ -75,10 +75,10 @@ struct cache_view {
 	uint64_t trylock_failed;           /* trylocks that failed */
 	uint64_t restarts;                 /* pcp-rseq: critical sections restarted */
 	struct cache_counters c[CACHE_CLASSES];   /* c[n - 1]: blocks of n pages */
-	/* A design with more caches than the report has rows (MAX_CACHES)
-	 * sums the rest in its last row: merged caches, gone of them the
-	 * counters of threads that exited (bonwick's per-thread arrays).
-	 * Both 0 for a row that is one cache. */
+	/* A row that is not one cache: the counts of gone threads that exited
+	 * (bonwick's per-thread arrays: merged == gone), or, past the rows the
+	 * statistics have room for (MAX_CACHES), the sum of merged caches,
+	 * the last row (cache_view).  Both 0 for a row that is one cache. */
 	uint32_t merged, gone;
 };
 
@@ -117,7 +117,7 @@ struct cache_ops {
 	 * their blocks to the zone and their capacity returns to its start.
 	 * Pages given; NULL: the design keeps what it holds. */
 	size_t (*decay)(void);
-	unsigned (*count)(void);                     /* caches to view */
+	unsigned (*count)(void);                     /* caches to view, any number */
 	void (*view)(unsigned i, struct cache_view *v);
 	uint64_t (*depot_pages)(void);  /* free pages held outside the per-CPU
 					   caches (bonwick's depot); may be NULL */
@@ -184,14 +184,16 @@ static inline const char *cache_name(void)
 {
 	return cache.name;
 }
+/* The rows the statistics show: the design's caches, at most MAX_CACHES;
+ * past that the last row, cache_view's, sums the rest (a design's count
+ * may exceed it: pcp-rseq's and bonwick's CPUs on a large machine,
+ * bonwick's threads without rseq). */
 static inline unsigned cache_count(void)
 {
-	return cache.count();
+	unsigned n = cache.count();
+	return n < MAX_CACHES ? n : MAX_CACHES;
 }
-static inline void cache_view(unsigned i, struct cache_view *v)
-{
-	cache.view(i, v);
-}
+void cache_view(unsigned i, struct cache_view *v);
 static inline uint64_t cache_depot_pages(void)
 {
 	return cache.depot_pages ? cache.depot_pages() : 0;
@@ -239,6 +241,8 @@ static inline void chain_for_zone(struct page_desc **chain, struct page_desc *pd
 /* Statistics lines shared by designs of one family. */
 void cache_text_lock(struct fmt_buf *b, unsigned i, const struct cache_view *v);
 void cache_text_restarts(struct fmt_buf *b, unsigned i, const struct cache_view *v);
+/* What a row that is not one cache holds (nothing for one that is). */
+void cache_text_merged(struct fmt_buf *b, unsigned i, const struct cache_view *v);
 void cache_text_fences(struct fmt_buf *b, const struct cache_fences *f);
 void cache_json_fences(struct fmt_buf *b, const struct cache_fences *f);
 

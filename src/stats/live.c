@@ -64,10 +64,9 @@ static void collect(struct live_seg *s)
 	s->purge = purge_stats;
 	runs_stats(&s->runs);
 
+	/* at most MAX_CACHES: the last row sums the rest */
+	_Static_assert(LIVE_CACHES == MAX_CACHES, "every row cache_count gives is published");
 	unsigned n = zg.bytes ? cache_count() : 0;
-	if (n > LIVE_CACHES)
-		n = LIVE_CACHES;   /* the first ones: pcp-rseq past 64 CPUs (bonwick sums
-				      the rest in its last row) */
 	s->ncaches = n;
 	uint64_t cached = zg.bytes ? cache_depot_pages() + reserve_pages() : 0;
 	for (unsigned i = 0; i < n; i++) {

@@ -53,10 +53,7 @@ static void collect(struct report *r)
 	zone_info(&r->zi);
 	malloc_stats_read(&r->ms);
 	runs_stats(&r->rs);
-	r->ncaches = cache_count();
-	if (r->ncaches > MAX_CACHES)
-		r->ncaches = MAX_CACHES;   /* the first ones: pcp-rseq past 64 CPUs
-					      (bonwick sums the rest in its last row) */
+	r->ncaches = cache_count();     /* at most MAX_CACHES: the last row sums the rest */
 	r->cached_pages = cache_depot_pages();
 	for (unsigned i = 0; i < r->ncaches; i++) {
 		cache_view(i, &r->views[i]);
@@ -145,6 +142,7 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 		}
 		if (cache.text_cache)
 			cache.text_cache(b, i, v);
+		cache_text_merged(b, i, v);
 	}
 	if (cache.text_design)
 		cache.text_design(b);
