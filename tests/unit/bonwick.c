@@ -305,6 +305,47 @@ Test(bonwick, depot_shards_per_four_cpus)
 	validate(0);
 }
 
+static int one_cpu(void)
+{
+	return 1;
+}
+
+/*
+ * The one-hop sections bound the CPU id by a constant (BW_MAX_CPUS), not
+ * by the CPUs the arrays are for: a thread on a CPU past them (here CPU 1,
+ * with os.ncpus stubbed to one) must find an empty array and no room, in
+ * the read-only part of the mapping, and be served by the zone.
+ */
+Test(bonwick, a_cpu_past_the_arrays_finds_none)
+{
+	cpu_set_t set;
+	void *p;
+
+	os.ncpus = one_cpu;
+	start();
+	if (!bw_rseq)
+		cr_skip_test("no rseq front end here");
+	cr_assert_eq(bw_ncpus, 1);
+	CPU_ZERO(&set);
+	CPU_SET(1, &set);
+	if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		cr_skip_test("no CPU 1 here");
+	cr_assert_eq(rseq_cpu_id(), 1);
+	for (unsigned k = 0; k < CACHE_CLASSES; k++)
+		cr_assert_not(pa_alloc_onehop(BW_KOFF(k), &p), "class %u popped on CPU 1", k);
+
+	struct page_desc *pd = pa_alloc(1, 0);     /* from the zone */
+	cr_assert_not_null(pd);
+	pd->npages = 1;
+	cr_assert_not(pa_free_onehop(pd, desc_pfn(pd)), "a push on CPU 1 found room");
+	pd->flags = 0;
+	pa_free(pd);
+	cr_assert_eq(bw_cpu_of(1)->cls[0].h.count, 0);
+	cr_assert_eq(bw_cpu_of(1)->cls[0].h.high, 0);
+	pa_drain_all();
+	validate(0);
+}
+
 /*
  * The classes' header lines, stored to by every push and pop, share no
  * page offset with a line of the globals the one-hop path loads right
@@ -321,7 +362,7 @@ Test(bonwick, header_lines_clear_of_hot_globals)
 	cr_assert_eq(bw_header_offset(fake, 0), 0);
 
 	start();
-	if (!bw_base)
+	if (!bw_rseq)
 		cr_skip_test("no rseq front end here");
 	struct mp_span hot[16];
 	unsigned n = mp_onehop_reads(hot, 16);
