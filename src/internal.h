@@ -561,10 +561,9 @@ static inline bool pa_alloc_onehop(uint64_t koff, void **out)
 		return false;
 	/* Two probe sites, one per front end, so that the per-thread one's
 	 * constant CPU (-1) costs no instruction where the two paths join.
-	 * Which front end runs is never tested: without the rseq one its
-	 * section finds an empty array (bw_base is then a zero mapping), and
-	 * the per-thread one finds no cache (bw_mine NULL) when the rseq one
-	 * runs. */
+	 * Which front end runs is never tested: the rseq one's CPU-id bound
+	 * fails when bw_nr_cpus is 0, and the per-thread one finds no cache
+	 * (bw_mine NULL) when the rseq one runs. */
 #if MP_HAVE_RSEQ
 	int cpu;
 	if (likely(bw_pop_once(koff, &pfn, &cpu))) {

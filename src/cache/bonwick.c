@@ -84,7 +84,7 @@
 #define DEPOT_PAGES_PER_CPU 16384
 #define DEPOT_PAGES_MAX     (1u << 22)
 
-char *bw_base;                          /* BW_MAX_CPUS strides (bonwick.h) */
+char *bw_base;                          /* bw_ncpus strides (rseq front end) */
 uint64_t bw_base_less1;
 unsigned bw_nr_cpus;                    /* 0 = the per-thread front end */
 unsigned bw_ncpus;
@@ -162,41 +162,9 @@ size_t bw_header_offset(const struct mp_span *hot, unsigned n)
 	return 0;
 }
 
-/* How many CPU ids rseq can report: up to the highest possible one
- * (sysfs), which may lie past the configured count; at most BW_MAX_CPUS,
- * which is also the answer when sysfs cannot say. */
-static unsigned possible_cpus(void)
-{
-	char buf[256];
-	unsigned max = 0, v = 0;
-	bool digits = false, any = false;
-
-	if (os.read_text("/sys/devices/system/cpu/possible", buf, sizeof(buf)) <= 0)
-		return BW_MAX_CPUS;
-	for (const char *s = buf;; s++) {      /* "0-63", "0-3,8-11": the largest */
-		if (*s >= '0' && *s <= '9') {
-			v = v * 10 + (unsigned)(*s - '0');
-			if (v > BW_MAX_CPUS)
-				v = BW_MAX_CPUS;
-			digits = true;
-			continue;
-		}
-		if (digits && v > max)
-			max = v;
-		any |= digits;
-		digits = false;
-		v = 0;
-		if (!*s)
-			break;
-	}
-	return any && max < BW_MAX_CPUS ? max + 1 : BW_MAX_CPUS;
-}
-
 static bool bw_init(void)
 {
 	bw_ncpus = (unsigned)os.ncpus();
-	if (bw_ncpus > BW_MAX_CPUS)
-		bw_ncpus = BW_MAX_CPUS;     /* the others' allocations go to the zone */
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		uint32_t pages = k + 1;
 		bw_batch[k] = 64 / pages >= 4 ? 64 / pages : 4;
@@ -225,29 +193,17 @@ static bool bw_init(void)
 		mp_log("cache:bonwick: cannot map its depot; using magazine");
 		return false;
 	}
+	char *depot_mem = mem;
 	for (unsigned s = 0; s < bw_shards; s++)
 		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 			bw_depots[s][k].pfns = (uint32_t *)mem;
 			mem += bw_depots[s][k].cap * sizeof(uint32_t);
 		}
 #if MP_HAVE_RSEQ
-	/* The one-hop sections bound the CPU id by a constant, BW_MAX_CPUS,
-	 * so the mapping has a stride for every id rseq can report, and only
-	 * the CPUs' own are writable (RLIMIT_DATA counts no more than before).
-	 * Without the rseq front end it is all read-only: zeros, where those
-	 * sections find empty arrays with no room. */
-	unsigned span = possible_cpus();
-	if (span < bw_ncpus)
-		span = bw_ncpus;
-	size_t bytes = ((size_t)span << BW_STRIDE_SHIFT) + PAGE_SIZE;
-	size_t rw = ((size_t)bw_ncpus << BW_STRIDE_SHIFT) + PAGE_SIZE;
 	if (cpu_rseq_ok && cache_fence_register()) {
-		char *cpus = os.mmap(NULL, bytes, PROT_READ,
+		size_t bytes = ((size_t)bw_ncpus << BW_STRIDE_SHIFT) + PAGE_SIZE;
+		char *cpus = os.mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 				     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (cpus != MAP_FAILED && os.mprotect(cpus, rw, PROT_READ | PROT_WRITE) != 0) {
-			os.munmap(cpus, bytes);
-			cpus = MAP_FAILED;
-		}
 		if (cpus != MAP_FAILED) {
 			struct mp_span hot[16];
 			bw_base = cpus + bw_header_offset(hot, mp_onehop_reads(hot, 16));
@@ -259,18 +215,12 @@ static bool bw_init(void)
 			return true;
 		}
 	}
-	char *zeros = os.mmap(NULL, bytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			      -1, 0);
-	if (zeros == MAP_FAILED) {
-		mp_log("cache:bonwick: cannot map its arrays; using magazine");
-		return false;
-	}
-	bw_base = zeros;
-	bw_base_less1 = (uint64_t)bw_base - BW_KOFF(1);
 #endif
 	/* Per-thread front end: the destructor empties a thread's array. */
 	if (pthread_key_create(&bw_thread_key, thread_exit) != 0) {
 		mp_log("cache:bonwick: no rseq and no thread key; using magazine");
+		os.munmap(depot_mem, dbytes + PAGE_SIZE);     /* nothing of it is used */
+		memset(bw_depots, 0, sizeof(bw_depots));
 		return false;
 	}
 	if (opt.verbose)
@@ -756,7 +706,7 @@ static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct 
 			if (cnt < high) {
 				/* room again (another thread popped): push */
 				enum rseq_result r = rseq_bw_push_here((uint64_t)bw_base, BW_KOFF(k),
-								       bw_nr_cpus,
+								       &bw_nr_cpus,
 								       (uint32_t)desc_pfn(pd));
 				if (r == RSEQ_DONE) {
 					c->c[k].frees++;

@@ -20,13 +20,6 @@
 
 #define BW_SLOTS  496           /* array entries per class: a class is 2 KiB */
 #define BW_STRIDE_SHIFT 16      /* 64 KiB per CPU */
-/* The one-hop sections' CPU-id bound, a constant (rseq.h says why).  The
- * caches' mapping has a stride for every CPU id the kernel can report
- * (sysfs's possible CPUs; BW_MAX_CPUS when it cannot say), read-only past
- * the CPUs there are, and wholly read-only without the rseq front end, so
- * that an id the arrays are not for finds an empty array with no room.  A
- * machine with more CPUs caches on the first BW_MAX_CPUS only. */
-#define BW_MAX_CPUS 4096u
 
 struct bw_hdr {
 	uint32_t count;         /* blocks in the array; BW_STOPPED: a remote drain */
@@ -74,8 +67,7 @@ struct bw_cpu {
 };
 _Static_assert(sizeof(struct bw_cpu) <= (1u << BW_STRIDE_SHIFT), "a CPU's cache fits its stride");
 
-extern char *bw_base;            /* CPU 0's struct bw_cpu; rseq front end (else
-				    BW_MAX_CPUS strides of zeros, read-only) */
+extern char *bw_base;            /* CPU 0's struct bw_cpu; rseq front end */
 extern uint64_t bw_base_less1;   /* bw_base - BW_KOFF(1): bw_push_once's base */
 extern unsigned bw_nr_cpus;      /* 0 without the rseq front end */
 #define bw_mine (*(struct bw_cpu **)&mp_tls.bw_mine)   /* per-thread front end */
@@ -90,10 +82,9 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 /*
  * The one-hop path's pop and push: one try of one restartable sequence on
  * this CPU's array of the class at offset koff (BW_KOFF; rseq_bw_pop_here:
- * the section reads the CPU id itself).  False: empty, full, stopped,
- * restarted, or no usable CPU id (cpu_id is past BW_MAX_CPUS without a
- * registration; without the rseq front end every array is an empty, full
- * one of the zero mapping): the caller tries the per-thread front end,
+ * the section reads the CPU id itself).  False: empty, full, stopped, restarted, or no usable CPU id
+ * (cpu_id is >= bw_nr_cpus without a registration, and bw_nr_cpus is 0
+ * without the rseq front end): the caller tries the per-thread front end,
  * which finds no cache with the rseq one running, then its slow path,
  * whose own sections retry a restart and count it (bw_pop_cpu; a restart
  * here is not counted).  No retry loop here,
@@ -103,7 +94,7 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 static inline bool bw_pop_once(uint64_t koff, uint64_t *pfn, int *at)
 {
 	uint32_t cpu;
-	if (likely(rseq_bw_pop_here((uint64_t)bw_base + koff, BW_MAX_CPUS, pfn, &cpu) ==
+	if (likely(rseq_bw_pop_here((uint64_t)bw_base + koff, &bw_nr_cpus, pfn, &cpu) ==
 		   RSEQ_DONE)) {
 		*at = (int)cpu;
 		return true;
@@ -116,7 +107,7 @@ static inline bool bw_pop_once(uint64_t koff, uint64_t *pfn, int *at)
  * the descriptor's npages, which free loads last. */
 static inline bool bw_push_once(uint64_t pages, uint32_t pfn)
 {
-	return likely(rseq_bw_push_here(bw_base_less1, BW_KOFF(pages), BW_MAX_CPUS, pfn) ==
+	return likely(rseq_bw_push_here(bw_base_less1, BW_KOFF(pages), &bw_nr_cpus, pfn) ==
 		      RSEQ_DONE);
 }
 
@@ -135,7 +126,7 @@ static inline bool bw_pop_cpu(unsigned k, uint64_t *pfn, bool count)
 {
 	for (;;) {
 		uint32_t cpu;
-		enum rseq_result r = rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(k), bw_nr_cpus,
+		enum rseq_result r = rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(k), &bw_nr_cpus,
 						      pfn, &cpu);
 		if (likely(r == RSEQ_DONE)) {
 			if (count)
@@ -157,7 +148,7 @@ static inline int bw_push_cpu(unsigned k, uint32_t pfn, bool count)
 		uint32_t cpu = rseq_cpu_id();
 		if (unlikely(cpu >= bw_nr_cpus))
 			return -1;
-		enum rseq_result r = rseq_bw_push_here((uint64_t)bw_base, BW_KOFF(k), bw_nr_cpus,
+		enum rseq_result r = rseq_bw_push_here((uint64_t)bw_base, BW_KOFF(k), &bw_nr_cpus,
 						       pfn);
 		if (likely(r == RSEQ_DONE)) {
 			if (count)

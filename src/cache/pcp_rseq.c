@@ -118,7 +118,7 @@ static void count_restart(void)
 static bool publish(unsigned cls, uint32_t first, uint32_t last, uint32_t n, uint32_t *count)
 {
 	for (;;) {
-		enum rseq_result r = rseq_pcp_push_here(pcpr_list_base(cls), pcpr_nr_cpus, first,
+		enum rseq_result r = rseq_pcp_push_here(pcpr_list_base(cls), &pcpr_nr_cpus, first,
 							&pfn_to_desc(last)->pcp_next, n, count);
 		if (r == RSEQ_DONE)
 			return true;
@@ -171,7 +171,7 @@ static struct page_desc *pcpr_alloc(size_t npages)
 	uint32_t pfn;
 
 	for (;;) {
-		enum rseq_result r = rseq_pcp_pop_here(pcpr_list_base(cls), pcpr_nr_cpus,
+		enum rseq_result r = rseq_pcp_pop_here(pcpr_list_base(cls), &pcpr_nr_cpus,
 						       (uint64_t)zg.descs + NEXT_OFF, &pfn);
 		/* the CPU the section ran on, or the one a refill is for: a
 		 * migration since only misplaces a count or a refill */

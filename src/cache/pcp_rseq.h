@@ -38,7 +38,7 @@ static inline uint64_t pcpr_list_base(unsigned cls)
  * the design's own alloc, which retries, refills and counts). */
 static inline bool pcpr_pop_once(unsigned cls, uint32_t *pfn)
 {
-	return rseq_pcp_pop_here(pcpr_list_base(cls), pcpr_nr_cpus,
+	return rseq_pcp_pop_here(pcpr_list_base(cls), &pcpr_nr_cpus,
 				 (uint64_t)zg.descs + offsetof(struct page_desc, pcp_next),
 				 pfn) == RSEQ_DONE;
 }
@@ -51,7 +51,7 @@ static inline int pcpr_push_once(struct page_desc *pd, uint32_t pfn, unsigned cl
 {
 	uint32_t count;
 	pd->flags = PG_CACHED;
-	if (rseq_pcp_push_here(pcpr_list_base(cls), pcpr_nr_cpus, pfn, &pd->pcp_next, 1,
+	if (rseq_pcp_push_here(pcpr_list_base(cls), &pcpr_nr_cpus, pfn, &pd->pcp_next, 1,
 			       &count) != RSEQ_DONE)
 		return 0;
 	return count >= pcpr_high[cls] ? 2 : 1;

@@ -126,6 +126,7 @@ unsigned mp_onehop_reads(struct mp_span *out, unsigned max)
 		{ &mp_rseq_offset, sizeof(mp_rseq_offset) },
 		{ &bw_base, sizeof(bw_base) },
 		{ &bw_base_less1, sizeof(bw_base_less1) },
+		{ &bw_nr_cpus, sizeof(bw_nr_cpus) },
 	};
 	unsigned n = sizeof(all) / sizeof(all[0]) < max ? sizeof(all) / sizeof(all[0]) : max;
 	memcpy(out, all, n * sizeof(all[0]));

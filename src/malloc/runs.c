@@ -580,7 +580,7 @@ static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
 		return false;
 	struct rc_class *c = rc_of(cpu, cls);
 	if (rc_open(c, cls) && rseq_bw_push_here((uint64_t)rc_base, (uint64_t)cls * RC_CLASS_BYTES,
-						 rc_nr_cpus, id) == RSEQ_DONE)
+						 &rc_nr_cpus, id) == RSEQ_DONE)
 		return true;
 	unsigned n = rc_batch[cls];
 	uint8_t was = sigctx_hold();        /* buf stays reachable, as refill's */
@@ -609,7 +609,7 @@ void *run_alloc(int cls, bool zero, size_t size)
 		uint32_t cpu;
 		enum rseq_result r = rseq_bw_pop_here((uint64_t)rc_base +
 						      (uint64_t)cls * RC_CLASS_BYTES,
-						      rc_nr_cpus, &id, &cpu);
+						      &rc_nr_cpus, &id, &cpu);
 		if (likely(r == RSEQ_DONE)) {
 			p = obj_ptr(id);
 			break;
@@ -720,7 +720,7 @@ void run_free(void *p, struct page_desc *pd, const char *fn)
 #if MP_HAVE_RSEQ
 	for (int tries = 0; tries < 2; tries++) {    /* a restart is not a full array */
 		enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base,
-						       (uint64_t)c * RC_CLASS_BYTES, rc_nr_cpus,
+						       (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
 						       obj_id(p));
 		if (likely(r == RSEQ_DONE))
 			return;

@@ -151,7 +151,7 @@ static inline uint32_t rseq_cpu_id(void)
 	"shlq $16, %[" #hreg "]\n\t"                                   \
 	"addq %[basek], %[" #hreg "]\n\t"
 #define RSEQ_BW_IN                                                     \
-	[rso] "r"(mp_rseq_offset), [nr] "rmi"(nr),                     \
+	[rso] "r"(mp_rseq_offset), [nr] "m"(*nr),                      \
 	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
 	[cpu_off] "i"(offsetof(struct rseq, cpu_id))
 
@@ -165,16 +165,12 @@ static inline uint32_t rseq_cpu_id(void)
  * before is needed, and nothing is read outside it.  A CPU id at or above
  * nr (no registration: the kernel never writes it, and glibc leaves a
  * negative value) leaves the section at once: RSEQ_LIST_STOPPED with
- * *cpu unset.  nr is a constant where the caller can make it one (the
- * one-hop path's BW_MAX_CPUS: one global load less on free's path, which
- * took free at batch 1 from 82.8 to 76.8 cycles on the 2-CPU VM,
- * docs/results/issue9/session12.md), else a variable.
- * On RSEQ_DONE *cpu is the CPU whose array was used.
+ * *cpu unset.  On RSEQ_DONE *cpu is the CPU whose array was used.
  * Only after cpu_init: the descriptor is stored before anything is
  * checked, at %fs + mp_rseq_offset, which is glibc's area only once set
  * (every caller is reached through bounds that init opens).
  */
-static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, uint32_t nr,
+static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *nr,
 						uint64_t *pfn, uint32_t *cpu)
 {
 	uint64_t c, h, n, v;
@@ -209,7 +205,7 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, uint32_t nr,
  * addressing: free's offset comes from the descriptor, at the end of its
  * chain of dependent loads, so that it then waits for the address
  * generation alone. */
-static inline enum rseq_result rseq_bw_push_here(uint64_t basek, uint64_t koff, uint32_t nr,
+static inline enum rseq_result rseq_bw_push_here(uint64_t basek, uint64_t koff, const uint32_t *nr,
 						 uint32_t pfn)
 {
 	uint64_t h, n;
@@ -263,7 +259,7 @@ nocpu:                       /* no CPU id, or the array full or stopped */
 	[basek] "r"(basek), [shift] "i"(PCP_CPU_SHIFT), RSEQ_BW_IN
 
 /* Pops the first block of this CPU's list into *pfn. */
-static inline enum rseq_result rseq_pcp_pop_here(uint64_t basek, uint32_t nr,
+static inline enum rseq_result rseq_pcp_pop_here(uint64_t basek, const uint32_t *nr,
 						 uint64_t descs_next, uint32_t *pfn)
 {
 	uint64_t l, w, h, t;
@@ -294,7 +290,7 @@ static inline enum rseq_result rseq_pcp_pop_here(uint64_t basek, uint32_t nr,
 /* Pushes the private chain first..last (n blocks linked by pcp_next;
  * lastp: &last's pcp_next) in front of this CPU's list; *count gets the
  * list's new count. */
-static inline enum rseq_result rseq_pcp_push_here(uint64_t basek, uint32_t nr,
+static inline enum rseq_result rseq_pcp_push_here(uint64_t basek, const uint32_t *nr,
 						  uint32_t first, uint32_t *lastp, uint64_t n,
 						  uint32_t *count)
 {
