@@ -811,6 +811,7 @@ const struct cache_ops cache_bonwick_ops = {
 	.decay = bw_decay,
 	.count = bw_count,
 	.view = bw_view,
+	.views = bw_views,
 	.depot_pages = bw_depot_pages,
 	.text_cache = bw_text_row,
 	.text_design = bw_text,

@@ -79,6 +79,7 @@ size_t bw_drain_all(void);
 size_t bw_decay(void);
 unsigned bw_count(void);
 void bw_view(unsigned i, struct cache_view *v);
+unsigned bw_views(struct cache_view *out, unsigned max);
 void bw_text_row(struct fmt_buf *b, unsigned i, const struct cache_view *v);
 uint64_t bw_depot_pages(void);
 void bw_text(struct fmt_buf *b);

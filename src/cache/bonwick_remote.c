@@ -205,8 +205,7 @@ static unsigned live_threads(void)
 }
 
 /* One cache per CPU; without rseq one per live thread, and once threads
- * have exited one more, their counts, so that the totals miss nothing
- * (cache_view sums what the statistics have no room for). */
+ * have exited one more, their counts, so that the totals miss nothing. */
 unsigned bw_count(void)
 {
 	if (bw_rseq)
@@ -219,8 +218,9 @@ unsigned bw_count(void)
 	return n;
 }
 
-/* Cache i as bw_count numbered them (threads may have come and gone
- * since: one past the last is empty). */
+/* Cache i as bw_count numbers them: CPU i's arrays; without rseq thread
+ * i's, or the exited threads' counts (threads may have come and gone
+ * since bw_count: one past the last is empty; bw_views looks once). */
 void bw_view(unsigned i, struct cache_view *v)
 {
 	memset(v, 0, sizeof(*v));
@@ -243,6 +243,41 @@ void bw_view(unsigned i, struct cache_view *v)
 	}
 	mp_unlock(&bw_threads_lock);
 	sigctx_unhold(was);
+}
+
+/*
+ * The rows, as cache_views says: the CPUs', or, without rseq, the live
+ * threads' and the exited threads' counts, all under one hold of the
+ * thread list's lock, so that a thread made or gone meanwhile shifts no
+ * row (and one walk of the list, not one per row).
+ */
+unsigned bw_views(struct cache_view *out, unsigned max)
+{
+	if (bw_rseq)
+		return cache_fold(out, max, bw_ncpus, bw_view);
+	uint8_t was = sigctx_hold();
+	mp_lock(&bw_threads_lock);
+	unsigned n = live_threads() + (bw_gone_threads != 0);
+	unsigned rows = n < max ? n : max, i = 0;
+	memset(out, 0, rows * sizeof(*out));
+	for (unsigned r = 0; r < rows; r++)
+		out[r].id = r;
+	/* cache i's row: its own, or past the others the last, a sum */
+	for (struct bw_thread *t = bw_threads; t && rows; t = t->next, i++) {
+		struct cache_view *v = &out[i < rows ? i : rows - 1];
+		view_add(v, &t->cache);
+		if (n > max && i >= rows - 1)
+			v->merged++;
+	}
+	if (bw_gone_threads && rows) {
+		struct cache_view *v = &out[i < rows ? i : rows - 1];
+		view_add_counts(v, bw_gone);
+		v->merged += bw_gone_threads;
+		v->gone += bw_gone_threads;
+	}
+	mp_unlock(&bw_threads_lock);
+	sigctx_unhold(was);
+	return rows;
 }
 
 /* After a cache's lines: rseq's restarts (the per-thread arrays have

@@ -168,7 +168,7 @@ void cache_text_merged(struct fmt_buf *b, unsigned i, const struct cache_view *v
 	fmt_printf(b, "\n");
 }
 
-/* Adds row w to row v. */
+/* Adds row w to row v (a row that sums caches). */
 static void view_add(struct cache_view *v, const struct cache_view *w)
 {
 	v->nr_pages += w->nr_pages;
@@ -185,21 +185,38 @@ static void view_add(struct cache_view *v, const struct cache_view *w)
 	v->gone += w->gone;
 }
 
-void cache_view(unsigned i, struct cache_view *v)
+unsigned cache_fold(struct cache_view *out, unsigned max, unsigned n,
+		    void (*view)(unsigned i, struct cache_view *v))
 {
-	unsigned n = cache.count();
-	if (n <= MAX_CACHES || i < MAX_CACHES - 1) {
-		cache.view(i, v);
-		return;
+	if (n <= max) {
+		for (unsigned i = 0; i < n; i++)
+			view(i, &out[i]);
+		return n;
 	}
-	/* the last row: the design's caches MAX_CACHES - 1 to n - 1 */
-	memset(v, 0, sizeof(*v));
-	v->id = i;
-	for (unsigned j = i; j < n; j++) {
+	for (unsigned i = 0; i < max - 1; i++)
+		view(i, &out[i]);
+	struct cache_view *last = &out[max - 1];
+	memset(last, 0, sizeof(*last));
+	last->id = max - 1;
+	for (unsigned i = max - 1; i < n; i++) {
 		struct cache_view w;
-		cache.view(j, &w);
-		view_add(v, &w);
+		view(i, &w);
+		view_add(last, &w);
 	}
+	return max;
+}
+
+unsigned cache_views(struct cache_view *out, unsigned max)
+{
+	if (cache.views)
+		return cache.views(out, max);
+	return cache_fold(out, max, cache.count(), cache.view);
+}
+
+void cache_sum(struct cache_view *sum)
+{
+	memset(sum, 0, sizeof(*sum));
+	cache_views(sum, 1);
 }
 
 void cache_text_fences(struct fmt_buf *b, const struct cache_fences *f)

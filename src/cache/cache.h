@@ -119,6 +119,10 @@ struct cache_ops {
 	size_t (*decay)(void);
 	unsigned (*count)(void);                     /* caches to view, any number */
 	void (*view)(unsigned i, struct cache_view *v);
+	/* Optional: every row at once, as cache_views, from one look at
+	 * caches that come and go (bonwick's per-thread arrays): with count
+	 * and view, a thread made between two calls would shift the rows. */
+	unsigned (*views)(struct cache_view *out, unsigned max);
 	uint64_t (*depot_pages)(void);  /* free pages held outside the per-CPU
 					   caches (bonwick's depot); may be NULL */
 	/* Its own statistics, after the common ones (each may be NULL): a
@@ -184,16 +188,26 @@ static inline const char *cache_name(void)
 {
 	return cache.name;
 }
-/* The rows the statistics show: the design's caches, at most MAX_CACHES;
- * past that the last row, cache_view's, sums the rest (a design's count
- * may exceed it: pcp-rseq's and bonwick's CPUs on a large machine,
- * bonwick's threads without rseq). */
+/* The design's caches (any number: pcp-rseq's and bonwick's CPUs on a
+ * large machine, bonwick's threads without rseq). */
 static inline unsigned cache_count(void)
 {
-	unsigned n = cache.count();
-	return n < MAX_CACHES ? n : MAX_CACHES;
+	return cache.count();
 }
-void cache_view(unsigned i, struct cache_view *v);
+/* The rows the statistics show, into out[max] (max >= 1): one per cache,
+ * and when there are more than max, the last row sums those from max - 1
+ * on.  How many rows. */
+unsigned cache_views(struct cache_view *out, unsigned max);
+/* n caches, view(i) each, into rows as cache_views says. */
+unsigned cache_fold(struct cache_view *out, unsigned max, unsigned n,
+		    void (*view)(unsigned i, struct cache_view *v));
+/* Every cache summed into one row (zeros if there are none). */
+void cache_sum(struct cache_view *sum);
+/* The design's cache i alone (the tests' look at one CPU's arrays). */
+static inline void cache_view(unsigned i, struct cache_view *v)
+{
+	cache.view(i, v);
+}
 static inline uint64_t cache_depot_pages(void)
 {
 	return cache.depot_pages ? cache.depot_pages() : 0;

@@ -15,17 +15,14 @@ struct page_census {
 	uint64_t touched, listed_free, cached, held;
 };
 
-static void census(struct page_census *pc, struct zone_info *zi)
+/* sum: every cache summed, for a caller that wants their counters too */
+static void census_sum(struct page_census *pc, struct zone_info *zi, struct cache_view *sum)
 {
 	zone_info(zi);
 	pc->touched = zi->pages - zi->untouched_pages;
 	pc->listed_free = zi->free_pages - zi->untouched_pages;
-	pc->cached = 0;
-	for (unsigned i = 0; i < cache_count(); i++) {
-		struct cache_view v;
-		cache_view(i, &v);
-		pc->cached += v.nr_pages;
-	}
+	cache_sum(sum);
+	pc->cached = sum->nr_pages;
 	struct runs_stats rs;
 	runs_stats(&rs);
 	/* a run with no live object (all free, or in CPU caches) is cached
@@ -34,6 +31,12 @@ static void census(struct page_census *pc, struct zone_info *zi)
 	pc->cached += cache_depot_pages() + reserve_pages() + rs.idle_pages;
 	uint64_t not_held = pc->listed_free + pc->cached;
 	pc->held = pc->touched > not_held ? pc->touched - not_held : 0;
+}
+
+static void census(struct page_census *pc, struct zone_info *zi)
+{
+	struct cache_view sum;
+	census_sum(pc, zi, &sum);
 }
 
 struct mallinfo2 mp_mallinfo2(void)
@@ -108,7 +111,8 @@ int magpage_get_stats(struct magpage_stats *st)
 		return -1;
 	mp_ensure_init();
 	memset(st, 0, sizeof(*st));
-	census(&pc, &zi);
+	struct cache_view sum;
+	census_sum(&pc, &zi, &sum);
 	malloc_stats_read(&ms);
 	st->region_bytes = zg.bytes;
 	st->zone_pages = zi.pages;
@@ -118,12 +122,8 @@ int magpage_get_stats(struct magpage_stats *st)
 	st->zone_allocs = ms.zone_allocs;
 	st->zone_frees = ms.zone_frees;
 	struct cache_counters all = { 0 };
-	for (unsigned i = 0; i < cache_count(); i++) {
-		struct cache_view v;
-		cache_view(i, &v);
-		for (unsigned o = 0; o < CACHE_CLASSES; o++)
-			cache_counters_add(&all, &v.c[o]);
-	}
+	for (unsigned o = 0; o < CACHE_CLASSES; o++)
+		cache_counters_add(&all, &sum.c[o]);
 	st->cache_allocs = all.allocs;
 	st->cache_hits = all.hits;
 	st->cache_refills = all.refills;

@@ -247,12 +247,15 @@ static NOINLINE void *page_exhausted(size_t size, size_t align)
 	return align > 16 ? fb_memalign(align, size) : fb_malloc(size);
 }
 
+/* npages: the block's, a larger class's when it borrowed one (held
+ * counts it); the waste policy's count is the rounding it allowed, the
+ * size's own pages, whatever block the cache had. */
 static NOINLINE void account_alloc(size_t size, size_t npages)
 {
 	COUNT(zone_allocs);
 	if (size > PAGE_SIZE && (size & (PAGE_SIZE - 1))) {
 		COUNT(waste_kept);
-		count(MC_waste_kept_bytes, (npages << PAGE_SHIFT) - size);
+		count(MC_waste_kept_bytes, (pages_of(size) << PAGE_SHIFT) - size);
 	}
 	count(MC_bytes_requested, size);
 	count(MC_bytes_held, npages << PAGE_SHIFT);

@@ -64,16 +64,16 @@ static void collect(struct live_seg *s)
 	s->purge = purge_stats;
 	runs_stats(&s->runs);
 
-	/* at most MAX_CACHES: the last row sums the rest */
-	_Static_assert(LIVE_CACHES == MAX_CACHES, "every row cache_count gives is published");
-	unsigned n = zg.bytes ? cache_count() : 0;
+	/* the last row sums the caches past LIVE_CACHES - 1; static, as snap:
+	 * one publisher at a time */
+	static struct cache_view views[LIVE_CACHES];
+	unsigned n = zg.bytes ? cache_views(views, LIVE_CACHES) : 0;
 	s->ncaches = n;
 	uint64_t cached = zg.bytes ? cache_depot_pages() + reserve_pages() : 0;
 	for (unsigned i = 0; i < n; i++) {
-		struct cache_view v;
+		const struct cache_view v = views[i];
 		struct cache_counters all = { 0 };
 		struct live_cache *lc = &s->caches[i];
-		cache_view(i, &v);
 		for (unsigned o = 0; o < CACHE_CLASSES; o++)
 			cache_counters_add(&all, &v.c[o]);
 		lc->nr_pages = v.nr_pages;

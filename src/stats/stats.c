@@ -53,10 +53,9 @@ static void collect(struct report *r)
 	zone_info(&r->zi);
 	malloc_stats_read(&r->ms);
 	runs_stats(&r->rs);
-	r->ncaches = cache_count();     /* at most MAX_CACHES: the last row sums the rest */
+	r->ncaches = cache_views(r->views, MAX_CACHES);   /* the last row sums the rest */
 	r->cached_pages = cache_depot_pages();
 	for (unsigned i = 0; i < r->ncaches; i++) {
-		cache_view(i, &r->views[i]);
 		r->cached_pages += r->views[i].nr_pages;
 		for (unsigned o = 0; o < CACHE_CLASSES; o++)
 			cache_counters_add(&r->total[o], &r->views[i].c[o]);

@@ -13,9 +13,11 @@
  * a hang.  Not a benchmark.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/rseq.h>
+#include <time.h>
 
 #include "mp_test.h"
 
@@ -97,6 +99,66 @@ Test(thread_stats, every_thread_stays_counted, .init = mp_api_load, .timeout = 6
 	last_row(mp_report_json(), &merged, &gone);
 	if (per_thread)
 		cr_assert_geq(gone, THREADS, "last row: %llu threads gone", gone);
-	else
-		cr_assert_eq(gone, 0);
+}
+
+/* Threads that make one short-lived thread after another, each of which
+ * makes a few page-sized pairs. */
+static atomic_int churning;
+
+static void *short_lived(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 4; i++) {
+		unsigned char *p = malloc(SIZE);
+		if (p)
+			p[0] = 1;
+		free(p);
+	}
+	return NULL;
+}
+
+static void *churner(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&churning)) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, short_lived, NULL) == 0)
+			pthread_join(t, NULL);
+	}
+	return NULL;
+}
+
+/*
+ * The totals never go back while threads come and go: each look at the
+ * caches is one snapshot (without rseq, the thread list under one lock
+ * hold), not rows found one by one in a list that shifts meanwhile (a
+ * thread counted twice, or the exited threads' row missed).  One second
+ * of samples; bounded.
+ */
+Test(thread_stats, totals_never_go_back_while_threads_come_and_go, .init = mp_api_load,
+     .timeout = 60)
+{
+	enum { CHURNERS = 3 };
+	pthread_t t[CHURNERS];
+	unsigned long long last = 0, samples = 0, back = 0;
+	struct timespec t0, now;
+
+	cr_assert(mp_conf_has("stats:1"), "run with MAGPAGE_CONF=stats:1");
+	atomic_store(&churning, 1);
+	for (int i = 0; i < CHURNERS; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, churner, NULL), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		unsigned long long a = mp_stats().cache_allocs;
+		back += a < last;
+		last = a;
+		samples++;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while (now.tv_sec - t0.tv_sec < 1 || now.tv_nsec < t0.tv_nsec);
+	atomic_store(&churning, 0);
+	for (int i = 0; i < CHURNERS; i++)
+		cr_assert_eq(pthread_join(t[i], NULL), 0);
+	cr_assert_eq(back, 0, "the allocations counted went back in %llu of %llu samples", back,
+		     samples);
+	cr_assert_gt(last, 0);
 }

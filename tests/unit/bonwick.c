@@ -345,6 +345,50 @@ Test(bonwick, a_cpu_past_the_arrays_finds_none)
 	validate(0);
 }
 
+static int hundred_cpus(void)
+{
+	return 100;
+}
+
+/*
+ * The statistics have room for MAX_CACHES rows: with 100 CPUs (os.ncpus
+ * stubbed) the last row sums CPUs 63 to 99, and the sum of all rows is
+ * every CPU's, counters and pages held alike (CPU 70's counters set by
+ * hand: the test runs on CPU 0).
+ */
+Test(bonwick, rows_past_max_caches_are_summed)
+{
+	static struct cache_view v[MAX_CACHES];
+	struct cache_view sum;
+
+	os.ncpus = hundred_cpus;
+	start();
+	if (!bw_rseq)
+		cr_skip_test("no rseq front end here");
+	struct page_desc *pd = pa_alloc(1, 0);
+	cr_assert_not_null(pd);
+	pd->flags &= (uint8_t)~PG_ALLOC;
+	pa_free(pd);                        /* CPU 0 holds it now */
+	bw_cpu_of(70)->c[0].allocs = 5;
+	bw_cpu_of(70)->c[0].frees = 7;
+
+	cr_assert_eq(cache_count(), 100);
+	cr_assert_eq(cache_views(v, MAX_CACHES), MAX_CACHES);
+	cr_assert_eq(v[0].merged, 0);
+	cr_assert_gt(v[0].nr_pages, 0);
+	cr_assert_eq(v[MAX_CACHES - 2].merged, 0);
+	cr_assert_eq(v[MAX_CACHES - 1].merged, 100 - (MAX_CACHES - 1));
+	cr_assert_eq(v[MAX_CACHES - 1].c[0].allocs, 5);
+	cr_assert_eq(v[MAX_CACHES - 1].c[0].frees, 7);
+	cache_sum(&sum);
+	cr_assert_eq(sum.merged, 100);
+	cr_assert_eq(sum.nr_pages, v[0].nr_pages);
+	cr_assert_eq(sum.c[0].frees, v[0].c[0].frees + 7);
+	bw_cpu_of(70)->c[0].allocs = bw_cpu_of(70)->c[0].frees = 0;
+	pa_drain_all();
+	validate(0);
+}
+
 /*
  * The classes' header lines, stored to by every push and pop, share no
  * page offset with a line of the globals the one-hop path loads right
