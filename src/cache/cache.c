@@ -169,7 +169,7 @@ void cache_text_merged(struct fmt_buf *b, unsigned i, const struct cache_view *v
 }
 
 /* Adds row w to row v (a row that sums caches). */
-static void view_add(struct cache_view *v, const struct cache_view *w)
+static void row_add(struct cache_view *v, const struct cache_view *w)
 {
 	v->nr_pages += w->nr_pages;
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
@@ -201,7 +201,7 @@ unsigned cache_fold(struct cache_view *out, unsigned max, unsigned n,
 	for (unsigned i = max - 1; i < n; i++) {
 		struct cache_view w;
 		view(i, &w);
-		view_add(last, &w);
+		row_add(last, &w);
 	}
 	return max;
 }
