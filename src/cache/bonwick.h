@@ -111,12 +111,21 @@ static inline bool bw_push_once(uint64_t pages, uint32_t pfn)
 		      RSEQ_DONE);
 }
 
+/* The arrays of the CPU this thread is on now, NULL without a usable CPU
+ * id (or the rseq front end): for counters and hints, outside any
+ * section (a migration may follow at once). */
+static inline struct bw_cpu *bw_cpu_here(void)
+{
+	uint32_t cpu = rseq_cpu_id();
+	return cpu < bw_nr_cpus ? bw_cpu_of(cpu) : NULL;
+}
+
 /* A section restarted: counted on the CPU the thread is on now. */
 static inline void bw_count_restart(void)
 {
-	uint32_t cpu = rseq_cpu_id();
-	if (cpu < bw_nr_cpus)
-		bw_cpu_of(cpu)->restarts++;
+	struct bw_cpu *c = bw_cpu_here();
+	if (c)
+		c->restarts++;
 }
 
 /* The slow paths' pop: bw_pop_once's section, retrying a restart
@@ -219,10 +228,9 @@ static ALWAYS_INLINE bool bw_push_thread(uint64_t koff, uint32_t pfn, bool count
 static inline bool bw_empty_here(unsigned k)
 {
 #if MP_HAVE_RSEQ
-	uint32_t cpu = rseq_cpu_id();
-	if (cpu < bw_nr_cpus)
-		return (int32_t)__atomic_load_n(&bw_cpu_of(cpu)->cls[k].h.count,
-						__ATOMIC_RELAXED) <= 0;
+	struct bw_cpu *c = bw_cpu_here();
+	if (c)
+		return (int32_t)__atomic_load_n(&c->cls[k].h.count, __ATOMIC_RELAXED) <= 0;
 #endif
 	(void)k;
 	return false;
@@ -235,14 +243,12 @@ bool bw_depot_empty(unsigned k);
  * counted on this CPU, or thread (a migration miscounts one). */
 static inline void bw_count_borrowed(unsigned k)
 {
+	struct bw_cpu *c = NULL;
 #if MP_HAVE_RSEQ
-	uint32_t cpu = rseq_cpu_id();
-	if (cpu < bw_nr_cpus) {
-		bw_cpu_of(cpu)->c[k].borrowed++;
-		return;
-	}
+	c = bw_cpu_here();
 #endif
-	struct bw_cpu *c = bw_thread_cache();
+	if (!c)
+		c = bw_thread_cache();
 	if (c)
 		c->c[k].borrowed++;
 }

@@ -77,8 +77,8 @@ struct cache_view {
 	struct cache_counters c[CACHE_CLASSES];   /* c[n - 1]: blocks of n pages */
 	/* A row that is not one cache: the counts of gone threads that exited
 	 * (bonwick's per-thread arrays: merged == gone), or, past the rows the
-	 * statistics have room for (MAX_CACHES), the sum of merged caches,
-	 * the last row (cache_view).  Both 0 for a row that is one cache. */
+	 * statistics have room for, the sum of merged caches, the last row
+	 * (cache_views).  Both 0 for a row that is one cache. */
 	uint32_t merged, gone;
 };
 

@@ -351,12 +351,9 @@ static uint64_t live_zone_pages(void)
 
 static uint64_t cached_pages(void)
 {
-	uint64_t n = 0;
-	for (unsigned i = 0; i < cache_count(); i++) {
-		struct cache_view v;
-		cache_view(i, &v);
-		n += v.nr_pages;
-	}
+	struct cache_view sum;
+	cache_sum(&sum);
+	uint64_t n = sum.nr_pages;
 	struct runs_stats rs;
 	runs_stats(&rs);
 	/* the runs with no live object, and the default cache's depot,
