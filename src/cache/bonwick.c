@@ -132,34 +132,49 @@ static uint32_t depot_limit(void)
 	return pages < DEPOT_PAGES_MAX ? (uint32_t)pages : DEPOT_PAGES_MAX;
 }
 
+/* Whether a line at page offset po (a multiple of 64) is in one of the
+ * n spans in hot. */
+static bool hot_at(const struct mp_span *hot, unsigned n, size_t po)
+{
+	for (unsigned i = 0; i < n; i++)
+		for (uintptr_t a = (uintptr_t)hot[i].p & ~(uintptr_t)63;
+		     a < (uintptr_t)hot[i].p + hot[i].size; a += 64)
+			if ((a & (PAGE_SIZE - 1)) == po)
+				return true;
+	return false;
+}
+
 /*
- * Where CPU 0's structure starts in its mapping (a multiple of 64 below 2
- * KiB).  Every push and pop stores to its class's header line, and the
- * classes are 2 KiB apart, so those stores hit two page offsets only: the
- * start and the start + 2 KiB.  A load whose address has the low 12 bits
- * of a store still in flight waits for it (4K aliasing), and the one-hop
- * path loads its globals (mp_onehop_reads) right after the previous call's
- * stores: a global at the same page offset as a header line costs every
- * call.  Linked 0x38000, malloc's globals cost batch 64 on one thread 44
- * cycles a pair against 36 at 0x37800 (the same code with 1 KiB less of
- * depot shards before them).  So the structure starts at the first line
- * none of the n spans in hot shares.
+ * Where CPU 0's structure starts in its mapping (a multiple of 64 below a
+ * page).  Every push and pop stores to its class's header line, class k's
+ * at the start + k x 2,304 bytes: 16 page offsets, 256 bytes apart.  A
+ * load whose address has the low 12 bits of a store still in flight waits
+ * for it (4K aliasing), and the one-hop path loads its globals
+ * (mp_onehop_reads) right after the previous call's stores: a global at
+ * the same page offset as a header line costs every call of that class.
+ * Linked 0x38000, malloc's globals cost batch 64 on one thread 44 cycles a
+ * pair against 36 at 0x37800 (the same code with 1 KiB less of depot
+ * shards before them).  A span of 4 lines or more (route[]) meets every
+ * start's set of offsets, so the structure starts where the most classes,
+ * counted from the smallest (the most used), have header lines none of the
+ * n spans in hot shares; the first such start.
  */
 size_t bw_header_offset(const struct mp_span *hot, unsigned n)
 {
-	for (size_t off = 0; off < BW_KOFF(1); off += 64) {
-		bool clear = true;
-		for (unsigned i = 0; i < n && clear; i++)
-			for (uintptr_t a = (uintptr_t)hot[i].p & ~(uintptr_t)63;
-			     a < (uintptr_t)hot[i].p + hot[i].size; a += 64) {
-				size_t po = a & (PAGE_SIZE - 1);
-				if (po == off || po == off + BW_KOFF(1))
-					clear = false;
-			}
-		if (clear)
-			return off;
+	size_t best = 0;
+	unsigned best_clear = 0;
+	for (size_t off = 0; off < PAGE_SIZE; off += 64) {
+		unsigned k = 0;
+		while (k < CACHE_CLASSES && !hot_at(hot, n, (off + BW_KOFF(k)) & (PAGE_SIZE - 1)))
+			k++;
+		if (k > best_clear) {
+			best = off;
+			best_clear = k;
+		}
+		if (k == CACHE_CLASSES)
+			break;
 	}
-	return 0;
+	return best;
 }
 
 static bool bw_init(void)
