@@ -442,8 +442,12 @@ static NOINLINE void *malloc_design_hop(size_t size)
  * the size (the trap, when armed, closes the way here: mp_onehop_span). */
 static NOINLINE void *malloc_run_hop(size_t size)
 {
-	if (run_way_open())
+	if (likely(run_way_open())) {
+		void *p;
+		if (likely(run_alloc_hop(size, &p)))
+			return p;
 		return run_or_glibc(size);
+	}
 	return malloc_slow(size);
 }
 
@@ -562,6 +566,10 @@ static inline void free_other(void *p)
 
 static NOINLINE void free_slow(void *p)
 {
+	/* a run object (object 0 of a run is page aligned, the rest are
+	 * not) first: with statistics off, free's slow path is mostly theirs */
+	if (likely(zone_owns(p)) && likely(!stats_on) && !mp_tls.word && likely(run_free_hop(p)))
+		return;
 	COUNT(free_calls);
 	if (likely(zone_owns(p))) {
 		/* free() preserves errno: nothing on this path sets it (the

@@ -128,9 +128,15 @@ size_t run_object_size(int cls);
 /* An object of class cls (its first size bytes zeroed if zero), or NULL:
  * no run to be had.  Process context. */
 void *run_alloc(int cls, bool zero, size_t size);
+/* The one-hop path's: an object from this CPU's array into *out, or false
+ * (then run_alloc's way).  Statistics off, process context. */
+bool run_alloc_hop(size_t size, void **out);
 /* p, in a page whose descriptor pd has PG_RUN: freed, or reported (fn
  * names the call) if it is not a live object's start. */
 void run_free(void *p, struct page_desc *pd, const char *fn);
+/* free's try for p, in the region: true if p was a live run object's
+ * start, now freed.  Statistics off, process context. */
+bool run_free_hop(void *p);
 /* p's object bytes, or 0 if p is not a live object's start. */
 size_t run_usable_size(void *p, struct page_desc *pd);
 /* p's class, or -1 if p is not a live object's start (why says how). */

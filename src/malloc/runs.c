@@ -154,7 +154,7 @@ static inline uint32_t run_pages(const struct run_class *rc)
 
 /* The class of a size, or -1: more than one page, at most three less 64
  * bytes (a header room of a whole page would make whole pages). */
-int run_class_of(size_t size)
+static inline int run_class(size_t size)
 {
 	if (!runs_on || size <= PAGE_SIZE || size > 3 * PAGE_SIZE - RUN_STEP)
 		return -1;
@@ -162,6 +162,11 @@ int run_class_of(size_t size)
 	if (d > PAGE_SIZE - RUN_STEP)
 		return -1;
 	return (int)((k - 1) * (PAGE_SIZE / RUN_STEP) + (d + RUN_STEP - 1) / RUN_STEP - 1);
+}
+
+int run_class_of(size_t size)
+{
+	return run_class(size);
 }
 
 size_t run_object_size(int cls)
@@ -627,6 +632,34 @@ void *run_alloc(int cls, bool zero, size_t size)
 	return p;
 }
 
+/*
+ * The one-hop path's run object (malloc_run_hop; statistics off, process
+ * context, not in a cache section): one pop from this CPU's array of
+ * size's class, and the live mark as a plain store, since a page where an
+ * object starts carries PG_RUN alone while the object is free.  False for
+ * anything else (not a run size, no arrays, empty, a restart): run_alloc
+ * then, which also drains the handlers' deferred frees (as refill, the
+ * bins and the decay do), a poll this path leaves to them.
+ */
+bool run_alloc_hop(size_t size, void **out)
+{
+#if MP_HAVE_RSEQ
+	int cls = run_class(size);
+	uint64_t id;
+	uint32_t cpu;
+	if (cls < 0 || rseq_bw_pop_here((uint64_t)rc_base + (uint64_t)cls * RC_CLASS_BYTES,
+					&rc_nr_cpus, &id, &cpu) != RSEQ_DONE)
+		return false;
+	*out = obj_ptr(id);
+	__atomic_store_n(&obj_page(*out)->flags, (uint8_t)(PG_RUN | PG_RUN_LIVE), __ATOMIC_RELAXED);
+	return true;
+#else
+	(void)size;
+	(void)out;
+	return false;
+#endif
+}
+
 /* The run object p starts (its page's descriptor pd has PG_RUN): its
  * run's head, class and index, or false if p is not an object's start. */
 static ALWAYS_INLINE bool locate(void *p, struct page_desc *pd, struct page_desc **h, unsigned *cls,
@@ -696,9 +729,30 @@ static void obj_to_bin(void *p, struct page_desc *h, unsigned c, unsigned i, con
 		run_release(release);
 }
 
+/* Run object p (object i of run h, class c), its live mark cleared, back
+ * to this CPU's array, or, that full, with the array's newest half to the
+ * bin; no CPU arrays: to the bin. */
+static NOINLINE void run_free_marked(void *p, struct page_desc *h, unsigned c, unsigned i,
+				     const char *fn)
+{
+#if MP_HAVE_RSEQ
+	for (int tries = 0; tries < 2; tries++) {    /* a restart is not a full array */
+		enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base,
+						       (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
+						       obj_id(p));
+		if (likely(r == RSEQ_DONE))
+			return;
+		if (r != RSEQ_ABORTED)
+			break;
+	}
+	if (rc_nr_cpus && rc_spill(c, obj_id(p)))
+		return;
+#endif
+	obj_to_bin(p, h, c, i, fn);
+}
+
 /* Frees run object p (pd: its page's descriptor, PG_RUN seen); fn names
- * the call in a report of a bad pointer.  The object goes to this CPU's
- * array, or, that full, with the array's newest half to the bin. */
+ * the call in a report of a bad pointer. */
 void run_free(void *p, struct page_desc *pd, const char *fn)
 {
 	struct page_desc *h;
@@ -717,20 +771,28 @@ void run_free(void *p, struct page_desc *pd, const char *fn)
 	 * the same object at the same instant race, as with glibc */
 	__atomic_store_n(&pd->flags, (uint8_t)(f & ~PG_RUN_LIVE), __ATOMIC_RELAXED);
 	COUNT(run_frees);
+	run_free_marked(p, h, c, i, fn);
+}
+
+/* free's one-hop try for a pointer in the region that free's fast path
+ * did not take (statistics off): a live run object's start goes back with
+ * one push to this CPU's array (run_free_marked if that misses).  False,
+ * nothing done: not a live object's start (free's slow path takes it). */
+bool run_free_hop(void *p)
+{
+	struct page_desc *pd = obj_page(p), *h;
+	unsigned c, i;
+	if (__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) != (PG_RUN | PG_RUN_LIVE) ||
+	    !locate(p, pd, &h, &c, &i))
+		return false;
+	__atomic_store_n(&pd->flags, (uint8_t)PG_RUN, __ATOMIC_RELAXED);
 #if MP_HAVE_RSEQ
-	for (int tries = 0; tries < 2; tries++) {    /* a restart is not a full array */
-		enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base,
-						       (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
-						       obj_id(p));
-		if (likely(r == RSEQ_DONE))
-			return;
-		if (r != RSEQ_ABORTED)
-			break;
-	}
-	if (rc_nr_cpus && rc_spill(c, obj_id(p)))
-		return;
+	if (likely(rseq_bw_push_here((uint64_t)rc_base, (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
+				     obj_id(p)) == RSEQ_DONE))
+		return true;
 #endif
-	obj_to_bin(p, h, c, i, fn);
+	run_free_marked(p, h, c, i, "free");
+	return true;
 }
 
 /* Process context: the frees handlers deferred (their objects' live marks
