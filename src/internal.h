@@ -173,8 +173,10 @@ struct mp_tls {
 				      free never takes that way */
 	uint8_t in_init;           /* this thread is running mp_init */
 	uint8_t in_zone;           /* between zone_lock and zone_unlock */
-	uint16_t hop_frees;        /* malloc.c: frees the table hop absorbed, to
+	uint8_t hop_frees;         /* malloc.c: frees the table hop absorbed, to
 				      sample (1 in 64) for the purge */
+	uint8_t bw_gone;           /* cache/bonwick.c: thread_exit took this
+				      thread's arrays down; it makes no more */
 	uint32_t alt_size;         /* see alt_lo; 0 before */
 	uintptr_t outer_sp;        /* trampoline frame of the outermost live handler on
 				      the thread's own stack; 0 if none */

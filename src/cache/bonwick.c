@@ -380,13 +380,20 @@ static NOINLINE struct bw_cpu *thread_cache_create(void)
 }
 
 /* The per-thread front end; NULL in a handler (it would race with the
- * interrupted code on the same arrays) or if none can be made. */
+ * interrupted code on the same arrays), if none can be made, or once the
+ * thread's arrays are gone: a TLS destructor that runs after
+ * thread_exit and allocates pages gets them from the zone, rather than
+ * making a second set that a later destructor round would count as a
+ * second thread gone, or that none would take down (glibc stops after 4
+ * rounds), its blocks with it. */
 static inline struct bw_cpu *thread_cache(void)
 {
 	if (unlikely(sigctx_in_irq()))
 		return NULL;
 	if (likely(my_cache != NULL))
 		return &my_cache->cache;
+	if (mp_tls.bw_gone)
+		return NULL;
 	return thread_cache_create();
 }
 
@@ -429,6 +436,7 @@ static void thread_exit(void *arg)
 	mp_unlock(&bw_threads_lock);
 	sigctx_unhold(was);
 	bw_mine = NULL;
+	mp_tls.bw_gone = 1;
 	os.munmap(t, sizeof(*t));
 }
 

@@ -9,8 +9,9 @@
  * Without rseq (integration.thread_stats.norseq) the default cache keeps
  * one set of arrays per thread: more threads than rows, whose last row
  * sums the rest ("merged") and the threads that exited ("gone").
- * Bounded: the threads only wait on each other, and ctest's timeout ends
- * a hang.  Not a benchmark.
+ * A TLS destructor that allocates after the library's makes no second set
+ * of arrays.  Bounded: the threads only wait on each other, and ctest's
+ * timeout ends a hang.  Not a benchmark.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -161,4 +162,56 @@ Test(thread_stats, totals_never_go_back_while_threads_come_and_go, .init = mp_ap
 	cr_assert_eq(back, 0, "the allocations counted went back in %llu of %llu samples", back,
 		     samples);
 	cr_assert_gt(last, 0);
+}
+
+/* A TLS destructor that runs after the library's (its key comes later) and
+ * allocates pages in every round, asking for another round each time. */
+static pthread_key_t late_key;
+
+static void late_destructor(void *v)
+{
+	unsigned char *p = malloc(SIZE);
+	if (p)
+		p[0] = 1;
+	free(p);
+	if ((uintptr_t)v < 8)
+		pthread_setspecific(late_key, (void *)((uintptr_t)v + 1));
+}
+
+static void *late_thread(void *arg)
+{
+	(void)arg;
+	short_lived(NULL);                  /* the thread's arrays */
+	pthread_setspecific(late_key, (void *)1);
+	return NULL;
+}
+
+/*
+ * Without rseq: a thread whose arrays are gone makes no second set when a
+ * later TLS destructor allocates pages.  Before, each destructor round
+ * made one, counted as one more thread gone, and the one made in glibc's
+ * last round stayed on the list, a cache row for a dead thread.
+ */
+Test(thread_stats, a_late_destructor_makes_no_second_cache, .init = mp_api_load, .timeout = 60)
+{
+	enum { LATE = 8 };
+	unsigned long long merged, gone0, gone;
+
+	if (__rseq_size != 0)
+		cr_skip_test("per-CPU arrays: no thread has arrays of its own");
+	cr_assert_eq(pthread_key_create(&late_key, late_destructor), 0);
+	short_lived(NULL);
+	unsigned long long rows0 = mp_report_counter("caches", "count");
+	last_row(mp_report_json(), &merged, &gone0);
+	for (int i = 0; i < LATE; i++) {
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, late_thread, NULL), 0);
+		cr_assert_eq(pthread_join(t, NULL), 0);
+	}
+	last_row(mp_report_json(), &merged, &gone);
+	cr_assert_eq(gone - gone0, LATE, "%llu threads gone, %d exited", gone - gone0, LATE);
+	/* this thread's row and the gone threads' */
+	cr_assert_eq(mp_report_counter("caches", "count"), rows0 + (gone0 == 0),
+		     "%llu cache rows after %d threads came and went, %llu before",
+		     mp_report_counter("caches", "count"), LATE, rows0);
 }
