@@ -278,6 +278,22 @@ static void show_proc(const struct live_seg *s, const struct live_seg *prev)
 		     rate(lc->drains, pc ? pc->drains : 0, s, prev, r3, sizeof(r3)),
 		     (unsigned long)lc->lock_acquired, (unsigned long)lc->lock_contended);
 	}
+	/* rows that are not one cache, in the words of the report at exit */
+	for (unsigned i = 0; i < s->ncaches && i < LIVE_CACHES; i++) {
+		const struct live_cache *lc = &s->caches[i];
+		unsigned long caches = (unsigned long)(lc->merged - lc->gone);
+		if (!lc->merged)
+			continue;
+		char sums[64] = "";
+		if (caches)
+			snprintf(sums, sizeof(sums), " sums caches %u to %lu%s", i, i + caches - 1,
+				 lc->gone ? " and" : "");
+		if (lc->gone)
+			line("  %3u%s the counts of %lu threads that exited", i, sums,
+			     (unsigned long)lc->gone);
+		else
+			line("  %3u%s", i, sums);
+	}
 	if (screen_on) {
 		while (fline < rows - 1)
 			line("%s", "");

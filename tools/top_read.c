@@ -325,8 +325,9 @@ void top_json(FILE *f, const struct live_seg *s, uint64_t now_ns)
 	fprintf(f, ",\"list\":[");
 	for (unsigned i = 0; i < s->ncaches && i < LIVE_CACHES; i++) {
 		const struct live_cache *c = &s->caches[i];
-		fprintf(f, "%s{\"id\":%u,\"nr_pages\":%lu,\"lock\":{\"acquired\":%lu,\"contended\":%lu}",
-			i ? "," : "", i, LU(c->nr_pages), LU(c->lock_acquired), LU(c->lock_contended));
+		fprintf(f, "%s{\"id\":%u,\"nr_pages\":%lu,\"lock\":{\"acquired\":%lu,\"contended\":%lu}"
+			",\"merged\":%lu,\"gone\":%lu", i ? "," : "", i, LU(c->nr_pages),
+			LU(c->lock_acquired), LU(c->lock_contended), LU(c->merged), LU(c->gone));
 #define X(n, kind, w, h) JSON_##kind(c, n)
 		CACHE_COUNTERS(X)
 #undef X

@@ -79,6 +79,8 @@ static void collect(struct live_seg *s)
 		lc->nr_pages = v.nr_pages;
 		lc->lock_acquired = v.lock_acquired;
 		lc->lock_contended = v.lock_contended;
+		lc->merged = v.merged;
+		lc->gone = v.gone;
 #define LIVE_COPY_count(f) lc->f = all.f;
 #define LIVE_COPY_range(f)
 #define X(f, kind, w, h) LIVE_COPY_##kind(f)

@@ -28,7 +28,8 @@
 #include "internal.h"
 
 #define LIVE_MAGIC      0x3145564c4750414dull   /* "MAPGLVE1", little-endian */
-#define LIVE_VERSION    3                       /* 2: runs; 3: their CPU caches */
+#define LIVE_VERSION    4                       /* 2: runs; 3: their CPU caches;
+						   4: merged and gone */
 #define LIVE_MEMFD_NAME "magpage-live"          /* /proc/PID/fd/N ->
 						   "/memfd:magpage-live (deleted)" */
 #define LIVE_CACHES     64                      /* caches published: MAX_CACHES */
@@ -41,6 +42,10 @@ struct live_cache {
 	uint64_t nr_pages;                 /* pages it holds now */
 	uint64_t lock_acquired;            /* its lock (the lock designs) */
 	uint64_t lock_contended;
+	/* A row that is not one cache (struct cache_view): the caches past
+	 * the last row summed into it (counting itself), and the threads that
+	 * exited whose counts it holds; both 0 for a row that is one cache. */
+	uint64_t merged, gone;
 #define LIVE_CACHE_count(n) uint64_t n;
 #define LIVE_CACHE_range(n)
 #define X(n, kind, w, h) LIVE_CACHE_##kind(n)

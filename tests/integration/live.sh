@@ -3,6 +3,8 @@
 #   - a program whose counters change publishes; two --json snapshots a
 #     second apart have every field, and the counters moved;
 #   - live:counted adds the malloc layer's counts (hits, waste, handler calls);
+#   - without rseq, the row that holds the counts of threads that exited says
+#     so (JSON merged and gone; the screen's line for it);
 #   - the list mode (--once) shows the program; a fork child publishes its
 #     own segment and the parent's stays its own;
 #   - clear one-line messages and exit 1 for a pid that does not exist, one
@@ -114,6 +116,27 @@ print(f"live: counted: hit rate {d['cache_hit_pct']}%, rounding waste {d['roundi
       f"handler allocations {d['malloc']['sig_malloc']}")
 EOF
 counted=$pid
+
+# ---- threads gone, without rseq ---------------------------------------------------
+# The default cache keeps one set of arrays per thread then: the 80 that
+# came and went are one row, which says so in the JSON and on the screen.
+GLIBC_TUNABLES=glibc.pthread.rseq=0 start threads live:1 30 threads
+timeout 10 "$top" --json "$pid" >"$tmp/t0.json" || fail "--json threads: exit $?"
+# the segment may predate the threads by up to a period
+later "$tmp/t0.json" "$tmp/t.json" 'sum(r["gone"] for r in b["caches"]["list"]) >= 80'
+timeout 10 "$top" --once "$pid" >"$tmp/t.screen" || fail "--once threads: exit $?"
+python3 - "$tmp/t.json" <<'EOF2' || fail "threads: $(cat "$tmp/t.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = d["caches"]["list"]
+assert all("merged" in r and "gone" in r for r in rows)
+gone = [r for r in rows if r["gone"]]
+assert len(gone) == 1 and gone[0]["gone"] >= 80 and gone[0]["merged"] >= gone[0]["gone"], gone
+assert all(r["merged"] == 0 for r in rows if not r["gone"])
+print(f"live: threads: row {gone[0]['id']} holds the counts of {gone[0]['gone']} threads that exited")
+EOF2
+grep -Eq "the counts of [0-9]+ threads that exited" "$tmp/t.screen" ||
+	fail "threads: the screen does not say which row holds the exited threads: $(cat "$tmp/t.screen")"
 
 # ---- the list, and fork ---------------------------------------------------------
 start forked live:1 30 fork

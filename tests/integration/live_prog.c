@@ -2,15 +2,17 @@
  * live_prog — a program whose allocator counters keep changing, for the
  * live statistics tests (live.sh, live_tmux.sh).  Not a benchmark.
  *
- *   live_prog SECONDS [fork]
+ *   live_prog SECONDS [fork|threads]
  *
  * Allocates and frees page-sized blocks in bursts of varying size (so that
  * the caches refill from and drain to the zone), some of them a page plus a
  * header (rounding waste), with a timer signal whose handler allocates too;
  * sleeps a little between bursts.  Prints "ready PID" once running; with
  * "fork" it forks first and the child, which does the same, prints
- * "child PID".  Exits after SECONDS.
+ * "child PID"; with "threads" it first runs THREADS threads one after
+ * another, each a burst.  Exits after SECONDS.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #define BURST 512
+#define THREADS 80
 
 static void on_alarm(int sig)
 {
@@ -57,10 +60,22 @@ static void run(int seconds)
 	}
 }
 
+static void *one_burst(void *arg)
+{
+	(void)arg;
+	void *p[8];
+	for (int i = 0; i < 8; i++)
+		p[i] = malloc(8192);
+	for (int i = 0; i < 8; i++)
+		free(p[i]);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	int seconds = argc > 1 ? atoi(argv[1]) : 10;
 	int do_fork = argc > 2 && strcmp(argv[2], "fork") == 0;
+	int do_threads = argc > 2 && strcmp(argv[2], "threads") == 0;
 
 	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
 	sigaction(SIGALRM, &sa, NULL);
@@ -68,6 +83,11 @@ int main(int argc, char **argv)
 	setitimer(ITIMER_REAL, &it, NULL);
 
 	run(1);
+	for (int i = 0; do_threads && i < THREADS; i++) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, one_burst, NULL) == 0)
+			pthread_join(t, NULL);
+	}
 	if (do_fork) {
 		pid_t c = fork();
 		if (c == 0) {
