@@ -67,8 +67,11 @@ static void nap_ms(long ms)
 }
 
 /* BLOCKS page blocks, written, then freed: dirty memory in the caches and
- * the zone. */
-static void burst(uint64_t seed)
+ * the zone.  Returns the RSS with every block written and none freed yet:
+ * no purge can have reached them then.  Read after the frees, it could
+ * already miss some: with a 1 ms delay the purge thread may take the
+ * first blocks drained to the zone while the frees go on. */
+static size_t burst(uint64_t seed)
 {
 	static void *p[BLOCKS];
 	for (int i = 0; i < BLOCKS; i++) {
@@ -76,8 +79,10 @@ static void burst(uint64_t seed)
 		cr_assert_not_null(p[i]);
 		fill(p[i], PAGE, seed + (uint64_t)i);
 	}
+	size_t rss = rss_bytes();
 	for (int i = 0; i < BLOCKS; i++)
 		free(p[i]);
+	return rss;
 }
 
 /* Waits (a bounded poll, the watchdog) until the purge has returned at
@@ -120,8 +125,7 @@ Test(purge, idle_then_one_call)
 	bool thread = thread_mode();
 	size_t before, after;
 
-	burst(2);
-	before = rss_bytes();
+	before = burst(2);
 	nap_ms(20);       /* well past the 1 ms delay */
 	uint64_t purged = wait_purged(BLOCKS, !thread);
 	cr_assert_geq(purged, BLOCKS, "purged %lu pages of a %d-page burst",
