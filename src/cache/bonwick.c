@@ -133,9 +133,14 @@ static uint32_t depot_limit(void)
 }
 
 /* Whether a line at page offset po (a multiple of 64) is in one of the
- * n spans in hot. */
+ * n spans in hot, or is a page's first or last line: the L1 sets that a
+ * program's page-aligned blocks load most (their headers and their ends)
+ * would evict a class header there again and again (runs.c's
+ * RC_BASE_OFFSET). */
 static bool hot_at(const struct mp_span *hot, unsigned n, size_t po)
 {
+	if (po == 0 || po == PAGE_SIZE - 64)
+		return true;
 	for (unsigned i = 0; i < n; i++)
 		for (uintptr_t a = (uintptr_t)hot[i].p & ~(uintptr_t)63;
 		     a < (uintptr_t)hot[i].p + hot[i].size; a += 64)
@@ -151,7 +156,8 @@ static bool hot_at(const struct mp_span *hot, unsigned n, size_t po)
  * load whose address has the low 12 bits of a store still in flight waits
  * for it (4K aliasing), and the one-hop path loads its globals
  * (mp_onehop_reads) right after the previous call's stores: a global at
- * the same page offset as a header line costs every call of that class.
+ * the same page offset as a header line costs every call of that class;
+ * and a page's first and last lines are the program's (hot_at).
  * Linked 0x38000, malloc's globals cost batch 64 on one thread 44 cycles a
  * pair against 36 at 0x37800 (the same code with 1 KiB less of depot
  * shards before them).  A span of 4 lines or more (route[]) meets every

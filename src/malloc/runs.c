@@ -122,6 +122,14 @@ _Static_assert(RUN_CLASSES * RC_CLASS_BYTES <= (1u << BW_STRIDE_SHIFT),
 	       "a CPU's classes fit the sections' stride");
 
 static char *rc_base;                /* CPU 0's classes; CPU c's c << 16 on */
+/* Where CPU 0's classes start in their mapping.  At 0, a class header
+ * line in 16 (classes 0, 16, .., 64 of 4101 and 8224 bytes) would sit at
+ * page offset 0, the L1 set that every page's first line maps to: the
+ * program's page-aligned data (each block's first line, and a run's object
+ * 0) evicted those headers all the time (a third of a run malloc's time in
+ * bench_xthread -m server went to the count's load).  A line further, no
+ * header is at page offset 0 or at the last line (a block's end). */
+#define RC_BASE_OFFSET 64
 static uint32_t rc_nr_cpus;          /* CPUs with caches: 0 = none (no rseq) */
 static uint32_t rc_batch[RUN_CLASSES];   /* objects per refill; capacity twice that */
 /* The classes any CPU's array may hold objects of: [rc_lo, rc_hi), grown
@@ -196,10 +204,11 @@ void runs_init(bool zone_ok)
 	 * numbers of 32 bits. */
 	if (runs_on && cpu_rseq_ok && zg.bytes <= RC_MAX_REGION && cache_fence_register()) {
 		unsigned n = (unsigned)os.ncpus();
-		void *m = os.mmap(NULL, (size_t)n << BW_STRIDE_SHIFT, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		void *m = os.mmap(NULL, ((size_t)n << BW_STRIDE_SHIFT) + PAGE_SIZE,
+				  PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+				  -1, 0);
 		if (m != MAP_FAILED) {
-			rc_base = m;
+			rc_base = (char *)m + RC_BASE_OFFSET;
 			__atomic_store_n(&rc_nr_cpus, n, __ATOMIC_RELEASE);
 		}
 	}

@@ -398,14 +398,16 @@ Test(bonwick, rows_past_max_caches_are_summed)
 Test(bonwick, header_lines_clear_of_hot_globals)
 {
 	/* Classes are 0x900 bytes apart: from a start s, header lines at
-	 * s + 0x100 x j (mod a page) for every j.  Lines at page offsets
-	 * 0x000 and 0x840: the starts 0x000 and 0x040 clash (classes 0, and
-	 * 8 at 0x040 + 8 x 0x900 = 0x4840); every start 0x080 + 0x100 x j is
+	 * s + 0x100 x j (mod a page) for every j.  A page's first and last
+	 * lines count as hot: with nothing else, the first start whose lines
+	 * miss 0x000 and 0xfc0 is 0x040.  Lines at page offsets 0x000 and
+	 * 0x840 too: the starts 0x000 and 0x040 clash (classes 0, and 8 at
+	 * 0x040 + 8 x 0x900 = 0x4840); every start 0x080 + 0x100 x j is
 	 * clear for all 16 classes. */
 	static char page[3 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
 	struct mp_span two[] = { { page + PAGE_SIZE, 8 }, { page + 0x840, 8 } };
+	cr_assert_eq(bw_header_offset(two, 0), 0x040);
 	cr_assert_eq(bw_header_offset(two, 2), 0x080);
-	cr_assert_eq(bw_header_offset(two, 0), 0);
 	/* And a 128-byte table at 0x880: now every start clashes somewhere.
 	 * 0x040, 0x080 and 0x0c0 keep classes 0..7 clear; 0x140 classes 0..14
 	 * (class 15 at 0x140 + 15 x 0x900 = 0x8840). */
