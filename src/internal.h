@@ -693,6 +693,10 @@ void malloc_fork_child(void);
 struct mp_span {
 	const void *p;
 	size_t size;
+	/* 0: every call reads the span, wherever in it; else a table by size
+	 * class, whose class k the calls for class k alone read: bytes
+	 * [k x per_class, (k + 1) x per_class) of it (route[]) */
+	size_t per_class;
 };
 /* The globals malloc and free read on every one-hop call, into out (at
  * most max); how many.  bw_init keeps its arrays' header lines off their

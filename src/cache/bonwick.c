@@ -132,22 +132,33 @@ static uint32_t depot_limit(void)
 	return pages < DEPOT_PAGES_MAX ? (uint32_t)pages : DEPOT_PAGES_MAX;
 }
 
-/* Whether a line at page offset po (a multiple of 64) is in one of the
- * n spans in hot, or is a page's first or last line: the L1 sets that a
- * program's page-aligned blocks load most (their headers and their ends)
- * would evict a class header there again and again (runs.c's
- * RC_BASE_OFFSET). */
-static bool hot_at(const struct mp_span *hot, unsigned n, size_t po)
+/* Whether a line at page offset po (a multiple of 64) is read by the calls
+ * for class k in the n spans in hot, or is a page's first or last line:
+ * the L1 sets that a program's page-aligned blocks load most (their
+ * headers and their ends) would evict a class header there again and
+ * again (runs.c's RC_BASE_OFFSET). */
+static bool hot_at(const struct mp_span *hot, unsigned n, size_t po, unsigned k)
 {
 	if (po == 0 || po == PAGE_SIZE - 64)
 		return true;
-	for (unsigned i = 0; i < n; i++)
-		for (uintptr_t a = (uintptr_t)hot[i].p & ~(uintptr_t)63;
-		     a < (uintptr_t)hot[i].p + hot[i].size; a += 64)
+	for (unsigned i = 0; i < n; i++) {
+		uintptr_t lo = (uintptr_t)hot[i].p, hi = lo + hot[i].size;
+		if (hot[i].per_class) {
+			lo += k * hot[i].per_class;
+			hi = lo + hot[i].per_class;
+		}
+		for (uintptr_t a = lo & ~(uintptr_t)63; a < hi; a += 64)
 			if ((a & (PAGE_SIZE - 1)) == po)
 				return true;
+	}
 	return false;
 }
+
+/* The classes by how much a clash would cost, the most first: the
+ * power-of-two sizes (4 KiB to 64 KiB), then the rest from the smallest. */
+_Static_assert(CACHE_CLASSES == 16, "class_rank names every class");
+static const uint8_t class_rank[CACHE_CLASSES] = { 0, 1, 3, 7, 15, 2, 4, 5, 6, 8, 9, 10, 11,
+						    12, 13, 14 };
 
 /*
  * Where CPU 0's structure starts in its mapping (a multiple of 64 below a
@@ -160,25 +171,27 @@ static bool hot_at(const struct mp_span *hot, unsigned n, size_t po)
  * and a page's first and last lines are the program's (hot_at).
  * Linked 0x38000, malloc's globals cost batch 64 on one thread 44 cycles a
  * pair against 36 at 0x37800 (the same code with 1 KiB less of depot
- * shards before them).  A span of 4 lines or more (route[]) meets every
- * start's set of offsets, so the structure starts where the most classes,
- * counted from the smallest (the most used), have header lines none of the
- * n spans in hot shares; the first such start.
+ * shards before them).  The 16 header lines fill every page offset 256
+ * bytes apart from the start, so a few hot lines may leave no start clear
+ * for all: the structure starts where the classes that clash are the
+ * cheapest (class_rank), the first such start.
  */
 size_t bw_header_offset(const struct mp_span *hot, unsigned n)
 {
+	_Static_assert(CACHE_CLASSES <= 32, "a clash set in 32 bits");
 	size_t best = 0;
-	unsigned best_clear = 0;
-	for (size_t off = 0; off < PAGE_SIZE; off += 64) {
-		unsigned k = 0;
-		while (k < CACHE_CLASSES && !hot_at(hot, n, (off + BW_KOFF(k)) & (PAGE_SIZE - 1)))
-			k++;
-		if (k > best_clear) {
-			best = off;
-			best_clear = k;
+	uint32_t best_cost = UINT32_MAX;
+	for (size_t off = 0; off < PAGE_SIZE && best_cost; off += 64) {
+		uint32_t cost = 0;      /* bit 31 - r: the class of rank r clashes */
+		for (unsigned r = 0; r < CACHE_CLASSES; r++) {
+			unsigned k = class_rank[r];
+			if (hot_at(hot, n, (off + BW_KOFF(k)) & (PAGE_SIZE - 1), k))
+				cost |= 1u << (31 - r);
 		}
-		if (k == CACHE_CLASSES)
-			break;
+		if (cost < best_cost) {
+			best = off;
+			best_cost = cost;
+		}
 	}
 	return best;
 }

@@ -68,9 +68,9 @@ unsigned bw_depot_take(struct bw_depot *d, uint32_t *buf, unsigned want, bool ir
 /* Gives n blocks of k+1 pages to depot d; what does not fit goes to the zone. */
 void bw_depot_put(struct bw_depot *d, unsigned k, const uint32_t *buf, unsigned n, bool irq);
 /* Where CPU 0's arrays start in their mapping: the first multiple of 64
- * below a page where the most classes, from the smallest, have header
- * lines that share no page offset with the n spans in hot (the one-hop
- * path's globals). */
+ * below a page where the class header lines that share a page offset with
+ * what the n spans in hot (the one-hop path's globals) give their calls to
+ * read, or with a page's first or last line, are the cheapest. */
 size_t bw_header_offset(const struct mp_span *hot, unsigned n);
 /* n blocks of k+1 pages, by pfn, back to the zone. */
 void bw_free_pfns(const uint32_t *pfns, unsigned n, unsigned k);

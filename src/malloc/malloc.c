@@ -118,15 +118,17 @@ static void route_init(void)
 unsigned mp_onehop_reads(struct mp_span *out, unsigned max)
 {
 	const struct mp_span all[] = {
-		{ &mp_glibc_below, sizeof(mp_glibc_below) },
-		{ &mp_onehop_span, sizeof(mp_onehop_span) },
-		{ &zone_lo, sizeof(zone_lo) },
-		{ route, sizeof(route) },
-		{ &zg, sizeof(zg) },
-		{ &mp_rseq_offset, sizeof(mp_rseq_offset) },
-		{ &bw_base, sizeof(bw_base) },
-		{ &bw_base_less1, sizeof(bw_base_less1) },
-		{ &bw_nr_cpus, sizeof(bw_nr_cpus) },
+		{ &mp_glibc_below, sizeof(mp_glibc_below), 0 },
+		{ &mp_onehop_span, sizeof(mp_onehop_span), 0 },
+		{ &zone_lo, sizeof(zone_lo), 0 },
+		/* a class's sizes: its page count's 4096 >> ROUTE_SHIFT slots */
+		{ route, sizeof(route), sizeof(route) / CACHE_CLASSES },
+		{ &zg, sizeof(zg), 0 },
+		{ &mp_rseq_offset, sizeof(mp_rseq_offset), 0 },
+		{ &bw_base, sizeof(bw_base), 0 },
+		{ &bw_base_less1, sizeof(bw_base_less1), 0 },
+		{ &bw_nr_cpus, sizeof(bw_nr_cpus), 0 },
+		{ &pa_freehop_span, sizeof(pa_freehop_span), 0 },
 	};
 	unsigned n = sizeof(all) / sizeof(all[0]) < max ? sizeof(all) / sizeof(all[0]) : max;
 	memcpy(out, all, n * sizeof(all[0]));

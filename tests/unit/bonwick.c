@@ -393,7 +393,7 @@ Test(bonwick, rows_past_max_caches_are_summed)
  * The classes' header lines, stored to by every push and pop, share no
  * page offset with a line of the globals the one-hop path loads right
  * after (a load with the low 12 bits of a store in flight waits for it):
- * every class's where a start allows it, else the most from the smallest.
+ * every class's where a start allows it, else all but the cheapest.
  */
 Test(bonwick, header_lines_clear_of_hot_globals)
 {
@@ -405,30 +405,45 @@ Test(bonwick, header_lines_clear_of_hot_globals)
 	 * 0x040 + 8 x 0x900 = 0x4840); every start 0x080 + 0x100 x j is
 	 * clear for all 16 classes. */
 	static char page[3 * PAGE_SIZE] __attribute__((aligned(PAGE_SIZE)));
-	struct mp_span two[] = { { page + PAGE_SIZE, 8 }, { page + 0x840, 8 } };
+	struct mp_span two[] = { { page + PAGE_SIZE, 8, 0 }, { page + 0x840, 8, 0 } };
 	cr_assert_eq(bw_header_offset(two, 0), 0x040);
 	cr_assert_eq(bw_header_offset(two, 2), 0x080);
-	/* And a 128-byte table at 0x880: now every start clashes somewhere.
-	 * 0x040, 0x080 and 0x0c0 keep classes 0..7 clear; 0x140 classes 0..14
-	 * (class 15 at 0x140 + 15 x 0x900 = 0x8840). */
-	struct mp_span three[] = { two[0], two[1], { page + 2 * PAGE_SIZE + 0x880, 128 } };
-	cr_assert_eq(bw_header_offset(three, 3), 0x140);
+	/* And a 128-byte table at 0x880: now every start clashes somewhere,
+	 * and the first start where the cheapest class alone clashes is
+	 * 0x200: class 14 (15 pages) at 0x200 + 14 x 0x900 = 0x8000, a
+	 * page's first line. */
+	struct mp_span three[] = { two[0], two[1], { page + 2 * PAGE_SIZE + 0x880, 128, 0 } };
+	cr_assert_eq(bw_header_offset(three, 3), 0x200);
 	for (unsigned k = 0; k < CACHE_CLASSES; k++)
-		cr_assert_eq((0x140 + BW_KOFF(k)) % PAGE_SIZE == 0x840, k == 15);
+		cr_assert_eq((0x200 + BW_KOFF(k)) % PAGE_SIZE == 0, k == 14);
+	/* A 256-byte table by class at 0x100 (16 bytes a class, as route[]):
+	 * whole, its 4 lines would clash with every start; class k clashes
+	 * only with its own line, 0x100 + 16k rounded down, and 0x180 is
+	 * clear for all. */
+	struct mp_span table[] = { two[1], { page + 0x100, 256, 16 } };
+	size_t off = bw_header_offset(table, 2);
+	cr_assert_eq(off, 0x180);
+	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+		size_t po = (off + BW_KOFF(k)) % PAGE_SIZE;
+		cr_assert(po != ((0x100 + 16 * k) & ~63u) && po != 0x840 && po && po != 0xfc0,
+			  "class %u at %#zx", k, po);
+	}
 
 	start();
 	if (!bw_rseq)
 		cr_skip_test("no rseq front end here");
-	/* The real globals: at least the 1- and 2-page classes, which take
-	 * most of the traffic, are clear of them. */
+	/* The real globals: at least the power-of-two classes (4 to 64 KiB),
+	 * which take most of the traffic, are clear of what their calls
+	 * read. */
 	struct mp_span hot[16];
 	unsigned n = mp_onehop_reads(hot, 16);
 	cr_assert_geq(n, 5);
-	for (unsigned k = 0; k < 2; k++) {
+	for (unsigned k = 0; k < CACHE_CLASSES; k = 2 * k + 1) {
 		uintptr_t hdr = (uintptr_t)&bw_cpu_of(0)->cls[k].h & (PAGE_SIZE - 1);
 		for (unsigned i = 0; i < n; i++)
-			for (uintptr_t a = (uintptr_t)hot[i].p & ~(uintptr_t)63;
-			     a < (uintptr_t)hot[i].p + hot[i].size; a += 64)
+			for (uintptr_t a = ((uintptr_t)hot[i].p + k * hot[i].per_class) & ~(uintptr_t)63;
+			     a < (uintptr_t)hot[i].p + (hot[i].per_class ? (k + 1) * hot[i].per_class
+										: hot[i].size); a += 64)
 				cr_assert_neq(a & (PAGE_SIZE - 1), hdr,
 					      "class %u's header line and global %u (%p) share page "
 					      "offset %#lx", k + 1, i, hot[i].p, (unsigned long)hdr);
