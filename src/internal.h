@@ -175,7 +175,7 @@ struct mp_tls {
 	uint8_t in_zone;           /* between zone_lock and zone_unlock */
 	uint8_t hop_frees;         /* malloc.c: frees the table hop absorbed, to
 				      sample (1 in 64) for the purge */
-	uint8_t bw_gone;           /* cache/bonwick.c: thread_exit took this
+	uint8_t bw_exited;         /* cache/bonwick.c: thread_exit took this
 				      thread's arrays down; it makes no more */
 	uint32_t alt_size;         /* see alt_lo; 0 before */
 	uintptr_t outer_sp;        /* trampoline frame of the outermost live handler on
@@ -702,6 +702,13 @@ struct mp_span {
  * most max); how many.  bw_init keeps its arrays' header lines off their
  * page offsets (4K aliasing, see there). */
 unsigned mp_onehop_reads(struct mp_span *out, unsigned max);
+/* Whether a line at page offset po (a multiple of 64) is one that the
+ * calls for class k (pages - 1) read in the n spans in hot, or a page's
+ * first or last line: the L1 sets a program's page-aligned blocks load
+ * most (their headers and their ends), which would evict a cache's header
+ * line there again and again.  For placing header lines (bonwick.c,
+ * runs.c). */
+bool mp_span_hot(const struct mp_span *hot, unsigned n, size_t po, unsigned k);
 
 /* malloc/runs.c: the page-plus-header sizes the waste policy turns away,
  * as objects of runs (N objects of k pages + 4096/N bytes in kN + 1 pages). */

@@ -282,8 +282,8 @@ static void show_proc(const struct live_seg *s, const struct live_seg *prev)
 	for (unsigned i = 0; i < s->ncaches && i < LIVE_CACHES; i++) {
 		const struct live_cache *lc = &s->caches[i];
 		unsigned long caches = (unsigned long)(lc->merged - lc->gone);
-		if (!lc->merged)
-			continue;
+		if (!lc->merged || (!lc->nr_pages && !lc->allocs && !lc->refills && !lc->drains))
+			continue;       /* one cache, or a row the table left out */
 		char sums[64] = "";
 		if (caches)
 			snprintf(sums, sizeof(sums), " sums caches %u to %lu%s", i, i + caches - 1,

@@ -132,28 +132,6 @@ static uint32_t depot_limit(void)
 	return pages < DEPOT_PAGES_MAX ? (uint32_t)pages : DEPOT_PAGES_MAX;
 }
 
-/* Whether a line at page offset po (a multiple of 64) is read by the calls
- * for class k in the n spans in hot, or is a page's first or last line:
- * the L1 sets that a program's page-aligned blocks load most (their
- * headers and their ends) would evict a class header there again and
- * again (runs.c's RC_BASE_OFFSET). */
-static bool hot_at(const struct mp_span *hot, unsigned n, size_t po, unsigned k)
-{
-	if (po == 0 || po == PAGE_SIZE - 64)
-		return true;
-	for (unsigned i = 0; i < n; i++) {
-		uintptr_t lo = (uintptr_t)hot[i].p, hi = lo + hot[i].size;
-		if (hot[i].per_class) {
-			lo += k * hot[i].per_class;
-			hi = lo + hot[i].per_class;
-		}
-		for (uintptr_t a = lo & ~(uintptr_t)63; a < hi; a += 64)
-			if ((a & (PAGE_SIZE - 1)) == po)
-				return true;
-	}
-	return false;
-}
-
 /* The classes by how much a clash would cost, the most first: the
  * power-of-two sizes (4 KiB to 64 KiB), then the rest from the smallest. */
 _Static_assert(CACHE_CLASSES == 16, "class_rank names every class");
@@ -168,7 +146,7 @@ static const uint8_t class_rank[CACHE_CLASSES] = { 0, 1, 3, 7, 15, 2, 4, 5, 6, 8
  * for it (4K aliasing), and the one-hop path loads its globals
  * (mp_onehop_reads) right after the previous call's stores: a global at
  * the same page offset as a header line costs every call of that class;
- * and a page's first and last lines are the program's (hot_at).
+ * and a page's first and last lines are the program's (mp_span_hot).
  * Linked 0x38000, malloc's globals cost batch 64 on one thread 44 cycles a
  * pair against 36 at 0x37800 (the same code with 1 KiB less of depot
  * shards before them).  The 16 header lines fill every page offset 256
@@ -185,7 +163,7 @@ size_t bw_header_offset(const struct mp_span *hot, unsigned n)
 		uint32_t cost = 0;      /* bit 31 - r: the class of rank r clashes */
 		for (unsigned r = 0; r < CACHE_CLASSES; r++) {
 			unsigned k = class_rank[r];
-			if (hot_at(hot, n, (off + BW_KOFF(k)) & (PAGE_SIZE - 1), k))
+			if (mp_span_hot(hot, n, (off + BW_KOFF(k)) & (PAGE_SIZE - 1), k))
 				cost |= 1u << (31 - r);
 		}
 		if (cost < best_cost) {
@@ -411,7 +389,7 @@ static inline struct bw_cpu *thread_cache(void)
 		return NULL;
 	if (likely(my_cache != NULL))
 		return &my_cache->cache;
-	if (mp_tls.bw_gone)
+	if (mp_tls.bw_exited)
 		return NULL;
 	return thread_cache_create();
 }
@@ -455,7 +433,7 @@ static void thread_exit(void *arg)
 	mp_unlock(&bw_threads_lock);
 	sigctx_unhold(was);
 	bw_mine = NULL;
-	mp_tls.bw_gone = 1;
+	mp_tls.bw_exited = 1;
 	os.munmap(t, sizeof(*t));
 }
 

@@ -49,11 +49,12 @@ struct bw_counts {
 /*
  * One size class of one CPU: its header line, then its array, so that the
  * sections address the array from the header (one register fewer).  A
- * class is 9 x 256 bytes, not 2 KiB: a class's hot lines (the header and
- * the top of the array) then sit at a page offset of their own, 256 bytes
- * from the next class's, instead of 8 classes' sharing two of the L1's 64
- * sets (an 8-way set held 8 headers and 8 array tops, each evicting the
- * others, and the program's page-aligned data lands on the same sets).
+ * class is 9 x 256 bytes, not 2 KiB: a class's header line and the
+ * first lines of its array (its top while the count is small) then sit at
+ * page offsets of their own, 256 bytes from the next class's, instead of
+ * 8 classes' sharing the same few of the L1's 64 sets (an 8-way set held 8
+ * headers and 8 array tops, each evicting the others, and the program's
+ * page-aligned data lands on the same sets).
  * Random 4-64 KiB blocks (bench_xthread -m random, 16 classes in use)
  * ran 3.6% faster; the offset costs free one instruction, a lea.
  */
@@ -61,7 +62,8 @@ struct bw_class {
 	struct bw_hdr h;                             /* line 0 of the class */
 	uint32_t pad[14];
 	uint32_t slots[BW_SLOTS];                    /* at h + 64 bytes */
-	uint32_t spread[64];                         /* to 9 x 256 bytes */
+	uint32_t spread[64];                         /* to 9 x 256 bytes: never
+							used (4 KiB a CPU) */
 };
 _Static_assert(offsetof(struct bw_class, slots) == 64, "rseq.h: the array follows the header line");
 _Static_assert(sizeof(struct bw_class) == 9 * 256,

@@ -135,6 +135,23 @@ unsigned mp_onehop_reads(struct mp_span *out, unsigned max)
 	return n;
 }
 
+bool mp_span_hot(const struct mp_span *hot, unsigned n, size_t po, unsigned k)
+{
+	if (po == 0 || po == PAGE_SIZE - 64)
+		return true;
+	for (unsigned i = 0; i < n; i++) {
+		uintptr_t lo = (uintptr_t)hot[i].p, hi = lo + hot[i].size;
+		if (hot[i].per_class) {
+			lo += k * hot[i].per_class;
+			hi = lo + hot[i].per_class;
+		}
+		for (uintptr_t a = lo & ~(uintptr_t)63; a < hi; a += 64)
+			if ((a & (PAGE_SIZE - 1)) == po)
+				return true;
+	}
+	return false;
+}
+
 /* After zone_init, cache_init and pa_init (startup.c): opens the size
  * routes (zone_ok: a region was reserved) and sets the glibc bound. */
 void malloc_init(bool zone_ok)

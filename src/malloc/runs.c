@@ -31,8 +31,9 @@
  * the other pages of the run carry no flag.  The first page also heads the
  * run: its free objects as a bitmap in req_bytes, their count in
  * pcp_next, and next/prev link it on its class's list.  PG_ALLOC is never
- * set, so a free of object 0 (page aligned) cannot free the run's pages;
- * mp_free finds PG_RUN on its slow path (page_free).
+ * set, so a free of object 0 (page aligned) cannot free the run's pages:
+ * mp_free's slow path takes a run object (run_free_hop, or page_free's
+ * PG_RUN for a handler, statistics on, or a bad pointer).
  *
  * Per class a bin under a lock, taken with this thread's signals held back
  * (as the depot's): the runs with free objects (partial), and one run with
@@ -64,8 +65,10 @@
  * every handler request does (handler_alloc); a handler's free of an
  * object goes to its CPU's array (the section restarts if the handler
  * interrupted one), else only tries the bin's lock, and if another thread
- * holds it, pushes the object on a stack the next process-context call
- * drains (the object's first word is the link).
+ * holds it, pushes the object on a stack the next process-context run
+ * malloc drains (the one-hop path leaves it while the stack is not empty;
+ * the object's first word is the link), as do a free that goes to the bin,
+ * the decay, malloc_trim and magpage_drain.
  */
 #include <string.h>
 #include <sys/mman.h>
@@ -122,14 +125,7 @@ _Static_assert(RUN_CLASSES * RC_CLASS_BYTES <= (1u << BW_STRIDE_SHIFT),
 	       "a CPU's classes fit the sections' stride");
 
 static char *rc_base;                /* CPU 0's classes; CPU c's c << 16 on */
-/* Where CPU 0's classes start in their mapping.  At 0, a class header
- * line in 16 (classes 0, 16, .., 64 of 4101 and 8224 bytes) would sit at
- * page offset 0, the L1 set that every page's first line maps to: the
- * program's page-aligned data (each block's first line, and a run's object
- * 0) evicted those headers all the time (a third of a run malloc's time in
- * bench_xthread -m server went to the count's load).  A line further, no
- * header is at page offset 0 or at the last line (a block's end). */
-#define RC_BASE_OFFSET 64
+
 static uint32_t rc_nr_cpus;          /* CPUs with caches: 0 = none (no rseq) */
 static uint32_t rc_batch[RUN_CLASSES];   /* objects per refill; capacity twice that */
 /* The classes any CPU's array may hold objects of: [rc_lo, rc_hi), grown
@@ -182,6 +178,47 @@ size_t run_object_size(int cls)
 	return rclass[cls].size;
 }
 
+#if MP_HAVE_RSEQ
+/*
+ * Where CPU 0's classes start in their mapping.  Class c's header line is
+ * at the start + c x 256 bytes, so the 128 headers take the 16 page
+ * offsets 256 bytes apart from it.  Page aligned, one in 16 (classes 0,
+ * 16, .., 64: the 4101- and 8193-byte sizes) sat at page offset 0, the L1
+ * set every page's first line maps to: the program's page-aligned data (a
+ * block's first line, a run's object 0) evicted them all the time (a third
+ * of a run malloc's time in bench_xthread -m server went to the count's
+ * load).  So the start is the first line such that no header is at a
+ * page's first or last line, none at the default cache's header offsets
+ * (256 bytes apart as well), and classes 0 and 64 (the common sizes) are
+ * clear of the globals a run malloc reads (mp_span_hot).
+ */
+static size_t rc_base_offset(void)
+{
+	struct mp_span hot[20];
+	unsigned n = mp_onehop_reads(hot, 16);
+	const struct mp_span mine[] = {
+		{ &runs_on, sizeof(runs_on), 0 }, { &deferred, sizeof(deferred), 0 },
+		{ &rc_base, sizeof(rc_base), 0 }, { &rc_nr_cpus, sizeof(rc_nr_cpus), 0 },
+	};
+	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
+		hot[n++] = mine[i];
+	size_t bw = bw_base ? (uintptr_t)bw_base % 256 : 256;
+	size_t fallback = 0;
+	for (size_t off = 64; off < PAGE_SIZE; off += 64) {
+		size_t r = off % 256;
+		if (r == 0 || r == (PAGE_SIZE - 64) % 256)
+			continue;
+		if (!fallback)
+			fallback = off;
+		/* classes 0 and 64: 1 and 2 pages and a header, route[]'s parts
+		 * of the 2- and 3-page classes */
+		if (r != bw && !mp_span_hot(hot, n, off, 1) && !mp_span_hot(hot, n, off, 2))
+			return off;
+	}
+	return fallback;
+}
+#endif
+
 void runs_init(bool zone_ok)
 {
 	_Static_assert(RUN_CLASSES == 2 * PAGE_SIZE / RUN_STEP, "64 classes per page count");
@@ -208,7 +245,7 @@ void runs_init(bool zone_ok)
 				  PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 				  -1, 0);
 		if (m != MAP_FAILED) {
-			rc_base = (char *)m + RC_BASE_OFFSET;
+			rc_base = (char *)m + rc_base_offset();
 			__atomic_store_n(&rc_nr_cpus, n, __ATOMIC_RELEASE);
 		}
 	}
@@ -646,9 +683,8 @@ void *run_alloc(int cls, bool zero, size_t size)
  * context, not in a cache section): one pop from this CPU's array of
  * size's class, and the live mark as a plain store, since a page where an
  * object starts carries PG_RUN alone while the object is free.  False for
- * anything else (not a run size, no arrays, empty, a restart): run_alloc
- * then, which also drains the handlers' deferred frees (as refill, the
- * bins and the decay do), a poll this path leaves to them.
+ * anything else (not a run size, no arrays, empty, a restart, or handler
+ * frees deferred): run_alloc then, which drains those first.
  */
 bool run_alloc_hop(size_t size, void **out)
 {
@@ -656,7 +692,8 @@ bool run_alloc_hop(size_t size, void **out)
 	int cls = run_class(size);
 	uint64_t id;
 	uint32_t cpu;
-	if (cls < 0 || rseq_bw_pop_here((uint64_t)rc_base + (uint64_t)cls * RC_CLASS_BYTES,
+	if (cls < 0 || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
+	    rseq_bw_pop_here((uint64_t)rc_base + (uint64_t)cls * RC_CLASS_BYTES,
 					&rc_nr_cpus, &id, &cpu) != RSEQ_DONE)
 		return false;
 	*out = obj_ptr(id);
@@ -739,13 +776,14 @@ static void obj_to_bin(void *p, struct page_desc *h, unsigned c, unsigned i, con
 }
 
 /* Run object p (object i of run h, class c), its live mark cleared, back
- * to this CPU's array, or, that full, with the array's newest half to the
- * bin; no CPU arrays: to the bin. */
+ * to this CPU's array (tries: pushes to try, 0 after one that found it full
+ * or stopped), or, that full, with the array's newest half to the bin; no
+ * CPU arrays: to the bin. */
 static NOINLINE void run_free_marked(void *p, struct page_desc *h, unsigned c, unsigned i,
-				     const char *fn)
+				     const char *fn, int tries)
 {
 #if MP_HAVE_RSEQ
-	for (int tries = 0; tries < 2; tries++) {    /* a restart is not a full array */
+	while (tries-- > 0) {                        /* a restart is not a full array */
 		enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base,
 						       (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
 						       obj_id(p));
@@ -780,7 +818,7 @@ void run_free(void *p, struct page_desc *pd, const char *fn)
 	 * the same object at the same instant race, as with glibc */
 	__atomic_store_n(&pd->flags, (uint8_t)(f & ~PG_RUN_LIVE), __ATOMIC_RELAXED);
 	COUNT(run_frees);
-	run_free_marked(p, h, c, i, fn);
+	run_free_marked(p, h, c, i, fn, 2);
 }
 
 /* free's one-hop try for a pointer in the region that free's fast path
@@ -795,12 +833,15 @@ bool run_free_hop(void *p)
 	    !locate(p, pd, &h, &c, &i))
 		return false;
 	__atomic_store_n(&pd->flags, (uint8_t)PG_RUN, __ATOMIC_RELAXED);
+	int tries = 2;
 #if MP_HAVE_RSEQ
-	if (likely(rseq_bw_push_here((uint64_t)rc_base, (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
-				     obj_id(p)) == RSEQ_DONE))
+	enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base, (uint64_t)c * RC_CLASS_BYTES,
+					       &rc_nr_cpus, obj_id(p));
+	if (likely(r == RSEQ_DONE))
 		return true;
+	tries = r == RSEQ_ABORTED;           /* a restart: once more; full: none */
 #endif
-	run_free_marked(p, h, c, i, "free");
+	run_free_marked(p, h, c, i, "free", tries);
 	return true;
 }
 

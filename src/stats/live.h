@@ -42,9 +42,10 @@ struct live_cache {
 	uint64_t nr_pages;                 /* pages it holds now */
 	uint64_t lock_acquired;            /* its lock (the lock designs) */
 	uint64_t lock_contended;
-	/* A row that is not one cache (struct cache_view): the caches past
-	 * the last row summed into it (counting itself), and the threads that
-	 * exited whose counts it holds; both 0 for a row that is one cache. */
+	/* A row that is not one cache (struct cache_view): merged counts the
+	 * caches summed into it (itself included) and the threads that exited
+	 * whose counts it holds, gone those threads alone; both 0 for a row
+	 * that is one cache. */
 	uint64_t merged, gone;
 #define LIVE_CACHE_count(n) uint64_t n;
 #define LIVE_CACHE_range(n)

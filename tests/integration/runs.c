@@ -15,7 +15,8 @@
  *     allocate more;
  *   - threads freeing each other's objects, and a signal handler freeing
  *     objects while another thread works the same class, lose nothing:
- *     afterwards no object is live and no page is held;
+ *     afterwards no object is live and no page is held; the frees a
+ *     handler had to defer go back at the next malloc of the size;
  *   - with rseq, a freed object goes to this CPU's cache of its size and
  *     comes back newest first; magpage_drain empties the caches, and so
  *     does a size that finds the zone full (region_size:4m variant);
@@ -425,12 +426,100 @@ Test(runs, a_handler_frees_objects_while_another_thread_works_the_class)
 	atomic_store(&stop, 1);
 	pthread_join(t, NULL);
 	sigaction(SIGALRM, &old, NULL);
-	free(malloc(4101));                  /* drains what is still deferred */
+	/* the next run malloc drains what is still deferred (the one-hop
+	 * path steps aside for it), before any drain of the caches */
+	free(malloc(4101));
+	unsigned long long live1 = mp_report_counter("runs", "live");
 	mp.drain();
 	struct magpage_stats s1 = mp_stats();
 	cr_assert_eq(atomic_load(&handler_frees), 20 * STASH);
+	cr_assert_eq(live1, live0, "objects still live after a malloc (deferred %llu)",
+		     mp_report_counter("runs", "deferred"));
 	cr_assert_eq(mp_report_counter("runs", "live"), live0, "objects still live (deferred %llu)",
 		     mp_report_counter("runs", "deferred"));
 	cr_assert_eq(s1.held_pages, s0.held_pages);
 	cr_assert_eq(s1.invalid_frees, 0);
+}
+
+/* A handler free that finds this CPU's array full and the bin's lock held
+ * by another thread is deferred; the next run malloc must free it, even
+ * one the array could serve at once.  With the purge on, an armed trap may
+ * send that malloc the slow way, which drains anyway: the ctest variant
+ * integration.runs.deferred runs it with purge_delay_ms:0. */
+enum { POOL = 2000, SPILLS = 8000 };
+static void *pool[POOL], *spill[SPILLS];
+static volatile int pool_n;
+static atomic_int spilled;
+
+static void pin(int cpu)
+{
+	cpu_set_t s;
+	CPU_ZERO(&s);
+	CPU_SET(cpu, &s);
+	pthread_setaffinity_np(pthread_self(), sizeof(s), &s);
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	if (pool_n)
+		free(pool[--pool_n]);
+}
+
+static void *spiller(void *arg)
+{
+	(void)arg;
+	pin(1);
+	for (int i = 0; i < SPILLS; i++)
+		free(spill[i]);          /* its CPU's array spills: the bin's lock */
+	atomic_store(&spilled, 1);
+	return NULL;
+}
+
+Test(runs, the_next_malloc_frees_what_a_handler_deferred)
+{
+	pthread_t t;
+	void *f[64], *g[16];
+
+	if (!runs_on())
+		cr_skip_test("runs off, or another waste_max or threshold");
+	if (!mp_report_counter("runs", "cache_cpus"))
+		cr_skip_test("no CPU caches of objects (no rseq)");
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		cr_skip_test("one CPU: no other thread holds the lock meanwhile");
+	pin(0);
+	mp.drain();
+	unsigned long long live0 = mp_report_counter("runs", "live");
+	unsigned long long deferred0 = mp_report_counter("runs", "deferred");
+	for (pool_n = 0; pool_n < POOL; pool_n++)
+		cr_assert_not_null(pool[pool_n] = malloc(4101));
+	for (int i = 0; i < 16; i++)
+		cr_assert_not_null(g[i] = malloc(4101));
+	for (int i = 0; i < 64; i++)             /* this CPU's array: full */
+		cr_assert_not_null(f[i] = malloc(4101));
+	for (int i = 0; i < 64; i++)
+		free(f[i]);
+	for (int i = 0; i < SPILLS; i++)
+		cr_assert_not_null(spill[i] = malloc(4101));
+	cr_assert_eq(signal(SIGUSR1, on_usr1) == SIG_ERR, 0);
+	atomic_store(&spilled, 0);
+	cr_assert_eq(pthread_create(&t, NULL, spiller, NULL), 0);
+	while (pool_n && !atomic_load(&spilled))
+		raise(SIGUSR1);                  /* each a handler's free */
+	pthread_join(t, NULL);
+	while (pool_n)
+		free(pool[--pool_n]);
+	unsigned long long deferred = mp_report_counter("runs", "deferred") - deferred0;
+	if (!deferred)
+		cr_skip_test("no handler free found the bin's lock held");
+	/* objects in this CPU's array (the decay may have emptied it
+	 * meanwhile), so that the next malloc could take one at once */
+	for (int i = 0; i < 16; i++)
+		free(g[i]);
+	char *volatile p = malloc(4101);
+	p[0] = 1;
+	free(p);
+	cr_assert_eq(mp_report_counter("runs", "live"), live0,
+		     "%llu objects still live after a malloc (%llu handler frees deferred)",
+		     mp_report_counter("runs", "live") - live0, deferred);
 }
