@@ -6,8 +6,9 @@
  * Layout of one CPU's (or, without rseq, one thread's) cache, BW_STRIDE
  * bytes apart so that finding a CPU's is a shift:
  *
- *   per class  a line with count | high (rseq.h: count's bit 31 is a remote
- *              drain's stop mark), then slots[496], block pfns, the top of
+ *   per class  a line with count | top | high (rseq.h: count's bit 31 is a
+ *              remote drain's stop mark; top a copy of the top slot for
+ *              the sections' pop), then slots[496], block pfns, the top of
  *              the array the hottest; 2,304 bytes a class (struct bw_class)
  *   then       counters per class, restarts
  */
@@ -23,8 +24,14 @@
 
 struct bw_hdr {
 	uint32_t count;         /* blocks in the array; BW_STOPPED: a remote drain */
+	uint32_t top;           /* slots[count - 1] while count > 0, stored with count
+				   by the rseq sections, whose pop returns it (rseq.h);
+				   the per-thread front end neither reads nor keeps it */
 	uint32_t high;          /* capacity now, 2 x batch .. max_high */
+	uint32_t spare;
 };
+_Static_assert(offsetof(struct bw_hdr, top) == 4 && offsetof(struct bw_hdr, high) == 8,
+	       "rseq.h: count and top in one 8-byte word, high at +8");
 
 struct bw_counts {
 	uint64_t allocs;        /* blocks handed out (the fast path's only with
@@ -60,7 +67,7 @@ struct bw_counts {
  */
 struct bw_class {
 	struct bw_hdr h;                             /* line 0 of the class */
-	uint32_t pad[14];
+	uint32_t pad[12];
 	uint32_t slots[BW_SLOTS];                    /* at h + 64 bytes */
 	uint32_t spread[64];                         /* to 9 x 256 bytes: never
 							used (4 KiB a CPU) */

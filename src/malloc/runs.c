@@ -112,11 +112,11 @@ bool runs_on;                        /* opt.runs and a region */
 #define RC_MAX_REGION (1ull << 38)
 
 /* One class of one CPU: the page caches' layout (cache/bonwick.h), so that
- * their sections serve it: count | high, then the array at +64. */
+ * their sections serve it: count | top | high, then the array at +64. */
 struct rc_class {
 	struct bw_hdr h;
 	uint32_t seen;               /* count at the last decay (rc_drain_lock) */
-	uint32_t pad[13];
+	uint32_t pad[11];
 	uint32_t slots[RC_SLOTS];
 };
 _Static_assert(sizeof(struct rc_class) == RC_CLASS_BYTES, "a class is a shift away");

@@ -99,12 +99,18 @@ stopped:
 }
 
 /*
- * The bonwick cache's per-CPU arrays (cache/bonwick.c): per CPU and size
- * class a header of two 32-bit words, count then high, and an array of
- * pfns.  count has bit 31 set while a remote drain owns the array, which
- * makes it negative (pop sees "empty") and larger than any high (push sees
- * "full"), so both primitives send the caller to the slow path.  Each
- * section ends in the single store of count.
+ * The bonwick cache's per-CPU arrays (cache/bonwick.c), and the runs' per-CPU
+ * caches of objects (malloc/runs.c), laid out alike: per CPU and size class
+ * a header of 32-bit words, count, top and high, and an array of pfns (or
+ * object numbers).  top is a copy of slots[count - 1] while count > 0, so
+ * that a pop's result waits for one load, the header's, and not for the
+ * count's and then the slot's (batch 1, 1 thread: malloc 85 -> 77 cycles).
+ * count has bit 31 set while a remote drain owns the array, which makes it
+ * negative (pop sees "empty") and larger than any high (push sees "full"),
+ * so both primitives send the caller to the slow path.  Each section ends
+ * in the single 8-byte store of count and top together; whatever else
+ * writes count (a drain: 0, BW_STOPPED, or the count it found, the slots
+ * untouched) leaves top right.
  */
 #define BW_STOPPED 0x80000000u
 
@@ -173,23 +179,28 @@ static inline uint32_t rseq_cpu_id(void)
 static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *nr,
 						uint64_t *pfn, uint32_t *cpu)
 {
-	uint64_t c, h, n, v;
-	/* the top slot is read at 60 + 4 x count, before the decrement, so
-	 * that the slot's load waits only for the count's */
+	uint64_t c, h, n, v, t;
+	/* the result is the header's top; the next top, slots[count - 2], is
+	 * read at 56 + 4 x count before the decrement (for count 1 the header's
+	 * last word: a top no pop reads) */
 	__asm__ __volatile__ goto(
 		RSEQ_CS_DESC_FS_VIA(c)
 		RSEQ_BW_HERE(c)
 		"movq %[c], %[h]\n\t"
 		RSEQ_BW_HEADER(h)
-		"movl (%[h]), %k[n]\n\t"
+		"movq (%[h]), %[v]\n\t"
+		"movl %k[v], %k[n]\n\t"
 		"testl %k[n], %k[n]\n\t"
 		"jle %l[empty]\n\t"
-		"movl 60(%[h], %[n], 4), %k[v]\n\t"
+		"shrq $32, %[v]\n\t"
+		"movl 56(%[h], %[n], 4), %k[t]\n\t"
 		"decl %k[n]\n\t"
-		"movl %k[n], (%[h])\n\t"
+		"shlq $32, %[t]\n\t"
+		"orq %[n], %[t]\n\t"
+		"movq %[t], (%[h])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
-		: [c] "=&r"(c), [h] "=&r"(h), [n] "=&r"(n), [v] "=&r"(v)
+		: [c] "=&r"(c), [h] "=&r"(h), [n] "=&r"(n), [v] "=&r"(v), [t] "=&r"(t)
 		: [basek] "r"(basek), RSEQ_BW_IN
 		: "memory", "cc"
 		: aborted, empty, nocpu);
@@ -208,21 +219,24 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *
 static inline enum rseq_result rseq_bw_push_here(uint64_t basek, uint64_t koff, const uint32_t *nr,
 						 uint32_t pfn)
 {
-	uint64_t h, n;
+	uint64_t h, n, t;
 	__asm__ __volatile__ goto(
 		RSEQ_CS_DESC_FS_VIA(h)
 		RSEQ_BW_HERE(h)
 		RSEQ_BW_HEADER(h)
 		"movl (%[h], %[k]), %k[n]\n\t"
-		"cmpl 4(%[h], %[k]), %k[n]\n\t"
+		"cmpl 8(%[h], %[k]), %k[n]\n\t"
 		"jae %l[nocpu]\n\t"
 		"addq %[k], %[h]\n\t"
 		"movl %k[pfn], 64(%[h], %[n], 4)\n\t"
 		"incl %k[n]\n\t"
-		"movl %k[n], (%[h])\n\t"
+		"movl %k[pfn], %k[t]\n\t"
+		"shlq $32, %[t]\n\t"
+		"orq %[n], %[t]\n\t"
+		"movq %[t], (%[h])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
-		: [h] "=&r"(h), [n] "=&r"(n)
+		: [h] "=&r"(h), [n] "=&r"(n), [t] "=&r"(t)
 		: [pfn] "r"(pfn), [k] "r"(koff), [basek] "rm"(basek), RSEQ_BW_IN
 		: "memory", "cc"
 		: aborted, nocpu);
@@ -317,7 +331,8 @@ nocpu:
 	return RSEQ_LIST_STOPPED;
 }
 
-/* Moves the top k pfns of this CPU's array (k <= count) into buf. */
+/* Moves the top k pfns of this CPU's array (k <= count) into buf; the new
+ * top with the new count. */
 static inline enum rseq_result rseq_bw_pop_n(uint32_t *hdr, int cpu, uint32_t *buf, uint64_t k)
 {
 	uint64_t n, i, v;
@@ -342,7 +357,10 @@ static inline enum rseq_result rseq_bw_pop_n(uint32_t *hdr, int cpu, uint32_t *b
 		"incq %[i]\n\t"
 		"jmp 5b\n\t"
 		"6:\n\t"
-		"movl %k[n], (%[hdr])\n\t"
+		"movl 60(%[hdr], %[n], 4), %k[v]\n\t"
+		"shlq $32, %[v]\n\t"
+		"orq %[n], %[v]\n\t"
+		"movq %[v], (%[hdr])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [n] "=&r"(n), [i] "=&r"(i), [v] "=&r"(v)
@@ -356,7 +374,8 @@ few:
 	return RSEQ_LIST_EMPTY;
 }
 
-/* Appends k pfns from buf to this CPU's array if count + k <= high. */
+/* Appends k pfns from buf to this CPU's array if count + k <= high; the
+ * last one is the new top. */
 static inline enum rseq_result rseq_bw_push_n(uint32_t *hdr, int cpu, const uint32_t *buf,
 					      uint64_t k)
 {
@@ -367,7 +386,7 @@ static inline enum rseq_result rseq_bw_push_n(uint32_t *hdr, int cpu, const uint
 		"cmpl %[cpu], %c[cpu_off](%[rs])\n\t"
 		"jnz %l[aborted]\n\t"
 		"movl (%[hdr]), %k[n]\n\t"
-		"movl 4(%[hdr]), %k[v]\n\t"
+		"movl 8(%[hdr]), %k[v]\n\t"
 		"subq %[k], %[v]\n\t"
 		"jb %l[full]\n\t"
 		"cmpq %[v], %[n]\n\t"
@@ -382,7 +401,10 @@ static inline enum rseq_result rseq_bw_push_n(uint32_t *hdr, int cpu, const uint
 		"incq %[i]\n\t"
 		"jmp 5b\n\t"
 		"6:\n\t"
-		"movl %k[n], (%[hdr])\n\t"
+		"movl 60(%[hdr], %[n], 4), %k[v]\n\t"
+		"shlq $32, %[v]\n\t"
+		"orq %[n], %[v]\n\t"
+		"movq %[v], (%[hdr])\n\t"
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [n] "=&r"(n), [i] "=&r"(i), [v] "=&r"(v)
