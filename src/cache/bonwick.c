@@ -12,10 +12,11 @@
  * frees around the boundary never goes to the depot twice in a row, which
  * is what the loaded/previous pair buys.  Push and pop are one restartable
  * sequence each on glibc's rseq area (platform/rseq.h): no lock, no atomic
- * instruction, a write of one array slot and one count.  A signal handler
+ * instruction, a write of one array slot and one word (the count and a copy
+ * of the top slot).  A signal handler
  * that interrupts one makes it restart, so handlers use these arrays too.
  *
- *   per CPU   per class a line with [count|high], then its array; then the counters
+ *   per CPU   per class a line with [count|top|high], then its array; then the counters
  *   depot     per class: a stack of pfns under a lock, at most depot_pages
  *             pages; beyond it batches go to the zone.  Sharded, one shard
  *             per 4 CPUs (up to 16), each its share of the room and its

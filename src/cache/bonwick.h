@@ -25,8 +25,11 @@
 struct bw_hdr {
 	uint32_t count;         /* blocks in the array; BW_STOPPED: a remote drain */
 	uint32_t top;           /* slots[count - 1] while count > 0, stored with count
-				   by the rseq sections, whose pop returns it (rseq.h);
-				   the per-thread front end neither reads nor keeps it */
+				   by the rseq sections, whose pop returns it (rseq.h):
+				   anything else that writes count must store 0,
+				   BW_STOPPED, or the count it found with the slots
+				   untouched; the per-thread front end neither reads
+				   nor keeps it */
 	uint32_t high;          /* capacity now, 2 x batch .. max_high */
 	uint32_t spare;
 };
@@ -73,6 +76,8 @@ struct bw_class {
 							used (4 KiB a CPU) */
 };
 _Static_assert(offsetof(struct bw_class, slots) == 64, "rseq.h: the array follows the header line");
+_Static_assert(offsetof(struct bw_class, pad) + sizeof(((struct bw_class *)0)->pad) == 64,
+	       "rseq.h: the line's word at +60, read as the top below slot 0, is padding");
 _Static_assert(sizeof(struct bw_class) == 9 * 256,
 	       "a lea and a shift from the class, and 16 page offsets for 16 classes");
 /* Class k's array as an offset in a CPU's cache: what the one-hop

@@ -121,6 +121,8 @@ struct rc_class {
 };
 _Static_assert(sizeof(struct rc_class) == RC_CLASS_BYTES, "a class is a shift away");
 _Static_assert(offsetof(struct rc_class, slots) == 64, "rseq.h: the array follows the header line");
+_Static_assert(offsetof(struct rc_class, seen) + sizeof(uint32_t) <= 60,
+	       "rseq.h: the line's word at +60, read as the top below slot 0, is padding");
 _Static_assert(RUN_CLASSES * RC_CLASS_BYTES <= (1u << BW_STRIDE_SHIFT),
 	       "a CPU's classes fit the sections' stride");
 

@@ -181,8 +181,8 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *
 {
 	uint64_t c, h, n, v, t;
 	/* the result is the header's top; the next top, slots[count - 2], is
-	 * read at 56 + 4 x count before the decrement (for count 1 the header's
-	 * last word: a top no pop reads) */
+	 * read at 56 + 4 x count before the decrement (for count 1 the header
+	 * line's last word, padding: a top no pop reads) */
 	__asm__ __volatile__ goto(
 		RSEQ_CS_DESC_FS_VIA(c)
 		RSEQ_BW_HERE(c)

@@ -42,6 +42,17 @@ static void validate(uint64_t used)
 {
 	char why[256] = "";
 	cr_assert_eq(zone_validate(used, why, sizeof(why)), 0, "%s", why);
+	/* the rseq sections' pop returns the header's copy of the top slot:
+	 * whatever wrote a count last kept it (platform/rseq.h) */
+	for (unsigned cpu = 0; bw_rseq && cpu < bw_nr_cpus; cpu++)
+		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
+			const struct bw_class *c = &bw_cpu_of(cpu)->cls[k];
+			uint32_t n = c->h.count;
+			if (n && !(n & BW_STOPPED))
+				cr_assert_eq(c->h.top, c->slots[n - 1],
+					     "CPU %u, %u pages: top %u, slot %u holds %u", cpu, k + 1,
+					     c->h.top, n - 1, c->slots[n - 1]);
+		}
 }
 
 /*
@@ -448,4 +459,49 @@ Test(bonwick, header_lines_clear_of_hot_globals)
 					      "class %u's header line and global %u (%p) share page "
 					      "offset %#lx", k + 1, i, hot[i].p, (unsigned long)hdr);
 	}
+}
+
+/* One section on CPU 0's array of class k; a restart (a preemption) runs
+ * it again. */
+#define ON_CPU0(call)                                                   \
+	do {                                                            \
+		enum rseq_result r_;                                    \
+		while ((r_ = (call)) == RSEQ_ABORTED)                   \
+			;                                               \
+		cr_assert_eq(r_, RSEQ_DONE, "%s: %d", #call, (int)r_);  \
+	} while (0)
+
+/* The header's copy of the top slot follows every section that moves
+ * count (platform/rseq.h): a pop returns it. */
+Test(bonwick, the_header_top_follows_every_section)
+{
+	enum { K = 5 };
+	uint32_t in[4] = { 11, 22, 33, 44 }, out[2];
+	uint64_t pfn;
+	uint32_t cpu;
+
+	start();                        /* pinned to CPU 0 */
+	if (!bw_rseq)
+		cr_skip_test("no rseq front end here");
+	pa_drain_all();
+	struct bw_class *c = &bw_cpu_of(0)->cls[K];
+	cr_assert_eq(c->h.count, 0);
+	cr_assert_geq(c->h.high, 6);
+	ON_CPU0(rseq_bw_push_n(&c->h.count, 0, in, 4));
+	cr_assert(c->h.count == 4 && c->h.top == 44, "count %u top %u", c->h.count, c->h.top);
+	ON_CPU0(rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu));
+	cr_assert(pfn == 44 && c->h.count == 3 && c->h.top == 33, "pfn %lu count %u top %u",
+		  (unsigned long)pfn, c->h.count, c->h.top);
+	ON_CPU0(rseq_bw_push_here((uint64_t)bw_base, BW_KOFF(K), &bw_nr_cpus, 55));
+	cr_assert(c->h.count == 4 && c->h.top == 55, "count %u top %u", c->h.count, c->h.top);
+	ON_CPU0(rseq_bw_pop_n(&c->h.count, 0, out, 2));
+	cr_assert(out[0] == 33 && out[1] == 55, "popped %u %u", out[0], out[1]);
+	cr_assert(c->h.count == 2 && c->h.top == 22, "count %u top %u", c->h.count, c->h.top);
+	ON_CPU0(rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu));
+	cr_assert_eq(pfn, 22);
+	ON_CPU0(rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu));
+	cr_assert(pfn == 11 && c->h.count == 0, "pfn %lu count %u", (unsigned long)pfn,
+		  c->h.count);
+	cr_assert_eq(rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu),
+		     RSEQ_LIST_EMPTY);
 }
