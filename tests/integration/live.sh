@@ -133,7 +133,8 @@ assert all("merged" in r and "gone" in r for r in rows)
 gone = [r for r in rows if r["gone"]]
 assert len(gone) == 1 and gone[0]["gone"] >= 80 and gone[0]["merged"] >= gone[0]["gone"], gone
 assert all(r["merged"] == 0 for r in rows if not r["gone"])
-print(f"live: threads: row {gone[0]['id']} holds the counts of {gone[0]['gone']} threads that exited")
+row = gone[0]
+print(f"live: threads: row {row['id']} holds the counts of {row['gone']} threads that exited")
 EOF2
 grep -Eq "the counts of [0-9]+ threads that exited" "$tmp/t.screen" ||
 	fail "threads: the screen does not say which row holds the exited threads: $(cat "$tmp/t.screen")"
