@@ -276,12 +276,27 @@ static inline struct page_desc *obj_page(const void *p)
 	return addr_to_desc((const void *)((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1)));
 }
 
-/* The object is the program's now, or no longer. */
+/* The object is the program's now: a plain store, since the page where a
+ * free object starts carries PG_RUN alone (run_format sets it, only a free
+ * clears PG_RUN_LIVE). */
 static inline void obj_set_live(void *p)
 {
-	struct page_desc *pd = obj_page(p);
-	__atomic_store_n(&pd->flags, (uint8_t)(pd->flags | PG_RUN_LIVE), __ATOMIC_RELAXED);
+	__atomic_store_n(&obj_page(p)->flags, (uint8_t)(PG_RUN | PG_RUN_LIVE), __ATOMIC_RELAXED);
 }
+
+#if MP_HAVE_RSEQ
+/* One try to pop an object of class cls from this CPU's array into *p. */
+static inline enum rseq_result rc_pop(int cls, void **p)
+{
+	uint64_t id;
+	uint32_t cpu;
+	enum rseq_result r = rseq_bw_pop_here((uint64_t)rc_base + (uint64_t)cls * RC_CLASS_BYTES,
+					      &rc_nr_cpus, &id, &cpu);
+	if (likely(r == RSEQ_DONE))
+		*p = obj_ptr(id);
+	return r;
+}
+#endif
 
 static void lock_bin(struct run_bin *b, uint8_t *was)
 {
@@ -657,19 +672,9 @@ void *run_alloc(int cls, bool zero, size_t size)
 
 	drain_deferred_runs();
 #if MP_HAVE_RSEQ
-	for (int tries = 0; tries < 2; tries++) {    /* a restart is not an empty array */
-		uint64_t id;
-		uint32_t cpu;
-		enum rseq_result r = rseq_bw_pop_here((uint64_t)rc_base +
-						      (uint64_t)cls * RC_CLASS_BYTES,
-						      &rc_nr_cpus, &id, &cpu);
-		if (likely(r == RSEQ_DONE)) {
-			p = obj_ptr(id);
-			break;
-		}
-		if (r != RSEQ_ABORTED)
-			break;
-	}
+	/* a restart is not an empty array: once more */
+	if (rc_pop(cls, &p) == RSEQ_ABORTED)
+		rc_pop(cls, &p);
 #endif
 	if (!p && !(p = refill(cls)))
 		return NULL;
@@ -683,8 +688,7 @@ void *run_alloc(int cls, bool zero, size_t size)
 /*
  * The one-hop path's run object (malloc_run_hop; statistics off, process
  * context, not in a cache section): one pop from this CPU's array of
- * size's class, and the live mark as a plain store, since a page where an
- * object starts carries PG_RUN alone while the object is free.  False for
+ * size's class, and the live mark (obj_set_live).  False for
  * anything else (not a run size, no arrays, empty, a restart, or handler
  * frees deferred): run_alloc then, which drains those first.
  */
@@ -692,14 +696,10 @@ bool run_alloc_hop(size_t size, void **out)
 {
 #if MP_HAVE_RSEQ
 	int cls = run_class(size);
-	uint64_t id;
-	uint32_t cpu;
 	if (cls < 0 || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
-	    rseq_bw_pop_here((uint64_t)rc_base + (uint64_t)cls * RC_CLASS_BYTES,
-					&rc_nr_cpus, &id, &cpu) != RSEQ_DONE)
+	    rc_pop(cls, out) != RSEQ_DONE)
 		return false;
-	*out = obj_ptr(id);
-	__atomic_store_n(&obj_page(*out)->flags, (uint8_t)(PG_RUN | PG_RUN_LIVE), __ATOMIC_RELAXED);
+	obj_set_live(*out);
 	return true;
 #else
 	(void)size;
