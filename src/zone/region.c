@@ -6,8 +6,12 @@
  * The region is one anonymous MAP_NORESERVE mapping, aligned to the largest
  * block (order 10, 4 MiB), so that a block of order k always starts at a pfn
  * that is a multiple of 2^k, and a block's buddy is pfn ^ (1 << k).  Its
- * descriptors are a second NORESERVE mapping, one per page; nothing of
- * either is touched here.
+ * descriptors are a second NORESERVE mapping, one per page, at a place
+ * fixed by the region's: a page's descriptor is at DESC_VMEMMAP plus its
+ * address / 64 (both 64 bytes per 4 KiB), as the kernel's vmemmap puts
+ * struct page at a fixed virtual address, so that free finds one with a
+ * shift and an add, no load (addr_to_desc).  Nothing of either is touched
+ * here.
  *
  * Under a finite limit the region must not eat the program's budget
  * (zone_region_bytes sizes it), and two more things hold: the region is
@@ -37,6 +41,42 @@ static void *reserve_aligned(size_t bytes, size_t align, int prot)
 	if (tail)
 		os.munmap((char *)start + bytes, tail);
 	return (void *)start;
+}
+
+/*
+ * A region of bytes and its descriptors at its address / 64.  Where
+ * something else holds that place (the kernel answers EEXIST, or, before
+ * Linux 4.17, another address), the next try takes another region, the
+ * failed ones kept reserved meanwhile so that the kernel does not offer
+ * them again, then given back.  NULL when no try worked.
+ */
+#define DESC_TRIES 8
+
+static void *reserve_with_descs(size_t bytes, int prot)
+{
+	size_t dbytes = (bytes >> PAGE_SHIFT) * sizeof(struct page_desc);
+	void *failed[DESC_TRIES], *base = NULL;
+	unsigned n = 0;
+
+	while (n < DESC_TRIES) {
+		void *r = reserve_aligned(bytes, MAX_BLOCK_BYTES, prot);
+		if (!r)
+			break;
+		void *want = addr_to_desc(r);
+		void *d = os.mmap(want, dbytes, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+				  -1, 0);
+		if (d == want) {
+			base = r;
+			break;
+		}
+		if (d != MAP_FAILED)
+			os.munmap(d, dbytes);
+		failed[n++] = r;
+	}
+	while (n)
+		os.munmap(failed[--n], bytes);
+	return base;
 }
 
 /*
@@ -113,21 +153,13 @@ int zone_init(uint64_t bytes)
 	 * the fallback allocator. */
 	for (; bytes >= MAX_BLOCK_BYTES; bytes = (bytes / 2) & ~(uint64_t)(MAX_BLOCK_BYTES - 1)) {
 		uint64_t pages = bytes >> PAGE_SHIFT;
-		size_t dbytes = (pages * sizeof(struct page_desc) + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
-		void *descs = os.mmap(NULL, dbytes, PROT_READ | PROT_WRITE,
-				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (descs == MAP_FAILED)
+		void *base = reserve_with_descs(bytes, limit != UINT64_MAX ? PROT_NONE
+									 : PROT_READ | PROT_WRITE);
+		if (!base)
 			continue;
-		void *base = reserve_aligned(bytes, MAX_BLOCK_BYTES,
-					     limit != UINT64_MAX ? PROT_NONE : PROT_READ | PROT_WRITE);
-		if (!base) {
-			os.munmap(descs, dbytes);
-			continue;
-		}
-		zg.descs = descs;
+		zg.descs = addr_to_desc(base);
 		zg.pages = pages;
 		zg.base = (uintptr_t)base;
-		zg.desc_bias = (uintptr_t)descs - (zg.base >> (PAGE_SHIFT - 6));
 		zones_lay_out(pages, limit);
 		__atomic_store_n(&zg.bytes, bytes, __ATOMIC_RELEASE);
 		return 0;

@@ -76,10 +76,6 @@ struct zone_geom {
 				      (which runs to the end); a multiple of
 				      1024; 0 with one zone */
 	uint32_t nodes;            /* zones, one per node: 1..NUMA_MAX_NODES */
-	/* descs minus base >> 6: a page-aligned address's descriptor is its
-	 * address >> 6 plus this (addr_to_desc), a shift and an add where
-	 * pfn_to_desc(addr_to_pfn()) takes four */
-	uintptr_t desc_bias;
 } __attribute__((aligned(64)));
 extern struct zone_geom zg;
 
@@ -95,12 +91,24 @@ static inline struct page_desc *pfn_to_desc(uint64_t pfn)
 {
 	return zg.descs + pfn;
 }
-/* p page aligned and inside the region (the caller has checked both). */
+/*
+ * Where the descriptors live: a page's at DESC_VMEMMAP + its address / 64
+ * (region.c maps them there), as the kernel's vmemmap puts struct page at
+ * a fixed virtual address.  User addresses are below 2^47, so the
+ * descriptors fall in [2^44, 2^44 + 2^41): far from where mmap places
+ * things (top down from 2^47) and above AddressSanitizer's shadow, which
+ * ends just past 2^44.
+ */
+#define DESC_VMEMMAP ((uintptr_t)1 << 44)
+
+/* p page aligned and inside the region (the caller has checked both): a
+ * shift and an add of a constant, no load, where pfn_to_desc(addr_to_pfn())
+ * takes four steps and a load. */
 static inline struct page_desc *addr_to_desc(const void *p)
 {
 	_Static_assert(sizeof(struct page_desc) << (PAGE_SHIFT - 6) == PAGE_SIZE,
 		       "a descriptor per page: 64 bytes for 4 KiB");
-	return (struct page_desc *)(((uintptr_t)p >> (PAGE_SHIFT - 6)) + zg.desc_bias);
+	return (struct page_desc *)(((uintptr_t)p >> (PAGE_SHIFT - 6)) + DESC_VMEMMAP);
 }
 static inline uint64_t desc_pfn(const struct page_desc *pd)
 {

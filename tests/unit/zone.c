@@ -8,6 +8,7 @@
  * madvise calls, and restored by the fixture after every test.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
@@ -460,6 +461,100 @@ Test(zone, init_fails_when_mmap_always_fails)
 	cr_assert_eq(zg.bytes, 0);
 	cr_assert_gt(mmap_calls, 0);
 	cr_assert_eq(zone_owns((void *)&mmap_calls), 0);
+}
+
+/* ---- the descriptors' fixed place --------------------------------------- */
+
+Test(zone, descriptors_sit_at_the_fixed_map)
+{
+	setup_zone(ZONE_BYTES);
+	cr_assert_eq((uintptr_t)zg.descs, DESC_VMEMMAP + zg.base / 64);
+	for (uint64_t pfn = 0; pfn < zg.pages; pfn += 1023) {
+		void *p = (void *)(zg.base + (pfn << PAGE_SHIFT));
+		cr_assert_eq(addr_to_desc(p), pfn_to_desc(pfn), "pfn %lu", (unsigned long)pfn);
+		cr_assert_eq(desc_pfn(addr_to_desc(p)), pfn);
+	}
+	/* every descriptor is writable, first and last included */
+	zg.descs[0].reserved32 = 1;
+	zg.descs[zg.pages - 1].reserved32 = 1;
+}
+
+/* A region's descriptors' place taken: refused (EEXIST), or, as kernels
+ * before 4.17 did, granted somewhere else; the first `taken` tries. */
+static unsigned fixed_tries, fixed_taken;
+static bool fixed_elsewhere;
+static uintptr_t refused_region[16], granted_elsewhere;
+
+static void *mmap_desc_taken(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if (!(flags & MAP_FIXED_NOREPLACE) || fixed_tries >= fixed_taken)
+		return mmap(addr, len, prot, flags, fd, off);
+	refused_region[fixed_tries++ % 16] = ((uintptr_t)addr - DESC_VMEMMAP) * 64;
+	if (fixed_elsewhere) {
+		void *p = mmap(NULL, len, prot, flags & ~MAP_FIXED_NOREPLACE, fd, off);
+		granted_elsewhere = (uintptr_t)p;
+		return p;
+	}
+	errno = EEXIST;
+	return MAP_FAILED;
+}
+
+static bool mapped(uintptr_t a)
+{
+	unsigned char v;
+	return mincore((void *)a, PAGE_SIZE, &v) == 0;
+}
+
+static void check_moved(unsigned refused)
+{
+	cr_assert_eq(fixed_tries, refused);
+	cr_assert_eq(zg.bytes, ZONE_BYTES, "the size is kept: another place, not a smaller region");
+	cr_assert_eq((uintptr_t)zg.descs, DESC_VMEMMAP + zg.base / 64);
+	for (unsigned i = 0; i < refused; i++) {
+		cr_assert_neq(refused_region[i], zg.base);
+		cr_assert(!mapped(refused_region[i]), "refused region %#lx still mapped",
+			  (unsigned long)refused_region[i]);
+	}
+	/* the new place works */
+	struct page_desc *pd = zone_alloc(0, 1);
+	cr_assert_not_null(pd);
+	memset(desc_to_addr(pd), 0x5a, PAGE_SIZE);
+	cr_assert_eq(addr_to_desc(desc_to_addr(pd)), pd);
+	zone_free_block(pd, 0);
+	validate(0, "after a moved reservation");
+}
+
+Test(zone, init_moves_the_region_when_its_descriptors_place_is_taken)
+{
+	options_defaults(&opt);
+	os.mmap = mmap_desc_taken;
+	fixed_taken = 3;
+	cr_assert_eq(zone_init(ZONE_BYTES), 0);
+	check_moved(3);
+}
+
+Test(zone, init_frees_descriptors_granted_elsewhere)
+{
+	options_defaults(&opt);
+	os.mmap = mmap_desc_taken;
+	fixed_taken = 1;
+	fixed_elsewhere = true;
+	cr_assert_eq(zone_init(ZONE_BYTES), 0);
+	check_moved(1);
+	cr_assert(!mapped(granted_elsewhere), "descriptors mapped at the wrong place were kept");
+}
+
+Test(zone, init_gives_up_when_no_place_is_free)
+{
+	options_defaults(&opt);
+	os.mmap = mmap_desc_taken;
+	fixed_taken = UINT32_MAX;
+	cr_assert_eq(zone_init(ZONE_BYTES), -1);
+	cr_assert_eq(zg.bytes, 0);
+	/* 8 tries at each size, 64 MiB down to 4 MiB */
+	cr_assert_eq(fixed_tries, 8 * 5);
+	for (unsigned i = 0; i < 16; i++)
+		cr_assert(!mapped(refused_region[i]), "a refused region is still mapped");
 }
 
 /* ---- returning memory to the OS ------------------------------------------ */
