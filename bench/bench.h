@@ -34,6 +34,32 @@ static inline uint64_t bench_cycles(void)
 #endif
 }
 
+/*
+ * A wait of a random 0..511 cycles, to run just before a timed region's
+ * first bench_cycles().  Some counters tick in steps (the TSC of AMD's
+ * Zen, read in a VM here: 24 or 25 cycles, 10 ns): a region timed with
+ * them reads as a whole number of steps, and a loop that starts each
+ * region at the same phase of a step turns a region a few cycles longer
+ * or shorter into a step more or less, every time.  Started at a random
+ * phase instead (the wait spans many steps, so every phase is about as
+ * likely), a region of L cycles reads L on average, whatever the step.
+ * rng: the caller's xorshift state, not 0.
+ */
+static inline void bench_dither(uint64_t *rng)
+{
+	uint64_t x = *rng;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	*rng = x;
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned k = (unsigned)(x >> 55) + 1;   /* 1..512 turns of a 1-cycle loop */
+
+	__asm__ volatile("1:\n\tdec %0\n\tjnz 1b" : "+r"(k) : : "cc");
+#endif
+}
+
 static inline void bench_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,6 +82,7 @@ void *bench_map(size_t bytes);
 void bench_unmap(void *p, size_t bytes);
 double bench_tsc_hz(void);
 uint64_t bench_timer_overhead(void);
+uint64_t bench_tsc_step(void);
 void bench_wait_eq(_Atomic unsigned *flag, unsigned want);
 void bench_wait_ne(_Atomic unsigned *flag, unsigned old);
 void bench_barrier_wait(struct bench_barrier *b);

@@ -30,7 +30,12 @@
  * timed, unless the allocator itself writes into fresh memory, as glibc's
  * chunk headers do); two untimed warm-up iterations precede each batch and
  * one untimed checked iteration precedes each sample.  The cost of the two
- * counter reads (printed in the header) is included, divided by n.
+ * counter reads (printed in the header) is included, divided by n.  Each
+ * timed loop starts after a random wait (bench_dither): where the counter
+ * moves in steps (24 or 25 cycles on this project's Zen VM), a loop started
+ * at a fixed phase of a step reads whole steps, and batch 1's cycles came
+ * out a step more or less depending on the code's layout; started at a
+ * random phase, they average to the loop's real length.
  *
  * Output: '#' lines (parameters, column names, checksum), then one CSV line
  * per batch.  Each value is a trimmed mean over the R samples dropping the
@@ -170,6 +175,7 @@ struct worker {
 	uint64_t warm_cycles;       /* cost of one warm-up iteration */
 	uint64_t seq;               /* iterations run, seeds the tags */
 	uint64_t checksum;          /* sum of patterns read back: defeats DCE */
+	uint64_t rng;               /* bench_dither's state */
 	pthread_t tid;
 };
 
@@ -209,6 +215,7 @@ static void iter_local(struct worker *w, size_t n, int checked,
 		return;
 	}
 
+	bench_dither(&w->rng);
 	t0 = bench_cycles();
 	for (size_t j = 0; j < n; j++)
 		p[j] = malloc(opt.size);
@@ -220,6 +227,7 @@ static void iter_local(struct worker *w, size_t n, int checked,
 	for (size_t j = 0; j < n; j++)
 		w->checksum += block_verify(p, n, j, block_tag(seq, j));
 
+	bench_dither(&w->rng);
 	t2 = bench_cycles();
 	for (size_t j = 0; j < n; j++)
 		free(p[j]);
@@ -246,6 +254,7 @@ static void iter_produce(struct worker *w, size_t n, int checked,
 		}
 		check_batch_shape(s->ptrs, n, seq);
 	} else {
+		bench_dither(&w->rng);
 		t0 = bench_cycles();
 		for (size_t j = 0; j < n; j++)
 			s->ptrs[j] = malloc(opt.size);
@@ -277,6 +286,7 @@ static void iter_consume(struct worker *w, size_t n, int checked,
 		for (size_t j = 0; j < n; j++)
 			w->checksum += block_verify(s->ptrs, n, j,
 						    block_tag(s->seq, j));
+		bench_dither(&w->rng);
 		t0 = bench_cycles();
 		for (size_t j = 0; j < n; j++)
 			free(s->ptrs[j]);
@@ -503,6 +513,7 @@ int main(int argc, char **argv)
 		struct worker *w = &workers[i];
 
 		w->id = i;
+		w->rng = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
 		w->cpu = bench_nth_cpu(i, &nproc);
 		w->scratch = bench_map(maxn * sizeof(uintptr_t));
 		w->alloc_cpb = bench_map(2 * opt.outer * sizeof(double));
@@ -522,13 +533,16 @@ int main(int argc, char **argv)
 	       "inner=%d (cut per batch to keep a sample under %.0f ms) "
 	       "tsc_hz=%.0f preload=%s magpage_conf=%s | unit: TSC cycles per "
 	       "block (rdtsc, lfence-serialised; the timer's own %llu cycles per "
-	       "loop are included, /n), exactly n blocks per batch | "
+	       "loop are included, /n; the counter's step %llu cycles, so each "
+	       "timed loop starts after a random 1..512-cycle wait), exactly n "
+	       "blocks per batch | "
 	       "summary: trimmed mean of %d samples dropping the single largest "
 	       "(mmtests calc_trimoutlier_mean), stddev over the kept samples\n",
 	       opt.mode == MODE_REMOTE ? "remote" : "local", opt.threads, nproc,
 	       opt.size, opt.outer, opt.inner, SAMPLE_BUDGET_S * 1e3, tsc_hz,
 	       pre && *pre ? pre : "none", conf && *conf ? conf : "unset",
-	       (unsigned long long)bench_timer_overhead(), opt.outer);
+	       (unsigned long long)bench_timer_overhead(),
+	       (unsigned long long)bench_tsc_step(), opt.outer);
 	if (opt.prior_n)
 		printf("# prior: each thread allocated, touched and freed %zu blocks of %zu bytes "
 		       "first (-p)\n", opt.prior_n, opt.prior_size);
