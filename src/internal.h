@@ -543,8 +543,12 @@ extern uint64_t pa_freehop_span;
  * cache (BW_KOFF of pa_onehop's value for the page count); anything above
  * the last class's fails at once.
  */
-/* A block the one-hop path popped: its descriptor write and tracepoint. */
-static inline void pa_onehop_taken(uint64_t pfn, void **out, int cpu)
+/* A block the one-hop path popped: its descriptor write and tracepoint.
+ * This and the two below are always inlined: the tracepoint's asm reads as
+ * many statements to GCC's inliner, and some LTO builds made mp_malloc call
+ * pa_alloc_onehop, which called this (a frame, two calls, the block back
+ * through the stack) while others did not. */
+static ALWAYS_INLINE void pa_onehop_taken(uint64_t pfn, void **out, int cpu)
 {
 	struct page_desc *pd = pfn_to_desc(pfn);
 	/* malloc: no use for PG_ZERO; req_bytes only feeds the statistics,
@@ -556,7 +560,7 @@ static inline void pa_onehop_taken(uint64_t pfn, void **out, int cpu)
 	MP_PROBE4(mm_page_alloc, *out, pd->order, PROBE_FROM_CACHE, cpu);
 }
 
-static inline bool pa_alloc_onehop(uint64_t koff, void **out)
+static ALWAYS_INLINE bool pa_alloc_onehop(uint64_t koff, void **out)
 {
 	uint64_t pfn;
 	if (unlikely(koff > BW_KOFF(CACHE_CLASSES - 1)))
@@ -580,7 +584,7 @@ static inline bool pa_alloc_onehop(uint64_t koff, void **out)
 }
 
 /* pd heads a live allocation whose PG_ALLOC the caller has checked. */
-static inline bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
+static ALWAYS_INLINE bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 {
 	/* the class's page count: npages (1..MAX_BLOCK_PAGES) */
 	uint64_t pages = pd->npages;
