@@ -78,9 +78,12 @@ double bench_tsc_hz(void)
 #endif
 }
 
-/* The counter's step: the smallest non-zero difference of two reads in a
- * row, without fences (1 where it counts every cycle; 24 or 25 on the Zen
- * VM here, where it moves every 10 ns).  0 without a TSC. */
+/* The counter's step, as far as two reads in a row can tell: the smallest
+ * non-zero difference, without fences.  Where the counter moves every
+ * cycle this is the cost of a read (some 20-40 cycles), not the step; it
+ * is the step where that is larger (24 or 25 on the Zen VM here, where the
+ * counter moves every 10 ns, and reads 24, 25 or 49 apart).  0 without a
+ * TSC. */
 uint64_t bench_tsc_step(void)
 {
 #if defined(__x86_64__) || defined(__i386__)

@@ -35,7 +35,7 @@ static inline uint64_t bench_cycles(void)
 }
 
 /*
- * A wait of a random 0..511 cycles, to run just before a timed region's
+ * A wait of a random 1..512 cycles, to run just before a timed region's
  * first bench_cycles().  Some counters tick in steps (the TSC of AMD's
  * Zen, read in a VM here: 24 or 25 cycles, 10 ns): a region timed with
  * them reads as a whole number of steps, and a loop that starts each

@@ -533,8 +533,9 @@ int main(int argc, char **argv)
 	       "inner=%d (cut per batch to keep a sample under %.0f ms) "
 	       "tsc_hz=%.0f preload=%s magpage_conf=%s | unit: TSC cycles per "
 	       "block (rdtsc, lfence-serialised; the timer's own %llu cycles per "
-	       "loop are included, /n; the counter's step %llu cycles, so each "
-	       "timed loop starts after a random 1..512-cycle wait), exactly n "
+	       "loop are included, /n; two reads in a row differ by %llu or more, "
+	       "the counter's step where it moves in steps, so each timed loop "
+	       "starts after a random 1..512-cycle wait), exactly n "
 	       "blocks per batch | "
 	       "summary: trimmed mean of %d samples dropping the single largest "
 	       "(mmtests calc_trimoutlier_mean), stddev over the kept samples\n",

@@ -96,8 +96,9 @@ static inline struct page_desc *pfn_to_desc(uint64_t pfn)
  * (region.c maps them there), as the kernel's vmemmap puts struct page at
  * a fixed virtual address.  User addresses are below 2^47, so the
  * descriptors fall in [2^44, 2^44 + 2^41): far from where mmap places
- * things (top down from 2^47) and above AddressSanitizer's shadow, which
- * ends just past 2^44.
+ * things (top down from 2^47), and, for a region above 128 GiB (where
+ * mmap puts it), above AddressSanitizer's shadow, which ends just past
+ * 2^44 (region.c takes another region where something holds the place).
  */
 #define DESC_VMEMMAP ((uintptr_t)1 << 44)
 

@@ -483,6 +483,7 @@ Test(zone, descriptors_sit_at_the_fixed_map)
  * before 4.17 did, granted somewhere else; the first `taken` tries. */
 static unsigned fixed_tries, fixed_taken;
 static bool fixed_elsewhere;
+static int fixed_errno = EEXIST;
 static uintptr_t refused_region[16], granted_elsewhere;
 
 static void *mmap_desc_taken(void *addr, size_t len, int prot, int flags, int fd, off_t off)
@@ -495,7 +496,7 @@ static void *mmap_desc_taken(void *addr, size_t len, int prot, int flags, int fd
 		granted_elsewhere = (uintptr_t)p;
 		return p;
 	}
-	errno = EEXIST;
+	errno = fixed_errno;
 	return MAP_FAILED;
 }
 
@@ -514,6 +515,16 @@ static void check_moved(unsigned refused)
 		cr_assert_neq(refused_region[i], zg.base);
 		cr_assert(!mapped(refused_region[i]), "refused region %#lx still mapped",
 			  (unsigned long)refused_region[i]);
+	}
+	/* each try far from the one before: a blocker of a few GiB in the
+	 * descriptors' window cannot catch them all */
+	uintptr_t prev = refused ? refused_region[0] : 0;
+	for (unsigned i = 1; i <= refused && i < 16; i++) {
+		uintptr_t next = i < refused ? refused_region[i] : zg.base;
+		uintptr_t gap = next > prev ? next - prev : prev - next;
+		cr_assert_geq(gap, (uintptr_t)1 << 42, "tries %u and %u only %#lx apart", i - 1, i,
+			      (unsigned long)gap);
+		prev = next;
 	}
 	/* the new place works */
 	struct page_desc *pd = zone_alloc(0, 1);
@@ -542,6 +553,21 @@ Test(zone, init_frees_descriptors_granted_elsewhere)
 	cr_assert_eq(zone_init(ZONE_BYTES), 0);
 	check_moved(1);
 	cr_assert(!mapped(granted_elsewhere), "descriptors mapped at the wrong place were kept");
+}
+
+Test(zone, init_halves_at_once_when_the_descriptors_find_no_memory)
+{
+	options_defaults(&opt);
+	os.mmap = mmap_desc_taken;
+	fixed_taken = UINT32_MAX;
+	fixed_errno = ENOMEM;
+	cr_assert_eq(zone_init(ZONE_BYTES), -1);
+	cr_assert_eq(zg.bytes, 0);
+	/* one try at each size, 64 MiB down to 4 MiB: ENOMEM is not a place
+	 * taken, and another region would not help */
+	cr_assert_eq(fixed_tries, 5);
+	for (unsigned i = 0; i < 5; i++)
+		cr_assert(!mapped(refused_region[i]), "a refused region is still mapped");
 }
 
 Test(zone, init_gives_up_when_no_place_is_free)
