@@ -535,7 +535,8 @@ extern uint64_t pa_freehop_span;
 
 /*
  * The one-hop page path (malloc and free call these first): size class from
- * a table, one read of the CPU id, one pop or push, one descriptor write.
+ * a table, one read of the CPU id, one pop or push, one live byte written
+ * (malloc: the block's array; free reads it back: zone.h).
  * Anything else (another design, alignment, an empty or full array, a
  * remote drain) returns NULL / false and the caller takes pa_alloc /
  * pa_free.  Handlers take it too: the pop and push restart.
@@ -543,21 +544,28 @@ extern uint64_t pa_freehop_span;
  * cache (BW_KOFF of pa_onehop's value for the page count); anything above
  * the last class's fails at once.
  */
-/* A block the one-hop path popped: its descriptor write and tracepoint.
- * This and the two below are always inlined: the tracepoint's asm reads as
- * many statements to GCC's inliner, and some LTO builds made mp_malloc call
+/* A live byte's unit: every class's offset is a multiple of it, and the
+ * last one's / 256 + 1 fits a byte below LIVE_ZERO's room. */
+#define LIVE_KOFF_UNIT 256
+_Static_assert(BW_KOFF(1) % LIVE_KOFF_UNIT == 0 &&
+	       BW_KOFF(CACHE_CLASSES - 1) / LIVE_KOFF_UNIT + 1 < 255, "a class in a live byte");
+
+/* A block the one-hop path popped from the array at koff: its live byte,
+ * and no descriptor write (zone.h), and its tracepoint.  This and the two
+ * below are always inlined: the tracepoint's asm reads as many statements
+ * to GCC's inliner, and some LTO builds made mp_malloc call
  * pa_alloc_onehop, which called this (a frame, two calls, the block back
  * through the stack) while others did not. */
-static ALWAYS_INLINE void pa_onehop_taken(uint64_t pfn, void **out, int cpu)
+static ALWAYS_INLINE void pa_onehop_taken(uint64_t pfn, uint64_t koff, void **out, int cpu)
 {
-	struct page_desc *pd = pfn_to_desc(pfn);
-	/* malloc: no use for PG_ZERO; req_bytes only feeds the statistics,
-	 * and with them on this path is not taken */
-	pd->flags = PG_ALLOC;
-	*out = (void *)(zg.base + (pfn << PAGE_SHIFT));
+	void *p = (void *)(zg.base + (pfn << PAGE_SHIFT));
+	*addr_to_live(p) = (uint8_t)(koff / LIVE_KOFF_UNIT + 1);
+	*out = p;
 	/* order: the descriptor's (pa_alloc and the zone keep it), read by
-	 * the tracer, not here */
-	MP_PROBE4(mm_page_alloc, *out, pd->order, PROBE_FROM_CACHE, cpu);
+	 * the tracer, not here; forming its address costs four instructions,
+	 * so only while a tracer is attached */
+	if (MP_PROBE_ENABLED(mm_page_alloc))
+		MP_PROBE4(mm_page_alloc, p, addr_to_desc(p)->order, PROBE_FROM_CACHE, cpu);
 }
 
 static ALWAYS_INLINE bool pa_alloc_onehop(uint64_t koff, void **out)
@@ -573,17 +581,49 @@ static ALWAYS_INLINE bool pa_alloc_onehop(uint64_t koff, void **out)
 #if MP_HAVE_RSEQ
 	int cpu;
 	if (likely(bw_pop_once(koff, &pfn, &cpu))) {
-		pa_onehop_taken(pfn, out, cpu);
+		pa_onehop_taken(pfn, koff, out, cpu);
 		return true;
 	}
 #endif
 	if (unlikely(!bw_pop_thread(koff, &pfn, false)))
 		return false;
-	pa_onehop_taken(pfn, out, -1);
+	pa_onehop_taken(pfn, koff, out, -1);
 	return true;
 }
 
-/* pd heads a live allocation whose PG_ALLOC the caller has checked. */
+/* A block whose live byte v (at lv) is set, back to the array it came
+ * from; the byte cleared first, so that a second free finds it clear.
+ * False: that array is full (or the push restarted), or frees must find
+ * the block's node (several nodes: pa_freehop_span 0), the byte cleared
+ * and the descriptor untouched (still PG_CACHED). */
+static ALWAYS_INLINE bool pa_free_live(uint8_t *lv, unsigned v, uint64_t pfn)
+{
+	uint64_t koff = (uint64_t)(v - 1) * LIVE_KOFF_UNIT;
+	*lv = 0;
+	if (unlikely(!pa_freehop_span))
+		return false;
+#if MP_HAVE_RSEQ
+	if (likely(bw_push_koff(koff, (uint32_t)pfn)))
+		return true;
+#endif
+	return bw_push_thread(koff, (uint32_t)pfn, false);
+}
+
+/* p, page aligned and inside the region, heads a block the one-hop malloc
+ * handed out: a slow path takes it on (realloc, free_bulk, a free that
+ * reached the checks of page_free), so its live byte becomes PG_ALLOC, as
+ * if pa_alloc had handed it out. */
+static inline void live_claim(void *p, struct page_desc *pd)
+{
+	uint8_t *lv = addr_to_live(p);
+	if (unlikely(__atomic_load_n(lv, __ATOMIC_RELAXED))) {
+		__atomic_store_n(lv, 0, __ATOMIC_RELAXED);
+		pd->flags = PG_ALLOC;
+	}
+}
+
+/* pd heads a live allocation whose PG_ALLOC the caller has checked (one
+ * a slow path handed out: the one-hop path's are pa_free_live's). */
 static ALWAYS_INLINE bool pa_free_onehop(struct page_desc *pd, uint64_t pfn)
 {
 	/* the class's page count: npages (1..MAX_BLOCK_PAGES) */

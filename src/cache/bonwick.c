@@ -502,8 +502,11 @@ static ALWAYS_INLINE unsigned fetch_zone(unsigned k, uint32_t *buf, unsigned wan
 {
 	struct page_desc *head, *tail;
 	unsigned n = zone_take_batch(k + 1, want, want < 8 ? want : 8, &head, &tail);
+	/* PG_ZERO dropped: the one-hop malloc hands blocks out without a
+	 * descriptor write (zone.h's live bytes), so that a never-used block
+	 * would come back from the program still saying so */
 	for (unsigned i = 0; head; head = head->next, i++) {
-		head->flags = PG_CACHED | (head->flags & PG_ZERO);
+		head->flags = PG_CACHED;
 		buf[i] = (uint32_t)desc_pfn(head);
 	}
 	if (n)

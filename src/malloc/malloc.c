@@ -185,7 +185,8 @@ static bool inside_free_block(uint64_t pfn)
 		uint8_t f = __atomic_load_n(&h->flags, __ATOMIC_RELAXED);
 		if ((f & PG_BUDDY) && pfn - head < ((uint64_t)1 << h->order))
 			return true;
-		if ((f & PG_CACHED) && pfn - head < h->npages)
+		/* a cached block whose live byte is set is the program's */
+		if ((f & PG_CACHED) && pfn - head < h->npages && !*addr_to_live(desc_to_addr(h)))
 			return true;
 	}
 	return false;
@@ -327,6 +328,8 @@ static void page_release(struct page_desc *pd);
 static inline void page_free(void *p, const char *fn)
 {
 	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
+	if (!((uintptr_t)p & (PAGE_SIZE - 1)))
+		live_claim(p, pd);
 
 	/* Always on, release builds too: the check that keeps a bad free from
 	 * corrupting the free lists.  A plain load and store, not an atomic
@@ -481,9 +484,11 @@ static NOINLINE void *malloc_table_hop(size_t size)
 	size_t pages = ((size - 1) >> PAGE_SHIFT) + 1;    /* size >= 1 */
 	uint32_t pfn;
 	if (pa_onehop[pages] == PA_ONEHOP_PCPR && likely(pcpr_pop_once(pages - 1, &pfn))) {
-		void *p;
-		pfn_to_desc(pfn)->npages = (uint32_t)pages;
-		pa_onehop_taken(pfn, &p, -1);
+		struct page_desc *pd = pfn_to_desc(pfn);
+		void *p = desc_to_addr(pd);
+		pd->npages = (uint32_t)pages;
+		pd->flags = PG_ALLOC;       /* no live byte: only bonwick's */
+		MP_PROBE4(mm_page_alloc, p, pd->order, PROBE_FROM_CACHE, -1);
 		return p;
 	}
 #endif
@@ -655,8 +660,19 @@ void mp_free(void *p)
 	uint64_t pfn = (off >> PAGE_SHIFT) | (off << (64 - PAGE_SHIFT));
 	if (unlikely(pfn >= zg.pages))
 		return free_slow(p);
-	/* from p, not pfn: the descriptor's load then waits for a shift and
-	 * an add, not four steps (the checks above are branches, predicted) */
+	/* from p, not pfn: a shift and an add of a constant, no load */
+	uint8_t *lv = addr_to_live(p);
+	unsigned v = *lv;
+	if (likely(v)) {
+		/* the one-hop malloc's block: its live byte says so and which
+		 * array it came from; its descriptor is not read (the probe's
+		 * order is formed only while a tracer is attached) */
+		if (MP_PROBE_ENABLED(mm_page_free))
+			MP_PROBE2(mm_page_free, p, addr_to_desc(p)->order);
+		if (likely(pa_free_live(lv, v, pfn)))
+			return;
+		return free_hop_missed(p, addr_to_desc(p));
+	}
 	struct page_desc *pd = addr_to_desc(p);
 	if (likely(pd->flags & PG_ALLOC)) {
 		/* Every valid free of a zone block fires here, whichever path

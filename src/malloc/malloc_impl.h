@@ -92,12 +92,15 @@ static inline void drain_deferred(void)
 		count(MC_sig_deferred_drained, fb_drain_deferred());
 }
 
-/* The descriptor of p if p starts a live zone allocation, else NULL. */
+/* The descriptor of p (inside the region) if p starts a live zone
+ * allocation, else NULL; the caller takes the block on (live_claim). */
 static inline struct page_desc *live_desc(void *p)
 {
 	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
-	if (unlikely(((uintptr_t)p & (PAGE_SIZE - 1)) ||
-		     !(__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) & PG_ALLOC)))
+	if (unlikely((uintptr_t)p & (PAGE_SIZE - 1)))
+		return NULL;
+	live_claim(p, pd);
+	if (unlikely(!(__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) & PG_ALLOC)))
 		return NULL;
 	return pd;
 }

@@ -10,8 +10,9 @@
  * fixed by the region's: a page's descriptor is at DESC_VMEMMAP plus its
  * address / 64 (both 64 bytes per 4 KiB), as the kernel's vmemmap puts
  * struct page at a fixed virtual address, so that free finds one with a
- * shift and an add, no load (addr_to_desc).  Nothing of either is touched
- * here.
+ * shift and an add, no load (addr_to_desc).  A third mapping holds the
+ * one-hop live bytes, a byte per page, likewise at a fixed place
+ * (addr_to_live).  Nothing of any of them is touched here.
  *
  * Under a finite limit the region must not eat the program's budget
  * (zone_region_bytes sizes it), and two more things hold: the region is
@@ -44,41 +45,68 @@ static void *reserve_aligned(void *hint, size_t bytes, size_t align, int prot)
 	return (void *)start;
 }
 
+/* The pages of live bytes of the region part [lo, hi), rounded out to
+ * whole pages (a page of them covers 16 MiB: another region's bytes can
+ * share an end page, and mapping it then fails, EEXIST, which makes
+ * reserve_with_descs move on). */
+static void live_span(uintptr_t lo, uintptr_t hi, uintptr_t *start, size_t *len)
+{
+	*start = (uintptr_t)addr_to_live((void *)lo) & ~(uintptr_t)(PAGE_SIZE - 1);
+	*len = (((uintptr_t)addr_to_live((void *)hi) + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1)) -
+	       *start;
+}
+
+/* len bytes at want exactly: 0, or the errno (EEXIST where something
+ * holds the place, or where the kernel put them elsewhere). */
+static int map_fixed(uintptr_t want, size_t len)
+{
+	void *d = os.mmap((void *)want, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (d == (void *)want)
+		return 0;
+	if (d == MAP_FAILED)
+		return errno;
+	os.munmap(d, len);
+	return EEXIST;
+}
+
 /*
- * A region of bytes and its descriptors at its address / 64.  Where
- * something else holds that place (the kernel answers EEXIST, or, before
- * Linux 4.17, another address), the next try asks for a region far from
- * the first (a hint 2^43 lower each time, 8 TiB: its descriptors 128 GiB
- * away), the failed ones kept reserved meanwhile, then given back.  Any
- * other error (ENOMEM: a limit, overcommit, the map count) ends the tries
- * at once: the caller halves the size.  NULL when no try worked.
+ * A region of bytes with its descriptors at its address / 64 and its live
+ * bytes at its address / 4096.  Where something else holds either place
+ * (the kernel answers EEXIST, or, before Linux 4.17, another address), the
+ * next try asks for a region far from the first (a hint 2^43 lower each
+ * time, 8 TiB: its descriptors 128 GiB away), the failed ones kept
+ * reserved meanwhile, then given back.  Any other error (ENOMEM: a limit,
+ * overcommit, the map count) ends the tries at once: the caller halves the
+ * size.  NULL when no try worked.
  */
 #define DESC_TRIES 8
 #define DESC_TRY_STEP ((uintptr_t)1 << 43)
 
 static void *reserve_with_descs(size_t bytes, int prot)
 {
-	size_t dbytes = (bytes >> PAGE_SHIFT) * sizeof(struct page_desc);
+	size_t dbytes = (bytes >> PAGE_SHIFT) * sizeof(struct page_desc), lbytes;
 	void *failed[DESC_TRIES], *base = NULL;
 	unsigned n = 0;
+	uintptr_t live;
 
 	while (n < DESC_TRIES) {
 		void *hint = n ? (void *)(((uintptr_t)1 << 47) - n * DESC_TRY_STEP) : NULL;
 		void *r = reserve_aligned(hint, bytes, MAX_BLOCK_BYTES, prot);
 		if (!r)
 			break;
-		void *want = addr_to_desc(r);
-		void *d = os.mmap(want, dbytes, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
-				  -1, 0);
-		if (d == want) {
-			base = r;
-			break;
+		live_span((uintptr_t)r, (uintptr_t)r + bytes, &live, &lbytes);
+		int err = map_fixed((uintptr_t)addr_to_desc(r), dbytes);
+		if (!err) {
+			err = map_fixed(live, lbytes);
+			if (!err) {
+				base = r;
+				break;
+			}
+			os.munmap(addr_to_desc(r), dbytes);
 		}
 		failed[n++] = r;
-		if (d != MAP_FAILED)
-			os.munmap(d, dbytes);
-		else if (errno != EEXIST)
+		if (err != EEXIST)
 			break;
 	}
 	while (n)
@@ -108,8 +136,9 @@ uint64_t zone_region_bytes(uint64_t configured)
 		bytes = cap;
 	uint64_t limit = os.mem_limit();
 	if (limit != UINT64_MAX) {
-		/* pages with their descriptors that fit in the share */
-		uint64_t fit = limit / ZONE_LIMIT_SHARE / (PAGE_SIZE + sizeof(struct page_desc));
+		/* pages with their descriptors and live bytes that fit in the
+		 * share */
+		uint64_t fit = limit / ZONE_LIMIT_SHARE / (PAGE_SIZE + sizeof(struct page_desc) + 1);
 		if (bytes > fit << PAGE_SHIFT)
 			bytes = fit << PAGE_SHIFT;
 	}
@@ -240,6 +269,13 @@ size_t zone_give_back(size_t want)
 	 * (64 KiB per 1024) falls on a page boundary. */
 	os.munmap((void *)(zg.base + (keep << PAGE_SHIFT)), (old - keep) << PAGE_SHIFT);
 	os.munmap(zg.descs + keep, (old - keep) * sizeof(struct page_desc));
+	/* the live bytes' whole pages above the kept part */
+	uintptr_t live, live_keep;
+	size_t lbytes, lkeep;
+	live_span(zg.base, zg.base + (old << PAGE_SHIFT), &live, &lbytes);
+	live_span(zg.base, zg.base + (keep << PAGE_SHIFT), &live_keep, &lkeep);
+	if (lkeep < lbytes)
+		os.munmap((void *)(live + lkeep), lbytes - lkeep);
 	return (old - keep) << PAGE_SHIFT;
 }
 

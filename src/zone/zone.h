@@ -111,6 +111,29 @@ static inline struct page_desc *addr_to_desc(const void *p)
 		       "a descriptor per page: 64 bytes for 4 KiB");
 	return (struct page_desc *)(((uintptr_t)p >> (PAGE_SHIFT - 6)) + DESC_VMEMMAP);
 }
+/*
+ * The one-hop live bytes: a byte per page at LIVE_VMEMMAP + its address /
+ * 4096 (region.c maps them beside the descriptors, in [2^44 + 2^42,
+ * + 2^35)), dense where the descriptors take a cache line a page, so that
+ * the one-hop path's malloc and free touch no descriptor.  Non-zero: the
+ * page heads a block that bonwick's one-hop malloc handed out and nothing
+ * has freed since, the byte being the offset of the array it came from
+ * (BW_KOFF, a multiple of 256) / 256 + 1; its descriptor still says
+ * PG_CACHED, as when it sat in the array.  Zero for every other page: a
+ * block any other path handed out carries PG_ALLOC in its descriptor
+ * instead.  So a live zone block is one with its live byte set or its
+ * PG_ALLOC (zone_block_live); free clears the byte and pushes the block
+ * back to that array, and the slow paths that take a block on (realloc,
+ * malloc_usable_size, free_bulk) first turn the byte into PG_ALLOC
+ * (live_claim).
+ */
+#define LIVE_VMEMMAP (DESC_VMEMMAP + ((uintptr_t)1 << 42))
+
+static inline uint8_t *addr_to_live(const void *p)
+{
+	return (uint8_t *)(((uintptr_t)p >> PAGE_SHIFT) + LIVE_VMEMMAP);
+}
+
 static inline uint64_t desc_pfn(const struct page_desc *pd)
 {
 	return (uint64_t)(pd - zg.descs);

@@ -144,8 +144,12 @@ Test(badfree, double_free_after_a_buddy_merge_aborts)
 
 Test(badfree, free_of_the_second_page_of_a_block_aborts)
 {
+	/* the block is live (the one-hop malloc's: its descriptor says
+	 * cached, its live byte says the program's): not a double free */
 	run_helper(&r, NULL, "interior", "4096");
 	expect_abort(&r, "invalid pointer");
+	cr_assert_not_null(strstr(r.err, "not the start of a live allocation"), "stderr: %s", r.err);
+	cr_assert_null(strstr(r.err, "double free"), "stderr: %s", r.err);
 }
 
 Test(badfree, free_of_an_interior_pointer_aborts)

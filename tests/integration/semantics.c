@@ -144,6 +144,37 @@ Test(semantics, calloc_zeroes_recycled_pages, .timeout = 30)
 	}
 }
 
+/* Never-used pages, written through the one-hop path (which writes no
+ * descriptor: its blocks keep whatever the descriptor said in the cache)
+ * and freed back to it, then calloc'd: the cache must not still think
+ * them zero.  Nothing here asks malloc_usable_size, which would hand the
+ * block to the slow paths. */
+Test(semantics, calloc_zeroes_pages_the_fast_path_dirtied, .timeout = 30)
+{
+	enum { N = 64 };
+	static unsigned char *blk[N];
+
+	for (size_t pages = 1; pages <= 16; pages++) {
+		size_t s = pages * 4096;
+		for (int i = 0; i < N; i++) {
+			blk[i] = malloc(s);
+			cr_assert_not_null(blk[i]);
+			memset(blk[i], 0xa5, s);
+		}
+		for (int i = 0; i < N; i++)
+			free(blk[i]);
+		for (int i = 0; i < N; i++) {
+			blk[i] = calloc(1, s);
+			cr_assert_not_null(blk[i]);
+			long at = first_nonzero(blk[i], s);
+			cr_assert_eq(at, -1, "calloc(1, %zu) = %p has byte 0x%02x at %ld", s,
+				     (void *)blk[i], at >= 0 ? blk[i][at] : 0, at);
+		}
+		for (int i = 0; i < N; i++)
+			free(blk[i]);
+	}
+}
+
 /* The same with many blocks dirty at once, freed together, then calloc'd
  * in a different size mix, so that blocks are split and merged between. */
 Test(semantics, calloc_zeroes_after_mixed_frees, .timeout = 30)

@@ -82,10 +82,10 @@ Test(zone_limit, region_size_rule)
 			     (unsigned long)got, (unsigned long)cases[i].want);
 		if (cases[i].limit == UINT64_MAX || cases[i].configured || cases[i].phys < GiB * 2)
 			continue;
-		/* The share holds the region and its descriptors, and one more
-		 * block would not fit. */
-		uint64_t share = cases[i].limit / 8, cost = got + got / PAGE_SIZE * 64;
-		uint64_t more = (got + MAX_BLOCK_BYTES) + (got + MAX_BLOCK_BYTES) / PAGE_SIZE * 64;
+		/* The share holds the region, its descriptors and its live
+		 * bytes, and one more block would not fit. */
+		uint64_t share = cases[i].limit / 8, cost = got + got / PAGE_SIZE * 65;
+		uint64_t more = (got + MAX_BLOCK_BYTES) + (got + MAX_BLOCK_BYTES) / PAGE_SIZE * 65;
 		cr_assert_leq(cost, share, "case %zu: %lu bytes over the share %lu", i,
 			      (unsigned long)cost, (unsigned long)share);
 		cr_assert_gt(more, share, "case %zu: another block would fit", i);
@@ -253,18 +253,32 @@ Test(zone_limit, give_back_unmaps_the_tail)
 	cr_assert_eq(zone_give_back(1 * GiB), 0);
 	cr_assert_eq(zg.bytes, ZONE_BYTES);
 
-	/* One block carved: the other 15 go, with their descriptors, and
-	 * both system calls are made after the lock is dropped. */
+	/* One block carved: the other 15 go, with their descriptors and
+	 * the whole pages of their live bytes, and the system calls are
+	 * made after the lock is dropped. */
+	uintptr_t live = (uintptr_t)addr_to_live((void *)base);
+	uintptr_t live_end = (uintptr_t)addr_to_live((void *)(base + ZONE_BYTES));
+	uintptr_t live_keep = (uintptr_t)addr_to_live((void *)(base + MAX_BLOCK_BYTES));
+	live_keep = (live_keep + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1);
+	live_end = (live_end + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1);
 	cr_assert_eq(zone_give_back(5 * MiB), ZONE_BYTES - MAX_BLOCK_BYTES);
 	cr_assert_eq(zg.bytes, MAX_BLOCK_BYTES);
 	cr_assert_eq(zg.pages, MAX_BLOCK_PAGES);
-	cr_assert_eq(munmap_calls, 2);
+	cr_assert_eq(munmap_calls, live_keep < live_end ? 3 : 2);
 	cr_assert_eq(munmap_addr[0], base + MAX_BLOCK_BYTES);
 	cr_assert_eq(munmap_len[0], ZONE_BYTES - MAX_BLOCK_BYTES);
 	cr_assert_eq(munmap_addr[1], (uintptr_t)(descs + MAX_BLOCK_PAGES));
 	cr_assert_eq(munmap_len[1], (ZONE_BYTES / PAGE_SIZE - MAX_BLOCK_PAGES) * 64);
+	if (live_keep < live_end) {
+		cr_assert_eq(munmap_addr[2], live_keep);
+		cr_assert_eq(munmap_len[2], live_end - live_keep);
+		cr_assert_str_eq(prot_at(live_keep), "", "the live bytes' tail is still mapped");
+	}
 	cr_assert_str_eq(prot_at(base + MAX_BLOCK_BYTES), "", "the tail is still mapped");
 	cr_assert_str_eq(prot_at((uintptr_t)(descs + MAX_BLOCK_PAGES)), "");
+	/* the kept block's live bytes are still there */
+	cr_assert_str_neq(prot_at(live), "", "the kept part's live bytes went too");
+	*(volatile uint8_t *)live = 0;
 
 	/* Live blocks stay ours; the tail's addresses do not. */
 	cr_assert(zone_owns(desc_to_addr(p1)) && zone_owns(desc_to_addr(p2)));
