@@ -532,11 +532,6 @@ extern uint8_t pa_fit_most[CACHE_CLASSES + 1];
  * otherwise for 1 page (another design, statistics on, several nodes).
  * Sizes above it look at pa_freehop (a class past a gap) off the hot path. */
 extern uint64_t pa_freehop_span;
-/* The one-hop free of a live byte's block pushes on this CPU's array
- * only below this CPU bound: bw_nr_cpus, or 0 where frees must find the
- * block's node (pa_freehop_span 0: several nodes), so that the push's own
- * compare makes the test. */
-extern unsigned pa_live_cpus;
 
 /*
  * The one-hop page path (malloc and free call these first): size class from
@@ -605,12 +600,13 @@ static ALWAYS_INLINE bool pa_free_live(uint8_t *lv, unsigned v, uint64_t pfn)
 {
 	uint64_t koff = (uint64_t)(v - 1) * LIVE_KOFF_UNIT;
 	*lv = 0;
+	if (unlikely(!pa_freehop_span))
+		return false;
 #if MP_HAVE_RSEQ
-	if (likely(rseq_bw_push_here((uint64_t)bw_base, koff, &pa_live_cpus, (uint32_t)pfn) ==
-		   RSEQ_DONE))
+	if (likely(bw_push_koff(koff, (uint32_t)pfn)))
 		return true;
 #endif
-	return pa_freehop_span && bw_push_thread(koff, (uint32_t)pfn, false);
+	return bw_push_thread(koff, (uint32_t)pfn, false);
 }
 
 /* p, page aligned and inside the region, heads a block the one-hop malloc

@@ -136,6 +136,12 @@ static inline bool bw_push_once(uint64_t pages, uint32_t pfn)
 		      RSEQ_DONE);
 }
 
+/* The same push by the array's offset (a live byte's, zone.h). */
+static inline bool bw_push_koff(uint64_t koff, uint32_t pfn)
+{
+	return likely(rseq_bw_push_here((uint64_t)bw_base, koff, &bw_nr_cpus, pfn) == RSEQ_DONE);
+}
+
 /* The arrays of the CPU this thread is on now, NULL without a usable CPU
  * id (or the rseq front end): for counters and hints, outside any
  * section (a migration may follow at once). */

@@ -26,7 +26,6 @@ uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];
 uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
 uint8_t pa_fit_most[CACHE_CLASSES + 1];
 uint64_t pa_freehop_span;
-unsigned pa_live_cpus;
 
 /* Does a cache keep blocks of npages pages? */
 static inline bool cacheable(size_t npages)
@@ -61,7 +60,6 @@ void pa_init(void)
 	while (pa_freehop_span < CACHE_CLASSES &&
 	       pa_freehop[pa_freehop_span + 1] == pa_freehop_span)
 		pa_freehop_span++;
-	pa_live_cpus = pa_freehop_span ? bw_nr_cpus : 0;
 }
 
 /* Several nodes: is the block of the calling thread's node?  A remote one
