@@ -545,7 +545,7 @@ extern uint64_t pa_freehop_span;
  * the last class's fails at once.
  */
 /* A live byte's unit: every class's offset is a multiple of it, and the
- * last one's / 256 + 1 fits a byte below LIVE_ZERO's room. */
+ * last one's / 256 + 1 fits a byte. */
 #define LIVE_KOFF_UNIT 256
 _Static_assert(BW_KOFF(1) % LIVE_KOFF_UNIT == 0 &&
 	       BW_KOFF(CACHE_CLASSES - 1) / LIVE_KOFF_UNIT + 1 < 255, "a class in a live byte");
@@ -616,9 +616,12 @@ static ALWAYS_INLINE bool pa_free_live(uint8_t *lv, unsigned v, uint64_t pfn)
 static inline void live_claim(void *p, struct page_desc *pd)
 {
 	uint8_t *lv = addr_to_live(p);
-	if (unlikely(__atomic_load_n(lv, __ATOMIC_RELAXED))) {
-		__atomic_store_n(lv, 0, __ATOMIC_RELAXED);
-		pd->flags = PG_ALLOC;
+	if (unlikely(__atomic_load_n(lv, __ATOMIC_ACQUIRE))) {
+		/* PG_ALLOC before the byte goes: whoever then reads the byte
+		 * clear (another thread's malloc_usable_size, a handler on
+		 * this one) finds the flag */
+		__atomic_store_n(&pd->flags, (uint8_t)PG_ALLOC, __ATOMIC_RELAXED);
+		__atomic_store_n(lv, 0, __ATOMIC_RELEASE);
 	}
 }
 

@@ -15,11 +15,13 @@
  * async-signal-safe): small requests then get a whole page from the zone,
  * and frees of glibc pointers are deferred (fallback.c).
  *
- * Invalid frees are caught from the page descriptors: a pointer inside the
- * region must be the first page of a live allocation (PG_ALLOC), and free
- * clears that flag, so a second free of the same block fails the check
- * instead of corrupting the free lists; or the start of a live run object
- * (PG_RUN on its page, its bit in the run's bitmap, runs.c).
+ * Invalid frees are caught from the live bytes and the page descriptors: a
+ * pointer inside the region must be the first page of a live allocation
+ * (its live byte set, for a block the one-hop malloc handed out, else
+ * PG_ALLOC in its descriptor: zone.h), and free clears the byte or the
+ * flag, so a second free of the same block fails the check instead of
+ * corrupting the free lists; or the start of a live run object (PG_RUN on
+ * its page, its bit in the run's bitmap, runs.c).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -523,8 +525,8 @@ static NOINLINE void *malloc_borrow_hop(size_t size, uint64_t koff)
 
 /*
  * The fast paths, a leaf with tail calls only:
- *   page-sized: one-hop, size class from a table, one pop, one descriptor
- *               write (pa_alloc_onehop); another design's sizes
+ *   page-sized: one-hop, size class from a table, one pop, one live byte
+ *               written (pa_alloc_onehop); another design's sizes
  *               (ROUTE_TABLE), malloc_table_hop; the waste policy's
  *               (ROUTE_GLIBC), malloc_run_hop; anything else, malloc_slow;
  *   smaller:    straight to glibc (a compare, and one with this thread's
@@ -645,9 +647,11 @@ static NOINLINE void free_hop_missed(void *p, struct page_desc *pd)
  * runs a handler or holds a cache section, so the compare is the handler
  * test as well; glibc's pointers above the region (rare: mmap fills from
  * the top down, and the region is reserved at start-up) find their way
- * through free_slow.  A zone block whose descriptor says live (the
- * always-on double-free check) and whose size the one-hop path caches goes
- * back with one descriptor write and one push.  Everything else, free_slow.
+ * through free_slow.  A zone block whose live byte is set (the one-hop
+ * malloc's: the always-on double-free check) goes back to the array the
+ * byte names with one byte written and one push; one whose descriptor says
+ * PG_ALLOC and whose size the one-hop path caches, with one descriptor
+ * write and one push.  Everything else, free_slow.
  */
 void mp_free(void *p)
 {

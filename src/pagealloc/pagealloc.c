@@ -164,8 +164,9 @@ static ALWAYS_INLINE struct page_desc *alloc_block(size_t npages, size_t most,
 			return NULL;
 		block_order = ilog2_ceil(npages);
 	}
-	/* Blocks from a cache carry PG_CACHED (maybe PG_ZERO), from the zone
-	 * nothing but PG_ZERO: keep only the zero bit.  order: what the
+	/* Blocks from a cache carry PG_CACHED (maybe PG_ZERO: not bonwick's,
+	 * whose refill drops it), from the zone nothing but PG_ZERO: keep only
+	 * the zero bit.  order: what the
 	 * block's npages make it, whatever alignment it was taken for, so
 	 * that the one-hop paths' tracepoints find it there (pa_release_range
 	 * and pa_shrink keep it too). */

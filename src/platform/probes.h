@@ -12,7 +12,9 @@
  * probe, so the fast path keeps its instruction count but for the nop
  * (tests/perf).  Probes whose arguments would cost instructions (the
  * zone's per-block ones: address and CPU under the zone lock; pa_alloc's:
- * address and source) test their semaphore first (MP_PROBE_ENABLED).
+ * address and source; the one-hop path's mm_page_alloc and mm_page_free,
+ * whose descriptor that path does not otherwise touch: live bytes, zone.h)
+ * test their semaphore first (MP_PROBE_ENABLED).
  *
  * The four mm_page_* probes are named after the kernel's kmem tracepoints;
  * address stands for the kernel's struct page, order is the block's order

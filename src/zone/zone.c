@@ -10,8 +10,8 @@
  * their owners; pages at and above it have never been used, are not on any
  * list, and are known to be zero.  When the free lists run dry, the next
  * order-10 block is carved off the frontier.  A process that allocates one
- * page faults in one data page and one descriptor page, no more: a kernel
- * build starts thousands of processes.
+ * page faults in one data page, one descriptor page and one page of live
+ * bytes (zone.h), no more: a kernel build starts thousands of processes.
  *
  * Free pages = sum over order of nr_free[order] * 2^order
  *            + (pages - frontier)                    [never used]

@@ -13,8 +13,10 @@
 /* Page descriptor flags.  Only the head (first page) of a block carries
  * them; every other descriptor of the block is stale and ignored.
  *   PG_BUDDY   free block on the zone's free_area[order] list
- *   PG_CACHED  free block held by a page cache
- *   PG_ALLOC   first page of a live allocation of npages pages
+ *   PG_CACHED  free block held by a page cache, or one the one-hop malloc
+ *              handed out (its live byte set: below)
+ *   PG_ALLOC   first page of a live allocation of npages pages that a
+ *              path other than the one-hop malloc handed out
  *   PG_ZERO    with any of the above: the block's contents are known zero
  *              (never used, or purged with MADV_DONTNEED)
  *   PG_ADVISED with PG_BUDDY: purged with MADV_FREE: not resident once the
@@ -29,8 +31,9 @@
  * A free block with PG_ZERO or PG_ADVISED is "clean": nothing to purge.
  * The others on the free lists are "dirty": they hold memory the process
  * touched and may give back (the decay purge, zone_purge_aged).
- * Invariant: PG_ALLOC is set on a descriptor iff it heads a live
- * allocation, which is what lets free() reject interior and double frees. */
+ * Invariant: a descriptor heads a live allocation iff it carries PG_ALLOC
+ * or its page's live byte is set (never both), which is what lets free()
+ * reject interior and double frees. */
 enum {
 	PG_BUDDY = 1,
 	PG_CACHED = 2,
@@ -122,10 +125,11 @@ static inline struct page_desc *addr_to_desc(const void *p)
  * PG_CACHED, as when it sat in the array.  Zero for every other page: a
  * block any other path handed out carries PG_ALLOC in its descriptor
  * instead.  So a live zone block is one with its live byte set or its
- * PG_ALLOC (zone_block_live); free clears the byte and pushes the block
- * back to that array, and the slow paths that take a block on (realloc,
- * malloc_usable_size, free_bulk) first turn the byte into PG_ALLOC
- * (live_claim).
+ * PG_ALLOC; free clears the byte and pushes the block back to that array,
+ * and the slow paths that take a block on (realloc, malloc_usable_size,
+ * free_bulk, a bad free's checks) first turn the byte into PG_ALLOC
+ * (live_claim).  64 pages' bytes share a cache line: CPUs that take and
+ * free neighbouring pages share it, where each page had a descriptor line.
  */
 #define LIVE_VMEMMAP (DESC_VMEMMAP + ((uintptr_t)1 << 42))
 

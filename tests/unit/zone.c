@@ -500,6 +500,19 @@ static void *mmap_desc_taken(void *addr, size_t len, int prot, int flags, int fd
 	return MAP_FAILED;
 }
 
+/* The same for the live bytes' place alone: the try's descriptors map,
+ * its live bytes do not. */
+static void *mmap_live_taken(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	if (!(flags & MAP_FIXED_NOREPLACE) || (uintptr_t)addr < LIVE_VMEMMAP ||
+	    fixed_tries >= fixed_taken)
+		return mmap(addr, len, prot, flags, fd, off);
+	/* the region whose live bytes start in this page (rounded down) */
+	refused_region[fixed_tries++ % 16] = ((uintptr_t)addr - LIVE_VMEMMAP) << PAGE_SHIFT;
+	errno = fixed_errno;
+	return MAP_FAILED;
+}
+
 static bool mapped(uintptr_t a)
 {
 	unsigned char v;
@@ -553,6 +566,45 @@ Test(zone, init_frees_descriptors_granted_elsewhere)
 	cr_assert_eq(zone_init(ZONE_BYTES), 0);
 	check_moved(1);
 	cr_assert(!mapped(granted_elsewhere), "descriptors mapped at the wrong place were kept");
+}
+
+Test(zone, init_moves_the_region_when_its_live_bytes_place_is_taken)
+{
+	options_defaults(&opt);
+	os.mmap = mmap_live_taken;
+	fixed_taken = 2;
+	cr_assert_eq(zone_init(ZONE_BYTES), 0);
+	cr_assert_eq(fixed_tries, 2);
+	cr_assert_eq(zg.bytes, ZONE_BYTES);
+	cr_assert_eq((uintptr_t)zg.descs, DESC_VMEMMAP + zg.base / 64);
+	for (unsigned i = 0; i < 2; i++) {
+		/* the refused try's region (its 16 MiB window) and descriptors
+		 * went back; the region is 4 MiB aligned inside that window */
+		uintptr_t lo = refused_region[i], hi = lo + ((uintptr_t)PAGE_SIZE << PAGE_SHIFT);
+		for (uintptr_t a = lo; a < hi; a += MAX_BLOCK_BYTES) {
+			if (a == zg.base)
+				continue;
+			cr_assert(!mapped((uintptr_t)addr_to_desc((void *)a)),
+				  "descriptors of a refused try still mapped");
+		}
+	}
+	cr_assert(mapped((uintptr_t)addr_to_live((void *)zg.base) & ~(uintptr_t)(PAGE_SIZE - 1)));
+	/* the live bytes work: a one-hop block's byte is read and written */
+	uint8_t *lv = addr_to_live((void *)(zg.base + ZONE_BYTES - PAGE_SIZE));
+	*lv = 7;
+	cr_assert_eq(*lv, 7);
+	*lv = 0;
+}
+
+Test(zone, init_halves_at_once_when_the_live_bytes_find_no_memory)
+{
+	options_defaults(&opt);
+	os.mmap = mmap_live_taken;
+	fixed_taken = UINT32_MAX;
+	fixed_errno = ENOMEM;
+	cr_assert_eq(zone_init(ZONE_BYTES), -1);
+	cr_assert_eq(fixed_tries, 5, "one try at each size, 64 MiB down to 4 MiB");
+	cr_assert_eq(zg.bytes, 0);
 }
 
 Test(zone, init_halves_at_once_when_the_descriptors_find_no_memory)
