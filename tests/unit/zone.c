@@ -596,30 +596,30 @@ Test(zone, init_moves_the_region_when_its_live_bytes_place_is_taken)
 	*lv = 0;
 }
 
-Test(zone, init_halves_at_once_when_the_live_bytes_find_no_memory)
+/* ENOMEM for the descriptors or the live bytes is not a place taken, and
+ * another region would not help: one try at each size, 64 MiB down to
+ * 4 MiB, every refused region given back. */
+static void check_halves_at_once(void *(*hook)(void *, size_t, int, int, int, off_t))
 {
 	options_defaults(&opt);
-	os.mmap = mmap_live_taken;
+	os.mmap = hook;
 	fixed_taken = UINT32_MAX;
 	fixed_errno = ENOMEM;
 	cr_assert_eq(zone_init(ZONE_BYTES), -1);
-	cr_assert_eq(fixed_tries, 5, "one try at each size, 64 MiB down to 4 MiB");
 	cr_assert_eq(zg.bytes, 0);
+	cr_assert_eq(fixed_tries, 5);
+	for (unsigned i = 0; hook == mmap_desc_taken && i < 5; i++)
+		cr_assert(!mapped(refused_region[i]), "a refused region is still mapped");
+}
+
+Test(zone, init_halves_at_once_when_the_live_bytes_find_no_memory)
+{
+	check_halves_at_once(mmap_live_taken);
 }
 
 Test(zone, init_halves_at_once_when_the_descriptors_find_no_memory)
 {
-	options_defaults(&opt);
-	os.mmap = mmap_desc_taken;
-	fixed_taken = UINT32_MAX;
-	fixed_errno = ENOMEM;
-	cr_assert_eq(zone_init(ZONE_BYTES), -1);
-	cr_assert_eq(zg.bytes, 0);
-	/* one try at each size, 64 MiB down to 4 MiB: ENOMEM is not a place
-	 * taken, and another region would not help */
-	cr_assert_eq(fixed_tries, 5);
-	for (unsigned i = 0; i < 5; i++)
-		cr_assert(!mapped(refused_region[i]), "a refused region is still mapped");
+	check_halves_at_once(mmap_desc_taken);
 }
 
 Test(zone, init_gives_up_when_no_place_is_free)
