@@ -609,12 +609,14 @@ static ALWAYS_INLINE bool pa_free_live(uint8_t *lv, unsigned v, uint64_t pfn)
 	return bw_push_thread(koff, (uint32_t)pfn, false);
 }
 
-/* p, page aligned and inside the region, heads a block the one-hop malloc
- * handed out: a slow path takes it on (realloc, free_bulk, a free that
+/* p, inside the region, heads a block the one-hop malloc handed out (its
+ * descriptor pd): a slow path takes it on (realloc, free_bulk, a free that
  * reached the checks of page_free), so its live byte becomes PG_ALLOC, as
- * if pa_alloc had handed it out. */
+ * if pa_alloc had handed it out.  Nothing for a p not page aligned. */
 static inline void live_claim(void *p, struct page_desc *pd)
 {
+	if ((uintptr_t)p & (PAGE_SIZE - 1))
+		return;
 	uint8_t *lv = addr_to_live(p);
 	if (unlikely(__atomic_load_n(lv, __ATOMIC_ACQUIRE))) {
 		/* PG_ALLOC before the byte goes: whoever then reads the byte

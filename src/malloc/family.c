@@ -254,8 +254,7 @@ void mp_free_bulk(void **ptrs, size_t n)
 		}
 		COUNT(free_calls);
 		struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
-		if (!((uintptr_t)p & (PAGE_SIZE - 1)))
-			live_claim(p, pd);
+		live_claim(p, pd);
 		uint8_t f = pd->flags;
 		if (((uintptr_t)p & (PAGE_SIZE - 1)) || !(f & PG_ALLOC)) {
 			if (f & PG_RUN)

@@ -330,8 +330,7 @@ static void page_release(struct page_desc *pd);
 static inline void page_free(void *p, const char *fn)
 {
 	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
-	if (!((uintptr_t)p & (PAGE_SIZE - 1)))
-		live_claim(p, pd);
+	live_claim(p, pd);
 
 	/* Always on, release builds too: the check that keeps a bad free from
 	 * corrupting the free lists.  A plain load and store, not an atomic
