@@ -532,6 +532,10 @@ extern uint8_t pa_fit_most[CACHE_CLASSES + 1];
  * otherwise for 1 page (another design, statistics on, several nodes).
  * Sizes above it look at pa_freehop (a class past a gap) off the hot path. */
 extern uint64_t pa_freehop_span;
+/* The largest live byte the one-hop free pushes (pa_free_live): the last
+ * class's when pa_freehop_span is not 0, else 0 (every byte takes the slow
+ * way).  Defined beside pa_freehop_span, in its cache line. */
+extern uint32_t pa_live_max;
 
 /*
  * The one-hop page path (malloc and free call these first): size class from
@@ -547,8 +551,14 @@ extern uint64_t pa_freehop_span;
 /* A live byte's unit: every class's offset is a multiple of it, and the
  * last one's / 256 + 1 fits a byte. */
 #define LIVE_KOFF_UNIT 256
-_Static_assert(BW_KOFF(1) % LIVE_KOFF_UNIT == 0 &&
-	       BW_KOFF(CACHE_CLASSES - 1) / LIVE_KOFF_UNIT + 1 < 255, "a class in a live byte");
+#define LIVE_BLOCK_MAX (BW_KOFF(CACHE_CLASSES - 1) / LIVE_KOFF_UNIT + 1)
+/* The live bytes of run objects (malloc/runs.c) are LIVE_RUN + their class,
+ * above every block's, for the classes below LIVE_RUN_CLASSES (the others'
+ * objects carry PG_RUN_LIVE). */
+#define LIVE_RUN (LIVE_BLOCK_MAX + 1)
+#define LIVE_RUN_CLASSES ((int)(256 - LIVE_RUN))
+_Static_assert(BW_KOFF(1) % LIVE_KOFF_UNIT == 0 && LIVE_BLOCK_MAX < 255,
+	       "a class in a live byte");
 
 /* A block the one-hop path popped from the array at koff: its live byte,
  * and no descriptor write (zone.h), and its tracepoint.  This and the two
@@ -593,15 +603,17 @@ static ALWAYS_INLINE bool pa_alloc_onehop(uint64_t koff, void **out)
 
 /* A block whose live byte v (at lv) is set, back to the array it came
  * from; the byte cleared first, so that a second free finds it clear.
- * False: that array is full (or the push restarted), or frees must find
- * the block's node (several nodes: pa_freehop_span 0), the byte cleared
- * and the descriptor untouched (still PG_CACHED). */
+ * False: v above pa_live_max, the byte untouched (a run object's page,
+ * LIVE_RUN and up, which no page-aligned pointer may free; or several
+ * nodes, whose frees must find the block's node); or that array full (or
+ * the push restarted), the byte cleared and the descriptor untouched
+ * (still PG_CACHED). */
 static ALWAYS_INLINE bool pa_free_live(uint8_t *lv, unsigned v, uint64_t pfn)
 {
+	if (unlikely(v > pa_live_max))
+		return false;
 	uint64_t koff = (uint64_t)(v - 1) * LIVE_KOFF_UNIT;
 	*lv = 0;
-	if (unlikely(!pa_freehop_span))
-		return false;
 #if MP_HAVE_RSEQ
 	if (likely(bw_push_koff(koff, (uint32_t)pfn)))
 		return true;
@@ -609,22 +621,29 @@ static ALWAYS_INLINE bool pa_free_live(uint8_t *lv, unsigned v, uint64_t pfn)
 	return bw_push_thread(koff, (uint32_t)pfn, false);
 }
 
-/* p, inside the region, heads a block the one-hop malloc handed out (its
- * descriptor pd): a slow path takes it on (realloc, free_bulk, a free that
- * reached the checks of page_free), so its live byte becomes PG_ALLOC, as
- * if pa_alloc had handed it out.  Nothing for a p not page aligned. */
+/* A slow path takes on what p, inside the region, may point at (realloc,
+ * malloc_usable_size, free_bulk, a free that reached the checks of
+ * page_free), pd being the descriptor of p's page: if p heads a block the
+ * one-hop malloc handed out, its live byte becomes PG_ALLOC, as if
+ * pa_alloc had handed it out (nothing for a p not page aligned); if a live
+ * run object starts in p's page (a byte of LIVE_RUN and up; p may be any
+ * pointer into the page), the byte becomes PG_RUN_LIVE, as if run_alloc's
+ * refill had handed the object out.  Either way the flag is written before
+ * the byte goes: whoever then reads the byte clear (another thread's
+ * malloc_usable_size, a handler on this one) finds the flag. */
 static inline void live_claim(void *p, struct page_desc *pd)
 {
-	if ((uintptr_t)p & (PAGE_SIZE - 1))
-		return;
 	uint8_t *lv = addr_to_live(p);
-	if (unlikely(__atomic_load_n(lv, __ATOMIC_ACQUIRE))) {
-		/* PG_ALLOC before the byte goes: whoever then reads the byte
-		 * clear (another thread's malloc_usable_size, a handler on
-		 * this one) finds the flag */
+	unsigned v = __atomic_load_n(lv, __ATOMIC_ACQUIRE);
+	if (likely(!v))
+		return;
+	if (v >= LIVE_RUN)
+		__atomic_store_n(&pd->flags, (uint8_t)(PG_RUN | PG_RUN_LIVE), __ATOMIC_RELAXED);
+	else if (!((uintptr_t)p & (PAGE_SIZE - 1)))
 		__atomic_store_n(&pd->flags, (uint8_t)PG_ALLOC, __ATOMIC_RELAXED);
-		__atomic_store_n(lv, 0, __ATOMIC_RELEASE);
-	}
+	else
+		return;
+	__atomic_store_n(lv, 0, __ATOMIC_RELEASE);
 }
 
 /* pd heads a live allocation whose PG_ALLOC the caller has checked (one
@@ -762,6 +781,9 @@ bool mp_span_hot(const struct mp_span *hot, unsigned n, size_t po, unsigned k);
 /* malloc/runs.c: the page-plus-header sizes the waste policy turns away,
  * as objects of runs (N objects of k pages + 4096/N bytes in kN + 1 pages). */
 #define RUN_CLASSES 128        /* 1 or 2 pages + 64..4096 bytes, in steps of 64 */
+/* The classes of the default waste_max's sizes, 4097..6143 and 8193..9215
+ * bytes (32 and 16 classes from 0 and 64), have live bytes. */
+_Static_assert(LIVE_RUN_CLASSES >= RUN_CLASSES / 2 + 16, "a run class in a live byte");
 struct runs_stats {
 	uint64_t allocs, frees;      /* objects handed out and taken back */
 	uint64_t made, released;     /* runs taken from and given back to the zone */

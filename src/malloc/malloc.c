@@ -131,6 +131,7 @@ unsigned mp_onehop_reads(struct mp_span *out, unsigned max)
 		{ &bw_base_less1, sizeof(bw_base_less1), 0 },
 		{ &bw_nr_cpus, sizeof(bw_nr_cpus), 0 },
 		{ &pa_freehop_span, sizeof(pa_freehop_span), 0 },
+		{ &pa_live_max, sizeof(pa_live_max), 0 },
 	};
 	unsigned n = sizeof(all) / sizeof(all[0]) < max ? sizeof(all) / sizeof(all[0]) : max;
 	memcpy(out, all, n * sizeof(all[0]));
@@ -639,6 +640,28 @@ static NOINLINE void free_hop_missed(void *p, struct page_desc *pd)
 	page_release(pd);
 }
 
+/* A page-aligned free whose live byte pa_free_live did not push: a run
+ * object's page (p is not an object's start: free_slow reports it), the
+ * byte untouched; a block of several nodes' zones, the byte untouched too;
+ * or a block whose array was full, the byte cleared.  The byte is read
+ * again (passing it would cost the fast path registers): a run object's
+ * may have been cleared meanwhile by its owner's free, so a block is one
+ * whose descriptor says PG_CACHED, as a one-hop block's does. */
+static NOINLINE void free_live_missed(void *p)
+{
+	uint8_t *lv = addr_to_live(p);
+	unsigned v = __atomic_load_n(lv, __ATOMIC_RELAXED);
+	if (v > pa_live_max) {
+		if (v >= LIVE_RUN)
+			return free_slow(p);
+		*lv = 0;
+	}
+	struct page_desc *pd = addr_to_desc(p);
+	if (unlikely(!(pd->flags & PG_CACHED)))
+		return free_slow(p);
+	free_hop_missed(p, pd);
+}
+
 /*
  * The fast paths, a leaf with tail calls only: a pointer below
  * mp_tls.free_below goes to glibc after that one compare (free(NULL)
@@ -669,12 +692,14 @@ void mp_free(void *p)
 	if (likely(v)) {
 		/* the one-hop malloc's block: its live byte says so and which
 		 * array it came from; its descriptor is not read (the probe's
-		 * order is formed only while a tracer is attached) */
-		if (MP_PROBE_ENABLED(mm_page_free))
+		 * order is formed only while a tracer is attached).  A byte
+		 * above every block's is a run object's, whose first object
+		 * is page aligned: free_live_missed sends it on. */
+		if (MP_PROBE_ENABLED(mm_page_free) && v <= LIVE_BLOCK_MAX)
 			MP_PROBE2(mm_page_free, p, addr_to_desc(p)->order);
 		if (likely(pa_free_live(lv, v, pfn)))
 			return;
-		return free_hop_missed(p, addr_to_desc(p));
+		return free_live_missed(p);
 	}
 	struct page_desc *pd = addr_to_desc(p);
 	if (likely(pd->flags & PG_ALLOC)) {

@@ -97,9 +97,9 @@ static inline void drain_deferred(void)
 static inline struct page_desc *live_desc(void *p)
 {
 	struct page_desc *pd = pfn_to_desc(addr_to_pfn(p));
+	live_claim(p, pd);      /* a run object's too: the caller may look at it */
 	if (unlikely((uintptr_t)p & (PAGE_SIZE - 1)))
 		return NULL;
-	live_claim(p, pd);
 	if (unlikely(!(__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) & PG_ALLOC)))
 		return NULL;
 	return pd;

@@ -49,12 +49,21 @@
  * takes no lock.  An empty array takes up to half its capacity from one
  * run of the bin (one lock hold), a full one gives back the newest half;
  * the capacity is 128 KiB of objects, at most 48 (4101 bytes: 30).  An
- * object is the program's while PG_RUN_LIVE is set on the descriptor of
- * the page it starts in: set when malloc hands it out, cleared by free,
- * which is how free tells a double free from a first one whether the
- * object went back to its run or to an array.  In its run's bitmap an
- * object in an array counts as taken: a bin's allocs - frees is what the
- * program holds plus what the arrays hold.  What the arrays hold goes back
+ * object is the program's while the live byte of the page it starts in
+ * (zone.h) is LIVE_RUN + its class, or while PG_RUN_LIVE is set on that
+ * page's descriptor (the mark of the classes past LIVE_RUN_CLASSES, and of
+ * an object a slow path took on): set when malloc hands it out, cleared by
+ * free, which is how free tells a double free from a first one whether
+ * the object went back to its run or to an array.  Free reads the byte and
+ * no descriptor (run_free_live): a run's block is aligned to its page
+ * count rounded up to a power of two (bin_grow), so the run's first page
+ * is the object's page rounded down, the object's index that page's
+ * distance from it / k, and the pointer must be that object's start.  The
+ * slow paths that take an object on (realloc, malloc_usable_size,
+ * magpage_free_bulk, a free in a handler, with statistics on, or a bad
+ * one) first turn its byte into PG_RUN_LIVE (live_claim).  In its run's
+ * bitmap an object in an array counts as taken: a bin's allocs - frees is
+ * what the program holds plus what the arrays hold.  What the arrays hold goes back
  * to the runs on malloc_trim, magpage_drain (runs_drain), when the zone
  * has no run to give a class that needs one (refill), and on the decay for
  * a class whose array on a CPU did not move in the interval (runs_decay):
@@ -80,6 +89,7 @@ struct run_class {
 	uint8_t k;              /* pages per object, rounded down: 1 or 2 */
 	uint8_t kshift;         /* log2(k): free divides by k with a shift */
 	uint16_t n;             /* objects per run */
+	uint64_t run_mask;      /* a run's first pfn is a multiple of mask + 1 */
 };
 
 #define RUN_STEP   64           /* header room granularity, and object alignment */
@@ -229,7 +239,8 @@ void runs_init(bool zone_ok)
 		unsigned h = (c % (PAGE_SIZE / RUN_STEP) + 1) * RUN_STEP;
 		unsigned n = PAGE_SIZE / h < RUN_MAX_N ? PAGE_SIZE / h : RUN_MAX_N;
 		rclass[c] = (struct run_class){ .size = (k << PAGE_SHIFT) + h, .k = (uint8_t)k,
-						.kshift = (uint8_t)(k - 1), .n = (uint16_t)n };
+						.kshift = (uint8_t)(k - 1), .n = (uint16_t)n,
+						.run_mask = (1ull << ilog2_ceil(k * n + 1)) - 1 };
 	}
 	runs_on = zone_ok && opt.runs;
 	for (unsigned c = 0; c < RUN_CLASSES; c++) {
@@ -276,12 +287,21 @@ static inline struct page_desc *obj_page(const void *p)
 	return addr_to_desc((const void *)((uintptr_t)p & ~(uintptr_t)(PAGE_SIZE - 1)));
 }
 
-/* The object is the program's now: a plain store, since the page where a
- * free object starts carries PG_RUN alone (run_format sets it, only a free
- * clears PG_RUN_LIVE). */
-static inline void obj_set_live(void *p)
+/* Object p of class cls is the program's now: its page's live byte,
+ * LIVE_RUN + cls (zone.h), which free reads back without the descriptor
+ * (object 0, page aligned, takes free's page path first, which leaves
+ * bytes above every block's to free_slow); the classes past
+ * LIVE_RUN_CLASSES (the largest headers, which only a waste_max below 10
+ * sends here), PG_RUN_LIVE on the descriptor instead.  Plain stores: a
+ * free object's byte is 0 and its page carries PG_RUN alone (run_format
+ * sets it, only a free clears PG_RUN_LIVE). */
+static inline void obj_set_live(void *p, int cls)
 {
-	__atomic_store_n(&obj_page(p)->flags, (uint8_t)(PG_RUN | PG_RUN_LIVE), __ATOMIC_RELAXED);
+	if (likely(cls < LIVE_RUN_CLASSES))
+		*addr_to_live(p) = (uint8_t)(LIVE_RUN + cls);
+	else
+		__atomic_store_n(&obj_page(p)->flags, (uint8_t)(PG_RUN | PG_RUN_LIVE),
+				 __ATOMIC_RELAXED);
 }
 
 #if MP_HAVE_RSEQ
@@ -455,10 +475,17 @@ static bool bin_grow(int cls)
 	struct run_bin *b = &bins[cls];
 	uint8_t was;
 
-	struct page_desc *fresh = pa_alloc(run_pages(rc), 0);
+	/* aligned, as every block of its page count is: free finds the run's
+	 * first page from an object's with a mask (run_free_hop) */
+	struct page_desc *fresh = pa_alloc(run_pages(rc), ilog2_ceil(run_pages(rc)));
 	tick_check();
 	if (!fresh)
 		return false;
+	if (unlikely(desc_pfn(fresh) & rc->run_mask)) {
+		fresh->flags = 0;
+		run_release(fresh);
+		return false;
+	}
 	lock_bin(b, &was);
 	bool use = !b->partial && !b->spare;
 	if (use) {
@@ -678,7 +705,7 @@ void *run_alloc(int cls, bool zero, size_t size)
 #endif
 	if (!p && !(p = refill(cls)))
 		return NULL;
-	obj_set_live(p);
+	obj_set_live(p, cls);
 	COUNT(run_allocs);
 	if (zero)
 		memset(p, 0, size);
@@ -699,7 +726,7 @@ bool run_alloc_hop(size_t size, void **out)
 	if (cls < 0 || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
 	    rc_pop(cls, out) != RSEQ_DONE)
 		return false;
-	obj_set_live(*out);
+	obj_set_live(*out, cls);
 	return true;
 #else
 	(void)size;
@@ -823,27 +850,56 @@ void run_free(void *p, struct page_desc *pd, const char *fn)
 	run_free_marked(p, h, c, i, fn, 2);
 }
 
+/* Run object p (object i of run h, class c), its live mark cleared: one
+ * push to this CPU's array, run_free_marked if that misses. */
+static ALWAYS_INLINE void obj_push(void *p, struct page_desc *h, unsigned c, unsigned i)
+{
+	int tries = 2;
+#if MP_HAVE_RSEQ
+	enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base, (uint64_t)c * RC_CLASS_BYTES,
+					       &rc_nr_cpus, obj_id(p));
+	if (likely(r == RSEQ_DONE))
+		return;
+	tries = r == RSEQ_ABORTED;           /* a restart: once more; full: none */
+#endif
+	run_free_marked(p, h, c, i, "free", tries);
+}
+
+/* A live run object of class c starts in p's page (its live byte, at
+ * lv): if p is its start, the byte cleared and one push to this CPU's array
+ * (run_free_marked if that misses).  No descriptor is read: the run's first
+ * page is p's page rounded down to the run's alignment (bin_grow), the
+ * object's index that page's distance from it / k, and p must be that
+ * object's start.  False, nothing done: p is not its start. */
+static ALWAYS_INLINE bool run_free_live(void *p, uint8_t *lv, unsigned c)
+{
+	const struct run_class *rc = &rclass[c];
+	uint64_t pfn = addr_to_pfn(p), first = pfn & ~rc->run_mask;
+	unsigned i = (unsigned)((pfn - first) >> rc->kshift);
+	if (unlikely((uintptr_t)p != zg.base + (first << PAGE_SHIFT) + (uintptr_t)i * rc->size))
+		return false;
+	__atomic_store_n(lv, 0, __ATOMIC_RELAXED);
+	obj_push(p, pfn_to_desc(first), c, i);
+	return true;
+}
+
 /* free's one-hop try for a pointer in the region that free's fast path
  * did not take (statistics off): a live run object's start goes back with
  * one push to this CPU's array (run_free_marked if that misses).  False,
  * nothing done: not a live object's start (free's slow path takes it). */
 bool run_free_hop(void *p)
 {
+	uint8_t *lv = addr_to_live(p);
+	unsigned v = __atomic_load_n(lv, __ATOMIC_RELAXED);
+	if (likely(v >= LIVE_RUN))
+		return run_free_live(p, lv, v - LIVE_RUN);
 	struct page_desc *pd = obj_page(p), *h;
 	unsigned c, i;
 	if (__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) != (PG_RUN | PG_RUN_LIVE) ||
 	    !locate(p, pd, &h, &c, &i))
 		return false;
 	__atomic_store_n(&pd->flags, (uint8_t)PG_RUN, __ATOMIC_RELAXED);
-	int tries = 2;
-#if MP_HAVE_RSEQ
-	enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base, (uint64_t)c * RC_CLASS_BYTES,
-					       &rc_nr_cpus, obj_id(p));
-	if (likely(r == RSEQ_DONE))
-		return true;
-	tries = r == RSEQ_ABORTED;           /* a restart: once more; full: none */
-#endif
-	run_free_marked(p, h, c, i, "free", tries);
+	obj_push(p, h, c, i);
 	return true;
 }
 

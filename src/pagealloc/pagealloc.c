@@ -26,6 +26,7 @@ uint8_t pa_onehop[MAX_BLOCK_PAGES + 1];
 uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
 uint8_t pa_fit_most[CACHE_CLASSES + 1];
 uint64_t pa_freehop_span;
+uint32_t pa_live_max;
 
 /* Does a cache keep blocks of npages pages? */
 static inline bool cacheable(size_t npages)
@@ -60,6 +61,7 @@ void pa_init(void)
 	while (pa_freehop_span < CACHE_CLASSES &&
 	       pa_freehop[pa_freehop_span + 1] == pa_freehop_span)
 		pa_freehop_span++;
+	pa_live_max = pa_freehop_span ? LIVE_BLOCK_MAX : 0;
 }
 
 /* Several nodes: is the block of the calling thread's node?  A remote one

@@ -27,13 +27,16 @@
  *              whose head never carries PG_ALLOC
  *   PG_RUN_LIVE with PG_RUN: the object that starts in this page is the
  *              program's (not free in its run, nor in a CPU's cache of
- *              objects): free's check, as PG_ALLOC is for blocks
+ *              objects): free's check, as PG_ALLOC is for blocks, where
+ *              the page's live byte does not say so (below)
  * A free block with PG_ZERO or PG_ADVISED is "clean": nothing to purge.
  * The others on the free lists are "dirty": they hold memory the process
  * touched and may give back (the decay purge, zone_purge_aged).
  * Invariant: a descriptor heads a live allocation iff it carries PG_ALLOC
- * or its page's live byte is set (never both), which is what lets free()
- * reject interior and double frees. */
+ * or its page's live byte is a block's (never both); a live run object
+ * starts in its page iff it carries PG_RUN_LIVE or the byte is a run
+ * object's (never both): which is what lets free() reject interior and
+ * double frees. */
 enum {
 	PG_BUDDY = 1,
 	PG_CACHED = 2,
@@ -118,18 +121,22 @@ static inline struct page_desc *addr_to_desc(const void *p)
  * The one-hop live bytes: a byte per page at LIVE_VMEMMAP + its address /
  * 4096 (region.c maps them beside the descriptors, in [2^44 + 2^42,
  * + 2^35)), dense where the descriptors take a cache line a page, so that
- * the one-hop path's malloc and free touch no descriptor.  Non-zero: the
- * page heads a block that bonwick's one-hop malloc handed out and nothing
- * has freed since, the byte being the offset of the array it came from
- * (BW_KOFF, a multiple of 256) / 256 + 1; its descriptor still says
- * PG_CACHED, as when it sat in the array.  Zero for every other page: a
- * block any other path handed out carries PG_ALLOC in its descriptor
- * instead.  So a live zone block is one with its live byte set or its
+ * the one-hop path's malloc and free touch no descriptor.  From 1 to
+ * LIVE_BLOCK_MAX: the page heads a block that bonwick's one-hop malloc
+ * handed out and nothing has freed since, the byte being the offset of the
+ * array it came from (BW_KOFF, a multiple of 256) / 256 + 1; its
+ * descriptor still says PG_CACHED, as when it sat in the array.  LIVE_RUN
+ * and up (internal.h): a live object of a run starts in the page, the
+ * byte being LIVE_RUN + its class (malloc/runs.c); the descriptor says
+ * PG_RUN alone.  Zero for every other page: a block any other path handed
+ * out carries PG_ALLOC in its descriptor instead (an object,
+ * PG_RUN_LIVE).  So a live zone block is one with its live byte set or its
  * PG_ALLOC; free clears the byte and pushes the block back to that array,
- * and the slow paths that take a block on (realloc, malloc_usable_size,
- * free_bulk, a bad free's checks) first turn the byte into PG_ALLOC
- * (live_claim).  64 pages' bytes share a cache line: CPUs that take and
- * free neighbouring pages share it, where each page had a descriptor line.
+ * and the slow paths that take a block or object on (realloc,
+ * malloc_usable_size, free_bulk, a bad free's checks) first turn the byte
+ * into the flag (live_claim).  64 pages' bytes share a cache line: CPUs
+ * that take and free neighbouring pages share it, where each page had a
+ * descriptor line.
  */
 #define LIVE_VMEMMAP (DESC_VMEMMAP + ((uintptr_t)1 << 42))
 

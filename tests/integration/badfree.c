@@ -12,9 +12,12 @@
  *   - free of an interior pointer (p + 4096, p + 16 of a 3-page block) and
  *     realloc of a freed block abort with "invalid pointer";
  *   - the same for an object of a run (a page plus a header): a double
- *     free names "double free", free of p + 16 and of p + 4096 (inside
- *     the object) and realloc of a freed object "invalid pointer", and the
- *     neighbouring object of the same run stays intact;
+ *     free (of its run's first object, page aligned, too) names "double
+ *     free", free of p + 16 and of p + 4096 (inside
+ *     the object), of the page-aligned start of the page it starts in (the
+ *     object before's tail, where free's page path finds the object's
+ *     live byte) and realloc of a freed object "invalid pointer", and the
+ *     object and its neighbour in the same run stay intact;
  *   - with on_invalid:report the process lives on: the message is printed,
  *     the call is ignored, magpage_get_stats counts it in invalid_frees,
  *     and the heap still works.
@@ -194,6 +197,8 @@ Test(badfree, double_free_of_a_run_object_aborts)
 	expect_abort(&r, "double free");
 	run_helper(&r, NULL, "run-double", "8300");
 	expect_abort(&r, "double free");
+	run_helper(&r, NULL, "run-double-head", "4101");
+	expect_abort(&r, "double free");
 }
 
 Test(badfree, free_inside_a_run_object_aborts)
@@ -201,6 +206,10 @@ Test(badfree, free_inside_a_run_object_aborts)
 	run_helper(&r, NULL, "run-interior", "4101");
 	expect_abort(&r, "invalid pointer");
 	run_helper(&r, NULL, "run-interior-page", "8300");
+	expect_abort(&r, "invalid pointer");
+	/* the page an object starts in, page aligned: free's page path must
+	 * not take the object's live byte for a block's */
+	run_helper(&r, NULL, "run-page-start", "4101");
 	expect_abort(&r, "invalid pointer");
 }
 
@@ -216,11 +225,17 @@ Test(badfree, report_mode_survives_bad_frees_of_run_objects)
 	expect_report(&r, "double free", 1);
 	run_helper(&r, "on_invalid:report", "run-double", "9000");
 	expect_report(&r, "double free", 1);
+	run_helper(&r, "on_invalid:report", "run-double-head", "4101");
+	expect_report(&r, "double free", 1);
 	/* p + 16, and p + 4096: inside the object's second page, where the
 	 * next object starts 64 bytes further on */
 	run_helper(&r, "on_invalid:report", "run-interior", "4101");
 	expect_report(&r, "invalid pointer", 1);
 	run_helper(&r, "on_invalid:report", "run-interior-page", "4101");
+	expect_report(&r, "invalid pointer", 1);
+	run_helper(&r, "on_invalid:report", "run-page-start", "4101");
+	expect_report(&r, "invalid pointer", 1);
+	run_helper(&r, "on_invalid:report", "run-page-start", "8300");
 	expect_report(&r, "invalid pointer", 1);
 	run_helper(&r, "on_invalid:report", "run-realloc-freed", "6000");
 	expect_report(&r, "realloc(): invalid pointer", 1);

@@ -11,8 +11,13 @@
  *   mp_helper realloc-freed      realloc a page block already freed
  *   mp_helper run-double SIZE    free a run object (a page-plus-header
  *                                SIZE) twice, beside a live one
+ *   mp_helper run-double-head SIZE      the same for its run's first
+ *                                object, page aligned
  *   mp_helper run-interior SIZE  free a run object at p + 16
  *   mp_helper run-interior-page SIZE    free a run object at p + 4096
+ *   mp_helper run-page-start SIZE       free the page-aligned start of the
+ *                                page a run object (not its run's first)
+ *                                starts in: the tail of the object before
  *   mp_helper run-realloc-freed SIZE    realloc a run object already freed
  *   mp_helper forkexit N         N children each allocate and exit(0)
  *
@@ -178,15 +183,36 @@ int main(int argc, char **argv)
 		memset(a, 0x55, size);
 		memset(b, 0x44, size);
 		int rc;
-		if (strcmp(mode, "run-double") == 0) {
+		if (strcmp(mode, "run-double-head") == 0) {
+			if ((uintptr_t)a & 4095) {
+				printf("setup: %p is not its run's first object\n", (void *)a);
+				return 2;
+			}
+			char *t = a;            /* b, the neighbour, must stay intact */
+			a = b;
+			b = t;
+			memset(a, 0x55, size);
 			say_ptr(b);
 			free(b);
 			free(b);
 			rc = survived();
-		} else if (strncmp(mode, "run-interior", 12) == 0) {
-			size_t off = strcmp(mode, "run-interior-page") == 0 ? 4096 : 16;
-			say_ptr(b + off);
-			free(b + off);
+		} else if (strcmp(mode, "run-double") == 0) {
+			say_ptr(b);
+			free(b);
+			free(b);
+			rc = survived();
+		} else if (strncmp(mode, "run-interior", 12) == 0 ||
+			   strcmp(mode, "run-page-start") == 0) {
+			char *bad = b + (strcmp(mode, "run-interior-page") == 0 ? 4096 : 16);
+			if (strcmp(mode, "run-page-start") == 0) {
+				bad = (char *)((uintptr_t)b & ~(uintptr_t)4095);
+				if (bad == b) {
+					printf("setup: %p is its run's first object\n", (void *)b);
+					return 2;
+				}
+			}
+			say_ptr(bad);
+			free(bad);
 			rc = survived();
 			for (size_t k = 0; k < size; k++)
 				if ((unsigned char)b[k] != 0x44)
