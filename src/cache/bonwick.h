@@ -107,7 +107,8 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 /*
  * The one-hop path's pop and push: one try of one restartable sequence on
  * this CPU's array of the class at offset koff (BW_KOFF; rseq_bw_pop_here:
- * the section reads the CPU id itself).  False: empty, full, stopped, restarted, or no usable CPU id
+ * the section reads the CPU id itself; at the built rseq offset, which
+ * pa_init checked before it let sizes here).  False: empty, full, stopped, restarted, or no usable CPU id
  * (cpu_id is >= bw_nr_cpus without a registration, and bw_nr_cpus is 0
  * without the rseq front end): the caller tries the per-thread front end,
  * which finds no cache with the rseq one running, then its slow path,
@@ -119,7 +120,7 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 static inline bool bw_pop_once(uint64_t koff, uint64_t *pfn, int *at)
 {
 	uint32_t cpu;
-	if (likely(rseq_bw_pop_here((uint64_t)bw_base + koff, &bw_nr_cpus, pfn, &cpu) ==
+	if (likely(rseq_bw_pop_built((uint64_t)bw_base, koff, &bw_nr_cpus, pfn, &cpu) ==
 		   RSEQ_DONE)) {
 		*at = (int)cpu;
 		return true;
@@ -132,14 +133,14 @@ static inline bool bw_pop_once(uint64_t koff, uint64_t *pfn, int *at)
  * shift of the descriptor's npages, which free loads last. */
 static inline bool bw_push_once(uint64_t pages, uint32_t pfn)
 {
-	return likely(rseq_bw_push_here(bw_base_less1, BW_KOFF(pages), &bw_nr_cpus, pfn) ==
+	return likely(rseq_bw_push_built(bw_base_less1, BW_KOFF(pages), &bw_nr_cpus, pfn) ==
 		      RSEQ_DONE);
 }
 
 /* The same push by the array's offset (a live byte's, zone.h). */
 static inline bool bw_push_koff(uint64_t koff, uint32_t pfn)
 {
-	return likely(rseq_bw_push_here((uint64_t)bw_base, koff, &bw_nr_cpus, pfn) == RSEQ_DONE);
+	return likely(rseq_bw_push_built((uint64_t)bw_base, koff, &bw_nr_cpus, pfn) == RSEQ_DONE);
 }
 
 /* The arrays of the CPU this thread is on now, NULL without a usable CPU
@@ -166,7 +167,7 @@ static inline bool bw_pop_cpu(unsigned k, uint64_t *pfn, bool count)
 {
 	for (;;) {
 		uint32_t cpu;
-		enum rseq_result r = rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(k), &bw_nr_cpus,
+		enum rseq_result r = rseq_bw_pop_here((uint64_t)bw_base, BW_KOFF(k), &bw_nr_cpus,
 						      pfn, &cpu);
 		if (likely(r == RSEQ_DONE)) {
 			if (count)

@@ -310,7 +310,7 @@ static inline enum rseq_result rc_pop(int cls, void **p)
 {
 	uint64_t id;
 	uint32_t cpu;
-	enum rseq_result r = rseq_bw_pop_here((uint64_t)rc_base + (uint64_t)cls * RC_CLASS_BYTES,
+	enum rseq_result r = rseq_bw_pop_here((uint64_t)rc_base, (uint64_t)cls * RC_CLASS_BYTES,
 					      &rc_nr_cpus, &id, &cpu);
 	if (likely(r == RSEQ_DONE))
 		*p = obj_ptr(id);

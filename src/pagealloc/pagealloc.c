@@ -39,9 +39,12 @@ void pa_init(void)
 	unsigned order = opt.cache_order < cache.max_order ? opt.cache_order : cache.max_order;
 	cache_max_pages = cache_enabled ? 1u << order : 0;
 	memset(pa_onehop, PA_NO_ONEHOP, sizeof(pa_onehop));
+	/* bonwick's one-hop sections take the rseq offset the build recorded
+	 * (platform/rseq.h): under another glibc, its sizes take the table */
+	bool bw_hop = cache_kind == CACHE_BONWICK && rseq_offset_is_built();
 	for (size_t n = 0; n <= CACHE_CLASSES; n++)
 		pa_onehop[n] = !n || !cacheable(n) || mp_stats_on ? PA_NO_ONEHOP
-			       : cache_kind == CACHE_BONWICK  ? (uint8_t)(n - 1)
+			       : bw_hop			      ? (uint8_t)(n - 1)
 			       : cache_kind == CACHE_PCP_RSEQ ? PA_ONEHOP_PCPR
 							      : PA_ONEHOP_TABLE;
 	for (size_t n = 0; n <= CACHE_CLASSES; n++) {

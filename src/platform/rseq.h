@@ -15,6 +15,7 @@
 #ifndef MAGPAGE_RSEQ_H
 #define MAGPAGE_RSEQ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/rseq.h>
@@ -156,18 +157,45 @@ static inline uint32_t rseq_cpu_id(void)
 #define RSEQ_BW_HEADER(hreg)                                           \
 	"shlq $16, %[" #hreg "]\n\t"                                   \
 	"addq %[basek], %[" #hreg "]\n\t"
-#define RSEQ_BW_IN                                                     \
-	[rso] "r"(mp_rseq_offset), [nr] "m"(*nr),                      \
+#define RSEQ_BW_IN_AT(off)                                             \
+	[rso] "r"(off), [nr] "m"(*nr),                                 \
 	[cs_off] "i"(offsetof(struct rseq, rseq_cs)),                  \
 	[cpu_off] "i"(offsetof(struct rseq, cpu_id))
 
 /*
+ * The area's offset.  The sections take it as an operand: the slow paths
+ * pass mp_rseq_offset (RSEQ_AT_OFFSET, a load), and bonwick's one-hop pop
+ * and push (cache/bonwick.h) the value the build recorded from glibc's
+ * __rseq_offset (MAGPAGE_RSEQ_OFFSET_BUILT, CMakeLists.txt), a constant,
+ * so that the section's first load, the CPU id's, waits for no load:
+ * batch 1, 1 thread, about 3 cycles a pair.  Those run only where this
+ * process's glibc agrees (rseq_offset_is_built): pa_init sends the one-hop
+ * sizes through the cache table otherwise, whose sections take the load.
+ * Without a recorded value, both are the load.
+ */
+#define RSEQ_ALWAYS_INLINE inline __attribute__((__always_inline__))
+#define RSEQ_AT_OFFSET(fn, ...) fn(mp_rseq_offset, __VA_ARGS__)
+#ifdef MAGPAGE_RSEQ_OFFSET_BUILT
+#define RSEQ_AT_BUILT(fn, ...) fn((ptrdiff_t)MAGPAGE_RSEQ_OFFSET_BUILT, __VA_ARGS__)
+static inline bool rseq_offset_is_built(void)
+{
+	return mp_rseq_offset == (ptrdiff_t)MAGPAGE_RSEQ_OFFSET_BUILT;
+}
+#else
+#define RSEQ_AT_BUILT RSEQ_AT_OFFSET
+static inline bool rseq_offset_is_built(void)
+{
+	return true;
+}
+#endif
+
+/*
  * The one-hop path's pop and push: the section reads this thread's CPU id
  * itself, after its descriptor is armed, and finds the CPU's array from it
- * (basek + cpu * 64 KiB, basek being the CPU caches' base plus the class's
- * offset, added before the section so that the address waits for one add
- * after the CPU id): a migration after that read is a
- * preemption, which restarts the section, so no compare with an id read
+ * (basek + cpu * 64 KiB + koff, basek being the CPU caches' base, koff the
+ * class's offset, added in the header load's addressing, so that the
+ * address waits for the later of the two): a migration after that read is
+ * a preemption, which restarts the section, so no compare with an id read
  * before is needed, and nothing is read outside it.  A CPU id at or above
  * nr (no registration: the kernel never writes it, and glibc leaves a
  * negative value) leaves the section at once: RSEQ_LIST_STOPPED with
@@ -176,22 +204,26 @@ static inline uint32_t rseq_cpu_id(void)
  * checked, at %fs + mp_rseq_offset, which is glibc's area only once set
  * (every caller is reached through bounds that init opens).
  */
-static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *nr,
-						uint64_t *pfn, uint32_t *cpu)
+static RSEQ_ALWAYS_INLINE enum rseq_result rseq_bw_pop_at(ptrdiff_t rso, uint64_t basek,
+							  uint64_t koff, const uint32_t *nr,
+							  uint64_t *pfn, uint32_t *cpu)
 {
 	uint64_t c, h, n, v, t;
 	/* the result is the header's top; the next top, slots[count - 2], is
 	 * read at 56 + 4 x count before the decrement (for count 1 the header
-	 * line's last word, padding: a top no pop reads) */
+	 * line's last word, padding: a top no pop reads).  The class's offset
+	 * is added in the header load's addressing, as the push does: malloc's
+	 * comes from the size's table, a load that may end after the CPU id's */
 	__asm__ __volatile__ goto(
 		RSEQ_CS_DESC_FS_VIA(c)
 		RSEQ_BW_HERE(c)
 		"movq %[c], %[h]\n\t"
 		RSEQ_BW_HEADER(h)
-		"movq (%[h]), %[v]\n\t"
+		"movq (%[h], %[k]), %[v]\n\t"
 		"movl %k[v], %k[n]\n\t"
 		"testl %k[n], %k[n]\n\t"
 		"jle %l[empty]\n\t"
+		"addq %[k], %[h]\n\t"
 		"shrq $32, %[v]\n\t"
 		"movl 56(%[h], %[n], 4), %k[t]\n\t"
 		"decl %k[n]\n\t"
@@ -201,7 +233,7 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [c] "=&r"(c), [h] "=&r"(h), [n] "=&r"(n), [v] "=&r"(v), [t] "=&r"(t)
-		: [basek] "r"(basek), RSEQ_BW_IN
+		: [k] "r"(koff), [basek] "rm"(basek), RSEQ_BW_IN_AT(rso)
 		: "memory", "cc"
 		: aborted, empty, nocpu);
 	*pfn = v;
@@ -209,6 +241,8 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *
 	return RSEQ_DONE;
 	RSEQ_POP_EXITS;
 }
+#define rseq_bw_pop_here(...) RSEQ_AT_OFFSET(rseq_bw_pop_at, __VA_ARGS__)
+#define rseq_bw_pop_built(...) RSEQ_AT_BUILT(rseq_bw_pop_at, __VA_ARGS__)
 
 /* The push takes the class's offset apart from the base (basek: the
  * caches' base less any bias the caller folded into koff; a register or
@@ -216,8 +250,9 @@ static inline enum rseq_result rseq_bw_pop_here(uint64_t basek, const uint32_t *
  * addressing: free's offset comes from the descriptor, at the end of its
  * chain of dependent loads, so that it then waits for the address
  * generation alone. */
-static inline enum rseq_result rseq_bw_push_here(uint64_t basek, uint64_t koff, const uint32_t *nr,
-						 uint32_t pfn)
+static RSEQ_ALWAYS_INLINE enum rseq_result rseq_bw_push_at(ptrdiff_t rso, uint64_t basek,
+							   uint64_t koff, const uint32_t *nr,
+							   uint32_t pfn)
 {
 	uint64_t h, n, t;
 	__asm__ __volatile__ goto(
@@ -237,7 +272,7 @@ static inline enum rseq_result rseq_bw_push_here(uint64_t basek, uint64_t koff, 
 		"2:\n\t"
 		RSEQ_ABORT_STUB(aborted)
 		: [h] "=&r"(h), [n] "=&r"(n), [t] "=&r"(t)
-		: [pfn] "r"(pfn), [k] "r"(koff), [basek] "rm"(basek), RSEQ_BW_IN
+		: [pfn] "r"(pfn), [k] "r"(koff), [basek] "rm"(basek), RSEQ_BW_IN_AT(rso)
 		: "memory", "cc"
 		: aborted, nocpu);
 	return RSEQ_DONE;
@@ -246,6 +281,8 @@ aborted:
 nocpu:                       /* no CPU id, or the array full or stopped */
 	return RSEQ_LIST_STOPPED;
 }
+#define rseq_bw_push_here(...) RSEQ_AT_OFFSET(rseq_bw_push_at, __VA_ARGS__)
+#define rseq_bw_push_built(...) RSEQ_AT_BUILT(rseq_bw_push_at, __VA_ARGS__)
 
 /*
  * pcp-rseq's pop and push (cache/pcp_rseq.c: its slow paths, and the
@@ -270,11 +307,12 @@ nocpu:                       /* no CPU id, or the array full or stopped */
 	"btq $63, %[w]\n\t"                                            \
 	"jc %l[nocpu]\n\t"
 #define RSEQ_PCP_IN                                                    \
-	[basek] "r"(basek), [shift] "i"(PCP_CPU_SHIFT), RSEQ_BW_IN
+	[basek] "r"(basek), [shift] "i"(PCP_CPU_SHIFT), RSEQ_BW_IN_AT(rso)
 
 /* Pops the first block of this CPU's list into *pfn. */
-static inline enum rseq_result rseq_pcp_pop_here(uint64_t basek, const uint32_t *nr,
-						 uint64_t descs_next, uint32_t *pfn)
+static RSEQ_ALWAYS_INLINE enum rseq_result rseq_pcp_pop_at(ptrdiff_t rso, uint64_t basek,
+							   const uint32_t *nr, uint64_t descs_next,
+							   uint32_t *pfn)
 {
 	uint64_t l, w, h, t;
 	__asm__ __volatile__ goto(
@@ -300,13 +338,15 @@ static inline enum rseq_result rseq_pcp_pop_here(uint64_t basek, const uint32_t 
 	return RSEQ_DONE;
 	RSEQ_POP_EXITS;
 }
+#define rseq_pcp_pop_here(...) RSEQ_AT_OFFSET(rseq_pcp_pop_at, __VA_ARGS__)
 
 /* Pushes the private chain first..last (n blocks linked by pcp_next;
  * lastp: &last's pcp_next) in front of this CPU's list; *count gets the
  * list's new count. */
-static inline enum rseq_result rseq_pcp_push_here(uint64_t basek, const uint32_t *nr,
-						  uint32_t first, uint32_t *lastp, uint64_t n,
-						  uint32_t *count)
+static RSEQ_ALWAYS_INLINE enum rseq_result rseq_pcp_push_at(ptrdiff_t rso, uint64_t basek,
+							    const uint32_t *nr, uint32_t first,
+							    uint32_t *lastp, uint64_t n,
+							    uint32_t *count)
 {
 	uint64_t l, w;
 	__asm__ __volatile__ goto(
@@ -330,6 +370,7 @@ aborted:
 nocpu:
 	return RSEQ_LIST_STOPPED;
 }
+#define rseq_pcp_push_here(...) RSEQ_AT_OFFSET(rseq_pcp_push_at, __VA_ARGS__)
 
 /* Moves the top k pfns of this CPU's array (k <= count) into buf; the new
  * top with the new count. */
@@ -420,6 +461,10 @@ full:
 
 #else
 #define MP_HAVE_RSEQ 0
+static inline bool rseq_offset_is_built(void)
+{
+	return true;           /* no sections to address the area */
+}
 #endif
 
 #endif

@@ -489,7 +489,7 @@ Test(bonwick, the_header_top_follows_every_section)
 	cr_assert_geq(c->h.high, 6);
 	ON_CPU0(rseq_bw_push_n(&c->h.count, 0, in, 4));
 	cr_assert(c->h.count == 4 && c->h.top == 44, "count %u top %u", c->h.count, c->h.top);
-	ON_CPU0(rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu));
+	ON_CPU0(rseq_bw_pop_here((uint64_t)bw_base, BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu));
 	cr_assert(pfn == 44 && c->h.count == 3 && c->h.top == 33, "pfn %lu count %u top %u",
 		  (unsigned long)pfn, c->h.count, c->h.top);
 	ON_CPU0(rseq_bw_push_here((uint64_t)bw_base, BW_KOFF(K), &bw_nr_cpus, 55));
@@ -497,11 +497,48 @@ Test(bonwick, the_header_top_follows_every_section)
 	ON_CPU0(rseq_bw_pop_n(&c->h.count, 0, out, 2));
 	cr_assert(out[0] == 33 && out[1] == 55, "popped %u %u", out[0], out[1]);
 	cr_assert(c->h.count == 2 && c->h.top == 22, "count %u top %u", c->h.count, c->h.top);
-	ON_CPU0(rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu));
+	ON_CPU0(rseq_bw_pop_here((uint64_t)bw_base, BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu));
 	cr_assert_eq(pfn, 22);
-	ON_CPU0(rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu));
+	ON_CPU0(rseq_bw_pop_here((uint64_t)bw_base, BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu));
 	cr_assert(pfn == 11 && c->h.count == 0, "pfn %lu count %u", (unsigned long)pfn,
 		  c->h.count);
-	cr_assert_eq(rseq_bw_pop_here((uint64_t)bw_base + BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu),
+	cr_assert_eq(rseq_bw_pop_here((uint64_t)bw_base, BW_KOFF(K), &bw_nr_cpus, &pfn, &cpu),
 		     RSEQ_LIST_EMPTY);
+}
+
+/*
+ * bonwick's one-hop sections address glibc's rseq area at the offset the
+ * build recorded (platform/rseq.h): under a glibc whose __rseq_offset
+ * differs, pa_init must send the one-hop sizes through the cache table,
+ * whose sections take the offset from mp_rseq_offset, and leave the live
+ * bytes' free to the slow way.  Only the tables are built in between: no
+ * section runs with the wrong offset.
+ */
+Test(bonwick, one_hop_only_at_the_built_rseq_offset)
+{
+	start();
+	cr_assert(rseq_offset_is_built());
+	cr_assert_eq(pa_onehop[1], 0);
+	cr_assert_eq(pa_live_max, LIVE_BLOCK_MAX);
+	cr_assert_gt(pa_freehop_span, 0);
+
+	ptrdiff_t real = mp_rseq_offset;
+	mp_rseq_offset = real + 64;
+#ifdef MAGPAGE_RSEQ_OFFSET_BUILT
+	bool other = true;
+#else
+	bool other = false;        /* nothing recorded: every offset is "built" */
+#endif
+	cr_assert_eq(rseq_offset_is_built(), !other);
+	pa_init();
+	mp_rseq_offset = real;
+	for (unsigned n = 1; n <= CACHE_CLASSES; n++)
+		cr_assert_eq(pa_onehop[n], other ? PA_ONEHOP_TABLE : n - 1, "%u pages: hop %u", n,
+			     pa_onehop[n]);
+	cr_assert_eq(pa_freehop_span, other ? 0 : CACHE_CLASSES);
+	cr_assert_eq(pa_live_max, other ? 0 : LIVE_BLOCK_MAX);
+
+	pa_init();
+	cr_assert_eq(pa_onehop[1], 0);
+	cr_assert_eq(pa_live_max, LIVE_BLOCK_MAX);
 }
