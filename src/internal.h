@@ -532,9 +532,10 @@ extern uint8_t pa_fit_most[CACHE_CLASSES + 1];
  * otherwise for 1 page (another design, statistics on, several nodes).
  * Sizes above it look at pa_freehop (a class past a gap) off the hot path. */
 extern uint64_t pa_freehop_span;
-/* The largest live byte the one-hop free pushes (pa_free_live): the last
- * class's when pa_freehop_span is not 0, else 0 (every byte takes the slow
- * way).  Defined beside pa_freehop_span, in its cache line. */
+/* The live bytes the one-hop free pushes (pa_free_live) are 1 to this:
+ * every block's (LIVE_BLOCK_MAX) when pa_freehop_span is not 0, else none
+ * (every set byte takes the slow way: several nodes, another design).
+ * Defined beside pa_freehop_span, in its cache line. */
 extern uint32_t pa_live_max;
 
 /*
@@ -601,18 +602,14 @@ static ALWAYS_INLINE bool pa_alloc_onehop(uint64_t koff, void **out)
 	return true;
 }
 
-/* A block whose live byte v (at lv) is set, back to the array it came
- * from; the byte cleared first, so that a second free finds it clear.
- * False: v above pa_live_max, the byte untouched (a run object's page,
- * LIVE_RUN and up, which no page-aligned pointer may free; or several
- * nodes, whose frees must find the block's node); or that array full (or
- * the push restarted), the byte cleared and the descriptor untouched
+/* A block whose live byte (at lv) is v1 + 1, v1 below pa_live_max (the
+ * caller's compare), back to the array it came from; the byte cleared
+ * first, so that a second free finds it clear.  False: that array full
+ * (or the push restarted), the byte cleared and the descriptor untouched
  * (still PG_CACHED). */
-static ALWAYS_INLINE bool pa_free_live(uint8_t *lv, unsigned v, uint64_t pfn)
+static ALWAYS_INLINE bool pa_free_live(uint8_t *lv, unsigned v1, uint64_t pfn)
 {
-	if (unlikely(v > pa_live_max))
-		return false;
-	uint64_t koff = (uint64_t)(v - 1) * LIVE_KOFF_UNIT;
+	uint64_t koff = (uint64_t)v1 * LIVE_KOFF_UNIT;
 	*lv = 0;
 #if MP_HAVE_RSEQ
 	if (likely(bw_push_koff(koff, (uint32_t)pfn)))

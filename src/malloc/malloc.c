@@ -640,20 +640,23 @@ static NOINLINE void free_hop_missed(void *p, struct page_desc *pd)
 	page_release(pd);
 }
 
-/* A page-aligned free whose live byte pa_free_live did not push: a run
- * object's page (p is not an object's start: free_slow reports it), the
- * byte untouched; a block of several nodes' zones, the byte untouched too;
- * or a block whose array was full, the byte cleared.  The byte is read
- * again (passing it would cost the fast path registers): a run object's
- * may have been cleared meanwhile by its owner's free, so a block is one
- * whose descriptor says PG_CACHED, as a one-hop block's does. */
-static NOINLINE void free_live_missed(void *p)
+/* A page-aligned free whose live byte pa_free_live did not push (unseen:
+ * free did not offer it, the byte untouched): a run object's page (p is
+ * not an object's start: free_slow reports it); a block of several
+ * nodes' zones; or a block whose array was full, the byte cleared.  The
+ * byte is read again (passing it would cost the fast path registers): a
+ * run object's may have been cleared meanwhile by its owner's free, so a
+ * block is one whose descriptor says PG_CACHED, as a one-hop block's
+ * does. */
+static NOINLINE void free_live_missed(void *p, bool unseen)
 {
 	uint8_t *lv = addr_to_live(p);
 	unsigned v = __atomic_load_n(lv, __ATOMIC_RELAXED);
-	if (v > pa_live_max) {
+	if (unseen && v) {
 		if (v >= LIVE_RUN)
 			return free_slow(p);
+		if (MP_PROBE_ENABLED(mm_page_free))
+			MP_PROBE2(mm_page_free, p, addr_to_desc(p)->order);
 		*lv = 0;
 	}
 	struct page_desc *pd = addr_to_desc(p);
@@ -688,19 +691,21 @@ void mp_free(void *p)
 		return free_slow(p);
 	/* from p, not pfn: a shift and an add of a constant, no load */
 	uint8_t *lv = addr_to_live(p);
-	unsigned v = *lv;
-	if (likely(v)) {
+	unsigned v1 = *lv - 1u;            /* a clear byte wraps: one compare */
+	if (likely(v1 < pa_live_max)) {
 		/* the one-hop malloc's block: its live byte says so and which
 		 * array it came from; its descriptor is not read (the probe's
-		 * order is formed only while a tracer is attached).  A byte
-		 * above every block's is a run object's, whose first object
-		 * is page aligned: free_live_missed sends it on. */
-		if (MP_PROBE_ENABLED(mm_page_free) && v <= LIVE_BLOCK_MAX)
+		 * order is formed only while a tracer is attached) */
+		if (MP_PROBE_ENABLED(mm_page_free))
 			MP_PROBE2(mm_page_free, p, addr_to_desc(p)->order);
-		if (likely(pa_free_live(lv, v, pfn)))
+		if (likely(pa_free_live(lv, v1, pfn)))
 			return;
-		return free_live_missed(p);
+		return free_live_missed(p, false);
 	}
+	/* set, but not a byte the one-hop free pushes: a run object's (its
+	 * first object is page aligned), or a block's with several nodes */
+	if (unlikely(v1 != ~0u))
+		return free_live_missed(p, true);
 	struct page_desc *pd = addr_to_desc(p);
 	if (likely(pd->flags & PG_ALLOC)) {
 		/* Every valid free of a zone block fires here, whichever path
