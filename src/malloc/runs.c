@@ -112,6 +112,10 @@ static struct run_bin bins[RUN_CLASSES];
 static void *deferred;               /* handler frees that found a bin locked */
 static uint64_t deferred_count;      /* atomic */
 bool runs_on;                        /* opt.runs and a region */
+/* run_alloc_hop may pop: the CPU caches are set up, and glibc's rseq
+ * offset is the one the build recorded (platform/rseq.h), which its pop
+ * takes as a constant */
+static bool rc_hop;
 
 /* ---- the per-CPU caches of objects ---- */
 
@@ -169,15 +173,21 @@ static inline uint32_t run_pages(const struct run_class *rc)
 }
 
 /* The class of a size, or -1: more than one page, at most three less 64
- * bytes (a header room of a whole page would make whole pages). */
-static inline int run_class(size_t size)
+ * bytes (a header room of a whole page would make whole pages); -1 too
+ * while on is false (runs_on, or for the hop rc_hop). */
+static inline int run_class_if(bool on, size_t size)
 {
-	if (!runs_on || size <= PAGE_SIZE || size > 3 * PAGE_SIZE - RUN_STEP)
+	if (!on || size <= PAGE_SIZE || size > 3 * PAGE_SIZE - RUN_STEP)
 		return -1;
 	size_t k = (size - 1) >> PAGE_SHIFT, d = size - (k << PAGE_SHIFT);
 	if (d > PAGE_SIZE - RUN_STEP)
 		return -1;
 	return (int)((k - 1) * (PAGE_SIZE / RUN_STEP) + (d + RUN_STEP - 1) / RUN_STEP - 1);
+}
+
+static inline int run_class(size_t size)
+{
+	return run_class_if(runs_on, size);
 }
 
 int run_class_of(size_t size)
@@ -209,7 +219,7 @@ static size_t rc_base_offset(void)
 	struct mp_span hot[20];
 	unsigned n = mp_onehop_reads(hot, 16);
 	const struct mp_span mine[] = {
-		{ &runs_on, sizeof(runs_on), 0 }, { &deferred, sizeof(deferred), 0 },
+		{ &rc_hop, sizeof(rc_hop), 0 }, { &deferred, sizeof(deferred), 0 },
 		{ &rc_base, sizeof(rc_base), 0 }, { &rc_nr_cpus, sizeof(rc_nr_cpus), 0 },
 	};
 	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
@@ -260,6 +270,7 @@ void runs_init(bool zone_ok)
 		if (m != MAP_FAILED) {
 			rc_base = (char *)m + rc_base_offset();
 			__atomic_store_n(&rc_nr_cpus, n, __ATOMIC_RELEASE);
+			rc_hop = rseq_offset_is_built();
 		}
 	}
 #endif
@@ -305,16 +316,23 @@ static inline void obj_set_live(void *p, int cls)
 }
 
 #if MP_HAVE_RSEQ
-/* One try to pop an object of class cls from this CPU's array into *p. */
-static inline enum rseq_result rc_pop(int cls, void **p)
+/* One try to pop an object of class cls from this CPU's array into *p;
+ * built: the section takes the rseq offset as built (run_alloc_hop, only
+ * while rc_hop). */
+static ALWAYS_INLINE enum rseq_result rc_pop_at(int cls, void **p, bool built)
 {
-	uint64_t id;
+	uint64_t id, koff = (uint64_t)cls * RC_CLASS_BYTES;
 	uint32_t cpu;
-	enum rseq_result r = rseq_bw_pop_here((uint64_t)rc_base, (uint64_t)cls * RC_CLASS_BYTES,
-					      &rc_nr_cpus, &id, &cpu);
+	enum rseq_result r = built ? rseq_bw_pop_built((uint64_t)rc_base, koff, &rc_nr_cpus, &id, &cpu)
+				   : rseq_bw_pop_here((uint64_t)rc_base, koff, &rc_nr_cpus, &id, &cpu);
 	if (likely(r == RSEQ_DONE))
 		*p = obj_ptr(id);
 	return r;
+}
+
+static inline enum rseq_result rc_pop(int cls, void **p)
+{
+	return rc_pop_at(cls, p, false);
 }
 #endif
 
@@ -722,9 +740,9 @@ void *run_alloc(int cls, bool zero, size_t size)
 bool run_alloc_hop(size_t size, void **out)
 {
 #if MP_HAVE_RSEQ
-	int cls = run_class(size);
+	int cls = run_class_if(rc_hop, size);
 	if (cls < 0 || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
-	    rc_pop(cls, out) != RSEQ_DONE)
+	    rc_pop_at(cls, out, true) != RSEQ_DONE)
 		return false;
 	obj_set_live(*out, cls);
 	return true;
