@@ -234,8 +234,8 @@ static void show_proc(const struct live_seg *s, const struct live_seg *prev)
 		     (unsigned long)(s->malloc.live_held >> 20));
 	else
 		line("rounding   - (live:counted counts rounding waste)");
-	line("runs       %lu objects live (%lu MiB), %lu in CPU caches, in %lu runs of %lu pages; "
-	     "%s objects/s taken from runs",
+	line("runs       %lu objects live (%lu MiB), %lu in CPU caches and depots, in %lu runs of "
+	     "%lu pages; %s objects/s taken from runs",
 	     (unsigned long)s->runs.live, (unsigned long)(s->runs.live_bytes >> 20),
 	     (unsigned long)s->runs.cached, (unsigned long)s->runs.runs,
 	     (unsigned long)s->runs.pages,

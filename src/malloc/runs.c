@@ -46,9 +46,10 @@
  * rseq; off without it): an array of object numbers (the object's offset
  * in the region / 64) pushed and popped by the page caches' restartable
  * sections (platform/rseq.h), so that a malloc and free of these sizes
- * takes no lock.  An empty array takes up to half its capacity from one
- * run of the bin (one lock hold), a full one gives back the newest half;
- * the capacity is 128 KiB of objects, at most 48 (4101 bytes: 30).  An
+ * takes no lock.  An empty array takes up to half its capacity from the
+ * class's depot, or from one run of the bin (one lock hold), a full one
+ * gives the newest half to the depot (below); the capacity is 128 KiB of
+ * objects, at most 48 (4101 bytes: 30).  An
  * object is the program's while the live byte of the page it starts in
  * (zone.h) is LIVE_RUN + its class, or while PG_RUN_LIVE is set on that
  * page's descriptor (the mark of the classes past LIVE_RUN_CLASSES, and of
@@ -62,8 +63,9 @@
  * slow paths that take an object on (realloc, malloc_usable_size,
  * magpage_free_bulk, a free in a handler, with statistics on, or a bad
  * one) first turn its byte into PG_RUN_LIVE (live_claim).  In its run's
- * bitmap an object in an array counts as taken: a bin's allocs - frees is
- * what the program holds plus what the arrays hold.  What the arrays hold goes back
+ * bitmap an object in an array or a depot counts as taken: a bin's
+ * allocs - frees is what the program holds plus what the arrays and the
+ * depot hold.  What the arrays hold goes back
  * to the runs on malloc_trim, magpage_drain (runs_drain), when the zone
  * has no run to give a class that needs one (refill), and on the decay for
  * a class whose array on a CPU did not move in the interval (runs_decay):
@@ -106,9 +108,31 @@ struct run_bin {
 	uint64_t runs;               /* runs held now */
 	uint64_t peak;               /* the most runs held at once */
 	uint64_t decay_seen;         /* allocs at the last runs_decay */
+	uint32_t *depot;             /* the class's depot: a page, mapped on first use */
+	uint32_t depot_n, depot_cap; /* objects in it, and its room */
+	uint64_t depot_moves;        /* depot_put and depot takes */
+	uint64_t depot_seen;         /* depot_moves at the last runs_decay */
 } cacheline_aligned;
 
 static struct run_bin bins[RUN_CLASSES];
+
+/*
+ * The depot: per class, a stack of object numbers under the bin's lock,
+ * between the CPUs' arrays and the runs, as the page caches' depot is
+ * between their arrays and the zone.  A full array's spill (rc_spill)
+ * lands here, an empty array's refill (bin_take) takes from here first:
+ * one lock hold and a copy, where the runs cost a bitmap search and
+ * update per object (batches of 64 4160-byte objects: 47 -> 24 cycles a
+ * pair).  RC_DEPOT_BYTES of objects per class at most (and RC_DEPOT_SLOTS);
+ * what finds no room goes back to its runs.  Its objects count as taken
+ * in their runs, as the arrays' do; they go back to their runs on
+ * malloc_trim and magpage_drain, and on the decay for a class whose depot
+ * did not move in the interval (depot_drain).  A class's stack is a page,
+ * mapped by its first spill (a process that never spills maps none: an
+ * RLIMIT_DATA close to its needs has no room to spare).
+ */
+#define RC_DEPOT_BYTES (4u << 20)
+#define RC_DEPOT_SLOTS (PAGE_SIZE / sizeof(uint32_t))
 static void *deferred;               /* handler frees that found a bin locked */
 static uint64_t deferred_count;      /* atomic */
 bool runs_on;                        /* opt.runs and a region */
@@ -258,6 +282,8 @@ void runs_init(bool zone_ok)
 		if (cap > RC_SLOTS)
 			cap = RC_SLOTS;
 		rc_batch[c] = cap / 2;
+		cap = RC_DEPOT_BYTES / rclass[c].size;
+		bins[c].depot_cap = cap < RC_DEPOT_SLOTS ? cap : RC_DEPOT_SLOTS;
 	}
 #if MP_HAVE_RSEQ
 	/* The caches need the fence for their remote drains, and object
@@ -321,10 +347,10 @@ static inline void obj_set_live(void *p, int cls)
  * while rc_hop). */
 static ALWAYS_INLINE enum rseq_result rc_pop_at(int cls, void **p, bool built)
 {
-	uint64_t id, koff = (uint64_t)cls * RC_CLASS_BYTES;
+	uint64_t id, base = (uint64_t)rc_base, koff = (uint64_t)cls * RC_CLASS_BYTES;
 	uint32_t cpu;
-	enum rseq_result r = built ? rseq_bw_pop_built((uint64_t)rc_base, koff, &rc_nr_cpus, &id, &cpu)
-				   : rseq_bw_pop_here((uint64_t)rc_base, koff, &rc_nr_cpus, &id, &cpu);
+	enum rseq_result r = built ? rseq_bw_pop_built(base, koff, &rc_nr_cpus, &id, &cpu)
+				   : rseq_bw_pop_here(base, koff, &rc_nr_cpus, &id, &cpu);
 	if (likely(r == RSEQ_DONE))
 		*p = obj_ptr(id);
 	return r;
@@ -448,10 +474,11 @@ static inline void drain_deferred_runs(void)
 }
 
 /*
- * Up to want objects of class cls from one run of its bin, their numbers
- * into ids: how many, 0 if the bin has no run with a free object (the
- * caller grows it, bin_grow).  Taking from one run only, a class whose
- * program holds exactly N objects holds one run.
+ * Up to want objects of class cls from its depot if it holds any, else
+ * from one run of its bin, their numbers into ids: how many, 0 if the bin
+ * has no run with a free object (the caller grows it, bin_grow).  Taking
+ * from one run only, a class whose program holds exactly N objects holds
+ * one run.
  */
 static unsigned bin_take(int cls, uint32_t *ids, unsigned want)
 {
@@ -461,6 +488,14 @@ static unsigned bin_take(int cls, uint32_t *ids, unsigned want)
 	uint8_t was;
 
 	lock_bin(b, &was);
+	if (b->depot_n) {
+		unsigned n = want < b->depot_n ? want : b->depot_n;
+		b->depot_n -= n;
+		memcpy(ids, &b->depot[b->depot_n], n * sizeof(*ids));
+		b->depot_moves++;
+		unlock_bin(b, was);
+		return n;
+	}
 	if (!(h = b->partial) && !(h = b->spare)) {
 		unlock_bin(b, was);
 		return 0;
@@ -594,6 +629,66 @@ static void bin_put(int cls, const uint32_t *ids, unsigned n)
 		bad_pointer_why("free", bad, "double free: the object is already free");
 }
 
+/* Objects of class cls that nobody holds into its depot, as many as it has
+ * room for, under one hold of the bin's lock: how many (the caller gives
+ * the rest, from ids + that, to bin_put; all of them if the depot's page
+ * cannot be mapped).  Process context. */
+static unsigned depot_put(int cls, const uint32_t *ids, unsigned n)
+{
+	struct run_bin *b = &bins[cls];
+	uint8_t was;
+
+	if (unlikely(!__atomic_load_n(&b->depot, __ATOMIC_ACQUIRE))) {
+		void *m = os.mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			return 0;
+		uint32_t *none = NULL;
+		if (!__atomic_compare_exchange_n(&b->depot, &none, (uint32_t *)m, false,
+						 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+			os.munmap(m, PAGE_SIZE);     /* another thread's came first */
+	}
+	lock_bin(b, &was);
+	unsigned room = b->depot_cap - b->depot_n, k = n < room ? n : room;
+	memcpy(&b->depot[b->depot_n], ids, k * sizeof(*ids));
+	b->depot_n += k;
+	b->depot_moves += k != 0;
+	unlock_bin(b, was);
+	return k;
+}
+
+/* Every class's depot (all), or those that did not move since the last
+ * decay, back to the runs; not in a handler, which must not wait for the
+ * bins' locks.  The runs freed wait on the orphans.  Objects given back. */
+static size_t depot_drain(bool all)
+{
+	uint32_t ids[RC_DEPOT_SLOTS];
+	size_t objs = 0;
+
+	if (sigctx_in_irq())
+		return 0;
+	for (int c = 0; c < RUN_CLASSES; c++) {
+		struct run_bin *b = &bins[c];
+		uint8_t was;
+		if (!__atomic_load_n(&b->depot_n, __ATOMIC_RELAXED))
+			continue;            /* an empty one: nothing to give, idle or not */
+		lock_bin(b, &was);
+		unsigned n = b->depot_n;
+		bool idle = b->depot_moves == b->depot_seen;
+		b->depot_seen = b->depot_moves;
+		if (!all && !idle)
+			n = 0;
+		b->depot_n -= n;
+		memcpy(ids, b->depot, n * sizeof(*ids));
+		unlock_bin(b, was);
+		if (n)
+			bin_put(c, ids, n);   /* another lock hold: ids are ours meanwhile */
+		objs += n;
+	}
+	__atomic_add_fetch(&rc_drained, objs, __ATOMIC_RELAXED);
+	return objs;
+}
+
 #if MP_HAVE_RSEQ
 /* cpu's array of class cls gets its capacity on first use (the classes any
  * array may hold widen first, for the drains): true if it had none. */
@@ -636,13 +731,13 @@ static void rc_stash(int cls, uint32_t *ids, unsigned n)
 static size_t rc_drain(bool all);
 
 /*
- * One object of class cls from its bin, and, with the CPU caches, up to
- * half a capacity more for this CPU's array: the bin grows by a run when
- * it has none, and if the zone has none to give, the CPUs' caches give
- * their objects back once first.  NULL: nothing to be had (glibc serves
- * the request).  The objects
- * taken stay reachable with signals held back until they are in the array
- * (a handler that left by siglongjmp could strand them otherwise).
+ * One object of class cls from its bin (its depot first), and, with the
+ * CPU caches, up to half a capacity more for this CPU's array: the bin
+ * grows by a run when it has none, and if the zone has none to give, the
+ * CPUs' caches and the depots give their objects back once first.  NULL:
+ * nothing to be had (glibc serves the request).  The objects taken stay
+ * reachable with signals held back until they are in the array (a
+ * handler that left by siglongjmp could strand them otherwise).
  * Process context only.
  */
 static NOINLINE void *refill(int cls)
@@ -670,7 +765,7 @@ static NOINLINE void *refill(int cls)
 		}
 		if (bin_grow(cls))
 			continue;
-		if (drained || !rc_drain(true))
+		if (drained || !(rc_drain(true) + depot_drain(true)))
 			return NULL;
 		release_orphans();
 		drained = true;
@@ -680,7 +775,8 @@ static NOINLINE void *refill(int cls)
 
 #if MP_HAVE_RSEQ
 /* This CPU's array of the class was full (or had no capacity yet): its
- * newest half and object id go back to their runs; false if that could not
+ * newest half and object id go to the depot, or what finds no room there
+ * back to their runs; false if that could not
  * be done here (a handler, which must not wait for the bin's lock; the
  * section restarted), and the caller frees id alone. */
 static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
@@ -702,7 +798,9 @@ static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
 		return false;
 	}
 	buf[n] = id;
-	bin_put((int)cls, buf, n + 1);
+	unsigned kept = depot_put((int)cls, buf, n + 1);
+	if (kept < n + 1)
+		bin_put((int)cls, buf + kept, n + 1 - kept);
 	sigctx_unhold(was);
 	release_orphans();
 	return true;
@@ -1010,13 +1108,14 @@ static size_t rc_drain(bool all)
 	return objs;
 }
 
-/* Objects of class cls in the CPUs' arrays now (racy: statistics). */
+/* Objects of class cls in the CPUs' arrays and its depot now (racy:
+ * statistics). */
 static uint64_t rc_cached(unsigned cls)
 {
-	uint64_t n = 0;
+	uint64_t n = __atomic_load_n(&bins[cls].depot_n, __ATOMIC_RELAXED);
 	if (cls < __atomic_load_n(&rc_lo, __ATOMIC_RELAXED) ||
 	    cls >= __atomic_load_n(&rc_hi, __ATOMIC_RELAXED))
-		return 0;
+		return n;
 	for (unsigned cpu = 0; cpu < __atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE); cpu++)
 		n += __atomic_load_n(&rc_of(cpu, cls)->h.count, __ATOMIC_RELAXED) & ~BW_STOPPED;
 	return n;
@@ -1041,10 +1140,23 @@ static struct page_desc *cached_head(uint32_t id, unsigned cls)
 	return h;
 }
 
-/* Calls fn(head, cls, arg) for each object in the CPUs' caches (rc_drain_lock
- * held). */
+/* Calls fn(head, cls, arg) for each object in the CPUs' caches and the
+ * depots (rc_drain_lock held; each bin's lock taken for its depot). */
 static void each_cached(void (*fn)(struct page_desc *, unsigned, void *), void *arg)
 {
+	for (int k = 0; k < RUN_CLASSES; k++) {
+		struct run_bin *b = &bins[k];
+		uint8_t was;
+		if (!__atomic_load_n(&b->depot_n, __ATOMIC_RELAXED))
+			continue;
+		lock_bin(b, &was);
+		for (uint32_t j = 0; j < b->depot_n; j++) {
+			struct page_desc *h = cached_head(b->depot[j], (unsigned)k);
+			if (h)
+				fn(h, (unsigned)k, arg);
+		}
+		unlock_bin(b, was);
+	}
 	unsigned lo = __atomic_load_n(&rc_lo, __ATOMIC_ACQUIRE);
 	unsigned hi = __atomic_load_n(&rc_hi, __ATOMIC_ACQUIRE);
 	for (unsigned cpu = 0; cpu < __atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE); cpu++)
@@ -1115,6 +1227,7 @@ static size_t give_back_spares(bool all)
 
 	drain_deferred_runs();              /* their runs may be wholly free now */
 	rc_drain(all);                      /* likewise */
+	depot_drain(all);
 	pages += release_orphans();         /* the runs that freed */
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
@@ -1172,8 +1285,9 @@ void runs_text(struct fmt_buf *b)
 		if (!allocs)
 			continue;
 		uint64_t cached = rc_cached((unsigned)c), out = bin_live(bin);
-		fmt_printf(b, "    %5u-byte objects, %2u in %2u pages: %lu live, %lu in CPU caches, in %lu "
-			   "runs (at most %lu at once); %lu taken from runs\n", (unsigned)rc->size,
+		fmt_printf(b, "    %5u-byte objects, %2u in %2u pages: %lu live, %lu in CPU caches "
+			   "and depots, in %lu runs (at most %lu at once); %lu taken from runs\n",
+			   (unsigned)rc->size,
 			   (unsigned)rc->n, (unsigned)run_pages(rc),
 			   (unsigned long)(out > cached ? out - cached : 0), (unsigned long)cached,
 			   (unsigned long)__atomic_load_n(&bin->runs, __ATOMIC_RELAXED),
@@ -1303,6 +1417,7 @@ void runs_fork_recover(void)
 		struct run_bin *b = &bins[c];
 		if (mp_lock_is_held(&b->lock)) {
 			b->partial = b->spare = NULL;
+			b->depot_n = 0;
 			mp_lock_reset(&b->lock);
 		}
 	}

@@ -109,9 +109,9 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 		   "kept in the zone: %lu over a page and not whole pages, wasting %lu bytes\n",
 		   opt.waste_max, ul(m->fb_waste), ul(m->fb_waste_bytes), ul(m->waste_kept),
 		   ul(m->waste_kept_bytes));
-	fmt_printf(b, "  runs (%s): %lu objects live (%lu bytes), %lu in CPU caches (%s), in %lu "
-		   "runs of %lu pages; %lu objects taken from runs, %lu given back (%lu by "
-		   "the caches' drains); %lu runs made, %lu given back; "
+	fmt_printf(b, "  runs (%s): %lu objects live (%lu bytes), %lu in CPU caches and depots "
+		   "(%s), in %lu runs of %lu pages; %lu objects taken from runs, %lu given back "
+		   "(%lu by the caches' drains); %lu runs made, %lu given back; "
 		   "%lu handler frees deferred; objects malloc'd %lu, freed %lu\n",
 		   opt.runs ? "on" : "off", ul(r->rs.live), ul(r->rs.live_bytes), ul(r->rs.cached),
 		   r->rs.cache_cpus ? "on" : "off",

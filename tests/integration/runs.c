@@ -20,6 +20,9 @@
  *   - with rseq, a freed object goes to this CPU's cache of its size and
  *     comes back newest first; magpage_drain empties the caches, and so
  *     does a size that finds the zone full (region_size:4m variant);
+ *   - a full cache's spills go to the class's depot, up to 4 MiB of
+ *     objects, and the next refills take them from there, not from the
+ *     runs; magpage_drain and the decay of an idle class empty it;
  *   - the statistics report's runs object counts what happened.
  * With runs:0 each test checks that these sizes went to glibc instead.
  */
@@ -188,6 +191,63 @@ Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
 	cr_assert_geq(mp_report_counter("runs", "cache_drained"), N);
 }
 
+/* A batch larger than this CPU's array (30 objects of 4160 bytes): the
+ * array's spills go to the class's depot, not to the runs, so that the
+ * next batch's refills take them from there and no object from a run;
+ * magpage_drain gives the depot's back.  Beyond the depot's room (4 MiB of
+ * objects: 1008 of these) the spills go back to the runs. */
+Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
+{
+	enum { N = 200, BIG = 1500, ROOM = (4 << 20) / 4160, ARRAY = 30 };
+	static void *p[BIG];
+	if (!runs_on())
+		cr_skip_test("runs off, or another waste_max or threshold");
+	if (!mp_report_counter("runs", "cache_cpus"))
+		cr_skip_test("no CPU caches of objects (no rseq)");
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+	mp.drain();
+	cr_assert_eq(mp_report_counter("runs", "cached"), 0);
+	unsigned long long held0 = mp_report_counter("runs", "held");
+	for (int i = 0; i < N; i++)
+		p[i] = malloc(4101);
+	for (int i = 0; i < N; i++)
+		free(p[i]);
+	/* every object freed, and what the last refill took beyond the batch */
+	unsigned long long cached = mp_report_counter("runs", "cached");
+	cr_assert(cached >= N && cached <= N + ARRAY,
+		  "after %d frees the array and the depot hold %llu objects", N, cached);
+	unsigned long long taken = mp_report_counter("runs", "allocs");
+	for (int i = 0; i < N; i++) {
+		p[i] = malloc(4101);
+		cr_assert(mp.owns(p[i]));
+		memset(p[i], i, 4101);
+	}
+	cr_assert_eq(mp_report_counter("runs", "allocs"), taken,
+		     "the second batch took objects from the runs, not the depot");
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(((unsigned char *)p[i])[4100], (unsigned char)i);
+		free(p[i]);
+	}
+	cr_assert_geq(mp.drain(), (N / 64) * 65, "the runs did not go back");
+	cr_assert_eq(mp_report_counter("runs", "cached"), 0, "objects cached after magpage_drain");
+	cr_assert_eq(mp_report_counter("runs", "held"), held0);
+
+	/* the depot's bound */
+	for (int i = 0; i < BIG; i++)
+		p[i] = malloc(4101);
+	for (int i = 0; i < BIG; i++)
+		free(p[i]);
+	cached = mp_report_counter("runs", "cached");
+	cr_assert_leq(cached, ROOM + ARRAY, "%llu objects cached, the depot holds %d", cached, ROOM);
+	cr_assert_geq(cached, ROOM, "%llu objects cached, the depot holds %d", cached, ROOM);
+	mp.drain();
+	cr_assert_eq(mp_report_counter("runs", "cached"), 0);
+	cr_assert_eq(mp_report_counter("runs", "held"), held0);
+}
+
 /* With the zone full of runs that objects in this CPU's cache keep
  * (object 0 of each, freed first, sits at the bottom of the array), a size
  * that needs a run of its own still gets one: the CPUs' caches give their
@@ -259,6 +319,31 @@ Test(runs, the_decay_gives_back_an_idle_classs_run)
 		     "the 5000-byte size's run was not given back");
 	cr_assert_eq(mp_report_counter("runs", "held"), held0 + 1,
 		     "the busy 4101-byte size's run should stay, the idle one's go");
+}
+
+/* A class's depot that did not move in a decay interval goes back to the
+ * runs, as an idle array does (bounded: 5 s). */
+Test(runs, the_decay_empties_an_idle_classs_depot)
+{
+	enum { N = 100 };
+	void *p[N];
+	if (!runs_on() || !mp_report_counter("runs", "cache_cpus"))
+		cr_skip_test("runs or their CPU caches off");
+	if (mp_conf_has("purge_delay_ms:0"))
+		cr_skip_test("no decay");
+	mp.drain();
+	for (int i = 0; i < N; i++)
+		p[i] = malloc(5000);         /* 25 in an array: the rest spill */
+	for (int i = 0; i < N; i++)
+		free(p[i]);
+	cr_assert_geq(mp_report_counter("runs", "cached"), N / 2);
+	for (int i = 0; i < 5000 && mp_report_counter("runs", "cached") >= N / 2; i++) {
+		free(malloc(4101));
+		free(malloc(20 * PAGE));
+		usleep(1000);
+	}
+	cr_assert_lt(mp_report_counter("runs", "cached"), N / 2,
+		     "the idle 5000-byte class's depot kept its objects");
 }
 
 Test(runs, a_fork_child_uses_its_parents_objects)
