@@ -106,15 +106,16 @@ static inline struct bw_cpu *bw_cpu_of(unsigned cpu)
 #if MP_HAVE_RSEQ
 /*
  * The one-hop path's pop and push: one try of one restartable sequence on
- * this CPU's array of the class at offset koff (BW_KOFF; rseq_bw_pop_here:
- * the section reads the CPU id itself; at the built rseq offset, which
- * pa_init checked before it let sizes here).  False: empty, full, stopped, restarted, or no usable CPU id
- * (cpu_id is >= bw_nr_cpus without a registration, and bw_nr_cpus is 0
- * without the rseq front end): the caller tries the per-thread front end,
- * which finds no cache with the rseq one running, then its slow path,
- * whose own sections retry a restart and count it (bw_pop_cpu; a restart
- * here is not counted).  No retry loop here,
- * so that nothing needed only by a retry stays live across the section.
+ * this CPU's array of the class at offset koff (BW_KOFF; rseq_bw_pop_at:
+ * the section reads the CPU id itself), at the rseq offset the build
+ * recorded, which pa_init checked before it let sizes here.  False:
+ * empty, full, stopped, restarted, or no usable CPU id (cpu_id is >=
+ * bw_nr_cpus without a registration, and bw_nr_cpus is 0 without the rseq
+ * front end): the caller tries the per-thread front end, which finds no
+ * cache with the rseq one running, then its slow path, whose own sections
+ * retry a restart and count it (bw_pop_cpu; a restart here is not
+ * counted).  No retry loop here, so that nothing needed only by a retry
+ * stays live across the section.
  * *at: the CPU whose array gave the block (the tracepoint's).
  */
 static inline bool bw_pop_once(uint64_t koff, uint64_t *pfn, int *at)
