@@ -150,12 +150,10 @@ Test(runs, a_run_per_n_objects_one_kept_when_free_drain_gives_it_back)
 	free(x);
 }
 
-/* With rseq, a freed object goes to this CPU's cache of its size, the next
- * malloc of the size takes it back from there (the newest first), and
- * magpage_drain empties the caches into the runs. */
-Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
+/* The tests of one CPU's cache of objects: skipped without runs or their
+ * CPU caches; pinned to the CPU this thread runs on, the caches drained. */
+static void one_cpus_cache(void)
 {
-	enum { N = 20 };
 	if (!runs_on())
 		cr_skip_test("runs off, or another waste_max or threshold");
 	if (!mp_report_counter("runs", "cache_cpus"))
@@ -163,9 +161,18 @@ Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
 	cpu_set_t one;
 	CPU_ZERO(&one);
 	CPU_SET(sched_getcpu(), &one);
-	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);   /* one CPU's cache */
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
 	mp.drain();
 	cr_assert_eq(mp_report_counter("runs", "cached"), 0, "objects cached after magpage_drain");
+}
+
+/* With rseq, a freed object goes to this CPU's cache of its size, the next
+ * malloc of the size takes it back from there (the newest first), and
+ * magpage_drain empties the caches into the runs. */
+Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
+{
+	enum { N = 20 };
+	one_cpus_cache();
 	unsigned long long live0 = mp_report_counter("runs", "live");
 	unsigned long long held0 = mp_report_counter("runs", "held");
 	void *p[N], *q[N];
@@ -200,16 +207,7 @@ Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 {
 	enum { N = 200, BIG = 1500, ROOM = (4 << 20) / 4160, ARRAY = 30 };
 	static void *p[BIG];
-	if (!runs_on())
-		cr_skip_test("runs off, or another waste_max or threshold");
-	if (!mp_report_counter("runs", "cache_cpus"))
-		cr_skip_test("no CPU caches of objects (no rseq)");
-	cpu_set_t one;
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
-	mp.drain();
-	cr_assert_eq(mp_report_counter("runs", "cached"), 0);
+	one_cpus_cache();
 	unsigned long long held0 = mp_report_counter("runs", "held");
 	for (int i = 0; i < N; i++)
 		p[i] = malloc(4101);
@@ -260,13 +258,7 @@ Test(runs, a_full_zone_gets_back_the_runs_the_cpu_caches_pin)
 	size_t n = 0, runs = 0;
 	if (!mp_conf_has("region_size:4194304"))
 		cr_skip_test("needs region_size:4m (integration.runs.zone_full)");
-	if (!runs_on() || !mp_report_counter("runs", "cache_cpus"))
-		cr_skip_test("runs or their CPU caches off");
-	cpu_set_t one;
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
-	mp.drain();
+	one_cpus_cache();
 	while (n < MAX) {                    /* until glibc answers: the zone is full */
 		void *p = malloc(4101);
 		cr_assert_not_null(p);
