@@ -122,8 +122,8 @@ static struct run_bin bins[RUN_CLASSES];
  * between their arrays and the zone.  A full array's spill (rc_spill)
  * lands here, an empty array's refill (bin_take) takes from here first:
  * one lock hold and a copy, where the runs cost a bitmap search and
- * update per object (batches of 64 4160-byte objects: 47 -> 24 cycles a
- * pair).  RC_DEPOT_BYTES of objects per class at most (and RC_DEPOT_SLOTS);
+ * update per object (batches of 64 4160-byte objects: 46-52 -> 36-37
+ * cycles a pair, of 1024: 61-65 -> 37-38).  RC_DEPOT_BYTES of objects per class at most (and RC_DEPOT_SLOTS);
  * what finds no room goes back to its runs.  Its objects count as taken
  * in their runs, as the arrays' do; they go back to their runs on
  * malloc_trim and magpage_drain, and on the decay for a class whose depot
@@ -629,10 +629,11 @@ static void bin_put(int cls, const uint32_t *ids, unsigned n)
 		bad_pointer_why("free", bad, "double free: the object is already free");
 }
 
+#if MP_HAVE_RSEQ
 /* Objects of class cls that nobody holds into its depot, as many as it has
  * room for, under one hold of the bin's lock: how many (the caller gives
  * the rest, from ids + that, to bin_put; all of them if the depot's page
- * cannot be mapped).  Process context. */
+ * cannot be mapped).  Process context (rc_spill, the only filler). */
 static unsigned depot_put(int cls, const uint32_t *ids, unsigned n)
 {
 	struct run_bin *b = &bins[cls];
@@ -656,6 +657,7 @@ static unsigned depot_put(int cls, const uint32_t *ids, unsigned n)
 	unlock_bin(b, was);
 	return k;
 }
+#endif
 
 /* Every class's depot (all), or those that did not move since the last
  * decay, back to the runs; not in a handler, which must not wait for the
