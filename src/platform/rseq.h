@@ -165,13 +165,14 @@ static inline uint32_t rseq_cpu_id(void)
 /*
  * The area's offset.  The sections take it as an operand: the slow paths
  * pass mp_rseq_offset (RSEQ_AT_OFFSET, a load), and bonwick's one-hop pop
- * and push (cache/bonwick.h) the value the build recorded from glibc's
- * __rseq_offset (MAGPAGE_RSEQ_OFFSET_BUILT, CMakeLists.txt), a constant,
- * so that the section's first load, the CPU id's, waits for no load:
- * batch 1, 1 thread, about 3 cycles a pair.  Those run only where this
- * process's glibc agrees (rseq_offset_is_built): pa_init sends the one-hop
- * sizes through the cache table otherwise, whose sections take the load.
- * Without a recorded value, both are the load.
+ * and push (cache/bonwick.h) and the runs' one-hop pop the value the build
+ * recorded from glibc's __rseq_offset (MAGPAGE_RSEQ_OFFSET_BUILT,
+ * CMakeLists.txt), a constant, so that the section's first load, the CPU
+ * id's, waits for no load: batch 1, 1 thread, about 3 cycles a pair.
+ * Those run only where this process's glibc agrees (rseq_offset_is_built):
+ * otherwise pa_init sends the one-hop sizes through the cache table, whose
+ * sections take the load, and runs_init leaves rc_hop off.  Without a
+ * recorded value, both are the load.
  */
 #define RSEQ_ALWAYS_INLINE inline __attribute__((__always_inline__))
 #define RSEQ_AT_OFFSET(fn, ...) fn(mp_rseq_offset, __VA_ARGS__)
@@ -201,8 +202,9 @@ static inline bool rseq_offset_is_built(void)
  * negative value) leaves the section at once: RSEQ_LIST_STOPPED with
  * *cpu unset.  On RSEQ_DONE *cpu is the CPU whose array was used.
  * Only after cpu_init: the descriptor is stored before anything is
- * checked, at %fs + mp_rseq_offset, which is glibc's area only once set
- * (every caller is reached through bounds that init opens).
+ * checked, at %fs + rso, which is glibc's area only once set, and only if
+ * rso is glibc's offset (every caller is reached through bounds that init
+ * opens, the _built ones only where rseq_offset_is_built).
  */
 static RSEQ_ALWAYS_INLINE enum rseq_result rseq_bw_pop_at(ptrdiff_t rso, uint64_t basek,
 							  uint64_t koff, const uint32_t *nr,
