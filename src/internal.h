@@ -618,25 +618,33 @@ static ALWAYS_INLINE bool pa_free_live(uint8_t *lv, unsigned v1, uint64_t pfn)
 	return bw_push_thread(koff, (uint32_t)pfn, false);
 }
 
+/* malloc/runs.c: is p the start of an object of class cls (whose live
+ * byte is in p's page)?  From the run's alignment alone, as free's. */
+bool run_live_start(const void *p, unsigned cls);
+
 /* A slow path takes on what p, inside the region, may point at (realloc,
  * malloc_usable_size, free_bulk, a free that reached the checks of
  * page_free), pd being the descriptor of p's page: if p heads a block the
  * one-hop malloc handed out, its live byte becomes PG_ALLOC, as if
- * pa_alloc had handed it out (nothing for a p not page aligned); if a live
- * run object starts in p's page (a byte of LIVE_RUN and up; p may be any
- * pointer into the page), the byte becomes PG_RUN_LIVE, as if run_alloc's
- * refill had handed the object out.  Either way the flag is written before
- * the byte goes: whoever then reads the byte clear (another thread's
- * malloc_usable_size, a handler on this one) finds the flag. */
+ * pa_alloc had handed it out (nothing for a p not page aligned); if p is
+ * the start of a live run object (a byte of LIVE_RUN and up), the byte
+ * becomes PG_RUN_LIVE, as if run_alloc's refill had handed the object out
+ * (nothing for another pointer into its page: a bad pointer must not
+ * change a valid object's mark, which its owner's free may be clearing).
+ * Either way the flag is written before the byte goes: whoever then reads
+ * the byte clear (another thread's malloc_usable_size, a handler on this
+ * one) finds the flag. */
 static inline void live_claim(void *p, struct page_desc *pd)
 {
 	uint8_t *lv = addr_to_live(p);
 	unsigned v = __atomic_load_n(lv, __ATOMIC_ACQUIRE);
 	if (likely(!v))
 		return;
-	if (v >= LIVE_RUN)
+	if (v >= LIVE_RUN) {
+		if (!run_live_start(p, v - LIVE_RUN))
+			return;
 		__atomic_store_n(&pd->flags, (uint8_t)(PG_RUN | PG_RUN_LIVE), __ATOMIC_RELAXED);
-	else if (!((uintptr_t)p & (PAGE_SIZE - 1)))
+	} else if (!((uintptr_t)p & (PAGE_SIZE - 1)))
 		__atomic_store_n(&pd->flags, (uint8_t)PG_ALLOC, __ATOMIC_RELAXED);
 	else
 		return;

@@ -641,9 +641,10 @@ static NOINLINE void free_hop_missed(void *p, struct page_desc *pd)
 }
 
 /* A page-aligned free whose live byte pa_free_live did not push (unseen:
- * free did not offer it, the byte untouched): a run object's page (p is
- * not an object's start: free_slow reports it); a block of several
- * nodes' zones; or a block whose array was full, the byte cleared.  The
+ * free did not offer it, the byte untouched): a run object's page (its
+ * run's first object, one free in N, or a bad pointer: free_slow frees or
+ * reports it); a block of several nodes' zones; or a block whose array
+ * was full, the byte cleared.  The
  * byte is read again (passing it would cost the fast path registers): a
  * run object's may have been cleared meanwhile by its owner's free, so a
  * block is one whose descriptor says PG_CACHED, as a one-hop block's

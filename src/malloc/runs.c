@@ -107,7 +107,7 @@ struct run_bin {
 	uint64_t made, released;     /* runs */
 	uint64_t runs;               /* runs held now */
 	uint64_t peak;               /* the most runs held at once */
-	uint64_t decay_seen;         /* allocs at the last runs_decay */
+	uint64_t decay_seen;         /* allocs + depot_moves at the last runs_decay */
 	uint32_t *depot;             /* the class's depot: a page, mapped on first use */
 	uint32_t depot_n, depot_cap; /* objects in it, and its room */
 	uint64_t depot_moves;        /* depot_put and depot takes */
@@ -669,6 +669,11 @@ static size_t depot_drain(bool all)
 
 	if (sigctx_in_irq())
 		return 0;
+	/* signals held back while ids holds objects that are neither in the
+	 * depot nor in their runs (a handler leaving by siglongjmp would strand
+	 * them), and rc_drain_lock, so that idle_pages counts each once */
+	uint8_t held = sigctx_hold();
+	mp_lock(&rc_drain_lock);
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
 		uint8_t was;
@@ -687,6 +692,8 @@ static size_t depot_drain(bool all)
 			bin_put(c, ids, n);   /* another lock hold: ids are ours meanwhile */
 		objs += n;
 	}
+	mp_unlock(&rc_drain_lock);
+	sigctx_unhold(held);
 	__atomic_add_fetch(&rc_drained, objs, __ATOMIC_RELAXED);
 	return objs;
 }
@@ -989,16 +996,31 @@ static ALWAYS_INLINE void obj_push(void *p, struct page_desc *h, unsigned c, uns
  * page is p's page rounded down to the run's alignment (bin_grow), the
  * object's index that page's distance from it / k, and p must be that
  * object's start.  False, nothing done: p is not its start. */
+static ALWAYS_INLINE bool obj_start(const void *p, const struct run_class *rc, uint64_t *first,
+				     unsigned *i)
+{
+	uint64_t pfn = addr_to_pfn(p);
+	*first = pfn & ~rc->run_mask;
+	*i = (unsigned)((pfn - *first) >> rc->kshift);
+	return (uintptr_t)p == zg.base + (*first << PAGE_SHIFT) + (uintptr_t)*i * rc->size;
+}
+
 static ALWAYS_INLINE bool run_free_live(void *p, uint8_t *lv, unsigned c)
 {
-	const struct run_class *rc = &rclass[c];
-	uint64_t pfn = addr_to_pfn(p), first = pfn & ~rc->run_mask;
-	unsigned i = (unsigned)((pfn - first) >> rc->kshift);
-	if (unlikely((uintptr_t)p != zg.base + (first << PAGE_SHIFT) + (uintptr_t)i * rc->size))
+	uint64_t first;
+	unsigned i;
+	if (unlikely(!obj_start(p, &rclass[c], &first, &i)))
 		return false;
 	__atomic_store_n(lv, 0, __ATOMIC_RELAXED);
 	obj_push(p, pfn_to_desc(first), c, i);
 	return true;
+}
+
+bool run_live_start(const void *p, unsigned cls)
+{
+	uint64_t first;
+	unsigned i;
+	return obj_start(p, &rclass[cls], &first, &i);
 }
 
 /* free's one-hop try for a pointer in the region that free's fast path
@@ -1235,7 +1257,9 @@ static size_t give_back_spares(bool all)
 		struct run_bin *b = &bins[c];
 		struct page_desc *h;
 		uint8_t was;
-		uint64_t allocs = __atomic_load_n(&b->allocs, __ATOMIC_RELAXED);
+		/* objects taken from its runs or its depot */
+		uint64_t allocs = __atomic_load_n(&b->allocs, __ATOMIC_RELAXED) +
+				  __atomic_load_n(&b->depot_moves, __ATOMIC_RELAXED);
 		bool idle = allocs == b->decay_seen;
 		if (!all)
 			b->decay_seen = allocs;

@@ -325,7 +325,7 @@ Test(runs, the_decay_empties_an_idle_classs_depot)
 		cr_skip_test("no decay");
 	mp.drain();
 	for (int i = 0; i < N; i++)
-		p[i] = malloc(5000);         /* 25 in an array: the rest spill */
+		p[i] = malloc(5000);         /* 24 in an array: the rest spill */
 	for (int i = 0; i < N; i++)
 		free(p[i]);
 	cr_assert_geq(mp_report_counter("runs", "cached"), N / 2);
