@@ -640,20 +640,18 @@ static NOINLINE void free_hop_missed(void *p, struct page_desc *pd)
 	page_release(pd);
 }
 
-/* A page-aligned free whose live byte pa_free_live did not push (unseen:
- * free did not offer it, the byte untouched): a run object's page (its
- * run's first object, one free in N, or a bad pointer: free_slow frees or
- * reports it); a block of several nodes' zones; or a block whose array
- * was full, the byte cleared.  The
- * byte is read again (passing it would cost the fast path registers): a
- * run object's may have been cleared meanwhile by its owner's free, so a
- * block is one whose descriptor says PG_CACHED, as a one-hop block's
- * does. */
-static NOINLINE void free_live_missed(void *p, bool unseen)
+/* A page-aligned free whose live byte is set but is not one the one-hop
+ * free pushes: a run object's page (its run's first object, one free in N,
+ * or a bad pointer: free_slow frees or reports it), or a block of several
+ * nodes' zones.  The byte is read again (passing it would cost the fast
+ * path registers): a run object's may have been cleared meanwhile by its
+ * owner's free, so a block is one whose descriptor says PG_CACHED, as a
+ * one-hop block's does. */
+static NOINLINE void free_live_missed(void *p)
 {
 	uint8_t *lv = addr_to_live(p);
 	unsigned v = __atomic_load_n(lv, __ATOMIC_RELAXED);
-	if (unseen && v) {
+	if (v) {
 		if (v >= LIVE_RUN)
 			return free_slow(p);
 		if (MP_PROBE_ENABLED(mm_page_free))
@@ -701,12 +699,12 @@ void mp_free(void *p)
 			MP_PROBE2(mm_page_free, p, addr_to_desc(p)->order);
 		if (likely(pa_free_live(lv, v1, pfn)))
 			return;
-		return free_live_missed(p, false);
+		return free_hop_missed(p, addr_to_desc(p));   /* the array full */
 	}
 	/* set, but not a byte the one-hop free pushes: a run object's (its
 	 * first object is page aligned), or a block's with several nodes */
 	if (unlikely(v1 != ~0u))
-		return free_live_missed(p, true);
+		return free_live_missed(p);
 	struct page_desc *pd = addr_to_desc(p);
 	if (likely(pd->flags & PG_ALLOC)) {
 		/* Every valid free of a zone block fires here, whichever path

@@ -174,7 +174,6 @@ static inline uint32_t rseq_cpu_id(void)
  * sections take the load, and runs_init leaves rc_hop off.  Without a
  * recorded value, both are the load.
  */
-#define RSEQ_ALWAYS_INLINE inline __attribute__((__always_inline__))
 #define RSEQ_AT_OFFSET(fn, ...) fn(mp_rseq_offset, __VA_ARGS__)
 #ifdef MAGPAGE_RSEQ_OFFSET_BUILT
 #define RSEQ_AT_BUILT(fn, ...) fn((ptrdiff_t)MAGPAGE_RSEQ_OFFSET_BUILT, __VA_ARGS__)
@@ -206,9 +205,9 @@ static inline bool rseq_offset_is_built(void)
  * rso is glibc's offset (every caller is reached through bounds that init
  * opens, the _built ones only where rseq_offset_is_built).
  */
-static RSEQ_ALWAYS_INLINE enum rseq_result rseq_bw_pop_at(ptrdiff_t rso, uint64_t basek,
-							  uint64_t koff, const uint32_t *nr,
-							  uint64_t *pfn, uint32_t *cpu)
+static ALWAYS_INLINE enum rseq_result rseq_bw_pop_at(ptrdiff_t rso, uint64_t basek,
+						     uint64_t koff, const uint32_t *nr,
+						     uint64_t *pfn, uint32_t *cpu)
 {
 	uint64_t c, h, n, v, t;
 	/* the result is the header's top; the next top, slots[count - 2], is
@@ -252,9 +251,9 @@ static RSEQ_ALWAYS_INLINE enum rseq_result rseq_bw_pop_at(ptrdiff_t rso, uint64_
  * addressing: free's offset comes from the descriptor, at the end of its
  * chain of dependent loads, so that it then waits for the address
  * generation alone. */
-static RSEQ_ALWAYS_INLINE enum rseq_result rseq_bw_push_at(ptrdiff_t rso, uint64_t basek,
-							   uint64_t koff, const uint32_t *nr,
-							   uint32_t pfn)
+static ALWAYS_INLINE enum rseq_result rseq_bw_push_at(ptrdiff_t rso, uint64_t basek,
+						      uint64_t koff, const uint32_t *nr,
+						      uint32_t pfn)
 {
 	uint64_t h, n, t;
 	__asm__ __volatile__ goto(
@@ -312,9 +311,9 @@ nocpu:                       /* no CPU id, or the array full or stopped */
 	[basek] "r"(basek), [shift] "i"(PCP_CPU_SHIFT), RSEQ_BW_IN_AT(rso)
 
 /* Pops the first block of this CPU's list into *pfn. */
-static RSEQ_ALWAYS_INLINE enum rseq_result rseq_pcp_pop_at(ptrdiff_t rso, uint64_t basek,
-							   const uint32_t *nr, uint64_t descs_next,
-							   uint32_t *pfn)
+static ALWAYS_INLINE enum rseq_result rseq_pcp_pop_at(ptrdiff_t rso, uint64_t basek,
+						      const uint32_t *nr, uint64_t descs_next,
+						      uint32_t *pfn)
 {
 	uint64_t l, w, h, t;
 	__asm__ __volatile__ goto(
@@ -345,10 +344,10 @@ static RSEQ_ALWAYS_INLINE enum rseq_result rseq_pcp_pop_at(ptrdiff_t rso, uint64
 /* Pushes the private chain first..last (n blocks linked by pcp_next;
  * lastp: &last's pcp_next) in front of this CPU's list; *count gets the
  * list's new count. */
-static RSEQ_ALWAYS_INLINE enum rseq_result rseq_pcp_push_at(ptrdiff_t rso, uint64_t basek,
-							    const uint32_t *nr, uint32_t first,
-							    uint32_t *lastp, uint64_t n,
-							    uint32_t *count)
+static ALWAYS_INLINE enum rseq_result rseq_pcp_push_at(ptrdiff_t rso, uint64_t basek,
+						       const uint32_t *nr, uint32_t first,
+						       uint32_t *lastp, uint64_t n,
+						       uint32_t *count)
 {
 	uint64_t l, w;
 	__asm__ __volatile__ goto(
