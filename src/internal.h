@@ -800,6 +800,7 @@ struct runs_stats {
 	uint64_t deferred;           /* handler frees deferred (a bin was locked) */
 	uint64_t cached;             /* objects in the CPUs' caches now */
 	uint64_t cache_drained;      /* objects the drains and the decay took from them */
+	uint64_t depot_moves;        /* spills into and refills from the depots */
 	uint64_t cache_cpus;         /* CPUs with caches of objects: 0 = none (no rseq) */
 };
 void runs_stats(struct runs_stats *out);

@@ -450,33 +450,23 @@ static uint32_t high_pages(const struct bw_cpu *c)
 }
 
 /* A CPU (or thread) went to the depot for the same reason twice in a row,
- * and turned within its last 8 trips: its working set is larger than its
- * array; let it hold more, within the
- * CPU's growth budget (BW_GROW_PAGES).  Sixteen loads, once per depot
+ * and turned within its last 8 trips (cache_tune_trip): its working set is
+ * larger than its array; let it hold more, within the CPU's growth budget
+ * (BW_GROW_PAGES).  Only a class that turned grows: one that only refills
+ * (a producer) or only spills (a consumer of another CPU's blocks) moves a
+ * batch per trip at any capacity, so a larger array would only park more
+ * of its pages (bench_pagealloc -m remote).  Sixteen loads, once per depot
  * trip, not per block. */
 static void tune(struct bw_cpu *c, unsigned k, uint8_t why)
 {
 	struct bw_hdr *h = &c->cls[k].h;
-	uint8_t last = c->c[k].last, run = c->c[k].run;
-	bool turned = last && last != why && run >= 2;
-	c->c[k].turns = (uint8_t)(c->c[k].turns << 1 | turned);
-	c->c[k].run = last == why ? (uint8_t)(run + (run < 255)) : 1;
-	/* Only a class that turned (refills after a run of spills, or the
-	 * reverse) within its last 8 trips grows: one that only refills (a
-	 * producer) or only spills (a consumer of another CPU's blocks) moves
-	 * a batch per trip at any capacity, so a larger array would only park
-	 * more of its pages (bench_pagealloc -m remote).  A lone trip the
-	 * other way (the consumer's one malloc) is not a turn. */
-	if (last == why && c->c[k].turns && h->high < max_high[k]) {
-		uint32_t nh = h->high * 2 < max_high[k] ? h->high * 2 : max_high[k];
+	if (cache_tune_trip(&c->c[k].tune, why) && h->high < max_high[k]) {
 		uint32_t used = high_pages(c), cap = start_pages + BW_GROW_PAGES;
 		uint32_t room = used < cap ? (cap - used) / (k + 1) : 0;
-		if (nh > h->high + room)
-			nh = h->high + room;
+		uint32_t nh = cache_tune_grown(h->high, max_high[k], room);
 		if (nh > h->high)
 			__atomic_store_n(&h->high, nh, __ATOMIC_RELAXED);
 	}
-	c->c[k].last = why;
 }
 
 /*
@@ -493,7 +483,7 @@ static void tune(struct bw_cpu *c, unsigned k, uint8_t why)
  */
 static inline bool only_spills(const struct bw_cpu *c, unsigned k)
 {
-	return c->c[k].last == 2 && !c->c[k].turns;
+	return cache_tune_only_spills(&c->c[k].tune);
 }
 
 /* Fills buf with up to want blocks of k+1 pages from the zone. */
@@ -571,7 +561,7 @@ static NOINLINE struct page_desc *borrow(unsigned k, unsigned most, int cpu, str
 			/* the lender's refill, counted and tuned as its own
 			 * would be: a lender whose blocks keep coming back to
 			 * be lent again grows its array */
-			tune(c, j, 1);
+			tune(c, j, TUNE_REFILL);
 			c->c[j].depot_hits++;
 			c->c[j].refills++;
 			c->c[j].refill_blocks += n;
@@ -608,7 +598,7 @@ static ALWAYS_INLINE struct page_desc *alloc_slow_held(unsigned k, unsigned most
 	}
 	if (c->cls[k].h.count & BW_STOPPED)
 		return NULL;         /* a remote drain owns it: the zone path */
-	tune(c, k, 1);
+	tune(c, k, TUNE_REFILL);
 	unsigned want = c->cls[k].h.high / 2;
 	if (want > cap)
 		want = cap;
@@ -779,7 +769,7 @@ static ALWAYS_INLINE bool free_slow_held(struct page_desc *pd, bool irq, struct 
 				memcpy(buf, slots + keep, n * sizeof(uint32_t));
 			}
 		}
-		tune(c, k, 2);
+		tune(c, k, TUNE_SPILL);
 		c->c[k].spills++;
 		c->c[k].spill_blocks += n;
 		MP_PROBE3(cache_drain, cpu, k + 1, n * (k + 1));

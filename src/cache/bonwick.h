@@ -49,11 +49,7 @@ struct bw_counts {
 	uint64_t borrowed;      /* allocations given a block of a larger class
 				   (cache_borrow; the slow path's are in allocs
 				   too, malloc's miss path's are not) */
-	uint8_t last;           /* 1 = the last slow event was a refill, 2 = a spill */
-	uint8_t turns;          /* the last 8 slow events, newest in bit 0: 1 where
-				   the reason changed after a run of 2 or more */
-	uint8_t run;            /* slow events in a row for the reason last says
-				   (saturates at 255) */
+	struct cache_tune tune; /* the array's trips to the depot (tune) */
 };
 
 /*

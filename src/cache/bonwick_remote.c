@@ -42,7 +42,7 @@ static size_t drain_cpu(unsigned cpu)
 		if (n)
 			MP_PROBE3(cache_drain, (int)cpu, k + 1, n * (k + 1));
 		c->cls[k].h.high = 2 * bw_batch[k];
-		c->c[k].last = c->c[k].turns = c->c[k].run = 0;
+		c->c[k].tune = (struct cache_tune){ 0 };
 		__atomic_store_n(&c->cls[k].h.count, 0, __ATOMIC_RELEASE);
 	}
 	return pages;

@@ -242,6 +242,52 @@ bool cache_stop_cpu(unsigned cpu, void *words, size_t stride, unsigned n, unsign
 /* Register for the fences above; false if the kernel will not. */
 bool cache_fence_register(void);
 
+/*
+ * An array's trips to its depot, for the capacity tuning that the page
+ * caches' arrays (bonwick) and the runs' object arrays share, the way
+ * Linux 6.7 tunes the per-CPU lists' high: an array that goes to the depot
+ * for the same reason twice in a row (empty, empty, or full, full), having
+ * turned from a run of two or more trips for the other reason within its
+ * last 8, should hold more.  Traffic one way only (a CPU that frees what
+ * others allocate) moves a batch per trip at any capacity, so it does not
+ * grow; nor does a lone trip the other way (a consumer's one malloc).
+ */
+struct cache_tune {
+	uint8_t last;           /* 1 = the last trip was a refill, 2 = a spill */
+	uint8_t turns;          /* the last 8 trips, newest in bit 0: 1 where
+				   the reason changed after a run of 2 or more */
+	uint8_t run;            /* trips in a row for the reason last says
+				   (saturates at 255) */
+};
+enum { TUNE_REFILL = 1, TUNE_SPILL = 2 };
+
+/* Records a trip (why: TUNE_REFILL or TUNE_SPILL); true if the array
+ * should grow. */
+static inline bool cache_tune_trip(struct cache_tune *t, uint8_t why)
+{
+	uint8_t last = t->last, run = t->run;
+	bool turned = last && last != why && run >= 2;
+	t->turns = (uint8_t)(t->turns << 1 | turned);
+	t->run = last == why ? (uint8_t)(run + (run < 255)) : 1;
+	t->last = why;
+	return last == why && t->turns;
+}
+
+/* The capacity of an array that should grow: twice high, at most max,
+ * and at most room more (what the CPU's growth budget has left). */
+static inline uint32_t cache_tune_grown(uint32_t high, uint32_t max, uint32_t room)
+{
+	uint32_t nh = high * 2 < max ? high * 2 : max;
+	return nh > high + room ? high + room : nh;
+}
+
+/* The last trip was a spill, and none of the last 8 turned: traffic one
+ * way (a consumer of another CPU's blocks). */
+static inline bool cache_tune_only_spills(const struct cache_tune *t)
+{
+	return t->last == TUNE_SPILL && !t->turns;
+}
+
 /* A block of class cls leaving a cache for the zone, onto *chain (for
  * zone_free_list, which reads pd->npages). */
 static inline void chain_for_zone(struct page_desc **chain, struct page_desc *pd, unsigned cls)

@@ -143,23 +143,30 @@ static bool rc_hop;
 
 /* ---- the per-CPU caches of objects ---- */
 
-#define RC_CLASS_BYTES 256           /* a class's header line and array */
+#define RC_CLASS_BYTES 512           /* a class's header line and array */
 #define RC_SLOTS ((RC_CLASS_BYTES - 64) / 4)
-#define RC_CAP_BYTES (128u << 10)    /* objects an array holds, in bytes */
+/* An array's capacity in bytes of objects: RC_START_BYTES when it opens
+ * (and after a drain), growing as the page caches' arrays do
+ * (cache_tune_trip) to RC_MAX_BYTES, at most RC_SLOTS objects; all of one
+ * CPU's classes together grow by at most RC_GROW_BYTES (rc_tune). */
+#define RC_START_BYTES (128u << 10)
+#define RC_MAX_BYTES   (512u << 10)
+#define RC_GROW_BYTES  (1u << 20)
 /* Object numbers are 32 bits: regions up to 256 GiB (larger: no caches). */
 #define RC_MAX_REGION (1ull << 38)
 
 /* One class of one CPU: the page caches' layout (cache/bonwick.h), so that
  * their sections serve it: count | top | high, then the array at +64. */
 struct rc_class {
-	struct bw_hdr h;
+	struct bw_hdr h;             /* high: 0 until the array opens (rc_open) */
 	uint32_t seen;               /* count at the last decay (rc_drain_lock) */
-	uint32_t pad[11];
+	struct cache_tune tune;      /* its trips to the depot (rc_tune) */
+	uint8_t pad[64 - sizeof(struct bw_hdr) - 4 - sizeof(struct cache_tune)];
 	uint32_t slots[RC_SLOTS];
 };
 _Static_assert(sizeof(struct rc_class) == RC_CLASS_BYTES, "a class is a shift away");
 _Static_assert(offsetof(struct rc_class, slots) == 64, "rseq.h: the array follows the header line");
-_Static_assert(offsetof(struct rc_class, seen) + sizeof(uint32_t) <= 60,
+_Static_assert(offsetof(struct rc_class, tune) + sizeof(struct cache_tune) <= 60,
 	       "rseq.h: the line's word at +60, read as the top below slot 0, is padding");
 _Static_assert(RUN_CLASSES * RC_CLASS_BYTES <= (1u << BW_STRIDE_SHIFT),
 	       "a CPU's classes fit the sections' stride");
@@ -167,7 +174,8 @@ _Static_assert(RUN_CLASSES * RC_CLASS_BYTES <= (1u << BW_STRIDE_SHIFT),
 static char *rc_base;                /* CPU 0's classes; CPU c's c << 16 on */
 
 static uint32_t rc_nr_cpus;          /* CPUs with caches: 0 = none (no rseq) */
-static uint32_t rc_batch[RUN_CLASSES];   /* objects per refill; capacity twice that */
+static uint32_t rc_batch[RUN_CLASSES];   /* half an array's starting capacity */
+static uint32_t rc_max[RUN_CLASSES];     /* the most an array may grow to */
 /* The classes any CPU's array may hold objects of: [rc_lo, rc_hi), grown
  * before an array first gets a capacity (rc_open). */
 static uint32_t rc_lo = RUN_CLASSES, rc_hi;
@@ -227,15 +235,15 @@ size_t run_object_size(int cls)
 #if MP_HAVE_RSEQ
 /*
  * Where CPU 0's classes start in their mapping.  Class c's header line is
- * at the start + c x 256 bytes, so the 128 headers take the 16 page
- * offsets 256 bytes apart from it.  Page aligned, one in 16 (classes 0,
- * 16, .., 64: the 4101- and 8193-byte sizes) sat at page offset 0, the L1
+ * at the start + c x RC_CLASS_BYTES (512), so the 128 headers take the 8
+ * page offsets 512 bytes apart from it.  Page aligned, one in 8 (classes
+ * 0, 8, .., 64: the 4101- and 8193-byte sizes) sat at page offset 0, the L1
  * set every page's first line maps to: the program's page-aligned data (a
  * block's first line, a run's object 0) evicted them all the time (a third
  * of a run malloc's time in bench_xthread -m server went to the count's
  * load).  So the start is the first line such that no header is at a
  * page's first or last line, none at the default cache's header offsets
- * (256 bytes apart as well), and classes 0 and 64 (the common sizes) are
+ * (256 bytes apart), and classes 0 and 64 (the common sizes) are
  * clear of the globals a run malloc reads (mp_span_hot).
  */
 static size_t rc_base_offset(void)
@@ -251,14 +259,15 @@ static size_t rc_base_offset(void)
 	size_t bw = bw_base ? (uintptr_t)bw_base % 256 : 256;
 	size_t fallback = 0;
 	for (size_t off = 64; off < PAGE_SIZE; off += 64) {
-		size_t r = off % 256;
-		if (r == 0 || r == (PAGE_SIZE - 64) % 256)
+		size_t r = off % RC_CLASS_BYTES;
+		if (r == 0 || r == (PAGE_SIZE - 64) % RC_CLASS_BYTES)
 			continue;
 		if (!fallback)
 			fallback = off;
 		/* classes 0 and 64: 1 and 2 pages and a header, route[]'s parts
 		 * of the 2- and 3-page classes */
-		if (r != bw && !mp_span_hot(hot, n, off, 1) && !mp_span_hot(hot, n, off, 2))
+		if (off % 256 != bw && !mp_span_hot(hot, n, off, 1) &&
+		    !mp_span_hot(hot, n, off, 2))
 			return off;
 	}
 	return fallback;
@@ -278,10 +287,10 @@ void runs_init(bool zone_ok)
 	}
 	runs_on = zone_ok && opt.runs;
 	for (unsigned c = 0; c < RUN_CLASSES; c++) {
-		uint32_t cap = RC_CAP_BYTES / rclass[c].size;
-		if (cap > RC_SLOTS)
-			cap = RC_SLOTS;
-		rc_batch[c] = cap / 2;
+		uint32_t cap = RC_START_BYTES / rclass[c].size;
+		rc_batch[c] = (cap < RC_SLOTS ? cap : RC_SLOTS) / 2;
+		cap = RC_MAX_BYTES / rclass[c].size;
+		rc_max[c] = cap < RC_SLOTS ? cap : RC_SLOTS;
 		cap = RC_DEPOT_BYTES / rclass[c].size;
 		bins[c].depot_cap = cap < RC_DEPOT_SLOTS ? cap : RC_DEPOT_SLOTS;
 	}
@@ -717,6 +726,36 @@ static bool rc_open(struct rc_class *c, unsigned cls)
 	return true;
 }
 
+/*
+ * cpu's array of class cls went to the depot (why): it grows as the page
+ * caches' arrays do (cache_tune_trip: the same reason twice in a row,
+ * having turned within the last 8 trips), doubling up to rc_max[cls],
+ * within RC_GROW_BYTES for all of the CPU's classes together: the growth
+ * of the classes any array has opened, [rc_lo, rc_hi), a load each, once
+ * per trip.  A batch of 64 4160-byte objects, 30 at the start, no longer
+ * goes to the depot at all once its array holds 112.  Plain stores: a
+ * thread moved to another CPU meanwhile, or a drain resetting the
+ * capacity, costs a trip at most.
+ */
+static void rc_tune(unsigned cpu, struct rc_class *c, unsigned cls, uint8_t why)
+{
+	uint32_t high = __atomic_load_n(&c->h.high, __ATOMIC_RELAXED);
+	if (!cache_tune_trip(&c->tune, why) || !high || high >= rc_max[cls])
+		return;
+	uint64_t grown = 0;
+	unsigned lo = __atomic_load_n(&rc_lo, __ATOMIC_RELAXED);
+	unsigned hi = __atomic_load_n(&rc_hi, __ATOMIC_RELAXED);
+	for (unsigned k = lo; k < hi; k++) {
+		uint32_t h = __atomic_load_n(&rc_of(cpu, k)->h.high, __ATOMIC_RELAXED);
+		if (h > 2 * rc_batch[k])
+			grown += (uint64_t)(h - 2 * rc_batch[k]) * rclass[k].size;
+	}
+	uint64_t room = grown < RC_GROW_BYTES ? (RC_GROW_BYTES - grown) / rclass[cls].size : 0;
+	uint32_t nh = cache_tune_grown(high, rc_max[cls], (uint32_t)room);
+	if (nh > high)
+		__atomic_store_n(&c->h.high, nh, __ATOMIC_RELAXED);
+}
+
 /* Objects taken for the array of the CPU this thread runs on: in, or back
  * to their runs if the array has no room (or is being drained). */
 static void rc_stash(int cls, uint32_t *ids, unsigned n)
@@ -756,8 +795,16 @@ static NOINLINE void *refill(int cls)
 	bool drained = false;
 
 #if MP_HAVE_RSEQ
-	if (rseq_cpu_id() < __atomic_load_n(&rc_nr_cpus, __ATOMIC_RELAXED))
-		want = rc_batch[cls];
+	/* half the array's capacity, as the page caches refill */
+	uint32_t cpu = rseq_cpu_id();
+	if (cpu < __atomic_load_n(&rc_nr_cpus, __ATOMIC_RELAXED)) {
+		struct rc_class *c = rc_of(cpu, (unsigned)cls);
+		rc_open(c, (unsigned)cls);
+		rc_tune(cpu, c, (unsigned)cls, TUNE_REFILL);
+		want = __atomic_load_n(&c->h.high, __ATOMIC_RELAXED) / 2;
+		if (!want)
+			want = 1;
+	}
 #endif
 	/* bounded: other threads may empty each new run first */
 	for (int round = 0; round < 8; round++) {
@@ -800,7 +847,7 @@ static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
 	if (rc_open(c, cls) && rseq_bw_push_here((uint64_t)rc_base, (uint64_t)cls * RC_CLASS_BYTES,
 						 &rc_nr_cpus, id) == RSEQ_DONE)
 		return true;
-	unsigned n = rc_batch[cls];
+	unsigned n = __atomic_load_n(&c->h.high, __ATOMIC_RELAXED) / 2;
 	uint8_t was = sigctx_hold();        /* buf stays reachable, as refill's */
 	if (rseq_bw_pop_n(&c->h.count, (int)cpu, buf, n) != RSEQ_DONE) {
 		sigctx_unhold(was);
@@ -811,6 +858,7 @@ static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
 	if (kept < n + 1)
 		bin_put((int)cls, buf + kept, n + 1 - kept);
 	sigctx_unhold(was);
+	rc_tune(cpu, c, cls, TUNE_SPILL);
 	release_orphans();
 	return true;
 }
@@ -1065,10 +1113,20 @@ static NOINLINE void drain_deferred_slow(void)
  * class in use whose count happens to read the same twice is emptied too,
  * and refills: a cost of one batch).  The arrays are stopped and cpu
  * fenced first, as the page caches' remote drains do; the classes not
- * taken are let go as they were.  rc_drain_lock held (signals held back),
+ * taken are let go as they were.  A drained array's capacity, and an
+ * empty one's that was empty at the last decay too, go back to their
+ * start (rc_reset).  rc_drain_lock held (signals held back),
  * process context.  Returns the objects given back; the runs they free
  * go on the orphans.
  */
+/* A drained array's capacity back to its start, as the page caches'
+ * drains put theirs (the owner's rc_tune may race: a trip at most). */
+static void rc_reset(struct rc_class *c, unsigned cls)
+{
+	__atomic_store_n(&c->h.high, 2 * rc_batch[cls], __ATOMIC_RELAXED);
+	c->tune = (struct cache_tune){ 0 };
+}
+
 static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 {
 	uint64_t take[(RUN_CLASSES + 63) / 64] = { 0 };
@@ -1081,6 +1139,8 @@ static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 		if (n && (all || n == c->seen)) {
 			take[k / 64] |= 1ull << (k % 64);
 			any = true;
+		} else if (!n && (all || !c->seen) && c->h.high > 2 * rc_batch[k]) {
+			rc_reset(c, k);     /* empty now and at the last decay */
 		}
 		if (c->seen != n)
 			c->seen = n;
@@ -1101,6 +1161,7 @@ static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 		bin_put((int)k, c->slots, n);
 		objs += n;
 		c->seen = 0;
+		rc_reset(c, k);
 		__atomic_store_n(&c->h.count, 0, __ATOMIC_RELEASE);
 	}
 	return objs;
@@ -1339,6 +1400,7 @@ void runs_stats(struct runs_stats *out)
 		out->runs += runs;
 		out->pages += runs * run_pages(&rclass[c]);
 		out->live_bytes += live * rclass[c].size;
+		out->depot_moves += __atomic_load_n(&b->depot_moves, __ATOMIC_RELAXED);
 	}
 	out->idle_pages = idle_pages();
 	out->deferred = __atomic_load_n(&deferred_count, __ATOMIC_RELAXED);

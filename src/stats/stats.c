@@ -112,12 +112,14 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "  runs (%s): %lu objects live (%lu bytes), %lu in CPU caches and depots "
 		   "(%s), in %lu runs of %lu pages; %lu objects taken from runs, %lu given back "
 		   "(%lu by the caches' drains); %lu runs made, %lu given back; "
-		   "%lu handler frees deferred; objects malloc'd %lu, freed %lu\n",
+		   "%lu depot moves; %lu handler frees deferred; objects malloc'd %lu, "
+		   "freed %lu\n",
 		   opt.runs ? "on" : "off", ul(r->rs.live), ul(r->rs.live_bytes), ul(r->rs.cached),
 		   r->rs.cache_cpus ? "on" : "off",
 		   ul(r->rs.runs), ul(r->rs.pages), ul(r->rs.allocs), ul(r->rs.frees),
 		   ul(r->rs.cache_drained), ul(r->rs.made), ul(r->rs.released),
-		   ul(r->rs.deferred), ul(m->run_allocs), ul(m->run_frees));
+		   ul(r->rs.depot_moves), ul(r->rs.deferred), ul(m->run_allocs),
+		   ul(m->run_frees));
 	runs_text(b);
 	fmt_printf(b, "  invalid frees caught: %lu\n", ul(m->invalid_frees));
 
@@ -228,12 +230,14 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "\"runs\":{\"on\":%s,\"live\":%lu,\"live_bytes\":%lu,\"held\":%lu,"
 		   "\"pages\":%lu,\"allocs\":%lu,\"frees\":%lu,\"made\":%lu,\"released\":%lu,"
 		   "\"deferred\":%lu,\"cache_cpus\":%lu,\"cached\":%lu,\"cache_drained\":%lu,"
+		   "\"depot_moves\":%lu,"
 		   "\"object_mallocs\":%lu,\"object_frees\":%lu},"
 		   "\"invalid_frees\":%lu},", opt.runs ? "true" : "false",
 		   ul(r->rs.live), ul(r->rs.live_bytes), ul(r->rs.runs), ul(r->rs.pages),
 		   ul(r->rs.allocs), ul(r->rs.frees), ul(r->rs.made), ul(r->rs.released),
 		   ul(r->rs.deferred), ul(r->rs.cache_cpus), ul(r->rs.cached),
-		   ul(r->rs.cache_drained), ul(m->run_allocs), ul(m->run_frees), ul(m->invalid_frees));
+		   ul(r->rs.cache_drained), ul(r->rs.depot_moves), ul(m->run_allocs),
+		   ul(m->run_frees), ul(m->invalid_frees));
 
 	fmt_printf(b, "\"caches\":{\"type\":\"%s\",\"count\":%u,\"cached_pages\":%lu,", cache_name(),
 		   r->ncaches, ul(r->cached_pages));

@@ -198,14 +198,15 @@ Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
 	cr_assert_geq(mp_report_counter("runs", "cache_drained"), N);
 }
 
-/* A batch larger than this CPU's array (30 objects of 4160 bytes): the
- * array's spills go to the class's depot, not to the runs, so that the
- * next batch's refills take them from there and no object from a run;
- * magpage_drain gives the depot's back.  Beyond the depot's room (4 MiB of
- * objects: 1008 of these) the spills go back to the runs. */
+/* A batch larger than this CPU's array (30 objects of 4160 bytes at the
+ * start, 112 at most): the array's spills go to the class's depot, not to
+ * the runs, so that the next batch's refills take them from there and no
+ * object from a run; magpage_drain gives the depot's back.  Beyond the
+ * depot's room (4 MiB of objects: 1008 of these) the spills go back to the
+ * runs. */
 Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 {
-	enum { N = 200, BIG = 1500, ROOM = (4 << 20) / 4160, ARRAY = 30 };
+	enum { N = 200, BIG = 1500, ROOM = (4 << 20) / 4160, ARRAY = 112 };
 	static void *p[BIG];
 	one_cpus_cache();
 	unsigned long long held0 = mp_report_counter("runs", "held");
@@ -244,6 +245,46 @@ Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 	mp.drain();
 	cr_assert_eq(mp_report_counter("runs", "cached"), 0);
 	cr_assert_eq(mp_report_counter("runs", "held"), held0);
+}
+
+/* One round of a batch of n objects of 4101 bytes, each written and
+ * checked before its free. */
+static void batch_round(void **p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		p[i] = malloc(4101);
+		cr_assert(mp.owns(p[i]));
+		memset(p[i], i, 4101);
+	}
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(((unsigned char *)p[i])[4100], (unsigned char)i);
+		free(p[i]);
+	}
+}
+
+/* An array that keeps turning (empty on the batch's mallocs, full on its
+ * frees) grows, as the page caches' arrays do, until the batch fits: a
+ * batch of 64 objects (30 fit at the start) then no longer goes to the
+ * depot.  magpage_drain puts the capacity back, and the next batch goes to
+ * the depot again. */
+Test(runs, an_array_that_turns_grows_until_the_batch_fits)
+{
+	enum { B = 64, ROUNDS = 8 };
+	void *p[B];
+	one_cpus_cache();
+	for (int r = 0; r < ROUNDS; r++)
+		batch_round(p, B);
+	unsigned long long moves = mp_report_counter("runs", "depot_moves");
+	for (int r = 0; r < ROUNDS; r++)
+		batch_round(p, B);
+	cr_assert_eq(mp_report_counter("runs", "depot_moves"), moves,
+		     "the array did not grow to hold a batch of %d", B);
+	mp.drain();
+	moves = mp_report_counter("runs", "depot_moves");
+	batch_round(p, B);
+	cr_assert_gt(mp_report_counter("runs", "depot_moves"), moves,
+		     "the drain left the array's grown capacity");
+	mp.drain();
 }
 
 /* With the zone full of runs that objects in this CPU's cache keep
