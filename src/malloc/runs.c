@@ -48,8 +48,9 @@
  * sections (platform/rseq.h), so that a malloc and free of these sizes
  * takes no lock.  An empty array takes up to half its capacity from the
  * class's depot, or from one run of the bin (one lock hold), a full one
- * gives the newest half to the depot (below); the capacity is 128 KiB of
- * objects, at most 48 (4101 bytes: 30).  An
+ * gives the newest half to the depot (below); the capacity starts at 128
+ * KiB of objects (4101 bytes: 30) and grows, as the page caches' arrays
+ * do, to 512 KiB, at most 112 (rc_tune).  An
  * object is the program's while the live byte of the page it starts in
  * (zone.h) is LIVE_RUN + its class, or while PG_RUN_LIVE is set on that
  * page's descriptor (the mark of the classes past LIVE_RUN_CLASSES, and of
