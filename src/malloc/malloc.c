@@ -464,15 +464,21 @@ static NOINLINE void *malloc_design_hop(size_t size)
 
 /* route[] says ROUTE_GLIBC: run_or_glibc without malloc_slow's tests of
  * the size (the trap, when armed, closes the way here: mp_onehop_span). */
+static NOINLINE void *malloc_run_missed(size_t size)
+{
+	if (likely(run_way_open()))
+		return run_or_glibc(size);
+	return malloc_slow(size);
+}
+
+/* A leaf with tail calls only, as mp_malloc: the pop's miss and the way
+ * closed (the trap armed, a handler) go on in malloc_run_missed. */
 static NOINLINE void *malloc_run_hop(size_t size)
 {
-	if (likely(run_way_open())) {
-		void *p;
-		if (likely(run_alloc_hop(size, &p)))
-			return p;
-		return run_or_glibc(size);
-	}
-	return malloc_slow(size);
+	void *p;
+	if (likely(run_way_open()) && likely(run_alloc_hop(size, &p)))
+		return p;
+	return malloc_run_missed(size);
 }
 
 /* route[] says ROUTE_TABLE: for pcp-rseq, one try of its inline pop
@@ -590,12 +596,8 @@ static inline void free_other(void *p)
 	free_other_slow(p);
 }
 
-static NOINLINE void free_slow(void *p)
+static NOINLINE void free_checked(void *p)
 {
-	/* a run object (object 0 of a run is page aligned, the rest are
-	 * not) first: with statistics off, free's slow path is mostly theirs */
-	if (likely(zone_owns(p)) && likely(!stats_on) && !mp_tls.word && likely(run_free_hop(p)))
-		return;
 	COUNT(free_calls);
 	if (likely(zone_owns(p))) {
 		/* free() preserves errno: nothing on this path sets it (the
@@ -604,6 +606,16 @@ static NOINLINE void free_slow(void *p)
 		return;
 	}
 	free_other(p);
+}
+
+/* A run object (object 0 of a run is page aligned, the rest are not)
+ * first: with statistics off, free's slow path is mostly theirs.  A leaf
+ * with a tail call, as mp_free: the rest is free_checked's. */
+static NOINLINE void free_slow(void *p)
+{
+	if (likely(zone_owns(p)) && likely(!stats_on) && !mp_tls.word && likely(run_free_hop(p)))
+		return;
+	free_checked(p);
 }
 
 /* A pcp-rseq push left its list at the high mark: the drain, which

@@ -896,11 +896,15 @@ void *run_alloc(int cls, bool zero, size_t size)
 bool run_alloc_hop(size_t size, void **out)
 {
 #if MP_HAVE_RSEQ
-	int cls = run_class_if(rc_hop, size);
-	if (cls < 0 || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
-	    rc_pop_at(cls, out, true) != RSEQ_DONE)
+	/* run_class_if's class in two steps: 4097..12224 bytes are classes
+	 * 0..127 in steps of 64, less the last of each page (a header room
+	 * of a whole page) */
+	size_t cls = (size - PAGE_SIZE - 1) / RUN_STEP;
+	if (cls >= RUN_CLASSES || cls % (PAGE_SIZE / RUN_STEP) == PAGE_SIZE / RUN_STEP - 1 ||
+	    !rc_hop || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
+	    rc_pop_at((int)cls, out, true) != RSEQ_DONE)
 		return false;
-	obj_set_live(*out, cls);
+	obj_set_live(*out, (int)cls);
 	return true;
 #else
 	(void)size;
@@ -1030,8 +1034,12 @@ static ALWAYS_INLINE void obj_push(void *p, struct page_desc *h, unsigned c, uns
 {
 	int tries = 2;
 #if MP_HAVE_RSEQ
-	enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base, (uint64_t)c * RC_CLASS_BYTES,
-					       &rc_nr_cpus, obj_id(p));
+	uint64_t base = (uint64_t)rc_base, koff = (uint64_t)c * RC_CLASS_BYTES;
+	/* the rseq offset as built where the running glibc's is that one
+	 * (rc_hop), as run_alloc_hop's pop takes it */
+	enum rseq_result r = likely(rc_hop)
+			     ? rseq_bw_push_built(base, koff, &rc_nr_cpus, obj_id(p))
+			     : rseq_bw_push_here(base, koff, &rc_nr_cpus, obj_id(p));
 	if (likely(r == RSEQ_DONE))
 		return;
 	tries = r == RSEQ_ABORTED;           /* a restart: once more; full: none */
