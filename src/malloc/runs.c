@@ -1028,9 +1028,32 @@ void run_free(void *p, struct page_desc *pd, const char *fn)
 	run_free_marked(p, h, c, i, fn, 2);
 }
 
-/* Run object p (object i of run h, class c), its live mark cleared: one
- * push to this CPU's array, run_free_marked if that misses. */
-static ALWAYS_INLINE void obj_push(void *p, struct page_desc *h, unsigned c, unsigned i)
+/* Is p the start of an object of class rc, and which: its run's first pfn
+ * and its index. */
+static ALWAYS_INLINE bool obj_start(const void *p, const struct run_class *rc, uint64_t *first,
+				     unsigned *i)
+{
+	uint64_t pfn = addr_to_pfn(p);
+	*first = pfn & ~rc->run_mask;
+	*i = (unsigned)((pfn - *first) >> rc->kshift);
+	return (uintptr_t)p == zg.base + (*first << PAGE_SHIFT) + (uintptr_t)*i * rc->size;
+}
+
+/* obj_push missed (tries: 1 after a restart, 0 with the array full or
+ * stopped): run_free_marked, with the run and index found again from p, so
+ * that the push itself keeps no more than p and c in registers. */
+static NOINLINE void obj_push_missed(void *p, unsigned c, int tries)
+{
+	uint64_t first;
+	unsigned i;
+	obj_start(p, &rclass[c], &first, &i);
+	run_free_marked(p, pfn_to_desc(first), c, i, "free", tries);
+}
+
+/* Run object p (of class c, the start of an object of its run), its live
+ * mark cleared: one push to this CPU's array, obj_push_missed if that
+ * misses. */
+static ALWAYS_INLINE void obj_push(void *p, unsigned c)
 {
 	int tries = 2;
 #if MP_HAVE_RSEQ
@@ -1044,7 +1067,7 @@ static ALWAYS_INLINE void obj_push(void *p, struct page_desc *h, unsigned c, uns
 		return;
 	tries = r == RSEQ_ABORTED;           /* a restart: once more; full: none */
 #endif
-	run_free_marked(p, h, c, i, "free", tries);
+	obj_push_missed(p, c, tries);
 }
 
 /* A live run object of class c starts in p's page (its live byte, at
@@ -1053,15 +1076,6 @@ static ALWAYS_INLINE void obj_push(void *p, struct page_desc *h, unsigned c, uns
  * page is p's page rounded down to the run's alignment (bin_grow), the
  * object's index that page's distance from it / k, and p must be that
  * object's start.  False, nothing done: p is not its start. */
-static ALWAYS_INLINE bool obj_start(const void *p, const struct run_class *rc, uint64_t *first,
-				     unsigned *i)
-{
-	uint64_t pfn = addr_to_pfn(p);
-	*first = pfn & ~rc->run_mask;
-	*i = (unsigned)((pfn - *first) >> rc->kshift);
-	return (uintptr_t)p == zg.base + (*first << PAGE_SHIFT) + (uintptr_t)*i * rc->size;
-}
-
 static ALWAYS_INLINE bool run_free_live(void *p, uint8_t *lv, unsigned c)
 {
 	uint64_t first;
@@ -1069,7 +1083,7 @@ static ALWAYS_INLINE bool run_free_live(void *p, uint8_t *lv, unsigned c)
 	if (unlikely(!obj_start(p, &rclass[c], &first, &i)))
 		return false;
 	__atomic_store_n(lv, 0, __ATOMIC_RELAXED);
-	obj_push(p, pfn_to_desc(first), c, i);
+	obj_push(p, c);
 	return true;
 }
 
@@ -1096,7 +1110,7 @@ bool run_free_hop(void *p)
 	    !locate(p, pd, &h, &c, &i))
 		return false;
 	__atomic_store_n(&pd->flags, (uint8_t)PG_RUN, __ATOMIC_RELAXED);
-	obj_push(p, h, c, i);
+	obj_push(p, c);
 	return true;
 }
 
