@@ -1046,7 +1046,7 @@ static NOINLINE void obj_push_missed(void *p, unsigned c, int tries)
 {
 	uint64_t first;
 	unsigned i;
-	obj_start(p, &rclass[c], &first, &i);
+	(void)obj_start(p, &rclass[c], &first, &i);   /* the callers checked it */
 	run_free_marked(p, pfn_to_desc(first), c, i, "free", tries);
 }
 
@@ -1130,6 +1130,14 @@ static NOINLINE void drain_deferred_slow(void)
 }
 
 #if MP_HAVE_RSEQ
+/* A drained array's capacity back to its start, as the page caches'
+ * drains put theirs (the owner's rc_tune may race: a trip at most). */
+static void rc_reset(struct rc_class *c, unsigned cls)
+{
+	__atomic_store_n(&c->h.high, 2 * rc_batch[cls], __ATOMIC_RELAXED);
+	c->tune = (struct cache_tune){ 0 };
+}
+
 /*
  * cpu's arrays of classes [lo, hi) back to the runs: every object (all), or
  * those of the classes whose count has not moved since the last decay (a
@@ -1142,14 +1150,6 @@ static NOINLINE void drain_deferred_slow(void)
  * process context.  Returns the objects given back; the runs they free
  * go on the orphans.
  */
-/* A drained array's capacity back to its start, as the page caches'
- * drains put theirs (the owner's rc_tune may race: a trip at most). */
-static void rc_reset(struct rc_class *c, unsigned cls)
-{
-	__atomic_store_n(&c->h.high, 2 * rc_batch[cls], __ATOMIC_RELAXED);
-	c->tune = (struct cache_tune){ 0 };
-}
-
 static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 {
 	uint64_t take[(RUN_CLASSES + 63) / 64] = { 0 };
