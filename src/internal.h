@@ -685,10 +685,23 @@ static inline bool pa_alloc_table_hop(size_t req_bytes, void **out)
 	if (idx >= CACHE_CLASSES || !pa_hop_table(pa_onehop[idx + 1]) ||
 	    (mp_tls.word && !cache.irq_safe))
 		return false;
-	struct page_desc *pd = cache.alloc(idx + 1);
-	if (unlikely(!pd))
-		return false;
-	pd->npages = (uint32_t)(idx + 1);
+	/* With cache_borrow (pa_fit_most: bonwick, whose sizes come here where
+	 * glibc's rseq offset is not the built one), an empty class takes a
+	 * larger cached block before the zone, as pa_alloc_fit does: the
+	 * block keeps its size.  Process context: alloc_fit is not a
+	 * handler's. */
+	size_t n = idx + 1, most = pa_fit_most[n];
+	struct page_desc *pd;
+	if (most > n && !mp_tls.word) {
+		pd = cache.alloc_fit(n, most);
+		if (unlikely(!pd))
+			return false;
+	} else {
+		pd = cache.alloc(n);
+		if (unlikely(!pd))
+			return false;
+		pd->npages = (uint32_t)n;
+	}
 	pd->flags = PG_ALLOC;
 	*out = desc_to_addr(pd);
 	/* the design read a CPU id, but keeps it: bpftrace's cpu says it */
