@@ -247,19 +247,24 @@ Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 	cr_assert_eq(mp_report_counter("runs", "held"), held0);
 }
 
-/* One round of a batch of n objects of 4101 bytes, each written and
+/* One round of a batch of n objects of size bytes, each written and
  * checked before its free. */
-static void batch_round(void **p, int n)
+static void batch_round_of(void **p, int n, size_t size)
 {
 	for (int i = 0; i < n; i++) {
-		p[i] = malloc(4101);
+		p[i] = malloc(size);
 		cr_assert(mp.owns(p[i]));
-		memset(p[i], i, 4101);
+		memset(p[i], i, size);
 	}
 	for (int i = 0; i < n; i++) {
-		cr_assert_eq(((unsigned char *)p[i])[4100], (unsigned char)i);
+		cr_assert_eq(((unsigned char *)p[i])[size - 1], (unsigned char)i);
 		free(p[i]);
 	}
+}
+
+static void batch_round(void **p, int n)
+{
+	batch_round_of(p, n, 4101);
 }
 
 /* An array that keeps turning (empty on the batch's mallocs, full on its
@@ -285,6 +290,45 @@ Test(runs, an_array_that_turns_grows_until_the_batch_fits)
 	cr_assert_gt(mp_report_counter("runs", "depot_moves"), moves,
 		     "the drain left the array's grown capacity");
 	mp.drain();
+}
+
+/* All of a CPU's arrays together grow by at most 1 MiB: three classes
+ * (4160-, 4224- and 4288-byte objects) each grow from 30 objects to 112,
+ * 1,039,104 bytes, and hold a batch of 96 without the depot; a fourth
+ * (4352 bytes) finds room for 2 more objects only and keeps going to the
+ * depot.  The decay can empty an idle array meanwhile, which gives its
+ * growth back: a try in which it drained anything (cache_drained moved)
+ * is made again. */
+Test(runs, a_cpus_arrays_grow_by_at_most_a_mib_together)
+{
+	enum { B = 96, ROUNDS = 8, TRIES = 5 };
+	static const size_t sizes[] = { 4101, 4165, 4229 }, fourth = 4293;
+	void *p[B];
+	one_cpus_cache();
+	for (int t = 0; t < TRIES; t++) {
+		unsigned long long drained = mp_report_counter("runs", "cache_drained");
+		for (int k = 0; k < 3; k++) {
+			for (int r = 0; r < ROUNDS; r++)
+				batch_round_of(p, B, sizes[k]);
+			unsigned long long moves = mp_report_counter("runs", "depot_moves");
+			batch_round_of(p, B, sizes[k]);
+			cr_assert_eq(mp_report_counter("runs", "depot_moves"), moves,
+				     "the array of %zu-byte requests did not grow to hold %d",
+				     sizes[k], B);
+		}
+		for (int r = 0; r < ROUNDS; r++)
+			batch_round_of(p, B, fourth);
+		unsigned long long moves = mp_report_counter("runs", "depot_moves");
+		batch_round_of(p, B, fourth);
+		bool moved = mp_report_counter("runs", "depot_moves") > moves;
+		bool decayed = mp_report_counter("runs", "cache_drained") != drained;
+		mp.drain();
+		if (decayed)
+			continue;
+		cr_assert(moved, "a fourth class grew past the CPU's 1 MiB");
+		return;
+	}
+	cr_skip_test("the decay drained an array in each of %d tries", TRIES);
 }
 
 /* With the zone full of runs that objects in this CPU's cache keep
