@@ -999,7 +999,9 @@ static NOINLINE void run_free_marked(void *p, struct page_desc *h, unsigned c, u
 		if (r != RSEQ_ABORTED)
 			break;
 	}
-	if (rc_nr_cpus && rc_spill(c, obj_id(p)))
+	/* a handler never spills: tested here, before rc_spill's frame (its
+	 * buffer, 452 bytes) lands on a small sigaltstack */
+	if (rc_nr_cpus && !sigctx_in_irq() && rc_spill(c, obj_id(p)))
 		return;
 #endif
 	obj_to_bin(p, h, c, i, fn);
