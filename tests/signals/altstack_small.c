@@ -4,7 +4,7 @@
  *
  *   altstack_small
  *
- * Three parts, each in a child process so that an overflow is a reported
+ * Four parts, each in a child process so that an overflow is a reported
  * failure and not a crashed test runner:
  *
  *   alloc   a 4096-byte sigaltstack (above this CPU's MINSIGSTKSZ) with a
@@ -19,6 +19,8 @@
  *           malloc(100) + free go below the handler (the allocation
  *           path's).  Reported always; the test asks for less than 1 KiB
  *           in all, the issue's budget.
+ *   runfree the same measure for a handler's free of a 4101-byte run
+ *           object into a full per-CPU cache (libmagpage only).
  *
  * The program binds malloc and free before any handler runs (warm_up): a
  * lazy PLT binding inside the handler saves the vector registers on the
