@@ -304,11 +304,12 @@ void top_json(FILE *f, const struct live_seg *s, uint64_t now_ns)
 
 	fprintf(f, ",\"runs\":{\"live\":%lu,\"live_bytes\":%lu,\"held\":%lu,\"pages\":%lu,"
 		"\"idle_pages\":%lu,\"allocs\":%lu,\"frees\":%lu,\"made\":%lu,\"released\":%lu,"
-		"\"deferred\":%lu,\"cached\":%lu,\"cache_drained\":%lu}", LU(s->runs.live),
+		"\"deferred\":%lu,\"cached\":%lu,\"cache_drained\":%lu,\"depot_moves\":%lu}",
+		LU(s->runs.live),
 		LU(s->runs.live_bytes), LU(s->runs.runs),
 		LU(s->runs.pages), LU(s->runs.idle_pages), LU(s->runs.allocs), LU(s->runs.frees),
 		LU(s->runs.made), LU(s->runs.released), LU(s->runs.deferred), LU(s->runs.cached),
-		LU(s->runs.cache_drained));
+		LU(s->runs.cache_drained), LU(s->runs.depot_moves));
 
 	fprintf(f, ",\"signal\":{\"handler_entries\":%lu,\"held_back\":%lu,\"reentry_caught\":%lu,"
 		"\"malloc\":%lu,\"free\":%lu}", LU(s->sig.handler_entries),

@@ -734,9 +734,12 @@ static bool rc_open(struct rc_class *c, unsigned cls)
  * within RC_GROW_BYTES for all of the CPU's classes together: the growth
  * of the classes any array has opened, [rc_lo, rc_hi), a load each, once
  * per trip.  A batch of 64 4160-byte objects, 30 at the start, no longer
- * goes to the depot at all once its array holds 112.  Plain stores: a
- * thread moved to another CPU meanwhile, or a drain resetting the
- * capacity, costs a trip at most.
+ * goes to the depot at all once its array holds 112.  Plain stores, from
+ * whichever thread runs on the CPU (and the drains' rc_reset): a thread
+ * moved to another CPU meanwhile tunes that CPU's array once, and a store
+ * that lands after a drain's reset keeps the grown capacity until the next
+ * drain or decay; either way within rc_max and the budget's bound on
+ * what the sum read.
  */
 static void rc_tune(unsigned cpu, struct rc_class *c, unsigned cls, uint8_t why)
 {
@@ -801,7 +804,10 @@ static NOINLINE void *refill(int cls)
 	if (cpu < __atomic_load_n(&rc_nr_cpus, __ATOMIC_RELAXED)) {
 		struct rc_class *c = rc_of(cpu, (unsigned)cls);
 		rc_open(c, (unsigned)cls);
-		rc_tune(cpu, c, (unsigned)cls, TUNE_REFILL);
+		/* a pop that missed because a remote drain stopped the array
+		 * is no trip of its own */
+		if (!(__atomic_load_n(&c->h.count, __ATOMIC_RELAXED) & BW_STOPPED))
+			rc_tune(cpu, c, (unsigned)cls, TUNE_REFILL);
 		want = __atomic_load_n(&c->h.high, __ATOMIC_RELAXED) / 2;
 		if (!want)
 			want = 1;
@@ -1133,7 +1139,10 @@ static NOINLINE void drain_deferred_slow(void)
 
 #if MP_HAVE_RSEQ
 /* A drained array's capacity back to its start, as the page caches'
- * drains put theirs (the owner's rc_tune may race: a trip at most). */
+ * drains put theirs.  The owner's rc_tune may store its grown capacity
+ * after this (kept until the next drain or decay); for an array reset
+ * without being stopped (empty), the owner may push past the new high
+ * meanwhile, which its next push takes as full. */
 static void rc_reset(struct rc_class *c, unsigned cls)
 {
 	__atomic_store_n(&c->h.high, 2 * rc_batch[cls], __ATOMIC_RELAXED);
@@ -1147,8 +1156,8 @@ static void rc_reset(struct rc_class *c, unsigned cls)
  * and refills: a cost of one batch).  The arrays are stopped and cpu
  * fenced first, as the page caches' remote drains do; the classes not
  * taken are let go as they were.  A drained array's capacity, and an
- * empty one's that was empty at the last decay too, go back to their
- * start (rc_reset).  rc_drain_lock held (signals held back),
+ * empty one's (all; or, for the decay, one that was empty at the last
+ * decay too), go back to their start (rc_reset).  rc_drain_lock held (signals held back),
  * process context.  Returns the objects given back; the runs they free
  * go on the orphans.
  */

@@ -28,8 +28,9 @@
 #include "internal.h"
 
 #define LIVE_MAGIC      0x3145564c4750414dull   /* "MAPGLVE1", little-endian */
-#define LIVE_VERSION    4                       /* 2: runs; 3: their CPU caches;
-						   4: merged and gone */
+#define LIVE_VERSION    5                       /* 2: runs; 3: their CPU caches;
+						   4: merged and gone;
+						   5: runs' depot_moves */
 #define LIVE_MEMFD_NAME "magpage-live"          /* /proc/PID/fd/N ->
 						   "/memfd:magpage-live (deleted)" */
 #define LIVE_CACHES     64                      /* caches published: MAX_CACHES */

@@ -214,9 +214,10 @@ Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 		p[i] = malloc(4101);
 	for (int i = 0; i < N; i++)
 		free(p[i]);
-	/* every object freed, and what the last refill took beyond the batch */
+	/* every object freed, and what the last refill took beyond the batch
+	 * (half the array at most, less the object it handed out) */
 	unsigned long long cached = mp_report_counter("runs", "cached");
-	cr_assert(cached >= N && cached <= N + ARRAY,
+	cr_assert(cached >= N && cached <= N + ARRAY / 2,
 		  "after %d frees the array and the depot hold %llu objects", N, cached);
 	unsigned long long taken = mp_report_counter("runs", "allocs");
 	for (int i = 0; i < N; i++) {
@@ -274,16 +275,26 @@ static void batch_round(void **p, int n)
  * the depot again. */
 Test(runs, an_array_that_turns_grows_until_the_batch_fits)
 {
-	enum { B = 64, ROUNDS = 8 };
+	enum { B = 64, ROUNDS = 8, TRIES = 5 };
 	void *p[B];
+	unsigned long long moves;
+	bool grew = false;
 	one_cpus_cache();
-	for (int r = 0; r < ROUNDS; r++)
-		batch_round(p, B);
-	unsigned long long moves = mp_report_counter("runs", "depot_moves");
-	for (int r = 0; r < ROUNDS; r++)
-		batch_round(p, B);
-	cr_assert_eq(mp_report_counter("runs", "depot_moves"), moves,
-		     "the array did not grow to hold a batch of %d", B);
+	/* a try in which the decay drained the array (and so put its
+	 * capacity back) is made again */
+	for (int t = 0; t < TRIES && !grew; t++) {
+		unsigned long long drained = mp_report_counter("runs", "cache_drained");
+		for (int r = 0; r < ROUNDS; r++)
+			batch_round(p, B);
+		moves = mp_report_counter("runs", "depot_moves");
+		for (int r = 0; r < ROUNDS; r++)
+			batch_round(p, B);
+		grew = mp_report_counter("runs", "depot_moves") == moves;
+		if (!grew && mp_report_counter("runs", "cache_drained") == drained)
+			break;
+		mp.drain();
+	}
+	cr_assert(grew, "the array did not grow to hold a batch of %d", B);
 	mp.drain();
 	moves = mp_report_counter("runs", "depot_moves");
 	batch_round(p, B);

@@ -20,7 +20,9 @@
  *           path's).  Reported always; the test asks for less than 1 KiB
  *           in all, the issue's budget.
  *   runfree the same measure for a handler's free of a 4101-byte run
- *           object into a full per-CPU cache (libmagpage only).
+ *           object into a full per-CPU cache (libmagpage only), held to
+ *           640 bytes: 384 now, 880 when that free went through the
+ *           process-context spill's frame.
  *
  * The program binds malloc and free before any handler runs (warm_up): a
  * lazy PLT binding inside the handler saves the vector registers on the
@@ -47,6 +49,9 @@
 #define SMALL_STACK 4096
 #define MEASURE_STACK (64 * 1024)
 #define BUDGET 1024
+/* runfree: the trampoline (185 bytes here) and the free's path to the run;
+ * rc_spill's frame alone is 568 bytes, which no handler may reach */
+#define RUNFREE_BUDGET 640
 #define PATTERN 0xa5
 
 static uintptr_t alt_lo, alt_hi;
@@ -235,9 +240,9 @@ static int child_measure_runfree(void)
 	}
 	printf("altstack_small: a handler that frees a 4101-byte object into a full cache "
 	       "touched %zu bytes at most over %d runs\n", worst, ROUNDS);
-	if (worst > BUDGET) {
-		rx_fail_n("a handler's free of a run object uses over 1 KiB of stack below the "
-			  "kernel's signal frame: bytes ", worst);
+	if (worst > RUNFREE_BUDGET) {
+		rx_fail_n("a handler's free of a run object uses over 640 bytes of stack below the "
+			  "kernel's signal frame (the process-context spill's frame?): bytes ", worst);
 		return RX_FAIL;
 	}
 	return RX_OK;
