@@ -1157,8 +1157,8 @@ static void rc_reset(struct rc_class *c, unsigned cls)
  * fenced first, as the page caches' remote drains do; the classes not
  * taken are let go as they were.  A drained array's capacity, and an
  * empty one's (all; or, for the decay, one that was empty at the last
- * decay too), go back to their start (rc_reset).  rc_drain_lock held (signals held back),
- * process context.  Returns the objects given back; the runs they free
+ * decay too), go back to their start (rc_reset).  rc_drain_lock held
+ * (signals held back), process context.  Returns the objects given back; the runs they free
  * go on the orphans.
  */
 static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
