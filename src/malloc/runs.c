@@ -207,15 +207,15 @@ static inline uint32_t run_pages(const struct run_class *rc)
 
 /* The class of a size, or -1: more than one page, at most three less 64
  * bytes (a header room of a whole page would make whole pages); -1 too
- * while on is false (runs_on, or for the hop rc_hop). */
+ * while on is false (runs_on, or for the hop rc_hop).  In two steps:
+ * 4097..12224 bytes are classes 0..127 in steps of 64, less the last of
+ * each page count's 64 (smaller sizes wrap past 127). */
 static inline int run_class_if(bool on, size_t size)
 {
-	if (!on || size <= PAGE_SIZE || size > 3 * PAGE_SIZE - RUN_STEP)
+	size_t cls = (size - PAGE_SIZE - 1) / RUN_STEP;
+	if (!on || cls >= RUN_CLASSES || cls % (PAGE_SIZE / RUN_STEP) == PAGE_SIZE / RUN_STEP - 1)
 		return -1;
-	size_t k = (size - 1) >> PAGE_SHIFT, d = size - (k << PAGE_SHIFT);
-	if (d > PAGE_SIZE - RUN_STEP)
-		return -1;
-	return (int)((k - 1) * (PAGE_SIZE / RUN_STEP) + (d + RUN_STEP - 1) / RUN_STEP - 1);
+	return (int)cls;
 }
 
 static inline int run_class(size_t size)
@@ -902,15 +902,11 @@ void *run_alloc(int cls, bool zero, size_t size)
 bool run_alloc_hop(size_t size, void **out)
 {
 #if MP_HAVE_RSEQ
-	/* run_class_if's class in two steps: 4097..12224 bytes are classes
-	 * 0..127 in steps of 64, less the last of each page (a header room
-	 * of a whole page) */
-	size_t cls = (size - PAGE_SIZE - 1) / RUN_STEP;
-	if (cls >= RUN_CLASSES || cls % (PAGE_SIZE / RUN_STEP) == PAGE_SIZE / RUN_STEP - 1 ||
-	    !rc_hop || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
-	    rc_pop_at((int)cls, out, true) != RSEQ_DONE)
+	int cls = run_class_if(rc_hop, size);
+	if (cls < 0 || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
+	    rc_pop_at(cls, out, true) != RSEQ_DONE)
 		return false;
-	obj_set_live(*out, (int)cls);
+	obj_set_live(*out, cls);
 	return true;
 #else
 	(void)size;
@@ -1158,8 +1154,8 @@ static void rc_reset(struct rc_class *c, unsigned cls)
  * taken are let go as they were.  A drained array's capacity, and an
  * empty one's (all; or, for the decay, one that was empty at the last
  * decay too), go back to their start (rc_reset).  rc_drain_lock held
- * (signals held back), process context.  Returns the objects given back; the runs they free
- * go on the orphans.
+ * (signals held back), process context.  Returns the objects given back;
+ * the runs they free go on the orphans.
  */
 static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 {
