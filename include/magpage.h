@@ -64,7 +64,8 @@ MAGPAGE_API int magpage_get_stats(struct magpage_stats *st);
 MAGPAGE_API void magpage_free_bulk(void **ptrs, size_t n);
 
 /* Returns every page held by every page cache to the zone.  Returns the
- * number of pages moved. */
+ * number of pages moved (pages that a decay on another thread gives back
+ * at the same time are counted there, not here). */
 MAGPAGE_API size_t magpage_drain(void);
 
 /* Writes the effective configuration, one "key:value" per line, to fd. */

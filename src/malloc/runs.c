@@ -434,12 +434,21 @@ static void run_unformat(struct page_desc *h, const struct run_class *rc)
 		__atomic_store_n(&h[j].flags, (uint8_t)0, __ATOMIC_RELAXED);
 }
 
+/* After pages went back to the zone: the zone's tick, and the purge trap
+ * the frees arm.  A drain ticks once, after its last run: a decay the tick
+ * started between two of its runs would take the rest off the orphans and
+ * count their pages as its own. */
+static void runs_released(void)
+{
+	tick_check();
+	purge_free_slow();
+}
+
 /* A run's pages back to the zone (the bin's lock not held). */
 static void run_release(struct page_desc *h)
 {
 	pa_free(h);
-	tick_check();
-	purge_free_slow();
+	runs_released();
 }
 
 /*
@@ -577,8 +586,9 @@ static bool bin_grow(int cls)
 static struct page_desc *orphans;
 static struct mp_lock orphan_lock;
 
-/* The orphans back to the zone, one at a time: the pages given back. */
-static size_t release_orphans(void)
+/* The orphans back to the zone, one at a time: the pages given back.  The
+ * caller ticks (runs_released) once it has given back all it will. */
+static size_t orphans_to_zone(void)
 {
 	size_t pages = 0;
 
@@ -593,9 +603,15 @@ static size_t release_orphans(void)
 		if (!h)
 			break;
 		pages += h->npages;
-		run_release(h);
+		pa_free(h);
 	}
 	return pages;
+}
+
+static void release_orphans(void)
+{
+	if (orphans_to_zone())
+		runs_released();
 }
 
 static struct page_desc *cached_head(uint32_t id, unsigned cls);
@@ -1343,7 +1359,7 @@ static size_t give_back_spares(bool all)
 	drain_deferred_runs();              /* their runs may be wholly free now */
 	rc_drain(all);                      /* likewise */
 	depot_drain(all);
-	pages += release_orphans();         /* the runs that freed */
+	pages += orphans_to_zone();         /* the runs that freed */
 	for (int c = 0; c < RUN_CLASSES; c++) {
 		struct run_bin *b = &bins[c];
 		struct page_desc *h;
@@ -1367,10 +1383,12 @@ static size_t give_back_spares(bool all)
 		}
 		unlock_bin(b, was);
 		if (h) {
-			run_release(h);
+			pa_free(h);
 			pages += run_pages(&rclass[c]);
 		}
 	}
+	if (pages)
+		runs_released();
 	return pages;
 }
 

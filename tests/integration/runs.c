@@ -58,6 +58,18 @@ static int by_address(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* magpage_drain gives at least runs runs back: counted by the runs' released
+ * counter, not by the pages it returns, since a decay running meanwhile (the
+ * purge thread, every 20 ms) may take runs the drain freed off the orphans'
+ * list and count their pages itself. */
+static void drain_gives_back(unsigned long long runs, const char *what)
+{
+	unsigned long long released = mp_report_counter("runs", "released");
+	mp.drain();
+	unsigned long long n = mp_report_counter("runs", "released") - released;
+	cr_assert_geq(n, runs, "%s: %llu of %llu runs went back", what, n, runs);
+}
+
 Test(runs, objects_are_distinct_aligned_and_keep_their_contents)
 {
 	enum { PER = 40 };
@@ -142,7 +154,7 @@ Test(runs, a_run_per_n_objects_one_kept_when_free_drain_gives_it_back)
 		cr_assert_leq(mp_report_counter("runs", "held"), held0 + 2);
 		cr_assert_gt(mp_report_counter("runs", "cached"), 0, "nothing in the CPU cache");
 	}
-	cr_assert_geq(mp.drain(), 65);
+	drain_gives_back(1, "magpage_drain");
 	cr_assert_eq(mp_report_counter("runs", "held"), held0, "magpage_drain kept a run");
 	/* and the class works again from nothing */
 	void *x = malloc(4101);
@@ -192,7 +204,7 @@ Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
 		cr_assert_eq(q[i], p[N - 1 - i], "object %d: %p, not %p", i, q[i], p[N - 1 - i]);
 	for (int i = 0; i < N; i++)
 		free(q[i]);
-	cr_assert_geq(mp.drain(), 65, "the run of 65 pages did not go back");
+	drain_gives_back(1, "the run of 65 pages");
 	cr_assert_eq(mp_report_counter("runs", "cached"), 0);
 	cr_assert_eq(mp_report_counter("runs", "held"), held0);
 	cr_assert_geq(mp_report_counter("runs", "cache_drained"), N);
@@ -203,49 +215,77 @@ Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
  * the runs, so that the next batch's refills take them from there and no
  * object from a run; magpage_drain gives the depot's back.  Beyond the
  * depot's room (4 MiB of objects: 1008 of these) the spills go back to the
- * runs. */
+ * runs.  The decay gives back a depot that did not move in an interval
+ * (20 ms), which a loaded machine can stretch a batch past: a try in which
+ * it drained anything (cache_drained moved) is made again. */
 Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 {
-	enum { N = 200, BIG = 1500, ROOM = (4 << 20) / 4160, ARRAY = 112 };
+	enum { N = 200, BIG = 1500, ROOM = (4 << 20) / 4160, ARRAY = 112, TRIES = 5 };
 	static void *p[BIG];
 	one_cpus_cache();
 	unsigned long long held0 = mp_report_counter("runs", "held");
-	for (int i = 0; i < N; i++)
-		p[i] = malloc(4101);
-	for (int i = 0; i < N; i++)
-		free(p[i]);
-	/* every object freed, and what the last refill took beyond the batch
-	 * (half the array at most, less the object it handed out) */
-	unsigned long long cached = mp_report_counter("runs", "cached");
-	cr_assert(cached >= N && cached <= N + ARRAY / 2,
-		  "after %d frees the array and the depot hold %llu objects", N, cached);
-	unsigned long long taken = mp_report_counter("runs", "allocs");
-	for (int i = 0; i < N; i++) {
-		p[i] = malloc(4101);
-		cr_assert(mp.owns(p[i]));
-		memset(p[i], i, 4101);
+	int t;
+	for (t = 0; t < TRIES; t++) {
+		unsigned long long drained = mp_report_counter("runs", "cache_drained");
+		for (int i = 0; i < N; i++)
+			p[i] = malloc(4101);
+		for (int i = 0; i < N; i++)
+			free(p[i]);
+		/* every object freed, and what the last refill took beyond the
+		 * batch (half the array at most, less the object it handed out) */
+		unsigned long long cached = mp_report_counter("runs", "cached");
+		unsigned long long taken = mp_report_counter("runs", "allocs");
+		for (int i = 0; i < N; i++) {
+			p[i] = malloc(4101);
+			cr_assert(mp.owns(p[i]));
+			memset(p[i], i, 4101);
+		}
+		unsigned long long runs_took = mp_report_counter("runs", "allocs") - taken;
+		for (int i = 0; i < N; i++) {
+			cr_assert_eq(((unsigned char *)p[i])[4100], (unsigned char)i);
+			free(p[i]);
+		}
+		bool decayed = mp_report_counter("runs", "cache_drained") != drained;
+		unsigned long long released = mp_report_counter("runs", "released");
+		mp.drain();
+		released = mp_report_counter("runs", "released") - released;
+		cr_assert_eq(mp_report_counter("runs", "cached"), 0,
+			     "objects cached after magpage_drain");
+		cr_assert_eq(mp_report_counter("runs", "held"), held0);
+		if (decayed)
+			continue;
+		cr_assert(cached >= N && cached <= N + ARRAY / 2,
+			  "after %d frees the array and the depot hold %llu objects", N, cached);
+		cr_assert_eq(runs_took, 0,
+			     "the second batch took %llu objects from the runs, not the depot",
+			     runs_took);
+		cr_assert_geq(released, N / 64, "%llu of the batch's %d runs went back", released,
+			      N / 64);
+		break;
 	}
-	cr_assert_eq(mp_report_counter("runs", "allocs"), taken,
-		     "the second batch took objects from the runs, not the depot");
-	for (int i = 0; i < N; i++) {
-		cr_assert_eq(((unsigned char *)p[i])[4100], (unsigned char)i);
-		free(p[i]);
-	}
-	cr_assert_geq(mp.drain(), (N / 64) * 65, "the runs did not go back");
-	cr_assert_eq(mp_report_counter("runs", "cached"), 0, "objects cached after magpage_drain");
-	cr_assert_eq(mp_report_counter("runs", "held"), held0);
+	if (t == TRIES)
+		cr_skip_test("the decay drained a depot in each of %d tries", TRIES);
 
 	/* the depot's bound */
-	for (int i = 0; i < BIG; i++)
-		p[i] = malloc(4101);
-	for (int i = 0; i < BIG; i++)
-		free(p[i]);
-	cached = mp_report_counter("runs", "cached");
-	cr_assert_leq(cached, ROOM + ARRAY, "%llu objects cached, the depot holds %d", cached, ROOM);
-	cr_assert_geq(cached, ROOM, "%llu objects cached, the depot holds %d", cached, ROOM);
-	mp.drain();
-	cr_assert_eq(mp_report_counter("runs", "cached"), 0);
-	cr_assert_eq(mp_report_counter("runs", "held"), held0);
+	for (t = 0; t < TRIES; t++) {
+		unsigned long long drained = mp_report_counter("runs", "cache_drained");
+		for (int i = 0; i < BIG; i++)
+			p[i] = malloc(4101);
+		for (int i = 0; i < BIG; i++)
+			free(p[i]);
+		unsigned long long cached = mp_report_counter("runs", "cached");
+		bool decayed = mp_report_counter("runs", "cache_drained") != drained;
+		mp.drain();
+		cr_assert_eq(mp_report_counter("runs", "cached"), 0);
+		cr_assert_eq(mp_report_counter("runs", "held"), held0);
+		if (decayed)
+			continue;
+		cr_assert_leq(cached, ROOM + ARRAY, "%llu objects cached, the depot holds %d", cached,
+			      ROOM);
+		cr_assert_geq(cached, ROOM, "%llu objects cached, the depot holds %d", cached, ROOM);
+		return;
+	}
+	cr_skip_test("the decay drained a depot in each of %d tries", TRIES);
 }
 
 /* One round of a batch of n objects of size bytes, each written and
