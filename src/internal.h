@@ -139,6 +139,9 @@ extern int os_pid;
 extern void (*os_fork_hook)(void);
 /* True, after running os_fork_hook once, if this is such a process. */
 bool os_forked(void);
+/* Arms the wipe-on-fork page that spares os_forked its system call; after
+ * os_pid is set, at start-up. */
+void os_fork_watch(void);
 
 /* ------------------------------------------------------------------------
  * platform/cpu.c — which CPU is this thread on

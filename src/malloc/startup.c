@@ -59,6 +59,7 @@ void mp_init_slow(void)
 		pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);
 		os_fork_hook = mp_fork_recover;
 		__atomic_store_n(&os_pid, (int)getpid(), __ATOMIC_RELEASE);
+		os_fork_watch();
 		fb_init();
 		if (opt.verbose)
 			options_print(&opt, 2);

@@ -146,15 +146,47 @@ int os_spawn_helper(void *(*fn)(void *))
 int os_pid;
 void (*os_fork_hook)(void);
 
-/* One getpid system call (glibc no longer caches the pid): only on paths
- * that are slow already, a handler-context call or a lock about to sleep. */
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+
+/* A page the kernel hands a child zeroed (MADV_WIPEONFORK, Linux 4.14):
+ * while its word reads non-zero this is the process that armed it, and
+ * os_forked needs no system call.  NULL where the kernel refuses. */
+static uint32_t *fork_canary;
+
+void os_fork_watch(void)
+{
+	void *p = mmap(NULL, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	if (madvise(p, PAGE_SIZE, MADV_WIPEONFORK) != 0) {
+		munmap(p, PAGE_SIZE);
+		return;
+	}
+	*(uint32_t *)p = 1;
+	__atomic_store_n(&fork_canary, (uint32_t *)p, __ATOMIC_RELEASE);
+}
+
+/* A read of the canary; one getpid system call (glibc no longer caches
+ * the pid) where it reads zero, in a child or without a canary: only on
+ * paths that are slow already, a handler-context call or a lock about to
+ * sleep.  The pid compared re-arms the canary for this process. */
 bool os_forked(void)
 {
+	uint32_t *canary = __atomic_load_n(&fork_canary, __ATOMIC_ACQUIRE);
+
+	if (likely(canary && __atomic_load_n(canary, __ATOMIC_RELAXED)))
+		return false;
 	int now = (int)syscall(SYS_getpid);
 	int seen = __atomic_load_n(&os_pid, __ATOMIC_ACQUIRE);
 
-	if (likely(now == seen || seen == 0))
+	if (likely(now == seen || seen == 0)) {
+		if (canary && seen)
+			__atomic_store_n(canary, 1, __ATOMIC_RELAXED);
 		return false;
+	}
 	if (__atomic_compare_exchange_n(&os_pid, &seen, now, false, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE) && os_fork_hook)
 		os_fork_hook();
