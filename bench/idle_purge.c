@@ -7,13 +7,17 @@
  * (default 0.5).  With -c T it makes one malloc+free of -S bytes (default:
  * the block size) T seconds into the idle spell: the "single allocator call
  * after an idle spell" that an allocator without a background thread needs
- * to purge.  Nothing else calls the allocator after the frees: the pointer
- * array comes from mmap, the output is formatted on the stack and written
- * with write(2).
+ * to purge; its time is call_ms in the summary.  With -k it frees every
+ * other block only, so that no two freed blocks merge and a purge makes a
+ * system call for each; with -b N, N threads spin on other CPUs meanwhile
+ * (no allocator calls), so that each madvise must shoot down their TLBs.
+ * Nothing else calls the allocator after the frees: the pointer array comes
+ * from mmap, the output is formatted on the stack and written with
+ * write(2).
  *
  * Output: '#' lines, then "t_s,rss_mib" lines, then a summary line:
  *   peak_mib, end_mib, first time RSS fell below a tenth of the peak
- *   (below10_s, -1 if never).
+ *   (below10_s, -1 if never), call_ms (the -c call, -1 without one).
  *
  * Not a test: it judges nothing.  Run it under the allocator to measure:
  *   LD_PRELOAD=build/libmagpage.so MAGPAGE_CONF=purge_thread:1 build/bench/bench_idle_purge
@@ -22,6 +26,7 @@
 #include "bench.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,14 +56,25 @@ static void sleep_s(double s)
 		;
 }
 
+static volatile int spinning = 1;
+
+static void *spin(void *arg)
+{
+	(void)arg;
+	while (spinning)
+		__asm__ volatile("pause");
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	size_t bytes = 512u << 20, size = 4096, call_size = 0;
-	double idle = 15, interval = 0.5, call_at = -1;
-	int c;
+	double idle = 15, interval = 0.5, call_at = -1, call_ms = -1;
+	int c, keep_half = 0, busy = 0;
+	pthread_t spinners[64];
 
 	bench_name = "idle_purge";
-	while ((c = getopt(argc, argv, "m:s:d:i:c:S:h")) != -1) {
+	while ((c = getopt(argc, argv, "m:s:d:i:c:S:kb:h")) != -1) {
 		switch (c) {
 		case 'm': bytes = bench_parse_size(optarg, "memory"); break;
 		case 's': size = bench_parse_size(optarg, "size"); break;
@@ -66,12 +82,20 @@ int main(int argc, char **argv)
 		case 'i': interval = atof(optarg); break;
 		case 'c': call_at = atof(optarg); break;
 		case 'S': call_size = bench_parse_size(optarg, "call size"); break;
+		case 'k': keep_half = 1; break;
+		case 'b': busy = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: %s [-m bytes] [-s size] [-d idle_s] "
-				"[-i interval_s] [-c call_at_s] [-S call_size]\n", argv[0]);
+				"[-i interval_s] [-c call_at_s] [-S call_size] [-k] [-b threads]\n",
+				argv[0]);
 			return 2;
 		}
 	}
+	if (busy < 0 || busy > 64)
+		bench_die("-b takes 0 to 64 threads");
+	for (int i = 0; i < busy; i++)
+		if (pthread_create(&spinners[i], NULL, spin, NULL) != 0)
+			bench_die("pthread_create failed");
 	if (!call_size)
 		call_size = size;
 	if (size < 16 || bytes < size || interval <= 0 || idle < 0)
@@ -82,8 +106,8 @@ int main(int argc, char **argv)
 	const char *pre = getenv("LD_PRELOAD"), *conf = getenv("MAGPAGE_CONF");
 
 	say("# idle_purge bytes=%zu size=%zu idle_s=%.1f call_at_s=%.1f call_size=%zu "
-	    "preload=%s magpage_conf=%s\n", bytes, size, idle, call_at, call_size,
-	    pre && *pre ? pre : "none", conf && *conf ? conf : "unset");
+	    "keep_half=%d busy=%d preload=%s magpage_conf=%s\n", bytes, size, idle, call_at,
+	    call_size, keep_half, busy, pre && *pre ? pre : "none", conf && *conf ? conf : "unset");
 	for (size_t i = 0; i < n; i++) {
 		p[i] = malloc(size);
 		if (!p[i])
@@ -94,7 +118,7 @@ int main(int argc, char **argv)
 	double peak = bench_rss_mib();
 	if (peak < 0)
 		bench_die("cannot read /proc/self/statm");
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = keep_half; i < n; i += 1 + keep_half)
 		free(p[i]);
 
 	double t0 = bench_now_s(), below = -1, last = 0;
@@ -103,13 +127,15 @@ int main(int argc, char **argv)
 	for (double next = 0;; next += interval) {
 		double t = bench_now_s() - t0;
 		if (!called && t >= call_at) {
+			double c0 = bench_now_s();
 			void *q = malloc(call_size);
 			if (!q)
 				bench_die("malloc(%zu) failed", call_size);
 			*(volatile char *)q = 1;
 			free(q);
+			call_ms = (bench_now_s() - c0) * 1e3;
 			called = 1;
-			say("# t=%.2f: one malloc(%zu)+free\n", t, call_size);
+			say("# t=%.2f: one malloc(%zu)+free, %.3f ms\n", t, call_size, call_ms);
 		}
 		last = bench_rss_mib();
 		if (last > peak)
@@ -126,7 +152,14 @@ int main(int argc, char **argv)
 		if (wake > t)
 			sleep_s(wake - t);
 	}
-	say("summary: peak_mib=%.1f end_mib=%.1f below10_s=%.2f\n", peak, last, below);
+	say("summary: peak_mib=%.1f end_mib=%.1f below10_s=%.2f call_ms=%.3f\n", peak, last, below,
+	    call_ms);
+	spinning = 0;
+	for (int i = 0; i < busy; i++)
+		pthread_join(spinners[i], NULL);
+	if (keep_half)
+		for (size_t i = 0; i < n; i += 2)
+			free(p[i]);
 	bench_unmap(p, n * sizeof(*p));
 	return 0;
 }

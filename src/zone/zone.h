@@ -264,11 +264,14 @@ size_t zone_purge(unsigned min_order);
  * clock), oldest first, go back to the OS with advice (MADV_DONTNEED: they
  * become PG_ZERO; MADV_FREE: PG_ADVISED).  At most ZONE_PURGE_BATCH pages
  * are off the free lists at a time, while the lock is dropped for the
- * system calls.  One purge runs at a time: false (and nothing done) if
- * another is in flight.  *pages gets the pages purged.
+ * system calls.  At most max_calls madvise calls: *more is true when they
+ * ran out, with such blocks perhaps left for the next call.  One purge
+ * runs at a time: false (and nothing done) if another is in flight.
+ * *pages gets the pages purged.
  */
 #define ZONE_PURGE_BATCH 4096
-bool zone_purge_aged(uint64_t cutoff_ns, int advice, size_t *pages);
+bool zone_purge_aged(uint64_t cutoff_ns, int advice, uint64_t max_calls, size_t *pages,
+		     bool *more);
 /* Dirty pages on the free lists now; *oldest_ns the freed_ns of the
  * oldest dirty block, UINT64_MAX when there is none. */
 uint64_t zone_dirty(uint64_t *oldest_ns);

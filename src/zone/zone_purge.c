@@ -114,10 +114,11 @@ static uint64_t purge_isolated(struct page_desc *pd, int advice)
 
 /* Purges, ZONE_PURGE_BATCH pages at a time, the dirty blocks of at least
  * min_order freed at or before cutoff, oldest first, then (redo_advised)
- * every PG_ADVISED block with MADV_DONTNEED.  False if another purge is in
- * flight. */
+ * every PG_ADVISED block with MADV_DONTNEED, with at most *budget madvise
+ * calls (the calls made come off it; *budget 0 on return: it ran out,
+ * with blocks perhaps left).  False if another purge is in flight. */
 static bool zone_purge_one(struct zone *z, uint64_t cutoff, unsigned min_order,
-			   bool redo_advised, int advice, size_t *pagesp)
+			   bool redo_advised, int advice, size_t *pagesp, uint64_t *budget)
 {
 	struct zone_irq saved;
 	size_t pages = 0;
@@ -131,17 +132,20 @@ static bool zone_purge_one(struct zone *z, uint64_t cutoff, unsigned min_order,
 		return false;
 	}
 	z->purging = true;
-	for (bool advised = false;;) {
+	for (bool advised = false; calls < *budget;) {
 		struct page_desc *pd;
 		unsigned o;
 		size_t batch = 0;
-		while (batch < ZONE_PURGE_BATCH) {
+		uint64_t blocks = 0;
+		/* a block is a call or two (MADV_FREE refused: DONTNEED too) */
+		while (batch < ZONE_PURGE_BATCH && blocks < *budget - calls) {
 			pd = advised ? __zone_advised(z, min_order, &o)
 				     : __zone_oldest(z, cutoff, min_order, &o);
 			if (!pd)
 				break;
 			__zone_isolate(z, pd, o);
 			batch += (size_t)1 << o;
+			blocks++;
 		}
 		if (!batch) {
 			if (advised || !redo_advised)
@@ -164,18 +168,21 @@ static bool zone_purge_one(struct zone *z, uint64_t cutoff, unsigned min_order,
 		MP_PROBE1(purge, pages);
 	errno = errno_saved;
 	*pagesp = pages;
+	*budget = calls < *budget ? *budget - calls : 0;
 	return true;
 }
 
-/* Each zone in turn, one lock at a time; false (and the zones after it
- * untouched) if a purge is in flight on one of them. */
+/* Each zone in turn, one lock at a time, while the budget lasts; false
+ * (and the zones after it untouched) if a purge is in flight on one of
+ * them. */
 static bool zone_purge_run(uint64_t cutoff, unsigned min_order, bool redo_advised, int advice,
-			   size_t *pagesp)
+			   size_t *pagesp, uint64_t *budget)
 {
 	*pagesp = 0;
-	for (unsigned i = 0; i < nr_zones; i++) {
+	for (unsigned i = 0; i < nr_zones && *budget; i++) {
 		size_t pages;
-		bool done = zone_purge_one(&zones[i], cutoff, min_order, redo_advised, advice, &pages);
+		bool done = zone_purge_one(&zones[i], cutoff, min_order, redo_advised, advice, &pages,
+					   budget);
 		*pagesp += pages;
 		if (!done)
 			return false;
@@ -189,14 +196,21 @@ size_t zone_purge(unsigned min_order)
 
 	/* malloc_trim waits for a decay purge in flight: it must find
 	 * everything purged when it returns. */
-	while (!zone_purge_run(UINT64_MAX, min_order, true, MADV_DONTNEED, &pages))
+	for (;;) {
+		uint64_t budget = UINT64_MAX;
+		if (zone_purge_run(UINT64_MAX, min_order, true, MADV_DONTNEED, &pages, &budget))
+			return pages;
 		sched_yield();
-	return pages;
+	}
 }
 
-bool zone_purge_aged(uint64_t cutoff_ns, int advice, size_t *pages)
+bool zone_purge_aged(uint64_t cutoff_ns, int advice, uint64_t max_calls, size_t *pages,
+		     bool *more)
 {
-	return zone_purge_run(cutoff_ns, 0, false, advice, pages);
+	uint64_t budget = max_calls;
+	bool done = zone_purge_run(cutoff_ns, 0, false, advice, pages, &budget);
+	*more = done && budget == 0;
+	return done;
 }
 
 uint64_t zone_dirty_hint(void)

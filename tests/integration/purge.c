@@ -154,6 +154,42 @@ Test(purge, idle_then_one_call)
 	}
 }
 
+/* Every other block of a burst freed: none merges, and the purge makes a
+ * system call for each.  A purge on an allocator call stops after a
+ * millisecond or so (10 after an idle spell), so it may take several calls;
+ * they, or the thread, give back every one. */
+Test(purge, scattered_blocks_all_go_back_over_the_next_calls)
+{
+	enum { N = 2 * BLOCKS };
+	static void *p[N];
+	bool thread = thread_mode();
+	for (int i = 0; i < N; i++) {
+		p[i] = malloc(PAGE);
+		cr_assert_not_null(p[i]);
+		fill(p[i], PAGE, (uint64_t)i);
+	}
+	malloc_trim(0);                    /* nothing dirty but what follows */
+	uint64_t purged0 = purge_counter("purged_pages");
+	uint64_t calls0 = purge_counter("madvise_calls");
+	size_t before = rss_bytes();
+	for (int i = 1; i < N; i += 2)
+		free(p[i]);
+	nap_ms(20);
+	uint64_t purged = wait_purged(purged0 + N / 2, !thread) - purged0;
+	cr_assert_geq(purged, N / 2, "purged %lu of %d scattered pages", (unsigned long)purged,
+		      N / 2);
+	uint64_t calls = purge_counter("madvise_calls") - calls0;
+	cr_assert_geq(calls, N / 2 - 64, "%lu madvise calls for %d scattered pages: they merged",
+		      (unsigned long)calls, N / 2);
+	if (!advice_free())
+		cr_assert_lt(rss_bytes() + (size_t)N / 4 * PAGE, before,
+			     "RSS %zu -> %zu: the purge gave nothing back", before, rss_bytes());
+	for (int i = 0; i < N; i += 2) {
+		cr_assert_pattern(p[i], PAGE, (uint64_t)i);
+		free(p[i]);
+	}
+}
+
 /* The child of a fork has no purge thread: it starts its own on demand,
  * and purges its own memory; the parent's keeps working. */
 Test(purge, thread_across_fork)

@@ -72,6 +72,15 @@ static struct page_desc *dirty_block(unsigned order, int c)
 	return pd;
 }
 
+/* zone_purge_aged without a call budget: it never runs out. */
+static bool aged(uint64_t cutoff, int advice, size_t *pages)
+{
+	bool more;
+	bool done = zone_purge_aged(cutoff, advice, UINT64_MAX, pages, &more);
+	cr_assert(!more, "an unlimited budget ran out");
+	return done;
+}
+
 Test(purge, oldest_first_and_only_the_old)
 {
 	/* Three order-4 blocks, each freed a second after the other, with a
@@ -93,7 +102,7 @@ Test(purge, oldest_first_and_only_the_old)
 
 	/* Cut-off between the second and the third free: two go, b2 first. */
 	size_t pages;
-	cr_assert(zone_purge_aged(101 * SEC, MADV_DONTNEED, &pages));
+	cr_assert(aged(101 * SEC, MADV_DONTNEED, &pages));
 	cr_assert_eq(pages, 32);
 	cr_assert_eq(nadvised, 2);
 	cr_assert_eq(advised[0], desc_to_addr(b[2]), "oldest first");
@@ -105,7 +114,7 @@ Test(purge, oldest_first_and_only_the_old)
 	cr_assert_eq(oldest, 102 * SEC);
 
 	/* Nothing old enough: nothing done. */
-	cr_assert(zone_purge_aged(101 * SEC, MADV_DONTNEED, &pages));
+	cr_assert(aged(101 * SEC, MADV_DONTNEED, &pages));
 	cr_assert_eq(pages, 0);
 	cr_assert_eq(nadvised, 2);
 	for (int i = 0; i < 3; i++)
@@ -121,7 +130,7 @@ Test(purge, dontneed_reads_zero_and_sets_pg_zero)
 
 	zone_free_block(pd, 3);
 	fake_now += 10 * SEC;
-	cr_assert(zone_purge_aged(fake_now - SEC, MADV_DONTNEED, &pages));
+	cr_assert(aged(fake_now - SEC, MADV_DONTNEED, &pages));
 	cr_assert_eq(pages, 8);
 	validate(8, "purged");
 	const unsigned char *p = addr;
@@ -156,7 +165,7 @@ Test(purge, madv_free_is_clean_but_not_zero)
 	os.madvise = madvise_recording;
 	zone_free_block(pd, 2);
 	fake_now += 10 * SEC;
-	cr_assert(zone_purge_aged(fake_now, MADV_FREE, &pages));
+	cr_assert(aged(fake_now, MADV_FREE, &pages));
 	cr_assert_eq(pages, 4);
 	validate(4, "advised");
 	uint64_t oldest;
@@ -170,7 +179,7 @@ Test(purge, madv_free_is_clean_but_not_zero)
 	memset(desc_to_addr(again), 0xc3, 4 * PAGE_SIZE);
 	zone_free_block(again, 2);
 	fake_now += 10 * SEC;
-	cr_assert(zone_purge_aged(fake_now, MADV_FREE, &pages));
+	cr_assert(aged(fake_now, MADV_FREE, &pages));
 	cr_assert_eq(pages, 4);
 	struct page_desc *third = zone_alloc(2, 4);
 	cr_assert_eq(third, pd);
@@ -193,7 +202,7 @@ Test(purge, merge_takes_the_dirty_age)
 	cr_assert_eq(desc_pfn(b), desc_pfn(a) ^ 32, "a and b are buddies");
 	zone_free_block(a, 5);
 	fake_now += 5 * SEC;
-	cr_assert(zone_purge_aged(fake_now, MADV_DONTNEED, &pages));
+	cr_assert(aged(fake_now, MADV_DONTNEED, &pages));
 	cr_assert_eq(pages, 32);
 	fake_now += 5 * SEC;
 	uint64_t freed_b = fake_now;
@@ -203,9 +212,9 @@ Test(purge, merge_takes_the_dirty_age)
 	cr_assert_eq(zone_dirty(&oldest), 64, "the merged block is dirty");
 	cr_assert_eq(oldest, freed_b, "and as old as its dirty half");
 
-	cr_assert(zone_purge_aged(freed_b - 1, MADV_DONTNEED, &pages));
+	cr_assert(aged(freed_b - 1, MADV_DONTNEED, &pages));
 	cr_assert_eq(pages, 0, "not before the dirty half is old");
-	cr_assert(zone_purge_aged(freed_b, MADV_DONTNEED, &pages));
+	cr_assert(aged(freed_b, MADV_DONTNEED, &pages));
 	cr_assert_eq(pages, 64);
 	validate(64, "merged block purged");
 
@@ -232,7 +241,7 @@ Test(purge, split_keeps_the_age)
 	cr_assert_eq(zone_dirty(&oldest), 63);
 	cr_assert_eq(oldest, freed);
 	validate(65, "split");
-	cr_assert(zone_purge_aged(freed, MADV_DONTNEED, &pages));
+	cr_assert(aged(freed, MADV_DONTNEED, &pages));
 	cr_assert_eq(pages, 63);
 	validate(65, "split purged");
 	zone_free_block(one, 0);
@@ -271,7 +280,7 @@ Test(purge, random_operations_keep_the_zone_valid)
 		if (step % 500 == 0) {
 			size_t pages;
 			int advice = (step / 500) % 3 == 0 ? MADV_FREE : MADV_DONTNEED;
-			cr_assert(zone_purge_aged(fake_now - 2 * SEC, advice, &pages));
+			cr_assert(aged(fake_now - 2 * SEC, advice, &pages));
 			validate(used, "after an aged purge");
 		}
 	}
@@ -284,4 +293,45 @@ Test(purge, random_operations_keep_the_zone_valid)
 	uint64_t oldest;
 	cr_assert_eq(zone_dirty(&oldest), 0);
 	cr_assert_eq(oldest, UINT64_MAX);
+}
+
+/* A purge's madvise calls stop at its budget, oldest first, and *more says
+ * so; the next call goes on where it stopped, until nothing is left. */
+Test(purge, the_call_budget_stops_a_purge_and_the_next_goes_on)
+{
+	enum { N = 7, BUDGET = 3 };
+	struct page_desc *b[N], *guard[N];
+	for (int i = 0; i < N; i++) {
+		b[i] = dirty_block(2, 0x10 + i);
+		guard[i] = dirty_block(2, 0x77);     /* so that no two merge */
+	}
+	os.madvise = madvise_recording;
+	for (int i = 0; i < N; i++) {
+		zone_free_block(b[i], 2);
+		fake_now += SEC;
+	}
+	size_t pages, total = 0;
+	bool more = true;
+	int rounds = 0;
+	while (more) {
+		unsigned before = nadvised;
+		cr_assert(zone_purge_aged(fake_now, MADV_DONTNEED, BUDGET, &pages, &more));
+		cr_assert_leq(nadvised - before, BUDGET, "%u calls on a budget of %d",
+			      nadvised - before, BUDGET);
+		cr_assert_eq(more, nadvised - before == BUDGET, "more %d after %u calls", more,
+			     nadvised - before);
+		total += pages;
+		validate(N * 4, "between two purges");
+		cr_assert_lt(++rounds, 10, "the purge does not end");
+	}
+	cr_assert_eq(rounds, (N + BUDGET) / BUDGET, "%d rounds for %d blocks", rounds, N);
+	cr_assert_eq(total, (size_t)N * 4);
+	cr_assert_eq(nadvised, N);
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(advised[i], desc_to_addr(b[i]), "call %d: not the oldest block left", i);
+	uint64_t oldest;
+	cr_assert_eq(zone_dirty(&oldest), 0);
+	for (int i = 0; i < N; i++)
+		zone_free_block(guard[i], 2);
+	validate(0, "all free");
 }
