@@ -210,6 +210,26 @@ Test(runs, this_cpus_cache_takes_frees_back_and_the_drain_empties_it)
 	cr_assert_geq(mp_report_counter("runs", "cache_drained"), N);
 }
 
+/* n objects of 4101 bytes, then their frees. */
+static void malloc_then_free(void **p, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = malloc(4101);
+	for (int i = 0; i < n; i++)
+		free(p[i]);
+}
+
+/* magpage_drain empties the caches of objects and gives back every run
+ * beyond the held0 the test started with; the runs it released. */
+static unsigned long long drain_all_runs(unsigned long long held0)
+{
+	unsigned long long released = mp_report_counter("runs", "released");
+	mp.drain();
+	cr_assert_eq(mp_report_counter("runs", "cached"), 0, "objects cached after magpage_drain");
+	cr_assert_eq(mp_report_counter("runs", "held"), held0);
+	return mp_report_counter("runs", "released") - released;
+}
+
 /* A batch larger than this CPU's array (30 objects of 4160 bytes at the
  * start, 112 at most): the array's spills go to the class's depot, not to
  * the runs, so that the next batch's refills take them from there and no
@@ -227,10 +247,7 @@ Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 	int t;
 	for (t = 0; t < TRIES; t++) {
 		unsigned long long drained = mp_report_counter("runs", "cache_drained");
-		for (int i = 0; i < N; i++)
-			p[i] = malloc(4101);
-		for (int i = 0; i < N; i++)
-			free(p[i]);
+		malloc_then_free(p, N);
 		/* every object freed, and what the last refill took beyond the
 		 * batch (half the array at most, less the object it handed out) */
 		unsigned long long cached = mp_report_counter("runs", "cached");
@@ -246,12 +263,7 @@ Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 			free(p[i]);
 		}
 		bool decayed = mp_report_counter("runs", "cache_drained") != drained;
-		unsigned long long released = mp_report_counter("runs", "released");
-		mp.drain();
-		released = mp_report_counter("runs", "released") - released;
-		cr_assert_eq(mp_report_counter("runs", "cached"), 0,
-			     "objects cached after magpage_drain");
-		cr_assert_eq(mp_report_counter("runs", "held"), held0);
+		unsigned long long released = drain_all_runs(held0);
 		if (decayed)
 			continue;
 		cr_assert(cached >= N && cached <= N + ARRAY / 2,
@@ -269,15 +281,10 @@ Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 	/* the depot's bound */
 	for (t = 0; t < TRIES; t++) {
 		unsigned long long drained = mp_report_counter("runs", "cache_drained");
-		for (int i = 0; i < BIG; i++)
-			p[i] = malloc(4101);
-		for (int i = 0; i < BIG; i++)
-			free(p[i]);
+		malloc_then_free(p, BIG);
 		unsigned long long cached = mp_report_counter("runs", "cached");
 		bool decayed = mp_report_counter("runs", "cache_drained") != drained;
-		mp.drain();
-		cr_assert_eq(mp_report_counter("runs", "cached"), 0);
-		cr_assert_eq(mp_report_counter("runs", "held"), held0);
+		drain_all_runs(held0);
 		if (decayed)
 			continue;
 		cr_assert_leq(cached, ROOM + ARRAY, "%llu objects cached, the depot holds %d", cached,
