@@ -56,8 +56,7 @@
 #define MS               1000000ull
 #define TRIP_BUDGET      64           /* dense re-armings per PERIOD */
 #define CALL_BUDGET      8            /* madvise calls between two looks at the clock */
-#define PURGE_NS         MS           /* a purge on an allocator call stops past this, */
-#define IDLE_PURGE_NS    (10 * MS)    /* the first after an idle spell past this */
+#define IDLE_PURGE_NS    (10 * MS)    /* an idle purge on an allocator call stops past this */
 
 struct purge_stats purge_stats;
 
@@ -137,20 +136,21 @@ static bool purge_upto(uint64_t cutoff, uint64_t limit_ns)
 	return more;
 }
 
-/* Dirty blocks freed at least the delay ago, at most once per PERIOD
- * unless the budget left some: the next tick or trip goes on then, and
- * first with what an idle purge left. */
+/* Dirty blocks freed at least the delay ago, at most once per PERIOD and
+ * for a quarter of it; what the time left, the next tick or trip takes,
+ * first what an idle purge left. */
 static void purge_old(uint64_t now)
 {
-	if (P.idle_left) {
-		if (purge_upto(P.idle_left, PURGE_NS))
-			return;
-		P.idle_left = 0;
-	}
-
 	if (now < P.next_purge || now < P.delay)
 		return;
 	P.next_purge = now + P.period;
+	/* a quarter of the period at most: under a backlog of scattered
+	 * blocks, the calling thread keeps three quarters of its time */
+	if (P.idle_left) {
+		if (purge_upto(P.idle_left, P.period / 4))
+			return;
+		P.idle_left = 0;
+	}
 	/* caches unused for the delay give their blocks to the zone, where
 	 * they age like any free block */
 	if (now >= P.next_decay) {
@@ -158,8 +158,7 @@ static void purge_old(uint64_t now)
 		runs_decay();          /* first: the runs' pages go through the caches */
 		cache_decay();
 	}
-	if (purge_upto(now - P.delay, PURGE_NS))
-		P.next_purge = now;
+	purge_upto(now - P.delay, P.period / 4);
 }
 
 /* No malloc for the delay: nothing in the caches is being reused.  They
@@ -292,8 +291,12 @@ void purge_trip(void)
 	add(&purge_stats.trips);
 	if (was && now - was >= P.delay) {
 		idle_purge();
-		/* The next zone call, of any kind, ticks and re-arms. */
+		/* The next zone call, of any kind, ticks and re-arms.  With
+		 * blocks left, so does the next malloc: a program whose calls
+		 * the caches serve makes no zone call. */
 		__atomic_store_n(&zone_tick_at, 0, __ATOMIC_RELAXED);
+		if (P.idle_left)
+			arm(now);
 		unbusy();
 		return;
 	}
