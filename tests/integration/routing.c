@@ -147,24 +147,26 @@ static unsigned long long borrowed_of(size_t n)
 	return strtoull(at, NULL, 10);
 }
 
-/* cache_borrow: a size whose class has no block on this CPU nor in the
- * depot takes this CPU's cached block of a larger class, the nearest that
- * leaves at most 25% of it unused; the block keeps its size and goes back
- * to its own class when freed.  A class further up is not asked.  malloc
- * borrows on
- * its one-hop path's miss (malloc_borrow_hop), or on its slow path
- * (bonwick's borrow) with statistics on or while the purge trap is armed,
- * which the drain leaves it: integration.semantics.nopurge
- * (purge_delay_ms:0, no trap) takes the first, .stats the second. */
-Test(routing, an_empty_class_borrows_a_larger_cached_block)
+/* What may empty this CPU's arrays behind a test's back: the decay, which
+ * drains a CPU whose arrays it finds unchanged since its last pass, and
+ * the idle purge, which drains every cache once no malloc came for the
+ * delay.  A thread the machine keeps off its CPU between two calls can
+ * show either the state they look for; the tests below take a try in
+ * which this moved as disturbed and make it again. */
+static unsigned long long drains_by_others(void)
 {
-	if (most_pages(13) != 16)
-		cr_skip_test("cache_borrow off, or another design, waste_max or cache_order");
-	cpu_set_t one;
-	CPU_ZERO(&one);
-	CPU_SET(sched_getcpu(), &one);
-	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);   /* one CPU's arrays */
+	return mp_report_counter("caches", "decayed_pages") +
+	       mp_report_counter("purge", "idle_purges");
+}
+
+#define BORROW_TRIES 20
+
+/* One try of the 16-page part of the test below; false when the decay
+ * or the idle purge drained the arrays meanwhile (nothing asserted then). */
+static bool borrow_from_16_pages(void)
+{
 	mp.drain();                        /* every class empty, here and in the depot */
+	unsigned long long d0 = drains_by_others();
 	void *big[4];
 	for (int i = 0; i < 4; i++) {
 		big[i] = malloc(16 * PAGE);
@@ -174,18 +176,23 @@ Test(routing, an_empty_class_borrows_a_larger_cached_block)
 	unsigned long long b0 = borrowed_of(13);
 	for (int i = 0; i < 4; i++)
 		free(big[i]);                  /* 16-page class: big[3] on top */
-
 	void *p = malloc(13 * PAGE);
-	cr_assert_eq(p, big[3], "malloc(13 pages) = %p, not the 16-page block freed last (%p)",
-		     p, big[3]);
-	cr_assert_eq(malloc_usable_size(p), 16 * PAGE);
-	memset(p, 0x5a, malloc_usable_size(p));
-	cr_assert_eq(borrowed_of(13), b0 + 1, "the borrow is not counted");
+	cr_assert_not_null(p);
+	size_t usable = malloc_usable_size(p);
+	memset(p, 0x5a, usable);
+	unsigned long long b1 = borrowed_of(13);
 	free(p);
 	void *q = malloc(16 * PAGE);       /* back home, on top of its class */
+	cr_assert_not_null(q);
+	free(q);
+	if (drains_by_others() != d0)
+		return false;
+	cr_assert_eq(p, big[3], "malloc(13 pages) = %p, not the 16-page block freed last (%p)",
+		     p, big[3]);
+	cr_assert_eq(usable, 16 * PAGE);
+	cr_assert_eq(b1, b0 + 1, "the borrow is not counted");
 	cr_assert_eq(q, big[3], "malloc(16 pages) = %p, not the block lent and freed (%p)", q,
 		     big[3]);
-	free(q);
 
 	/* 9 pages would leave 7 of 16 unused: made of their own pages */
 	void *r = malloc(9 * PAGE);
@@ -194,12 +201,19 @@ Test(routing, an_empty_class_borrows_a_larger_cached_block)
 	for (int i = 0; i < 4; i++)
 		cr_assert_neq(r, big[i], "malloc(9 pages) took a 16-page block");
 	free(r);
+	return true;
+}
 
-	/* With 5-page blocks cached, 4 pages take one (a fifth unused), and
-	 * so do 3 pages and a byte (4 pages: the bytes unused in the last
-	 * page of a request are held whatever block it gets); calloc's
-	 * blocks do not borrow (they would need zeroing as far as their
-	 * usable size) */
+/* One try of the 5-page part: with 5-page blocks cached, 4 pages take one
+ * (a fifth unused), and so do 3 pages and a byte (4 pages: the bytes
+ * unused in the last page of a request are held whatever block it gets);
+ * calloc's blocks do not borrow (they would need zeroing as far as their
+ * usable size).  False when the decay or the idle purge drained the arrays
+ * meanwhile. */
+static bool borrow_from_5_pages(void)
+{
+	mp.drain();
+	unsigned long long d0 = drains_by_others();
 	void *five[2];
 	for (int i = 0; i < 2; i++) {
 		five[i] = malloc(5 * PAGE);
@@ -208,21 +222,50 @@ Test(routing, an_empty_class_borrows_a_larger_cached_block)
 	free(five[0]);
 	free(five[1]);
 	void *four = malloc(4 * PAGE);
-	cr_assert_eq(four, five[1], "malloc(4 pages) = %p, not the 5-page block freed last (%p)",
-		     four, five[1]);
-	cr_assert_eq(malloc_usable_size(four), 5 * PAGE);
 	void *odd = malloc(3 * PAGE + 1);
-	cr_assert_eq(odd, five[0], "malloc(3 pages + 1) = %p, not the other 5-page block (%p)",
-		     odd, five[0]);
-	cr_assert_eq(malloc_usable_size(odd), 5 * PAGE);
+	cr_assert(four && odd);
+	size_t four_usable = malloc_usable_size(four), odd_usable = malloc_usable_size(odd);
 	free(odd);
 	free(four);                        /* both home: the 5-page class */
 	void *zeroed = calloc(1, 4 * PAGE);
 	cr_assert_not_null(zeroed);
-	cr_assert_eq(malloc_usable_size(zeroed), 4 * PAGE, "calloc(4 pages): usable %zu",
-		     malloc_usable_size(zeroed));
-	cr_assert(zeroed != five[0] && zeroed != five[1], "calloc(4 pages) took a 5-page block");
+	size_t zeroed_usable = malloc_usable_size(zeroed);
 	free(zeroed);
+	if (drains_by_others() != d0)
+		return false;
+	cr_assert_eq(four, five[1], "malloc(4 pages) = %p, not the 5-page block freed last (%p)",
+		     four, five[1]);
+	cr_assert_eq(four_usable, 5 * PAGE);
+	cr_assert_eq(odd, five[0], "malloc(3 pages + 1) = %p, not the other 5-page block (%p)",
+		     odd, five[0]);
+	cr_assert_eq(odd_usable, 5 * PAGE);
+	cr_assert_eq(zeroed_usable, 4 * PAGE, "calloc(4 pages): usable %zu", zeroed_usable);
+	cr_assert(zeroed != five[0] && zeroed != five[1], "calloc(4 pages) took a 5-page block");
+	return true;
+}
+
+/* cache_borrow: a size whose class has no block on this CPU nor in the
+ * depot takes this CPU's cached block of a larger class, the nearest that
+ * leaves at most 25% of it unused; the block keeps its size and goes back
+ * to its own class when freed.  A class further up is not asked.  malloc
+ * borrows on its one-hop path's miss (malloc_borrow_hop), or on its slow
+ * path (bonwick's borrow) with statistics on or while the purge trap is
+ * armed, which the drain leaves it: integration.semantics.nopurge
+ * (purge_delay_ms:0, no trap) takes the first, .stats the second.  A try
+ * the decay or the idle purge disturbed (a loaded machine) is made again. */
+Test(routing, an_empty_class_borrows_a_larger_cached_block)
+{
+	if (most_pages(13) != 16)
+		cr_skip_test("cache_borrow off, or another design, waste_max or cache_order");
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);   /* one CPU's arrays */
+	int tries = 1;
+	while (!borrow_from_16_pages())
+		cr_assert_lt(tries++, BORROW_TRIES, "the decay or the idle purge drained every try");
+	while (!borrow_from_5_pages())
+		cr_assert_lt(tries++, BORROW_TRIES, "the decay or the idle purge drained every try");
 	mp.drain();
 }
 
