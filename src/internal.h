@@ -315,6 +315,9 @@ enum purge_advice { ADVICE_DONTNEED, ADVICE_FREE };
 enum numa_conf { NUMA_AUTO = 0, NUMA_OFF = 1 };   /* 2..16: numa:fake=N */
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
 #define PURGE_DELAY_MS_DEFAULT 20
+/* cache_decay_ms 0: the caches decay every this many purge delays (80 ms
+ * by default), measured too (README, What the default keeps cached). */
+#define CACHE_DECAY_DELAYS 4
 
 /* waste_max's default, measured on the real programs (README "Which
  * requests it serves"). */
@@ -353,6 +356,8 @@ struct mp_options {
 	uint32_t on_exhausted;    /* enum on_exhausted */
 	uint32_t zone_irqsave;    /* enum zone_irqsave */
 	uint32_t purge_delay_ms;  /* free memory unused this long is purged; 0 = never */
+	uint32_t cache_decay_ms;  /* the caches' decay interval; 0 = CACHE_DECAY_DELAYS
+				     x purge_delay_ms */
 	uint32_t purge_advice;    /* enum purge_advice */
 	uint32_t purge_thread;    /* 1: a background thread drives the purge */
 	uint32_t numa;            /* NUMA_AUTO, NUMA_OFF, or N >= 2: fake=N */
@@ -882,6 +887,9 @@ void purge_trip(void);
 void purge_tick(void);
 /* A free missed the fast path (process context, no lock held). */
 void purge_free_slow(void);
+/* The caches' decay interval in ms (cache_decay_ms or its default); 0
+ * with the purge off. */
+uint32_t purge_cache_decay_ms(void);
 /* In the child of fork or _Fork: no thread, nothing in flight. */
 void purge_fork_child(void);
 

@@ -97,7 +97,7 @@ static size_t depot_reap(struct bw_depot *d, unsigned k)
 }
 
 /*
- * The decay purge's hook, about every purge_delay_ms: a CPU whose arrays
+ * The decay purge's hook, about every cache_decay_ms: a CPU whose arrays
  * saw no traffic since the last call is drained remotely, as drain_all
  * would, which also puts its high back to two batches; each depot class
  * gives back what it did not use in the interval (depot_reap).  A busy CPU

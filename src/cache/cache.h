@@ -112,7 +112,7 @@ struct cache_ops {
 	void (*free_chain)(struct page_desc *chain); /* linked through next; NULL:
 							free one by one */
 	size_t (*drain_all)(void);                   /* pages given to the zone */
-	/* The decay purge, about once per purge_delay_ms, process context:
+	/* The decay purge, about once per cache_decay_ms, process context:
 	 * the parts of the cache that saw no traffic since the last call give
 	 * their blocks to the zone and their capacity returns to its start.
 	 * Pages given; NULL: the design keeps what it holds. */

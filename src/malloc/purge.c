@@ -10,7 +10,9 @@
  *   (zone_tick_at, at most one every PERIOD = delay / 16), it sets
  *   zone_tick_pending, and the malloc layer, back outside every lock, runs
  *   purge_tick: purge what has been free for the delay, then arm the trap.
- *   A program whose frees reach the zone thus purges as it goes.
+ *   A program whose frees reach the zone thus purges as it goes.  Every
+ *   cache decay interval (cache_decay_ms: four delays by default) a tick
+ *   first lets the caches give the zone what they did not use in it.
  *
  * - The trap: the page-table "accessed" bit, in the allocator.  Arming
  *   zeroes the two bounds mp_malloc's fast paths compare a size with, so
@@ -69,6 +71,7 @@ static struct {
 	uint32_t busy;            /* atomic: a driver is running */
 	uint64_t armed_at;        /* atomic: coarse time the trap was armed; 0 = not */
 	uint64_t next_purge;      /* no aged purge before (rate limit); under busy */
+	uint64_t decay_every;     /* ns: cache_decay_ms, or CACHE_DECAY_DELAYS delays */
 	uint64_t next_decay;      /* no cache decay before; under busy */
 	uint64_t idle_left;       /* an idle purge's cutoff, its budget spent
 				     before its blocks: 0 = none; under busy */
@@ -151,10 +154,10 @@ static void purge_old(uint64_t now)
 			return;
 		P.idle_left = 0;
 	}
-	/* caches unused for the delay give their blocks to the zone, where
-	 * they age like any free block */
+	/* what the caches did not use in the decay interval goes to the zone,
+	 * where it ages like any free block */
 	if (now >= P.next_decay) {
-		P.next_decay = now + P.delay;
+		P.next_decay = now + P.decay_every;
 		runs_decay();          /* first: the runs' pages go through the caches */
 		cache_decay();
 	}
@@ -346,12 +349,24 @@ void purge_free_slow(void)
 	arm(os.coarse_ns());
 }
 
+uint32_t purge_cache_decay_ms(void)
+{
+	return P.on ? (uint32_t)(P.decay_every / MS) : 0;
+}
+
 void purge_init(void)
 {
 	if (!opt.purge_delay_ms || !zg.bytes)
 		return;
 	P.delay = (uint64_t)opt.purge_delay_ms * MS;
 	P.period = P.delay / 16 > MS ? P.delay / 16 : MS;
+	/* Not every delay: in a busy process the decay's depot reaping sent
+	 * blocks to the zone that were purged and faulted in again (the
+	 * random pattern on two threads: 3,030 pages decayed and 351 madvise
+	 * calls a second at one delay, 4% of throughput; cc1's peak RSS the
+	 * same at four; issue 9, session 18). */
+	P.decay_every = opt.cache_decay_ms ? (uint64_t)opt.cache_decay_ms * MS
+					   : CACHE_DECAY_DELAYS * P.delay;
 	P.advice = opt.purge_advice == ADVICE_FREE ? MADV_FREE : MADV_DONTNEED;
 	P.thread = opt.purge_thread != 0;
 	P.on = true;

@@ -1399,7 +1399,7 @@ size_t runs_drain(void)
 	return give_back_spares(true);
 }
 
-/* The decay purge, every purge_delay_ms while the process works: a CPU's
+/* The decay purge, every cache_decay_ms while the process works: a CPU's
  * array that did not move in the interval gives its objects back to their
  * runs, and a class that allocated nothing in the interval gives its spare
  * run back, so that a size used once does not keep its run. */

@@ -153,8 +153,9 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "  blocks out %lu, in %lu; refill batches %lu (%lu blocks, %lu cut short); splits %lu, merges %lu; 4 MiB blocks carved %lu; purged %lu pages\n",
 		   ul(z->allocs), ul(z->frees), ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks),
 		   ul(z->splits), ul(z->merges), ul(z->carved), ul(z->purged_pages));
-	fmt_printf(b, "  purge (delay %u ms, %s%s): %lu dirty free pages now; purged %lu pages (%lu MiB) in %lu runs, %lu madvise calls; ticks %lu, trips %lu, idle purges %lu, thread wakeups %lu\n",
-		   opt.purge_delay_ms, options_enum_name("purge_advice", opt.purge_advice),
+	fmt_printf(b, "  purge (delay %u ms, cache decay %u ms, %s%s): %lu dirty free pages now; purged %lu pages (%lu MiB) in %lu runs, %lu madvise calls; ticks %lu, trips %lu, idle purges %lu, thread wakeups %lu\n",
+		   opt.purge_delay_ms, purge_cache_decay_ms(),
+		   options_enum_name("purge_advice", opt.purge_advice),
 		   opt.purge_thread ? ", thread" : "", ul(z->dirty_pages), ul(z->purged_pages),
 		   ul(z->purged_pages >> 8), ul(z->purge_runs), ul(z->purge_calls),
 		   ul(purge_stats.ticks), ul(purge_stats.trips), ul(purge_stats.idle_purges),
@@ -284,8 +285,9 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 		   ul(reserve_stats.empty), ul(sig_stats.forks_detected), ul(z->abandoned_pages));
 	for (unsigned o = 0; o < MAX_ORDER; o++)
 		fmt_printf(b, "%s%lu", o ? "," : "", ul(z->nr_free[o]));
-	fmt_printf(b, "],\"purge\":{\"delay_ms\":%u,\"dirty_pages\":%lu,\"purged_pages\":%lu,"
-		   "\"purged_bytes\":%lu,", opt.purge_delay_ms, ul(z->dirty_pages),
+	fmt_printf(b, "],\"purge\":{\"delay_ms\":%u,\"cache_decay_ms\":%u,\"dirty_pages\":%lu,"
+		   "\"purged_pages\":%lu,\"purged_bytes\":%lu,", opt.purge_delay_ms,
+		   purge_cache_decay_ms(), ul(z->dirty_pages),
 		   ul(z->purged_pages), ul(z->purged_pages << PAGE_SHIFT));
 #define X(field, json) fmt_printf(b, "\"" json "\":%lu,", ul(z->field));
 	ZONE_PURGE_COUNTERS(X)

@@ -4,7 +4,8 @@
  * Registered once per configuration (CMakeLists.txt): purge_delay_ms:1
  * without the thread, the same with purge_advice:free, and with
  * purge_thread:1, and (unused_cpu_cache_decays_while_busy) 200 ms with the
- * thread.  A delay of 1 ms makes the purge due as soon as the test
+ * thread; cache_decay_ms_sets_the_decay_interval once with cache_decay_ms:5
+ * and once with 60000.  A delay of 1 ms makes the purge due as soon as the test
  * sleeps; nothing here asserts on time: each wait is a bounded poll (the
  * watchdog), and a result that never comes fails the test when the poll
  * gives up.
@@ -361,4 +362,78 @@ Test(purge, depot_gives_back_what_its_working_set_does_not_use)
 	}
 	cr_assert_leq(now, full / 2, "the depot still holds %llu of its %llu blocks", now, full);
 	cr_assert_geq(mp_report_counter("caches", "decayed_pages"), full / 2);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* One zone call that frees pages, which ticks the driver when its period
+ * (3 ms here) has passed: 32 pages are above every cached class. */
+static void zone_round_trip(void)
+{
+	char *p = malloc(32 * PAGE);
+	cr_assert_not_null(p);
+	p[0] = 1;
+	free(p);
+}
+
+/* CPU 1's cache filled by a thread there; false if it cannot run there. */
+static bool fill_cpu1(void)
+{
+	pthread_t t;
+	void *rc;
+	cr_assert_eq(pthread_create(&t, NULL, fill_cpu1_cache, NULL), 0);
+	pthread_join(t, &rc);
+	return !rc;
+}
+
+/* cache_decay_ms sets how often the caches give back what they did not
+ * use, apart from the purge delay (50 ms here, ticks every 3 ms while
+ * this thread makes zone calls): CPU 1's unused cache decays within a few
+ * ticks at cache_decay_ms:5, and not at all for as long as the test runs
+ * at cache_decay_ms:60000 (the first decay, at the first tick, only takes
+ * its first look).  An idle purge (this thread kept off its CPU for the
+ * delay) drains that cache without a decay: the fast case fills it again.
+ * Registered once with each (CMakeLists.txt). */
+Test(purge, cache_decay_ms_sets_the_decay_interval)
+{
+	bool slow = mp_conf_has("cache_decay_ms:60000");
+	if (!slow && !mp_conf_has("cache_decay_ms:5"))
+		cr_skip_test("for cache_decay_ms:5 and cache_decay_ms:60000");
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || !pin_to(0))
+		cr_skip_test("needs two CPUs");
+	zone_round_trip();                 /* ticks: the first decay is behind us */
+	if (!fill_cpu1())
+		cr_skip_test("cannot pin to CPU 1");
+	unsigned long long d0 = mp_report_counter("caches", "decayed_pages");
+	unsigned long long ticks0 = purge_counter("ticks");
+	unsigned long long idle0 = purge_counter("idle_purges");
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long waited;
+	bool decayed = false;
+	/* at 5 ms, as long as 5 s for a loaded machine; at 60 s, 1 s (the
+	 * default, 200 ms, would have decayed by then) */
+	while ((waited = ms_since(&t0)) < (slow ? 1000 : 5000) && !(decayed && !slow)) {
+		zone_round_trip();
+		decayed = mp_report_counter("caches", "decayed_pages") != d0;
+		unsigned long long idle = purge_counter("idle_purges");
+		if (!slow && !decayed && idle != idle0) {
+			idle0 = idle;
+			cr_assert(fill_cpu1());
+		}
+	}
+	unsigned long long ticks = purge_counter("ticks") - ticks0;
+	if (slow) {
+		cr_assert_geq(ticks, 2, "%llu ticks in %ld ms: nothing could decay", ticks, waited);
+		cr_assert_not(decayed, "the caches decayed within %ld ms (%llu ticks) at "
+			      "cache_decay_ms:60000", waited, ticks);
+	} else {
+		cr_assert(decayed, "no cache decayed in %ld ms (%llu ticks) at cache_decay_ms:5",
+			  waited, ticks);
+	}
 }

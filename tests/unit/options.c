@@ -75,6 +75,8 @@ Test(options, defaults)
 	cr_assert_eq(o.verbose, 0);
 	cr_assert_eq(o.on_invalid, INVALID_ABORT);
 	cr_assert_eq(o.on_exhausted, EXHAUSTED_FALLBACK);
+	cr_assert_eq(o.purge_delay_ms, PURGE_DELAY_MS_DEFAULT);
+	cr_assert_eq(o.cache_decay_ms, 0, "0: CACHE_DECAY_DELAYS purge delays");
 	cr_assert_str_empty(o.stats_file);
 	cr_assert_eq(options_parse(&o, NULL, -1), 0, "no MAGPAGE_CONF is not an error");
 	PARSE_OK(&o, "");
@@ -94,6 +96,8 @@ Test(options, every_key_good_value)
 	PARSE_OK(&o, "depot_shards:0");        cr_assert_eq(o.depot_shards, 0);
 	PARSE_OK(&o, "purge_delay_ms:0");      cr_assert_eq(o.purge_delay_ms, 0);
 	PARSE_OK(&o, "purge_delay_ms:10000");  cr_assert_eq(o.purge_delay_ms, 10000);
+	PARSE_OK(&o, "cache_decay_ms:0");      cr_assert_eq(o.cache_decay_ms, 0);
+	PARSE_OK(&o, "cache_decay_ms:60000");  cr_assert_eq(o.cache_decay_ms, 60000);
 	PARSE_OK(&o, "purge_advice:free");     cr_assert_eq(o.purge_advice, ADVICE_FREE);
 	PARSE_OK(&o, "purge_thread:1");        cr_assert_eq(o.purge_thread, 1);
 	PARSE_OK(&o, "live:1");                cr_assert_eq(o.live, LIVE_ON);
@@ -249,6 +253,8 @@ static const struct bad_case bad[] = {
 	{ "purge_delay_ms:10001", "purge_delay_ms", "0 or an integer from 1 to 10000" },
 	{ "depot_shards:17", "depot_shards", "0 or an integer from 1 to 16" },
 	{ "purge_delay_ms:1s", "purge_delay_ms", "0 or an integer from 1 to 10000" },
+	{ "cache_decay_ms:60001", "cache_decay_ms", "0 or an integer from 1 to 60000" },
+	{ "cache_decay_ms:-1", "cache_decay_ms", "0 or an integer from 1 to 60000" },
 	{ "purge_advice:madv_free", "purge_advice", "dontneed | free" },
 	{ "purge_thread:yes", "purge_thread", "0 | 1" },
 	{ "live:2", "live", "0 | 1 | counted" },
@@ -322,7 +328,7 @@ Test(options, unknown_key)
 		"drain_min", "cache_order", "cache_exact", "cache_borrow",
 		"pcp_high", "pcp_batch", "depot_pages", "depot_shards", "signal", "stats",
 		"stats_file", "strict", "verbose", "on_invalid", "on_exhausted", "zone_irqsave",
-		"purge_delay_ms", "purge_advice", "purge_thread", "live" };
+		"purge_delay_ms", "cache_decay_ms", "purge_advice", "purge_thread", "live" };
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		cr_assert(strstr(msg, keys[i]), "accepted keys miss %s: %s", keys[i], msg);
 
