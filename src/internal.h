@@ -316,7 +316,8 @@ enum numa_conf { NUMA_AUTO = 0, NUMA_OFF = 1 };   /* 2..16: numa:fake=N */
 /* purge_delay_ms's default, chosen by measurement (README, Memory). */
 #define PURGE_DELAY_MS_DEFAULT 20
 /* cache_decay_ms 0: the caches decay every this many purge delays (80 ms
- * by default), measured too (README, What the default keeps cached). */
+ * by default), chosen by measurement too (purge_init;
+ * docs/results/issue9/session18.md). */
 #define CACHE_DECAY_DELAYS 4
 
 /* waste_max's default, measured on the real programs (README "Which
