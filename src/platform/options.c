@@ -111,7 +111,7 @@ static const struct opt_def defs[] = {
 	{ "purge_delay_ms", T_UINT, F(purge_delay_ms), false, 1, 10000, true, NULL,
 	  "free memory unused this long goes back to the OS (decay purge, oldest first), checked on allocator calls that miss the fast path, or by the thread; 0 = never (only malloc_trim)" },
 	{ "cache_decay_ms", T_UINT, F(cache_decay_ms), false, 1, 60000, true, NULL,
-	  "how often a busy process's page caches give the zone what they did not use in the interval (a depot size class's untouched blocks, the arrays of a CPU without traffic, the runs' idle caches), where it ages for purge_delay_ms; 0 = 4 x purge_delay_ms (80 ms by default)" },
+	  "how often a busy process's page caches give the zone what they did not use in the interval (a depot size class's untouched blocks, the arrays of a CPU without traffic, the runs' idle caches), where it ages for purge_delay_ms; 0 = 4 x purge_delay_ms (80 ms by default); no more often than the purge runs (a sixteenth of the delay on allocator calls, the delay with purge_thread:1), and nothing with purge_delay_ms:0" },
 	{ "purge_advice", T_ENUM, F(purge_advice), false, 0, 0, false, advice,
 	  "how the decay purge gives pages back: dontneed = MADV_DONTNEED (RSS drops at once; a reused page faults in zeroed); free = MADV_FREE (cheaper, but RSS drops only when the kernel needs the memory)" },
 	{ "purge_thread", T_ENUM, F(purge_thread), false, 0, 0, false, bools,

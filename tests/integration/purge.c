@@ -372,7 +372,8 @@ static long ms_since(const struct timespec *t0)
 }
 
 /* One zone call that frees pages, which ticks the driver when its period
- * (3 ms here) has passed: 32 pages are above every cached class. */
+ * (a sixteenth of the delay) has passed: 32 pages are above every cached
+ * class. */
 static void zone_round_trip(void)
 {
 	char *p = malloc(32 * PAGE);
@@ -392,13 +393,17 @@ static bool fill_cpu1(void)
 }
 
 /* cache_decay_ms sets how often the caches give back what they did not
- * use, apart from the purge delay (50 ms here, ticks every 3 ms while
- * this thread makes zone calls): CPU 1's unused cache decays within a few
- * ticks at cache_decay_ms:5, and not at all for as long as the test runs
- * at cache_decay_ms:60000 (the first decay, at the first tick, only takes
- * its first look).  An idle purge (this thread kept off its CPU for the
- * delay) drains that cache without a decay: the fast case fills it again.
- * Registered once with each (CMakeLists.txt). */
+ * use, apart from the purge delay.  The caches hold CPU 1's unused blocks
+ * (its arrays, and the depot it spilled into), and this thread makes
+ * zone calls, each a tick once a sixteenth of the delay has passed:
+ * - cache_decay_ms:5 with a delay of 1 s (ticks every 62 ms): the caches
+ *   decay within 2 s, where the default (4 s) would give nothing;
+ * - cache_decay_ms:60000 with a delay of 50 ms (ticks every 3 ms): nothing
+ *   decays in 1 s, where the default (200 ms) would have decayed twice
+ *   (the first decay, at the first tick, only takes its first look).
+ * An idle purge (this thread kept off its CPU for the delay) drains the
+ * caches without a decay: the fast case fills CPU 1's again.  Registered
+ * once with each (CMakeLists.txt). */
 Test(purge, cache_decay_ms_sets_the_decay_interval)
 {
 	bool slow = mp_conf_has("cache_decay_ms:60000");
@@ -416,9 +421,7 @@ Test(purge, cache_decay_ms_sets_the_decay_interval)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	long waited;
 	bool decayed = false;
-	/* at 5 ms, as long as 5 s for a loaded machine; at 60 s, 1 s (the
-	 * default, 200 ms, would have decayed by then) */
-	while ((waited = ms_since(&t0)) < (slow ? 1000 : 5000) && !(decayed && !slow)) {
+	while ((waited = ms_since(&t0)) < (slow ? 1000 : 2000) && !(decayed && !slow)) {
 		zone_round_trip();
 		decayed = mp_report_counter("caches", "decayed_pages") != d0;
 		unsigned long long idle = purge_counter("idle_purges");

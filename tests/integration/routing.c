@@ -152,7 +152,9 @@ static unsigned long long borrowed_of(size_t n)
  * the idle purge, which drains every cache once no malloc came for the
  * delay.  A thread the machine keeps off its CPU between two calls can
  * show either the state they look for; the tests below take a try in
- * which this moved as disturbed and make it again. */
+ * which this moved as disturbed and make it again.  Not with
+ * purge_thread:1 (not registered so): the thread's decay adds its pages
+ * after its whole pass, which a try could end inside of. */
 static unsigned long long drains_by_others(void)
 {
 	return mp_report_counter("caches", "decayed_pages") +

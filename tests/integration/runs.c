@@ -224,7 +224,8 @@ static void malloc_then_free(void **p, int n)
  * object from a run; magpage_drain gives the depot's back.  Beyond the
  * depot's room (4 MiB of objects: 1008 of these) the spills go back to the
  * runs.  The decay gives back a depot that did not move in an interval
- * (20 ms), which a loaded machine can stretch a batch past: a try in which
+ * (cache_decay_ms, 80 ms by default), which a loaded machine can stretch a
+ * batch past: a try in which
  * it drained anything (cache_drained moved) is made again. */
 Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 {
@@ -430,7 +431,7 @@ Test(runs, the_decay_gives_back_an_idle_classs_run)
 	unsigned long long held0 = mp_report_counter("runs", "held");
 	free(malloc(5000));                  /* 4096 + 960: 4 in a run of 5 pages */
 	cr_assert_eq(mp_report_counter("runs", "held"), held0 + 1, "the run is kept");
-	/* Another size keeps the process busy past two decays (20 ms each);
+	/* Another size keeps the process busy past two decays (80 ms each);
 	 * a 20-page block freed each time is a zone call, which drives the
 	 * purge's ticks.  The idle size's run goes back, the busy one's
 	 * stays (bounded: 5 s). */
