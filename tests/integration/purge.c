@@ -264,6 +264,16 @@ static void *fill_cpu1_cache(void *arg)
 	return NULL;
 }
 
+/* CPU 1's cache filled by a thread there; false if it cannot run there. */
+static bool fill_cpu1(void)
+{
+	pthread_t t;
+	void *rc;
+	cr_assert_eq(pthread_create(&t, NULL, fill_cpu1_cache, NULL), 0);
+	pthread_join(t, &rc);
+	return !rc;
+}
+
 /* A busy process whose other CPU's cache went unused: the decay gives that
  * cache's blocks to the zone (issue 10: caches decay when unused), while
  * the process never goes idle (a malloc every millisecond, so the trap
@@ -275,11 +285,7 @@ Test(purge, unused_cpu_cache_decays_while_busy)
 		cr_skip_test("for the default cache with purge_delay_ms:200");
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || !pin_to(0))
 		cr_skip_test("needs two CPUs");
-	pthread_t t;
-	void *rc;
-	cr_assert_eq(pthread_create(&t, NULL, fill_cpu1_cache, NULL), 0);
-	pthread_join(t, &rc);
-	if (rc)
+	if (!fill_cpu1())
 		cr_skip_test("cannot pin to CPU 1");
 	uint64_t decayed = 0;
 	long longest = 0;       /* ms: the longest gap between two mallocs */
@@ -380,16 +386,6 @@ static void zone_round_trip(void)
 	cr_assert_not_null(p);
 	p[0] = 1;
 	free(p);
-}
-
-/* CPU 1's cache filled by a thread there; false if it cannot run there. */
-static bool fill_cpu1(void)
-{
-	pthread_t t;
-	void *rc;
-	cr_assert_eq(pthread_create(&t, NULL, fill_cpu1_cache, NULL), 0);
-	pthread_join(t, &rc);
-	return !rc;
 }
 
 /* cache_decay_ms sets how often the caches give back what they did not

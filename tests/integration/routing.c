@@ -187,6 +187,11 @@ static bool borrow_from_16_pages(void)
 	void *q = malloc(16 * PAGE);       /* back home, on top of its class */
 	cr_assert_not_null(q);
 	free(q);
+	/* 9 pages would leave 7 of 16 unused: made of their own pages */
+	void *r = malloc(9 * PAGE);
+	cr_assert_not_null(r);
+	size_t r_usable = malloc_usable_size(r);
+	free(r);
 	if (drains_by_others() != d0)
 		return false;
 	cr_assert_eq(p, big[3], "malloc(13 pages) = %p, not the 16-page block freed last (%p)",
@@ -195,14 +200,9 @@ static bool borrow_from_16_pages(void)
 	cr_assert_eq(b1, b0 + 1, "the borrow is not counted");
 	cr_assert_eq(q, big[3], "malloc(16 pages) = %p, not the block lent and freed (%p)", q,
 		     big[3]);
-
-	/* 9 pages would leave 7 of 16 unused: made of their own pages */
-	void *r = malloc(9 * PAGE);
-	cr_assert_not_null(r);
-	cr_assert_eq(malloc_usable_size(r), 9 * PAGE);
+	cr_assert_eq(r_usable, 9 * PAGE);
 	for (int i = 0; i < 4; i++)
 		cr_assert_neq(r, big[i], "malloc(9 pages) took a 16-page block");
-	free(r);
 	return true;
 }
 
