@@ -13,8 +13,9 @@
  *
  * A pool that gives back only what it did not use within the last HORIZON
  * steps (the depot's decay, every cache_decay_ms: 80 ms, about 400,000
- * steps at 5 M/s; 20 ms, as the zone's purge delay, until session 18) holds, for each size, the most blocks of that size live at any
- * step of the horizon.  Per-size pools (the page caches' classes) hold the
+ * steps at 5 M/s; 20 ms, as the zone's purge delay, until session 18)
+ * holds, for each size, the most blocks of that size live at any step of
+ * the horizon.  Per-size pools (the page caches' classes) hold the
  * sum over sizes of those maxima; one pool for every size (a coalescing
  * allocator) holds the maximum of the sum.  Printed: the mean and the peak
  * over the run of live + pooled pages, both ways, in pages and MiB.

@@ -20,8 +20,8 @@ virtual, not physical, indexing; the L1 is the host's geometry, the second
 level what --l2 says (valgrind's default "last level" is not this
 machine's L2 or L3, so without --l2 only D1 is shown); the benchmark runs some 50 times slower, so a
 time-driven pattern (the caches' 80 ms decay, the zone's 20 ms purge
-delay) meets fewer operations per interval; valgrind answers rseq(2) with ENOSYS, so libmagpage takes its
-per-thread front end, not the per-CPU one.  docs/results/issue9/session8.md
+delay) meets fewer operations per interval; valgrind answers rseq(2) with
+ENOSYS, so libmagpage takes its per-thread front end, not the per-CPU one.  docs/results/issue9/session8.md
 has what it found.  Exit status 0; 1 when a run fails; 2 on bad usage.
 """
 import argparse

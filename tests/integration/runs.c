@@ -225,8 +225,8 @@ static void malloc_then_free(void **p, int n)
  * depot's room (4 MiB of objects: 1008 of these) the spills go back to the
  * runs.  The decay gives back a depot that did not move in an interval
  * (cache_decay_ms, 80 ms by default), which a loaded machine can stretch a
- * batch past: a try in which
- * it drained anything (cache_drained moved) is made again. */
+ * batch past: a try in which it drained anything (cache_drained moved) is
+ * made again. */
 Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 {
 	enum { N = 200, BIG = 1500, ROOM = (4 << 20) / 4160, ARRAY = 112, TRIES = 5 };
