@@ -207,19 +207,19 @@ Test(introspect, pcp_rseq_lists_drain_at_their_high_mark, .timeout = 30)
 	cr_assert_eq(mp_stats().invalid_frees, 0);
 }
 
-Test(introspect, free_bulk_frees_pages_and_foreign_pointers, .timeout = 30)
+/* One try of the test below.  False when the decay or the idle purge
+ * moved the caches between the frees and the mallocs (mp_moved_behind):
+ * the freed blocks can then come back in another order,
+ * and the reuse is not asserted ("only 491 of 1000 blocks reused freed
+ * pages" under linux6 and three busy loops, with purge_delay_ms:1); every
+ * other check is. */
+static bool free_bulk_try(void)
 {
 	enum { N = 1000, FOREIGN = 100 };
 	static void *ptrs[N + FOREIGN + 10];
 	static void *again[N];
 	static const size_t sizes[] = { 4096, 8192, 3 * 4096, 16384, 5 * 4096, 65536, 8000 };
 	size_t n = 0, pages = 0;
-
-	/* One CPU throughout, as a_freed_page_is_reused_first: with several
-	 * nodes (numa:fake=2) a thread that migrated between the frees and the
-	 * mallocs took the other node's pages ("only 351 of 1000 blocks reused
-	 * freed pages", 2 runs in 8 under ctest -j2) */
-	pin_here();
 
 	struct magpage_stats s0 = mp_stats();
 	for (int i = 0; i < N; i++) {
@@ -237,6 +237,7 @@ Test(introspect, free_bulk_frees_pages_and_foreign_pointers, .timeout = 30)
 	struct magpage_stats s1 = mp_stats();
 	cr_assert_eq(s1.held_pages, s0.held_pages + pages);
 
+	unsigned long long m0 = mp_moved_behind();
 	mp.free_bulk(ptrs, n);
 	struct magpage_stats s2 = mp_stats();
 	cr_assert_eq(s2.held_pages, s0.held_pages, "held pages %lu -> %lu -> %lu",
@@ -258,9 +259,25 @@ Test(introspect, free_bulk_frees_pages_and_foreign_pointers, .timeout = 30)
 			}
 		fill(again[i], s, (uint64_t)i + 7777);
 	}
-	cr_assert_gt(reused, N / 2, "only %zu of %d blocks reused freed pages", reused, N);
+	bool undisturbed = mp_moved_behind() == m0;
+	if (undisturbed)
+		cr_assert_gt(reused, N / 2, "only %zu of %d blocks reused freed pages", reused, N);
 	for (int i = 0; i < N; i++)
 		cr_assert_pattern(again[i], sizes[i % 7], (uint64_t)i + 7777);
 	mp.free_bulk(again, N);
 	cr_assert_eq(mp_stats().held_pages, s0.held_pages);
+	return undisturbed;
+}
+
+Test(introspect, free_bulk_frees_pages_and_foreign_pointers, .timeout = 30)
+{
+	/* One CPU throughout, as a_freed_page_is_reused_first: with several
+	 * nodes (numa:fake=2) a thread that migrated between the frees and the
+	 * mallocs took the other node's pages ("only 351 of 1000 blocks reused
+	 * freed pages", 2 runs in 8 under ctest -j2) */
+	pin_here();
+	int tries = 0;
+	while (!free_bulk_try())
+		cr_assert_lt(++tries, MP_TRIES,
+			     "the decay or the idle purge moved the caches in every try");
 }

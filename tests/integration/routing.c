@@ -147,28 +147,12 @@ static unsigned long long borrowed_of(size_t n)
 	return strtoull(at, NULL, 10);
 }
 
-/* What may empty this CPU's arrays behind a test's back: the decay, which
- * drains a CPU whose arrays it finds unchanged since its last pass, and
- * the idle purge, which drains every cache once no malloc came for the
- * delay.  A thread the machine keeps off its CPU between two calls can
- * show either the state they look for; the tests below take a try in
- * which this moved as disturbed and make it again.  Not with
- * purge_thread:1 (not registered so): the thread's decay adds its pages
- * after its whole pass, which a try could end inside of. */
-static unsigned long long drains_by_others(void)
-{
-	return mp_report_counter("caches", "decayed_pages") +
-	       mp_report_counter("purge", "idle_purges");
-}
-
-#define BORROW_TRIES 20
-
 /* One try of the 16-page part of the test below; false when the decay
  * or the idle purge drained the arrays meanwhile (nothing asserted then). */
 static bool borrow_from_16_pages(void)
 {
 	mp.drain();                        /* every class empty, here and in the depot */
-	unsigned long long d0 = drains_by_others();
+	unsigned long long d0 = mp_moved_behind();
 	void *big[4];
 	for (int i = 0; i < 4; i++) {
 		big[i] = malloc(16 * PAGE);
@@ -192,7 +176,7 @@ static bool borrow_from_16_pages(void)
 	cr_assert_not_null(r);
 	size_t r_usable = malloc_usable_size(r);
 	free(r);
-	if (drains_by_others() != d0)
+	if (mp_moved_behind() != d0)
 		return false;
 	cr_assert_eq(p, big[3], "malloc(13 pages) = %p, not the 16-page block freed last (%p)",
 		     p, big[3]);
@@ -215,7 +199,7 @@ static bool borrow_from_16_pages(void)
 static bool borrow_from_5_pages(void)
 {
 	mp.drain();
-	unsigned long long d0 = drains_by_others();
+	unsigned long long d0 = mp_moved_behind();
 	void *five[2];
 	for (int i = 0; i < 2; i++) {
 		five[i] = malloc(5 * PAGE);
@@ -233,7 +217,7 @@ static bool borrow_from_5_pages(void)
 	cr_assert_not_null(zeroed);
 	size_t zeroed_usable = malloc_usable_size(zeroed);
 	free(zeroed);
-	if (drains_by_others() != d0)
+	if (mp_moved_behind() != d0)
 		return false;
 	cr_assert_eq(four, five[1], "malloc(4 pages) = %p, not the 5-page block freed last (%p)",
 		     four, five[1]);
@@ -265,9 +249,9 @@ Test(routing, an_empty_class_borrows_a_larger_cached_block)
 	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);   /* one CPU's arrays */
 	int tries = 1;
 	while (!borrow_from_16_pages())
-		cr_assert_lt(tries++, BORROW_TRIES, "the decay or the idle purge drained every try");
+		cr_assert_lt(tries++, MP_TRIES, "the decay or the idle purge drained every try");
 	while (!borrow_from_5_pages())
-		cr_assert_lt(tries++, BORROW_TRIES, "the decay or the idle purge drained every try");
+		cr_assert_lt(tries++, MP_TRIES, "the decay or the idle purge drained every try");
 	mp.drain();
 }
 
