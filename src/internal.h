@@ -204,6 +204,18 @@ static inline bool sigctx_in_irq(void)
 		return false;
 	return sigctx_in_irq_slow();
 }
+/*
+ * This thread as the holder of a page-cache lock (bonwick's depots, the
+ * magazines), so that the child of _Fork tells a lock its own interrupted
+ * code holds from one a vanished thread held (bw_fork_recover,
+ * mag_fork_recover): the address of its thread-locals / 64, in 32 bits and
+ * never 0.  Two live threads get the same mark only if their thread-local
+ * blocks lie a multiple of 128 GiB apart.
+ */
+static inline uint32_t mp_self_mark(void)
+{
+	return (uint32_t)((uintptr_t)&mp_tls >> 6) | 0x80000000u;
+}
 /* mp_tls.word non-zero: a glibc-bound call must take the slow path (a
  * handler is running, or a cache section is re-entered). */
 /* The trampoline's bookkeeping around a handler.  sigctx_enter returns the

@@ -260,11 +260,15 @@ static inline int rseq_cpu(void)
  * False: not taken.  *was: for bw_depot_unlock. */
 bool bw_depot_lock(struct bw_depot *d, bool irq, uint8_t *was)
 {
-	return sigctx_lock(&d->lock, irq, was);
+	if (!sigctx_lock(&d->lock, irq, was))
+		return false;
+	d->holder = mp_self_mark();
+	return true;
 }
 
 void bw_depot_unlock(struct bw_depot *d, uint8_t was)
 {
+	d->holder = 0;
 	sigctx_unlock(&d->lock, was);
 }
 

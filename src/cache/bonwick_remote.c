@@ -447,7 +447,11 @@ void bw_fork_child(void)
 }
 
 /* A child of _Fork: a depot whose lock a vanished thread held is
- * abandoned (its blocks dropped), as the zone's lists are. */
+ * abandoned (its blocks dropped), as the zone's lists are; one this
+ * thread's own interrupted code holds (a handler the trampoline never saw
+ * called _Fork) is left to it.  The holder's mark tells them apart: this
+ * thread may be in a section, waiting for the very lock (in_cache says
+ * nothing here; the recovery runs from that wait, mp_lock_slow). */
 void bw_fork_recover(void)
 {
 	if (!bw_rseq && mp_tls.depth && bw_mine) {
@@ -467,8 +471,9 @@ void bw_fork_recover(void)
 	for (unsigned sh = 0; sh < bw_shards; sh++)
 		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 			struct bw_depot *d = &bw_depots[sh][k];
-			if (mp_lock_is_held(&d->lock) && !mp_tls.in_cache) {
-				d->nr = 0;
+			if (mp_lock_is_held(&d->lock) && d->holder != mp_self_mark()) {
+				d->nr = d->low = 0;   /* depot_reap takes low of nr */
+				d->holder = 0;
 				mp_lock_reset(&d->lock);
 			}
 		}

@@ -118,10 +118,10 @@ static struct magazine *mag_lock_any(unsigned pref)
 {
 	for (unsigned i = 0; i < nr_mags; i++) {
 		struct magazine *m = &mags[(pref + i) & mag_mask];
-		if (mp_trylock(&m->lock))
+		if (mag_trylock(m))
 			return m;
 	}
-	mp_lock(&mags[pref].lock);
+	mag_lock(&mags[pref]);
 	return &mags[pref];
 }
 
@@ -167,7 +167,7 @@ struct page_desc *mag_fill(struct magazine *m, unsigned cls, struct page_desc *h
 	struct page_desc *chain = NULL;
 	while (m->nr_pages >= mag_limit)
 		mag_drain_some(m, cls, &chain);
-	mp_unlock(&m->lock);
+	mag_unlock(m);
 	cs_leave();
 	if (chain)
 		zone_free_list(chain);
@@ -185,7 +185,7 @@ static NOINLINE struct page_desc *magazine_alloc_slow(unsigned pref, unsigned cl
 			struct magazine *m = &mags[(pref + i) & mag_mask];
 			if (mag_try_filled(m, cls, pass == 1)) {
 				struct page_desc *pd = mag_hand_out(m, cls);
-				mp_unlock(&m->lock);
+				mag_unlock(m);
 				cs_leave();
 				return pd;
 			}
@@ -225,7 +225,7 @@ struct page_desc *mag_alloc_irq(size_t npages)
 	unsigned cls = (unsigned)npages - 1;
 	struct magazine *m = &mags[mag_preferred()];
 
-	if (!__atomic_load_n(&mag_list(m, cls)->nr, __ATOMIC_RELAXED) || !mp_trylock(&m->lock)) {
+	if (!__atomic_load_n(&mag_list(m, cls)->nr, __ATOMIC_RELAXED) || !mag_trylock(m)) {
 		__atomic_add_fetch(&m->cold[cls].irq_misses, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
@@ -236,7 +236,7 @@ struct page_desc *mag_alloc_irq(size_t npages)
 	} else {
 		__atomic_add_fetch(&m->cold[cls].irq_misses, 1, __ATOMIC_RELAXED);
 	}
-	mp_unlock(&m->lock);
+	mag_unlock(m);
 	return pd;
 }
 
@@ -250,10 +250,10 @@ static bool magazine_free(struct page_desc *pd)
 	struct page_desc *chain = NULL;
 
 	cs_enter();
-	mp_lock(&m->lock);
+	mag_lock(m);
 	mark_cached(pd, pref);
 	mag_put(m, pd, cls, &chain);
-	mp_unlock(&m->lock);
+	mag_unlock(m);
 	cs_leave();
 	if (chain)
 		zone_free_list(chain);
@@ -266,14 +266,14 @@ bool mag_free_irq(struct page_desc *pd)
 	struct magazine *m = &mags[pref];
 	struct page_desc *chain = NULL;
 
-	if (!mp_trylock(&m->lock)) {
+	if (!mag_trylock(m)) {
 		__atomic_add_fetch(&m->cold[cls].irq_misses, 1, __ATOMIC_RELAXED);
 		return false;
 	}
 	mark_cached(pd, pref);
 	mag_put(m, pd, cls, &chain);
 	m->cold[cls].irq_hits++;
-	mp_unlock(&m->lock);
+	mag_unlock(m);
 	if (chain)
 		zone_free_list(chain);
 	return true;
@@ -292,14 +292,14 @@ void mag_free_chain(struct page_desc *pd)
 	struct page_desc *chain = NULL;
 
 	cs_enter();
-	mp_lock(&m->lock);
+	mag_lock(m);
 	while (pd) {
 		struct page_desc *next = pd->next;   /* the push relinks pd */
 		mark_cached(pd, pref);
 		mag_put(m, pd, pd->npages - 1, &chain);
 		pd = next;
 	}
-	mp_unlock(&m->lock);
+	mag_unlock(m);
 	cs_leave();
 	if (chain)
 		zone_free_list(chain);
@@ -317,13 +317,13 @@ size_t mag_drain_all(void)
 		if (!__atomic_load_n(&m->nr_pages, __ATOMIC_RELAXED))
 			continue;
 		cs_enter();
-		mp_lock(&m->lock);
+		mag_lock(m);
 		pages += m->nr_pages;
 		MP_PROBE3(cache_drain, (int)i, 0u, m->nr_pages);   /* class 0: every class */
 		for (unsigned c = 0; c < MAG_CLASSES; c++)
 			while (mag_list(m, c)->nr)
 				chain_for_zone(&chain, __mag_take_tail(m, c), c);
-		mp_unlock(&m->lock);
+		mag_unlock(m);
 		cs_leave();
 		if (chain)
 			zone_free_list(chain);
@@ -392,18 +392,18 @@ void mag_fork_child(void)
  * A child of _Fork: no atfork handler ran, so a magazine whose lock is held
  * was held by a thread that does not exist here, maybe in the middle of a
  * list update.  Its blocks are abandoned (this process cannot trust the
- * lists) and the lock reset.  If this very thread is inside a cache section
- * (a handler that interrupted it called _Fork) one held lock is its own and
- * cannot be told from the others: then nothing is touched.
+ * lists) and the lock reset.  One this very thread holds (a handler the
+ * trampoline never saw interrupted it and called _Fork) is left to the code
+ * that holds it: the holder's mark tells them apart.  in_cache cannot: the
+ * recovery runs from mp_lock_slow, in a section waiting for the lock.
  */
 void mag_fork_recover(void)
 {
-	if (mp_tls.in_cache)
-		return;
 	for (unsigned i = 0; i < nr_mags; i++) {
 		struct magazine *m = &mags[i];
-		if (!mp_lock_is_held(&m->lock))
+		if (!mp_lock_is_held(&m->lock) || m->holder == mp_self_mark())
 			continue;
+		m->holder = 0;
 		for (unsigned c = 0; c < MAG_CLASSES; c++)
 			*mag_list(m, c) = (struct mag_list){ 0 };
 		m->nr_pages = 0;

@@ -37,18 +37,22 @@ struct mag_cold_counts {
  * Layout: a one-page allocation or free touches line 0 (lock, page count,
  * the 1-page list) and line 1 (the per-op counters of the small classes).
  *
- *   line 0   lock | nr_pages | drain_next | list[class 0]
+ *   line 0   lock | nr_pages | holder | list[class 0]
  *   line 1-2 hot[0..7]
- *   line 3+  list[1..7] | trylock_failed | cold[0..7]
+ *   line 3+  list[1..7] | trylock_failed | drain_next | cold[0..7]
  */
 struct magazine {
-	struct mp_lock lock;              /* guards everything below */
+	struct mp_lock lock;              /* guards everything below; taken with
+					     mag_lock or mag_trylock */
 	uint32_t nr_pages;                /* sum of nr * pages over the lists */
-	uint32_t drain_next;              /* class the next drain starts at */
+	uint32_t holder;                  /* mp_self_mark() of the thread holding
+					     lock, 0 while free: what a child of
+					     _Fork abandons (mag_fork_recover) */
 	struct mag_list list0;            /* class 0: one page */
 	struct mag_hot_counts hot[MAG_CLASSES] cacheline_aligned;
 	struct mag_list list_hi[MAG_CLASSES - 1];   /* classes 1..7 */
 	uint64_t trylock_failed;          /* atomic: failed pass-1 trylocks */
+	uint32_t drain_next;              /* class the next drain starts at */
 	struct mag_cold_counts cold[MAG_CLASSES];
 } cacheline_aligned;
 _Static_assert(offsetof(struct magazine, hot) == CACHELINE, "lock and 1-page list share line 0");
@@ -57,6 +61,28 @@ extern struct magazine mags[MAX_CACHES];
 extern unsigned nr_mags, mag_mask, mag_shift;
 /* pages: the limit a free drains at, and the refill and drain batches */
 extern uint32_t mag_limit, mag_refill_max, mag_refill_min, mag_drain_max, mag_drain_min;
+
+/* The magazine lock, with its holder's mark (fork_prepare and the fork
+ * handlers take it bare: no _Fork child inherits those holds). */
+static inline void mag_lock(struct magazine *m)
+{
+	mp_lock(&m->lock);
+	m->holder = mp_self_mark();
+}
+
+static inline bool mag_trylock(struct magazine *m)
+{
+	if (!mp_trylock(&m->lock))
+		return false;
+	m->holder = mp_self_mark();
+	return true;
+}
+
+static inline void mag_unlock(struct magazine *m)
+{
+	m->holder = 0;
+	mp_unlock(&m->lock);
+}
 
 static inline struct mag_list *mag_list(struct magazine *m, unsigned cls)
 {
@@ -187,14 +213,14 @@ static inline bool mag_try_filled(struct magazine *m, unsigned cls, bool wait)
 	if (!__atomic_load_n(&mag_list(m, cls)->nr, __ATOMIC_RELAXED))
 		return false;
 	if (wait) {
-		mp_lock(&m->lock);
-	} else if (!mp_trylock(&m->lock)) {
+		mag_lock(m);
+	} else if (!mag_trylock(m)) {
 		__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
 		return false;
 	}
 	if (mag_list(m, cls)->nr)
 		return true;
-	mp_unlock(&m->lock);
+	mag_unlock(m);
 	return false;
 }
 
@@ -205,7 +231,7 @@ static inline struct page_desc *mag_take_local(struct magazine *m, unsigned cls)
 	if (!mag_try_filled(m, cls, false))
 		return NULL;
 	struct page_desc *pd = mag_hand_out(m, cls);
-	mp_unlock(&m->lock);
+	mag_unlock(m);
 	cs_leave();
 	return pd;
 }

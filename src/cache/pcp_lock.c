@@ -36,7 +36,7 @@ static NOINLINE struct page_desc *pcpl_refill(unsigned pref, unsigned cls)
 		cs_leave();
 		return NULL;
 	}
-	if (!mp_trylock(&m->lock)) {
+	if (!mag_trylock(m)) {
 		__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
 		cs_leave();
 		if (head->next)
@@ -69,14 +69,14 @@ static bool pcpl_free(struct page_desc *pd)
 	struct page_desc *chain = NULL;
 
 	cs_enter();
-	if (!mp_trylock(&m->lock)) {
+	if (!mag_trylock(m)) {
 		__atomic_add_fetch(&m->trylock_failed, 1, __ATOMIC_RELAXED);
 		cs_leave();
 		return false;               /* the caller frees it to the zone */
 	}
 	mark_cached(pd, pref);
 	mag_put(m, pd, cls, &chain);
-	mp_unlock(&m->lock);
+	mag_unlock(m);
 	cs_leave();
 	if (chain)
 		zone_free_list(chain);

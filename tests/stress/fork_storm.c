@@ -2,7 +2,7 @@
  * fork_storm.c — fork while other threads allocate, under
  * LD_PRELOAD=libmagpage.so.  Bounded; NOT a benchmark.
  *
- *   fork_storm [seconds=3] [max_forks=300]
+ *   fork_storm [seconds=3] [max_forks=300] [fork|_Fork]
  *
  * Four threads hammer page-sized malloc/free (every lock of the allocator
  * is taken all the time), while the main thread forks repeatedly.  Each
@@ -14,6 +14,17 @@
  * The parent waits for each child with its own deadline, kills a child that
  * outlives it, and counts it as a hang.  A watchdog ends the whole run with
  * a message after seconds + 30 s.
+ *
+ * With _Fork (glibc 2.34's fork without atfork handlers) no handler takes
+ * the allocator's locks before the fork, so the child inherits every lock a
+ * parent thread held at that instant, held by a thread it does not have:
+ * the allocator must find them and abandon what they guarded.  Every 16th
+ * round of its ring (every round with _Fork) a hammer also allocates and
+ * frees a burst of BURST 4 KiB blocks, more than a CPU's array holds, so
+ * that the depot's locks (and the magazines' zone refills and drains) are
+ * held at forks too.  With _Fork the child's rounds pause, so that the
+ * purge driver's ticks (and the caches' decay, which reads the depots) run
+ * in it.
  *
  * Exit status 0 only if every child exited 0 and no corruption was seen.
  */
@@ -38,8 +49,12 @@
 #define INHERITED 64
 #define CHILD_ALARM_S 5
 #define CHILD_DEADLINE_S 10.0
+#define BURST 600
+
+extern pid_t _Fork(void);
 
 static atomic_int stop;
+static int use_Fork;
 static atomic_int finished;
 
 
@@ -83,9 +98,23 @@ static void *hammer(void *arg)
 {
 	uint64_t st = 0x2545f4914f6cdd1dull * (uint64_t)((intptr_t)arg + 1);
 	struct ring_entry ring[RING] = { 0 };
+	static void *burst[HAMMERS][BURST];
+	void **b = burst[(intptr_t)arg];
 	unsigned i = 0;
 
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		if (i % ((use_Fork ? 1 : 16) * RING) == 0) {
+			for (unsigned k = 0; k < BURST; k++) {
+				b[k] = malloc(4096);
+				if (!b[k]) {
+					say("fork_storm: malloc(4096) failed in a parent thread\n");
+					_exit(1);
+				}
+				*(volatile char *)b[k] = (char)k;
+			}
+			for (unsigned k = 0; k < BURST; k++)
+				free(b[k]);
+		}
 		struct ring_entry *e = &ring[i++ % RING];
 		if (e->p) {
 			if (!verify(e->p, e->s, e->tag)) {
@@ -155,6 +184,8 @@ static void child(unsigned seq)
 			}
 			free(own[k].p);
 		}
+		if (use_Fork)
+			usleep(2000);
 	}
 	for (unsigned k = 0; k < INHERITED; k += 2) {
 		if (!verify(inherited[k].p, inherited[k].s, inherited[k].tag)) {
@@ -228,12 +259,17 @@ int main(int argc, char **argv)
 	long max_forks = argc > 2 ? atol(argv[2]) : 300;
 	uint64_t st = 12345;
 
+	if (argc > 3 && strcmp(argv[3], "_Fork") == 0)
+		use_Fork = 1;
+	else if (argc > 3 && strcmp(argv[3], "fork") != 0)
+		max_forks = 0;
 	if (seconds <= 0 || seconds > 600 || max_forks < 1) {
-		fprintf(stderr, "usage: fork_storm [seconds] [max_forks]\n");
+		fprintf(stderr, "usage: fork_storm [seconds] [max_forks] [fork|_Fork]\n");
 		return 2;
 	}
-	printf("fork_storm: %d allocating threads, up to %ld forks in %.1f s, MAGPAGE_CONF=\"%s\" "
-	       "(a stress test, not a benchmark)\n", HAMMERS, max_forks, seconds,
+	printf("fork_storm: %d allocating threads, up to %ld %ss in %.1f s, MAGPAGE_CONF=\"%s\" "
+	       "(a stress test, not a benchmark)\n", HAMMERS, max_forks,
+	       use_Fork ? "_Fork" : "fork", seconds,
 	       getenv("MAGPAGE_CONF") ? getenv("MAGPAGE_CONF") : "");
 	fflush(stdout);
 
@@ -259,7 +295,7 @@ int main(int argc, char **argv)
 			}
 			fill(inherited[k].p, inherited[k].s, inherited[k].tag);
 		}
-		pid_t pid = fork();
+		pid_t pid = use_Fork ? _Fork() : fork();
 		if (pid < 0) {
 			say("fork_storm: fork: %s\n", strerror(errno));
 			failed++;
@@ -288,7 +324,8 @@ int main(int argc, char **argv)
 	atomic_store(&finished, 1);
 	pthread_join(wd, NULL);
 
-	printf("fork_storm: %ld forks, %ld failed, %ld hung\n", forks, failed, hung);
+	printf("fork_storm: %ld %ss, %ld failed, %ld hung\n", forks, use_Fork ? "_Fork" : "fork",
+	       failed, hung);
 	if (forks == 0 || failed || hung) {
 		printf("fork_storm: FAILED\n");
 		return 1;

@@ -6,6 +6,7 @@
  * (or, without rseq, this thread's).
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <sched.h>
 
 #include "internal.h"
@@ -541,4 +542,63 @@ Test(bonwick, one_hop_only_at_the_built_rseq_offset)
 	pa_init();
 	cr_assert_eq(pa_onehop[1], 0);
 	cr_assert_eq(pa_live_max, LIVE_BLOCK_MAX);
+}
+
+/*
+ * The child of _Fork (bw_fork_recover): a depot whose lock a thread held
+ * that the child does not have is abandoned, its count and its low-water
+ * mark both (the decay's reap takes low blocks off the bottom of nr: a low
+ * left behind made it move 16 GiB), even while this thread is inside a
+ * section, as it is when the recovery runs from its wait for that very lock
+ * (mp_lock_slow); a depot this thread holds itself is left to it.  Before
+ * the holder's mark the recovery did nothing at all inside a section, and
+ * the child waited for ever.
+ */
+static void *hold_and_vanish(void *arg)
+{
+	uint8_t was;
+	cr_assert(bw_depot_lock(arg, false, &was));
+	return NULL;            /* gone with the lock held, as at a _Fork */
+}
+
+Test(bonwick, fork_recover_abandons_a_vanished_holders_depot)
+{
+	enum { N = 8 };
+	struct bw_depot *ghost = &bw_depots[0][0], *own = &bw_depots[0][1];
+	pthread_t t;
+	uint8_t was;
+
+	start_depot(0);
+	for (unsigned k = 0; k < 2; k++) {
+		uint32_t pfns[N];
+		for (unsigned i = 0; i < N; i++) {
+			struct page_desc *pd = pa_alloc(k + 1, 0);
+			cr_assert_not_null(pd);
+			pd->flags = PG_CACHED;
+			pfns[i] = (uint32_t)desc_pfn(pd);
+		}
+		bw_depot_put(&bw_depots[0][k], k, pfns, N, false);
+	}
+	ghost->low = ghost->nr;     /* as the decay's interval starts */
+	own->low = own->nr;
+	cr_assert_eq(ghost->nr, N);
+	cr_assert_eq(pthread_create(&t, NULL, hold_and_vanish, ghost), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert(mp_lock_is_held(&ghost->lock));
+
+	cr_assert(bw_depot_lock(own, false, &was));
+	cr_assert(mp_tls.in_cache);
+	bw_fork_recover();
+	cr_assert(!mp_lock_is_held(&ghost->lock), "the vanished holder's lock is still held");
+	cr_assert_eq(ghost->nr, 0);
+	cr_assert_eq(ghost->low, 0, "low %u left over nr 0", ghost->low);
+	cr_assert(mp_lock_is_held(&own->lock), "this thread's own lock was reset");
+	cr_assert_eq(own->nr, N);
+	bw_depot_unlock(own, was);
+
+	uint32_t buf[N];
+	cr_assert_eq(bw_depot_take(ghost, buf, N, false), 0);
+	bw_decay();             /* reaps own's low, and nothing of ghost's */
+	cr_assert_eq(own->nr, 0);
+	cr_assert_eq(ghost->nr, 0);
 }
