@@ -109,9 +109,12 @@ void *fb_deferred_head;
 void fb_defer_free(void *p)
 {
 	/* The next small malloc, on any thread, takes the slow path and
-	 * drains: the fast path's own size test is the poll. */
-	__atomic_store_n(&mp_glibc_below, 0, __ATOMIC_RELAXED);
+	 * drains: the fast path's own size test is the poll.  The push first:
+	 * whoever opens the bound again (the trap's fire) stores it, then
+	 * looks at the list, so that it either sees this block or finds its
+	 * store overwritten by this 0. */
 	mp_stack_push(&fb_deferred_head, p);
+	__atomic_store_n(&mp_glibc_below, 0, __ATOMIC_SEQ_CST);
 }
 
 /* Push-only producers and a consumer that takes the whole list at once:

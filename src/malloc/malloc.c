@@ -216,24 +216,38 @@ coldpath void bad_pointer_why(const char *fn, void *p, const char *why)
 
 /* ---- the purge trap ------------------------------------------------------ */
 
+/* The bounds a fired trap gives back.  mp_glibc_below stays 0 while frees
+ * deferred by a handler wait (drain_deferred restores it): stored, then the
+ * list read, as fb_defer_free pushes, then stores 0. */
+static void trap_open_bounds(void)
+{
+	__atomic_store_n(&mp_onehop_span, onehop_span, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&mp_glibc_below, glibc_below, __ATOMIC_SEQ_CST);
+	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_SEQ_CST) != NULL))
+		__atomic_store_n(&mp_glibc_below, 0, __ATOMIC_SEQ_CST);
+}
+
+/* The flag first, then the bounds.  A malloc that fires the trap between
+ * the stores (a handler's on this thread, or another thread's slow path:
+ * both find the flag) opens the bounds before these close them; the flag
+ * read again afterwards says so, and the bounds open again.  Otherwise the
+ * trap would be off with the fast paths closed until the next arming. */
 void malloc_trap_arm(void)
 {
 	__atomic_store_n(&trap_armed, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&mp_onehop_span, 0, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&mp_glibc_below, 0, __ATOMIC_SEQ_CST);
+	if (unlikely(!__atomic_load_n(&trap_armed, __ATOMIC_SEQ_CST)))
+		trap_open_bounds();
 }
 
 /* A malloc found the trap armed: bounds back first, then the driver (see
- * purge.c for why in this order).  mp_glibc_below stays 0 while frees
- * deferred by a handler wait (drain_deferred restores it). */
+ * purge.c for why in this order). */
 static NOINLINE void malloc_trap_fire(void)
 {
 	if (!__atomic_exchange_n(&trap_armed, 0, __ATOMIC_SEQ_CST))
 		return;          /* another thread fired it */
-	__atomic_store_n(&mp_onehop_span, onehop_span, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&mp_glibc_below,
-			 __atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) ? 0 : glibc_below,
-			 __ATOMIC_SEQ_CST);
+	trap_open_bounds();
 	purge_trip();
 }
 

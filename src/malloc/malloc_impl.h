@@ -86,8 +86,10 @@ static inline void tick_check(void)
 
 static inline void drain_deferred(void)
 {
+	/* the bound first, then the list (fb_defer_free pushes, then stores
+	 * 0): a block pushed after the look leaves the bound 0 */
 	if (unlikely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED) != glibc_below))
-		__atomic_store_n(&mp_glibc_below, glibc_below, __ATOMIC_RELAXED);
+		__atomic_store_n(&mp_glibc_below, glibc_below, __ATOMIC_SEQ_CST);
 	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) != NULL))
 		count(MC_sig_deferred_drained, fb_drain_deferred());
 }
