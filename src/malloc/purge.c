@@ -209,8 +209,15 @@ static void *purge_main(void *arg)
 		}
 		if (wake_at == UINT64_MAX) {
 			/* Nothing dirty, caches drained, trap off: sleep until a
-			 * zone call says there is work (zone_tick_at 0). */
+			 * zone call says there is work (zone_tick_at 0).  The 0
+			 * first, then one more look: a free into the zone whose
+			 * hold came before zone_dirty's is seen there, and one
+			 * after it finds the 0 (the zone lock orders the two); a
+			 * free a cache absorbed sets cache_dirty before it tries
+			 * to wake this thread (purge_free_slow). */
 			__atomic_store_n(&zone_tick_at, 0, __ATOMIC_SEQ_CST);
+			if (__atomic_load_n(&P.cache_dirty, __ATOMIC_SEQ_CST) || zone_dirty(&oldest))
+				continue;
 			os_futex_wait(&P.wake, seq, UINT64_MAX);
 			continue;
 		}
