@@ -37,6 +37,37 @@ static uint64_t packed[NSIGS];
 static struct sigaction user_act[NSIGS];   /* as the program gave it; act_lock */
 #define act_lock sigctx_act_lock           /* platform/sigctx.c: reset in fork children */
 
+static void trampoline(int sig, siginfo_t *si, void *uc);
+
+static bool is_trampoline(const struct sigaction *k)
+{
+	return (k->sa_flags & SA_SIGINFO) && k->sa_sigaction == trampoline;
+}
+
+/* The table says SIG_DFL and the kernel still runs the trampoline: a
+ * sigaction in flight on another thread, which act_lock waits out, or a
+ * vfork child that wrote the table where the kernel gave no fork canary to
+ * tell it by (os_vm_shared_child).  The kernel is given SIG_DFL too where
+ * it still has the trampoline, so that the signal raised again gets the
+ * default action instead of this function for ever.  act_lock is never
+ * held with a signal open (sigaction blocks them all), so a handler may
+ * take it.  Out of line: the trampoline's frame stays small for tiny
+ * altstacks. */
+__attribute__((noinline, cold)) static void default_again(int sig)
+{
+	struct sigaction k;
+
+	mp_lock(&act_lock);
+	if ((__atomic_load_n(&packed[sig], __ATOMIC_RELAXED) & PK_HANDLER) == 0 &&
+	    __sigaction(sig, NULL, &k) == 0 && is_trampoline(&k)) {
+		memset(&k, 0, sizeof(k));
+		k.sa_handler = SIG_DFL;
+		__sigaction(sig, &k, NULL);
+	}
+	mp_unlock(&act_lock);
+	raise(sig);
+}
+
 static void trampoline(int sig, siginfo_t *si, void *uc)
 {
 	uint64_t e = __atomic_load_n(&packed[sig], __ATOMIC_ACQUIRE);
@@ -49,7 +80,8 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 		return;
 	}
 	uintptr_t frame = sigctx_enter((uintptr_t)__builtin_frame_address(0), e & PK_ONSTACK);
-	if (e & PK_RESETHAND)   /* the kernel has reset its copy already */
+	/* The kernel has reset its copy already; a vfork child's is its own. */
+	if ((e & PK_RESETHAND) && !os_vm_shared_child())
 		__atomic_compare_exchange_n(&packed[sig], &e, 0, false, __ATOMIC_RELEASE,
 					    __ATOMIC_RELAXED);
 	if (h > 1) {
@@ -60,21 +92,61 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 	} else if (h == 0) {
 		/* SIG_DFL was installed while this signal was in flight: the
 		 * kernel has SIG_DFL now; deliver it again to get the default. */
-		raise(sig);
+		default_again(sig);
 	}
 	sigctx_leave(frame);
 	errno = saved_errno;
 }
 
-static bool is_trampoline(const struct sigaction *k)
+/* The old action as the program knows it: the kernel's, or where the kernel
+ * runs the trampoline, the program's handler the table kept.  act_lock. */
+static void report_old(const struct sigaction *kold, uint64_t prev_packed,
+		       const struct sigaction *prev_user, struct sigaction *old)
 {
-	return (k->sa_flags & SA_SIGINFO) && k->sa_sigaction == trampoline;
+	if (!is_trampoline(kold)) {
+		*old = *kold;
+		return;
+	}
+	*old = *prev_user;
+	uintptr_t h = (uintptr_t)(prev_packed & PK_HANDLER);
+	if (prev_user->sa_flags & SA_SIGINFO)
+		old->sa_sigaction = (void (*)(int, siginfo_t *, void *))h;
+	else
+		old->sa_handler = (void (*)(int))h;
+}
+
+/*
+ * A child that runs in its parent's memory (vfork; Python's subprocess and
+ * posix_spawn-like code reset the child's signals there before exec): the
+ * table is the parent's, and the parent's kernel still sends its signals
+ * to the trampoline, so the child tells its own kernel and writes nothing
+ * here.  A handler it installs runs without the trampoline: such a child
+ * may only exec or _exit, and exec drops handlers anyway.
+ */
+static int sigaction_lent_memory(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	struct sigaction kold, prev_user;
+	sigset_t saved;
+	int rc = __sigaction(sig, act, &kold);
+
+	if (rc != 0 || !old)
+		return rc;
+	sigctx_block_all(&saved);
+	mp_lock(&act_lock);
+	uint64_t prev_packed = packed[sig];
+	prev_user = user_act[sig];
+	mp_unlock(&act_lock);
+	sigctx_restore(&saved);
+	report_old(&kold, prev_packed, &prev_user, old);
+	return 0;
 }
 
 EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	if (sig <= 0 || sig >= NSIGS || sig == SIGKILL || sig == SIGSTOP)
 		return __sigaction(sig, act, old);
+	if (unlikely(os_vm_shared_child()))
+		return sigaction_lent_memory(sig, act, old);
 
 	struct sigaction want, k, kold, prev_user;
 	sigset_t saved;
@@ -109,18 +181,8 @@ EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old
 		__atomic_store_n(&packed[sig], prev_packed, __ATOMIC_RELEASE);
 		user_act[sig] = prev_user;
 	}
-	if (rc == 0 && old) {
-		if (is_trampoline(&kold)) {
-			*old = prev_user;
-			uintptr_t h = (uintptr_t)(prev_packed & PK_HANDLER);
-			if (prev_user.sa_flags & SA_SIGINFO)
-				old->sa_sigaction = (void (*)(int, siginfo_t *, void *))h;
-			else
-				old->sa_handler = (void (*)(int))h;
-		} else {
-			*old = kold;
-		}
-	}
+	if (rc == 0 && old)
+		report_old(&kold, prev_packed, &prev_user, old);
 	mp_unlock(&act_lock);
 	sigctx_restore(&saved);
 	return rc;

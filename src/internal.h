@@ -142,6 +142,9 @@ bool os_forked(void);
 /* Arms the wipe-on-fork page that spares os_forked its system call; after
  * os_pid is set, at start-up. */
 void os_fork_watch(void);
+/* True in a child that runs in its parent's memory (vfork, clone with
+ * CLONE_VM): what it writes, the parent reads.  One system call. */
+bool os_vm_shared_child(void);
 
 /* ------------------------------------------------------------------------
  * platform/cpu.c — which CPU is this thread on

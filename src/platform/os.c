@@ -192,3 +192,17 @@ bool os_forked(void)
 		os_fork_hook();
 	return true;
 }
+
+/* A pid that is not the one recorded over a canary the kernel did not wipe:
+ * this memory is the parent's, lent to a vfork child (or a clone with
+ * CLONE_VM), and what it writes here the parent finds when it resumes.
+ * One getpid system call; false without a canary, where it cannot tell. */
+bool os_vm_shared_child(void)
+{
+	uint32_t *canary = __atomic_load_n(&fork_canary, __ATOMIC_ACQUIRE);
+	int seen = __atomic_load_n(&os_pid, __ATOMIC_ACQUIRE);
+
+	if (!canary || seen == 0 || !__atomic_load_n(canary, __ATOMIC_RELAXED))
+		return false;
+	return (int)syscall(SYS_getpid) != seen;
+}

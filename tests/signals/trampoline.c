@@ -11,6 +11,7 @@
  */
 #include <setjmp.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 
 #include "sigcrit.h"
 
@@ -309,6 +310,77 @@ Test(trampoline, sig_dfl_after_a_handler_is_the_default_action, .signal = SIGUSR
 	signal(SIGUSR1, SIG_DFL);
 	raise(SIGUSR1);
 	cr_assert_fail("SIG_DFL reinstalled, yet SIGUSR1 did not terminate");
+}
+
+/* ---- a vfork child runs in this memory ------------------------------------- */
+
+/* A vfork child that resets a signal before exec (Python's subprocess does)
+ * tells its own kernel, not the table the parent shares with it: the
+ * parent's handler still runs (it found SIG_DFL there and raised the signal
+ * again for ever).  The child also reads the parent's handler as the old
+ * action, and a handler it installs leaves the parent's alone.  The alarm
+ * turns the old hang into a failure. */
+Test(trampoline, vfork_child_sig_dfl_leaves_the_parents_handler)
+{
+	alarm(10);
+	reset_counts();
+	cr_assert_neq((void *)signal(SIGUSR1, h_plain), (void *)SIG_ERR);
+	cr_assert_neq((void *)signal(SIGUSR2, h_plain), (void *)SIG_ERR);
+
+	pid_t pid = vfork();
+	if (pid == 0) {
+		struct sigaction a, old;
+		memset(&a, 0, sizeof(a));
+		a.sa_handler = h_plain2;
+		if (sigaction(SIGUSR2, &a, &old) != 0 || old.sa_handler != h_plain)
+			_exit(2);
+		_exit(signal(SIGUSR1, SIG_DFL) == h_plain ? 0 : 3);
+	}
+	cr_assert_gt(pid, 0);
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the child read another old action (status %#x)", status);
+
+	struct sigaction cur;
+	cr_assert_eq(sigaction(SIGUSR1, NULL, &cur), 0);
+	cr_assert_eq((void *)cur.sa_handler, (void *)h_plain);
+	cr_assert_eq(sigaction(SIGUSR2, NULL, &cur), 0);
+	cr_assert_eq((void *)cur.sa_handler, (void *)h_plain);
+	raise(SIGUSR1);
+	raise(SIGUSR2);
+	cr_assert_eq(plain_calls, 2);
+	cr_assert_eq(plain2_calls, 0);
+	alarm(0);
+	set_dfl(SIGUSR1);
+	set_dfl(SIGUSR2);
+}
+
+/* The kernel's own struct sigaction (x86-64 and most 64-bit ports). */
+struct kernel_sigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+/* The table says SIG_DFL while the kernel still runs the trampoline (what
+ * the vfork child above used to leave): the signal gets the default action
+ * once, not the trampoline raising it again for ever.  Made here by giving
+ * the kernel back, by system call, the action the interposer replaced. */
+Test(trampoline, table_sig_dfl_under_a_kernel_trampoline_is_the_default_action,
+     .signal = SIGUSR1)
+{
+	struct kernel_sigaction k;
+
+	alarm(10);
+	cr_assert_neq((void *)signal(SIGUSR1, h_plain), (void *)SIG_ERR);
+	cr_assert_eq(syscall(SYS_rt_sigaction, SIGUSR1, NULL, &k, sizeof(k.mask)), 0);
+	cr_assert_neq(k.handler, (void *)h_plain, "the kernel runs the program's handler");
+	set_dfl(SIGUSR1);
+	cr_assert_eq(syscall(SYS_rt_sigaction, SIGUSR1, &k, NULL, sizeof(k.mask)), 0);
+	raise(SIGUSR1);
+	cr_assert_fail("SIGUSR1 with SIG_DFL in the table did not terminate");
 }
 
 /* ---- SA_RESTART reaches the kernel --------------------------------------- */
