@@ -142,8 +142,11 @@ bool os_forked(void);
 /* Arms the wipe-on-fork page that spares os_forked its system call; after
  * os_pid is set, at start-up. */
 void os_fork_watch(void);
+/* Arms the wipe-on-fork page again in a child (the atfork handler's). */
+void os_fork_rearm(void);
 /* True in a child that runs in its parent's memory (vfork, clone with
- * CLONE_VM): what it writes, the parent reads.  One system call. */
+ * CLONE_VM): what it writes, the parent reads.  One system call in the
+ * process the library recorded, a few in a child it has not seen. */
 bool os_vm_shared_child(void);
 
 /* ------------------------------------------------------------------------
@@ -211,13 +214,20 @@ static inline bool sigctx_in_irq(void)
  * This thread as the holder of a page-cache lock (bonwick's depots, the
  * magazines), so that the child of _Fork tells a lock its own interrupted
  * code holds from one a vanished thread held (bw_fork_recover,
- * mag_fork_recover): the address of its thread-locals / 64, in 32 bits and
- * never 0.  Two live threads get the same mark only if their thread-local
- * blocks lie a multiple of 128 GiB apart.
+ * mag_fork_recover): the address of its thread-locals, whole, which no
+ * other live thread shares and which is never 0.  The child of _Fork keeps
+ * the address of the thread that called it.
  */
-static inline uint32_t mp_self_mark(void)
+static inline uintptr_t mp_self_mark(void)
 {
-	return (uint32_t)((uintptr_t)&mp_tls >> 6) | 0x80000000u;
+	return (uintptr_t)&mp_tls;
+}
+
+/* Stores a holder mark (the holder's own, or 0 as it lets go): atomic, so
+ * that the compiler neither drops nor splits it. */
+static inline void mp_set_holder(uintptr_t *holder, uintptr_t mark)
+{
+	__atomic_store_n(holder, mark, __ATOMIC_RELAXED);
 }
 /* mp_tls.word non-zero: a glibc-bound call must take the slow path (a
  * handler is running, or a cache section is re-entered). */

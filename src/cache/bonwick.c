@@ -262,13 +262,13 @@ bool bw_depot_lock(struct bw_depot *d, bool irq, uint8_t *was)
 {
 	if (!sigctx_lock(&d->lock, irq, was))
 		return false;
-	d->holder = mp_self_mark();
+	mp_set_holder(&d->holder, mp_self_mark());
 	return true;
 }
 
 void bw_depot_unlock(struct bw_depot *d, uint8_t was)
 {
-	d->holder = 0;
+	mp_set_holder(&d->holder, 0);
 	sigctx_unlock(&d->lock, was);
 }
 

@@ -31,7 +31,7 @@ struct bw_depot {
 	uint32_t low;           /* the fewest since the last decay: the bottom
 				   low blocks sat unused all that time */
 	uint32_t cap;           /* at most */
-	uint32_t holder;        /* mp_self_mark() of the thread holding lock, 0
+	uintptr_t holder;       /* mp_self_mark() of the thread holding lock, 0
 				   while free (bw_depot_lock) */
 	uint32_t *pfns;         /* cap entries */
 	uint64_t in, out, overflow;   /* blocks taken in, given out, sent to the zone */

@@ -37,22 +37,26 @@ struct mag_cold_counts {
  * Layout: a one-page allocation or free touches line 0 (lock, page count,
  * the 1-page list) and line 1 (the per-op counters of the small classes).
  *
- *   line 0   lock | nr_pages | holder | list[class 0]
+ *   line 0   lock | nr_pages | list[class 0]
  *   line 1-2 hot[0..7]
- *   line 3+  list[1..7] | trylock_failed | drain_next | cold[0..7]
+ *   line 3+  list[1..7] | trylock_failed | drain_next | holder | cold[0..7]
+ *
+ * The holder's mark is a word (mp_self_mark) that line 0 has no room for:
+ * its two stores a lock hold go to a line of the same magazine, which the
+ * CPU that holds the lock has just written or soon writes (list[1..7]).
  */
 struct magazine {
 	struct mp_lock lock;              /* guards everything below; taken with
 					     mag_lock or mag_trylock */
 	uint32_t nr_pages;                /* sum of nr * pages over the lists */
-	uint32_t holder;                  /* mp_self_mark() of the thread holding
-					     lock, 0 while free: what a child of
-					     _Fork abandons (mag_fork_recover) */
 	struct mag_list list0;            /* class 0: one page */
 	struct mag_hot_counts hot[MAG_CLASSES] cacheline_aligned;
 	struct mag_list list_hi[MAG_CLASSES - 1];   /* classes 1..7 */
 	uint64_t trylock_failed;          /* atomic: failed pass-1 trylocks */
 	uint32_t drain_next;              /* class the next drain starts at */
+	uintptr_t holder;                 /* mp_self_mark() of the thread holding
+					     lock, 0 while free: what a child of
+					     _Fork abandons (mag_fork_recover) */
 	struct mag_cold_counts cold[MAG_CLASSES];
 } cacheline_aligned;
 _Static_assert(offsetof(struct magazine, hot) == CACHELINE, "lock and 1-page list share line 0");
@@ -67,20 +71,20 @@ extern uint32_t mag_limit, mag_refill_max, mag_refill_min, mag_drain_max, mag_dr
 static inline void mag_lock(struct magazine *m)
 {
 	mp_lock(&m->lock);
-	m->holder = mp_self_mark();
+	mp_set_holder(&m->holder, mp_self_mark());
 }
 
 static inline bool mag_trylock(struct magazine *m)
 {
 	if (!mp_trylock(&m->lock))
 		return false;
-	m->holder = mp_self_mark();
+	mp_set_holder(&m->holder, mp_self_mark());
 	return true;
 }
 
 static inline void mag_unlock(struct magazine *m)
 {
-	m->holder = 0;
+	mp_set_holder(&m->holder, 0);
 	mp_unlock(&m->lock);
 }
 

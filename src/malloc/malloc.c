@@ -257,6 +257,18 @@ static inline void trap_check(void)
 		malloc_trap_fire();
 }
 
+/* The store, then the flag: an arming whose close came before the store
+ * is fired here (a call of the family is not idle), and its fire opens
+ * the bounds again.  Opening the small bound without it left an armed
+ * trap that small mallocs went past: calloc, realloc and the aligned
+ * allocations reopened it, and the purge took a busy program for idle. */
+void malloc_bound_reopen(void)
+{
+	__atomic_store_n(&mp_glibc_below, glibc_below, __ATOMIC_SEQ_CST);
+	if (unlikely(__atomic_load_n(&trap_armed, __ATOMIC_SEQ_CST)))
+		malloc_trap_fire();
+}
+
 /* ---- the zone side ------------------------------------------------------ */
 
 /* Why glibc serves a process-context request of size bytes. */

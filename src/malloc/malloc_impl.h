@@ -84,13 +84,19 @@ static inline void tick_check(void)
 		purge_tick();
 }
 
+/* The small bound found closed (by the purge trap, or by a handler's
+ * deferred free): opened, and the trap fired if it is armed. */
+void malloc_bound_reopen(void);
+
+/* A process-context call of the malloc family that leaves the fast paths:
+ * the frees handlers deferred are made. */
 static inline void drain_deferred(void)
 {
 	/* the bound first, then the list (fb_defer_free pushes, then stores
 	 * 0): a block pushed after the look leaves the bound 0 */
 	if (unlikely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED) != glibc_below))
-		__atomic_store_n(&mp_glibc_below, glibc_below, __ATOMIC_SEQ_CST);
-	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_RELAXED) != NULL))
+		malloc_bound_reopen();
+	if (unlikely(__atomic_load_n(&fb_deferred_head, __ATOMIC_SEQ_CST) != NULL))
 		count(MC_sig_deferred_drained, fb_drain_deferred());
 }
 

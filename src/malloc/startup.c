@@ -104,6 +104,7 @@ void mp_fork_child(void)
 	bool in_handler = mp_tls.depth != 0;   /* sigctx_fork_child clears it */
 
 	__atomic_store_n(&os_pid, (int)getpid(), __ATOMIC_RELEASE);
+	os_fork_rearm();         /* so that its vfork children are told apart */
 	sigctx_fork_child();
 	zone_fork_child();
 	cache_fork_child();

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <linux/futex.h>
+#include <linux/kcmp.h>
 #include <linux/membarrier.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -190,19 +191,47 @@ bool os_forked(void)
 	if (__atomic_compare_exchange_n(&os_pid, &seen, now, false, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE) && os_fork_hook)
 		os_fork_hook();
+	os_fork_rearm();
 	return true;
 }
 
-/* A pid that is not the one recorded over a canary the kernel did not wipe:
- * this memory is the parent's, lent to a vfork child (or a clone with
- * CLONE_VM), and what it writes here the parent finds when it resumes.
- * One getpid system call; false without a canary, where it cannot tell. */
+/* The kernel keeps the page's wipe-on-fork mark in a child (a grandchild
+ * finds it zeroed again): armed anew, the child tells its own vfork
+ * children by it. */
+void os_fork_rearm(void)
+{
+	uint32_t *canary = __atomic_load_n(&fork_canary, __ATOMIC_ACQUIRE);
+
+	if (canary)
+		__atomic_store_n(canary, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * A pid that is not the one recorded: a child the atfork handlers did not
+ * see.  Over a canary the kernel did not wipe, its memory is the parent's,
+ * lent to a vfork child (or a clone with CLONE_VM), and what it writes
+ * here the parent finds when it resumes.  Over a wiped canary, or none, it
+ * is a copy not yet found (a _Fork child) or a vfork child of one: kcmp
+ * says whether this process shares its parent's memory.
+ */
 bool os_vm_shared_child(void)
 {
 	uint32_t *canary = __atomic_load_n(&fork_canary, __ATOMIC_ACQUIRE);
 	int seen = __atomic_load_n(&os_pid, __ATOMIC_ACQUIRE);
+	int now = (int)syscall(SYS_getpid);
 
-	if (!canary || seen == 0 || !__atomic_load_n(canary, __ATOMIC_RELAXED))
+	if (seen == 0 || now == seen)
 		return false;
-	return (int)syscall(SYS_getpid) != seen;
+	if (canary && __atomic_load_n(canary, __ATOMIC_RELAXED))
+		return true;
+	int parent = (int)syscall(SYS_getppid);
+	long same = syscall(SYS_kcmp, now, parent, KCMP_VM, 0, 0);
+	if (same >= 0)
+		return same == 0;
+	/* Without kcmp: a wiped canary in a child of the recorded process is
+	 * a copy; without a canary nothing tells a vfork child from a copy,
+	 * and a copy that leaves the table alone loses less (its handlers run
+	 * without the trampoline) than a parent whose handler a vfork child
+	 * overwrote. */
+	return !canary || parent != seen;
 }

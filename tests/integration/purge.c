@@ -316,6 +316,57 @@ Test(purge, unused_cpu_cache_decays_while_busy)
 			    longest);
 }
 
+/* A process busy with small callocs, reallocs and aligned allocations
+ * beside its small mallocs is not idle either.  Those calls reopened the
+ * small bound the armed trap had closed without firing the trap, the
+ * mallocs after them went past it to glibc, and the purge thread took the
+ * process for idle within a delay (a review helper's test: 1 idle purge in
+ * 1 s of calloc and malloc).  Registered with a 200 ms delay. */
+Test(purge, small_callocs_keep_the_process_busy)
+{
+	if (!mp_conf_has("purge_delay_ms:200") || !thread_mode())
+		cr_skip_test("for purge_delay_ms:200 with the purge thread");
+	static void *cached[256];
+	for (int i = 0; i < 256; i++) {
+		cached[i] = malloc(PAGE);
+		cr_assert_not_null(cached[i]);
+		memset(cached[i], 1, PAGE);
+	}
+	for (int i = 0; i < 256; i++)
+		free(cached[i]);
+
+	uint64_t idle0 = purge_counter("idle_purges");
+	long longest = 0;       /* ms: the longest gap between two rounds */
+	struct timespec start, was, now;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	was = start;
+	for (unsigned long round = 0;; round++) {
+		char *c = calloc(1, 32), *m = malloc(32), *r = realloc(NULL, 48);
+		void *a = NULL;
+		cr_assert(c && m && r && posix_memalign(&a, 64, 32) == 0);
+		cr_assert_eq(c[31], 0);
+		m[0] = r[0] = 1;
+		free(c);
+		free(m);
+		free(r);
+		free(a);
+		if (round % 64)
+			continue;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long gap = (now.tv_sec - was.tv_sec) * 1000 + (now.tv_nsec - was.tv_nsec) / 1000000;
+		if (gap > longest)
+			longest = gap;
+		was = now;
+		if (now.tv_sec - start.tv_sec >= 2)
+			break;
+	}
+	if (longest < 100)
+		cr_assert_eq(purge_counter("idle_purges"), idle0, "the process was never idle "
+			     "(longest gap between its rounds %ld ms)", longest);
+	else
+		cr_log_warn("a gap of %ld ms between two rounds: the idle check is moot", longest);
+}
+
 /* Blocks of the 1-page class in the default cache's depot (the first
  * "blocks" of its "depot" array in the JSON report). */
 static unsigned long long depot_blocks_1page(void)

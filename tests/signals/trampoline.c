@@ -356,6 +356,58 @@ Test(trampoline, vfork_child_sig_dfl_leaves_the_parents_handler)
 	set_dfl(SIGUSR2);
 }
 
+/* The same in a child of fork and of _Fork, where the canary was wiped:
+ * the child's vfork child wrote the child's table (and, with the trampoline
+ * that gives the kernel SIG_DFL, the child died of its own SIGUSR1).  The
+ * child runs the case and reports in its exit status. */
+static int vfork_case(void)
+{
+	int status;
+	pid_t pid = vfork();
+
+	if (pid == 0)
+		_exit(signal(SIGUSR1, SIG_DFL) == h_plain ? 0 : 3);
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		return 4;
+	if (signal(SIGUSR1, h_plain) != h_plain)
+		return 5;
+	raise(SIGUSR1);
+	return plain_calls == 1 ? 0 : 6;
+}
+
+extern pid_t _Fork(void);
+
+static void vfork_in_a_child(bool underscore)
+{
+	alarm(10);
+	reset_counts();
+	cr_assert_neq((void *)signal(SIGUSR1, h_plain), (void *)SIG_ERR);
+	free(malloc(PAGE));           /* the library is up: its pid is recorded */
+	pid_t pid = underscore ? _Fork() : fork();
+	if (pid == 0)
+		_exit(vfork_case());
+	cr_assert_gt(pid, 0);
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFEXITED(status), "the %s child died of signal %d", underscore ? "_Fork" : "fork",
+		  WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	cr_assert_eq(WEXITSTATUS(status), 0, "the %s child's case failed at step %d",
+		     underscore ? "_Fork" : "fork", WEXITSTATUS(status));
+	alarm(0);
+	set_dfl(SIGUSR1);
+}
+
+Test(trampoline, vfork_child_of_a_fork_child_leaves_its_handler)
+{
+	vfork_in_a_child(false);
+}
+
+Test(trampoline, vfork_child_of_a__Fork_child_leaves_its_handler)
+{
+	vfork_in_a_child(true);
+}
+
 /* The kernel's own struct sigaction (x86-64 and most 64-bit ports). */
 struct kernel_sigaction {
 	void *handler;

@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 #include "cache/magazine.h"
@@ -889,4 +890,57 @@ Test(magazine, fork_recover_abandons_a_vanished_holders_magazine)
 	cr_assert_eq(own->nr_pages, own_pages);
 	mag_unlock(own);
 	cs_leave();
+}
+
+/*
+ * The holder's mark is the whole address of the thread-locals: a thread
+ * whose stack (where glibc puts a thread's thread-locals) lies exactly
+ * 128 GiB below a vanished holder's is told apart from it.  The 32-bit
+ * mark of session 20 kept address bits 6-36 only, took the vanished
+ * thread's hold for this thread's, and the child of _Fork waited for ever.
+ */
+#define MARK_STACK (1u << 20)
+
+static void *recover_in_section(void *arg)
+{
+	(void)arg;
+	cs_enter();
+	mag_fork_recover();
+	cs_leave();
+	return NULL;
+}
+
+static void run_on_stack(void *(*fn)(void *), void *arg, void *stack)
+{
+	pthread_attr_t a;
+	pthread_t t;
+
+	cr_assert_eq(pthread_attr_init(&a), 0);
+	cr_assert_eq(pthread_attr_setstack(&a, stack, MARK_STACK), 0);
+	cr_assert_eq(pthread_create(&t, &a, fn, arg), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	pthread_attr_destroy(&a);
+}
+
+Test(magazine, fork_recover_tells_holders_128_gib_apart)
+{
+	setup();
+	char *a = mmap(NULL, MARK_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	cr_assert_neq(a, MAP_FAILED);
+	uintptr_t want = (uintptr_t)a - (1ull << 37);
+	char *b = (uintptr_t)a > (1ull << 37)
+		  ? mmap((void *)want, MARK_STACK, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0)
+		  : MAP_FAILED;
+	if (b != (char *)want)
+		cr_skip_test("no room for a stack 128 GiB below %p", (void *)a);
+
+	run_on_stack(hold_and_vanish, &mags[0], a);
+	cr_assert(mp_lock_is_held(&mags[0].lock));
+	run_on_stack(recover_in_section, NULL, b);
+	cr_assert(!mp_lock_is_held(&mags[0].lock),
+		  "a thread 128 GiB away took the vanished holder's lock for its own");
+	munmap(a, MARK_STACK);
+	munmap(b, MARK_STACK);
 }
