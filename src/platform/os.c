@@ -170,6 +170,15 @@ void os_fork_watch(void)
 	__atomic_store_n(&fork_canary, (uint32_t *)p, __ATOMIC_RELEASE);
 }
 
+/* 1 if process now shares its parent's memory, 0 if not, -1 where the
+ * kernel refuses to say (kcmp(2): Linux 3.5, CONFIG_KCMP, seccomp). */
+static int vm_shared_with_parent(int now)
+{
+	long same = syscall(SYS_kcmp, now, (int)syscall(SYS_getppid), KCMP_VM, 0, 0);
+
+	return same < 0 ? -1 : same == 0;
+}
+
 /* A read of the canary; one getpid system call (glibc no longer caches
  * the pid) where it reads zero, in a child or without a canary: only on
  * paths that are slow already, a handler-context call or a lock about to
@@ -188,6 +197,10 @@ bool os_forked(void)
 			__atomic_store_n(canary, 1, __ATOMIC_RELAXED);
 		return false;
 	}
+	/* A vfork child of a copy not yet found: the memory is that copy's,
+	 * which recovers itself; the recovery here would write its pid. */
+	if (vm_shared_with_parent(now) == 1)
+		return false;
 	if (__atomic_compare_exchange_n(&os_pid, &seen, now, false, __ATOMIC_ACQ_REL,
 					__ATOMIC_ACQUIRE) && os_fork_hook)
 		os_fork_hook();
@@ -224,14 +237,13 @@ bool os_vm_shared_child(void)
 		return false;
 	if (canary && __atomic_load_n(canary, __ATOMIC_RELAXED))
 		return true;
-	int parent = (int)syscall(SYS_getppid);
-	long same = syscall(SYS_kcmp, now, parent, KCMP_VM, 0, 0);
-	if (same >= 0)
-		return same == 0;
+	int shared = vm_shared_with_parent(now);
+	if (shared >= 0)
+		return shared;
 	/* Without kcmp: a wiped canary in a child of the recorded process is
 	 * a copy; without a canary nothing tells a vfork child from a copy,
 	 * and a copy that leaves the table alone loses less (its handlers run
 	 * without the trampoline) than a parent whose handler a vfork child
 	 * overwrote. */
-	return !canary || parent != seen;
+	return !canary || (int)syscall(SYS_getppid) != seen;
 }
