@@ -62,5 +62,6 @@ EXPORT int malloc_trim(size_t pad) { return mp_trim(pad); }
 __attribute__((constructor)) static void magpage_preload_init(void)
 {
 	mp_ensure_init();
+	fork_init();
 	live_start();            /* live:1: here, where a thread may be started */
 }

@@ -137,16 +137,21 @@ extern int os_pid;
  * _Fork (or of a raw clone), whose locks may be held by threads that do not
  * exist there.  Set by the malloc layer. */
 extern void (*os_fork_hook)(void);
-/* True, after running os_fork_hook once, if this is such a process. */
+/* True, after running os_fork_hook once, if this is such a process: a copy
+ * a raw system call made, found by its wiped canary. */
 bool os_forked(void);
+/* The child of _Fork, from the interposed _Fork (preload/fork.c): its pid
+ * recorded and os_fork_hook run at once. */
+void os_fork_found(void);
+/* preload/fork.c: finds glibc's _Fork, from the library's constructor. */
+void fork_init(void);
 /* Arms the wipe-on-fork page that spares os_forked its system call; after
  * os_pid is set, at start-up. */
 void os_fork_watch(void);
 /* Arms the wipe-on-fork page again in a child (the atfork handler's). */
 void os_fork_rearm(void);
 /* True in a child that runs in its parent's memory (vfork, clone with
- * CLONE_VM): what it writes, the parent reads.  One system call in the
- * process the library recorded, a few in a child it has not seen. */
+ * CLONE_VM): what it writes, the parent reads.  One system call. */
 bool os_vm_shared_child(void);
 
 /* ------------------------------------------------------------------------

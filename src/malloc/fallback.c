@@ -9,7 +9,7 @@
  * find whatever comes next in the search order, which in a program linked
  * with another allocator (Debian's redis-server links jemalloc) is that
  * allocator's malloc_usable_size, wrong for glibc's blocks. */
-static void *resolve(void **slot, const char *name)
+void *fb_libc_sym(void **slot, const char *name)
 {
 	void *f = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
 	if (!f) {
@@ -31,7 +31,7 @@ typedef int (*info_fn)(int, FILE *);
 
 #define FB_SYM(type, name) \
 	static void *slot_##name; \
-	static type sym_##name(void) { return (type)resolve(&slot_##name, #name); }
+	static type sym_##name(void) { return (type)fb_libc_sym(&slot_##name, #name); }
 
 FB_SYM(usable_fn, malloc_usable_size)
 FB_SYM(mallinfo2_fn, mallinfo2)

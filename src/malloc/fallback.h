@@ -58,9 +58,12 @@ static inline void *fb_memalign(size_t align, size_t size)
 	return __builtin_expect(r != NULL, 1) ? r : fb_retry_enomem(FB_MEMALIGN, NULL, align, size);
 }
 
-/* glibc's functions without a __libc_ name, found with dlsym(RTLD_NEXT) the
- * first time they are needed (never during initialisation). */
+/* glibc's functions without a __libc_ name, looked up in libc.so.6 at
+ * start-up (fb_init). */
 void fb_init(void);
+/* glibc's definition of name, looked up in libc.so.6 once and kept in
+ * *slot; NULL if it has none. */
+void *fb_libc_sym(void **slot, const char *name);
 size_t fb_usable_size(void *p);
 struct mallinfo2 fb_mallinfo2(void);
 int fb_trim(size_t pad);

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <linux/futex.h>
-#include <linux/kcmp.h>
 #include <linux/membarrier.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -170,13 +169,14 @@ void os_fork_watch(void)
 	__atomic_store_n(&fork_canary, (uint32_t *)p, __ATOMIC_RELEASE);
 }
 
-/* 1 if process now shares its parent's memory, 0 if not, -1 where the
- * kernel refuses to say (kcmp(2): Linux 3.5, CONFIG_KCMP, seccomp). */
-static int vm_shared_with_parent(int now)
+/* A child the atfork handlers did not see: its pid recorded, the hook run
+ * once (by whichever thread gets there first), the canary armed again. */
+static void fork_found(int now, int seen)
 {
-	long same = syscall(SYS_kcmp, now, (int)syscall(SYS_getppid), KCMP_VM, 0, 0);
-
-	return same < 0 ? -1 : same == 0;
+	if (__atomic_compare_exchange_n(&os_pid, &seen, now, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE) && os_fork_hook)
+		os_fork_hook();
+	os_fork_rearm();
 }
 
 /* A read of the canary; one getpid system call (glibc no longer caches
@@ -197,15 +197,23 @@ bool os_forked(void)
 			__atomic_store_n(canary, 1, __ATOMIC_RELAXED);
 		return false;
 	}
-	/* A vfork child of a copy not yet found: the memory is that copy's,
-	 * which recovers itself; the recovery here would write its pid. */
-	if (vm_shared_with_parent(now) == 1)
+	/* Fork and _Fork children record their pids at once (the atfork
+	 * handler, the _Fork wrapper): this is a copy made by a raw system
+	 * call, or a child that runs in its parent's memory (vfork), where a
+	 * recovery would reset the parent's locks.  Only a wiped canary says
+	 * it is a copy. */
+	if (!canary)
 		return false;
-	if (__atomic_compare_exchange_n(&os_pid, &seen, now, false, __ATOMIC_ACQ_REL,
-					__ATOMIC_ACQUIRE) && os_fork_hook)
-		os_fork_hook();
-	os_fork_rearm();
+	fork_found(now, seen);
 	return true;
+}
+
+void os_fork_found(void)
+{
+	int seen = __atomic_load_n(&os_pid, __ATOMIC_ACQUIRE);
+
+	if (seen)             /* 0: the library had not started, nothing to recover */
+		fork_found((int)syscall(SYS_getpid), seen);
 }
 
 /* The kernel keeps the page's wipe-on-fork mark in a child (a grandchild
@@ -220,30 +228,20 @@ void os_fork_rearm(void)
 }
 
 /*
- * A pid that is not the one recorded: a child the atfork handlers did not
- * see.  Over a canary the kernel did not wipe, its memory is the parent's,
- * lent to a vfork child (or a clone with CLONE_VM), and what it writes
- * here the parent finds when it resumes.  Over a wiped canary, or none, it
- * is a copy not yet found (a _Fork child) or a vfork child of one: kcmp
- * says whether this process shares its parent's memory.
+ * A pid that is not the one recorded: not a fork or _Fork child, which
+ * record theirs at once.  Over a canary the kernel did not wipe, its memory
+ * is the parent's, lent to a vfork child (or a clone with CLONE_VM), and
+ * what it writes here the parent finds when it resumes; over a wiped one it
+ * is a copy a raw system call made.  Without a canary it is taken for a
+ * vfork child, the common case: such a copy then installs its handlers
+ * without the trampoline.
  */
 bool os_vm_shared_child(void)
 {
 	uint32_t *canary = __atomic_load_n(&fork_canary, __ATOMIC_ACQUIRE);
 	int seen = __atomic_load_n(&os_pid, __ATOMIC_ACQUIRE);
-	int now = (int)syscall(SYS_getpid);
 
-	if (seen == 0 || now == seen)
+	if (seen == 0 || (int)syscall(SYS_getpid) == seen)
 		return false;
-	if (canary && __atomic_load_n(canary, __ATOMIC_RELAXED))
-		return true;
-	int shared = vm_shared_with_parent(now);
-	if (shared >= 0)
-		return shared;
-	/* Without kcmp: a wiped canary in a child of the recorded process is
-	 * a copy; without a canary nothing tells a vfork child from a copy,
-	 * and a copy that leaves the table alone loses less (its handlers run
-	 * without the trampoline) than a parent whose handler a vfork child
-	 * overwrote. */
-	return !canary || (int)syscall(SYS_getppid) != seen;
+	return !canary || __atomic_load_n(canary, __ATOMIC_RELAXED) != 0;
 }

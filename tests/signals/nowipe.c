@@ -2,10 +2,9 @@
  * nowipe.c — runs a program as on a kernel without MADV_WIPEONFORK (before
  * Linux 4.14): a seccomp filter answers madvise(..., MADV_WIPEONFORK) with
  * EINVAL, so the library has no fork canary and tells its children by
- * their pids and kcmp(2) alone.  With -k, kcmp is refused too (ENOSYS, as
- * where seccomp profiles or kernel configurations leave it out).
+ * their pids alone.
  *
- *   sig_nowipe [-k] PROGRAM [ARGS...]
+ *   sig_nowipe PROGRAM [ARGS...]
  *
  * Exit status: PROGRAM's, or 77 (a skip) where the filter cannot be set.
  */
@@ -14,7 +13,6 @@
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -23,21 +21,13 @@
 
 int main(int argc, char **argv)
 {
-	int first = 1;
-	int no_kcmp = argc > 1 && strcmp(argv[1], "-k") == 0;
-
-	if (no_kcmp)
-		first = 2;
-	if (argc <= first) {
-		fprintf(stderr, "usage: sig_nowipe [-k] PROGRAM [ARGS...]\n");
+	if (argc < 2) {
+		fprintf(stderr, "usage: sig_nowipe PROGRAM [ARGS...]\n");
 		return 2;
 	}
-	/* kcmp: refused with -k; madvise(MADV_WIPEONFORK): EINVAL; the rest
-	 * allowed */
+	/* madvise(MADV_WIPEONFORK): EINVAL; the rest allowed */
 	struct sock_filter f[] = {
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_kcmp, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, no_kcmp ? SECCOMP_RET_ERRNO | ENOSYS : SECCOMP_RET_ALLOW),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_madvise, 0, 3),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, MADV_WIPEONFORK_NR, 0, 1),
@@ -51,7 +41,7 @@ int main(int argc, char **argv)
 		perror("sig_nowipe: seccomp");
 		return 77;
 	}
-	execvp(argv[first], argv + first);
+	execvp(argv[1], argv + 1);
 	perror("sig_nowipe: exec");
 	return 2;
 }

@@ -435,6 +435,121 @@ Test(trampoline, table_sig_dfl_under_a_kernel_trampoline_is_the_default_action,
 	cr_assert_fail("SIGUSR1 with SIG_DFL in the table did not terminate");
 }
 
+/* The same from a thread of a fork or _Fork child whose main thread has
+ * exited: the child's parent-facing pid is then a zombie's, which a check
+ * by kcmp against the parent took for a process with memory of its own. */
+static void *vfork_after_the_leader(void *arg)
+{
+	(void)arg;
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	nanosleep(&ts, NULL);        /* the main thread is gone by now */
+	_exit(vfork_case());
+}
+
+Test(trampoline, vfork_from_a_thread_whose_main_thread_exited)
+{
+	for (int underscore = 0; underscore < 2; underscore++) {
+		alarm(10);
+		reset_counts();
+		cr_assert_neq((void *)signal(SIGUSR1, h_plain), (void *)SIG_ERR);
+		free(malloc(PAGE));
+		pid_t pid = underscore ? _Fork() : fork();
+		if (pid == 0) {
+			pthread_t t;
+			if (pthread_create(&t, NULL, vfork_after_the_leader, NULL) != 0)
+				_exit(7);
+			pthread_exit(NULL);
+		}
+		cr_assert_gt(pid, 0);
+		int status;
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			  "%s child: status %#x", underscore ? "_Fork" : "fork", status);
+		alarm(0);
+		set_dfl(SIGUSR1);
+	}
+}
+
+/* A _Fork made while another thread is inside sigaction (holding the
+ * handler table's lock): the child's vfork child must not wait on that
+ * lock.  The _Fork child is recovered at once (the interposed _Fork), and
+ * the lock with it. */
+static atomic_bool installer_stop;
+
+static void *install_loop(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&installer_stop))
+		signal(SIGUSR2, h_plain2);
+	return NULL;
+}
+
+Test(trampoline, vfork_child_of_a__Fork_child_while_a_thread_installs)
+{
+	pthread_t t;
+
+	alarm(20);
+	cr_assert_eq(pthread_create(&t, NULL, install_loop, NULL), 0);
+	for (int i = 0; i < 100; i++) {
+		pid_t pid = _Fork();
+		if (pid == 0) {
+			struct sigaction old;
+			alarm(5);                    /* a hang: death by SIGALRM */
+			pid_t v = vfork();
+			if (v == 0) {
+				alarm(5);
+				_exit(sigaction(SIGUSR2, NULL, &old) == 0 ? 0 : 3);
+			}
+			int st;
+			_exit(v > 0 && waitpid(v, &st, 0) == v && WIFEXITED(st) ? WEXITSTATUS(st)
+										 : 4);
+		}
+		cr_assert_gt(pid, 0);
+		int status;
+		cr_assert_eq(waitpid(pid, &status, 0), pid);
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			  "round %d: status %#x", i, status);
+	}
+	atomic_store(&installer_stop, true);
+	pthread_join(t, NULL);
+	alarm(0);
+	set_dfl(SIGUSR2);
+}
+
+/* A _Fork child whose parent has died (reparented) still installs through
+ * the trampoline: the kernel's handler is not the program's own. */
+Test(trampoline, orphaned__Fork_child_installs_through_the_trampoline)
+{
+	int fds[2];
+
+	alarm(10);
+	free(malloc(PAGE));
+	cr_assert_eq(pipe(fds), 0);
+	pid_t mid = fork();
+	if (mid == 0) {
+		pid_t pid = _Fork();
+		if (pid != 0)
+			_exit(pid > 0 ? 0 : 1);      /* the child is orphaned */
+		pid_t was = getppid();
+		for (int i = 0; i < 500 && getppid() == was; i++)
+			usleep(1000);
+		struct kernel_sigaction k;
+		char verdict = 'x';
+		if (signal(SIGUSR1, h_plain) != SIG_ERR &&
+		    syscall(SYS_rt_sigaction, SIGUSR1, NULL, &k, sizeof(k.mask)) == 0)
+			verdict = k.handler == (void *)h_plain ? 'd' : 't';
+		(void)!write(fds[1], &verdict, 1);
+		_exit(0);
+	}
+	close(fds[1]);
+	char verdict = 0;
+	cr_assert_eq(read(fds[0], &verdict, 1), 1, "the orphan wrote nothing");
+	cr_assert_eq(verdict, 't', "the orphan's handler went to the kernel directly ('%c')",
+		     verdict);
+	waitpid(mid, NULL, 0);
+	alarm(0);
+}
+
 /* ---- SA_RESTART reaches the kernel --------------------------------------- */
 
 static pid_t main_tid;
