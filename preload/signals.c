@@ -46,8 +46,9 @@ static bool is_trampoline(const struct sigaction *k)
 
 /* The table says SIG_DFL and the kernel still runs the trampoline: a
  * sigaction in flight on another thread, which act_lock waits out, or a
- * vfork child that wrote the table where the kernel gave no fork canary to
- * tell it by (os_vm_shared_child).  The kernel is given SIG_DFL too where
+ * table and kernel that parted some other way (a child that shares this
+ * memory and that os_vm_shared_child cannot tell, a raw rt_sigaction
+ * system call).  The kernel is given SIG_DFL too where
  * it still has the trampoline, so that the signal raised again gets the
  * default action instead of this function for ever.  act_lock is never
  * held with a signal open (sigaction blocks them all), so a handler may

@@ -378,7 +378,14 @@ static int vfork_case(void)
 
 extern pid_t _Fork(void);
 
-static void vfork_in_a_child(bool underscore)
+__attribute__((noreturn)) static void vfork_case_and_exit(void)
+{
+	_exit(vfork_case());
+}
+
+/* Forks (fork or _Fork), runs child() in the child, which never returns,
+ * and expects the child's exit status 0. */
+static void vfork_in_a_child(bool underscore, void (*child)(void))
 {
 	alarm(10);
 	reset_counts();
@@ -386,7 +393,7 @@ static void vfork_in_a_child(bool underscore)
 	free(malloc(PAGE));           /* the library is up: its pid is recorded */
 	pid_t pid = underscore ? _Fork() : fork();
 	if (pid == 0)
-		_exit(vfork_case());
+		child();
 	cr_assert_gt(pid, 0);
 	int status;
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -400,12 +407,12 @@ static void vfork_in_a_child(bool underscore)
 
 Test(trampoline, vfork_child_of_a_fork_child_leaves_its_handler)
 {
-	vfork_in_a_child(false);
+	vfork_in_a_child(false, vfork_case_and_exit);
 }
 
 Test(trampoline, vfork_child_of_a__Fork_child_leaves_its_handler)
 {
-	vfork_in_a_child(true);
+	vfork_in_a_child(true, vfork_case_and_exit);
 }
 
 /* The kernel's own struct sigaction (x86-64 and most 64-bit ports). */
@@ -443,31 +450,23 @@ static void *vfork_after_the_leader(void *arg)
 	(void)arg;
 	struct timespec ts = { 0, 50 * 1000 * 1000 };
 	nanosleep(&ts, NULL);        /* the main thread is gone by now */
-	_exit(vfork_case());
+	vfork_case_and_exit();
+}
+
+/* The child's main thread starts the thread that vforks, and exits. */
+static void vfork_from_a_thread_and_exit(void)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, vfork_after_the_leader, NULL) != 0)
+		_exit(7);
+	pthread_exit(NULL);
 }
 
 Test(trampoline, vfork_from_a_thread_whose_main_thread_exited)
 {
-	for (int underscore = 0; underscore < 2; underscore++) {
-		alarm(10);
-		reset_counts();
-		cr_assert_neq((void *)signal(SIGUSR1, h_plain), (void *)SIG_ERR);
-		free(malloc(PAGE));
-		pid_t pid = underscore ? _Fork() : fork();
-		if (pid == 0) {
-			pthread_t t;
-			if (pthread_create(&t, NULL, vfork_after_the_leader, NULL) != 0)
-				_exit(7);
-			pthread_exit(NULL);
-		}
-		cr_assert_gt(pid, 0);
-		int status;
-		cr_assert_eq(waitpid(pid, &status, 0), pid);
-		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			  "%s child: status %#x", underscore ? "_Fork" : "fork", status);
-		alarm(0);
-		set_dfl(SIGUSR1);
-	}
+	vfork_in_a_child(false, vfork_from_a_thread_and_exit);
+	vfork_in_a_child(true, vfork_from_a_thread_and_exit);
 }
 
 /* A _Fork made while another thread is inside sigaction (holding the
