@@ -32,7 +32,7 @@ extern "C" {
 struct magpage_stats {
 	uint64_t region_bytes;       /* size of the reserved zone, 0 if none */
 	uint64_t zone_pages;         /* pages the zone manages */
-	uint64_t zone_free_pages;    /* free in the buddy lists (or never used) */
+	uint64_t zone_free_pages;    /* free in the buddy lists, being purged, or never used */
 	uint64_t cached_pages;       /* free pages sitting in the page caches */
 	uint64_t held_pages;         /* pages handed out to the program */
 	uint64_t zone_allocs;        /* malloc-family requests served by the zone

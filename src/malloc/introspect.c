@@ -16,11 +16,12 @@ struct page_census {
 };
 
 /* sum: every cache summed, for a caller that wants their counters too */
+/* The caches are read before the zone: what the purge thread moves behind
+ * the program's back goes from the caches to the zone (the decay, the
+ * idle drain), and read in this order a block on its way is counted twice
+ * rather than not at all, so that it never shows as held. */
 static void census_sum(struct page_census *pc, struct zone_info *zi, struct cache_view *sum)
 {
-	zone_info(zi);
-	pc->touched = zi->pages - zi->untouched_pages;
-	pc->listed_free = zi->free_pages - zi->untouched_pages;
 	cache_sum(sum);
 	pc->cached = sum->nr_pages;
 	struct runs_stats rs;
@@ -29,6 +30,9 @@ static void census_sum(struct page_census *pc, struct zone_info *zi, struct cach
 	 * memory, as a page cache's block is; a run with a live object is
 	 * the program's */
 	pc->cached += cache_depot_pages() + reserve_pages() + rs.idle_pages;
+	zone_info(zi);
+	pc->touched = zi->pages - zi->untouched_pages;
+	pc->listed_free = zi->free_pages - zi->untouched_pages;
 	uint64_t not_held = pc->listed_free + pc->cached;
 	pc->held = pc->touched > not_held ? pc->touched - not_held : 0;
 }

@@ -46,19 +46,6 @@ static void collect(struct live_seg *s)
 	struct zone_info zi;
 	struct live_zone *z = &s->zone;
 
-	zone_info(&zi);
-	z->pages = zi.pages;
-	z->free_pages = zi.free_pages;
-	z->untouched_pages = zi.untouched_pages;
-	z->dirty_pages = zi.dirty_pages;
-	z->lock_acquired = zi.lock_acquired;
-	z->lock_contended = zi.lock_contended;
-	z->lock_wait_ns = zi.lock_wait_ns;
-	for (unsigned o = 0; o < LIVE_ORDERS; o++)
-		z->nr_free[o] = zi.nr_free[o];
-#define X(field, json) z->field = zi.field;
-	ZONE_COUNTERS(X)
-#undef X
 	malloc_stats_read(&s->malloc);
 	s->sig = sig_stats;
 	s->purge = purge_stats;
@@ -88,7 +75,26 @@ static void collect(struct live_seg *s)
 #undef X
 		cached += v.nr_pages;
 	}
+	/* idle runs are cached memory, as magpage_get_stats counts them */
+	cached += s->runs.idle_pages;
 	s->cached_pages = cached;
+
+	/* the zone after the caches, as census_sum (introspect.c) reads them:
+	 * a block the purge thread moves from a cache to the zone meanwhile is
+	 * counted twice, never shown as held */
+	zone_info(&zi);
+	z->pages = zi.pages;
+	z->free_pages = zi.free_pages;
+	z->untouched_pages = zi.untouched_pages;
+	z->dirty_pages = zi.dirty_pages;
+	z->lock_acquired = zi.lock_acquired;
+	z->lock_contended = zi.lock_contended;
+	z->lock_wait_ns = zi.lock_wait_ns;
+	for (unsigned o = 0; o < LIVE_ORDERS; o++)
+		z->nr_free[o] = zi.nr_free[o];
+#define X(field, json) z->field = zi.field;
+	ZONE_COUNTERS(X)
+#undef X
 	uint64_t touched = zi.pages - zi.untouched_pages;
 	uint64_t not_held = zi.free_pages - zi.untouched_pages + cached;
 	z->held_pages = touched > not_held ? touched - not_held : 0;

@@ -204,7 +204,7 @@ static inline struct page_desc *desc_chain(struct page_desc **pds, size_t n)
 
 struct zone_info {
 	uint64_t pages;             /* total pages in the zone */
-	uint64_t free_pages;        /* on free lists + never used */
+	uint64_t free_pages;        /* on free lists, being purged, or never used */
 	uint64_t untouched_pages;   /* above the frontier: never used at all */
 	uint64_t nr_free[11];       /* blocks per order on the free lists */
 	uint64_t lock_acquired, lock_contended, lock_wait_ns;
