@@ -79,12 +79,23 @@ __attribute__((destructor)) static void mp_fini(void)
 
 /* ---- fork --------------------------------------------------------------- */
 
-/* Every lock, in one fixed order: init, the caches by index, the zone. */
+/*
+ * Every lock, in one fixed order: init, the caches by index, the zone.
+ * Signals are held back from before the first to after the last is let go
+ * (the parent) or reset (the child): a handler that forks takes init_lock
+ * first, and one let in while this thread held it waited for ever (a soak
+ * helper's test).  glibc runs each atfork handler with its own lock let
+ * go, so what was held back is delivered where a handler may fork.
+ */
+static uint8_t fork_was;
+
 void mp_fork_prepare(void)
 {
 	reserve_fill();          /* for handlers, while the locks are held */
 	zone_fork_announce();
+	uint8_t was = sigctx_hold();
 	mp_lock(&init_lock);
+	fork_was = was;
 	runs_fork_prepare();
 	cache_fork_prepare();
 	zone_fork_prepare();
@@ -95,7 +106,9 @@ void mp_fork_parent(void)
 	zone_fork_parent();
 	cache_fork_parent();
 	runs_fork_parent();
+	uint8_t was = fork_was;  /* another fork may store it once unlocked */
 	mp_unlock(&init_lock);
+	sigctx_unhold(was);
 	reserve_fill();
 }
 
@@ -115,7 +128,8 @@ void mp_fork_child(void)
 	reserve_fill();          /* before its counters restart with the rest */
 	memset(&sig_stats, 0, sizeof(sig_stats));
 	memset(&reserve_stats, 0, sizeof(reserve_stats));
-	live_fork_child(in_handler);   /* last: what it reads is the child's now */
+	live_fork_child(in_handler);   /* what it reads is the child's now */
+	sigctx_unhold(fork_was);       /* last: a handler finds the child whole */
 }
 
 /*

@@ -13,7 +13,16 @@
  * The parent is single-threaded apart from the watchdog, which never
  * allocates, so a child may call glibc.  On a53d7f8 the child gets a page
  * for malloc(100) and NULL for malloc(6 MiB).
+ *
+ *   fork_handler during [ROUNDS]
+ *
+ * The main thread forks ROUNDS times while a second thread sends it
+ * SIGUSR1 during each fork, and the handler forks too.  A
+ * signal that came while the library's fork handlers held their locks was
+ * let in with init_lock still held, and the handler's fork waited for that
+ * lock for ever (a soak helper's test; on e97a1be the watchdog fires).
  */
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sigregress.h"
@@ -62,6 +71,92 @@ static void h_fork(int sig)
 	child_pid = pid;
 }
 
+/* ---- during: a handler forks while its thread is in fork ---------------- */
+
+static pthread_t main_thread;
+static volatile int in_fork, sender_stop;
+static volatile unsigned long handler_forks;
+
+static void h_fork_and_wait(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(RX_OK);
+	if (pid > 0) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		handler_forks++;
+	}
+	errno = saved;
+}
+
+/* Sends SIGUSR1 to the main thread a few times, 20 us apart, while it is
+ * in each fork (in_fork: the round), not more: the handler's forks would
+ * otherwise keep the main thread's from ever returning. */
+static void *sender(void *arg)
+{
+	(void)arg;
+	int last = 0;
+	while (!sender_stop) {
+		int round = in_fork;
+		if (!round || round == last) {
+			sched_yield();
+			continue;
+		}
+		last = round;
+		for (int k = 0; k < 4 && in_fork == round; k++) {
+			pthread_kill(main_thread, SIGUSR1);
+			double t0 = rx_now();
+			while (rx_now() - t0 < 20e-6)
+				;
+		}
+	}
+	return NULL;
+}
+
+static int during(int rounds)
+{
+	struct sigaction sa;
+	pthread_t t;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = h_fork_and_wait;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL) != 0)
+		return RX_SETUP;
+	main_thread = pthread_self();
+	if (pthread_create(&t, NULL, sender, NULL) != 0)
+		return RX_SETUP;
+	for (int r = 0; r < rounds; r++) {
+		rx_stage = "forking while a thread sends SIGUSR1 (whose handler forks)";
+		in_fork = r + 1;
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(RX_OK);
+		in_fork = 0;
+		if (pid < 0) {
+			rx_fail("fork failed");
+			return RX_SETUP;
+		}
+		rx_stage = "waiting for the child";
+		if (rx_wait_child(pid, 5.0, NULL) != RX_OK) {
+			rx_fail_n("the main thread's child did not exit 0, round ", r + 1);
+			return RX_FAIL;
+		}
+	}
+	sender_stop = 1;
+	pthread_join(t, NULL);
+	if (!handler_forks) {
+		rx_fail("no signal came during a fork: nothing was tested");
+		return RX_FAIL;
+	}
+	printf("fork_handler: %d forks while a thread sent SIGUSR1, %lu forks from the "
+	       "handler\n", rounds, handler_forks);
+	return RX_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct sigaction sa;
@@ -69,12 +164,15 @@ int main(int argc, char **argv)
 
 	rx_prog = "fork_handler";
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc < 2 || (strcmp(argv[1], "fork") && strcmp(argv[1], "_Fork")) || rounds < 1) {
-		fprintf(stderr, "usage: fork_handler fork|_Fork [ROUNDS]\n");
+	if (argc < 2 || (strcmp(argv[1], "fork") && strcmp(argv[1], "_Fork") &&
+			 strcmp(argv[1], "during")) || rounds < 1) {
+		fprintf(stderr, "usage: fork_handler fork|_Fork|during [ROUNDS]\n");
 		return RX_SETUP;
 	}
-	use_Fork = strcmp(argv[1], "_Fork") == 0;
 	rx_watchdog(30);
+	if (strcmp(argv[1], "during") == 0)
+		return during(rounds);
+	use_Fork = strcmp(argv[1], "_Fork") == 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = h_fork;
