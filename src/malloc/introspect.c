@@ -15,11 +15,8 @@ struct page_census {
 	uint64_t touched, listed_free, cached, held;
 };
 
-/* sum: every cache summed, for a caller that wants their counters too */
-/* The caches are read before the zone: what the purge thread moves behind
- * the program's back goes from the caches to the zone (the decay, the
- * idle drain), and read in this order a block on its way is counted twice
- * rather than not at all, so that it never shows as held. */
+/* sum: every cache summed, for a caller that wants their counters too.
+ * The caches are read before the zone (zone_held_pages). */
 static void census_sum(struct page_census *pc, struct zone_info *zi, struct cache_view *sum)
 {
 	cache_sum(sum);
@@ -33,8 +30,7 @@ static void census_sum(struct page_census *pc, struct zone_info *zi, struct cach
 	zone_info(zi);
 	pc->touched = zi->pages - zi->untouched_pages;
 	pc->listed_free = zi->free_pages - zi->untouched_pages;
-	uint64_t not_held = pc->listed_free + pc->cached;
-	pc->held = pc->touched > not_held ? pc->touched - not_held : 0;
+	pc->held = zone_held_pages(zi, pc->cached);
 }
 
 static void census(struct page_census *pc, struct zone_info *zi)

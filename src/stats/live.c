@@ -79,10 +79,7 @@ static void collect(struct live_seg *s)
 	cached += s->runs.idle_pages;
 	s->cached_pages = cached;
 
-	/* the zone after the caches, as census_sum (introspect.c) reads them:
-	 * a block the purge thread moves from a cache to the zone meanwhile is
-	 * counted twice, never shown as held */
-	zone_info(&zi);
+	zone_info(&zi);               /* after the caches: zone_held_pages */
 	z->pages = zi.pages;
 	z->free_pages = zi.free_pages;
 	z->untouched_pages = zi.untouched_pages;
@@ -95,9 +92,7 @@ static void collect(struct live_seg *s)
 #define X(field, json) z->field = zi.field;
 	ZONE_COUNTERS(X)
 #undef X
-	uint64_t touched = zi.pages - zi.untouched_pages;
-	uint64_t not_held = zi.free_pages - zi.untouched_pages + cached;
-	z->held_pages = touched > not_held ? touched - not_held : 0;
+	z->held_pages = zone_held_pages(&zi, cached);
 }
 
 /* The body between two sequence numbers: odd while it is written. */

@@ -289,6 +289,16 @@ uint64_t zone_dirty_hint(void);
 extern uint64_t zone_tick_at;       /* atomic */
 extern uint32_t zone_tick_pending;  /* atomic */
 void zone_info(struct zone_info *zi);
+/* Pages the program holds: handed out at least once (below the frontier)
+ * and neither free in the zone nor among the cached pages given.  Read the
+ * caches first, then zone_info: a block the purge thread moves from a
+ * cache to the zone meanwhile is then counted twice, never shown as held. */
+static inline uint64_t zone_held_pages(const struct zone_info *zi, uint64_t cached)
+{
+	uint64_t touched = zi->pages - zi->untouched_pages;
+	uint64_t not_held = zi->free_pages - zi->untouched_pages + cached;
+	return touched > not_held ? touched - not_held : 0;
+}
 /* One node's zone: its pages and free pages (zi->pages, free_pages,
  * untouched_pages, nr_free[], allocs, frees); the rest 0.  False past the
  * last zone. */
