@@ -17,10 +17,12 @@
  *   fork_handler during [ROUNDS]
  *
  * The main thread forks ROUNDS times while a second thread sends it
- * SIGUSR1 during each fork, and the handler forks too.  A
- * signal that came while the library's fork handlers held their locks was
- * let in with init_lock still held, and the handler's fork waited for that
- * lock for ever (a soak helper's test; on e97a1be the watchdog fires).
+ * SIGUSR1 during each fork, and the handler forks too.  A signal that came
+ * while the library's fork handlers held their locks was let in with
+ * init_lock still held, and the handler's fork waited for that lock for
+ * ever (a soak helper's test; on e97a1be the watchdog fires).  Without the
+ * library it hangs too: glibc holds its atfork lock across the system
+ * call, where the library holds such a signal back (docs/signals.md).
  */
 #include <sys/wait.h>
 #include <unistd.h>
