@@ -856,6 +856,11 @@ struct runs_stats {
 	uint64_t cache_cpus;         /* CPUs with caches of objects: 0 = none (no rseq) */
 };
 void runs_stats(struct runs_stats *out);
+/* introspect.c: free pages cached beyond the CPUs' arrays (which
+ * cache_sum and cache_views count): the depots, the fork reserve, and runs
+ * with no live object (rs), cached memory as a page cache's block is.
+ * magpage_get_stats and the live view both count them. */
+uint64_t mp_cached_beyond_arrays(const struct runs_stats *rs);
 /* The statistics report's line per class that served anything. */
 void runs_text(struct fmt_buf *b);
 /* Every class's spare run (the one wholly free run each keeps) back to the

@@ -15,18 +15,22 @@ struct page_census {
 	uint64_t touched, listed_free, cached, held;
 };
 
+uint64_t mp_cached_beyond_arrays(const struct runs_stats *rs)
+{
+	/* a run with no live object (all free, or in CPU caches) is cached
+	 * memory; a run with a live object is the program's */
+	return cache_depot_pages() + reserve_pages() + rs->idle_pages;
+}
+
 /* sum: every cache summed, for a caller that wants their counters too.
  * The caches are read before the zone (zone_held_pages). */
 static void census_sum(struct page_census *pc, struct zone_info *zi, struct cache_view *sum)
 {
-	cache_sum(sum);
-	pc->cached = sum->nr_pages;
 	struct runs_stats rs;
+
+	cache_sum(sum);
 	runs_stats(&rs);
-	/* a run with no live object (all free, or in CPU caches) is cached
-	 * memory, as a page cache's block is; a run with a live object is
-	 * the program's */
-	pc->cached += cache_depot_pages() + reserve_pages() + rs.idle_pages;
+	pc->cached = sum->nr_pages + mp_cached_beyond_arrays(&rs);
 	zone_info(zi);
 	pc->touched = zi->pages - zi->untouched_pages;
 	pc->listed_free = zi->free_pages - zi->untouched_pages;

@@ -56,7 +56,7 @@ static void collect(struct live_seg *s)
 	static struct cache_view views[LIVE_CACHES];
 	unsigned n = zg.bytes ? cache_views(views, LIVE_CACHES) : 0;
 	s->ncaches = n;
-	uint64_t cached = zg.bytes ? cache_depot_pages() + reserve_pages() : 0;
+	uint64_t cached = zg.bytes ? mp_cached_beyond_arrays(&s->runs) : 0;
 	for (unsigned i = 0; i < n; i++) {
 		const struct cache_view v = views[i];
 		struct cache_counters all = { 0 };
@@ -75,8 +75,6 @@ static void collect(struct live_seg *s)
 #undef X
 		cached += v.nr_pages;
 	}
-	/* idle runs are cached memory, as magpage_get_stats counts them */
-	cached += s->runs.idle_pages;
 	s->cached_pages = cached;
 
 	zone_info(&zi);               /* after the caches: zone_held_pages */
