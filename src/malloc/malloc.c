@@ -55,8 +55,17 @@ size_t waste_max = 100;
 /* Every size of the slot goes to another design's own alloc (pa_onehop's
  * PA_ONEHOP_TABLE): malloc_table_hop, straight from mp_malloc. */
 #define ROUTE_TABLE 0xfffd
+/* A ROUTE_GLIBC slot whose every size is a run class the hop serves as it
+ * is (run_route_ok): malloc_run_routed, which tests no class. */
+#define ROUTE_RUN 0xfffc
 _Static_assert(BW_KOFF(CACHE_CLASSES - 1) < ROUTE_TABLE, "route[] holds every class's offset");
 static uint16_t route[ROUTE_SLOTS] = { [0 ... ROUTE_SLOTS - 1] = ROUTE_NONE };
+
+/* A slot of sizes the waste policy turns away, whichever hop serves it. */
+static inline bool route_waste(uint16_t r)
+{
+	return r == ROUTE_GLIBC || r == ROUTE_RUN;
+}
 /* Requests below mp_glibc_below go straight to glibc: zone_lo; 0 while
  * frees deferred by a handler wait (fb_defer_free), so that the next small
  * malloc takes the slow path and drains them; 0 for good with statistics
@@ -109,9 +118,10 @@ static void route_init(void)
 		if (waste_ok(lo))
 			route[i] = cls < CACHE_CLASSES ? (uint16_t)BW_KOFF(cls) :
 				   pa_hop_table(cls) ? ROUTE_TABLE : ROUTE_NONE;
+		else if (zone_range(lo) && !waste_ok(hi) && !stats_on)
+			route[i] = runs_on && run_route_ok(lo, hi) ? ROUTE_RUN : ROUTE_GLIBC;
 		else
-			route[i] = zone_range(lo) && !waste_ok(hi) && !stats_on ? ROUTE_GLIBC
-										: ROUTE_NONE;
+			route[i] = ROUTE_NONE;
 	}
 }
 
@@ -435,8 +445,8 @@ static NOINLINE void *malloc_other(size_t size)
 
 /* ---- the malloc family -------------------------------------------------- */
 
-/* A size of a ROUTE_GLIBC slot (every size of it one the waste policy
- * turns away, in the zone's range) goes to a run object, or glibc's, at
+/* A size of a ROUTE_GLIBC or ROUTE_RUN slot (every size of it one the waste
+ * policy turns away, in the zone's range) goes to a run object, or glibc's, at
  * once in process context, unless frees deferred by a handler wait to be
  * drained (mp_glibc_below 0 says so; with statistics on, route[] has no
  * ROUTE_GLIBC). */
@@ -461,7 +471,7 @@ static NOINLINE void *malloc_slow(size_t size)
 	trap_check();
 	/* A page plus a header (redis's 4101 bytes), reached here when the
 	 * trap closed malloc_run_hop's way */
-	if (size - zone_lo < onehop_span && route[(size - 1) >> ROUTE_SHIFT] == ROUTE_GLIBC &&
+	if (size - zone_lo < onehop_span && route_waste(route[(size - 1) >> ROUTE_SHIFT]) &&
 	    run_way_open())
 		return run_or_glibc(size);
 	if (zone_size(size) && pa_alloc_table_hop(size, &p)) {
@@ -503,6 +513,16 @@ static NOINLINE void *malloc_run_hop(size_t size)
 {
 	void *p;
 	if (likely(run_way_open()) && likely(run_alloc_hop(size, &p)))
+		return p;
+	return malloc_run_missed(size);
+}
+
+/* route[] says ROUTE_RUN: malloc_run_hop without the tests of the class
+ * that route[] made. */
+static NOINLINE void *malloc_run_routed(size_t size)
+{
+	void *p;
+	if (likely(run_way_open()) && likely(run_alloc_routed(size, &p)))
 		return p;
 	return malloc_run_missed(size);
 }
@@ -559,8 +579,10 @@ static NOINLINE void *malloc_borrow_hop(size_t size, uint64_t koff)
  * The fast paths, a leaf with tail calls only:
  *   page-sized: one-hop, size class from a table, one pop, one live byte
  *               written (pa_alloc_onehop); another design's sizes
- *               (ROUTE_TABLE), malloc_table_hop; the waste policy's
- *               (ROUTE_GLIBC), malloc_run_hop; anything else, malloc_slow;
+ *               (ROUTE_TABLE), malloc_table_hop; the waste policy's,
+ *               malloc_run_routed (ROUTE_RUN: a run class the hop takes
+ *               as it is) or malloc_run_hop (ROUTE_GLIBC); anything
+ *               else, malloc_slow;
  *   smaller:    straight to glibc (a compare, and one with this thread's
  *               handler word) unless mp_glibc_below says otherwise.
  * mp_onehop_span and mp_glibc_below are 0 until init and while the purge
@@ -583,6 +605,8 @@ void *mp_malloc(size_t size)
 		uint64_t koff = route[(size - 1) >> ROUTE_SHIFT];
 		if (likely(pa_alloc_onehop(koff, &p)))
 			return p;
+		if (koff == ROUTE_RUN)
+			return malloc_run_routed(size);
 		if (koff < ROUTE_TABLE)
 			return malloc_borrow_hop(size, koff);
 		if (koff == ROUTE_TABLE)

@@ -142,6 +142,10 @@ void *run_alloc(int cls, bool zero, size_t size);
 /* The one-hop path's: an object from this CPU's array into *out, or false
  * (then run_alloc's way).  Statistics off, process context. */
 bool run_alloc_hop(size_t size, void **out);
+/* May route[] send the sizes lo..hi to run_alloc_routed: the hop for
+ * sizes whose class it need not check. */
+bool run_route_ok(size_t lo, size_t hi);
+bool run_alloc_routed(size_t size, void **out);
 /* p, in a page whose descriptor pd has PG_RUN: freed, or reported (fn
  * names the call) if it is not a live object's start. */
 void run_free(void *p, struct page_desc *pd, const char *fn);

@@ -931,6 +931,42 @@ bool run_alloc_hop(size_t size, void **out)
 #endif
 }
 
+/*
+ * May route[] send every size from lo to hi straight to run_alloc_routed
+ * (malloc's ROUTE_RUN)?  Only where the hop may pop (rc_hop) and every
+ * size has a class whose objects carry their live byte (below
+ * LIVE_RUN_CLASSES): then the hop tests neither.
+ */
+bool run_route_ok(size_t lo, size_t hi)
+{
+	if (!rc_hop || lo <= PAGE_SIZE)
+		return false;
+	for (size_t s = lo; s <= hi; s += RUN_STEP - (s - PAGE_SIZE - 1) % RUN_STEP) {
+		int cls = run_class_if(true, s);
+		if (cls < 0 || cls >= LIVE_RUN_CLASSES)
+			return false;
+	}
+	return true;
+}
+
+/* run_alloc_hop for a size route[] vouched for (run_route_ok): one pop
+ * and the live byte. */
+bool run_alloc_routed(size_t size, void **out)
+{
+#if MP_HAVE_RSEQ
+	int cls = (int)((size - PAGE_SIZE - 1) / RUN_STEP);
+	if (unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
+	    rc_pop_at(cls, out, true) != RSEQ_DONE)
+		return false;
+	*addr_to_live(*out) = (uint8_t)(LIVE_RUN + cls);
+	return true;
+#else
+	(void)size;
+	(void)out;
+	return false;
+#endif
+}
+
 /* The run object p starts (its page's descriptor pd has PG_RUN): its
  * run's head, class and index, or false if p is not an object's start. */
 static ALWAYS_INLINE bool locate(void *p, struct page_desc *pd, struct page_desc **h, unsigned *cls,
@@ -1070,19 +1106,26 @@ static NOINLINE void obj_push_missed(void *p, unsigned c, int tries)
 	run_free_marked(p, pfn_to_desc(first), c, i, "free", tries);
 }
 
-/* Run object p (of class c, the start of an object of its run), its live
- * mark cleared: one push to this CPU's array, obj_push_missed if that
- * misses. */
-static ALWAYS_INLINE void obj_push(void *p, unsigned c)
+/* Run object p (of class c, the start of an object of its run): its live
+ * mark cleared (the byte at mark set to clear), then one push to this
+ * CPU's array, obj_push_missed if that misses.  The mark goes first, so
+ * that a second free finds it clear, and after the loads the push needs:
+ * a byte store may alias anything, so that the compiler would load them
+ * again after it. */
+static ALWAYS_INLINE void obj_push(void *p, unsigned c, uint8_t *mark, uint8_t clear)
 {
 	int tries = 2;
 #if MP_HAVE_RSEQ
 	uint64_t base = (uint64_t)rc_base, koff = (uint64_t)c * RC_CLASS_BYTES;
+	uint32_t id = obj_id(p);
+	bool hop = rc_hop;
+#endif
+	__atomic_store_n(mark, clear, __ATOMIC_RELAXED);
+#if MP_HAVE_RSEQ
 	/* the rseq offset as built where the running glibc's is that one
 	 * (rc_hop), as run_alloc_hop's pop takes it */
-	enum rseq_result r = likely(rc_hop)
-			     ? rseq_bw_push_built(base, koff, &rc_nr_cpus, obj_id(p))
-			     : rseq_bw_push_here(base, koff, &rc_nr_cpus, obj_id(p));
+	enum rseq_result r = likely(hop) ? rseq_bw_push_built(base, koff, &rc_nr_cpus, id)
+					 : rseq_bw_push_here(base, koff, &rc_nr_cpus, id);
 	if (likely(r == RSEQ_DONE))
 		return;
 	tries = r == RSEQ_ABORTED;           /* a restart: once more; full: none */
@@ -1090,20 +1133,30 @@ static ALWAYS_INLINE void obj_push(void *p, unsigned c)
 	obj_push_missed(p, c, tries);
 }
 
+/* Does the object of class rc that starts in the page of p (at off in the
+ * region) start at p?  Known to start there (its live byte says so), object
+ * i starts i * k pages from its run's first page, which is aligned to
+ * run_mask + 1 pages (bin_grow), at offset i * h in its page, h being its
+ * size less its whole pages: obj_start's test, with the page's part of it
+ * left out. */
+static ALWAYS_INLINE bool obj_starts_at(uintptr_t off, const struct run_class *rc)
+{
+	uint64_t i = ((off >> PAGE_SHIFT) & rc->run_mask) >> rc->kshift;
+	return (off & (PAGE_SIZE - 1)) == i * (rc->size & (PAGE_SIZE - 1));
+}
+
 /* A live run object of class c starts in p's page (its live byte, at
  * lv): if p is its start, the byte cleared and one push to this CPU's array
  * (run_free_marked if that misses).  No descriptor is read: the run's first
  * page is p's page rounded down to the run's alignment (bin_grow), the
  * object's index that page's distance from it / k, and p must be that
- * object's start.  False, nothing done: p is not its start. */
+ * object's start (obj_starts_at).  False, nothing done: p is not its
+ * start. */
 static ALWAYS_INLINE bool run_free_live(void *p, uint8_t *lv, unsigned c)
 {
-	uint64_t first;
-	unsigned i;
-	if (unlikely(!obj_start(p, &rclass[c], &first, &i)))
+	if (unlikely(!obj_starts_at((uintptr_t)p - zg.base, &rclass[c])))
 		return false;
-	__atomic_store_n(lv, 0, __ATOMIC_RELAXED);
-	obj_push(p, c);
+	obj_push(p, c, lv, 0);
 	return true;
 }
 
@@ -1129,8 +1182,7 @@ bool run_free_hop(void *p)
 	if (__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) != (PG_RUN | PG_RUN_LIVE) ||
 	    !locate(p, pd, &h, &c, &i))
 		return false;
-	__atomic_store_n(&pd->flags, (uint8_t)PG_RUN, __ATOMIC_RELAXED);
-	obj_push(p, c);
+	obj_push(p, c, &pd->flags, PG_RUN);
 	return true;
 }
 
