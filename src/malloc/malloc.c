@@ -210,7 +210,7 @@ coldpath void bad_pointer(const char *fn, void *p, const struct page_desc *pd)
 	(void)pd;
 	bad_pointer_why(fn, p,
 			((uintptr_t)p & (PAGE_SIZE - 1)) == 0 && inside_free_block(addr_to_pfn(p))
-				? "double free: the block is already free"
+				? "double free, or a pointer into freed memory: the page is free"
 				: "not the start of a live allocation");
 }
 
