@@ -40,6 +40,16 @@ static bool advice_free(void)
 	return mp_conf_has("purge_advice:free");
 }
 
+/* The idle checks below are moot when the machine kept the test off its
+ * CPU for most of a delay: said on stderr, not with cr_log_warn, which
+ * makes Criterion 2.4 exit 1 with every test passed (a loaded runner failed
+ * integration.purge.decay that way). */
+static void moot_note(const char *what, long gap_ms)
+{
+	fprintf(stderr, "note: a gap of %ld ms between two %s: the idle check is moot\n",
+		gap_ms, what);
+}
+
 static uint64_t purge_counter(const char *name)
 {
 	return mp_report_counter("purge", name);
@@ -312,8 +322,7 @@ Test(purge, unused_cpu_cache_decays_while_busy)
 		cr_assert_eq(purge_counter("idle_purges"), 0, "the process was never idle "
 			     "(longest gap between its mallocs %ld ms)", longest);
 	else
-		cr_log_warn("a gap of %ld ms between two mallocs: the idle check is moot",
-			    longest);
+		moot_note("mallocs", longest);
 }
 
 /* A process busy with small callocs, reallocs and aligned allocations
@@ -364,7 +373,7 @@ Test(purge, small_callocs_keep_the_process_busy)
 		cr_assert_eq(purge_counter("idle_purges"), idle0, "the process was never idle "
 			     "(longest gap between its rounds %ld ms)", longest);
 	else
-		cr_log_warn("a gap of %ld ms between two rounds: the idle check is moot", longest);
+		moot_note("rounds", longest);
 }
 
 /* Blocks of the 1-page class in the default cache's depot (the first
