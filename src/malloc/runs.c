@@ -908,6 +908,30 @@ void *run_alloc(int cls, bool zero, size_t size)
 	return p;
 }
 
+/* The hops' pop of an object of class cls (none if cls < 0) from this
+ * CPU's array, and its live mark: false if handler frees wait (run_alloc
+ * drains them), the array is empty or the section restarted.  routed: cls
+ * is a class route[] vouched for (run_route_ok), whose objects carry their
+ * live byte. */
+static ALWAYS_INLINE bool run_pop_hop(int cls, void **out, bool routed)
+{
+#if MP_HAVE_RSEQ
+	if ((!routed && cls < 0) || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
+	    rc_pop_at(cls, out, true) != RSEQ_DONE)
+		return false;
+	if (routed)
+		*addr_to_live(*out) = (uint8_t)(LIVE_RUN + cls);
+	else
+		obj_set_live(*out, cls);
+	return true;
+#else
+	(void)cls;
+	(void)out;
+	(void)routed;
+	return false;
+#endif
+}
+
 /*
  * The one-hop path's run object (malloc_run_hop; statistics off, process
  * context, not in a cache section): one pop from this CPU's array of
@@ -917,18 +941,7 @@ void *run_alloc(int cls, bool zero, size_t size)
  */
 bool run_alloc_hop(size_t size, void **out)
 {
-#if MP_HAVE_RSEQ
-	int cls = run_class_if(rc_hop, size);
-	if (cls < 0 || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
-	    rc_pop_at(cls, out, true) != RSEQ_DONE)
-		return false;
-	obj_set_live(*out, cls);
-	return true;
-#else
-	(void)size;
-	(void)out;
-	return false;
-#endif
+	return run_pop_hop(run_class_if(rc_hop, size), out, false);
 }
 
 /*
@@ -949,22 +962,10 @@ bool run_route_ok(size_t lo, size_t hi)
 	return true;
 }
 
-/* run_alloc_hop for a size route[] vouched for (run_route_ok): one pop
- * and the live byte. */
+/* run_alloc_hop for a size route[] vouched for (run_route_ok). */
 bool run_alloc_routed(size_t size, void **out)
 {
-#if MP_HAVE_RSEQ
-	int cls = (int)((size - PAGE_SIZE - 1) / RUN_STEP);
-	if (unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
-	    rc_pop_at(cls, out, true) != RSEQ_DONE)
-		return false;
-	*addr_to_live(*out) = (uint8_t)(LIVE_RUN + cls);
-	return true;
-#else
-	(void)size;
-	(void)out;
-	return false;
-#endif
+	return run_pop_hop((int)((size - PAGE_SIZE - 1) / RUN_STEP), out, true);
 }
 
 /* The run object p starts (its page's descriptor pd has PG_RUN): its
