@@ -126,8 +126,8 @@ static struct run_bin bins[RUN_CLASSES];
  * update per object (batches of 64 4160-byte objects: 46-52 -> 36-37
  * cycles a pair, of 1024: 61-65 -> 37-38).  RC_DEPOT_BYTES of objects per
  * class at most (and RC_DEPOT_SLOTS); what finds no room goes back to its
- * runs.  Its objects count as taken
- * in their runs, as the arrays' do; they go back to their runs on
+ * runs.  Its objects count as taken in their runs, as the arrays' do;
+ * they go back to their runs on
  * malloc_trim and magpage_drain, and on the decay for a class whose depot
  * did not move in the interval (depot_drain).  A class's stack is a page,
  * mapped by its first spill (a process that never spills maps none: an
