@@ -949,18 +949,15 @@ bool run_alloc_hop(size_t size, void **out)
  * May route[] send every size from lo to hi straight to run_alloc_routed
  * (malloc's ROUTE_RUN)?  Only where the hop may pop (rc_hop) and every
  * size has a class whose objects carry their live byte (below
- * LIVE_RUN_CLASSES): then the hop tests neither.
+ * LIVE_RUN_CLASSES): then the hop tests neither.  A slot of route[] lies
+ * within one page count, whose classes run up by size, and the only one
+ * run_class_if turns away there is its last (a header room of a whole
+ * page): lo's and hi's classes answer for every size between.
  */
 bool run_route_ok(size_t lo, size_t hi)
 {
-	if (!rc_hop || lo <= PAGE_SIZE)
-		return false;
-	for (size_t s = lo; s <= hi; s += RUN_STEP - (s - PAGE_SIZE - 1) % RUN_STEP) {
-		int cls = run_class_if(true, s);
-		if (cls < 0 || cls >= LIVE_RUN_CLASSES)
-			return false;
-	}
-	return true;
+	int a = run_class_if(rc_hop, lo), b = run_class_if(rc_hop, hi);
+	return a >= 0 && b >= 0 && b < LIVE_RUN_CLASSES;
 }
 
 /* run_alloc_hop for a size route[] vouched for (run_route_ok). */
