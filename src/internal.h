@@ -600,28 +600,6 @@ extern uint32_t pa_live_max;
 _Static_assert(BW_KOFF(1) % LIVE_KOFF_UNIT == 0 && LIVE_BLOCK_MAX < 255,
 	       "a class in a live byte");
 
-/*
- * A block the one-hop path hands out: its first line asked for, for
- * writing, as the pop returns.  A free list in the blocks (tcmalloc's)
- * reads a block's first word to pop it, which brings the line the program
- * writes next (a header, a tag) on its way before the program asks; an
- * array of pfns touches no block, so the program's first store missed
- * instead (bench_xthread -m server, 1 thread: the benchmark's own stores
- * took 10% more than under tcmalloc).  With it: 2.1% more operations a
- * second [0.3%, 4.7%], batch 1 as before.  One instruction that waits
- * for nothing: on a page not yet faulted in it does nothing.
- */
-static ALWAYS_INLINE void prefetch_first_line(const void *p)
-{
-#if defined(__x86_64__)
-	/* GCC emits prefetchw only for -mprfchw; x86-64 CPUs without it
-	 * (Intel before Broadwell) take the opcode as a NOP */
-	__asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
-#else
-	__builtin_prefetch(p, 1, 3);
-#endif
-}
-
 /* A block the one-hop path popped from the array at koff: its live byte,
  * and no descriptor write (zone.h), and its tracepoint.  This and the two
  * below are always inlined: the tracepoint's asm reads as many statements
@@ -632,7 +610,6 @@ static ALWAYS_INLINE void pa_onehop_taken(uint64_t pfn, uint64_t koff, void **ou
 {
 	void *p = (void *)(zg.base + (pfn << PAGE_SHIFT));
 	*addr_to_live(p) = (uint8_t)(koff / LIVE_KOFF_UNIT + 1);
-	prefetch_first_line(p);
 	*out = p;
 	/* order: the descriptor's (pa_alloc and the zone keep it), read by
 	 * the tracer, not here; forming its address costs four instructions,

@@ -920,7 +920,6 @@ static ALWAYS_INLINE bool run_pop_hop(int cls, void **out, bool routed)
 	if ((!routed && cls < 0) || unlikely(__atomic_load_n(&deferred, __ATOMIC_RELAXED)) ||
 	    rc_pop_at(cls, out, true) != RSEQ_DONE)
 		return false;
-	prefetch_first_line(*out);
 	if (routed)
 		*addr_to_live(*out) = (uint8_t)(LIVE_RUN + cls);
 	else
