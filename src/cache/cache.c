@@ -42,6 +42,14 @@ void cache_init(void)
 		cache.alloc_irq = NULL, cache.free_irq = NULL;
 }
 
+void cache_init_none(void)
+{
+	opt.cache = CACHE_NONE;
+	cache_kind = CACHE_NONE;
+	cache = cache_none_ops;
+	cache_enabled = false;
+}
+
 void cache_free_chain(struct page_desc *pd)
 {
 	if (cache.free_chain) {

@@ -150,6 +150,9 @@ extern bool cache_enabled;       /* false with cache:none */
 extern unsigned cache_kind;      /* enum cache_kind in use (the one-hop table) */
 
 void cache_init(void);
+/* Without a region: cache:none, so that what reads or drains the caches
+ * (malloc_trim, mallinfo2, the statistics) finds a design to ask. */
+void cache_init_none(void);
 
 /* The one rule for handlers: an irq_safe design takes them as they are;
  * another gets them through its _irq entry points (cache_init leaves those

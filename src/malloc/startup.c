@@ -54,6 +54,7 @@ void mp_init_slow(void)
 		} else {
 			if (bytes)    /* 0: a limit too small to share, said in README */
 				mp_log("cannot reserve a region of any size; every request goes to glibc");
+			cache_init_none();
 			malloc_init(false);
 		}
 		pthread_atfork(mp_fork_prepare, mp_fork_parent, mp_fork_child);

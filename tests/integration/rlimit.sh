@@ -16,7 +16,10 @@
 #     region is reserved PROT_NONE, which RLIMIT_DATA does not count, and
 #     opened as used); under ulimit -v, where every reservation counts, the
 #     region's 1/8 share costs at most that share of the threads (at least
-#     3/4 of glibc's count is asserted).
+#     3/4 of glibc's count is asserted);
+#   - under a limit too small for a region (every request goes to glibc),
+#     malloc_trim, mallinfo2, malloc_stats, malloc_info, magpage_drain,
+#     magpage_get_stats and the statistics at exit do not crash.
 set -u
 lib=$(realpath "$1") count=$(realpath "$2")
 status=0
@@ -72,5 +75,14 @@ for opt in v d; do
 			echo "ulimit -$opt 204800: python3 fails under glibc alone; not compared"
 		fi
 	fi
+done
+# No region: 30 MB leaves a 1/8 share below the 4 MiB a region needs.
+for conf in "" stats:1 stats:json; do
+	out=$(bash -c 'ulimit -v 30000 || exit 3; MAGPAGE_CONF=$1 LD_PRELOAD=$0 exec "$2" introspect' \
+		"$lib" "$conf" "$count" 2>/dev/null; echo "rc $?")
+	rc=$(echo "$out" | field rc)
+	echo "ulimit -v 30000, MAGPAGE_CONF='$conf': $(echo "$out" | grep -o 'introspect ok.*') (exit $rc)"
+	[ "$rc" = 0 ] && echo "$out" | grep -q '^introspect ok' ||
+		fail "no region, MAGPAGE_CONF='$conf': introspection exited $rc"
 done
 exit $status

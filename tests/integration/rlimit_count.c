@@ -17,10 +17,18 @@
  *                              whether the zone served it, and the region's
  *                              size (magpage_get_stats; 0 and 0 without the
  *                              preload)
+ *   rlimit_count introspect    malloc_trim, mallinfo2, malloc_stats,
+ *                              malloc_info, magpage_drain and
+ *                              magpage_get_stats after an 8 KiB
+ *                              malloc/free; prints "introspect ok".  Under
+ *                              a limit too small for a region, every one of
+ *                              them once called a design that was never set
+ *                              up, and crashed
  *
  * Exit 2 on a usage error.
  */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +96,30 @@ int main(int argc, char **argv)
 		       (unsigned long long)st.region_bytes);
 		return 0;
 	}
-	fprintf(stderr, "usage: rlimit_count mallocs MIB | freeall MIB | threads | zone\n");
+	if (argc == 2 && !strcmp(argv[1], "introspect")) {
+		size_t (*drain)(void) = (size_t (*)(void))dlsym(RTLD_DEFAULT, "magpage_drain");
+		int (*get_stats)(struct magpage_stats *) =
+			(int (*)(struct magpage_stats *))dlsym(RTLD_DEFAULT, "magpage_get_stats");
+		struct magpage_stats st;
+		FILE *null = fopen("/dev/null", "w");
+		void *p = malloc(8192);
+		if (!p || !null)
+			return 1;
+		memset(p, 1, 8192);
+		free(p);
+		malloc_trim(0);
+		struct mallinfo2 mi = mallinfo2();
+		malloc_stats();
+		int info = malloc_info(0, null);
+		if (drain)
+			drain();
+		if (get_stats)
+			get_stats(&st);
+		fclose(null);
+		printf("introspect ok (arena %zu, malloc_info %d)\n", mi.arena, info);
+		return 0;
+	}
+	fprintf(stderr, "usage: rlimit_count mallocs MIB | freeall MIB | threads | zone | "
+		"introspect\n");
 	return 2;
 }
