@@ -1,10 +1,10 @@
 /*
  * signals.c — every handler the program installs runs in a trampoline.
  *
- * sigaction, signal, bsd_signal, sysv_signal and sigset are interposed.
- * The kernel is given the trampoline; the program's handler and flags are
- * kept here and reported back as the old action, so the interposition is
- * invisible.  The trampoline marks the thread as "in a handler" for the
+ * sigaction, signal, bsd_signal, sysv_signal, sigset and siginterrupt are
+ * interposed.  The kernel is given the trampoline; the program's handler
+ * is kept here and reported back in the old action, with the flags the
+ * kernel holds, so the interposition is invisible.  The trampoline marks the thread as "in a handler" for the
  * allocator (sigctx_enter/leave: the in_interrupt() of the design) and
  * keeps errno as the interrupted code left it.
  *
@@ -26,6 +26,7 @@ sighandler_t bsd_signal(int sig, sighandler_t h);
 sighandler_t sysv_signal(int sig, sighandler_t h);
 sighandler_t __sysv_signal(int sig, sighandler_t h);
 sighandler_t sigset(int sig, sighandler_t h);
+int siginterrupt(int sig, int flag);
 
 /* packed[sig]: the program's handler (or SIG_DFL 0 / SIG_IGN 1) in the low
  * bits, plus the flags the trampoline needs. */
@@ -35,6 +36,9 @@ sighandler_t sigset(int sig, sighandler_t h);
 #define PK_HANDLER   ((1ull << 57) - 1)
 static uint64_t packed[NSIGS];
 static struct sigaction user_act[NSIGS];   /* as the program gave it; act_lock */
+/* The signals siginterrupt(sig, 1) marked: signal() installs their
+ * handlers without SA_RESTART, as glibc's does (its own set is internal). */
+static sigset_t intr_set;                  /* act_lock */
 #define act_lock sigctx_act_lock           /* platform/sigctx.c: reset in fork children */
 
 static void trampoline(int sig, siginfo_t *si, void *uc);
@@ -104,13 +108,23 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 static void report_old(const struct sigaction *kold, uint64_t prev_packed,
 		       const struct sigaction *prev_user, struct sigaction *old)
 {
+	int info = prev_user->sa_flags & SA_SIGINFO;
+	*old = *kold;
 	if (!is_trampoline(kold)) {
-		*old = *kold;
+		/* SIG_DFL or SIG_IGN with SA_SIGINFO the program never gave:
+		 * the trampoline's, left by a kernel that reset the handler
+		 * (SA_RESETHAND) */
+		if ((uintptr_t)kold->sa_handler <= 1 && !info)
+			old->sa_flags &= ~SA_SIGINFO;
 		return;
 	}
-	*old = *prev_user;
+	/* The kernel's flags and mask, which may have changed without this
+	 * table (glibc's own siginterrupt, a raw system call), less the
+	 * trampoline's SA_SIGINFO; they include SA_RESTORER, as glibc's
+	 * sigaction reports it. */
+	old->sa_flags = (kold->sa_flags & ~SA_SIGINFO) | info;
 	uintptr_t h = (uintptr_t)(prev_packed & PK_HANDLER);
-	if (prev_user->sa_flags & SA_SIGINFO)
+	if (info)
 		old->sa_sigaction = (void (*)(int, siginfo_t *, void *))h;
 	else
 		old->sa_handler = (void (*)(int))h;
@@ -193,6 +207,10 @@ static sighandler_t install(int sig, sighandler_t h, int flags, bool mask_self)
 {
 	struct sigaction sa, old;
 
+	if (h == SIG_ERR) {     /* glibc's signal family refuses it too */
+		errno = EINVAL;
+		return SIG_ERR;
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = h;
 	sa.sa_flags = flags;
@@ -204,16 +222,57 @@ static sighandler_t install(int sig, sighandler_t h, int flags, bool mask_self)
 	return old.sa_handler;
 }
 
-/* BSD semantics, as glibc's signal(): restart, the signal masked while its
- * handler runs. */
+/* BSD semantics, as glibc's signal(): restart unless siginterrupt said
+ * otherwise, the signal masked while its handler runs. */
+static sighandler_t install_bsd(int sig, sighandler_t h)
+{
+	sigset_t saved;
+	sigctx_block_all(&saved);
+	mp_lock(&act_lock);
+	int intr = sig > 0 && sig < NSIGS && sigismember(&intr_set, sig) == 1;
+	mp_unlock(&act_lock);
+	sigctx_restore(&saved);
+	return install(sig, h, intr ? 0 : SA_RESTART, true);
+}
+
 EXPORT sighandler_t signal(int sig, sighandler_t h)
 {
-	return install(sig, h, SA_RESTART, true);
+	return install_bsd(sig, h);
 }
 
 EXPORT sighandler_t bsd_signal(int sig, sighandler_t h)
 {
-	return install(sig, h, SA_RESTART, true);
+	return install_bsd(sig, h);
+}
+
+/* glibc's siginterrupt changes the kernel's action through its internal
+ * sigaction, which would leave this table's copy behind; this one goes
+ * through the interposed sigaction, and remembers the choice for
+ * signal(). */
+EXPORT int siginterrupt(int sig, int flag)
+{
+	struct sigaction a;
+	sigset_t saved;
+
+	if (sig <= 0 || sig >= NSIGS) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sigaction(sig, NULL, &a) < 0)
+		return -1;
+	sigctx_block_all(&saved);
+	mp_lock(&act_lock);
+	if (flag)
+		sigaddset(&intr_set, sig);
+	else
+		sigdelset(&intr_set, sig);
+	mp_unlock(&act_lock);
+	sigctx_restore(&saved);
+	if (flag)
+		a.sa_flags &= ~SA_RESTART;
+	else
+		a.sa_flags |= SA_RESTART;
+	return sigaction(sig, &a, NULL);
 }
 
 /* System V semantics: one-shot, not masked. */

@@ -189,6 +189,23 @@ Test(trampoline, signal_returns_the_previous_handler)
 	cr_assert_eq((void *)bsd_signal(SIGUSR1, SIG_DFL), (void *)h_plain);
 	cr_assert_eq((void *)signal(0, h_plain), (void *)SIG_ERR);
 	cr_assert_eq((void *)signal(SIGKILL, h_plain), (void *)SIG_ERR);
+
+	/* SIG_ERR is no handler: refused, the handler in place kept (it was
+	 * once installed, and the next signal jumped to address -1) */
+	cr_assert_eq((void *)signal(SIGUSR1, h_plain), (void *)SIG_DFL);
+	errno = 0;
+	cr_assert_eq((void *)signal(SIGUSR1, SIG_ERR), (void *)SIG_ERR);
+	cr_assert_eq(errno, EINVAL);
+	errno = 0;
+	cr_assert_eq((void *)bsd_signal(SIGUSR1, SIG_ERR), (void *)SIG_ERR);
+	cr_assert_eq(errno, EINVAL);
+	errno = 0;
+	cr_assert_eq((void *)sysv_signal(SIGUSR1, SIG_ERR), (void *)SIG_ERR);
+	cr_assert_eq(errno, EINVAL);
+	reset_counts();
+	raise(SIGUSR1);
+	cr_assert_eq(plain_calls, 1);
+	cr_assert_eq((void *)signal(SIGUSR1, SIG_DFL), (void *)h_plain);
 }
 
 Test(trampoline, sysv_signal_is_one_shot)
@@ -202,6 +219,7 @@ Test(trampoline, sysv_signal_is_one_shot)
 	cr_assert_eq(plain_calls, 1);
 	cr_assert_eq(sigaction(SIGUSR1, NULL, &old), 0);
 	cr_assert_eq((void *)old.sa_handler, (void *)SIG_DFL, "sysv_signal handler not reset after delivery");
+	cr_assert(!(old.sa_flags & SA_SIGINFO), "the trampoline's SA_SIGINFO reported after the reset");
 }
 
 Test(trampoline, sigset_hold_and_install)
@@ -582,18 +600,13 @@ static void *restart_poker(void *arg)
 	return NULL;
 }
 
-/* read() interrupted by the handler: 1 if restarted, -1 with EINTR if not. */
-static ssize_t interrupted_read(int flags)
+/* read() interrupted by SIGUSR1's handler as installed: 1 if restarted,
+ * -1 with EINTR if not. */
+static ssize_t read_interrupted(void)
 {
-	struct sigaction a;
 	pthread_t self = pthread_self(), th;
 	char c;
 
-	memset(&a, 0, sizeof(a));
-	a.sa_handler = h_plain;
-	a.sa_flags = flags;
-	sigemptyset(&a.sa_mask);
-	cr_assert_eq(sigaction(SIGUSR1, &a, NULL), 0);
 	cr_assert_eq(pipe(restart_pipe), 0);
 	main_tid = (pid_t)syscall(SYS_gettid);
 	pthread_create(&th, NULL, restart_poker, &self);
@@ -604,6 +617,18 @@ static ssize_t interrupted_read(int flags)
 	close(restart_pipe[1]);
 	errno = e;
 	return n;
+}
+
+static ssize_t interrupted_read(int flags)
+{
+	struct sigaction a;
+
+	memset(&a, 0, sizeof(a));
+	a.sa_handler = h_plain;
+	a.sa_flags = flags;
+	sigemptyset(&a.sa_mask);
+	cr_assert_eq(sigaction(SIGUSR1, &a, NULL), 0);
+	return read_interrupted();
 }
 
 Test(trampoline, sa_restart_reaches_the_kernel)
@@ -617,6 +642,44 @@ Test(trampoline, sa_restart_reaches_the_kernel)
 	cr_assert_eq(errno, EINTR);
 	cr_assert_eq(plain_calls, 2);
 	set_dfl(SIGUSR1);
+}
+
+/* siginterrupt(sig, 1): no SA_RESTART in what sigaction reports or in the
+ * kernel, and signal() keeps it off afterwards, as glibc's does; a save and
+ * restore of the action keeps it off too (the table once kept a stale copy
+ * with SA_RESTART, and restoring it made an alarm-bounded read hang). */
+Test(trampoline, siginterrupt_reaches_the_kernel_and_signal_keeps_it)
+{
+	struct sigaction old;
+
+	reset_counts();
+	set_dfl(SIGUSR1);
+	cr_assert_eq((void *)signal(SIGUSR1, h_plain), (void *)SIG_DFL);
+	cr_assert_eq(siginterrupt(SIGUSR1, 1), 0);
+	cr_assert_eq(sigaction(SIGUSR1, NULL, &old), 0);
+	cr_assert(!(old.sa_flags & SA_RESTART), "siginterrupt(1): SA_RESTART still reported");
+	cr_assert_eq((void *)old.sa_handler, (void *)h_plain);
+	cr_assert_eq(sigaction(SIGUSR1, &old, NULL), 0);     /* save and restore */
+	ssize_t n = read_interrupted();
+	cr_assert_eq(n, -1, "siginterrupt(1): read() was restarted");
+	cr_assert_eq(errno, EINTR);
+	cr_assert_eq(plain_calls, 1);
+
+	cr_assert_eq((void *)signal(SIGUSR1, h_plain), (void *)h_plain);
+	cr_assert_eq(sigaction(SIGUSR1, NULL, &old), 0);
+	cr_assert(!(old.sa_flags & SA_RESTART), "signal() after siginterrupt(1) set SA_RESTART");
+
+	cr_assert_eq(siginterrupt(SIGUSR1, 0), 0);
+	cr_assert_eq(sigaction(SIGUSR1, NULL, &old), 0);
+	cr_assert(old.sa_flags & SA_RESTART, "siginterrupt(0): no SA_RESTART");
+	n = read_interrupted();
+	cr_assert_eq(n, 1, "siginterrupt(0): read() returned %zd (errno %d)", n, errno);
+	cr_assert_eq(plain_calls, 2);
+	cr_assert_eq((void *)signal(SIGUSR1, SIG_DFL), (void *)h_plain);
+	cr_assert_eq(sigaction(SIGUSR1, NULL, &old), 0);
+	cr_assert(old.sa_flags & SA_RESTART);
+	cr_assert_eq(siginterrupt(0, 1), -1);
+	cr_assert_eq(errno, EINVAL);
 }
 
 /* ---- 4. replacing the handler while a storm is in flight ----------------- */
