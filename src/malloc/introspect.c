@@ -83,10 +83,8 @@ int mp_malloc_info(int options, FILE *fp)
 	struct zone_info zi;
 	struct mallinfo2 g = fb_mallinfo2();
 
-	if (options != 0) {
-		errno = EINVAL;
-		return -1;
-	}
+	if (options != 0)
+		return EINVAL;      /* as glibc's: the value, errno untouched */
 	mp_ensure_init();
 	census(&pc, &zi);
 	fprintf(fp, "<malloc version=\"libmagpage-1\">\n");
