@@ -234,18 +234,17 @@ NOINLINE int __zone_open(struct zone *z, struct zone_irq *irq)
 	return 1;
 }
 
-/* Under a limit there is one zone (zones_lay_out), whose tail this is. */
-size_t zone_give_back(size_t want)
+/* The region's tail from the frontier, or from floor if that is higher
+ * (pages, a multiple of 1024), unmapped with its descriptors and live
+ * bytes.  Under a limit there is one zone (zones_lay_out), whose tail this
+ * is; one set after start-up (zone_limit_changed) finds the last zone's. */
+static size_t give_back_above(uint64_t floor)
 {
 	struct zone *z = &zones[nr_zones - 1];
 	struct zone_irq saved;
 
-	/* z->limit is written once, by zone_init (0 before it).  A request
-	 * larger than the whole limit fails whatever we give: keep the zone. */
-	if (z->limit == UINT64_MAX || want >= z->limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
-		return 0;
 	zone_lock(z, &saved);
-	uint64_t old = zg.pages, keep = z->frontier;
+	uint64_t old = zg.pages, keep = z->frontier > floor ? z->frontier : floor;
 	/* A thread opening a block with the lock dropped opens one below
 	 * opened + 1024: leave that alone, it is not the tail's any more. */
 	if (__atomic_load_n(&z->openers, __ATOMIC_ACQUIRE))
@@ -279,7 +278,42 @@ size_t zone_give_back(size_t want)
 	return (old - keep) << PAGE_SHIFT;
 }
 
+size_t zone_give_back(size_t want)
+{
+	uint64_t limit = __atomic_load_n(&zones[nr_zones - 1].limit, __ATOMIC_ACQUIRE);
+
+	/* z->limit is written by zone_init (0 before it) and lowered by
+	 * zone_limit_changed.  A request larger than the whole limit fails
+	 * whatever we give: keep the zone. */
+	if (limit == UINT64_MAX || want >= limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
+		return 0;
+	return give_back_above(0);
+}
+
+/*
+ * The program lowered RLIMIT_AS or RLIMIT_DATA to limit after start-up
+ * (setrlimit, prlimit): the region, reserved for an unlimited process,
+ * would count against it whole and leave glibc no room (python3 setting a
+ * 2 GiB limit got MemoryError at once).  The region keeps the share a
+ * process started under that limit would get (zone_region_bytes) or what
+ * it has used, whichever is more; the rest goes back at once, and glibc's
+ * ENOMEM later gives back more (zone_give_back).
+ */
+void zone_limit_changed(uint64_t limit)
+{
+	struct zone *z = &zones[nr_zones - 1];
+	if (limit == UINT64_MAX || !__atomic_load_n(&zg.bytes, __ATOMIC_ACQUIRE))
+		return;
+	uint64_t was = __atomic_load_n(&z->limit, __ATOMIC_RELAXED);
+	if (limit < was)
+		__atomic_store_n(&z->limit, limit, __ATOMIC_RELEASE);
+	uint64_t share = zone_region_bytes(0) >> PAGE_SHIFT;
+	if (share < zg.pages)
+		give_back_above(share);
+}
+
 bool zone_limited(void)
 {
-	return zones[0].limit != UINT64_MAX && __atomic_load_n(&zg.bytes, __ATOMIC_RELAXED) != 0;
+	return __atomic_load_n(&zones[0].limit, __ATOMIC_ACQUIRE) != UINT64_MAX &&
+	       __atomic_load_n(&zg.bytes, __ATOMIC_RELAXED) != 0;
 }

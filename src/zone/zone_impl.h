@@ -34,9 +34,11 @@ struct zone {
 	uint32_t openers;         /* atomic: threads in __zone_open with the lock
 				     dropped; each opens [o, o + 1024) for an
 				     o <= opened, so opened + 1024 covers them all */
-	uint64_t limit;           /* os.mem_limit() at zone_init; UINT64_MAX:
-				     unlimited, else the region opens step by
-				     step and gives its tail back (one zone) */
+	uint64_t limit;           /* os.mem_limit() at zone_init, lowered by
+				     zone_limit_changed (atomic); UINT64_MAX:
+				     unlimited; else the tail goes back on
+				     glibc's ENOMEM; at zone_init, also the
+				     region opens step by step (one zone) */
 	uint64_t given_back;      /* pages unmapped by zone_give_back */
 	uint64_t nr_free_pages;   /* pages on the free lists */
 #define X(field, json) uint64_t field;   /* events: see ZONE_COUNTERS */

@@ -17,6 +17,9 @@
 #     opened as used); under ulimit -v, where every reservation counts, the
 #     region's 1/8 share costs at most that share of the threads (at least
 #     3/4 of glibc's count is asserted);
+#   - a program that starts unlimited and lowers RLIMIT_AS or RLIMIT_DATA
+#     itself (setrlimit) gets at least glibc's room for 100-byte and 8 KiB
+#     mallocs, and python3 doing so allocates as it does under glibc;
 #   - under a limit too small for a region (every request goes to glibc),
 #     malloc_trim, mallinfo2, malloc_stats, malloc_info, magpage_drain,
 #     magpage_get_stats and the statistics at exit do not crash.
@@ -76,6 +79,27 @@ for opt in v d; do
 		fi
 	fi
 done
+# A limit the program sets itself, after start-up.
+for res in as data; do
+	glibc=$("$count" lower $res 512)
+	mine=$(LD_PRELOAD=$lib "$count" lower $res 512)
+	echo "setrlimit $res 512 MiB after start-up: glibc '$glibc', libmagpage '$mine'"
+	read -r _ gs _ gp <<<"$glibc"
+	read -r _ ms _ mp <<<"$mine"
+	[ -n "${gs:-}" ] && [ -n "${ms:-}" ] || { fail "setrlimit $res: no counts"; continue; }
+	[ "$ms" -ge "$gs" ] && [ "$mp" -ge "$gp" ] ||
+		fail "setrlimit $res 512 MiB after start-up: libmagpage got '$mine', glibc '$glibc'"
+done
+if command -v python3 >/dev/null; then
+	py='import resource; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+x = [str(i) * 30 for i in range(10 ** 6)]; print("ok")'
+	if [ "$(python3 -c "$py" 2>/dev/null)" = ok ]; then
+		out=$(LD_PRELOAD=$lib python3 -c "$py" 2>&1)
+		echo "python3 lowering RLIMIT_AS to 2 GiB itself: ${out##*$'\n'}"
+		[ "$out" = ok ] || fail "python3 lowering RLIMIT_AS itself: $out"
+	fi
+fi
+
 # No region: 30 MB leaves a 1/8 share below the 4 MiB a region needs.
 for conf in "" stats:1 stats:json; do
 	out=$(bash -c 'ulimit -v 30000 || exit 3; MAGPAGE_CONF=$1 LD_PRELOAD=$0 exec "$2" introspect' \

@@ -17,6 +17,14 @@
  *                              whether the zone served it, and the region's
  *                              size (magpage_get_stats; 0 and 0 without the
  *                              preload)
+ *   rlimit_count lower as|data MIB
+ *                              malloc(8192), then lowers RLIMIT_AS or
+ *                              RLIMIT_DATA to MIB MiB (setrlimit), then
+ *                              malloc(100) up to 100 MiB and 8 KiB up to
+ *                              100 MiB; prints "small MIB page MIB", what
+ *                              it got.  The region reserved for an
+ *                              unlimited process once counted against the
+ *                              new limit whole, and both got 0
  *   rlimit_count introspect    malloc_trim, mallinfo2, malloc_stats,
  *                              malloc_info, magpage_drain and
  *                              magpage_get_stats after an 8 KiB
@@ -33,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "magpage.h"
@@ -96,6 +105,22 @@ int main(int argc, char **argv)
 		       (unsigned long long)st.region_bytes);
 		return 0;
 	}
+	if (argc == 4 && !strcmp(argv[1], "lower")) {
+		struct rlimit rl;
+		rl.rlim_cur = rl.rlim_max = (rlim_t)atoi(argv[3]) << 20;
+		void *p = malloc(8192);
+		free(p);
+		if (setrlimit(!strcmp(argv[2], "as") ? RLIMIT_AS : RLIMIT_DATA, &rl) != 0)
+			return 1;
+		size_t got[2] = { 0, 0 }, size[2] = { 100, 8192 };
+		for (int i = 0; i < 2; i++)
+			while (got[i] < ((size_t)100 << 20) && (p = malloc(size[i])) != NULL) {
+				memset(p, 1, size[i]);
+				got[i] += size[i];
+			}
+		printf("small %zu page %zu\n", got[0] >> 20, got[1] >> 20);
+		return 0;
+	}
 	if (argc == 2 && !strcmp(argv[1], "introspect")) {
 		size_t (*drain)(void) = (size_t (*)(void))dlsym(RTLD_DEFAULT, "magpage_drain");
 		int (*get_stats)(struct magpage_stats *) =
@@ -120,6 +145,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: rlimit_count mallocs MIB | freeall MIB | threads | zone | "
-		"introspect\n");
+		"lower as|data MIB | introspect\n");
 	return 2;
 }
