@@ -21,6 +21,7 @@ defined=$(nm -D --defined-only "$lib" | awk 'NF >= 3 && $2 ~ /^[TWiV]$/ { sub(/@
 for sym in malloc free calloc realloc reallocarray posix_memalign aligned_alloc \
 	   memalign valloc pvalloc malloc_usable_size free_sized free_aligned_sized \
 	   mallinfo2 malloc_stats malloc_info malloc_trim sigaction signal siginterrupt _Fork \
+	   setrlimit setrlimit64 prlimit prlimit64 \
 	   magpage_get_stats magpage_free_bulk magpage_drain magpage_owns magpage_node_of; do
 	printf '%s\n' "$defined" | grep -qx "$sym" || fail "$sym is not exported"
 done
