@@ -23,7 +23,7 @@ static NOINLINE void *calloc_slow(size_t n, size_t m)
 	}
 	mp_ensure_init();
 	if (zone_size(size))
-		return page_alloc(size, 0, true);
+		return page_alloc(size, MALLOC_ALIGN, true);
 	if (unlikely(sigctx_in_irq()))
 		return handler_alloc(size, true);
 	drain_deferred();
@@ -162,10 +162,9 @@ static void *aligned_impl(size_t align, size_t size)
 	mp_ensure_init();
 	bool irq = sigctx_in_irq();
 	if (align <= MAX_BLOCK_BYTES && (zone_size(size) || (irq && zg.bytes && size <= MAX_BLOCK_BYTES))) {
-		unsigned ao = align > PAGE_SIZE ? ilog2_floor(align) - PAGE_SHIFT : 0;
-		/* The block must be large enough to be that aligned, and fit. */
+		/* The block must fit a 4 MiB block (page_alloc aligns it). */
 		if (pages_of(size) <= MAX_BLOCK_PAGES)
-			return page_alloc(size, ao, false);
+			return page_alloc(size, align, false);
 	}
 	if (irq) {
 		errno = ENOMEM;

@@ -114,9 +114,14 @@ static inline struct page_desc *live_desc(void *p)
 }
 
 /* ---- malloc.c ---- */
-/* size bytes as whole pages (2^align_order aligned), zeroed if zero;
- * NULL (errno ENOMEM) or glibc's answer when the zone is exhausted. */
-void *page_alloc(size_t size, unsigned align_order, bool zero);
+/* What malloc promises (alignof(max_align_t)), and page_alloc's align for
+ * the calls that ask for no more. */
+#define MALLOC_ALIGN 16
+/* size bytes as whole pages, aligned to align (a power of two; the zone's
+ * blocks are page aligned whatever it is), zeroed if zero; NULL (errno
+ * ENOMEM) or glibc's answer, aligned to align, when the zone is
+ * exhausted. */
+void *page_alloc(size_t size, size_t align, bool zero);
 /* A request glibc would serve, made in a signal handler: the zone's. */
 void *handler_alloc(size_t size, bool zero);
 /* Why glibc serves a process-context request (statistics). */

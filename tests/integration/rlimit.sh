@@ -10,6 +10,9 @@
 #     count (glibc serves them; the zone gives back its never-used tail when
 #     glibc runs out, and glibc is asked again);
 #   - python3 allocating 20 x 5 MiB under a 200 MiB limit succeeds;
+#   - 4 KiB and 8 KiB mallocs until failure under 1 GB: at least 95% of
+#     glibc's count (the zone full, glibc gets them as malloc, not as
+#     page-aligned memalign, which cost a page each: 56% of glibc's);
 #   - the zone still serves page-sized requests under the limit, and its
 #     region takes at most 1/8 of the limit;
 #   - threads with 8 MiB stacks: under ulimit -d at least glibc's count (the
@@ -52,6 +55,15 @@ for opt in v d; do
 	freed=$(echo "$out" | field freed); rc=$(echo "$out" | field rc)
 	echo "ulimit -$opt $gib2: 8 MiB aligned blocks allocated and freed: ${freed:-none} (exit $rc)"
 	[ "$rc" = 0 ] && [ -n "$freed" ] || fail "ulimit -$opt: freeing glibc blocks after the zone gave its tail back failed (exit $rc)"
+
+	for n in 1 2; do
+		glibc=$(under $opt 1000000 "" "$count" pages $n | field pages)
+		mine=$(under $opt 1000000 "$lib" "$count" pages $n | field pages)
+		echo "ulimit -$opt 1000000: $((n * 4)) KiB mallocs: glibc $glibc, libmagpage $mine"
+		[ -n "$glibc" ] && [ -n "$mine" ] || { fail "ulimit -$opt: no page count"; continue; }
+		[ $((mine * 100)) -ge $((glibc * 95)) ] ||
+			fail "ulimit -$opt 1000000: $mine $((n * 4)) KiB mallocs, glibc $glibc"
+	done
 
 	read -r _ owned _ region < <(under $opt $gib2 "$lib" "$count" zone)
 	echo "ulimit -$opt $gib2: zone serves 8 KiB: $owned, region $region bytes"

@@ -5,6 +5,8 @@
  *
  *   rlimit_count mallocs MIB   malloc(MIB MiB) until it fails (nothing is
  *                              touched or freed); prints "mallocs N"
+ *   rlimit_count pages N       malloc(N x 4 KiB) until it fails, one byte
+ *                              of each touched; prints "pages COUNT"
  *   rlimit_count threads       start threads with 8 MiB stacks until
  *                              pthread_create fails (at most 1000);
  *                              prints "threads N"
@@ -76,6 +78,17 @@ int main(int argc, char **argv)
 		printf("mallocs %ld\n", n);
 		return 0;
 	}
+	if (argc == 3 && !strcmp(argv[1], "pages")) {
+		size_t size = (size_t)atoi(argv[2]) << 12;
+		long n = 0;
+		char *p;
+		while (n < 100000000 && (p = malloc(size)) != NULL) {
+			*p = 1;
+			n++;
+		}
+		printf("pages %ld\n", n);
+		return 0;
+	}
 	if (argc == 3 && !strcmp(argv[1], "freeall")) {
 		static void *blocks[4096];
 		size_t size = (size_t)atoi(argv[2]) << 20;
@@ -144,7 +157,7 @@ int main(int argc, char **argv)
 		printf("introspect ok (arena %zu, malloc_info %d)\n", mi.arena, info);
 		return 0;
 	}
-	fprintf(stderr, "usage: rlimit_count mallocs MIB | freeall MIB | threads | zone | "
+	fprintf(stderr, "usage: rlimit_count mallocs MIB | pages N | freeall MIB | threads | zone | "
 		"lower as|data MIB | introspect\n");
 	return 2;
 }
