@@ -315,12 +315,16 @@ void stats_print(int fd, bool json)
 	static struct mp_lock report_lock;
 	int saved = errno;
 
+	/* The whole report in one buffer, so that it is one write (processes
+	 * that append to one file do not mix their lines).  Without room for
+	 * it (a process that used all its RLIMIT_AS printed no report), a
+	 * page of its own, flushed as it fills. */
+	static char spare[PAGE_SIZE];
 	char *mem = os.mmap(NULL, REPORT_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED)
-		return;
 	mp_lock(&report_lock);
 	struct fmt_buf b;
-	fmt_init(&b, fd, mem, REPORT_BYTES);
+	fmt_init(&b, fd, mem != MAP_FAILED ? mem : spare,
+		 mem != MAP_FAILED ? REPORT_BYTES : sizeof(spare));
 	collect(&r);
 	if (json)
 		print_json(&b, &r);
@@ -328,7 +332,8 @@ void stats_print(int fd, bool json)
 		print_text(&b, &r);
 	fmt_flush(&b);
 	mp_unlock(&report_lock);
-	os.munmap(mem, REPORT_BYTES);
+	if (mem != MAP_FAILED)
+		os.munmap(mem, REPORT_BYTES);
 	errno = saved;
 }
 

@@ -13,6 +13,8 @@
 #   - 4 KiB and 8 KiB mallocs until failure under 1 GB: at least 95% of
 #     glibc's count (the zone full, glibc gets them as malloc, not as
 #     page-aligned memalign, which cost a page each: 56% of glibc's);
+#   - the statistics report at exit of a process that used its whole limit
+#     is written all the same (it needed a mapping, and there was none);
 #   - the zone still serves page-sized requests under the limit, and its
 #     region takes at most 1/8 of the limit;
 #   - threads with 8 MiB stacks: under ulimit -d at least glibc's count (the
@@ -64,6 +66,17 @@ for opt in v d; do
 		[ $((mine * 100)) -ge $((glibc * 95)) ] ||
 			fail "ulimit -$opt 1000000: $mine $((n * 4)) KiB mallocs, glibc $glibc"
 	done
+
+	report=$(mktemp)
+	MAGPAGE_CONF=stats:json,stats_file:$report under $opt 1000000 "$lib" "$count" pages 1 >/dev/null
+	if command -v python3 >/dev/null; then
+		python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["libmagpage"]' \
+			"$report" 2>/dev/null || fail "ulimit -$opt 1000000, all used: no JSON report at exit"
+	else
+		grep -q '"libmagpage"' "$report" || fail "ulimit -$opt 1000000, all used: no report at exit"
+	fi
+	echo "ulimit -$opt 1000000, all used: report at exit $(wc -c <"$report") bytes"
+	rm -f "$report"
 
 	read -r _ owned _ region < <(under $opt $gib2 "$lib" "$count" zone)
 	echo "ulimit -$opt $gib2: zone serves 8 KiB: $owned, region $region bytes"
