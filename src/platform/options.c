@@ -55,7 +55,7 @@ static const struct opt_def defs[] = {
 	{ "cache", T_ENUM, F(cache), false, 0, 0, false, caches,
 	  "page cache design in front of the zone: bonwick (default: per-CPU magazines on restartable sequences with a depot), magazine (the RFC), pcp-rseq (Linux 3.9 per-CPU lists on restartable sequences), pcp-lock (Linux 6.x per-CPU lists with a trylock), none (every request takes the zone lock)" },
 	{ "region_size", T_SIZE, F(region_size), false, 4u << 20, 1ull << 40, true, NULL,
-	  "bytes of address space reserved for the zone (suffix k, m, g); 0 = physical memory, at most 64g, and under a finite ulimit -v or -d at most 1/8 of the limit (none below 4m); a size given here is used as given" },
+	  "bytes of address space reserved for the zone (suffix k, m, g); 0 = physical memory, at most 64g, and under a finite ulimit -v or -d at most 1/8 of the limit (none below 4m), also for a limit the program sets itself later (setrlimit, prlimit: the rest is given back then); a size given here is used as given" },
 	{ "threshold", T_SIZE, F(threshold), false, 1, 4u << 20, false, NULL,
 	  "requests of at least this many bytes (up to 4 MiB) are served from the zone as whole pages" },
 	{ "waste_max", T_UINT, F(waste_max), false, 0, 100, false, NULL,
