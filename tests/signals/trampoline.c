@@ -60,6 +60,17 @@ static void set_dfl(int sig)
 	cr_assert_eq(sigaction(sig, &a, NULL), 0);
 }
 
+/* h_plain on SIGUSR1 with these flags and an empty mask. */
+static void install_plain(int flags)
+{
+	struct sigaction a;
+	memset(&a, 0, sizeof(a));
+	a.sa_handler = h_plain;
+	a.sa_flags = flags;
+	sigemptyset(&a.sa_mask);
+	cr_assert_eq(sigaction(SIGUSR1, &a, NULL), 0);
+}
+
 #define FLAGS_SEEN ((int)(SA_SIGINFO | SA_RESTART | SA_NODEFER | SA_ONSTACK | SA_RESETHAND))
 
 static void assert_same_mask(const sigset_t *want, const sigset_t *got, const char *what)
@@ -270,13 +281,7 @@ Test(trampoline, resethand_reports_sig_dfl_after_one_delivery)
 
 Test(trampoline, resethand_second_delivery_is_the_default_action, .signal = SIGUSR1)
 {
-	struct sigaction a;
-
-	memset(&a, 0, sizeof(a));
-	a.sa_handler = h_plain;
-	a.sa_flags = SA_RESETHAND;
-	sigemptyset(&a.sa_mask);
-	cr_assert_eq(sigaction(SIGUSR1, &a, NULL), 0);
+	install_plain(SA_RESETHAND);
 	raise(SIGUSR1);
 	cr_assert_eq(plain_calls, 1);
 	raise(SIGUSR1);    /* SIG_DFL now: terminates */
@@ -621,13 +626,7 @@ static ssize_t read_interrupted(void)
 
 static ssize_t interrupted_read(int flags)
 {
-	struct sigaction a;
-
-	memset(&a, 0, sizeof(a));
-	a.sa_handler = h_plain;
-	a.sa_flags = flags;
-	sigemptyset(&a.sa_mask);
-	cr_assert_eq(sigaction(SIGUSR1, &a, NULL), 0);
+	install_plain(flags);
 	return read_interrupted();
 }
 
