@@ -8,7 +8,8 @@
  * whole reservation counted against the new limit, and glibc without room
  * for its next mapping.  After the limit is set, the region gives back all
  * but the share that limit would have given it at start-up
- * (zone_limit_changed).  The limit is set by the system call itself, as
+ * (zone_limit_changed); a limit raised again, or lifted, is recorded too,
+ * for glibc's later ENOMEMs.  The limit is set by the system call itself, as
  * glibc does (prlimit64), so nothing is looked up.
  */
 #include <errno.h>
@@ -33,12 +34,16 @@ int mp_prlimit(pid_t pid, int resource, const struct mp_rlimit *rl, struct mp_rl
 int mp_prlimit64(pid_t pid, int resource, const struct mp_rlimit *rl, struct mp_rlimit *old)
 	__asm__("prlimit64");
 
+/* Not in a handler (the give-back takes the zone locks, which a fork in
+ * progress may hold for good), nor in a vfork child, whose region is its
+ * parent's. */
 static int set_limit(pid_t pid, int resource, const struct mp_rlimit *rl, struct mp_rlimit *old)
 {
 	long rc = syscall(SYS_prlimit64, (long)pid, (long)resource, rl, old);
 	if (rc == 0 && rl && (resource == RLIMIT_AS || resource == RLIMIT_DATA) &&
-	    (pid == 0 || pid == getpid()) && rl->cur != (uint64_t)RLIM_INFINITY &&
-	    __atomic_load_n(&mp_initialized, __ATOMIC_ACQUIRE))
+	    (pid == 0 || pid == getpid() || pid == gettid()) &&
+	    __atomic_load_n(&mp_initialized, __ATOMIC_ACQUIRE) && !sigctx_in_irq() &&
+	    !os_vm_shared_child())
 		zone_limit_changed(os.mem_limit());
 	return (int)rc;
 }

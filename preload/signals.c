@@ -260,14 +260,16 @@ EXPORT int siginterrupt(int sig, int flag)
 	}
 	if (sigaction(sig, NULL, &a) < 0)
 		return -1;
-	sigctx_block_all(&saved);
-	mp_lock(&act_lock);
-	if (flag)
-		sigaddset(&intr_set, sig);
-	else
-		sigdelset(&intr_set, sig);
-	mp_unlock(&act_lock);
-	sigctx_restore(&saved);
+	if (!os_vm_shared_child()) {    /* a vfork child's table is its parent's */
+		sigctx_block_all(&saved);
+		mp_lock(&act_lock);
+		if (flag)
+			sigaddset(&intr_set, sig);
+		else
+			sigdelset(&intr_set, sig);
+		mp_unlock(&act_lock);
+		sigctx_restore(&saved);
+	}
 	if (flag)
 		a.sa_flags &= ~SA_RESTART;
 	else

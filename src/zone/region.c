@@ -234,35 +234,51 @@ NOINLINE int __zone_open(struct zone *z, struct zone_irq *irq)
 	return 1;
 }
 
-/* The region's tail from the frontier, or from floor if that is higher
- * (pages, a multiple of 1024), unmapped with its descriptors and live
- * bytes.  Under a limit there is one zone (zones_lay_out), whose tail this
- * is; one set after start-up (zone_limit_changed) finds the last zone's. */
+/* The pfn below which zone z may hold something: its frontier, or where
+ * a thread opening a block with the lock dropped may still open one
+ * (below opened + 1024); its start if it has carved nothing. */
+static uint64_t zone_top(const struct zone *z)
+{
+	uint64_t top = z->frontier;
+	if (__atomic_load_n(&z->openers, __ATOMIC_ACQUIRE))
+		top = z->opened + MAX_BLOCK_PAGES < z->end ? z->opened + MAX_BLOCK_PAGES : z->end;
+	return top;
+}
+
+/* The region's tail above every zone's top, or above floor if that is
+ * higher (pages, a multiple of 1024), unmapped with its descriptors and
+ * live bytes.  Under a limit set before start-up there is one zone
+ * (zones_lay_out); a limit set later may find several, the nodes' parts:
+ * those above the cut become empty, the one it falls in ends there. */
 static size_t give_back_above(uint64_t floor)
 {
-	struct zone *z = &zones[nr_zones - 1];
 	struct zone_irq saved;
 
-	zone_lock(z, &saved);
-	uint64_t old = zg.pages, keep = z->frontier > floor ? z->frontier : floor;
-	/* A thread opening a block with the lock dropped opens one below
-	 * opened + 1024: leave that alone, it is not the tail's any more. */
-	if (__atomic_load_n(&z->openers, __ATOMIC_ACQUIRE))
-		keep = z->opened + MAX_BLOCK_PAGES < old ? z->opened + MAX_BLOCK_PAGES : old;
+	zone_lock_all(&saved);
+	uint64_t old = zg.pages, keep = floor;
+	for (unsigned i = 0; i < nr_zones; i++) {
+		uint64_t top = zone_top(&zones[i]);
+		if (top > zones[i].start && top > keep)
+			keep = top;
+	}
 	if (keep >= old) {
-		zone_unlock(z, &saved);
+		zone_unlock_all(&saved);
 		return 0;
 	}
-	/* Nothing live is at or above keep (the frontier or beyond), so
+	/* Nothing live is at or above keep (every zone's top or beyond), so
 	 * zone_owns may change its answer for those addresses only: they are
 	 * not ours once unmapped, and glibc may map them next. */
 	__atomic_store_n(&zg.pages, keep, __ATOMIC_RELAXED);
 	__atomic_store_n(&zg.bytes, keep << PAGE_SHIFT, __ATOMIC_RELEASE);
-	if (z->opened > keep)
-		z->opened = keep;
-	z->end = keep;
-	z->given_back += old - keep;
-	zone_unlock(z, &saved);
+	for (unsigned i = 0; i < nr_zones; i++) {
+		struct zone *z = &zones[i];
+		if (z->end > keep)
+			z->end = keep > z->start ? keep : z->start;
+		if (z->opened > z->end)
+			z->opened = z->end;
+	}
+	zones[nr_zones - 1].given_back += old - keep;
+	zone_unlock_all(&saved);
 
 	/* keep and old are multiples of 1024 pages, so the descriptors' cut
 	 * (64 KiB per 1024) falls on a page boundary. */
@@ -280,9 +296,9 @@ static size_t give_back_above(uint64_t floor)
 
 size_t zone_give_back(size_t want)
 {
-	uint64_t limit = __atomic_load_n(&zones[nr_zones - 1].limit, __ATOMIC_ACQUIRE);
+	uint64_t limit = __atomic_load_n(&zones[0].limit, __ATOMIC_ACQUIRE);
 
-	/* z->limit is written by zone_init (0 before it) and lowered by
+	/* The limit is written by zone_init (0 before it) and by
 	 * zone_limit_changed.  A request larger than the whole limit fails
 	 * whatever we give: keep the zone. */
 	if (limit == UINT64_MAX || want >= limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
@@ -291,24 +307,26 @@ size_t zone_give_back(size_t want)
 }
 
 /*
- * The program lowered RLIMIT_AS or RLIMIT_DATA to limit after start-up
- * (setrlimit, prlimit): the region, reserved for an unlimited process,
- * would count against it whole and leave glibc no room (python3 setting a
- * 2 GiB limit got MemoryError at once).  The region keeps the share a
- * process started under that limit would get (zone_region_bytes) or what
- * it has used, whichever is more; the rest goes back at once, and glibc's
- * ENOMEM later gives back more (zone_give_back).
+ * The program set RLIMIT_AS or RLIMIT_DATA after start-up (setrlimit,
+ * prlimit), the tighter now being limit.  A region reserved for an
+ * unlimited process would count against a finite one whole and leave
+ * glibc no room (python3 setting a 2 GiB limit got MemoryError at once):
+ * the default region keeps the share a process started under that limit
+ * would get (zone_region_bytes) or what it has used, whichever is more,
+ * and the rest goes back at once.  A region_size the user set is kept, as
+ * at start-up.  Either way glibc's ENOMEM gives back more (zone_give_back)
+ * while the limit is finite.
  */
 void zone_limit_changed(uint64_t limit)
 {
-	struct zone *z = &zones[nr_zones - 1];
-	if (limit == UINT64_MAX || !__atomic_load_n(&zg.bytes, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&zg.bytes, __ATOMIC_ACQUIRE))
 		return;
-	uint64_t was = __atomic_load_n(&z->limit, __ATOMIC_RELAXED);
-	if (limit < was)
-		__atomic_store_n(&z->limit, limit, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < nr_zones; i++)
+		__atomic_store_n(&zones[i].limit, limit, __ATOMIC_RELEASE);
+	if (limit == UINT64_MAX || opt.region_size)
+		return;
 	uint64_t share = zone_region_bytes(0) >> PAGE_SHIFT;
-	if (share < zg.pages)
+	if (share < __atomic_load_n(&zg.pages, __ATOMIC_RELAXED))
 		give_back_above(share);
 }
 

@@ -235,10 +235,11 @@ int zone_init(uint64_t bytes);
  * 0 when unlimited, when want alone exceeds the limit, or when nothing is
  * left to give. */
 size_t zone_give_back(size_t want);
-/* The program set a finite RLIMIT_AS or RLIMIT_DATA after start-up, the
- * tighter now being limit: the region gives back all but the share
- * zone_region_bytes gives such a limit (or what it has used), and later
- * ENOMEMs of glibc give back more. */
+/* The program changed RLIMIT_AS or RLIMIT_DATA after start-up, the
+ * tighter now being limit (UINT64_MAX: none): under a finite one the
+ * default region gives back all but the share zone_region_bytes gives such
+ * a limit (or what it has used), and later ENOMEMs of glibc give back
+ * more.  Process context, not in a vfork child. */
 void zone_limit_changed(uint64_t limit);
 /* A finite RLIMIT_AS or RLIMIT_DATA shaped the region: glibc's ENOMEM is
  * worth a retry after zone_give_back. */

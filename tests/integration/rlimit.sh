@@ -104,16 +104,20 @@ for opt in v d; do
 		fi
 	fi
 done
-# A limit the program sets itself, after start-up.
-for res in as data; do
-	glibc=$("$count" lower $res 512)
-	mine=$(LD_PRELOAD=$lib "$count" lower $res 512)
-	echo "setrlimit $res 512 MiB after start-up: glibc '$glibc', libmagpage '$mine'"
-	read -r _ gs _ gp <<<"$glibc"
-	read -r _ ms _ mp <<<"$mine"
-	[ -n "${gs:-}" ] && [ -n "${ms:-}" ] || { fail "setrlimit $res: no counts"; continue; }
-	[ "$ms" -ge "$gs" ] && [ "$mp" -ge "$gp" ] ||
-		fail "setrlimit $res 512 MiB after start-up: libmagpage got '$mine', glibc '$glibc'"
+# A limit the program sets itself, after start-up; with two (fake) nodes
+# too, whose zones each hold a part of the region.
+for conf in "" numa:fake=2; do
+	for res in as data; do
+		glibc=$("$count" lower $res 512)
+		mine=$(MAGPAGE_CONF=$conf LD_PRELOAD=$lib "$count" lower $res 512)
+		echo "setrlimit $res 512 MiB after start-up, MAGPAGE_CONF='$conf':" \
+			"glibc '$glibc', libmagpage '$mine'"
+		read -r _ gs _ gp <<<"$glibc"
+		read -r _ ms _ mp <<<"$mine"
+		[ -n "${gs:-}" ] && [ -n "${ms:-}" ] || { fail "setrlimit $res: no counts"; continue; }
+		[ "$ms" -ge "$gs" ] && [ "$mp" -ge "$gp" ] ||
+			fail "setrlimit $res 512 MiB, '$conf': libmagpage got '$mine', glibc '$glibc'"
+	done
 done
 if command -v python3 >/dev/null; then
 	py='import resource; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
