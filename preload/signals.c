@@ -4,9 +4,10 @@
  * sigaction, signal, bsd_signal, sysv_signal, sigset and siginterrupt are
  * interposed.  The kernel is given the trampoline; the program's handler
  * is kept here and reported back in the old action, with the flags the
- * kernel holds, so the interposition is invisible.  The trampoline marks the thread as "in a handler" for the
- * allocator (sigctx_enter/leave: the in_interrupt() of the design) and
- * keeps errno as the interrupted code left it.
+ * kernel holds, so the interposition is invisible.  The trampoline marks
+ * the thread as "in a handler" for the allocator (sigctx_enter/leave: the
+ * in_interrupt() of the design) and keeps errno as the interrupted code
+ * left it.
  *
  * The handler a signal will run is one 64-bit word per signal, so a signal
  * that arrives while another thread replaces the handler sees either the
