@@ -673,6 +673,19 @@ static NOINLINE void free_slow(void *p)
 	free_checked(p);
 }
 
+/* mp_free's pointer off a page boundary (or out of the region): a run
+ * object but its run's first, mostly.  free_slow's first try, with the
+ * offset mp_free worked out, rotated right by a page (rot: mp_free keeps
+ * no copy of it, which would cost its page path a move). */
+static NOINLINE void free_unaligned(void *p, uint64_t rot)
+{
+	uintptr_t off = (rot << PAGE_SHIFT) | (rot >> (64 - PAGE_SHIFT));
+	if (likely(off < zg.bytes) && likely(!stats_on) && !mp_tls.word &&
+	    likely(run_free_hop_at(p, off, addr_to_live(p))))
+		return;
+	free_checked(p);
+}
+
 /* A pcp-rseq push left its list at the high mark: the drain, which
  * reaches the zone from inside the cache, hence the tick, and tells the
  * purge that the caches hold freed memory, as page_release does. */
@@ -754,7 +767,7 @@ void mp_free(void *p)
 	uintptr_t off = (uintptr_t)p - zg.base;
 	uint64_t pfn = (off >> PAGE_SHIFT) | (off << (64 - PAGE_SHIFT));
 	if (unlikely(pfn >= zg.pages))
-		return free_slow(p);
+		return free_unaligned(p, pfn);
 	/* from p, not pfn: a shift and an add of a constant, no load */
 	uint8_t *lv = addr_to_live(p);
 	unsigned v1 = *lv - 1u;            /* a clear byte wraps: one compare */

@@ -157,6 +157,9 @@ void run_free(void *p, struct page_desc *pd, const char *fn);
 /* free's try for p, in the region: true if p was a live run object's
  * start, now freed.  Statistics off, process context. */
 bool run_free_hop(void *p);
+/* The same for a p off a page boundary, at off (< zg.bytes) in the region,
+ * its page's live byte at lv. */
+bool run_free_hop_at(void *p, uintptr_t off, uint8_t *lv);
 /* p's object bytes, or 0 if p is not a live object's start. */
 size_t run_usable_size(void *p, struct page_desc *pd);
 /* p's class, or -1 if p is not a live object's start (why says how). */

@@ -50,8 +50,7 @@
  * class's depot, or from one run of the bin (one lock hold), a full one
  * gives the newest half to the depot (below); the capacity starts at 128
  * KiB of objects (4101 bytes: 30) and grows, as the page caches' arrays
- * do, to 512 KiB, at most 112 (rc_tune).  An
- * object is the program's while the live byte of the page it starts in
+ * do, to 2 MiB, at most 560 (rc_tune).  An object is the program's while the live byte of the page it starts in
  * (zone.h) is LIVE_RUN + its class, or while PG_RUN_LIVE is set on that
  * page's descriptor (the mark of the classes past LIVE_RUN_CLASSES, and of
  * an object a slow path took on): set when malloc hands it out, cleared by
@@ -145,15 +144,23 @@ static bool rc_hop;
 
 /* ---- the per-CPU caches of objects ---- */
 
-#define RC_CLASS_BYTES 512           /* a class's header line and array */
+/* A class's header line and array, 9 x 256 bytes as the page caches'
+ * (cache/bonwick.h: the header lines of 16 classes in a row then sit at
+ * page offsets of their own) */
+#define RC_CLASS_BYTES 2304
 #define RC_SLOTS ((RC_CLASS_BYTES - 64) / 4)
+/* The sections find a CPU's array at the CPU's id x 64 KiB (rseq.h), which
+ * holds 28 classes of this size: the classes come in groups of 28, group g
+ * of every CPU in the g-th stretch of nr_cpus x 64 KiB (rhop's koff). */
+#define RC_PER_GROUP ((1u << BW_STRIDE_SHIFT) / RC_CLASS_BYTES)
+#define RC_GROUPS ((RUN_CLASSES + RC_PER_GROUP - 1) / RC_PER_GROUP)
 /* An array's capacity in bytes of objects: RC_START_BYTES when it opens
  * (and after a drain), growing as the page caches' arrays do
  * (cache_tune_trip) to RC_MAX_BYTES, at most RC_SLOTS objects; all of one
  * CPU's classes together grow by at most RC_GROW_BYTES (rc_tune). */
 #define RC_START_BYTES (128u << 10)
-#define RC_MAX_BYTES   (512u << 10)
-#define RC_GROW_BYTES  (1u << 20)
+#define RC_MAX_BYTES   (2u << 20)
+#define RC_GROW_BYTES  (4u << 20)
 /* Object numbers are 32 bits: regions up to 256 GiB (larger: no caches). */
 #define RC_MAX_REGION (1ull << 38)
 
@@ -166,16 +173,33 @@ struct rc_class {
 	uint8_t pad[64 - sizeof(struct bw_hdr) - 4 - sizeof(struct cache_tune)];
 	uint32_t slots[RC_SLOTS];
 };
-_Static_assert(sizeof(struct rc_class) == RC_CLASS_BYTES, "a class is a shift away");
+_Static_assert(sizeof(struct rc_class) == RC_CLASS_BYTES, "rhop's koff: 28 a stride");
 _Static_assert(offsetof(struct rc_class, slots) == 64, "rseq.h: the array follows the header line");
 _Static_assert(offsetof(struct rc_class, tune) + sizeof(struct cache_tune) <= 60,
 	       "rseq.h: the line's word at +60, read as the top below slot 0, is padding");
-_Static_assert(RUN_CLASSES * RC_CLASS_BYTES <= (1u << BW_STRIDE_SHIFT),
-	       "a CPU's classes fit the sections' stride");
+_Static_assert(RC_PER_GROUP * RC_CLASS_BYTES <= (1u << BW_STRIDE_SHIFT),
+	       "a group of a CPU's classes fits the sections' stride");
 
-static char *rc_base;                /* CPU 0's classes; CPU c's c << 16 on */
+static char *rc_base;                /* CPU 0's first group; CPU c's c << 16 on */
+
+/*
+ * Per class, what the one-hop free and the pushes and pops read, in one
+ * 16-byte entry: the run's page mask, the header room per page of an
+ * object (h / k: object i starts i x k pages from its run's first page, at
+ * offset i x h in that page, so a page's distance d from the first page
+ * gives the offset d x h / k), and the class's array in a CPU's cache
+ * (its offset from the CPU's base, rc_of).  Filled by runs_init.
+ */
+struct run_hop {
+	uint32_t mask;               /* run_mask */
+	uint32_t hk;                 /* (size % PAGE_SIZE) / k */
+	uint64_t koff;               /* the array's offset in a CPU's cache */
+};
+static struct run_hop rhop[RUN_CLASSES];
 
 static uint32_t rc_nr_cpus;          /* CPUs with caches: 0 = none (no rseq) */
+static size_t rc_group_bytes;        /* a group's stretch: nr_cpus x 64 KiB */
+static uint8_t rc_group_rw[RC_GROUPS];   /* the group's stretch is writable */
 static uint32_t rc_batch[RUN_CLASSES];   /* half an array's starting capacity */
 static uint32_t rc_max[RUN_CLASSES];     /* the most an array may grow to */
 /* The classes any CPU's array may hold objects of: [rc_lo, rc_hi), grown
@@ -236,40 +260,42 @@ size_t run_object_size(int cls)
 
 #if MP_HAVE_RSEQ
 /*
- * Where CPU 0's classes start in their mapping.  Class c's header line is
- * at the start + c x RC_CLASS_BYTES (512), so the 128 headers take the 8
- * page offsets 512 bytes apart from it.  Page aligned, one in 8 (classes
- * 0, 8, .., 64: the 4101- and 8193-byte sizes) sat at page offset 0, the L1
- * set every page's first line maps to: the program's page-aligned data (a
- * block's first line, a run's object 0) evicted them all the time (a third
- * of a run malloc's time in bench_xthread -m server went to the count's
- * load).  So the start is the first line such that no header is at a
- * page's first or last line, none at the default cache's header offsets
- * (256 bytes apart), and classes 0 and 64 (the common sizes) are
- * clear of the globals a run malloc reads (mp_span_hot).
+ * Where CPU 0's first group starts in its mapping.  Class c's header line
+ * is at the start + koff (rhop), 2,304 bytes (9 x 256) from the one before
+ * in its group and 64 KiB x nr_cpus from the group's, so the headers take
+ * the 16 page offsets 256 bytes apart from the start's.  Page aligned, some
+ * would sit at page offset 0, the L1 set every page's first line maps to:
+ * the program's page-aligned data (a block's first line, a run's object 0)
+ * evicted them all the time (a third of a run malloc's time in
+ * bench_xthread -m server went to the count's load, when every eighth
+ * class sat there).  So the start is the first line such that no header
+ * is at a page's first or last line, none at the default cache's header
+ * offsets (256 bytes apart), and the headers of classes 0 and 64 (the
+ * common sizes) are clear of the globals a run malloc reads (mp_span_hot).
  */
 static size_t rc_base_offset(void)
 {
-	struct mp_span hot[20];
+	struct mp_span hot[24];
 	unsigned n = mp_onehop_reads(hot, 16);
 	const struct mp_span mine[] = {
 		{ &rc_hop, sizeof(rc_hop), 0 }, { &deferred, sizeof(deferred), 0 },
 		{ &rc_base, sizeof(rc_base), 0 }, { &rc_nr_cpus, sizeof(rc_nr_cpus), 0 },
+		{ &rhop[0], sizeof(rhop[0]), 0 }, { &rhop[64], sizeof(rhop[64]), 0 },
 	};
 	for (unsigned i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
 		hot[n++] = mine[i];
 	size_t bw = bw_base ? (uintptr_t)bw_base % 256 : 256;
 	size_t fallback = 0;
 	for (size_t off = 64; off < PAGE_SIZE; off += 64) {
-		size_t r = off % RC_CLASS_BYTES;
-		if (r == 0 || r == (PAGE_SIZE - 64) % RC_CLASS_BYTES)
+		size_t r = off % 256;
+		if (r == 0 || r == (PAGE_SIZE - 64) % 256)
 			continue;
 		if (!fallback)
 			fallback = off;
 		/* classes 0 and 64: 1 and 2 pages and a header, route[]'s parts
 		 * of the 2- and 3-page classes */
-		if (off % 256 != bw && !mp_span_hot(hot, n, off, 1) &&
-		    !mp_span_hot(hot, n, off, 2))
+		if (r != bw && !mp_span_hot(hot, n, (off + rhop[0].koff) % PAGE_SIZE, 1) &&
+		    !mp_span_hot(hot, n, (off + rhop[64].koff) % PAGE_SIZE, 2))
 			return off;
 	}
 	return fallback;
@@ -286,6 +312,7 @@ void runs_init(bool zone_ok)
 		rclass[c] = (struct run_class){ .size = (k << PAGE_SHIFT) + h, .k = (uint8_t)k,
 						.kshift = (uint8_t)(k - 1), .n = (uint16_t)n,
 						.run_mask = (1ull << ilog2_ceil(k * n + 1)) - 1 };
+		rhop[c] = (struct run_hop){ .mask = (uint32_t)rclass[c].run_mask, .hk = h / k };
 	}
 	runs_on = zone_ok && opt.runs;
 	for (unsigned c = 0; c < RUN_CLASSES; c++) {
@@ -301,10 +328,14 @@ void runs_init(bool zone_ok)
 	 * numbers of 32 bits. */
 	if (runs_on && cpu_rseq_ok && zg.bytes <= RC_MAX_REGION && cache_fence_register()) {
 		unsigned n = (unsigned)os.ncpus();
-		void *m = os.mmap(NULL, ((size_t)n << BW_STRIDE_SHIFT) + PAGE_SIZE,
-				  PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-				  -1, 0);
+		size_t group = (size_t)n << BW_STRIDE_SHIFT;
+		for (unsigned c = 0; c < RUN_CLASSES; c++)
+			rhop[c].koff = c / RC_PER_GROUP * group + c % RC_PER_GROUP * RC_CLASS_BYTES;
+		/* read-only until a class of the group opens (rc_group_open) */
+		void *m = os.mmap(NULL, RC_GROUPS * group + PAGE_SIZE, PROT_READ,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (m != MAP_FAILED) {
+			rc_group_bytes = group;
 			rc_base = (char *)m + rc_base_offset();
 			__atomic_store_n(&rc_nr_cpus, n, __ATOMIC_RELEASE);
 			rc_hop = rseq_offset_is_built();
@@ -315,8 +346,7 @@ void runs_init(bool zone_ok)
 
 static inline struct rc_class *rc_of(unsigned cpu, unsigned cls)
 {
-	return (struct rc_class *)(rc_base + ((size_t)cpu << BW_STRIDE_SHIFT) +
-				   (size_t)cls * RC_CLASS_BYTES);
+	return (struct rc_class *)(rc_base + ((size_t)cpu << BW_STRIDE_SHIFT) + rhop[cls].koff);
 }
 
 static inline uint32_t obj_id(const void *p)
@@ -358,7 +388,7 @@ static inline void obj_set_live(void *p, int cls)
  * while rc_hop). */
 static ALWAYS_INLINE enum rseq_result rc_pop_at(int cls, void **p, bool built)
 {
-	uint64_t id, base = (uint64_t)rc_base, koff = (uint64_t)cls * RC_CLASS_BYTES;
+	uint64_t id, base = (uint64_t)rc_base, koff = rhop[cls].koff;
 	uint32_t cpu;
 	enum rseq_result r = built ? rseq_bw_pop_built(base, koff, &rc_nr_cpus, &id, &cpu)
 				   : rseq_bw_pop_here(base, koff, &rc_nr_cpus, &id, &cpu);
@@ -726,11 +756,40 @@ static size_t depot_drain(bool all)
 }
 
 #if MP_HAVE_RSEQ
+/*
+ * The stretch of class cls's group made writable, for every CPU, once:
+ * the caches are mapped read-only (MAP_NORESERVE), so that the groups no
+ * class of which a program uses cost it nothing against RLIMIT_DATA, which
+ * counts writable private mappings (five groups of 64 KiB a CPU, where the
+ * arrays of the default sizes take one or two).  A pop or push on a class
+ * of a group still read-only finds a count and a capacity of 0 (empty and
+ * full) and writes nothing; nothing else writes a class that never opened.
+ * False: the mprotect failed (the limit), and the class stays closed: its
+ * objects go to the depot and the runs.  Two threads may both mprotect.
+ */
+static bool rc_group_open(unsigned cls)
+{
+	unsigned g = cls / RC_PER_GROUP;
+	if (likely(__atomic_load_n(&rc_group_rw[g], __ATOMIC_ACQUIRE)))
+		return true;
+	uintptr_t lo = (uintptr_t)rc_base + g * rc_group_bytes;
+	uintptr_t hi = lo + rc_group_bytes;
+	lo &= ~(uintptr_t)(PAGE_SIZE - 1);
+	hi = (hi + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1);
+	if (os.mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE) != 0)
+		return false;
+	__atomic_store_n(&rc_group_rw[g], 1, __ATOMIC_RELEASE);
+	return true;
+}
+
 /* cpu's array of class cls gets its capacity on first use (the classes any
- * array may hold widen first, for the drains): true if it had none. */
+ * array may hold widen first, for the drains): true if it had none.  A
+ * class whose group cannot be made writable stays without (false). */
 static bool rc_open(struct rc_class *c, unsigned cls)
 {
 	if (likely(__atomic_load_n(&c->h.high, __ATOMIC_RELAXED)))
+		return false;
+	if (!rc_group_open(cls))
 		return false;
 	uint32_t v = __atomic_load_n(&rc_lo, __ATOMIC_RELAXED);
 	while (cls < v && !__atomic_compare_exchange_n(&rc_lo, &v, cls, false, __ATOMIC_SEQ_CST,
@@ -750,8 +809,8 @@ static bool rc_open(struct rc_class *c, unsigned cls)
  * having turned within the last 8 trips), doubling up to rc_max[cls],
  * within RC_GROW_BYTES for all of the CPU's classes together: the growth
  * of the classes any array has opened, [rc_lo, rc_hi), a load each, once
- * per trip.  A batch of 64 4160-byte objects, 30 at the start, no longer
- * goes to the depot at all once its array holds 112.  Plain stores, from
+ * per trip.  A batch of 256 4160-byte objects, 30 at the start, no longer
+ * goes to the depot at all once its array holds 480.  Plain stores, from
  * whichever thread runs on the CPU (and the drains' rc_reset): a thread
  * moved to another CPU meanwhile tunes that CPU's array once, and a store
  * that lands after a drain's reset keeps the grown capacity until the next
@@ -761,7 +820,8 @@ static bool rc_open(struct rc_class *c, unsigned cls)
 static void rc_tune(unsigned cpu, struct rc_class *c, unsigned cls, uint8_t why)
 {
 	uint32_t high = __atomic_load_n(&c->h.high, __ATOMIC_RELAXED);
-	if (!cache_tune_trip(&c->tune, why) || !high || high >= rc_max[cls])
+	/* a closed class first: its line may be read-only (rc_group_open) */
+	if (!high || !cache_tune_trip(&c->tune, why) || high >= rc_max[cls])
 		return;
 	uint64_t grown = 0;
 	unsigned lo = __atomic_load_n(&rc_lo, __ATOMIC_RELAXED);
@@ -868,10 +928,13 @@ static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
 	if (cpu >= rc_nr_cpus)
 		return false;
 	struct rc_class *c = rc_of(cpu, cls);
-	if (rc_open(c, cls) && rseq_bw_push_here((uint64_t)rc_base, (uint64_t)cls * RC_CLASS_BYTES,
-						 &rc_nr_cpus, id) == RSEQ_DONE)
+	if (rc_open(c, cls) && rseq_bw_push_here((uint64_t)rc_base, rhop[cls].koff, &rc_nr_cpus,
+						 id) == RSEQ_DONE)
 		return true;
 	unsigned n = __atomic_load_n(&c->h.high, __ATOMIC_RELAXED) / 2;
+	if (!n)                             /* closed (rc_group_open): its line
+					       may be read-only */
+		return false;
 	uint8_t was = sigctx_hold();        /* buf stays reachable, as refill's */
 	if (rseq_bw_pop_n(&c->h.count, (int)cpu, buf, n) != RSEQ_DONE) {
 		sigctx_unhold(was);
@@ -1044,16 +1107,15 @@ static NOINLINE void run_free_marked(void *p, struct page_desc *h, unsigned c, u
 {
 #if MP_HAVE_RSEQ
 	while (tries-- > 0) {                        /* a restart is not a full array */
-		enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base,
-						       (uint64_t)c * RC_CLASS_BYTES, &rc_nr_cpus,
-						       obj_id(p));
+		enum rseq_result r = rseq_bw_push_here((uint64_t)rc_base, rhop[c].koff,
+						       &rc_nr_cpus, obj_id(p));
 		if (likely(r == RSEQ_DONE))
 			return;
 		if (r != RSEQ_ABORTED)
 			break;
 	}
 	/* a handler never spills: tested here, before rc_spill's frame (its
-	 * buffer, 452 bytes) lands on a small sigaltstack */
+	 * buffer, 2,244 bytes) lands on a small sigaltstack */
 	if (rc_nr_cpus && !sigctx_in_irq() && rc_spill(c, obj_id(p)))
 		return;
 #endif
@@ -1105,18 +1167,19 @@ static NOINLINE void obj_push_missed(void *p, unsigned c, int tries)
 	run_free_marked(p, pfn_to_desc(first), c, i, "free", tries);
 }
 
-/* Run object p (of class c, the start of an object of its run): its live
- * mark cleared (the byte at mark set to clear), then one push to this
- * CPU's array, obj_push_missed if that misses.  The mark goes first, so
- * that a second free finds it clear, and after the loads the push needs:
- * a byte store may alias anything, so that the compiler would load them
- * again after it. */
-static ALWAYS_INLINE void obj_push(void *p, unsigned c, uint8_t *mark, uint8_t clear)
+/* Run object p (at off in the region, of class c, the start of an object
+ * of its run): its live mark cleared (the byte at mark set to clear), then
+ * one push to this CPU's array, obj_push_missed if that misses.  The mark
+ * goes first, so that a second free finds it clear, and after the loads
+ * the push needs: a byte store may alias anything, so that the compiler
+ * would load them again after it. */
+static ALWAYS_INLINE void obj_push(void *p, uintptr_t off, unsigned c, uint8_t *mark,
+				   uint8_t clear)
 {
 	int tries = 2;
 #if MP_HAVE_RSEQ
-	uint64_t base = (uint64_t)rc_base, koff = (uint64_t)c * RC_CLASS_BYTES;
-	uint32_t id = obj_id(p);
+	uint64_t base = (uint64_t)rc_base, koff = rhop[c].koff;
+	uint32_t id = (uint32_t)(off >> 6);           /* obj_id */
 	bool hop = rc_hop;
 #endif
 	__atomic_store_n(mark, clear, __ATOMIC_RELAXED);
@@ -1132,17 +1195,21 @@ static ALWAYS_INLINE void obj_push(void *p, unsigned c, uint8_t *mark, uint8_t c
 	obj_push_missed(p, c, tries);
 }
 
-/* Does the object of class rc that starts in the page of p (at off in the
- * region) start at p?  Known to start there (its live byte says so), object
- * i starts i * k pages from its run's first page, which is aligned to
- * run_mask + 1 pages (bin_grow), at offset i * h in its page, h being its
- * size less its whole pages: obj_start's test, with the page's part of it
- * left out. */
-static ALWAYS_INLINE bool obj_starts_at(uintptr_t off, const struct run_class *rc)
+/* Does the object of class c that starts in the page at off in the region
+ * start at off?  Known to start there (its live byte says so), object i
+ * starts i x k pages from its run's first page, which is aligned to
+ * run_mask + 1 pages (bin_grow), at offset i x h in its page, h being its
+ * size less its whole pages: the page's distance d from the run's first
+ * page is i x k, and the offset d x (h / k) (h is a multiple of 64, k 1 or
+ * 2).  obj_start's test, with the page's part of it left out, one multiply
+ * and no shift by k. */
+static ALWAYS_INLINE bool obj_starts_at(uintptr_t off, const struct run_hop *e)
 {
-	uint64_t i = ((off >> PAGE_SHIFT) & rc->run_mask) >> rc->kshift;
-	return (off & (PAGE_SIZE - 1)) == i * (rc->size & (PAGE_SIZE - 1));
+	uint32_t d = (uint32_t)(off >> PAGE_SHIFT) & e->mask;
+	return (off & (PAGE_SIZE - 1)) == (uintptr_t)(d * e->hk);
 }
+
+static bool run_free_desc(void *p);
 
 /* A live run object of class c starts in p's page (its live byte, at
  * lv): if p is its start, the byte cleared and one push to this CPU's array
@@ -1151,11 +1218,11 @@ static ALWAYS_INLINE bool obj_starts_at(uintptr_t off, const struct run_class *r
  * object's index that page's distance from it / k, and p must be that
  * object's start (obj_starts_at).  False, nothing done: p is not its
  * start. */
-static ALWAYS_INLINE bool run_free_live(void *p, uint8_t *lv, unsigned c)
+static ALWAYS_INLINE bool run_free_live(void *p, uintptr_t off, uint8_t *lv, unsigned c)
 {
-	if (unlikely(!obj_starts_at((uintptr_t)p - zg.base, &rclass[c])))
+	if (unlikely(!obj_starts_at(off, &rhop[c])))
 		return false;
-	obj_push(p, c, lv, 0);
+	obj_push(p, off, c, lv, 0);
 	return true;
 }
 
@@ -1175,13 +1242,31 @@ bool run_free_hop(void *p)
 	uint8_t *lv = addr_to_live(p);
 	unsigned v = __atomic_load_n(lv, __ATOMIC_RELAXED);
 	if (likely(v >= LIVE_RUN))
-		return run_free_live(p, lv, v - LIVE_RUN);
+		return run_free_live(p, (uintptr_t)p - zg.base, lv, v - LIVE_RUN);
+	return run_free_desc(p);
+}
+
+/* run_free_hop for a pointer free found off a page boundary, with its
+ * offset in the region (below zg.bytes) and its live byte's address
+ * worked out already: every run object but a run's first. */
+bool run_free_hop_at(void *p, uintptr_t off, uint8_t *lv)
+{
+	unsigned v = __atomic_load_n(lv, __ATOMIC_RELAXED);
+	if (likely(v >= LIVE_RUN))
+		return run_free_live(p, off, lv, v - LIVE_RUN);
+	return run_free_desc(p);
+}
+
+/* A run object of the classes without a live byte (PG_RUN_LIVE on its
+ * page's descriptor): run_free_hop's second way. */
+static NOINLINE bool run_free_desc(void *p)
+{
 	struct page_desc *pd = obj_page(p), *h;
 	unsigned c, i;
 	if (__atomic_load_n(&pd->flags, __ATOMIC_RELAXED) != (PG_RUN | PG_RUN_LIVE) ||
 	    !locate(p, pd, &h, &c, &i))
 		return false;
-	obj_push(p, c, &pd->flags, PG_RUN);
+	obj_push(p, (uintptr_t)p - zg.base, c, &pd->flags, PG_RUN);
 	return true;
 }
 
@@ -1213,7 +1298,8 @@ static void rc_reset(struct rc_class *c, unsigned cls)
 }
 
 /*
- * cpu's arrays of classes [lo, hi) back to the runs: every object (all), or
+ * cpu's arrays of classes [lo, hi), all of one group (RC_PER_GROUP, one
+ * fence for them all), back to the runs: every object (all), or
  * those of the classes whose count has not moved since the last decay (a
  * class in use whose count happens to read the same twice is emptied too,
  * and refills: a cost of one batch).  The arrays are stopped and cpu
@@ -1224,7 +1310,7 @@ static void rc_reset(struct rc_class *c, unsigned cls)
  * (signals held back), process context.  Returns the objects given back;
  * the runs they free go on the orphans.
  */
-static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
+static size_t rc_drain_group(unsigned cpu, unsigned lo, unsigned hi, bool all)
 {
 	uint64_t take[(RUN_CLASSES + 63) / 64] = { 0 };
 	size_t objs = 0;
@@ -1260,6 +1346,20 @@ static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 		c->seen = 0;
 		rc_reset(c, k);
 		__atomic_store_n(&c->h.count, 0, __ATOMIC_RELEASE);
+	}
+	return objs;
+}
+
+/* rc_drain_group for each group [lo, hi) reaches into. */
+static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
+{
+	size_t objs = 0;
+	while (lo < hi) {
+		unsigned end = (lo / RC_PER_GROUP + 1) * RC_PER_GROUP;
+		if (end > hi)
+			end = hi;
+		objs += rc_drain_group(cpu, lo, end, all);
+		lo = end;
 	}
 	return objs;
 }
@@ -1595,7 +1695,8 @@ void runs_fork_recover(void)
 		unsigned lo = rc_lo, hi = rc_hi;
 		for (unsigned cpu = 0; cpu < rc_nr_cpus; cpu++)
 			for (unsigned k = lo; k < hi; k++)
-				rc_of(cpu, k)->h.count &= ~BW_STOPPED;
+				if (rc_of(cpu, k)->h.count & BW_STOPPED)   /* opened */
+					rc_of(cpu, k)->h.count &= ~BW_STOPPED;
 		mp_lock_reset(&rc_drain_lock);
 	}
 	/* orphans: a push or pop is two stores, the list whole after each */

@@ -219,7 +219,7 @@ static void malloc_then_free(void **p, int n)
 }
 
 /* A batch larger than this CPU's array (30 objects of 4160 bytes at the
- * start, 112 at most): the array's spills go to the class's depot, not to
+ * start, 504 at most): the array's spills go to the class's depot, not to
  * the runs, so that the next batch's refills take them from there and no
  * object from a run; magpage_drain gives the depot's back.  Beyond the
  * depot's room (4 MiB of objects: 1008 of these) the spills go back to the
@@ -229,7 +229,7 @@ static void malloc_then_free(void **p, int n)
  * made again. */
 Test(runs, the_depot_takes_a_full_arrays_spill_and_gives_it_back)
 {
-	enum { N = 200, BIG = 1500, ROOM = (4 << 20) / 4160, ARRAY = 112, TRIES = 5 };
+	enum { N = 200, BIG = 3000, ROOM = (4 << 20) / 4160, ARRAY = 504, TRIES = 5 };
 	static void *p[BIG];
 	one_cpus_cache();
 	unsigned long long held0 = mp_report_counter("runs", "held");
@@ -339,23 +339,23 @@ Test(runs, an_array_that_turns_grows_until_the_batch_fits)
 	mp.drain();
 }
 
-/* All of a CPU's arrays together grow by at most 1 MiB: three classes
- * (4160-, 4224- and 4288-byte objects) each grow from 30 objects to 112,
- * 1,039,104 bytes, and hold a batch of 96 without the depot; a fourth
- * (4352 bytes) finds room for 2 more objects only and keeps going to the
- * depot.  The decay can empty an idle array meanwhile, which gives its
- * growth back: a try in which it drained anything (cache_drained moved)
- * is made again. */
-Test(runs, a_cpus_arrays_grow_by_at_most_a_mib_together)
+/* All of a CPU's arrays together grow by at most 4 MiB: two classes
+ * (4160- and 4224-byte objects) each grow from 30 objects to 480 (or to
+ * their most, 504 and 496), 3.77 to 3.94 MB, and hold a batch of 400
+ * without the depot; a third (4288 bytes) finds room for 98 more objects
+ * at most and keeps going to the depot.  The decay can empty an idle array
+ * meanwhile, which gives its growth back: a try in which it drained
+ * anything (cache_drained moved) is made again. */
+Test(runs, a_cpus_arrays_grow_by_at_most_4_mib_together)
 {
-	enum { B = 96, ROUNDS = 8, TRIES = 5 };
-	static const size_t sizes[] = { 4101, 4165, 4229 }, fourth = 4293;
-	void *p[B];
+	enum { B = 400, ROUNDS = 12, TRIES = 5 };
+	static const size_t sizes[] = { 4101, 4165 }, third = 4229;
+	static void *p[B];
 	one_cpus_cache();
 	for (int t = 0; t < TRIES; t++) {
 		unsigned long long drained = mp_report_counter("runs", "cache_drained");
-		int stuck = -1;                  /* a class of the three that moved */
-		for (int k = 0; k < 3; k++) {
+		int stuck = -1;                  /* a class of the two that moved */
+		for (int k = 0; k < 2; k++) {
 			for (int r = 0; r < ROUNDS; r++)
 				batch_round_of(p, B, sizes[k]);
 			unsigned long long moves = mp_report_counter("runs", "depot_moves");
@@ -364,9 +364,9 @@ Test(runs, a_cpus_arrays_grow_by_at_most_a_mib_together)
 				stuck = k;
 		}
 		for (int r = 0; r < ROUNDS; r++)
-			batch_round_of(p, B, fourth);
+			batch_round_of(p, B, third);
 		unsigned long long moves = mp_report_counter("runs", "depot_moves");
-		batch_round_of(p, B, fourth);
+		batch_round_of(p, B, third);
 		bool moved = mp_report_counter("runs", "depot_moves") > moves;
 		bool decayed = mp_report_counter("runs", "cache_drained") != drained;
 		mp.drain();
@@ -374,7 +374,7 @@ Test(runs, a_cpus_arrays_grow_by_at_most_a_mib_together)
 			continue;
 		cr_assert(stuck < 0, "the array of %zu-byte requests did not grow to hold %d",
 			  stuck < 0 ? 0 : sizes[stuck], B);
-		cr_assert(moved, "a fourth class grew past the CPU's 1 MiB");
+		cr_assert(moved, "a third class grew past the CPU's 4 MiB");
 		return;
 	}
 	cr_skip_test("the decay drained an array in each of %d tries", TRIES);
