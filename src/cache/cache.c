@@ -114,15 +114,26 @@ static uint64_t word_load(const char *w, unsigned width)
 			   : __atomic_load_n((const uint32_t *)w, __ATOMIC_SEQ_CST);
 }
 
-bool cache_stop_cpu(unsigned cpu, void *words, size_t stride, unsigned n, unsigned width,
-		    uint64_t stop, struct cache_fences *f)
-{
-	char *base = words;
+/* Where word k is: base + k x stride (cache_stop_cpu), or list[k]
+ * (cache_stop_list). */
+struct stop_words {
+	char *base;
+	size_t stride;
+	void *const *list;
+};
 
+static char *word_at(const struct stop_words *w, unsigned k)
+{
+	return w->list ? (char *)w->list[k] : w->base + k * w->stride;
+}
+
+static bool stop_words(unsigned cpu, const struct stop_words *w, unsigned n, unsigned width,
+		       uint64_t stop, struct cache_fences *f)
+{
 	for (;;) {
 		bool all = true;
 		for (unsigned k = 0; k < n; k++)
-			word_or(base + k * stride, width, stop);
+			word_or(word_at(w, k), width, stop);
 		uint64_t t0 = os_now_ns();
 		int rc = os_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, MEMBARRIER_CMD_FLAG_CPU,
 				       (int)cpu);
@@ -132,16 +143,30 @@ bool cache_stop_cpu(unsigned cpu, void *words, size_t stride, unsigned n, unsign
 			/* No fence, no ownership: a section may still commit
 			 * there.  Give the words back untouched. */
 			for (unsigned k = 0; k < n; k++)
-				word_and(base + k * stride, width, ~stop);
+				word_and(word_at(w, k), width, ~stop);
 			return false;
 		}
 		for (unsigned k = 0; k < n; k++)
-			all &= (word_load(base + k * stride, width) & stop) != 0;
+			all &= (word_load(word_at(w, k), width) & stop) != 0;
 		if (all)
 			break;
 	}
 	__atomic_add_fetch(&f->remote_drains, 1, __ATOMIC_RELAXED);
 	return true;
+}
+
+bool cache_stop_cpu(unsigned cpu, void *words, size_t stride, unsigned n, unsigned width,
+		    uint64_t stop, struct cache_fences *f)
+{
+	const struct stop_words w = { .base = words, .stride = stride };
+	return stop_words(cpu, &w, n, width, stop, f);
+}
+
+bool cache_stop_list(unsigned cpu, void *const *words, unsigned n, unsigned width,
+		     uint64_t stop, struct cache_fences *f)
+{
+	const struct stop_words w = { .list = words };
+	return stop_words(cpu, &w, n, width, stop, f);
 }
 
 /* ---- statistics lines ----------------------------------------------------- */

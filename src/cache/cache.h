@@ -242,6 +242,10 @@ struct cache_fences {
 };
 bool cache_stop_cpu(unsigned cpu, void *words, size_t stride, unsigned n, unsigned width,
 		    uint64_t stop, struct cache_fences *f);
+/* The same for n words anywhere (words[k]: the k-th's address), one fence
+ * for them all. */
+bool cache_stop_list(unsigned cpu, void *const *words, unsigned n, unsigned width,
+		     uint64_t stop, struct cache_fences *f);
 /* Register for the fences above; false if the kernel will not. */
 bool cache_fence_register(void);
 

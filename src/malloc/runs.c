@@ -199,7 +199,11 @@ static struct run_hop rhop[RUN_CLASSES];
 
 static uint32_t rc_nr_cpus;          /* CPUs with caches: 0 = none (no rseq) */
 static size_t rc_group_bytes;        /* a group's stretch: nr_cpus x 64 KiB */
-static uint8_t rc_group_rw[RC_GROUPS];   /* the group's stretch is writable */
+/* Each group's stretch: RC_GROUP_RO (read-only, to be tried), RC_GROUP_RW,
+ * or RC_GROUP_FAILED (its mprotect failed: no more tries until the next
+ * drain, rc_drain) */
+enum { RC_GROUP_RO, RC_GROUP_RW, RC_GROUP_FAILED };
+static uint8_t rc_group_state[RC_GROUPS];
 static uint32_t rc_batch[RUN_CLASSES];   /* half an array's starting capacity */
 static uint32_t rc_max[RUN_CLASSES];     /* the most an array may grow to */
 /* The classes any CPU's array may hold objects of: [rc_lo, rc_hi), grown
@@ -764,22 +768,38 @@ static size_t depot_drain(bool all)
  * arrays of the default sizes take one or two).  A pop or push on a class
  * of a group still read-only finds a count and a capacity of 0 (empty and
  * full) and writes nothing; nothing else writes a class that never opened.
- * False: the mprotect failed (the limit), and the class stays closed: its
- * objects go to the depot and the runs.  Two threads may both mprotect.
+ * False: the class stays closed, its objects going to the runs: the
+ * mprotect failed (the limit), now or since the last drain, which lets the
+ * next use try again (a class that cannot open is reached on every malloc
+ * and free of its sizes: a failing system call on each was 13 times the
+ * cost of a pair).  Two threads may both mprotect.
  */
 static bool rc_group_open(unsigned cls)
 {
 	unsigned g = cls / RC_PER_GROUP;
-	if (likely(__atomic_load_n(&rc_group_rw[g], __ATOMIC_ACQUIRE)))
+	uint8_t st = __atomic_load_n(&rc_group_state[g], __ATOMIC_ACQUIRE);
+	if (likely(st == RC_GROUP_RW))
 		return true;
+	if (st == RC_GROUP_FAILED)
+		return false;
 	uintptr_t lo = (uintptr_t)rc_base + g * rc_group_bytes;
 	uintptr_t hi = lo + rc_group_bytes;
 	lo &= ~(uintptr_t)(PAGE_SIZE - 1);
 	hi = (hi + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1);
-	if (os.mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE) != 0)
-		return false;
-	__atomic_store_n(&rc_group_rw[g], 1, __ATOMIC_RELEASE);
-	return true;
+	st = os.mprotect((void *)lo, hi - lo, PROT_READ | PROT_WRITE) == 0 ? RC_GROUP_RW
+									 : RC_GROUP_FAILED;
+	__atomic_store_n(&rc_group_state[g], st, __ATOMIC_RELEASE);
+	return st == RC_GROUP_RW;
+}
+
+/* The groups whose mprotect failed may be tried again (rc_drain). */
+static void rc_group_rearm(void)
+{
+	for (unsigned g = 0; g < RC_GROUPS; g++) {
+		uint8_t failed = RC_GROUP_FAILED;
+		__atomic_compare_exchange_n(&rc_group_state[g], &failed, RC_GROUP_RO, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+	}
 }
 
 /* cpu's array of class cls gets its capacity on first use (the classes any
@@ -1298,68 +1318,50 @@ static void rc_reset(struct rc_class *c, unsigned cls)
 }
 
 /*
- * cpu's arrays of classes [lo, hi), all of one group (RC_PER_GROUP, one
- * fence for them all), back to the runs: every object (all), or
+ * cpu's arrays of classes [lo, hi) back to the runs: every object (all), or
  * those of the classes whose count has not moved since the last decay (a
  * class in use whose count happens to read the same twice is emptied too,
- * and refills: a cost of one batch).  The arrays are stopped and cpu
- * fenced first, as the page caches' remote drains do; the classes not
- * taken are let go as they were.  A drained array's capacity, and an
- * empty one's (all; or, for the decay, one that was empty at the last
- * decay too), go back to their start (rc_reset).  rc_drain_lock held
- * (signals held back), process context.  Returns the objects given back;
- * the runs they free go on the orphans.
+ * and refills: a cost of one batch).  The arrays taken are stopped and cpu
+ * fenced first, once for them all whatever their groups, as the page
+ * caches' remote drains do.  A drained array's capacity, and an empty
+ * one's (all; or, for the decay, one that was empty at the last decay
+ * too), go back to their start (rc_reset).  A class never opened reads 0
+ * and is written nothing (rc_group_open).  rc_drain_lock held (signals
+ * held back), process context.  Returns the objects given back; the runs
+ * they free go on the orphans.
  */
-static size_t rc_drain_group(unsigned cpu, unsigned lo, unsigned hi, bool all)
+static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 {
-	uint64_t take[(RUN_CLASSES + 63) / 64] = { 0 };
+	void *words[RUN_CLASSES];
+	uint8_t cls[RUN_CLASSES];
+	unsigned taken = 0;
 	size_t objs = 0;
-	bool any = false;
 
 	for (unsigned k = lo; k < hi; k++) {
 		struct rc_class *c = rc_of(cpu, k);
 		uint32_t n = __atomic_load_n(&c->h.count, __ATOMIC_RELAXED);
 		if (n && (all || n == c->seen)) {
-			take[k / 64] |= 1ull << (k % 64);
-			any = true;
+			cls[taken] = (uint8_t)k;
+			words[taken++] = &c->h.count;
 		} else if (!n && (all || !c->seen) && c->h.high > 2 * rc_batch[k]) {
 			rc_reset(c, k);     /* empty now and at the last decay */
 		}
 		if (c->seen != n)
 			c->seen = n;
 	}
-	if (!any || !cache_stop_cpu(cpu, &rc_of(cpu, lo)->h.count, RC_CLASS_BYTES, hi - lo, 32,
-				    BW_STOPPED, &rc_fenced))
+	if (!taken || !cache_stop_list(cpu, words, taken, 32, BW_STOPPED, &rc_fenced))
 		return 0;
-	for (unsigned k = lo; k < hi; k++) {
-		struct rc_class *c = rc_of(cpu, k);
+	for (unsigned i = 0; i < taken; i++) {
+		struct rc_class *c = rc_of(cpu, cls[i]);
 		uint32_t n = __atomic_load_n(&c->h.count, __ATOMIC_ACQUIRE) & ~BW_STOPPED;
-		if (!((take[k / 64] >> (k % 64)) & 1)) {
-			__atomic_store_n(&c->h.count, n, __ATOMIC_RELEASE);
-			continue;
-		}
 		/* Empty but still stopped while its objects go back: a child
 		 * of _Fork taken meanwhile must not free them again. */
 		__atomic_store_n(&c->h.count, BW_STOPPED, __ATOMIC_RELEASE);
-		bin_put((int)k, c->slots, n);
+		bin_put(cls[i], c->slots, n);
 		objs += n;
 		c->seen = 0;
-		rc_reset(c, k);
+		rc_reset(c, cls[i]);
 		__atomic_store_n(&c->h.count, 0, __ATOMIC_RELEASE);
-	}
-	return objs;
-}
-
-/* rc_drain_group for each group [lo, hi) reaches into. */
-static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
-{
-	size_t objs = 0;
-	while (lo < hi) {
-		unsigned end = (lo / RC_PER_GROUP + 1) * RC_PER_GROUP;
-		if (end > hi)
-			end = hi;
-		objs += rc_drain_group(cpu, lo, end, all);
-		lo = end;
 	}
 	return objs;
 }
@@ -1368,13 +1370,16 @@ static size_t rc_drain_cpu(unsigned cpu, unsigned lo, unsigned hi, bool all)
 /* Every CPU's arrays (all), or their classes idle since the last decay,
  * back to the runs; not in a handler, which must not wait for the locks.
  * rc_drain_lock is taken with signals held back, as fork takes it; the
- * runs freed wait on the orphans for the caller's release_orphans. */
+ * runs freed wait on the orphans for the caller's release_orphans.  The
+ * groups that could not be made writable may be tried again after it
+ * (rc_group_open). */
 static size_t rc_drain(bool all)
 {
 	size_t objs = 0;
 #if MP_HAVE_RSEQ
 	if (!__atomic_load_n(&rc_nr_cpus, __ATOMIC_ACQUIRE) || sigctx_in_irq())
 		return 0;
+	rc_group_rearm();
 	uint8_t was = sigctx_hold();
 	mp_lock(&rc_drain_lock);
 	unsigned lo = __atomic_load_n(&rc_lo, __ATOMIC_ACQUIRE);
