@@ -263,6 +263,20 @@ size_t run_object_size(int cls)
 }
 
 #if MP_HAVE_RSEQ
+/* Class c's place among a CPU's arrays (28 to a group): the classes of the
+ * default waste_max's sizes first, 4097..6143 and 8193..9215 bytes (0..31
+ * and 64..79), so that they take two groups, not three (each group a
+ * program uses costs it 64 KiB a CPU against RLIMIT_DATA). */
+static unsigned rc_place(unsigned c)
+{
+	unsigned per_k = PAGE_SIZE / RUN_STEP;          /* 64 classes a page count */
+	if (c < per_k / 2 || c >= per_k + per_k / 4)
+		return c;
+	if (c >= per_k)                                 /* 64..79 -> 32..47 */
+		return c - per_k / 2;
+	return c + per_k / 4;                           /* 32..63 -> 48..79 */
+}
+
 /*
  * Where CPU 0's first group starts in its mapping.  Class c's header line
  * is at the start + koff (rhop), 2,304 bytes (9 x 256) from the one before
@@ -333,8 +347,10 @@ void runs_init(bool zone_ok)
 	if (runs_on && cpu_rseq_ok && zg.bytes <= RC_MAX_REGION && cache_fence_register()) {
 		unsigned n = (unsigned)os.ncpus();
 		size_t group = (size_t)n << BW_STRIDE_SHIFT;
-		for (unsigned c = 0; c < RUN_CLASSES; c++)
-			rhop[c].koff = c / RC_PER_GROUP * group + c % RC_PER_GROUP * RC_CLASS_BYTES;
+		for (unsigned c = 0; c < RUN_CLASSES; c++) {
+			unsigned at = rc_place(c);
+			rhop[c].koff = at / RC_PER_GROUP * group + at % RC_PER_GROUP * RC_CLASS_BYTES;
+		}
 		/* read-only until a class of the group opens (rc_group_open) */
 		void *m = os.mmap(NULL, RC_GROUPS * group + PAGE_SIZE, PROT_READ,
 				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -776,7 +792,7 @@ static size_t depot_drain(bool all)
  */
 static bool rc_group_open(unsigned cls)
 {
-	unsigned g = cls / RC_PER_GROUP;
+	unsigned g = rc_place(cls) / RC_PER_GROUP;
 	uint8_t st = __atomic_load_n(&rc_group_state[g], __ATOMIC_ACQUIRE);
 	if (likely(st == RC_GROUP_RW))
 		return true;

@@ -80,9 +80,10 @@ static void round_of(void **p, int n, size_t size)
 }
 
 /* A group is made writable when its first class opens, and once: a second
- * class of group 0 (4165 bytes: 4224-byte objects) costs no call, a class
- * of group 2 (8193 bytes, class 64) one more; the arrays then hold objects
- * after the frees. */
+ * class of group 0 (4165 bytes: 4224-byte objects) costs no call, 8193
+ * bytes (class 64) one more, for group 1, which 6000 bytes (class 29)
+ * shares: the default waste_max's sizes take two groups.  The arrays hold
+ * objects after the frees. */
 Test(runs, a_group_opens_once_with_its_first_class)
 {
 	enum { N = 300 };
@@ -97,7 +98,10 @@ Test(runs, a_group_opens_once_with_its_first_class)
 	round_of(p, N, 4165);
 	cr_assert_eq(outside, 1, "a second class of group 0 made %u calls in all", outside);
 	round_of(p, N, 8193);
-	cr_assert_eq(outside, 2, "class 64 (group 2) made %u calls in all", outside);
+	cr_assert_eq(outside, 2, "class 64 (group 1) made %u calls in all", outside);
+	round_of(p, N, 6000);
+	cr_assert_eq(outside, 2, "class 29 (group 1, with class 64) made %u calls in all",
+		     outside);
 }
 
 /* A group that cannot be made writable keeps its classes closed: every
