@@ -160,7 +160,7 @@ static bool rc_hop;
  * CPU's classes together grow by at most RC_GROW_BYTES (rc_tune). */
 #define RC_START_BYTES (128u << 10)
 #define RC_MAX_BYTES   (2u << 20)
-#define RC_GROW_BYTES  (4u << 20)
+#define RC_GROW_BYTES  (1u << 20)
 /* Object numbers are 32 bits: regions up to 256 GiB (larger: no caches). */
 #define RC_MAX_REGION (1ull << 38)
 
@@ -846,7 +846,8 @@ static bool rc_open(struct rc_class *c, unsigned cls)
  * within RC_GROW_BYTES for all of the CPU's classes together: the growth
  * of the classes any array has opened, [rc_lo, rc_hi), a load each, once
  * per trip.  A batch of 256 4160-byte objects, 30 at the start, no longer
- * goes to the depot at all once its array holds 480.  Plain stores, from
+ * goes to the depot at all once its array holds 282 (240, and what is left
+ * of the CPU's 1 MiB).  Plain stores, from
  * whichever thread runs on the CPU (and the drains' rc_reset): a thread
  * moved to another CPU meanwhile tunes that CPU's array once, and a store
  * that lands after a drain's reset keeps the grown capacity until the next

@@ -339,42 +339,37 @@ Test(runs, an_array_that_turns_grows_until_the_batch_fits)
 	mp.drain();
 }
 
-/* All of a CPU's arrays together grow by at most 4 MiB: two classes
- * (4160- and 4224-byte objects) each grow from 30 objects to 480 (or to
- * their most, 504 and 496), 3.77 to 3.94 MB, and hold a batch of 400
- * without the depot; a third (4288 bytes) finds room for 98 more objects
- * at most and keeps going to the depot.  The decay can empty an idle array
- * meanwhile, which gives its growth back: a try in which it drained
- * anything (cache_drained moved) is made again. */
-Test(runs, a_cpus_arrays_grow_by_at_most_4_mib_together)
+/* All of a CPU's arrays together grow by at most 1 MiB: one class (4160-
+ * byte objects) grows from 30 objects to 240, 873,600 bytes, and holds a
+ * batch of 200 without the depot; a second (4224 bytes) finds room for 41
+ * more objects only and keeps going to the depot.  The decay can empty an
+ * idle array meanwhile, which gives its growth back: a try in which it
+ * drained anything (cache_drained moved) is made again. */
+Test(runs, a_cpus_arrays_grow_by_at_most_a_mib_together)
 {
-	enum { B = 400, ROUNDS = 12, TRIES = 5 };
-	static const size_t sizes[] = { 4101, 4165 }, third = 4229;
+	enum { B = 200, ROUNDS = 12, TRIES = 5 };
+	static const size_t first = 4101, second = 4165;
 	static void *p[B];
 	one_cpus_cache();
 	for (int t = 0; t < TRIES; t++) {
 		unsigned long long drained = mp_report_counter("runs", "cache_drained");
-		int stuck = -1;                  /* a class of the two that moved */
-		for (int k = 0; k < 2; k++) {
-			for (int r = 0; r < ROUNDS; r++)
-				batch_round_of(p, B, sizes[k]);
-			unsigned long long moves = mp_report_counter("runs", "depot_moves");
-			batch_round_of(p, B, sizes[k]);
-			if (stuck < 0 && mp_report_counter("runs", "depot_moves") != moves)
-				stuck = k;
-		}
 		for (int r = 0; r < ROUNDS; r++)
-			batch_round_of(p, B, third);
+			batch_round_of(p, B, first);
 		unsigned long long moves = mp_report_counter("runs", "depot_moves");
-		batch_round_of(p, B, third);
+		batch_round_of(p, B, first);
+		bool stuck = mp_report_counter("runs", "depot_moves") != moves;
+		for (int r = 0; r < ROUNDS; r++)
+			batch_round_of(p, B, second);
+		moves = mp_report_counter("runs", "depot_moves");
+		batch_round_of(p, B, second);
 		bool moved = mp_report_counter("runs", "depot_moves") > moves;
 		bool decayed = mp_report_counter("runs", "cache_drained") != drained;
 		mp.drain();
 		if (decayed)
 			continue;
-		cr_assert(stuck < 0, "the array of %zu-byte requests did not grow to hold %d",
-			  stuck < 0 ? 0 : sizes[stuck], B);
-		cr_assert(moved, "a third class grew past the CPU's 4 MiB");
+		cr_assert(!stuck, "the array of %zu-byte requests did not grow to hold %d", first,
+			  B);
+		cr_assert(moved, "a second class grew past the CPU's 1 MiB");
 		return;
 	}
 	cr_skip_test("the decay drained an array in each of %d tries", TRIES);
