@@ -50,9 +50,9 @@
  * class's depot, or from one run of the bin (one lock hold), a full one
  * gives the newest half to the depot (below); the capacity starts at 128
  * KiB of objects (4101 bytes: 30) and grows, as the page caches' arrays
- * do, to 2 MiB, at most 560 (rc_tune).  An object is the program's while the live byte of the page it starts in
- * (zone.h) is LIVE_RUN + its class, or while PG_RUN_LIVE is set on that
- * page's descriptor (the mark of the classes past LIVE_RUN_CLASSES, and of
+ * do, to 2 MiB, at most 560 (rc_tune).  An object is the program's while
+ * the live byte of the page it starts in (zone.h) is LIVE_RUN + its class,
+ * or while PG_RUN_LIVE is set on that page's descriptor (the mark of the classes past LIVE_RUN_CLASSES, and of
  * an object a slow path took on): set when malloc hands it out, cleared by
  * free, which is how free tells a double free from a first one whether
  * the object went back to its run or to an array.  Free reads the byte and
