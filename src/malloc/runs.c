@@ -52,10 +52,11 @@
  * KiB of objects (4101 bytes: 30) and grows, as the page caches' arrays
  * do, to 2 MiB, at most 560 (rc_tune).  An object is the program's while
  * the live byte of the page it starts in (zone.h) is LIVE_RUN + its class,
- * or while PG_RUN_LIVE is set on that page's descriptor (the mark of the classes past LIVE_RUN_CLASSES, and of
- * an object a slow path took on): set when malloc hands it out, cleared by
- * free, which is how free tells a double free from a first one whether
- * the object went back to its run or to an array.  Free reads the byte and
+ * or while PG_RUN_LIVE is set on that page's descriptor (the mark of the
+ * classes past LIVE_RUN_CLASSES, and of an object a slow path took on):
+ * set when malloc hands it out, cleared by free, which is how free tells a
+ * double free from a first one whether the object went back to its run or
+ * to an array.  Free reads the byte and
  * no descriptor (run_free_live): a run's block is aligned to its page
  * count rounded up to a power of two (bin_grow), so the run's first page
  * is the object's page rounded down, the object's index that page's
@@ -1276,11 +1277,7 @@ bool run_live_start(const void *p, unsigned cls)
  * nothing done: not a live object's start (free's slow path takes it). */
 bool run_free_hop(void *p)
 {
-	uint8_t *lv = addr_to_live(p);
-	unsigned v = __atomic_load_n(lv, __ATOMIC_RELAXED);
-	if (likely(v >= LIVE_RUN))
-		return run_free_live(p, (uintptr_t)p - zg.base, lv, v - LIVE_RUN);
-	return run_free_desc(p);
+	return run_free_hop_at(p, (uintptr_t)p - zg.base, addr_to_live(p));
 }
 
 /* run_free_hop for a pointer free found off a page boundary, with its
