@@ -118,6 +118,21 @@ struct run_bin {
 static struct run_bin bins[RUN_CLASSES];
 
 /*
+ * A run head's reserved[1]: the CPU that takes objects from it for its
+ * array (its id + 1; 0: none yet, or no CPU caches).  Under the bin's
+ * lock.  The live bytes of a run's objects share one line (two for 2-page
+ * objects: a run is aligned to 128 or 256 pages), which every malloc and
+ * free of them writes, so that two CPUs cycling objects of one run would
+ * bounce that line between them on every call: a CPU takes from a run it
+ * took from before or one no CPU has, else from the spare or a new run
+ * (bin_take), sharing only when the zone has no run to give.  A run wholly
+ * free loses its taker, and the decay clears every partial run's
+ * (give_back_spares), so that a CPU whose threads left does not keep its
+ * runs from the others for long.
+ */
+#define run_taker(h) ((h)->reserved[1])
+
+/*
  * The depot: per class, a stack of object numbers under the bin's lock,
  * between the CPUs' arrays and the runs, as the page caches' depot is
  * between their arrays and the zone.  A full array's spill (rc_spill)
@@ -472,6 +487,7 @@ static void run_format(struct page_desc *h, unsigned cls)
 	h->reserved32 = 0;
 	h->req_bytes = all_free(rc);
 	h->pcp_next = rc->n;
+	run_taker(h) = 0;
 	h->next = h->prev = NULL;
 	__atomic_store_n(&h->flags, (uint8_t)PG_RUN, __ATOMIC_RELEASE);
 }
@@ -523,6 +539,7 @@ static bool free_locked(struct run_bin *b, struct page_desc *h, unsigned cls, un
 		list_add(b, h);             /* was full */
 	if (nfree == rc->n) {
 		list_del(b, h);
+		run_taker(h) = 0;
 		if (!b->spare) {
 			b->spare = h;
 		} else {
@@ -544,14 +561,30 @@ static inline void drain_deferred_runs(void)
 		drain_deferred_slow();
 }
 
+/* The run of b a CPU (mark: its id + 1, 0 for any) takes from: one it
+ * took from before or no CPU has (among the first 8 partial runs), else
+ * the spare, else (share) the first partial run; NULL if none.  Under the
+ * bin's lock. */
+static struct page_desc *bin_pick(struct run_bin *b, uint64_t mark, bool share)
+{
+	unsigned looked = 0;
+	for (struct page_desc *h = b->partial; h && looked < 8; h = h->next, looked++)
+		if (!mark || !run_taker(h) || run_taker(h) == mark)
+			return h;
+	if (b->spare)
+		return b->spare;
+	return share ? b->partial : NULL;
+}
+
 /*
  * Up to want objects of class cls from its depot if it holds any, else
- * from one run of its bin, their numbers into ids: how many, 0 if the bin
- * has no run with a free object (the caller grows it, bin_grow).  Taking
+ * from one run of its bin (bin_pick: mark names the CPU taking, share lets
+ * it take from another CPU's run), their numbers into ids: how many, 0 if
+ * the bin has no run to take from (the caller grows it, bin_grow).  Taking
  * from one run only, a class whose program holds exactly N objects holds
  * one run.
  */
-static unsigned bin_take(int cls, uint32_t *ids, unsigned want)
+static unsigned bin_take(int cls, uint32_t *ids, unsigned want, uint64_t mark, bool share)
 {
 	const struct run_class *rc = &rclass[cls];
 	struct run_bin *b = &bins[cls];
@@ -567,7 +600,7 @@ static unsigned bin_take(int cls, uint32_t *ids, unsigned want)
 		unlock_bin(b, was);
 		return n;
 	}
-	if (!(h = b->partial) && !(h = b->spare)) {
+	if (!(h = bin_pick(b, mark, share))) {
 		unlock_bin(b, was);
 		return 0;
 	}
@@ -575,6 +608,7 @@ static unsigned bin_take(int cls, uint32_t *ids, unsigned want)
 		b->spare = NULL;
 	if (h->pcp_next == rc->n)
 		list_add(b, h);             /* the spare */
+	run_taker(h) = mark;
 	const char *base = desc_to_addr(h);
 	unsigned n = 0;
 	while (n < want && h->pcp_next) {
@@ -611,7 +645,7 @@ static bool bin_grow(int cls)
 		return false;
 	}
 	lock_bin(b, &was);
-	bool use = !b->partial && !b->spare;
+	bool use = !b->spare;               /* partial runs may be other CPUs' */
 	if (use) {
 		run_format(fresh, (unsigned)cls);
 		b->made++;
@@ -912,6 +946,7 @@ static NOINLINE void *refill(int cls)
 	uint32_t ids[RC_SLOTS];
 	unsigned want = 1;
 	bool drained = false;
+	uint64_t mark = 0;                  /* this CPU's runs first (run_taker) */
 
 #if MP_HAVE_RSEQ
 	/* half the array's capacity, as the page caches refill */
@@ -926,12 +961,14 @@ static NOINLINE void *refill(int cls)
 		want = __atomic_load_n(&c->h.high, __ATOMIC_RELAXED) / 2;
 		if (!want)
 			want = 1;
+		mark = cpu + 1;
 	}
 #endif
+	bool share = !mark;
 	/* bounded: other threads may empty each new run first */
 	for (int round = 0; round < 8; round++) {
 		uint8_t was = sigctx_hold();
-		unsigned n = bin_take(cls, ids, want);
+		unsigned n = bin_take(cls, ids, want, mark, share);
 #if MP_HAVE_RSEQ
 		if (n > 1)
 			rc_stash(cls, ids + 1, n - 1);
@@ -943,6 +980,10 @@ static NOINLINE void *refill(int cls)
 		}
 		if (bin_grow(cls))
 			continue;
+		if (!share) {                   /* no new run: another CPU's */
+			share = true;
+			continue;
+		}
 		if (drained || !(rc_drain(true) + depot_drain(true)))
 			return NULL;
 		release_orphans();
@@ -1534,6 +1575,12 @@ static size_t give_back_spares(bool all)
 		struct run_bin *b = &bins[c];
 		struct page_desc *h;
 		uint8_t was;
+		/* the partial runs' takers forgotten (run_taker) */
+		if (__atomic_load_n(&b->partial, __ATOMIC_RELAXED) && sigctx_lock(&b->lock, irq, &was)) {
+			for (h = b->partial; h; h = h->next)
+				run_taker(h) = 0;
+			unlock_bin(b, was);
+		}
 		/* objects taken from its runs or its depot */
 		uint64_t allocs = __atomic_load_n(&b->allocs, __ATOMIC_RELAXED) +
 				  __atomic_load_n(&b->depot_moves, __ATOMIC_RELAXED);
