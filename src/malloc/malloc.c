@@ -341,8 +341,10 @@ void *page_alloc(size_t size, size_t align, bool zero)
 
 	if (unlikely(!pd)) {
 		void *p = page_exhausted(size, align);
-		if (p && zero)
-			memset(p, 0, size);
+		if (p && zero) {             /* all of it, as glibc's calloc */
+			size_t usable = fb_usable_size(p);
+			memset(p, 0, usable > size ? usable : size);
+		}
 		return p;
 	}
 	/* pd->flags is PG_ALLOC, plus PG_ZERO if the pages were never used:

@@ -375,6 +375,33 @@ Test(runs, a_cpus_arrays_grow_by_at_most_a_mib_together)
 	cr_skip_test("the decay drained an array in each of %d tries", TRIES);
 }
 
+/* calloc zeroes a run object up to its usable size, as glibc's calloc
+ * zeroes its chunk: a program may use what malloc_usable_size says.  The
+ * objects are dirtied and freed first, so that calloc reuses them. */
+Test(runs, calloc_zeroes_the_usable_size)
+{
+	enum { N = 64 };
+	void *p[N];
+	if (!runs_on())
+		cr_skip_test("runs off, or another waste_max or threshold");
+	for (size_t k = 0; k < NSIZES; k++) {
+		for (int i = 0; i < N; i++) {
+			p[i] = malloc(sizes[k]);
+			memset(p[i], 0xAA, malloc_usable_size(p[i]));
+		}
+		for (int i = 0; i < N; i++)
+			free(p[i]);
+		unsigned char *c = calloc(1, sizes[k]);
+		cr_assert(mp.owns(c));
+		size_t u = malloc_usable_size(c);
+		cr_assert_geq(u, sizes[k]);
+		for (size_t i = 0; i < u; i++)
+			cr_assert_eq(c[i], 0, "calloc(1, %zu): byte %zu of %zu usable is %#x", sizes[k],
+				     i, u, c[i]);
+		free(c);
+	}
+}
+
 /* Objects that two CPUs take for their arrays come from different runs,
  * so that their live bytes (zone.h: a byte per page, written by every
  * malloc and free) lie in different cache lines: two threads on two CPUs
