@@ -465,7 +465,7 @@ static inline bool run_way_open(void)
 static inline void *run_or_glibc(size_t size)
 {
 	int cls = run_class_of(size);
-	void *p = cls < 0 ? NULL : run_alloc(cls, false, size);
+	void *p = cls < 0 ? NULL : run_alloc(cls, false);
 	return p ? p : fb_malloc(size);
 }
 
@@ -665,27 +665,28 @@ static NOINLINE void free_checked(void *p)
 	free_other(p);
 }
 
-/* A run object (object 0 of a run is page aligned, the rest are not)
- * first: with statistics off, free's slow path is mostly theirs.  A leaf
- * with a tail call, as mp_free: the rest is free_checked's. */
-static NOINLINE void free_slow(void *p)
-{
-	if (likely(zone_owns(p)) && likely(!stats_on) && !mp_tls.word && likely(run_free_hop(p)))
-		return;
-	free_checked(p);
-}
-
 /* mp_free's pointer off a page boundary (or out of the region): a run
- * object but its run's first, mostly.  free_slow's first try, with the
- * offset mp_free worked out, rotated right by a page (rot: mp_free keeps
- * no copy of it, which would cost its page path a move). */
+ * object but its run's first, mostly; with statistics off, free's slow
+ * path is mostly theirs, the rest is free_checked's.  rot: its offset in
+ * the region rotated right by a page, as mp_free worked it out (mp_free
+ * keeps no copy of the offset, which would cost its page path a move).
+ * A leaf with tail calls, as mp_free. */
 static NOINLINE void free_unaligned(void *p, uint64_t rot)
 {
 	uintptr_t off = (rot << PAGE_SHIFT) | (rot >> (64 - PAGE_SHIFT));
 	if (likely(off < zg.bytes) && likely(!stats_on) && !mp_tls.word &&
-	    likely(run_free_hop_at(p, off, addr_to_live(p))))
+	    likely(run_free_hop(p, off, addr_to_live(p))))
 		return;
 	free_checked(p);
+}
+
+/* Any other pointer free did not take: free_unaligned's way (the run
+ * object 0 of a run, page aligned, comes here), which reaches the run hop
+ * from one place, so that it stays inline there. */
+static NOINLINE void free_slow(void *p)
+{
+	uintptr_t off = (uintptr_t)p - zg.base;
+	free_unaligned(p, (off >> PAGE_SHIFT) | (off << (64 - PAGE_SHIFT)));
 }
 
 /* A pcp-rseq push left its list at the high mark: the drain, which

@@ -141,9 +141,9 @@ void runs_init(bool zone_ok);
  * or -1: glibc's. */
 int run_class_of(size_t size);
 size_t run_object_size(int cls);
-/* An object of class cls (its first size bytes zeroed if zero), or NULL:
+/* An object of class cls (all of it zeroed if zero), or NULL:
  * no run to be had.  Process context. */
-void *run_alloc(int cls, bool zero, size_t size);
+void *run_alloc(int cls, bool zero);
 /* The one-hop path's: an object from this CPU's array into *out, or false
  * (then run_alloc's way).  Statistics off, process context. */
 bool run_alloc_hop(size_t size, void **out);
@@ -154,12 +154,10 @@ bool run_alloc_routed(size_t size, void **out);
 /* p, in a page whose descriptor pd has PG_RUN: freed, or reported (fn
  * names the call) if it is not a live object's start. */
 void run_free(void *p, struct page_desc *pd, const char *fn);
-/* free's try for p, in the region: true if p was a live run object's
- * start, now freed.  Statistics off, process context. */
-bool run_free_hop(void *p);
-/* The same for a p off a page boundary, at off (< zg.bytes) in the region,
- * its page's live byte at lv. */
-bool run_free_hop_at(void *p, uintptr_t off, uint8_t *lv);
+/* free's try for p, at off (< zg.bytes) in the region, its page's live
+ * byte at lv: true if p was a live run object's start, now freed.
+ * Statistics off, process context. */
+bool run_free_hop(void *p, uintptr_t off, uint8_t *lv);
 /* p's object bytes, or 0 if p is not a live object's start. */
 size_t run_usable_size(void *p, struct page_desc *pd);
 /* p's class, or -1 if p is not a live object's start (why says how). */
@@ -178,7 +176,7 @@ static inline int run_size(size_t size)
 static inline void *run_try(size_t size, bool zero)
 {
 	int cls = run_size(size);
-	return cls < 0 ? NULL : run_alloc(cls, zero, size);
+	return cls < 0 ? NULL : run_alloc(cls, zero);
 }
 
 #endif

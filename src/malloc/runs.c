@@ -1032,7 +1032,7 @@ static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
 
 /* One object of class cls, or NULL (the zone has no run to give): the
  * caller falls back to glibc.  Process context only. */
-void *run_alloc(int cls, bool zero, size_t size)
+void *run_alloc(int cls, bool zero)
 {
 	void *p = NULL;
 
@@ -1046,9 +1046,8 @@ void *run_alloc(int cls, bool zero, size_t size)
 		return NULL;
 	obj_set_live(p, cls);
 	COUNT(run_allocs);
-	(void)size;                  /* calloc zeroes all of it, as
-					malloc_usable_size says, as glibc's does */
-	if (zero)
+	if (zero)                    /* all of it, as malloc_usable_size says
+					and glibc's calloc does */
 		memset(p, 0, rclass[cls].size);
 	return p;
 }
@@ -1315,18 +1314,11 @@ bool run_live_start(const void *p, unsigned cls)
 }
 
 /* free's one-hop try for a pointer in the region that free's fast path
- * did not take (statistics off): a live run object's start goes back with
- * one push to this CPU's array (run_free_marked if that misses).  False,
- * nothing done: not a live object's start (free's slow path takes it). */
-bool run_free_hop(void *p)
-{
-	return run_free_hop_at(p, (uintptr_t)p - zg.base, addr_to_live(p));
-}
-
-/* run_free_hop for a pointer free found off a page boundary, with its
- * offset in the region (below zg.bytes) and its live byte's address
- * worked out already: every run object but a run's first. */
-bool run_free_hop_at(void *p, uintptr_t off, uint8_t *lv)
+ * did not take (statistics off), at off in the region, its page's live
+ * byte at lv: a live run object's start goes back with one push to this
+ * CPU's array (run_free_marked if that misses).  False, nothing done: not
+ * a live object's start (free's slow path takes it). */
+bool run_free_hop(void *p, uintptr_t off, uint8_t *lv)
 {
 	unsigned v = __atomic_load_n(lv, __ATOMIC_RELAXED);
 	if (likely(v >= LIVE_RUN))
