@@ -536,6 +536,12 @@ void pa_shrink(struct page_desc *pd, size_t keep);
 void pa_free_bulk(struct page_desc **pds, size_t n);
 void pa_free_chain(struct page_desc *chain);   /* linked through next */
 size_t pa_drain_all(void);
+/* Drains before carving (pagealloc.c, pa_zone_alloc): how many, the pages
+ * they gave back, and how many let the request be served without a carve. */
+struct pa_carve_stats {
+	uint64_t drains, pages, spared;
+};
+extern struct pa_carve_stats pa_carve_stats;
 /* npages (1..8) -> how the one-hop path serves it: bonwick's size class
  * (npages - 1), PA_ONEHOP_TABLE (another design, through its table),
  * PA_ONEHOP_PCPR (pcp-rseq: the same, after one try of its inline pop or

@@ -15,6 +15,8 @@
  * are.
  * When the zone is empty, process-context callers drain every cache and try
  * once more; handler-context callers never wait on a cache, so they fail.
+ * Before the zone carves fresh space for a request the caches do not
+ * serve, the caches may be drained too (pa_zone_alloc).
  */
 #include <string.h>
 
@@ -27,6 +29,7 @@ uint8_t pa_freehop[MAX_BLOCK_PAGES + 1];
 uint8_t pa_fit_most[CACHE_CLASSES + 1];
 uint64_t pa_freehop_span;
 uint32_t pa_live_max;
+struct pa_carve_stats pa_carve_stats;
 
 /* Does a cache keep blocks of npages pages? */
 static inline bool cacheable(size_t npages)
@@ -139,6 +142,79 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
 	return pd;
 }
 
+/*
+ * Draining before carving.  A cached block pins its buddies: one page in a
+ * cache keeps the 4 MiB block around it from forming again.  A request the
+ * caches do not serve (more than cache_order's pages, or a stricter
+ * alignment) then finds no block on the zone's lists though most of the
+ * old one is free, and the zone carves a fresh 4 MiB off the frontier.  A
+ * loop that allocates 1 MiB, shrinks it to a page with realloc and frees
+ * it leaves one cached page behind per MiB, and so walked the whole region:
+ * 470 MB of RSS, most of it descriptors, for one live block.
+ *
+ * The kernel drains its per-CPU lists when a high-order allocation fails
+ * (drain_all_pages in the slow path).  The frontier stands for that
+ * failure here: such a request asks the lists alone first; when they have
+ * no block for it, every cache is drained into the zone, where the
+ * buddies merge, and the request is made again, carving only if it must.
+ * A drain empties the caches, which then refill from the zone: it may run
+ * again once this path has taken blocks of max(1024, what the last drain
+ * gave back) pages since (2^order each: the alignment's block for an
+ * aligned request), so that the pages a drain moves are paid for by as
+ * many taken from the zone, whose page faults cost more, and a drain that
+ * finds nothing (a heap that grows) comes once per 4 MiB at most.  The
+ * shared counters are written only here, once per such request.
+ */
+static uint64_t pa_zone_pages;   /* atomic: pages of the blocks this path took */
+static uint64_t pa_drain_at = MAX_BLOCK_PAGES;   /* atomic: pa_zone_pages at which
+						   a drain may run */
+
+/* Drains every cache when one is due; true if this thread did. */
+static bool pa_carve_drain(void)
+{
+	uint64_t at = __atomic_load_n(&pa_drain_at, __ATOMIC_RELAXED);
+
+	/* one drainer: the others carve meanwhile */
+	if (__atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED) < at ||
+	    !__atomic_compare_exchange_n(&pa_drain_at, &at, UINT64_MAX, false, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED))
+		return false;
+	size_t drained = cache_drain_all(false);
+	uint64_t gap = drained > MAX_BLOCK_PAGES ? drained : MAX_BLOCK_PAGES;
+	__atomic_store_n(&pa_drain_at, __atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED) + gap,
+			 __ATOMIC_RELAXED);
+	__atomic_add_fetch(&pa_carve_stats.drains, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&pa_carve_stats.pages, drained, __ATOMIC_RELAXED);
+	return true;
+}
+
+static NOINLINE struct page_desc *pa_zone_alloc_drain(unsigned order, size_t npages)
+{
+	struct page_desc *pd = NULL;
+
+	if (__atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED) >=
+	    __atomic_load_n(&pa_drain_at, __ATOMIC_RELAXED)) {
+		pd = zone_alloc_listed(order, npages);
+		if (!pd && pa_carve_drain() && (pd = zone_alloc_listed(order, npages)))
+			__atomic_add_fetch(&pa_carve_stats.spared, 1, __ATOMIC_RELAXED);
+	}
+	if (!pd)
+		pd = zone_alloc(order, npages);
+	if (pd)
+		__atomic_add_fetch(&pa_zone_pages, (uint64_t)1 << order, __ATOMIC_RELAXED);
+	return pd;
+}
+
+/* The zone's block for a request the caches did not serve: process
+ * context with a cache drains first when it must (above); handlers and
+ * cache:none go straight to the zone. */
+static inline struct page_desc *pa_zone_alloc(unsigned order, size_t npages, bool irq)
+{
+	if (unlikely(irq) || !cache_max_pages)
+		return zone_alloc(order, npages);
+	return pa_zone_alloc_drain(order, npages);
+}
+
 /* The one-hop path (internal.h) has been tried first by malloc and free;
  * everything else comes here.  A cached block may have up to most pages. */
 static ALWAYS_INLINE struct page_desc *alloc_block(size_t npages, size_t most,
@@ -162,7 +238,7 @@ static ALWAYS_INLINE struct page_desc *alloc_block(size_t npages, size_t most,
 	if (align_order > order)
 		order = align_order;
 	if (!pd)
-		pd = zone_alloc(order, npages);
+		pd = pa_zone_alloc(order, npages, irq);
 	if (unlikely(!pd)) {
 		pd = pa_alloc_exhausted(order, &npages, irq);
 		if (!pd)

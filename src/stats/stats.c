@@ -153,6 +153,8 @@ static void print_text(struct fmt_buf *b, const struct report *r)
 	fmt_printf(b, "  blocks out %lu, in %lu; refill batches %lu (%lu blocks, %lu cut short); splits %lu, merges %lu; 4 MiB blocks carved %lu; purged %lu pages\n",
 		   ul(z->allocs), ul(z->frees), ul(z->batches), ul(z->batch_blocks), ul(z->batch_breaks),
 		   ul(z->splits), ul(z->merges), ul(z->carved), ul(z->purged_pages));
+	fmt_printf(b, "  drains before carving: %lu (%lu pages given back), %lu carves spared\n",
+		   ul(pa_carve_stats.drains), ul(pa_carve_stats.pages), ul(pa_carve_stats.spared));
 	fmt_printf(b, "  purge (delay %u ms, cache decay %u ms, %s%s): %lu dirty free pages now; purged %lu pages (%lu MiB) in %lu runs, %lu madvise calls; ticks %lu, trips %lu, idle purges %lu, thread wakeups %lu\n",
 		   opt.purge_delay_ms, purge_cache_decay_ms(),
 		   options_enum_name("purge_advice", opt.purge_advice),
@@ -277,6 +279,8 @@ static void print_json(struct fmt_buf *b, const struct report *r)
 #define X(field, json) fmt_printf(b, "\"" json "\":%lu,", ul(z->field));
 	ZONE_EVENT_COUNTERS(X)
 #undef X
+	fmt_printf(b, "\"carve_drains\":{\"drains\":%lu,\"pages\":%lu,\"spared\":%lu},",
+		   ul(pa_carve_stats.drains), ul(pa_carve_stats.pages), ul(pa_carve_stats.spared));
 	fmt_printf(b, "\"fork_deferred_frees\":%lu,\"fork_refused_allocs\":%lu,"
 		   "\"fork_reserve\":{\"filled\":%lu,\"served\":%lu,\"returned\":%lu,\"carved\":%lu,\"empty\":%lu},"
 		   "\"forks_detected\":%lu,\"abandoned_pages\":%lu,\"buddyinfo\":[",

@@ -219,8 +219,9 @@ static struct page_desc *__zone_carve(struct zone *z)
  * dirty one waits costs page faults now, and raises the peak RSS by what
  * the dirty one holds until the purge gets to it.  The block keeps its
  * clean bits and freed_ns, for the tail its caller gives back; the caller
- * then leaves only PG_ZERO (zone_taken). */
-static struct page_desc *__zone_rmqueue(struct zone *z, unsigned order)
+ * then leaves only PG_ZERO (zone_taken).  With carve false, the lists
+ * alone (zone_alloc_listed). */
+static struct page_desc *__zone_rmqueue(struct zone *z, unsigned order, bool carve)
 {
 	struct page_desc *pd = NULL;
 	unsigned o = order;
@@ -240,6 +241,8 @@ static struct page_desc *__zone_rmqueue(struct zone *z, unsigned order)
 		z->allocs++;
 		return pd;
 	}
+	if (!carve)
+		return NULL;
 	pd = __zone_carve(z);
 	if (pd) {
 		__zone_expand(z, pd, order, MAX_ORDER - 1);
@@ -322,20 +325,20 @@ static void __zone_free_range(struct zone *z, uint64_t pfn, size_t npages, uint8
 	}
 }
 
-/* __zone_rmqueue, opening more of the region when it must.  Each pass
- * through __zone_open raises z->opened, so this ends.  *locked is false if
- * the lock was lost (then NULL). */
-static struct page_desc *__zone_rmqueue_open(struct zone *z, unsigned order,
+/* __zone_rmqueue, opening more of the region when it must (and may
+ * carve).  Each pass through __zone_open raises z->opened, so this ends.
+ * *locked is false if the lock was lost (then NULL). */
+static struct page_desc *__zone_rmqueue_open(struct zone *z, unsigned order, bool carve,
 					     struct zone_irq *irq, bool *locked)
 {
-	struct page_desc *pd = __zone_rmqueue(z, order);
-	while (unlikely(!pd) && z->opened < z->end) {
+	struct page_desc *pd = __zone_rmqueue(z, order, carve);
+	while (unlikely(!pd) && carve && z->opened < z->end) {
 		int r = __zone_open(z, irq);
 		if (r <= 0) {
 			*locked = r == 0;
 			return NULL;
 		}
-		pd = __zone_rmqueue(z, order);
+		pd = __zone_rmqueue(z, order, true);
 	}
 	return pd;
 }
@@ -380,26 +383,30 @@ static inline void __zone_count_node(const struct numa_route *r, unsigned i, uns
 		ns->other_node += n;
 }
 
-/* One zone's try: the block, or NULL (*refused: a handler did not get the
- * lock while a fork is prepared; then no other zone is worth asking). */
+/* One zone's try: the block, or NULL (*stop: a handler did not get the
+ * lock while a fork is prepared, then no other zone is worth asking; or
+ * with carve false, this zone has no block listed but room to carve one,
+ * where zone_alloc would carve before it asked the next zone). */
 static inline struct page_desc *zone_alloc_in(struct zone *z, const struct numa_route *r,
 					      unsigned i, unsigned order, size_t npages,
-					      bool *refused)
+					      bool carve, bool *stop)
 {
 	struct zone_irq saved;
 	bool locked = true;
 
 	if (!zone_lock_or_refuse(z, &saved)) {
 		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
-		*refused = true;
+		*stop = true;
 		return NULL;
 	}
-	struct page_desc *pd = __zone_rmqueue_open(z, order, &saved, &locked);
+	struct page_desc *pd = __zone_rmqueue_open(z, order, carve, &saved, &locked);
 	if (!locked) {
 		__atomic_add_fetch(&refused_allocs, 1, __ATOMIC_RELAXED);
-		*refused = true;
+		*stop = true;
 		return NULL;
 	}
+	if (!pd && !carve && z->frontier + MAX_BLOCK_PAGES <= z->end)
+		*stop = true;
 	if (pd) {
 		__zone_taken(z, pd, order, npages);
 		__zone_count_node(r, i, 1);
@@ -412,29 +419,40 @@ static inline struct page_desc *zone_alloc_in(struct zone *z, const struct numa_
 	return pd;
 }
 
-static NOINLINE struct page_desc *zone_alloc_multi(unsigned order, size_t npages)
+static NOINLINE struct page_desc *zone_alloc_multi(unsigned order, size_t npages, bool carve)
 {
 	struct numa_route r;
 	bool refused = false;
 
 	numa_route(&r);
 	for (unsigned i = 0; i < r.len && !refused; i++) {
-		struct page_desc *pd = zone_alloc_in(&zones[r.list[i]], &r, i, order, npages, &refused);
+		struct page_desc *pd = zone_alloc_in(&zones[r.list[i]], &r, i, order, npages,
+							       carve, &refused);
 		if (pd)
 			return pd;
 	}
 	return NULL;
 }
 
-struct page_desc *zone_alloc(unsigned order, size_t npages)
+static inline struct page_desc *zone_alloc_carve(unsigned order, size_t npages, bool carve)
 {
 	static const uint8_t node0[1];
 	static const struct numa_route one = { .list = node0, .len = 1 };
 	bool refused;
 
 	if (unlikely(numa_multi))
-		return zone_alloc_multi(order, npages);
-	return zone_alloc_in(&zones[0], &one, 0, order, npages, &refused);
+		return zone_alloc_multi(order, npages, carve);
+	return zone_alloc_in(&zones[0], &one, 0, order, npages, carve, &refused);
+}
+
+struct page_desc *zone_alloc(unsigned order, size_t npages)
+{
+	return zone_alloc_carve(order, npages, true);
+}
+
+struct page_desc *zone_alloc_listed(unsigned order, size_t npages)
+{
+	return zone_alloc_carve(order, npages, false);
 }
 
 /* One zone's part of a refill; false if a handler lost the lock. */
@@ -456,7 +474,7 @@ static bool zone_take_from(struct zone *z, const struct numa_route *r, unsigned 
 			z->batch_breaks++;
 			break;
 		}
-		struct page_desc *pd = __zone_rmqueue_open(z, order, &saved, &locked);
+		struct page_desc *pd = __zone_rmqueue_open(z, order, true, &saved, &locked);
 		if (!pd)
 			break;
 		__zone_taken(z, pd, order, npages);

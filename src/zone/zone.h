@@ -248,6 +248,9 @@ bool zone_limited(void);
 /* A block of 2^order pages of which the first npages are kept and the
  * tail goes back to the free areas at once.  NULL if the zone is empty. */
 struct page_desc *zone_alloc(unsigned order, size_t npages);
+/* zone_alloc from the free lists alone: NULL where zone_alloc would carve
+ * a block off the frontier (or open more of the region) for it. */
+struct page_desc *zone_alloc_listed(unsigned order, size_t npages);
 /* Refill: up to max blocks of npages pages each (exact: each a block of the
  * next order with its tail given back), stopping after min if the zone lock
  * is contended.  Returns the count; blocks are linked through next/prev and

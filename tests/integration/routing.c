@@ -14,7 +14,11 @@
  *     (integration.semantics.exact runs these with cache_borrow:0);
  *   - contents survive other allocations, and realloc keeps the prefix when
  *     it moves a block between glibc and the zone, grows it, or shrinks it
- *     in place (same pointer, fewer pages);
+ *     in place (same pointer, fewer pages), or to a quarter or less into a
+ *     block of its size;
+ *   - a loop that keeps one block live, freed as a page after a shrink or
+ *     an over-aligned allocation, reuses its memory: the zone carves a few
+ *     4 MiB blocks, not one per round;
  *   - a failed realloc leaves the block intact and freeable.
  */
 #include <malloc.h>
@@ -423,6 +427,82 @@ Test(realloc, shrink_within_pages_stays_in_place)
 	cr_assert_eq(malloc_usable_size(q), PAGE);
 	cr_assert_pattern(q, PAGE, 5);
 	free(q);
+}
+
+/* A shrink to a quarter of the pages or less, to a size a cache keeps,
+ * moves there, and the whole old block goes back (family.c,
+ * realloc_moves_down); the contents come along. */
+Test(realloc, a_shrink_to_a_quarter_moves_to_a_block_of_its_size)
+{
+	static const size_t from[] = { 4 * PAGE, 16 * PAGE, 64 * PAGE, 1 * MiB };
+	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+		char *p = malloc(from[i]);
+		cr_assert_not_null(p);
+		fill(p, from[i], from[i]);
+		char *q = realloc(p, PAGE);
+		cr_assert_not_null(q);
+		cr_assert_neq(q, p, "realloc(%zu -> %d) stayed in place", from[i], PAGE);
+		cr_assert_pattern(q, PAGE, from[i]);
+		cr_assert_eq(malloc_usable_size(q), PAGE);
+		free(q);
+	}
+}
+
+/* 4 MiB blocks the zone has carved (the JSON report's zone.carved). */
+static unsigned long long zone_carved(void)
+{
+	return mp_report_counter("zone", "carved");
+}
+
+/* One block live at a time, freed as one page, for thousands of rounds:
+ * the zone reuses what was freed instead of carving fresh 4 MiB blocks.
+ * Before, the page each round left in a cache kept its buddies from
+ * merging, and every round needed fresh space: one loop walked the whole
+ * region (hundreds of MB of RSS). */
+#define WALK_ROUNDS 4000
+#define WALK_CARVES 4     /* a few blocks for the loop, more than enough */
+
+Test(realloc, shrinks_in_a_loop_reuse_their_memory)
+{
+	static const size_t from[] = { 64 * KiB, 1 * MiB };
+	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+		unsigned long long before = zone_carved();
+		for (int r = 0; r < WALK_ROUNDS; r++) {
+			char *p = malloc(from[i]);
+			cr_assert_not_null(p);
+			p[0] = (char)r;
+			p[from[i] - 1] = 2;
+			p = realloc(p, PAGE);
+			cr_assert_not_null(p);
+			cr_assert_eq(p[0], (char)r);
+			free(p);
+		}
+		unsigned long long carved = zone_carved() - before;
+		cr_assert_leq(carved, WALK_CARVES, "%d rounds of malloc(%zu), realloc to a page and "
+			      "free carved %llu 4 MiB blocks", WALK_ROUNDS, from[i], carved);
+	}
+}
+
+/* The same with over-aligned pages, which the caches do not serve but take
+ * back when freed: the zone drains the caches before it carves
+ * (pagealloc.c, pa_zone_alloc), and the report counts the drains. */
+Test(routing, aligned_pages_in_a_loop_reuse_their_memory)
+{
+	unsigned long long before = zone_carved();
+	unsigned long long drains = mp_report_counter("carve_drains", "drains");
+	for (int r = 0; r < WALK_ROUNDS; r++) {
+		void *p;
+		cr_assert_eq(posix_memalign(&p, MiB, PAGE), 0);
+		cr_assert_eq((uintptr_t)p % MiB, 0);
+		memset(p, r, PAGE);
+		free(p);
+	}
+	unsigned long long carved = zone_carved() - before;
+	cr_assert_leq(carved, WALK_CARVES, "%d rounds of posix_memalign(1 MiB, a page) and free "
+		      "carved %llu 4 MiB blocks", WALK_ROUNDS, carved);
+	if (mp_has_cache())
+		cr_assert_gt(mp_report_counter("carve_drains", "drains"), drains,
+			     "the caches were never drained before a carve");
 }
 
 Test(realloc, failure_leaves_the_block_intact)
