@@ -157,47 +157,57 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
  * failure here: such a request asks the lists alone first; when they have
  * no block for it, every cache is drained into the zone, where the
  * buddies merge, and the request is made again, carving only if it must.
- * A drain empties the caches, which then refill from the zone: it may run
- * again once this path has taken blocks of max(1024, what the last drain
- * gave back) pages since (2^order each: the alignment's block for an
- * aligned request), so that the pages a drain moves are paid for by as
- * many taken from the zone, whose page faults cost more, and a drain that
- * finds nothing (a heap that grows) comes once per 4 MiB at most.  The
- * shared counters are written only here, once per such request.
+ * A drain empties the caches, which then refill from the zone, so it may
+ * run again only once this path has taken blocks of max(gap, what it gave
+ * back) pages since (2^order each: the alignment's block for an aligned
+ * request): the pages a drain moves are paid for by as many taken from the
+ * zone, whose page faults cost more.  gap is 1024 (4 MiB) after a drain
+ * that spared the carve, and doubles after each that did not, up to 16
+ * times that (a heap that grows: a drain per 64 MiB, whose fences cost
+ * microseconds).  The shared words are written only here, once per such
+ * request.
  */
+#define PA_DRAIN_GAP_SHIFT_MAX 4
 static uint64_t pa_zone_pages;   /* atomic: pages of the blocks this path took */
-static uint64_t pa_drain_at = MAX_BLOCK_PAGES;   /* atomic: pa_zone_pages at which
-						   a drain may run */
+static uint64_t pa_drain_at = MAX_BLOCK_PAGES;   /* atomic: pa_zone_pages at which a
+						   drain may run; UINT64_MAX
+						   while one runs */
+static unsigned pa_drain_shift;  /* gap = 1024 << this; the drainer's */
 
-/* Drains every cache when one is due; true if this thread did. */
-static bool pa_carve_drain(void)
+/* A drain is due and the zone has no block listed: drains every cache and
+ * asks again; NULL if another thread is draining, or still no block. */
+static struct page_desc *pa_carve_drain(unsigned order, size_t npages, uint64_t at)
 {
-	uint64_t at = __atomic_load_n(&pa_drain_at, __ATOMIC_RELAXED);
-
 	/* one drainer: the others carve meanwhile */
-	if (__atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED) < at ||
-	    !__atomic_compare_exchange_n(&pa_drain_at, &at, UINT64_MAX, false, __ATOMIC_RELAXED,
+	if (!__atomic_compare_exchange_n(&pa_drain_at, &at, UINT64_MAX, false, __ATOMIC_RELAXED,
 					 __ATOMIC_RELAXED))
-		return false;
+		return NULL;
 	size_t drained = cache_drain_all(false);
-	uint64_t gap = drained > MAX_BLOCK_PAGES ? drained : MAX_BLOCK_PAGES;
+	struct page_desc *pd = zone_alloc_listed(order, npages);
+	if (pd)
+		pa_drain_shift = 0;
+	else if (pa_drain_shift < PA_DRAIN_GAP_SHIFT_MAX)
+		pa_drain_shift++;
+	uint64_t gap = (uint64_t)MAX_BLOCK_PAGES << pa_drain_shift;
+	if (gap < drained)
+		gap = drained;
 	__atomic_store_n(&pa_drain_at, __atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED) + gap,
 			 __ATOMIC_RELAXED);
 	__atomic_add_fetch(&pa_carve_stats.drains, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&pa_carve_stats.pages, drained, __ATOMIC_RELAXED);
-	return true;
+	if (pd)
+		__atomic_add_fetch(&pa_carve_stats.spared, 1, __ATOMIC_RELAXED);
+	return pd;
 }
 
 static NOINLINE struct page_desc *pa_zone_alloc_drain(unsigned order, size_t npages)
 {
+	uint64_t at = __atomic_load_n(&pa_drain_at, __ATOMIC_RELAXED);
 	struct page_desc *pd = NULL;
 
-	if (__atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED) >=
-	    __atomic_load_n(&pa_drain_at, __ATOMIC_RELAXED)) {
-		pd = zone_alloc_listed(order, npages);
-		if (!pd && pa_carve_drain() && (pd = zone_alloc_listed(order, npages)))
-			__atomic_add_fetch(&pa_carve_stats.spared, 1, __ATOMIC_RELAXED);
-	}
+	if (__atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED) >= at &&
+	    !(pd = zone_alloc_listed(order, npages)))
+		pd = pa_carve_drain(order, npages, at);
 	if (!pd)
 		pd = zone_alloc(order, npages);
 	if (pd)

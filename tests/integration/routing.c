@@ -505,6 +505,28 @@ Test(routing, aligned_pages_in_a_loop_reuse_their_memory)
 			     "the caches were never drained before a carve");
 }
 
+/* A heap that grows carves because it must: the drains that spare nothing
+ * back off (gap doubling to 16 x 4 MiB), so 128 MiB of 1 MiB blocks,
+ * 32 carves, drain the caches a handful of times, not once per carve. */
+Test(routing, a_growing_heap_drains_the_caches_rarely)
+{
+	enum { N = 128 };
+	static void *p[N];
+	unsigned long long drains = mp_report_counter("carve_drains", "drains");
+	unsigned long long before = zone_carved();
+	for (int i = 0; i < N; i++) {
+		p[i] = malloc(MiB);
+		cr_assert_not_null(p[i]);
+	}
+	unsigned long long carved = zone_carved() - before;
+	drains = mp_report_counter("carve_drains", "drains") - drains;
+	for (int i = 0; i < N; i++)
+		free(p[i]);
+	cr_assert_geq(carved, N / 4 - 1, "%d MiB carved only %llu 4 MiB blocks", N, carved);
+	cr_assert_leq(drains, 8, "%llu carves of a growing heap drained the caches %llu times",
+		      carved, drains);
+}
+
 Test(realloc, failure_leaves_the_block_intact)
 {
 	static const size_t sizes[] = { 100, 8192, 3 * PAGE, 8 * MiB };
