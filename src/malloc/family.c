@@ -60,20 +60,19 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
 }
 
 /*
- * A zone block shrunk to a quarter of its pages or less, to a size a
- * cache keeps, moves there instead (a copy of 64 KiB at most), and the old
- * block goes back whole.  Shrunk in place, its head would stay an odd
- * piece: freed into the one-page cache, the head of a 64 KiB block kept
- * the other 15 pages from merging, and a loop of malloc(64 KiB), realloc
- * to a page and free left one such page per iteration in the depot, 297
- * MB of RSS for one live block (the 1 MiB loop walked the whole region).
- * tcmalloc moves on any shrink below half; the quarter keeps a moderate
- * shrink, the common case, in place.  In place in a handler, and when the
- * move finds no memory.
+ * A zone block shrunk to half its pages or less, to a size a cache keeps,
+ * moves there instead (a copy of 64 KiB at most), and the old block goes
+ * back whole.  Shrunk in place, it would leave a head the caches keep
+ * apart from its tail: freed into the one-page cache, the head of a 64 KiB
+ * block kept the other 15 pages from merging, and a loop of malloc(64
+ * KiB), realloc to a page and free left one such page per round in the
+ * depot, 297 MB of RSS for one live block (from 1 MiB it walked the whole
+ * region).  tcmalloc's realloc moves below half too.  In place in a
+ * handler, and when the move finds no memory.
  */
 static inline bool realloc_moves_down(size_t have, size_t want)
 {
-	return want <= CACHE_CLASSES && want * 4 <= have && !sigctx_in_irq();
+	return want <= CACHE_CLASSES && want * 2 <= have && !sigctx_in_irq();
 }
 
 /* A run object resized: in place if malloc would give the new size an

@@ -14,7 +14,7 @@
  *     (integration.semantics.exact runs these with cache_borrow:0);
  *   - contents survive other allocations, and realloc keeps the prefix when
  *     it moves a block between glibc and the zone, grows it, or shrinks it
- *     in place (same pointer, fewer pages), or to a quarter or less into a
+ *     in place (same pointer, fewer pages), or to half or less into a
  *     block of its size;
  *   - a loop that keeps one block live, freed as a page after a shrink or
  *     an over-aligned allocation, reuses its memory: the zone carves a few
@@ -422,19 +422,20 @@ Test(realloc, shrink_within_pages_stays_in_place)
 	q = realloc(p, 3 * PAGE - 100);
 	cr_assert_eq(q, p);
 	cr_assert_eq(malloc_usable_size(q), 3 * PAGE);
-	q = realloc(p, PAGE);
+	/* more than half of them: in place (half or less moves: below) */
+	q = realloc(p, 2 * PAGE);
 	cr_assert_eq(q, p);
-	cr_assert_eq(malloc_usable_size(q), PAGE);
-	cr_assert_pattern(q, PAGE, 5);
+	cr_assert_eq(malloc_usable_size(q), 2 * PAGE);
+	cr_assert_pattern(q, 2 * PAGE, 5);
 	free(q);
 }
 
-/* A shrink to a quarter of the pages or less, to a size a cache keeps,
- * moves there, and the whole old block goes back (family.c,
- * realloc_moves_down); the contents come along. */
-Test(realloc, a_shrink_to_a_quarter_moves_to_a_block_of_its_size)
+/* A shrink to half the pages or less, to a size a cache keeps, moves
+ * there, and the whole old block goes back (family.c, realloc_moves_down);
+ * the contents come along. */
+Test(realloc, a_shrink_to_half_moves_to_a_block_of_its_size)
 {
-	static const size_t from[] = { 4 * PAGE, 16 * PAGE, 64 * PAGE, 1 * MiB };
+	static const size_t from[] = { 2 * PAGE, 3 * PAGE, 16 * PAGE, 64 * PAGE, 1 * MiB };
 	for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
 		char *p = malloc(from[i]);
 		cr_assert_not_null(p);
