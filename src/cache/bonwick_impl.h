@@ -34,7 +34,12 @@ struct bw_depot {
 	uintptr_t holder;       /* mp_self_mark() of the thread holding lock, 0
 				   while free (bw_depot_lock) */
 	uint32_t *pfns;         /* cap entries */
+	uint32_t run;           /* blocks offered since the last take (kept or
+				   not): a spill run nobody has claimed */
+	uint32_t claimed;       /* the longest run a take ended lately (an
+				   eighth less at each take); bw_depot_put */
 	uint64_t in, out, overflow;   /* blocks taken in, given out, sent to the zone */
+	uint64_t unclaimed;     /* of overflow: refused for a run too long */
 } cacheline_aligned;
 
 /* The per-thread front end (no rseq): a thread's arrays, on a list. */

@@ -299,7 +299,7 @@ uint64_t bw_depot_pages(void)
 
 /* Class k's depot, all shards together. */
 struct depot_sum {
-	uint64_t nr, cap, in, out, overflow;
+	uint64_t nr, cap, in, out, overflow, unclaimed;
 };
 
 static struct depot_sum depot_sum(unsigned k)
@@ -312,6 +312,7 @@ static struct depot_sum depot_sum(unsigned k)
 		t.in += d->in;
 		t.out += d->out;
 		t.overflow += d->overflow;
+		t.unclaimed += d->unclaimed;
 	}
 	return t;
 }
@@ -362,10 +363,12 @@ void bw_text(struct fmt_buf *b)
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		struct depot_sum d = depot_sum(k);
 		if (d.nr || d.in || d.overflow)
-			fmt_printf(b, "  depot %u-page: %lu blocks now (room for %lu); %lu taken in, %lu given out, %lu sent to the zone (full)\n",
+			fmt_printf(b, "  depot %u-page: %lu blocks now (room for %lu); %lu taken in, %lu given out, %lu sent to the zone (%lu full, %lu an unclaimed run)\n",
 				   k + 1, (unsigned long)d.nr, (unsigned long)d.cap,
 				   (unsigned long)d.in, (unsigned long)d.out,
-				   (unsigned long)d.overflow);
+				   (unsigned long)d.overflow,
+				   (unsigned long)(d.overflow - d.unclaimed),
+				   (unsigned long)d.unclaimed);
 	}
 }
 
@@ -381,9 +384,10 @@ void bw_json(struct fmt_buf *b)
 		   (unsigned long)__atomic_load_n(&bw_decayed, __ATOMIC_RELAXED), bw_shards);
 	for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 		struct depot_sum d = depot_sum(k);
-		fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"cap\":%lu,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu}",
+		fmt_printf(b, "%s{\"pages\":%u,\"blocks\":%lu,\"cap\":%lu,\"in\":%lu,\"out\":%lu,\"to_zone\":%lu,\"unclaimed\":%lu}",
 			   k ? "," : "", k + 1, (unsigned long)d.nr, (unsigned long)d.cap,
-			   (unsigned long)d.in, (unsigned long)d.out, (unsigned long)d.overflow);
+			   (unsigned long)d.in, (unsigned long)d.out, (unsigned long)d.overflow,
+			   (unsigned long)d.unclaimed);
 	}
 	fmt_printf(b, "]");
 }
@@ -415,7 +419,7 @@ void bw_fork_child(void)
 		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 			struct bw_depot *d = &bw_depots[sh][k];
 			mp_lock_reset(&d->lock);
-			d->in = d->out = d->overflow = 0;
+			d->in = d->out = d->overflow = d->unclaimed = 0;
 		}
 	mp_lock_reset(&bw_threads_lock);
 	memset(&bw_fenced, 0, sizeof(bw_fenced));

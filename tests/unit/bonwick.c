@@ -213,23 +213,74 @@ Test(bonwick, spill_keeps_the_newest_blocks)
 	validate(0);
 }
 
-/* Frees n single pages taken from the zone on CPU 0; what its depot shard
- * sent on to the zone because it was full. */
+/* Takes n single pages back on CPU 0 (its array, its depot, the zone). */
+static void alloc_all(struct page_desc **pds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		pds[i] = pa_alloc(1, 0);
+		cr_assert_not_null(pds[i]);
+	}
+}
+
+/* Frees n single pages taken from the zone on CPU 0, takes them back and
+ * frees them again: what its depot shard sent on to the zone in the second
+ * round (the first taught it the run to keep: bw_depot_put). */
 static uint64_t depot_overflow_of(unsigned n)
 {
 	static struct page_desc *pds[40000];
 	cr_assert_leq(n, 40000);
 	take_from_zone(pds, n);
+	free_all_watching(pds, n);
+	alloc_all(pds, n);
 	uint64_t before = bw_depots[0][0].overflow;
 	free_all_watching(pds, n);
 	return bw_depots[0][0].overflow - before;
 }
 
 /*
+ * A run of spills that no take has claimed stops at the class's largest
+ * array (496 single pages): a CPU that frees pages nothing allocates again
+ * gives the rest to the zone, where they merge, not to the depot, counted
+ * as unclaimed.  Once a take has claimed a run, the depot keeps runs up
+ * to twice as long: the same batch freed again stays whole.
+ */
+Test(bonwick, a_run_of_spills_nobody_claims_goes_to_the_zone)
+{
+	enum { N = 4000 };
+	static struct page_desc *pds[N];
+	const struct bw_depot *d = &bw_depots[0][0];
+
+	start_depot(0);
+	cr_assert_geq(d->cap, N);
+	take_from_zone(pds, N);
+	free_all_watching(pds, N);
+	struct cache_view v;
+	cache_view(0, &v);
+	uint32_t array = v.nr_blocks[0];
+	cr_assert_leq(d->nr, BW_SLOTS, "an unclaimed run of %d spilled pages left %u in the "
+		      "depot", N - (int)array, d->nr);
+	cr_assert_gt(d->unclaimed, 0);
+	cr_assert_eq(d->unclaimed, d->overflow, "the depot had room: all it refused was the run");
+	cr_assert_eq(d->nr + d->overflow + array, N, "%u in the depot, %lu refused, %u in the "
+		     "array: not the %d freed", d->nr, (unsigned long)d->overflow, array, N);
+
+	alloc_all(pds, N);            /* a take claims the run */
+	cr_assert_gt(d->claimed, N - array - 1);
+	uint64_t refused = d->overflow;
+	free_all_watching(pds, N);
+	cr_assert_eq(d->overflow, refused, "a claimed run of %d pages was refused %lu",
+		     N, (unsigned long)(d->overflow - refused));
+	cr_assert_geq(d->nr, N - BW_SLOTS);
+	pa_drain_all();
+	validate(0);
+}
+
+/*
  * The depot's room grows with the CPUs that free into it: by default
  * 16384 pages per CPU for each class (a class of k pages, 16384 / k blocks
  * per CPU), up to 4194304 pages, shared out among its shards.  A burst of
- * frees that fits is kept whole; the old fixed room (depot_pages:16384,
+ * frees that fits is kept whole (once a take has claimed one as long);
+ * the old fixed room (depot_pages:16384,
  * given here) sends the same burst partly to the zone, which is what 16
  * CPUs cycling large batches queued on.
  */
