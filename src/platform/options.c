@@ -87,7 +87,7 @@ static const struct opt_def defs[] = {
 	{ "pcp_batch", T_UINT, F(pcp_batch), false, 1, 1u << 16, false, NULL,
 	  "pcp-rseq, pcp-lock: blocks moved per refill and per drain" },
 	{ "depot_pages", T_UINT, F(depot_pages), false, 64, 1u << 22, true, NULL,
-	  "bonwick: pages the depot behind the per-CPU magazines keeps per size class before batches go back to the zone; 0 = 16384 per CPU (64 MiB of 1-page blocks per CPU), at most 4194304" },
+	  "bonwick: pages the depot behind the per-CPU magazines keeps per size class before batches go back to the zone (a run of spills no allocation has claimed stops sooner: at the largest array, or twice the longest claimed run); 0 = 16384 per CPU (64 MiB of 1-page blocks per CPU), at most 4194304" },
 	{ "depot_shards", T_UINT, F(depot_shards), false, 1, 16, true, NULL,
 	  "bonwick: shards of the depot, each with its own lock per size class and its share of depot_pages; a CPU spills into its own shard and refills from it first; 0 = one per 4 CPUs" },
 	{ "signal", T_ENUM, F(signal), false, 0, 0, false, sigpol,
