@@ -536,6 +536,8 @@ void pa_shrink(struct page_desc *pd, size_t keep);
 void pa_free_bulk(struct page_desc **pds, size_t n);
 void pa_free_chain(struct page_desc *chain);   /* linked through next */
 size_t pa_drain_all(void);
+/* Does a page cache keep blocks of npages pages (cache_order, cache_exact)? */
+bool pa_cached_size(size_t npages);
 /* Drains before carving (pagealloc.c, pa_zone_alloc): how many, the pages
  * they gave back, and how many let the request be served without a carve. */
 struct pa_carve_stats {

@@ -272,8 +272,7 @@ void bw_depot_unlock(struct bw_depot *d, uint8_t was)
 	sigctx_unlock(&d->lock, was);
 }
 
-/* Up to want blocks from depot d into buf. */
-unsigned bw_depot_take(struct bw_depot *d, uint32_t *buf, unsigned want, bool irq)
+unsigned bw_depot_take(struct bw_depot *d, uint32_t *buf, unsigned want, bool irq, bool claim)
 {
 	uint8_t was;
 	if (!__atomic_load_n(&d->nr, __ATOMIC_RELAXED) || !bw_depot_lock(d, irq, &was))
@@ -282,7 +281,7 @@ unsigned bw_depot_take(struct bw_depot *d, uint32_t *buf, unsigned want, bool ir
 	d->nr -= n;
 	if (d->nr < d->low)
 		d->low = d->nr;
-	if (d->run) {         /* the run is claimed: remember how long it was */
+	if (claim && d->run) {   /* the run is claimed: remember how long it was */
 		uint32_t lately = d->claimed - d->claimed / 8;
 		d->claimed = d->run > lately ? d->run : lately;
 		d->run = 0;
@@ -319,7 +318,7 @@ static unsigned depot_take(unsigned k, int cpu, uint32_t *buf, unsigned want, bo
 {
 	unsigned s = shard_of(cpu);
 	for (unsigned i = 0; i < bw_shards; i++) {
-		unsigned n = bw_depot_take(&bw_depots[s][k], buf, want, irq);
+		unsigned n = bw_depot_take(&bw_depots[s][k], buf, want, irq, true);
 		if (n)
 			return n;
 		s = s + 1 < bw_shards ? s + 1 : 0;
@@ -347,7 +346,9 @@ void bw_free_pfns(const uint32_t *pfns, unsigned n, unsigned k)
  * size) is not, and goes to the zone, where its blocks merge, instead of
  * filling the depot up to depot_pages (128 MiB a class on 2 CPUs) until
  * the decay.  The kernel's per-CPU lists stop hoarding a run of frees the
- * same way (free_high, Linux 6.7).
+ * same way (free_high, Linux 6.7).  A drain's takes claim nothing (drains
+ * are not demand), and a depot found empty starts a new run: the decay
+ * reaps an unclaimed run's blocks, and the next run may keep as many.
  */
 static inline unsigned depot_keeps(const struct bw_depot *d, unsigned k, unsigned n)
 {
@@ -368,9 +369,11 @@ void bw_depot_put(struct bw_depot *d, unsigned k, const uint32_t *buf, unsigned 
 	uint8_t was;
 
 	if (bw_depot_lock(d, irq, &was)) {
+		if (!d->nr)     /* emptied by a drain, the decay or a fork: anew */
+			d->run = 0;
 		kept = depot_keeps(d, k, n);
 		unsigned fits = d->cap - d->nr < n ? d->cap - d->nr : n;
-		d->run = d->run + n > d->run ? d->run + n : UINT32_MAX;
+		d->run = d->run > UINT32_MAX - n ? UINT32_MAX : d->run + n;
 		memcpy(d->pfns + d->nr, buf, kept * sizeof(uint32_t));
 		d->nr += kept;
 		d->in += kept;

@@ -70,9 +70,12 @@ extern uint32_t bw_gone_threads;
  * False: not taken.  *was: for bw_depot_unlock. */
 bool bw_depot_lock(struct bw_depot *d, bool irq, uint8_t *was);
 void bw_depot_unlock(struct bw_depot *d, uint8_t was);
-/* Up to want blocks from depot d into buf; how many. */
-unsigned bw_depot_take(struct bw_depot *d, uint32_t *buf, unsigned want, bool irq);
-/* Gives n blocks of k+1 pages to depot d; what does not fit goes to the zone. */
+/* Up to want blocks from depot d into buf; how many.  claim: a refill's
+ * take, which ends the run of spills (bw_depot_put); a drain's does not. */
+unsigned bw_depot_take(struct bw_depot *d, uint32_t *buf, unsigned want, bool irq,
+		       bool claim);
+/* Gives n blocks of k+1 pages to depot d; what it does not keep (no room,
+ * or an unclaimed run: bonwick.c, depot_keeps) goes to the zone. */
 void bw_depot_put(struct bw_depot *d, unsigned k, const uint32_t *buf, unsigned n, bool irq);
 /* Where CPU 0's arrays start in their mapping: the first multiple of 64
  * below a page where the class header lines that share a page offset with

@@ -60,19 +60,20 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
 }
 
 /*
- * A zone block shrunk to half its pages or less, to a size a cache keeps,
- * moves there instead (a copy of 64 KiB at most), and the old block goes
- * back whole.  Shrunk in place, it would leave a head the caches keep
- * apart from its tail: freed into the one-page cache, the head of a 64 KiB
- * block kept the other 15 pages from merging, and a loop of malloc(64
- * KiB), realloc to a page and free left one such page per round in the
- * depot, 297 MB of RSS for one live block (from 1 MiB it walked the whole
- * region).  tcmalloc's realloc moves below half too.  In place in a
- * handler, and when the move finds no memory.
+ * A zone block shrunk to half its pages or less, to a size a cache keeps
+ * (pa_cached_size: 16 pages at most by default), moves there instead (a
+ * copy of 64 KiB at most), and the old block goes back whole.  Shrunk in
+ * place, it would leave a head the caches keep apart from its tail: freed
+ * into the one-page cache, the head of a 64 KiB block kept the other 15
+ * pages from merging, and a loop of malloc(64 KiB), realloc to a page and
+ * free left one such page per round in the depot, 289 MiB of RSS for one
+ * live block (from 1 MiB it walked the whole region).  tcmalloc's realloc
+ * moves below half too.  In place in a handler, where no cache is asked,
+ * and when the move finds no zone memory.
  */
 static inline bool realloc_moves_down(size_t have, size_t want)
 {
-	return want <= CACHE_CLASSES && want * 2 <= have && !sigctx_in_irq();
+	return want * 2 <= have && pa_cached_size(want) && !sigctx_in_irq();
 }
 
 /* A run object resized: in place if malloc would give the new size an
@@ -121,10 +122,17 @@ static NOINLINE void *realloc_slow(void *p, size_t size)
 		 * handler, where glibc cannot serve it. */
 		if (want <= have && (zone_size(size) || (zone_range(size) && sigctx_in_irq()))) {
 			if (realloc_moves_down(have, want)) {
+				/* a zone block, or none: a full zone's glibc
+				 * block would not be worth the copy */
 				int saved = errno;
-				void *q = realloc_move(p, have << PAGE_SHIFT, size);
-				if (q)
+				void *q = mp_malloc(size);
+				if (q && zone_owns(q)) {
+					memcpy(q, p, size);
+					mp_free(p);
 					return q;
+				}
+				if (q)
+					mp_free(q);
 				errno = saved;
 			}
 			/* Same pages, or fewer: stay, giving the tail back. */

@@ -129,6 +129,7 @@ void mp_fork_child(void)
 	reserve_fill();          /* before its counters restart with the rest */
 	memset(&sig_stats, 0, sizeof(sig_stats));
 	memset(&reserve_stats, 0, sizeof(reserve_stats));
+	memset(&pa_carve_stats, 0, sizeof(pa_carve_stats));
 	live_fork_child(in_handler);   /* what it reads is the child's now */
 	sigctx_unhold(fork_was);       /* last: a handler finds the child whole */
 }

@@ -37,6 +37,11 @@ static inline bool cacheable(size_t npages)
 	return npages <= cache_max_pages && (opt.cache_exact || is_pow2(npages));
 }
 
+bool pa_cached_size(size_t npages)
+{
+	return cacheable(npages);
+}
+
 void pa_init(void)
 {
 	unsigned order = opt.cache_order < cache.max_order ? opt.cache_order : cache.max_order;
@@ -164,31 +169,32 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
  * zone, whose page faults cost more.  gap is 1024 (4 MiB) after a drain
  * that spared the carve, and doubles after each that did not, up to 16
  * times that (a heap that grows: a drain per 64 MiB, whose fences cost
- * microseconds).  The shared words are written only here, once per such
- * request.
+ * microseconds).  The drainer moves the gate on by 1024 pages with its
+ * CAS, so that the others carve meanwhile, and then to where the drain
+ * says: a thread that never gets there (a handler's siglongjmp, a fork's
+ * child) leaves a gate that opens again.  The shared words are written
+ * only here, once per such request.
  */
 #define PA_DRAIN_GAP_SHIFT_MAX 4
 static uint64_t pa_zone_pages;   /* atomic: pages of the blocks this path took */
 static uint64_t pa_drain_at = MAX_BLOCK_PAGES;   /* atomic: pa_zone_pages at which a
-						   drain may run; UINT64_MAX
-						   while one runs */
-static unsigned pa_drain_shift;  /* gap = 1024 << this; the drainer's */
+						   drain may run */
+static unsigned pa_drain_shift;  /* atomic: gap = 1024 << this */
 
 /* A drain is due and the zone has no block listed: drains every cache and
  * asks again; NULL if another thread is draining, or still no block. */
-static struct page_desc *pa_carve_drain(unsigned order, size_t npages, uint64_t at)
+static struct page_desc *pa_carve_drain(unsigned order, size_t npages, uint64_t at,
+					uint64_t out)
 {
-	/* one drainer: the others carve meanwhile */
-	if (!__atomic_compare_exchange_n(&pa_drain_at, &at, UINT64_MAX, false, __ATOMIC_RELAXED,
-					 __ATOMIC_RELAXED))
+	if (!__atomic_compare_exchange_n(&pa_drain_at, &at, out + MAX_BLOCK_PAGES, false,
+					 __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		return NULL;
 	size_t drained = cache_drain_all(false);
 	struct page_desc *pd = zone_alloc_listed(order, npages);
-	if (pd)
-		pa_drain_shift = 0;
-	else if (pa_drain_shift < PA_DRAIN_GAP_SHIFT_MAX)
-		pa_drain_shift++;
-	uint64_t gap = (uint64_t)MAX_BLOCK_PAGES << pa_drain_shift;
+	unsigned shift = __atomic_load_n(&pa_drain_shift, __ATOMIC_RELAXED);
+	shift = pd ? 0 : shift < PA_DRAIN_GAP_SHIFT_MAX ? shift + 1 : shift;
+	__atomic_store_n(&pa_drain_shift, shift, __ATOMIC_RELAXED);
+	uint64_t gap = (uint64_t)MAX_BLOCK_PAGES << shift;
 	if (gap < drained)
 		gap = drained;
 	__atomic_store_n(&pa_drain_at, __atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED) + gap,
@@ -203,11 +209,11 @@ static struct page_desc *pa_carve_drain(unsigned order, size_t npages, uint64_t 
 static NOINLINE struct page_desc *pa_zone_alloc_drain(unsigned order, size_t npages)
 {
 	uint64_t at = __atomic_load_n(&pa_drain_at, __ATOMIC_RELAXED);
+	uint64_t out = __atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED);
 	struct page_desc *pd = NULL;
 
-	if (__atomic_load_n(&pa_zone_pages, __ATOMIC_RELAXED) >= at &&
-	    !(pd = zone_alloc_listed(order, npages)))
-		pd = pa_carve_drain(order, npages, at);
+	if (out >= at && !(pd = zone_alloc_listed(order, npages)))
+		pd = pa_carve_drain(order, npages, at, out);
 	if (!pd)
 		pd = zone_alloc(order, npages);
 	if (pd)

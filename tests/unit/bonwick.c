@@ -241,8 +241,9 @@ static uint64_t depot_overflow_of(unsigned n)
  * A run of spills that no take has claimed stops at the class's largest
  * array (496 single pages): a CPU that frees pages nothing allocates again
  * gives the rest to the zone, where they merge, not to the depot, counted
- * as unclaimed.  Once a take has claimed a run, the depot keeps runs up
- * to twice as long: the same batch freed again stays whole.
+ * as unclaimed.  A drain claims nothing, and an emptied depot starts a
+ * new run.  Once a refill has claimed a run, the depot keeps runs up to
+ * twice as long: the same batch freed again stays whole.
  */
 Test(bonwick, a_run_of_spills_nobody_claims_goes_to_the_zone)
 {
@@ -264,7 +265,17 @@ Test(bonwick, a_run_of_spills_nobody_claims_goes_to_the_zone)
 	cr_assert_eq(d->nr + d->overflow + array, N, "%u in the depot, %lu refused, %u in the "
 		     "array: not the %d freed", d->nr, (unsigned long)d->overflow, array, N);
 
-	alloc_all(pds, N);            /* a take claims the run */
+	/* A drain is no claim, and the depot it empties takes a new run as
+	 * long as the first (not none: an emptied depot is not stuck). */
+	pa_drain_all();
+	cr_assert_eq(d->nr, 0);
+	cr_assert_eq(d->claimed, 0, "a drain claimed a run of %u", d->claimed);
+	take_from_zone(pds, N);
+	free_all_watching(pds, N);
+	cr_assert(d->nr > 0 && d->nr <= BW_SLOTS, "a second unclaimed run after a drain left "
+		  "%u in the depot", d->nr);
+
+	alloc_all(pds, N);            /* a refill's take claims the run */
 	cr_assert_gt(d->claimed, N - array - 1);
 	uint64_t refused = d->overflow;
 	free_all_watching(pds, N);
@@ -648,7 +659,7 @@ Test(bonwick, fork_recover_abandons_a_vanished_holders_depot)
 	bw_depot_unlock(own, was);
 
 	uint32_t buf[N];
-	cr_assert_eq(bw_depot_take(ghost, buf, N, false), 0);
+	cr_assert_eq(bw_depot_take(ghost, buf, N, false, true), 0);
 	bw_decay();             /* reaps own's low, and nothing of ghost's */
 	cr_assert_eq(own->nr, 0);
 	cr_assert_eq(ghost->nr, 0);
