@@ -157,7 +157,8 @@ size_t bw_drain_all(void)
 		for (unsigned k = 0; k < CACHE_CLASSES; k++) {
 			uint32_t buf[BW_MAXBUF];
 			unsigned n;
-			while ((n = bw_depot_take(&bw_depots[sh][k], buf, BW_MAXBUF, irq, false)) != 0) {
+			while ((n = bw_depot_take(&bw_depots[sh][k], buf, BW_MAXBUF, irq,
+						  false)) != 0) {
 				bw_free_pfns(buf, n, k);
 				pages += (size_t)n * (k + 1);
 			}

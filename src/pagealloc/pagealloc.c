@@ -155,7 +155,7 @@ static NOINLINE struct page_desc *pa_alloc_exhausted(unsigned order, size_t *npa
  * old one is free, and the zone carves a fresh 4 MiB off the frontier.  A
  * loop that allocates 1 MiB, shrinks it to a page with realloc and frees
  * it leaves one cached page behind per MiB, and so walked the whole region:
- * 470 MB of RSS, most of it descriptors, for one live block.
+ * 473 MiB of RSS, most of it descriptors, for one live block.
  *
  * The kernel drains its per-CPU lists when a high-order allocation fails
  * (drain_all_pages in the slow path).  The frontier stands for that

@@ -484,8 +484,8 @@ Test(realloc, shrinks_in_a_loop_reuse_their_memory)
 			free(p);
 		}
 		unsigned long long carved = zone_carved() - before;
-		cr_assert_leq(carved, WALK_CARVES, "%d rounds of malloc(%zu), realloc to a page and "
-			      "free carved %llu 4 MiB blocks", WALK_ROUNDS, from[i], carved);
+		cr_assert_leq(carved, WALK_CARVES, "%d rounds of malloc(%zu), realloc to a page "
+			      "and free carved %llu 4 MiB blocks", WALK_ROUNDS, from[i], carved);
 	}
 }
 
