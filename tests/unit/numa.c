@@ -262,6 +262,26 @@ Test(numa, auto_two_nodes_binds_each_part)
 	validate(2, "two blocks out");
 }
 
+/* zone_alloc_listed walks the zonelist as zone_alloc does, and stops
+ * where zone_alloc would carve: CPU 1's node has nothing listed but room
+ * to carve, so node 0's listed pages are not handed to it. */
+Test(numa, a_listed_allocation_stops_where_zone_alloc_would_carve)
+{
+	setup("numa:auto", 16u << 20);
+	pin(0);
+	struct page_desc *here = zone_alloc(0, 1);
+	cr_assert_eq(node_of(here), 0);
+	pin(1);
+	cr_assert_null(zone_alloc_listed(0, 1), "CPU 1 was listed a page of node 0 before "
+		       "its own node carved");
+	struct page_desc *mine = zone_alloc(0, 1);
+	cr_assert_eq(node_of(mine), 1);
+	struct page_desc *listed = zone_alloc_listed(0, 1);
+	cr_assert_not_null(listed);
+	cr_assert_eq(node_of(listed), 1, "a listed page of node %u on CPU 1", node_of(listed));
+	validate(3, "three pages out");
+}
+
 Test(numa, mbind_refused_gives_one_zone)
 {
 	int pipefd[2], saved_err = dup(2);

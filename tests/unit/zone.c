@@ -259,6 +259,47 @@ Test(zone, random_ops_validate)
 
 /* Exact allocations: the tail goes back at once, so a 3-page request from an
  * order-2 block leaves exactly one page free next to it. */
+/* 4 MiB blocks carved so far. */
+static uint64_t carved(void)
+{
+	struct zone_info zi;
+	zone_info(&zi);
+	return zi.carved;
+}
+
+/*
+ * zone_alloc_listed (pagealloc's drain before carving) serves only blocks
+ * already on the free lists, split as zone_alloc splits them; it never
+ * carves, so it fails on a fresh zone and once the lists are empty, and
+ * succeeds again when frees have merged a block of the order asked for.
+ */
+Test(zone, a_listed_allocation_never_carves)
+{
+	setup_zone(ZONE_BYTES);
+	cr_assert_null(zone_alloc_listed(0, 1), "a fresh zone listed a page");
+	cr_assert_eq(carved(), 0);
+
+	struct page_desc *a = zone_alloc(8, 256);            /* carves: 768 pages listed */
+	cr_assert_not_null(a);
+	cr_assert_eq(carved(), 1);
+	struct page_desc *b = zone_alloc_listed(8, 256);
+	struct page_desc *c = zone_alloc_listed(9, 512);
+	cr_assert(b && c, "the carved block's halves were not served from the lists");
+	cr_assert_eq(desc_pfn(c) % 512, 0);
+	cr_assert_null(zone_alloc_listed(0, 1), "the lists are empty: nothing to list");
+	cr_assert_eq(carved(), 1, "a listed allocation carved");
+	validate(1024, "the carved block out in three pieces");
+
+	zone_free_range(desc_pfn(a), 256);
+	zone_free_range(desc_pfn(b), 256);
+	zone_free_range(desc_pfn(c), 512);
+	struct page_desc *whole = zone_alloc_listed(MAX_ORDER - 1, MAX_BLOCK_PAGES);
+	cr_assert_not_null(whole, "the pieces did not merge into a listed 4 MiB block");
+	cr_assert_eq(carved(), 1);
+	zone_free_range(desc_pfn(whole), MAX_BLOCK_PAGES);
+	validate(0, "all back");
+}
+
 Test(zone, exact_allocation_returns_tail)
 {
 	struct zone_info zi;
