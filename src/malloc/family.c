@@ -48,15 +48,25 @@ void *mp_calloc(size_t n, size_t m)
 }
 
 /* Moves a block to a new home: allocate, copy, free.  On failure the old
- * block is untouched. */
-static void *realloc_move(void *p, size_t old_usable, size_t size)
+ * block is untouched.  zone_only: a new home glibc gave (a full zone) is
+ * a failure too. */
+static void *realloc_move_to(void *p, size_t old_usable, size_t size, bool zone_only)
 {
 	void *q = mp_malloc(size);
 	if (!q)
 		return NULL;
+	if (zone_only && !zone_owns(q)) {
+		mp_free(q);
+		return NULL;
+	}
 	memcpy(q, p, old_usable < size ? old_usable : size);
 	mp_free(p);
 	return q;
+}
+
+static void *realloc_move(void *p, size_t old_usable, size_t size)
+{
+	return realloc_move_to(p, old_usable, size, false);
 }
 
 /*
@@ -125,14 +135,9 @@ static NOINLINE void *realloc_slow(void *p, size_t size)
 				/* a zone block, or none: a full zone's glibc
 				 * block would not be worth the copy */
 				int saved = errno;
-				void *q = mp_malloc(size);
-				if (q && zone_owns(q)) {
-					memcpy(q, p, size);
-					mp_free(p);
-					return q;
-				}
+				void *q = realloc_move_to(p, have << PAGE_SHIFT, size, true);
 				if (q)
-					mp_free(q);
+					return q;
 				errno = saved;
 			}
 			/* Same pages, or fewer: stay, giving the tail back. */
