@@ -27,8 +27,8 @@ static NOINLINE void *calloc_slow(size_t n, size_t m)
 	if (unlikely(sigctx_in_irq()))
 		return handler_alloc(size, true);
 	drain_deferred();
-	void *p = run_try(size, true);
-	if (p)
+	void *p;
+	if (run_try(n, m, true, &p))
 		return p;
 	count_fallback(size);
 	return fb_calloc(n, m);

@@ -443,11 +443,24 @@ static NOINLINE void *malloc_other(size_t size)
 	if (unlikely(sigctx_in_irq()))
 		return handler_alloc(size, false);
 	drain_deferred();
-	void *p = run_try(size, false);
-	if (p)
+	void *p;
+	if (run_try(size, 1, false, &p))
 		return p;
 	count_fallback(size);
 	return fb_malloc(size);
+}
+
+/* A run size whose class got no run (the zone had none to give): glibc's
+ * (n x m bytes, zeroed if zero), as a whole-page request's is
+ * (page_exhausted), or NULL with ENOMEM under on_exhausted:null. */
+NOINLINE void *run_exhausted(size_t n, size_t m, bool zero)
+{
+	COUNT(fb_exhausted);
+	if (opt.on_exhausted == EXHAUSTED_NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return zero ? fb_calloc(n, m) : fb_malloc(n);
 }
 
 /* ---- the malloc family -------------------------------------------------- */
@@ -465,8 +478,10 @@ static inline bool run_way_open(void)
 static inline void *run_or_glibc(size_t size)
 {
 	int cls = run_class_of(size);
-	void *p = cls < 0 ? NULL : run_alloc(cls, false);
-	return p ? p : fb_malloc(size);
+	if (cls < 0)
+		return fb_malloc(size);
+	void *p = run_alloc(cls, false);
+	return likely(p) ? p : run_exhausted(size, 1, false);
 }
 
 /* Everything mp_malloc's fast paths leave: counting on, the zone path, the

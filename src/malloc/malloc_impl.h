@@ -171,12 +171,20 @@ static inline int run_size(size_t size)
 	return zone_range(size) && !waste_ok(size) ? run_class_of(size) : -1;
 }
 
-/* A size the waste policy turns away, as a run object if a class fits;
- * NULL: glibc's (or the zone could not make a run). */
-static inline void *run_try(size_t size, bool zero)
+void *run_exhausted(size_t n, size_t m, bool zero);
+
+/* A size (n x m, checked) the waste policy turns away, as a run object if
+ * a class fits: true, *p the object, or run_exhausted's answer where the
+ * zone could not make a run.  False: no class fits (glibc's). */
+static inline bool run_try(size_t n, size_t m, bool zero, void **p)
 {
-	int cls = run_size(size);
-	return cls < 0 ? NULL : run_alloc(cls, zero);
+	int cls = run_size(n * m);
+	if (cls < 0)
+		return false;
+	*p = run_alloc(cls, zero);
+	if (unlikely(!*p))
+		*p = run_exhausted(n, m, zero);
+	return true;
 }
 
 #endif

@@ -299,8 +299,20 @@ size_t zone_give_back(size_t want)
 	uint64_t limit = __atomic_load_n(&zones[0].limit, __ATOMIC_ACQUIRE);
 
 	/* The limit is written by zone_init (0 before it) and by
-	 * zone_limit_changed.  A request larger than the whole limit fails
-	 * whatever we give: keep the zone. */
+	 * zone_limit_changed, which the interposed setrlimit and prlimit
+	 * call.  One set around them (a raw prlimit64 system call, or
+	 * prlimit --pid from another process) is found here, when glibc
+	 * runs out: read again, unless this is a vfork child, whose limit
+	 * is not its parent's region's. */
+	if (__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED) && !os_vm_shared_child()) {
+		uint64_t now = os.mem_limit();
+		if (now != limit) {
+			zone_limit_changed(now);
+			limit = now;
+		}
+	}
+	/* A request larger than the whole limit fails whatever we give:
+	 * keep the zone. */
 	if (limit == UINT64_MAX || want >= limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
 		return 0;
 	return give_back_above(0);

@@ -27,6 +27,16 @@
  *                              it got.  The region reserved for an
  *                              unlimited process once counted against the
  *                              new limit whole, and both got 0
+ *   rlimit_count rawlower as|data MIB
+ *                              malloc(8192), then lowers RLIMIT_AS or
+ *                              RLIMIT_DATA to MIB MiB with the prlimit64
+ *                              system call itself (as another process's
+ *                              prlimit --pid would: the interposed
+ *                              setrlimit never hears of it), then
+ *                              malloc(5 MiB) until it fails, one byte of
+ *                              each touched; prints "large N".  The region
+ *                              reserved for an unlimited process once kept
+ *                              counting against the limit, and N was 0
  *   rlimit_count introspect    malloc_trim, mallinfo2, malloc_stats,
  *                              malloc_info, magpage_drain and
  *                              magpage_get_stats after an 8 KiB
@@ -44,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "magpage.h"
@@ -134,6 +145,22 @@ int main(int argc, char **argv)
 		printf("small %zu page %zu\n", got[0] >> 20, got[1] >> 20);
 		return 0;
 	}
+	if (argc == 4 && !strcmp(argv[1], "rawlower")) {
+		struct rlimit rl;
+		rl.rlim_cur = rl.rlim_max = (rlim_t)atoi(argv[3]) << 20;
+		void *p = malloc(8192);
+		free(p);
+		if (syscall(SYS_prlimit64, 0, !strcmp(argv[2], "as") ? RLIMIT_AS : RLIMIT_DATA, &rl,
+			    NULL) != 0)
+			return 1;
+		long n = 0;
+		while (n < 1000 && (p = malloc((size_t)5 << 20)) != NULL) {
+			*(char *)p = 1;
+			n++;
+		}
+		printf("large %ld\n", n);
+		return 0;
+	}
 	if (argc == 2 && !strcmp(argv[1], "introspect")) {
 		size_t (*drain)(void) = (size_t (*)(void))dlsym(RTLD_DEFAULT, "magpage_drain");
 		int (*get_stats)(struct magpage_stats *) =
@@ -158,6 +185,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: rlimit_count mallocs MIB | pages N | freeall MIB | threads | zone | "
-		"lower as|data MIB | introspect\n");
+		"lower as|data MIB | rawlower as|data MIB | introspect\n");
 	return 2;
 }

@@ -485,6 +485,57 @@ Test(runs, a_full_zone_gets_back_the_runs_the_cpu_caches_pin)
 	mp.drain();
 }
 
+/* on_exhausted:null holds for the run sizes as for whole pages: with the
+ * zone full, malloc, calloc and a realloc into a run size fail with
+ * ENOMEM (they once quietly took glibc's blocks), the block a realloc
+ * failed to move is kept, and small requests still go to glibc.  Once the
+ * zone has room again, the run sizes get their objects.  Needs
+ * region_size:4m,on_exhausted:null (integration.runs.exhausted_null). */
+Test(runs, an_exhausted_zone_under_on_exhausted_null_fails_run_sizes)
+{
+	enum { MAX = 2048 };
+	static void *o[MAX];
+	size_t n = 0;
+	if (!mp_conf_has("region_size:4194304") || !mp_conf_has("on_exhausted:null") || !runs_on())
+		cr_skip_test("needs region_size:4m,on_exhausted:null and runs on "
+			     "(integration.runs.exhausted_null)");
+	void *keep = malloc(4096);
+	cr_assert(keep && mp.owns(keep));
+	memset(keep, 0x5a, 4096);
+	while (n < MAX && (o[n] = malloc(4096)) != NULL)
+		n++;
+	cr_assert_lt(n, MAX, "the zone never filled");
+	cr_assert_eq(errno, ENOMEM);
+	static const size_t run_sizes[] = { 4097, 4160, 6143, 8193, 9215 };
+	for (size_t i = 0; i < sizeof(run_sizes) / sizeof(run_sizes[0]); i++) {
+		size_t s = run_sizes[i];
+		errno = 0;
+		void *p = malloc(s);
+		cr_assert_null(p, "malloc(%zu) with the zone full gave %p (owned %d)", s, p,
+			       p ? mp.owns(p) : 0);
+		cr_assert_eq(errno, ENOMEM, "malloc(%zu): errno %d", s, errno);
+		errno = 0;
+		p = calloc(1, s);
+		cr_assert_null(p, "calloc(1, %zu) with the zone full gave %p", s, p);
+		cr_assert_eq(errno, ENOMEM, "calloc(1, %zu): errno %d", s, errno);
+		errno = 0;
+		cr_assert_null(realloc(keep, s), "realloc(4096 -> %zu) with the zone full", s);
+		cr_assert_eq(errno, ENOMEM, "realloc(4096 -> %zu): errno %d", s, errno);
+	}
+	for (size_t i = 0; i < 4096; i++)
+		cr_assert_eq(((unsigned char *)keep)[i], 0x5a, "the block realloc kept changed");
+	void *small = malloc(100);
+	cr_assert_not_null(small, "a small request failed with the zone full");
+	free(small);
+	for (size_t i = 0; i < n; i++)
+		free(o[i]);
+	mp.drain();
+	void *r = malloc(4160);
+	cr_assert(r && mp.owns(r), "malloc(4160) with room in the zone: %p", r);
+	free(r);
+	free(keep);
+}
+
 /* With the zone full, page-sized requests go to glibc with the alignment
  * their call asked for: malloc's 16 bytes (a page-aligned memalign cost
  * glibc a page each: 56% of glibc's 4 KiB blocks under ulimit -v), the
