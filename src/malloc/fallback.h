@@ -30,7 +30,7 @@ extern void *__libc_memalign(size_t, size_t);
  */
 enum fb_call { FB_MALLOC, FB_CALLOC, FB_REALLOC, FB_MEMALIGN };
 /* fn with arguments (p, a, b) as in the fb_* wrappers below. */
-void *fb_retry_enomem(enum fb_call fn, void *p, size_t a, size_t b);
+coldpath void *fb_retry_enomem(enum fb_call fn, void *p, size_t a, size_t b);
 
 /* fb_malloc out of line, so that malloc's fast path is a leaf. */
 

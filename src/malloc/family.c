@@ -163,15 +163,28 @@ static NOINLINE void *realloc_slow(void *p, size_t size)
 	return fb_realloc(p, size);
 }
 
+/* A glibc block (or NULL) grown or shrunk above the zone's largest block,
+ * with nothing for the slow path to do (mp_glibc_below set): glibc's
+ * realloc, with its ENOMEM retry, as realloc_slow would end. */
+static NOINLINE void *realloc_large(void *p, size_t size)
+{
+	return fb_realloc(p, size);
+}
+
 /* A glibc block (or NULL) resized to a size glibc keeps goes to glibc
  * after free's and malloc's tests: the pointer below this thread's
  * free_below (the region's base; 0 in a handler or a cache section, and
- * until this thread's first free), the size below mp_glibc_below.  glibc's
- * realloc(p, 0) frees and returns NULL, as the slow path does. */
+ * until this thread's first free), the size below mp_glibc_below, or above
+ * 4 MiB with mp_glibc_below set (realloc_large).  glibc's realloc(p, 0)
+ * frees and returns NULL, as the slow path does. */
 void *mp_realloc(void *p, size_t size)
 {
-	if (likely((uintptr_t)p < mp_tls.free_below && size < mp_glibc_below))
-		return __libc_realloc(p, size);
+	if (likely((uintptr_t)p < mp_tls.free_below)) {
+		if (likely(size < mp_glibc_below))
+			return __libc_realloc(p, size);
+		if (size > MAX_BLOCK_BYTES && likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)))
+			return realloc_large(p, size);
+	}
 	return realloc_slow(p, size);
 }
 

@@ -597,6 +597,15 @@ static NOINLINE void *malloc_borrow_hop(size_t size, uint64_t koff)
 	return malloc_slow(size);
 }
 
+/* Larger than the zone's largest block, in process context, with nothing
+ * for the slow path to do (mp_glibc_below set: initialised, statistics
+ * off, no deferred frees, no trap, no limit): glibc's, with its ENOMEM
+ * retry, as malloc_other would end after its tests. */
+static NOINLINE void *malloc_large(size_t size)
+{
+	return fb_malloc(size);
+}
+
 /*
  * The fast paths, a leaf with tail calls only:
  *   page-sized: one-hop, size class from a table, one pop, one live byte
@@ -606,7 +615,9 @@ static NOINLINE void *malloc_borrow_hop(size_t size, uint64_t koff)
  *               as it is) or malloc_run_hop (ROUTE_GLIBC); anything
  *               else, malloc_slow;
  *   smaller:    straight to glibc (a compare, and one with this thread's
- *               handler word) unless mp_glibc_below says otherwise.
+ *               handler word) unless mp_glibc_below says otherwise;
+ *   larger than 4 MiB: glibc's, through malloc_large for the retry, under
+ *               the same two tests.
  * mp_onehop_span and mp_glibc_below are 0 until init and while the purge
  * trap is armed (malloc_slow fires it); with statistics on the
  * one-hop table is empty and mp_glibc_below 0, so that everything goes the
@@ -636,6 +647,12 @@ void *mp_malloc(size_t size)
 		if (koff == ROUTE_GLIBC)
 			return malloc_run_hop(size);
 	}
+	/* an atomic load, so that the small path's compare keeps its memory
+	 * operand (a load into a register shared with this test cost it one
+	 * instruction) */
+	if (likely(size > MAX_BLOCK_BYTES) && likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) &&
+	    likely(!mp_tls.word))
+		return malloc_large(size);
 	return malloc_slow(size);
 }
 
