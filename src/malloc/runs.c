@@ -150,6 +150,13 @@ static struct run_bin bins[RUN_CLASSES];
  */
 #define RC_DEPOT_BYTES (4u << 20)
 #define RC_DEPOT_SLOTS (PAGE_SIZE / sizeof(uint32_t))
+/* Objects moved per step between an array, the depot and the runs, in a
+ * buffer on the stack: refill, rc_spill and depot_drain move up to 280,
+ * 281 and 1024 in steps of this many, so that a thread's stack needs 512
+ * bytes for them, not 2.2 to 4 KiB (a batch free after an idle spell
+ * reached 6.8 KiB below free's caller).  Two runs' worth, so that a take
+ * from a run (at most RUN_MAX_N) is one step. */
+#define RC_CHUNK 128
 static void *deferred;               /* handler frees that found a bin locked */
 static uint64_t deferred_count;      /* atomic */
 bool runs_on;                        /* opt.runs and a region */
@@ -776,7 +783,7 @@ static unsigned depot_put(int cls, const uint32_t *ids, unsigned n)
  * bins' locks.  The runs freed wait on the orphans.  Objects given back. */
 static size_t depot_drain(bool all)
 {
-	uint32_t ids[RC_DEPOT_SLOTS];
+	uint32_t ids[RC_CHUNK];
 	size_t objs = 0;
 
 	if (sigctx_in_irq())
@@ -792,17 +799,25 @@ static size_t depot_drain(bool all)
 		if (!__atomic_load_n(&b->depot_n, __ATOMIC_RELAXED))
 			continue;            /* an empty one: nothing to give, idle or not */
 		lock_bin(b, &was);
-		unsigned n = b->depot_n;
 		bool idle = b->depot_moves == b->depot_seen;
 		b->depot_seen = b->depot_moves;
-		if (!all && !idle)
-			n = 0;
-		b->depot_n -= n;
-		memcpy(ids, b->depot, n * sizeof(*ids));
-		unlock_bin(b, was);
-		if (n)
+		unsigned left = all || idle ? b->depot_n : 0;
+		/* RC_CHUNK at a time from the top, as many as it held */
+		while (left) {
+			unsigned n = left < RC_CHUNK ? left : RC_CHUNK;
+			if (n > b->depot_n)
+				n = b->depot_n;   /* a refill took some meanwhile */
+			if (!n)
+				break;
+			b->depot_n -= n;
+			left -= n;
+			memcpy(ids, &b->depot[b->depot_n], n * sizeof(*ids));
+			unlock_bin(b, was);
 			bin_put(c, ids, n);   /* another lock hold: ids are ours meanwhile */
-		objs += n;
+			objs += n;
+			lock_bin(b, &was);
+		}
+		unlock_bin(b, was);
 	}
 	mp_unlock(&rc_drain_lock);
 	sigctx_unhold(held);
@@ -943,7 +958,7 @@ static size_t rc_drain(bool all);
  */
 static NOINLINE void *refill(int cls)
 {
-	uint32_t ids[RC_SLOTS];
+	uint32_t ids[RC_CHUNK];
 	unsigned want = 1;
 	bool drained = false;
 	uint64_t mark = 0;                  /* this CPU's runs first (run_taker) */
@@ -968,15 +983,28 @@ static NOINLINE void *refill(int cls)
 	/* bounded: other threads may empty each new run first */
 	for (int round = 0; round < 8; round++) {
 		uint8_t was = sigctx_hold();
-		unsigned n = bin_take(cls, ids, want, mark, share);
+		unsigned n = bin_take(cls, ids, want < RC_CHUNK ? want : RC_CHUNK, mark, share);
 #if MP_HAVE_RSEQ
 		if (n > 1)
 			rc_stash(cls, ids + 1, n - 1);
 #endif
 		sigctx_unhold(was);
 		if (n) {
+			void *p = obj_ptr(ids[0]);
+#if MP_HAVE_RSEQ
+			/* the rest of want from the depot, RC_CHUNK at a time (a
+			 * run gives less than a chunk: one run per refill) */
+			for (unsigned got = n; n == RC_CHUNK && got < want; got += n) {
+				unsigned k = want - got < RC_CHUNK ? want - got : RC_CHUNK;
+				was = sigctx_hold();
+				n = bin_take(cls, ids, k, mark, share);
+				if (n)
+					rc_stash(cls, ids, n);
+				sigctx_unhold(was);
+			}
+#endif
 			release_orphans();
-			return obj_ptr(ids[0]);
+			return p;
 		}
 		if (bin_grow(cls))
 			continue;
@@ -1000,7 +1028,7 @@ static NOINLINE void *refill(int cls)
  * section restarted), and the caller frees id alone. */
 static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
 {
-	uint32_t buf[RC_SLOTS + 1];
+	uint32_t buf[RC_CHUNK + 1];
 	if (sigctx_in_irq())
 		return false;
 	uint32_t cpu = rseq_cpu_id();
@@ -1015,14 +1043,23 @@ static NOINLINE bool rc_spill(unsigned cls, uint32_t id)
 					       may be read-only */
 		return false;
 	uint8_t was = sigctx_hold();        /* buf stays reachable, as refill's */
-	if (rseq_bw_pop_n(&c->h.count, (int)cpu, buf, n) != RSEQ_DONE) {
-		sigctx_unhold(was);
-		return false;
+	/* the newest n, RC_CHUNK at a time, id with the first; a later step
+	 * that restarts or finds the array changed ends the spill early */
+	for (unsigned k, m, first = 1; n; n -= k, first = 0) {
+		k = n < RC_CHUNK ? n : RC_CHUNK;
+		if (rseq_bw_pop_n(&c->h.count, (int)cpu, buf, k) != RSEQ_DONE) {
+			if (!first)
+				break;
+			sigctx_unhold(was);
+			return false;
+		}
+		m = k;
+		if (first)
+			buf[m++] = id;
+		unsigned kept = depot_put((int)cls, buf, m);
+		if (kept < m)
+			bin_put((int)cls, buf + kept, m - kept);
 	}
-	buf[n] = id;
-	unsigned kept = depot_put((int)cls, buf, n + 1);
-	if (kept < n + 1)
-		bin_put((int)cls, buf + kept, n + 1 - kept);
 	sigctx_unhold(was);
 	rc_tune(cpu, c, cls, TUNE_SPILL);
 	release_orphans();
