@@ -304,18 +304,23 @@ size_t zone_give_back(size_t want)
 	 * prlimit --pid from another process) is found here, when glibc
 	 * runs out: read again, unless this is a vfork child, whose limit
 	 * is not its parent's region's. */
+	size_t given = 0;
 	if (__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED) && !os_vm_shared_child()) {
 		uint64_t now = os.mem_limit();
 		if (now != limit) {
+			/* what this gives back counts: the caller asks glibc
+			 * again only if something was */
+			uint64_t pages = __atomic_load_n(&zg.pages, __ATOMIC_RELAXED);
 			zone_limit_changed(now);
+			given = (pages - __atomic_load_n(&zg.pages, __ATOMIC_RELAXED)) << PAGE_SHIFT;
 			limit = now;
 		}
 	}
 	/* A request larger than the whole limit fails whatever we give:
 	 * keep the zone. */
 	if (limit == UINT64_MAX || want >= limit || !__atomic_load_n(&zg.bytes, __ATOMIC_RELAXED))
-		return 0;
-	return give_back_above(0);
+		return given;
+	return given + give_back_above(0);
 }
 
 /*

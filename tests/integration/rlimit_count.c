@@ -27,8 +27,10 @@
  *                              it got.  The region reserved for an
  *                              unlimited process once counted against the
  *                              new limit whole, and both got 0
- *   rlimit_count rawlower as|data MIB
- *                              malloc(8192), then lowers RLIMIT_AS or
+ *   rlimit_count rawlower as|data MIB [HOLD]
+ *                              malloc(8192) (and HOLD 1 MiB blocks, kept:
+ *                              the zone's, more than the new limit's share
+ *                              of the region), then lowers RLIMIT_AS or
  *                              RLIMIT_DATA to MIB MiB with the prlimit64
  *                              system call itself (as another process's
  *                              prlimit --pid would: the interposed
@@ -36,7 +38,9 @@
  *                              malloc(5 MiB) until it fails, one byte of
  *                              each touched; prints "large N".  The region
  *                              reserved for an unlimited process once kept
- *                              counting against the limit, and N was 0
+ *                              counting against the limit, and N was 0;
+ *                              with HOLD, the first one then failed (the
+ *                              tail given back was not counted as given)
  *   rlimit_count introspect    malloc_trim, mallinfo2, malloc_stats,
  *                              malloc_info, magpage_drain and
  *                              magpage_get_stats after an 8 KiB
@@ -145,11 +149,14 @@ int main(int argc, char **argv)
 		printf("small %zu page %zu\n", got[0] >> 20, got[1] >> 20);
 		return 0;
 	}
-	if (argc == 4 && !strcmp(argv[1], "rawlower")) {
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "rawlower")) {
 		struct rlimit rl;
 		rl.rlim_cur = rl.rlim_max = (rlim_t)atoi(argv[3]) << 20;
 		void *p = malloc(8192);
 		free(p);
+		for (int i = 0; argc == 5 && i < atoi(argv[4]); i++)
+			if ((p = malloc((size_t)1 << 20)) != NULL)
+				*(char *)p = 1;          /* kept */
 		if (syscall(SYS_prlimit64, 0, !strcmp(argv[2], "as") ? RLIMIT_AS : RLIMIT_DATA, &rl,
 			    NULL) != 0)
 			return 1;
@@ -185,6 +192,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: rlimit_count mallocs MIB | pages N | freeall MIB | threads | zone | "
-		"lower as|data MIB | rawlower as|data MIB | introspect\n");
+		"lower as|data MIB | rawlower as|data MIB [HOLD] | introspect\n");
 	return 2;
 }
