@@ -59,7 +59,7 @@ static const struct opt_def defs[] = {
 	{ "threshold", T_SIZE, F(threshold), false, 1, 4u << 20, false, NULL,
 	  "requests of at least this many bytes (up to 4 MiB) are served from the zone as whole pages" },
 	{ "waste_max", T_UINT, F(waste_max), false, 0, 100, false, NULL,
-	  "a request of more than a page whose rounding up to whole pages would waste more than this percent of the pages it holds gets an object of a run instead (runs), or glibc's where no run class fits (4101 bytes: 49.9% of 2 pages; 8224: 33.1% of 3); 100 = never, every size from threshold to 4 MiB gets pages; signal handlers always get pages" },
+	  "a request of more than a page whose rounding up to whole pages would waste more than this percent of the pages it holds gets an object of a run instead (runs), or glibc's where no run class fits (4101 bytes: 49.9% of 2 pages; 8224: 33.1% of 3); 100 = never, every size from threshold to 4 MiB gets pages; signal handlers always get pages; also how much a realloc may shrink a cached size's block and keep it whole (more moves it)" },
 	{ "runs", T_ENUM, F(runs), false, 0, 0, false, bools,
 	  "1 = the sizes of one or two pages plus a header that waste_max turns away (with 25: 4097..6143 and 8193..9215 bytes) get objects of runs: N objects of k pages plus the header rounded up to 64 bytes in kN + 1 pages, each starting in a page of its own (4101 bytes: 4160, 64 in 65 pages); 0 = they go to glibc" },
 	{ "magazines", T_UINT, F(magazines), true, 1, MAX_CACHES, true, NULL,
