@@ -71,12 +71,13 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
 
 /*
  * What realloc does with a zone block shrunk from have to want pages
- * (want < have), when one of the two is a size a cache keeps
- * (pa_cached_size: 16 pages at most by default):
- *   - SHRINK_KEEP: it wastes at most waste_max percent of the pages it
- *     holds (3 of 4 pages, or more, by default), as a rounding up may:
- *     the block stays whole, its usable size unchanged, and goes back to
- *     its own size's cache when freed;
+ * (want < have), when want is a size a cache keeps (pa_cached_size: 16
+ * pages at most by default):
+ *   - SHRINK_KEEP: the block is one a malloc of the new size could have
+ *     been given (cache_borrow: a cached block that leaves at most
+ *     waste_max percent of its pages unused, 8 pages for 6 or 7 by
+ *     default, pa_fit_most): it stays whole, its usable size unchanged,
+ *     and goes back to its own size's cache when freed;
  *   - SHRINK_MOVE: otherwise, to a size a cache keeps, it moves there (a
  *     copy of 60 KiB at most), and the old block goes back whole.
  * Shrunk in place, a cached size's block becomes a block of another size
@@ -90,7 +91,7 @@ static void *realloc_move(void *p, size_t old_usable, size_t size)
  * carving, and RSS grew with the run (159 MiB on 4 threads after 16
  * rounds of 20,000, glibc 2.8, jemalloc 10).  tcmalloc also keeps a block
  * shrunk by less than half and moves one shrunk by more.
- *   - SHRINK_IN_PLACE: neither size is cached (the tail goes to the zone,
+ *   - SHRINK_IN_PLACE: a size no cache keeps (the tail goes to the zone,
  *     and so will the head), in a handler, where no cache is asked, and
  *     when the move finds no zone memory.
  */
@@ -98,12 +99,9 @@ enum shrink_way { SHRINK_IN_PLACE, SHRINK_KEEP, SHRINK_MOVE };
 
 static inline enum shrink_way realloc_shrink_way(size_t have, size_t want)
 {
-	bool cached_want = pa_cached_size(want);
-	if ((!cached_want && !pa_cached_size(have)) || sigctx_in_irq())
+	if (!pa_cached_size(want) || sigctx_in_irq())
 		return SHRINK_IN_PLACE;
-	if ((have - want) * 100 <= waste_max * have)
-		return SHRINK_KEEP;
-	return cached_want ? SHRINK_MOVE : SHRINK_IN_PLACE;
+	return have <= pa_fit_most[want] ? SHRINK_KEEP : SHRINK_MOVE;
 }
 
 /* A run object resized: in place if malloc would give the new size an

@@ -435,15 +435,17 @@ Test(realloc, shrink_within_pages_stays_in_place)
 static bool every_size_cached(void)
 {
 	return mp_conf_has("cache:bonwick") && mp_conf_has("cache_exact:1") &&
-	       mp_conf_has("cache_order:4") && mp_conf_has("waste_max:25");
+	       mp_conf_has("cache_order:4") && mp_conf_has("waste_max:25") &&
+	       mp_conf_has("cache_borrow:1");
 }
 
 /* A cached size's block shrunk by at most waste_max percent of its pages
- * (25: 8 pages to 6 or 7) stays whole, as a rounding up would keep it: same
- * pointer, same usable size, nothing given back; it goes back to its own
- * size's cache when freed (family.c, realloc_shrink_way).  Without a cache
- * it shrinks in place.  (A malloc may get a larger cached block than it
- * asked for, cache_borrow: the pages it holds are its usable size.) */
+ * (25: 8 pages to 6 or 7), one a malloc of the new size could have been
+ * lent (cache_borrow), stays whole: same pointer, same usable size, nothing
+ * given back; it goes back to its own size's cache when freed (family.c,
+ * realloc_shrink_way).  Without a cache it shrinks in place.  (A malloc
+ * may itself get a larger cached block: its usable size says how many
+ * pages it holds.) */
 Test(realloc, a_small_shrink_keeps_a_cached_block_whole)
 {
 	if (mp_has_cache() && !every_size_cached())
