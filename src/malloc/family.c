@@ -206,7 +206,8 @@ void *mp_realloc(void *p, size_t size)
 	if (likely((uintptr_t)p < mp_tls.free_below)) {
 		if (likely(size < mp_glibc_below))
 			return __libc_realloc(p, size);
-		if (size > MAX_BLOCK_BYTES && likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)))
+		if (size > MAX_BLOCK_BYTES &&
+		    likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)))
 			return realloc_large(p, size);
 	}
 	return realloc_slow(p, size);

@@ -650,8 +650,8 @@ void *mp_malloc(size_t size)
 	/* an atomic load, so that the small path's compare keeps its memory
 	 * operand (a load into a register shared with this test cost it one
 	 * instruction) */
-	if (likely(size > MAX_BLOCK_BYTES) && likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) &&
-	    likely(!mp_tls.word))
+	if (likely(size > MAX_BLOCK_BYTES) &&
+	    likely(__atomic_load_n(&mp_glibc_below, __ATOMIC_RELAXED)) && likely(!mp_tls.word))
 		return malloc_large(size);
 	return malloc_slow(size);
 }

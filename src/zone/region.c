@@ -312,7 +312,8 @@ size_t zone_give_back(size_t want)
 			 * again only if something was */
 			uint64_t pages = __atomic_load_n(&zg.pages, __ATOMIC_RELAXED);
 			zone_limit_changed(now);
-			given = (pages - __atomic_load_n(&zg.pages, __ATOMIC_RELAXED)) << PAGE_SHIFT;
+			pages -= __atomic_load_n(&zg.pages, __ATOMIC_RELAXED);
+			given = pages << PAGE_SHIFT;
 			limit = now;
 		}
 	}

@@ -139,11 +139,12 @@ for res in as data; do
 		mine=$(LD_PRELOAD=$lib "$count" rawlower $res 512 $hold | field large)
 		echo "prlimit64 $res 512 MiB, raw, after start-up, ${hold:-0} MiB held:" \
 			"5 MiB mallocs: glibc $glibc, libmagpage $mine"
-		[ -n "$glibc" ] && [ -n "$mine" ] || { fail "raw prlimit64 $res: no counts"; continue; }
-		[ "$glibc" -gt 50 ] || fail "raw prlimit64 $res: glibc got only $glibc (test setup?)"
+		what="raw prlimit64 $res 512 MiB, ${hold:-0} MiB held"
+		[ -n "$glibc" ] && [ -n "$mine" ] || { fail "$what: no counts"; continue; }
+		[ "$glibc" -gt 50 ] || fail "$what: glibc got only $glibc (test setup?)"
 		# the zone keeps what it carved before (a 4 MiB block): one less
 		[ $((mine * 100)) -ge $((glibc * 95)) ] ||
-			fail "raw prlimit64 $res 512 MiB, ${hold:-0} MiB held: libmagpage $mine, glibc $glibc"
+			fail "$what: libmagpage $mine, glibc $glibc"
 	done
 done
 if command -v python3 >/dev/null; then

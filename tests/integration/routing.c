@@ -463,8 +463,8 @@ Test(realloc, a_small_shrink_keeps_a_cached_block_whole)
 		cr_assert_pattern(q, to, i);
 		struct magpage_stats after = mp_stats();
 		if (mp_has_cache()) {
-			cr_assert_eq(malloc_usable_size(q), have * PAGE, "realloc(%zu pages -> %zu)",
-				     have, to);
+			cr_assert_eq(malloc_usable_size(q), have * PAGE,
+				     "realloc(%zu pages -> %zu)", have, to);
 			cr_assert_eq(before.held_pages, after.held_pages,
 				     "realloc(%zu pages -> %zu) gave back %ld pages", have, to,
 				     (long)(before.held_pages - after.held_pages));
@@ -494,9 +494,9 @@ Test(realloc, a_larger_shrink_moves_to_a_block_of_its_size)
 		cr_assert_pattern(q, to, from[i]);
 		if (mp_has_cache()) {
 			cr_assert_neq(q, p, "realloc(%zu pages -> %zu) stayed in place", have, to);
-			cr_assert(malloc_usable_size(q) >= to && malloc_usable_size(q) < have * PAGE,
-				  "realloc(%zu pages -> %zu) moved to %zu bytes", have, to,
-				  malloc_usable_size(q));
+			size_t u = malloc_usable_size(q);
+			cr_assert(u >= to && u < have * PAGE,
+				  "realloc(%zu pages -> %zu) moved to %zu bytes", have, to, u);
 		} else {
 			cr_assert_eq(q, p, "realloc(%zu pages -> %zu) moved without a cache", have,
 				     to);
