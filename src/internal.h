@@ -531,7 +531,7 @@ struct page_desc *pa_alloc(size_t npages, unsigned align_order);
 struct page_desc *pa_alloc_fit(size_t npages, size_t most, unsigned align_order);
 /* Frees a live allocation whose PG_ALLOC flag the caller has just cleared. */
 void pa_free(struct page_desc *pd);
-/* Gives back pages [keep, pd->npages) of a live allocation. */
+/* Gives back pages [keep, pd->npages) of a live allocation, to the zone. */
 void pa_shrink(struct page_desc *pd, size_t keep);
 void pa_free_bulk(struct page_desc **pds, size_t n);
 void pa_free_chain(struct page_desc *chain);   /* linked through next */

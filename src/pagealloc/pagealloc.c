@@ -103,23 +103,6 @@ to_zone:
 	zone_free_range(desc_pfn(pd), pd->npages);
 }
 
-/* Frees [pfn, pfn + npages), a piece of a live allocation: as one cached
- * block when its size is cached and its start aligned for it, else to the
- * zone, which splits it into naturally aligned blocks. */
-static void pa_release_range(uint64_t pfn, size_t npages, bool irq)
-{
-	struct page_desc *pd = pfn_to_desc(pfn);
-	unsigned order = ilog2_ceil(npages);
-
-	if (cacheable(npages) && !(pfn & (((uint64_t)1 << order) - 1))) {
-		pd->npages = (uint32_t)npages;
-		pd->order = (uint8_t)order;
-		pa_release_block(pd, irq);
-		return;
-	}
-	zone_free_range(pfn, npages);
-}
-
 /* The zone said no: it is empty, or (to a handler) a fork is prepared.
  * Process context drains every cache and tries once more; a handler must
  * not wait on the caches, and takes a block from the reserve instead: one
@@ -265,8 +248,8 @@ static ALWAYS_INLINE struct page_desc *alloc_block(size_t npages, size_t most,
 	 * whose refill drops it), from the zone nothing but PG_ZERO: keep only
 	 * the zero bit.  order: what the
 	 * block's npages make it, whatever alignment it was taken for, so
-	 * that the one-hop paths' tracepoints find it there (pa_release_range
-	 * and pa_shrink keep it too). */
+	 * that the one-hop paths' tracepoints find it there (pa_shrink keeps
+	 * it too). */
 	uint8_t was = pd->flags;
 	pd->npages = (uint32_t)npages;
 	pd->order = (uint8_t)block_order;
@@ -299,7 +282,12 @@ void pa_shrink(struct page_desc *pd, size_t keep)
 
 	pd->npages = (uint32_t)keep;
 	pd->order = (uint8_t)ilog2_ceil(keep);
-	pa_release_range(desc_pfn(pd) + keep, npages - keep, sigctx_in_irq());
+	/* to the zone, never a cache: there it merges with its free
+	 * neighbours, and the block, freed later, with it.  Filed in a cache
+	 * (a tail of a cached size, aligned for it), it kept the 17- to
+	 * 25-page blocks threads shrank from merging again, and RSS grew with
+	 * the run (session 27). */
+	zone_free_range(desc_pfn(pd) + keep, npages - keep);
 }
 
 /* Bulk free: cacheable blocks share one cache lock hold; the rest are
