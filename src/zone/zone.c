@@ -422,12 +422,12 @@ static inline struct page_desc *zone_alloc_in(struct zone *z, const struct numa_
 static NOINLINE struct page_desc *zone_alloc_multi(unsigned order, size_t npages, bool carve)
 {
 	struct numa_route r;
-	bool refused = false;
+	bool stop = false;
 
 	numa_route(&r);
-	for (unsigned i = 0; i < r.len && !refused; i++) {
+	for (unsigned i = 0; i < r.len && !stop; i++) {
 		struct page_desc *pd = zone_alloc_in(&zones[r.list[i]], &r, i, order, npages,
-							       carve, &refused);
+							       carve, &stop);
 		if (pd)
 			return pd;
 	}
@@ -438,11 +438,11 @@ static inline struct page_desc *zone_alloc_carve(unsigned order, size_t npages, 
 {
 	static const uint8_t node0[1];
 	static const struct numa_route one = { .list = node0, .len = 1 };
-	bool refused;
+	bool stop;
 
 	if (unlikely(numa_multi))
 		return zone_alloc_multi(order, npages, carve);
-	return zone_alloc_in(&zones[0], &one, 0, order, npages, carve, &refused);
+	return zone_alloc_in(&zones[0], &one, 0, order, npages, carve, &stop);
 }
 
 struct page_desc *zone_alloc(unsigned order, size_t npages)
