@@ -109,6 +109,7 @@ struct run_bin {
 	uint64_t runs;               /* runs held now */
 	uint64_t peak;               /* the most runs held at once */
 	uint64_t decay_seen;         /* allocs + depot_moves at the last runs_decay */
+	struct page_desc *spare_seen; /* the spare at the last runs_decay */
 	uint32_t *depot;             /* the class's depot: a page, mapped on first use */
 	uint32_t depot_n, depot_cap; /* objects in it, and its room */
 	uint64_t depot_moves;        /* depot_put and depot takes */
@@ -1615,10 +1616,13 @@ static size_t give_back_spares(bool all)
 		/* objects taken from its runs or its depot */
 		uint64_t allocs = __atomic_load_n(&b->allocs, __ATOMIC_RELAXED) +
 				  __atomic_load_n(&b->depot_moves, __ATOMIC_RELAXED);
-		bool idle = allocs == b->decay_seen;
-		if (!all)
+		struct page_desc *spare = __atomic_load_n(&b->spare, __ATOMIC_RELAXED);
+		bool idle = allocs == b->decay_seen && spare == b->spare_seen;
+		if (!all) {
 			b->decay_seen = allocs;
-		if (!__atomic_load_n(&b->spare, __ATOMIC_RELAXED) || (!all && !idle))
+			b->spare_seen = spare;
+		}
+		if (!spare || (!all && !idle))
 			continue;
 		if (!sigctx_lock(&b->lock, irq, &was))
 			continue;
@@ -1649,8 +1653,12 @@ size_t runs_drain(void)
 
 /* The decay purge, every cache_decay_ms while the process works: a CPU's
  * array that did not move in the interval gives its objects back to their
- * runs, and a class that allocated nothing in the interval gives its spare
- * run back, so that a size used once does not keep its run. */
+ * runs, and a class that allocated nothing in the interval and had the
+ * same spare at the last decay gives it back, so that a size used once
+ * does not keep its run.  A spare this pass's drain made stays until the
+ * next: an array cycling one object reads the same count at each decay
+ * and is drained each time, and its class, which took from its array and
+ * not its bin, would lose the run and make a new one every interval. */
 size_t runs_decay(void)
 {
 	return give_back_spares(false);

@@ -10,7 +10,8 @@
  *     objects of 4160 bytes): held pages grow by the run, not per object;
  *     when every object is free one run per class is kept (cached, not
  *     held) and a second goes back; magpage_drain gives back the one kept,
- *     and so does the decay for a class left idle;
+ *     and so does the decay for a class left idle, while a class that
+ *     cycles one object keeps its run through the decays;
  *   - a fork child finds its parent's objects intact and can free them and
  *     allocate more;
  *   - threads freeing each other's objects, and a signal handler freeing
@@ -602,6 +603,44 @@ Test(runs, the_decay_gives_back_an_idle_classs_run)
 		     "the 5000-byte size's run was not given back");
 	cr_assert_eq(mp_report_counter("runs", "held"), held0 + 1,
 		     "the busy 4101-byte size's run should stay, the idle one's go");
+}
+
+/* A class that cycles one object keeps its run through the decays.  Its
+ * array reads the same count at each decay, so the decay empties it back
+ * into the run, which is then wholly free: the spare.  That spare must
+ * not go back to the zone in the same pass because the class took
+ * nothing from its bin in the interval (it took from its array): the
+ * next malloc would make a new run from the zone at every decay.  The
+ * thread stays on one CPU: one that moves takes from a run of its own
+ * (run_taker), a second one (bounded: eight decays or 5 s). */
+Test(runs, the_decay_keeps_the_run_of_a_class_that_cycles_one_object)
+{
+	cpu_set_t one;
+	if (!runs_on() || !mp_report_counter("runs", "cache_cpus"))
+		cr_skip_test("runs or their CPU caches off");
+	if (mp_conf_has("purge_delay_ms:0"))
+		cr_skip_test("no decay");
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+	mp.drain();
+	free(malloc(4101));
+	unsigned long long made0 = mp_report_counter("runs", "made");
+	unsigned long long drained = mp_report_counter("runs", "cache_drained");
+	int decays = 0;
+	for (int i = 0; i < 5000 && decays < 8; i++) {
+		free(malloc(4101));
+		free(malloc(20 * PAGE));     /* a zone call: the purge's ticks */
+		usleep(1000);
+		unsigned long long now = mp_report_counter("runs", "cache_drained");
+		decays += now != drained;
+		drained = now;
+	}
+	if (decays < 2)
+		cr_skip_test("the decay drained the array %d times in 5 s", decays);
+	cr_assert_leq(mp_report_counter("runs", "made") - made0, 1,
+		      "%llu runs made for one object cycled across %d decays",
+		      mp_report_counter("runs", "made") - made0, decays);
 }
 
 /* A class's depot that did not move in a decay interval goes back to the
